@@ -1,0 +1,17 @@
+// Registry of temporary output files. Outputs are written under a temporary
+// name and renamed when complete; if the job aborts first, `main` removes
+// whatever is still registered so nothing half-written is left behind.
+#pragma once
+
+#include <string>
+
+namespace segrec {
+
+/// "<path>.tmp-<pid>-<n>": a temporary sibling of `path` (call on one rank, broadcast).
+std::string temporary_name(const std::string& path);
+void register_temporary(const std::string& path);
+void unregister_temporary(const std::string& path);
+/// Unlinks every registered temporary (async-signal-unsafe; call from main's error path).
+void remove_registered_temporaries() noexcept;
+
+}  // namespace segrec

@@ -1,0 +1,63 @@
+// segrec info: version and build options, for bug reports.
+#include <H5public.h>
+#include <mpi.h>
+
+#include <Eigen/Core>
+#include <boost/version.hpp>
+#include <sstream>
+#include <thread>
+
+#include "command.hpp"
+
+namespace segrec::cli {
+namespace {
+
+class Info final : public Command {
+ public:
+  std::string name() const override { return "info"; }
+  std::string summary() const override { return "print the version and build options"; }
+  void add_options(po::options_description&) override {}
+  int run(const Context& ctx) override {
+    std::ostringstream os;
+    unsigned maj = 0, min = 0, rel = 0;
+    H5get_libversion(&maj, &min, &rel);
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(mpi, &len);
+    std::string mpi_s(mpi, static_cast<std::size_t>(len));
+    if (auto nl = mpi_s.find_first_of("\r\n,"); nl != std::string::npos) mpi_s.resize(nl);
+    os << "segrec " SEGREC_VERSION "\n"
+       << "compiler      " << __VERSION__ << "\n"
+       << "march         "
+#ifdef __AVX512F__
+       << "avx512f "
+#endif
+#ifdef __AVX2__
+       << "avx2 "
+#endif
+#ifdef __FMA__
+       << "fma "
+#endif
+       << "\n"
+       << "eigen         " << EIGEN_WORLD_VERSION << "." << EIGEN_MAJOR_VERSION << "."
+       << EIGEN_MINOR_VERSION << " (" << Eigen::SimdInstructionSetsInUse() << ")\n"
+       << "hdf5          " << maj << "." << min << "." << rel
+#ifdef H5_HAVE_PARALLEL
+       << " (parallel)\n"
+#else
+       << " (serial)\n"
+#endif
+       << "boost         " << BOOST_VERSION / 100000 << "." << BOOST_VERSION / 100 % 1000 << "\n"
+       << "mpi           " << mpi_s << "\n"
+       << "ranks         " << ctx.comm.size() << "\n"
+       << "hw threads    " << std::thread::hardware_concurrency() << "\n";
+    ctx.say(os.str());
+    return 0;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_info() { return std::make_unique<Info>(); }
+
+}  // namespace segrec::cli

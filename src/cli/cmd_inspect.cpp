@@ -1,0 +1,60 @@
+// segrec inspect FILE.h5: what a segrec file holds.
+#include <functional>
+#include <sstream>
+
+#include "command.hpp"
+#include "segrec/dataset.hpp"
+#include "segrec/h5.hpp"
+#include "segrec/params.hpp"
+
+namespace segrec::cli {
+namespace {
+
+class Inspect final : public Command {
+ public:
+  std::string name() const override { return "inspect"; }
+  std::string summary() const override { return "summarise any segrec HDF5 file"; }
+  std::string usage() const override { return "example: segrec inspect out/dataset.h5"; }
+  void add_options(po::options_description& d) override {
+    d.add_options()("file", po::value(&file_), "segrec HDF5 file (also positional)");
+  }
+  std::vector<std::string> positional() const override { return {"file"}; }
+
+  int run(const Context& ctx) override {
+    require(!file_.empty(), "file", file_, "give the file to inspect");
+    const h5::File f = h5::File::open_any(file_, ctx.comm);
+    std::ostringstream os;
+    const auto fmt = f.format();
+    os << file_ << ": " << fmt.name << " version " << fmt.version << "\n";
+    for (const char* a : {"segrec_version", "command_line"})
+      if (f.has_attr("/", a)) os << "  " << a << ": " << f.attr_string("/", a) << "\n";
+    if (f.has_attr("/", "ranks")) os << "  written by " << f.attr_int("/", "ranks") << " rank(s)\n";
+    std::function<void(const std::string&)> walk = [&](const std::string& g) {
+      for (const auto& n : f.list(g)) {
+        const std::string path = (g == "/" ? "/" : g + "/") + n;
+        if (!f.is_dataset(path)) {
+          os << "  " << path << "/\n";
+          walk(path);
+        } else {
+          const auto s = f.shape(path);
+          os << "  " << path << "  [" << s[0];
+          if (s.size() == 2) os << " x " << s[1];
+          os << "]\n";
+        }
+      }
+    };
+    walk("/");
+    if (fmt.name == kDatasetFormat.name) os << read_report(f).table();
+    ctx.say(os.str());
+    return 0;
+  }
+
+ private:
+  std::string file_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_inspect() { return std::make_unique<Inspect>(); }
+
+}  // namespace segrec::cli

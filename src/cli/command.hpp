@@ -1,0 +1,60 @@
+// The thin CLI layer: one Command per `segrec <command>`, each in its own
+// cmd_*.cpp. A command binds Boost.Program_options to its stage's parameter
+// struct, validates it in one place, and calls the stage.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "segrec/comm.hpp"
+
+namespace segrec::cli {
+
+namespace po = boost::program_options;
+
+/// Options every command accepts.
+struct CommonOptions {
+  std::uint64_t seed = 42;  ///< --seed: keys all randomness (with global user/item indices)
+  bool verbose = false;     ///< --verbose
+  bool quiet = false;       ///< --quiet
+  std::string config;       ///< --config FILE.ini
+};
+
+struct Context {
+  const Comm& comm;
+  const CommonOptions& common;
+  const po::variables_map& vm;
+  /// Prints on rank 0 unless --quiet.
+  void say(const std::string& text) const;
+};
+
+class Command {
+ public:
+  virtual ~Command() = default;
+  virtual std::string name() const = 0;
+  virtual std::string summary() const = 0;
+  /// Extra lines for --help (usage examples).
+  virtual std::string usage() const { return ""; }
+  /// Declares the options, bound to the command's parameter struct.
+  virtual void add_options(po::options_description& opts) = 0;
+  /// Names of options taken positionally, in order (e.g. "file").
+  virtual std::vector<std::string> positional() const { return {}; }
+  /// Validates parameters (throws UsageError) and runs; returns the exit code.
+  virtual int run(const Context& ctx) = 0;
+};
+
+std::unique_ptr<Command> make_generate();
+std::unique_ptr<Command> make_ingest();
+std::unique_ptr<Command> make_inspect();
+std::unique_ptr<Command> make_info();
+
+/// Every command, in the order --help lists them.
+std::vector<std::unique_ptr<Command>> all_commands();
+
+/// Peak resident memory of this process, in bytes.
+std::int64_t peak_rss_bytes();
+
+}  // namespace segrec::cli

@@ -1,0 +1,33 @@
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "command.hpp"
+
+namespace segrec::cli {
+
+void Context::say(const std::string& text) const {
+  if (comm.is_root() && !common.quiet) {
+    std::fputs(text.c_str(), stdout);
+    if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+}
+
+std::int64_t peak_rss_bytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;
+}
+
+std::vector<std::unique_ptr<Command>> all_commands() {
+  std::vector<std::unique_ptr<Command>> v;
+  v.push_back(make_generate());
+  v.push_back(make_ingest());
+  v.push_back(make_inspect());
+  v.push_back(make_info());
+  return v;
+}
+
+}  // namespace segrec::cli

@@ -1,0 +1,324 @@
+#include "segrec/comm.hpp"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "segrec/error.hpp"
+
+namespace segrec {
+
+namespace detail {
+struct MpiCommHandle {
+  MPI_Comm comm = MPI_COMM_NULL;
+  ~MpiCommHandle() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized && comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
+  }
+};
+}  // namespace detail
+
+namespace {
+
+void check_mpi(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  throw IoError(detail::concat("MPI error in ", what, ": ", std::string(msg, len)));
+}
+
+MPI_Datatype mpi_type(int id) {
+  switch (id) {
+    case 0:
+      return MPI_CHAR;
+    case 1:
+      return MPI_INT32_T;
+    case 2:
+      return MPI_INT64_T;
+    case 3:
+      return MPI_UINT32_T;
+    case 4:
+      return MPI_UINT64_T;
+    case 5:
+      return MPI_FLOAT;
+    case 6:
+      return MPI_DOUBLE;
+    case 7:
+      return MPI_UINT8_T;
+    case 8:
+      return MPI_UINT16_T;
+    default:
+      SEGREC_ASSERT(false, "bad dtype id ", id);
+  }
+}
+
+MPI_Op mpi_op(Op op) {
+  switch (op) {
+    case Op::kSum:
+      return MPI_SUM;
+    case Op::kMin:
+      return MPI_MIN;
+    case Op::kMax:
+      return MPI_MAX;
+  }
+  return MPI_SUM;
+}
+
+MPI_Comm as_mpi(const std::unique_ptr<detail::MpiCommHandle>& h) { return h->comm; }
+
+// Largest message one MPI call carries here: counts are ints.
+constexpr std::size_t kMaxChunk = std::size_t{1} << 30;
+
+}  // namespace
+
+// ---- environment -----------------------------------------------------------------
+
+MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
+  int provided = 0;
+  check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+MpiEnvironment::~MpiEnvironment() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+bool MpiEnvironment::initialized() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  return init && !fin;
+}
+
+void MpiEnvironment::abort(int code) {
+  if (initialized()) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+// ---- Comm ---------------------------------------------------------------------------
+
+Comm::Comm() : stats_(std::make_unique<CommStats>()) {}
+
+Comm Comm::world() {
+  SEGREC_ASSERT(MpiEnvironment::initialized(), "Comm::world() needs MPI");
+  Comm c;
+  c.handle_ = std::make_unique<detail::MpiCommHandle>();
+  check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &c.handle_->comm), "MPI_Comm_dup");
+  MPI_Comm_set_errhandler(c.handle_->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(c.handle_->comm, &c.rank_);
+  MPI_Comm_size(c.handle_->comm, &c.size_);
+  return c;
+}
+
+Comm Comm::world_or_serial() { return MpiEnvironment::initialized() ? world() : Comm(); }
+
+Comm::Comm(Comm&&) noexcept = default;
+Comm& Comm::operator=(Comm&&) noexcept = default;
+Comm::~Comm() = default;
+
+void* Comm::native() const { return handle_ ? reinterpret_cast<void*>(&handle_->comm) : nullptr; }
+
+Comm Comm::split(int color, int key) const {
+  Comm c;
+  if (!handle_) return c;
+  c.handle_ = std::make_unique<detail::MpiCommHandle>();
+  check_mpi(MPI_Comm_split(as_mpi(handle_), color, key, &c.handle_->comm), "MPI_Comm_split");
+  MPI_Comm_set_errhandler(c.handle_->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(c.handle_->comm, &c.rank_);
+  MPI_Comm_size(c.handle_->comm, &c.size_);
+  return c;
+}
+
+void Comm::barrier() const {
+  if (handle_) check_mpi(MPI_Barrier(as_mpi(handle_)), "MPI_Barrier");
+}
+
+void Comm::allreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const {
+  if (!handle_ || n == 0) return;
+  stats_->allreduce_calls++;
+  stats_->allreduce_bytes += n * elem;
+  auto* p = static_cast<char*>(data);
+  const std::size_t step = kMaxChunk / elem;
+  for (std::size_t off = 0; off < n; off += step) {
+    const auto cnt = static_cast<int>(std::min(step, n - off));
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, p + off * elem, cnt, mpi_type(dtype), mpi_op(op),
+                            as_mpi(handle_)),
+              "MPI_Allreduce");
+  }
+}
+
+ValueIndex Comm::allreduce_maxloc(ValueIndex v) const {
+  // Two reductions keep the tie rule exact and the index 64-bit.
+  const double best = allreduce_value(v.value, Op::kMax);
+  const std::int64_t idx = v.value == best ? v.index : INT64_MAX;
+  return {best, allreduce_value(idx, Op::kMin)};
+}
+
+std::int64_t Comm::exscan_sum(std::int64_t v) const {
+  if (!handle_) return 0;
+  std::int64_t out = 0;
+  stats_->allreduce_calls++;
+  stats_->allreduce_bytes += sizeof v;
+  check_mpi(MPI_Exscan(&v, &out, 1, MPI_INT64_T, MPI_SUM, as_mpi(handle_)), "MPI_Exscan");
+  return rank_ == 0 ? 0 : out;
+}
+
+void Comm::broadcast_raw(void* data, std::size_t bytes, int root) const {
+  if (!handle_ || bytes == 0) return;
+  stats_->bcast_calls++;
+  if (rank_ == root) stats_->bcast_bytes += bytes;
+  auto* p = static_cast<char*>(data);
+  for (std::size_t off = 0; off < bytes; off += kMaxChunk) {
+    const auto cnt = static_cast<int>(std::min(kMaxChunk, bytes - off));
+    check_mpi(MPI_Bcast(p + off, cnt, MPI_BYTE, root, as_mpi(handle_)), "MPI_Bcast");
+  }
+}
+
+void Comm::broadcast(std::string& s, int root) const {
+  std::uint64_t n = s.size();
+  broadcast(std::span<std::uint64_t>(&n, 1), root);
+  s.resize(n);
+  broadcast_raw(s.data(), n, root);
+}
+
+std::vector<char> Comm::allgatherv_raw(const void* data, std::size_t bytes,
+                                       std::vector<std::int64_t>& counts) const {
+  if (!handle_) {
+    counts.assign(1, static_cast<std::int64_t>(bytes));
+    const auto* p = static_cast<const char*>(data);
+    return std::vector<char>(p, p + bytes);
+  }
+  stats_->gather_calls++;
+  stats_->gather_bytes += bytes * static_cast<std::uint64_t>(size_ - 1);
+  counts.assign(size_, 0);
+  auto mine = static_cast<std::int64_t>(bytes);
+  check_mpi(MPI_Allgather(&mine, 1, MPI_INT64_T, counts.data(), 1, MPI_INT64_T, as_mpi(handle_)),
+            "MPI_Allgather");
+  std::int64_t total = 0;
+  for (auto c : counts) total += c;
+  std::vector<char> out(static_cast<std::size_t>(total));
+  if (total <= INT_MAX) {
+    std::vector<int> c(size_), d(size_);
+    for (int r = 0, off = 0; r < size_; ++r) {
+      c[r] = static_cast<int>(counts[r]);
+      d[r] = off;
+      off += c[r];
+    }
+    check_mpi(MPI_Allgatherv(data, static_cast<int>(bytes), MPI_BYTE, out.data(), c.data(),
+                             d.data(), MPI_BYTE, as_mpi(handle_)),
+              "MPI_Allgatherv");
+    return out;
+  }
+  // Over 2 GiB in total: one chunked broadcast per rank.
+  std::size_t off = 0;
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_ && bytes) std::memcpy(out.data() + off, data, bytes);
+    for (std::size_t o = 0; o < static_cast<std::size_t>(counts[r]); o += kMaxChunk) {
+      const auto cnt = static_cast<int>(std::min(kMaxChunk, counts[r] - o));
+      check_mpi(MPI_Bcast(out.data() + off + o, cnt, MPI_BYTE, r, as_mpi(handle_)), "MPI_Bcast");
+    }
+    off += static_cast<std::size_t>(counts[r]);
+  }
+  return out;
+}
+
+std::vector<std::string> Comm::allgather_strings(const std::string& s) const {
+  std::vector<std::int64_t> counts;
+  std::vector<char> flat = allgatherv(std::span<const char>(s.data(), s.size()), &counts);
+  std::vector<std::string> out;
+  std::size_t off = 0;
+  for (auto c : counts) {
+    out.emplace_back(flat.data() + off, static_cast<std::size_t>(c));
+    off += static_cast<std::size_t>(c);
+  }
+  return out;
+}
+
+std::vector<char> Comm::alltoallv_raw(const std::vector<std::span<const char>>& send,
+                                      std::vector<std::int64_t>& recv_counts) const {
+  SEGREC_ASSERT(static_cast<int>(send.size()) == size_, "alltoallv needs one buffer per rank");
+  if (!handle_) {
+    recv_counts.assign(1, static_cast<std::int64_t>(send[0].size()));
+    return std::vector<char>(send[0].begin(), send[0].end());
+  }
+  stats_->alltoall_calls++;
+  std::vector<std::int64_t> send_counts(size_);
+  std::int64_t send_total = 0;
+  for (int r = 0; r < size_; ++r) {
+    send_counts[r] = static_cast<std::int64_t>(send[r].size());
+    send_total += send_counts[r];
+    if (r != rank_) stats_->alltoall_bytes += send[r].size();
+  }
+  recv_counts.assign(size_, 0);
+  check_mpi(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T,
+                         as_mpi(handle_)),
+            "MPI_Alltoall");
+  std::int64_t recv_total = 0;
+  for (auto c : recv_counts) recv_total += c;
+  std::vector<char> out(static_cast<std::size_t>(recv_total));
+  // The small-message path needs every count and displacement to fit an int on every rank.
+  const std::int64_t big = allreduce_value(std::max(send_total, recv_total), Op::kMax);
+  if (big <= INT_MAX) {
+    std::vector<char> flat(static_cast<std::size_t>(send_total));
+    std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
+    for (int r = 0, so = 0, ro = 0; r < size_; ++r) {
+      if (!send[r].empty()) std::memcpy(flat.data() + so, send[r].data(), send[r].size());
+      sc[r] = static_cast<int>(send_counts[r]);
+      sd[r] = so;
+      so += sc[r];
+      rc[r] = static_cast<int>(recv_counts[r]);
+      rd[r] = ro;
+      ro += rc[r];
+    }
+    check_mpi(MPI_Alltoallv(flat.data(), sc.data(), sd.data(), MPI_BYTE, out.data(), rc.data(),
+                            rd.data(), MPI_BYTE, as_mpi(handle_)),
+              "MPI_Alltoallv");
+    return out;
+  }
+  // Large exchange: pairwise rounds, each message cut into chunks of at most 1 GiB.
+  std::vector<std::size_t> roff(size_ + 1, 0);
+  for (int r = 0; r < size_; ++r) roff[r + 1] = roff[r] + static_cast<std::size_t>(recv_counts[r]);
+  for (int step = 0; step < size_; ++step) {
+    const int to = (rank_ + step) % size_;
+    const int from = (rank_ - step + size_) % size_;
+    const std::size_t ns = send[to].size(), nr = static_cast<std::size_t>(recv_counts[from]);
+    const std::size_t rounds =
+        std::max((ns + kMaxChunk - 1) / kMaxChunk, (nr + kMaxChunk - 1) / kMaxChunk);
+    for (std::size_t i = 0; i < rounds; ++i) {
+      const std::size_t so = i * kMaxChunk, ro = i * kMaxChunk;
+      const int sn = so < ns ? static_cast<int>(std::min(kMaxChunk, ns - so)) : 0;
+      const int rn = ro < nr ? static_cast<int>(std::min(kMaxChunk, nr - ro)) : 0;
+      check_mpi(MPI_Sendrecv(send[to].data() + (sn ? so : 0), sn, MPI_BYTE, to, 7,
+                             out.data() + roff[from] + (rn ? ro : 0), rn, MPI_BYTE, from, 7,
+                             as_mpi(handle_), MPI_STATUS_IGNORE),
+                "MPI_Sendrecv");
+    }
+  }
+  return out;
+}
+
+void Comm::check_all(const std::string& local_error, int code) const {
+  const int failing = local_error.empty() ? size_ : rank_;
+  const int first = allreduce_value(failing, Op::kMin);
+  if (first == size_) return;
+  std::string msg = local_error;
+  int c = code;
+  broadcast(msg, first);
+  broadcast(std::span<int>(&c, 1), first);
+  throw Error(msg, c, /*collective=*/true);
+}
+
+Block block_partition(std::int64_t n, int parts, int part) {
+  const std::int64_t q = n / parts, r = n % parts;
+  const std::int64_t b = part * q + std::min<std::int64_t>(part, r);
+  return {b, b + q + (part < r ? 1 : 0)};
+}
+
+}  // namespace segrec

@@ -1,0 +1,40 @@
+#include "segrec/tempfile.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+namespace segrec {
+
+namespace {
+std::mutex g_mutex;
+std::set<std::string>& registry() {
+  static std::set<std::string> s;
+  return s;
+}
+std::atomic<int> g_counter{0};
+}  // namespace
+
+std::string temporary_name(const std::string& path) {
+  return path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++);
+}
+
+void register_temporary(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  registry().insert(path);
+}
+
+void unregister_temporary(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  registry().erase(path);
+}
+
+void remove_registered_temporaries() noexcept {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  for (const auto& p : registry()) ::unlink(p.c_str());
+  registry().clear();
+}
+
+}  // namespace segrec
