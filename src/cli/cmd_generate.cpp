@@ -2,5 +2,4 @@
 #include "command.hpp"
 namespace segrec::cli {
 std::unique_ptr<Command> make_generate() { return nullptr; }
-std::unique_ptr<Command> make_ingest() { return nullptr; }
 }  // namespace segrec::cli
