@@ -243,65 +243,55 @@ std::vector<std::string> Comm::allgather_strings(const std::string& s) const {
 
 std::vector<char> Comm::alltoallv_raw(const std::vector<std::span<const char>>& send,
                                       std::vector<std::int64_t>& recv_counts) const {
+  std::vector<char> out;
+  alltoallv_into(send, recv_counts, [&](std::size_t bytes) {
+    out.resize(bytes);
+    return out.data();
+  });
+  return out;
+}
+
+void Comm::alltoallv_into(const std::vector<std::span<const char>>& send,
+                          std::vector<std::int64_t>& recv_counts,
+                          const std::function<char*(std::size_t)>& alloc) const {
   SEGREC_ASSERT(static_cast<int>(send.size()) == size_, "alltoallv needs one buffer per rank");
   if (!handle_) {
     recv_counts.assign(1, static_cast<std::int64_t>(send[0].size()));
-    return std::vector<char>(send[0].begin(), send[0].end());
+    char* out = alloc(send[0].size());
+    if (!send[0].empty()) std::memcpy(out, send[0].data(), send[0].size());
+    return;
   }
   stats_->alltoall_calls++;
   std::vector<std::int64_t> send_counts(size_);
-  std::int64_t send_total = 0;
   for (int r = 0; r < size_; ++r) {
     send_counts[r] = static_cast<std::int64_t>(send[r].size());
-    send_total += send_counts[r];
     if (r != rank_) stats_->alltoall_bytes += send[r].size();
   }
   recv_counts.assign(size_, 0);
   check_mpi(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T,
                          as_mpi(handle_)),
             "MPI_Alltoall");
-  std::int64_t recv_total = 0;
-  for (auto c : recv_counts) recv_total += c;
-  std::vector<char> out(static_cast<std::size_t>(recv_total));
-  // The small-message path needs every count and displacement to fit an int on every rank.
-  const std::int64_t big = allreduce_value(std::max(send_total, recv_total), Op::kMax);
-  if (big <= INT_MAX) {
-    std::vector<char> flat(static_cast<std::size_t>(send_total));
-    std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
-    for (int r = 0, so = 0, ro = 0; r < size_; ++r) {
-      if (!send[r].empty()) std::memcpy(flat.data() + so, send[r].data(), send[r].size());
-      sc[r] = static_cast<int>(send_counts[r]);
-      sd[r] = so;
-      so += sc[r];
-      rc[r] = static_cast<int>(recv_counts[r]);
-      rd[r] = ro;
-      ro += rc[r];
-    }
-    check_mpi(MPI_Alltoallv(flat.data(), sc.data(), sd.data(), MPI_BYTE, out.data(), rc.data(),
-                            rd.data(), MPI_BYTE, as_mpi(handle_)),
-              "MPI_Alltoallv");
-    return out;
-  }
-  // Large exchange: pairwise rounds, each message cut into chunks of at most 1 GiB.
   std::vector<std::size_t> roff(size_ + 1, 0);
   for (int r = 0; r < size_; ++r) roff[r + 1] = roff[r] + static_cast<std::size_t>(recv_counts[r]);
+  char* out = alloc(roff[size_]);
+  // Pairwise rounds: no packed copy of the send side, no int overflow; each
+  // message is cut into chunks of at most 1 GiB.
   for (int step = 0; step < size_; ++step) {
     const int to = (rank_ + step) % size_;
     const int from = (rank_ - step + size_) % size_;
     const std::size_t ns = send[to].size(), nr = static_cast<std::size_t>(recv_counts[from]);
-    const std::size_t rounds =
-        std::max((ns + kMaxChunk - 1) / kMaxChunk, (nr + kMaxChunk - 1) / kMaxChunk);
+    const std::size_t rounds = std::max<std::size_t>(
+        1, std::max((ns + kMaxChunk - 1) / kMaxChunk, (nr + kMaxChunk - 1) / kMaxChunk));
     for (std::size_t i = 0; i < rounds; ++i) {
-      const std::size_t so = i * kMaxChunk, ro = i * kMaxChunk;
-      const int sn = so < ns ? static_cast<int>(std::min(kMaxChunk, ns - so)) : 0;
-      const int rn = ro < nr ? static_cast<int>(std::min(kMaxChunk, nr - ro)) : 0;
-      check_mpi(MPI_Sendrecv(send[to].data() + (sn ? so : 0), sn, MPI_BYTE, to, 7,
-                             out.data() + roff[from] + (rn ? ro : 0), rn, MPI_BYTE, from, 7,
+      const std::size_t o = i * kMaxChunk;
+      const int sn = o < ns ? static_cast<int>(std::min(kMaxChunk, ns - o)) : 0;
+      const int rn = o < nr ? static_cast<int>(std::min(kMaxChunk, nr - o)) : 0;
+      check_mpi(MPI_Sendrecv(send[to].data() + (sn ? o : 0), sn, MPI_BYTE, to, 7,
+                             out + roff[from] + (rn ? o : 0), rn, MPI_BYTE, from, 7,
                              as_mpi(handle_), MPI_STATUS_IGNORE),
                 "MPI_Sendrecv");
     }
   }
-  return out;
 }
 
 void Comm::check_all(const std::string& local_error, int code) const {

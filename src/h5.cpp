@@ -366,6 +366,7 @@ std::int64_t File::write_impl(const std::string& name, hid_t type, const void* d
   Handle dset(H5Dcreate2(file_.id(), name.c_str(), type, fspace.id(), H5P_DEFAULT, H5P_DEFAULT,
                          H5P_DEFAULT),
               H5Dclose, ("cannot create dataset '" + name + "' in '" + path_ + "'").c_str());
+  if (rows_total == 0) return offset;  // nothing is allocated for an empty dataset
   // Replicated data is written by rank 0 alone; every rank still joins the call.
   const bool mine = partitioned || comm_->is_root();
   const hsize_t count[2] = {static_cast<hsize_t>(mine ? rows_local : 0),
@@ -394,6 +395,7 @@ void File::read_impl(const std::string& name, hid_t type, void* data, std::int64
                         std::to_string(row_begin + row_count) + ") are outside dataset '" + name +
                         "' of " + std::to_string(s[0]) + " rows",
                     false);
+  if (s[0] == 0 || width == 0) return;  // an empty dataset has no storage to read
   Handle dset(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT), H5Dclose,
               ("cannot open dataset '" + name + "'").c_str());
   Handle fspace(H5Dget_space(dset.id()), H5Sclose, "H5Dget_space");

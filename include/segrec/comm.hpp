@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -195,6 +196,30 @@ class Comm {
     return out;
   }
 
+  /// Flat all-to-all: `send` holds the messages for ranks 0..P-1 back to back,
+  /// send_counts[r] elements for rank r. Returns everything received, by source
+  /// rank, with recv_counts[r] elements from rank r. Peak memory is send + receive.
+  template <class T>
+  std::vector<T> alltoallv_flat(const std::vector<T>& send,
+                                const std::vector<std::int64_t>& send_counts,
+                                std::vector<std::int64_t>& recv_counts) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    std::vector<std::span<const char>> views;
+    std::size_t off = 0;
+    for (int r = 0; r < size_; ++r) {
+      const auto n = static_cast<std::size_t>(send_counts[r]) * sizeof(T);
+      views.emplace_back(reinterpret_cast<const char*>(send.data()) + off, n);
+      off += n;
+    }
+    std::vector<T> out;
+    alltoallv_into(views, recv_counts, [&](std::size_t bytes) {
+      out.resize(bytes / sizeof(T));
+      return reinterpret_cast<char*>(out.data());
+    });
+    for (auto& c : recv_counts) c /= static_cast<std::int64_t>(sizeof(T));
+    return out;
+  }
+
   /// Raises the same error on every rank when any rank reports a failure:
   /// each rank passes its own message ("" = ok); if any is non-empty, every rank
   /// throws a collective Error with the lowest failing rank's message and code.
@@ -213,6 +238,10 @@ class Comm {
                                    std::vector<std::int64_t>& counts) const;
   std::vector<char> alltoallv_raw(const std::vector<std::span<const char>>& send,
                                   std::vector<std::int64_t>& recv_counts) const;
+  /// Receives into storage from `alloc(total_bytes)`; recv_counts are in bytes.
+  void alltoallv_into(const std::vector<std::span<const char>>& send,
+                      std::vector<std::int64_t>& recv_counts,
+                      const std::function<char*(std::size_t)>& alloc) const;
 
   std::unique_ptr<detail::MpiCommHandle> handle_;
   int rank_ = 0;
