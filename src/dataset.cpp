@@ -1,5 +1,7 @@
 #include "segrec/dataset.hpp"
 
+#include "segrec/fault.hpp"
+
 #include <iomanip>
 #include <numeric>
 #include <sstream>
@@ -106,6 +108,7 @@ void write_dataset(const std::string& path, const Dataset& ds, const Comm& comm)
   write_local(f, "/interactions/weights", ds.weights);
   write_local(f, "/interactions/counts", ds.counts, std::max<std::int64_t>(1, ds.n_types()));
 
+  fault_point("dataset.write", comm);
   write_indptr(f, "/log/indptr", ds.log_ptr, comm);
   write_local(f, "/log/item", ds.log_item);
   write_local(f, "/log/type", ds.log_type);

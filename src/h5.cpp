@@ -63,9 +63,12 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 }
 
 void Handle::reset() {
-  // While an exception unwinds a parallel job, other ranks may never reach the
-  // matching collective close: leak the handle, the job is ending anyway.
-  if (id_ >= 0 && closer_ && !(g_parallel_io && std::uncaught_exceptions() > 0)) closer_(id_);
+  // While a local error unwinds a parallel job, other ranks may never reach the
+  // matching collective close: leak the handle, the job is being aborted anyway.
+  // A collective error unwinds every rank alike, so closing stays matched.
+  const bool local_unwind =
+      g_parallel_io && std::uncaught_exceptions() > 0 && !detail::last_error_collective;
+  if (id_ >= 0 && closer_ && !local_unwind) closer_(id_);
   id_ = H5I_INVALID_HID;
 }
 
@@ -177,7 +180,7 @@ File& File::operator=(File&&) noexcept = default;
 File::~File() {
   if (!writable_ || tmp_path_.empty()) return;
   file_.reset();
-  if (comm_ && comm_->is_root()) ::unlink(tmp_path_.c_str());
+  ::unlink(tmp_path_.c_str());  // on every rank: the one unwinding may not be rank 0
   unregister_temporary(tmp_path_);
 }
 
@@ -413,6 +416,19 @@ void File::read_impl(const std::string& name, hid_t type, void* data, std::int64
   Handle xfer = dxpl();
   check(H5Dread(dset.id(), type, mspace.id(), fspace.id(), xfer.id(), data),
         "reading dataset '" + name + "' from '" + path_ + "'");
+}
+
+std::vector<char> File::read_bytes(const std::string& name) const {
+  const auto s = shape(name);
+  Handle dset(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT), H5Dclose,
+              ("cannot open dataset '" + name + "'").c_str());
+  Handle ftype(H5Dget_type(dset.id()), H5Tclose, "H5Dget_type");
+  Handle mtype(H5Tget_native_type(ftype.id(), H5T_DIR_ASCEND), H5Tclose, "H5Tget_native_type");
+  std::size_t n = H5Tget_size(mtype.id());
+  for (auto d : s) n *= static_cast<std::size_t>(d);
+  std::vector<char> out(n);
+  read_impl(name, mtype.id(), out.data(), 0, s[0]);
+  return out;
 }
 
 void File::write_strings(const std::string& name, const std::vector<std::string>& local,

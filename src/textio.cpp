@@ -199,7 +199,7 @@ OrderedWriter::OrderedWriter(const std::string& path, const Comm& comm) : comm_(
 OrderedWriter::~OrderedWriter() {
   if (fd_ >= 0) ::close(fd_);
   if (!done_) {
-    if (comm_.is_root()) ::unlink(tmp_.c_str());
+    ::unlink(tmp_.c_str());
     unregister_temporary(tmp_);
   }
 }

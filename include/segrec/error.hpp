@@ -22,10 +22,18 @@ enum ExitCode : int {
 /// to raise the same error at the same point (for example a validation of
 /// allreduced figures); `main` then prints it once from rank 0 and exits
 /// cleanly instead of aborting the job.
+namespace detail {
+/// Kind of the most recently created Error: lets RAII handles decide during
+/// unwinding whether every rank is unwinding too (see h5::Handle::reset).
+inline thread_local bool last_error_collective = false;
+}  // namespace detail
+
 class Error : public std::runtime_error {
  public:
   Error(const std::string& msg, int code, bool collective = false)
-      : std::runtime_error(msg), code_(code), collective_(collective) {}
+      : std::runtime_error(msg), code_(code), collective_(collective) {
+    detail::last_error_collective = collective;
+  }
   int code() const noexcept { return code_; }
   bool collective() const noexcept { return collective_; }
 

@@ -155,6 +155,9 @@ class File {
     return read_rows<T>(name, 0, shape(name)[0]);
   }
 
+  /// The whole dataset's raw bytes in its native in-memory type (for digests).
+  std::vector<char> read_bytes(const std::string& name) const;
+
   /// Fixed-length strings, row-partitioned (one per local row) or replicated.
   void write_strings(const std::string& name, const std::vector<std::string>& local,
                      bool partitioned);

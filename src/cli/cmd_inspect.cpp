@@ -1,4 +1,5 @@
 // segrec inspect FILE.h5: what a segrec file holds.
+#include <cstdio>
 #include <functional>
 #include <sstream>
 
@@ -16,7 +17,9 @@ class Inspect final : public Command {
   std::string summary() const override { return "summarise any segrec HDF5 file"; }
   std::string usage() const override { return "example: segrec inspect out/dataset.h5"; }
   void add_options(po::options_description& d) override {
-    d.add_options()("file", po::value(&file_), "segrec HDF5 file (also positional)");
+    d.add_options()("file", po::value(&file_), "segrec HDF5 file (also positional)")(
+        "digest", po::bool_switch(&digest_),
+        "print a content digest of every dataset (compare two runs; provenance excluded)");
   }
   std::vector<std::string> positional() const override { return {"file"}; }
 
@@ -39,7 +42,9 @@ class Inspect final : public Command {
           const auto s = f.shape(path);
           os << "  " << path << "  [" << s[0];
           if (s.size() == 2) os << " x " << s[1];
-          os << "]\n";
+          os << "]";
+          if (digest_) os << "  digest " << digest(f.read_bytes(path));
+          os << "\n";
         }
       }
     };
@@ -50,7 +55,16 @@ class Inspect final : public Command {
   }
 
  private:
+  // FNV-1a over the bytes, as 16 hex digits.
+  static std::string digest(const std::vector<char>& bytes) {
+    std::uint64_t h = 1469598103934665603ULL;
+    for (char c : bytes) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+  }
   std::string file_;
+  bool digest_ = false;
 };
 
 }  // namespace

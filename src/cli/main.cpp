@@ -56,7 +56,8 @@ void print_program_help(const Comm& comm) {
 std::set<std::string> all_option_names() {
   std::set<std::string> names;
   CommonOptions c;
-  for (const auto& o : common_options(c).options()) names.insert(o->long_name());
+  const po::options_description common = common_options(c);
+  for (const auto& o : common.options()) names.insert(o->long_name());
   for (const auto& cmd : all_commands()) {
     po::options_description d;
     cmd->add_options(d);

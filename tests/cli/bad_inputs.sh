@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The bad-input table: each case exits non-zero with a one-line message naming
+# the problem (and file:line where there is one), leaves no output, never hangs.
+source "$(dirname "$0")/lib.sh"
+
+D="$WORK/in"; mkdir -p "$D"
+H='user_id,item_id,event,timestamp,value'
+good() { for i in $(seq 1 "$1"); do echo "u$((i % 7)),i$((i % 11)),view,$((1700000000 + i)),1"; done; }
+
+printf '' >"$D/empty.csv"
+echo "$H" >"$D/header_only.csv"
+{ echo "user_id,event,timestamp"; echo "u1,view,1700000000"; } >"$D/no_item.csv"
+{ echo "item_id,event,timestamp"; echo "i1,view,1700000000"; } >"$D/no_user.csv"
+{ echo "$H"; good 20; printf 'u\xff\xfe,i1,view,1700000000,1\n'; } >"$D/non_utf8.csv"
+{ echo "$H"; good 20; printf 'u1,'; head -c 10485760 /dev/zero | tr '\0' 'x'; echo ',view,1700000000,1'; } >"$D/long_line.csv"
+{ echo "$H"; good 20; echo "u1,i1,view,1700000000,NaN"; } >"$D/nan.csv"
+{ echo "$H"; good 20; echo "u1,i1,view,-5,1"; } >"$D/neg_time.csv"
+{ echo "$H"; good 20; echo "u1,i1,view,99999999999,1"; } >"$D/absurd_time.csv"
+{ echo "$H"; good 98; echo "u1,i1,view"; echo "u2,,view,1700000000,1"; } >"$D/two_percent.csv"
+{ echo "$H"; good 200; echo "u1,i1,view"; } >"$D/half_percent.csv"
+
+OUT="$WORK/o/d.h5"
+for np in 1 2; do
+  expect_fail "missing file" $np 3 "nope.csv': no such file" ingest --events "$D/nope.csv" --out "$OUT"
+  expect_fail "a directory" $np 3 "is a directory" ingest --events "$D" --out "$OUT"
+  expect_fail "empty file" $np 3 "empty.csv' is empty" ingest --events "$D/empty.csv" --out "$OUT"
+  expect_fail "header only" $np 3 "no data rows in '.*header_only.csv'" \
+    ingest --events "$D/header_only.csv" --out "$OUT"
+  expect_fail "no user column" $np 3 "no_user.csv:1: no user column" \
+    ingest --events "$D/no_user.csv" --out "$OUT"
+  expect_fail "no item column" $np 3 "no_item.csv:1: no item column" \
+    ingest --events "$D/no_item.csv" --out "$OUT"
+  expect_fail "wrong delimiter" $np 3 "no user column in header.*delimiter ';'" \
+    ingest --events "$D/nan.csv" --delimiter ';' --out "$OUT"
+  expect_fail "non-UTF-8 id" $np 3 "non_utf8.csv:22: invalid UTF-8" \
+    ingest --events "$D/non_utf8.csv" --out "$OUT"
+  expect_fail "10 MB line" $np 3 "long_line.csv:22: line too long" \
+    ingest --events "$D/long_line.csv" --out "$OUT"
+  expect_fail "NaN value" $np 3 "nan.csv:22: non-finite value" ingest --events "$D/nan.csv" --out "$OUT"
+  expect_fail "negative timestamp" $np 3 "neg_time.csv:22: bad time" \
+    ingest --events "$D/neg_time.csv" --out "$OUT"
+  expect_fail "absurd timestamp" $np 3 "absurd_time.csv:22: bad time" \
+    ingest --events "$D/absurd_time.csv" --out "$OUT"
+  expect_fail "over 1% bad rows" $np 3 "2 of 100 \(2.00%\).*two_percent.csv:100: field count" \
+    ingest --events "$D/two_percent.csv" --out "$OUT"
+  expect_fail "unwritable output" $np 4 "does not exist" \
+    ingest --events "$D/half_percent.csv" --out "$WORK/o/missing/dir/d.h5"
+done
+
+# Under the 1% limit the bad row is dropped, counted and shown with file:line.
+seg 2 ingest --events "$D/half_percent.csv" --out "$WORK/ok.h5" &&
+  grep -qE "dropped: field count +1 " "$WORK/out" && grep -q "half_percent.csv:202: field count" "$WORK/out" &&
+  ok "0.5% bad rows are dropped and reported" || bad "half percent: $(cat "$WORK/out" "$WORK/err")"
+
+# HDF5 inputs: an HDF5 file of another kind, and a truncated one.
+cp "$WORK/ok.h5" "$D/dataset.h5"
+for np in 1 2; do
+  expect_fail "HDF5 file as events" $np 3 "is an HDF5 file, not an event log" \
+    ingest --events "$D/dataset.h5" --out "$OUT"
+  expect_fail "text file as HDF5" $np 3 "is not an HDF5 file" inspect "$D/nan.csv"
+done
+head -c $(( $(stat -c %s "$D/dataset.h5") / 2 )) "$D/dataset.h5" >"$D/truncated.h5"
+for np in 1 2; do
+  expect_fail "truncated HDF5" $np 3 "truncated.h5' \(truncated or damaged" inspect "$D/truncated.h5"
+done
+finish
