@@ -372,7 +372,7 @@ void Ingest::read_file(int index, const FileSpec& fs) {
   std::string_view line;
   bool too_long = false;
   std::int64_t n_lines = 0;
-  const std::uint16_t default_type = local_type(fs.default_event);
+  int default_type = -1;  // interned on first use, so an unused default adds no type
   const auto max_line = static_cast<std::size_t>(p_.max_line_bytes);
   auto bad = [&](int reason, const std::string& detail) {
     ++bad_[reason];
@@ -417,7 +417,12 @@ void Ingest::read_file(int index, const FileSpec& fs) {
     e.time = row.has_time ? row.time : 0.0;
     e.value = row.has_value ? static_cast<float>(row.value) : 0.0f;
     e.has_value = row.has_value ? 1 : 0;
-    e.type = row.event.empty() ? default_type : local_type(row.event);
+    if (row.event.empty()) {
+      if (default_type < 0) default_type = local_type(fs.default_event);
+      e.type = static_cast<std::uint16_t>(default_type);
+    } else {
+      e.type = local_type(row.event);
+    }
     rows_.push_back(e);
   }
   line_base_[index] = comm_.exscan_sum(n_lines);
@@ -726,7 +731,8 @@ void Ingest::filter() {
       e.user = static_cast<std::uint32_t>(nu);
       rows_[out++] = e;
     }
-    my_users_[nu++] = std::move(my_users_[u]);
+    if (nu != u) my_users_[nu] = std::move(my_users_[u]);
+    ++nu;
     ptr.push_back(static_cast<std::int64_t>(out));
   }
   rows_.resize(out);
