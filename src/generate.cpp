@@ -347,20 +347,24 @@ class UserGenerator {
 
   // Spreads the sessions over the period: gaps of at least kSessionGap, the
   // slack distributed as sorted uniform offsets. Makes event times absolute.
+  // A period too short for the gaps shrinks them (to 1 s at least).
   void place_sessions(Rng& r) {
-    const auto n = sessions_.size();
-    std::int64_t needed = static_cast<std::int64_t>(n - 1) * kSessionGap;
-    for (const auto& s : sessions_) needed += s.duration;
-    const std::int64_t slack = std::max<std::int64_t>(0, period_ - 1 - needed);
-    offsets_.resize(n);
+    const auto n = static_cast<std::int64_t>(sessions_.size());
+    std::int64_t busy = 0;
+    for (const auto& s : sessions_) busy += s.duration;
+    std::int64_t gap = kSessionGap;
+    if (n > 1 && busy + (n - 1) * gap > period_ - 1)
+      gap = std::max<std::int64_t>(1, (period_ - 1 - busy) / (n - 1));
+    const std::int64_t slack = std::max<std::int64_t>(0, period_ - 1 - busy - (n - 1) * gap);
+    offsets_.resize(sessions_.size());
     for (auto& o : offsets_) o = r.below(slack + 1);
     std::sort(offsets_.begin(), offsets_.end());
     std::int64_t before = 0;  // durations and gaps of the earlier sessions
-    for (std::size_t k = 0; k < n; ++k) {
+    for (std::size_t k = 0; k < sessions_.size(); ++k) {
       const std::int64_t base = start_ + offsets_[k] + before;
-      const std::size_t end = k + 1 < n ? sessions_[k + 1].first : ev_.size();
+      const std::size_t end = k + 1 < sessions_.size() ? sessions_[k + 1].first : ev_.size();
       for (std::size_t i = sessions_[k].first; i < end; ++i) ev_[i].time += base;
-      before += sessions_[k].duration + kSessionGap;
+      before += sessions_[k].duration + gap;
     }
   }
 

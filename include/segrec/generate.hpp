@@ -11,12 +11,16 @@
 // segments overlap as little as the category count allows) and has its own
 // funnel rates: P(cart | view) in [0.03, 0.30] and P(purchase | cart) in
 // [0.2, 0.8], spread over the segments so some are browsers and some heavy
-// buyers. A user gets a uniform segment, a lognormal number of views (mean set
-// so that views + carts + purchases average `events_per_user`), grouped into
+// buyers. A user gets a uniform segment, a lognormal number of views (at least
+// one; mean set so that views + carts + purchases average `events_per_user`;
+// half of the views in a preferred category follow the segment's own
+// popularity order, a rotation of the category's), grouped into
 // sessions of about 5 views. A session mostly stays in one category; a share
 // `affinity` of the views falls in the segment's categories. Within a session
 // events are 1 s..16 min apart (views carry their dwell time, up to 900 s);
-// sessions are at least 31 min apart and all lie in [start, start + days).
+// sessions are at least 31 min apart (closer only when the period is too short
+// for a user's sessions) and lie in [start, start + days) unless a user's
+// sessions alone outlast the period.
 // Carts follow the viewed item; the session ends with the purchases of some
 // carted items (value = the cart's quantity).
 //

@@ -1,4 +1,5 @@
 // segrec generate: a synthetic behaviour log with planted segments.
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 
@@ -7,6 +8,12 @@
 
 namespace segrec::cli {
 namespace {
+
+// Shortest text that reads back as v ("1.1", not "1.1000000000000001").
+std::string shortest(double v) {
+  char buf[32];
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
 
 class Generate final : public Command {
  public:
@@ -25,16 +32,19 @@ class Generate final : public Command {
         "items", po::value(&p_.items)->default_value(p_.items), "number of items")(
         "segments", po::value(&p_.segments)->default_value(p_.segments), "planted segments")(
         "categories", po::value(&p_.categories)->default_value(p_.categories), "item categories")(
-        "events-per-user", po::value(&p_.events_per_user)->default_value(p_.events_per_user),
+        "events-per-user",
+        po::value(&p_.events_per_user)
+            ->default_value(p_.events_per_user, shortest(p_.events_per_user)),
         "mean events (views, carts, purchases) per user")(
-        "zipf", po::value(&p_.zipf)->default_value(p_.zipf),
+        "zipf", po::value(&p_.zipf)->default_value(p_.zipf, shortest(p_.zipf)),
         "item popularity exponent within a category")(
-        "affinity", po::value(&p_.affinity)->default_value(p_.affinity),
+        "affinity", po::value(&p_.affinity)->default_value(p_.affinity, shortest(p_.affinity)),
         "share of a user's views in its segment's categories")(
-        "days", po::value(&p_.days)->default_value(p_.days), "days the timestamps span")(
-        "start", po::value(&p_.start)->default_value(p_.start, "1704067200"),
+        "days", po::value(&p_.days)->default_value(p_.days, shortest(p_.days)),
+        "days the timestamps span")(
+        "start", po::value(&p_.start)->default_value(p_.start, shortest(p_.start)),
         "first timestamp, unix seconds")(
-        "noise", po::value(&p_.noise)->default_value(p_.noise),
+        "noise", po::value(&p_.noise)->default_value(p_.noise, shortest(p_.noise)),
         "share of rows duplicated (1/2), left without value (1/4) or broken (1/4)")(
         "events", po::value(&p_.events_out), "events CSV to write (required)")(
         "truth", po::value(&p_.truth_out), "user_id,segment CSV to write")(
