@@ -1,0 +1,300 @@
+// `segrec profile` on tiny hand-made data sets, against closed-form values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "segmentation_fixture.hpp"
+#include "segrec/error.hpp"
+#include "segrec/profile.hpp"
+
+using namespace segrec;
+using segrec::test::Event;
+using segrec::test::make_dataset;
+
+namespace {
+
+constexpr double t0 = 1704067200;  // 2024-01-01T00:00:00Z, a UTC day boundary
+constexpr double day = 86400;
+constexpr int kView = 0, kCart = 1, kBuy = 2;
+
+const std::vector<std::string> kTypes = {"View", "add_to_cart", "purchase"};
+const std::vector<double> kWeights = {1, 3, 5};
+const std::vector<std::string> kItems = {"i0", "i1", "i2"};
+
+// u0: four events on day 0 with a 31-minute gap before the fourth, a purchase on day 2;
+// u1: one view; u2: one purchase at the last timestamp of the data set (no views).
+std::vector<Event> tiny_events() {
+  return {{0, 0, kView, t0, 10},         {0, 0, kView, t0 + 60, 20},
+          {0, 0, kCart, t0 + 120, 0},    {0, 1, kView, t0 + 120 + 31 * 60, 30},
+          {0, 0, kBuy, t0 + 2 * day, 0}, {1, 1, kView, t0 + 100, 5},
+          {2, 2, kBuy, t0 + 3 * day, 0}};
+}
+
+Dataset tiny() { return make_dataset(3, kItems, kTypes, kWeights, tiny_events(), {0, 3}); }
+
+std::int64_t col(const ProfileModel& m, const std::string& name) {
+  for (std::size_t j = 0; j < m.dense_names.size(); ++j)
+    if (m.dense_names[j] == name) return static_cast<std::int64_t>(j);
+  ADD_FAILURE() << "no dense column " << name;
+  return 0;
+}
+
+double raw(const ProfileBlock& b, const ProfileModel& m, int u, const std::string& name) {
+  return b.dense_raw[u * m.n_dense() + col(m, name)];
+}
+double val(const ProfileBlock& b, const ProfileModel& m, int u, const std::string& name) {
+  return b.dense_values[u * m.n_dense() + col(m, name)];
+}
+
+struct Fitted {
+  ProfileModel m;
+  ProfileBlock b;
+};
+
+Fitted fit_tiny(const ProfileParams& p, const Dataset& ds = tiny()) {
+  Comm serial;
+  Fitted f;
+  f.m = fit_profile_model(ds, p, {}, {}, serial);
+  f.b = profile_block(ds, f.m);
+  return f;
+}
+
+ProfileParams params(double dense_weight = 1, double half_life = 0) {
+  ProfileParams p;
+  p.data = "in.h5";
+  p.out = "out.h5";
+  p.dense_weight = dense_weight;
+  p.half_life_days = half_life;
+  return p;
+}
+
+TEST(Profile, DenseNamesFollowTheEventTypes) {
+  std::vector<std::uint8_t> log;
+  const auto names = dense_statistic_names(kTypes, {"a"}, &log);
+  const std::vector<std::string> want = {
+      "events:View",         "events:add_to_cart", "events:purchase",     "distinct_items",
+      "active_days",         "sessions",           "mean_value:View",     "mean_value:add_to_cart",
+      "mean_value:purchase", "ratio:cart/view",    "ratio:purchase/view", "days_since_last",
+      "category_share:a"};
+  EXPECT_EQ(names, want);
+  ASSERT_EQ(log.size(), names.size());
+  EXPECT_EQ(log[0], 1);   // counts: log1p
+  EXPECT_EQ(log[9], 0);   // ratios: linear
+  EXPECT_EQ(log[12], 0);  // shares: linear
+  // No view type: no ratios. "pv" and "buy" are recognised case-insensitively.
+  EXPECT_EQ(dense_statistic_names({"cart", "buy"}, {}).size(), 2u + 3u + 2u + 1u);
+  const auto pv = dense_statistic_names({"PV", "Buy"}, {});
+  EXPECT_NE(std::find(pv.begin(), pv.end(), "ratio:purchase/view"), pv.end());
+  EXPECT_EQ(std::find(pv.begin(), pv.end(), "ratio:cart/view"), pv.end());
+}
+
+TEST(Profile, SparsePartIsIdfWeightedLog1pWithUnitRows) {
+  const Fitted f = fit_tiny(params());
+  // Users per item: i0 1, i1 2, i2 1 of N = 3.
+  EXPECT_NEAR(f.m.idf[0], std::log(3.0), 1e-12);
+  EXPECT_NEAR(f.m.idf[1], std::log(1.5), 1e-12);
+  EXPECT_NEAR(f.m.idf[2], std::log(3.0), 1e-12);
+  ASSERT_EQ(f.b.indptr, (std::vector<std::int64_t>{0, 2, 3, 4}));
+  EXPECT_EQ(f.b.indices, (std::vector<std::int32_t>{0, 1, 1, 2}));
+  // u0: i0 weight 1 + 1 + 3 + 5 = 10, i1 weight 1.
+  const double a = std::log1p(10.0) * std::log(3.0), c = std::log1p(1.0) * std::log(1.5);
+  const double norm = std::hypot(a, c);
+  EXPECT_NEAR(f.b.values[0], a / norm, 1e-6);
+  EXPECT_NEAR(f.b.values[1], c / norm, 1e-6);
+  EXPECT_NEAR(f.b.values[2], 1.0, 1e-6);  // single-entry rows have norm 1
+  EXPECT_NEAR(f.b.values[3], 1.0, 1e-6);
+}
+
+TEST(Profile, ItemEveryUserHasCarriesNoWeight) {
+  // Both users touch i0 (idf 0): the entry is dropped, the rest normalised.
+  const auto ds = make_dataset(2, {"i0", "i1"}, {"view"}, {1},
+                               {{0, 0, 0, t0, 0}, {0, 1, 0, t0, 0}, {1, 0, 0, t0, 0}}, {0, 2});
+  const Fitted f = fit_tiny(params(), ds);
+  EXPECT_EQ(f.m.idf[0], 0.0);
+  EXPECT_EQ(f.b.indptr, (std::vector<std::int64_t>{0, 1, 1}));
+  EXPECT_EQ(f.b.indices, (std::vector<std::int32_t>{1}));
+  EXPECT_NEAR(f.b.values[0], 1.0, 1e-7);
+}
+
+TEST(Profile, RawBehaviourStatistics) {
+  const Fitted f = fit_tiny(params());
+  const auto& m = f.m;
+  const auto& b = f.b;
+  EXPECT_EQ(raw(b, m, 0, "events:View"), 3);
+  EXPECT_EQ(raw(b, m, 0, "events:add_to_cart"), 1);
+  EXPECT_EQ(raw(b, m, 0, "events:purchase"), 1);
+  EXPECT_EQ(raw(b, m, 0, "distinct_items"), 2);
+  EXPECT_EQ(raw(b, m, 0, "active_days"), 2);  // day 0 and day 2
+  EXPECT_EQ(raw(b, m, 0, "sessions"), 3);     // 31-minute gap, then two days
+  EXPECT_EQ(raw(b, m, 1, "sessions"), 1);
+  EXPECT_EQ(raw(b, m, 0, "mean_value:View"), 20);
+  EXPECT_TRUE(std::isnan(raw(b, m, 1, "mean_value:add_to_cart")));
+  EXPECT_NEAR(raw(b, m, 0, "ratio:cart/view"), 1.0 / 3, 1e-7);
+  EXPECT_NEAR(raw(b, m, 0, "ratio:purchase/view"), 1.0 / 3, 1e-7);
+  EXPECT_EQ(raw(b, m, 1, "ratio:cart/view"), 0);
+  EXPECT_TRUE(std::isnan(raw(b, m, 2, "ratio:cart/view")));  // no views: undefined
+  EXPECT_EQ(m.reference_time, t0 + 3 * day);
+  EXPECT_NEAR(raw(b, m, 0, "days_since_last"), 1.0, 1e-7);
+  EXPECT_NEAR(raw(b, m, 1, "days_since_last"), 3 - 100 / day, 1e-6);
+  EXPECT_EQ(raw(b, m, 2, "days_since_last"), 0);
+}
+
+TEST(Profile, SessionGapOfExactlyThirtyMinutesDoesNotSplit) {
+  const auto ds = make_dataset(
+      1, {"i0"}, {"view"}, {1},
+      {{0, 0, 0, t0, 0}, {0, 0, 0, t0 + 1800, 0}, {0, 0, 0, t0 + 1800 + 1801, 0}}, {0, 1});
+  const Fitted f = fit_tiny(params(), ds);
+  EXPECT_EQ(raw(f.b, f.m, 0, "sessions"), 2);
+  EXPECT_EQ(raw(f.b, f.m, 0, "active_days"), 1);
+}
+
+TEST(Profile, StandardisationAndImputation) {
+  const Fitted f = fit_tiny(params(/*dense_weight=*/2));
+  const auto& m = f.m;
+  // cart/view over users with views: 1/3 and 0 -> mean 1/6, std 1/6; u2 is imputed.
+  const auto j = col(m, "ratio:cart/view");
+  EXPECT_NEAR(m.dense_mean[j], 1.0 / 6, 1e-12);
+  EXPECT_NEAR(m.dense_std[j], 1.0 / 6, 1e-12);
+  EXPECT_NEAR(val(f.b, m, 0, "ratio:cart/view"), 2 * 1.0, 1e-6);
+  EXPECT_NEAR(val(f.b, m, 1, "ratio:cart/view"), 2 * -1.0, 1e-6);
+  EXPECT_EQ(val(f.b, m, 2, "ratio:cart/view"), 0.0f);
+  // Views per user 3, 1, 0 through log1p, then population mean and std.
+  const double x[3] = {std::log(4.0), std::log(2.0), 0.0};
+  const double mean = (x[0] + x[1] + x[2]) / 3;
+  double var = 0;
+  for (double v : x) var += (v - mean) * (v - mean) / 3;
+  const auto k = col(m, "events:View");
+  EXPECT_NEAR(m.dense_mean[k], mean, 1e-12);
+  EXPECT_NEAR(m.dense_std[k], std::sqrt(var), 1e-12);
+  for (int u = 0; u < 3; ++u)
+    EXPECT_NEAR(val(f.b, m, u, "events:View"), 2 * (x[u] - mean) / std::sqrt(var), 1e-5);
+  // Every standardised column has mean 0 over all users (imputed ones included).
+  for (std::int64_t c = 0; c < m.n_dense(); ++c) {
+    double s = 0;
+    for (int u = 0; u < 3; ++u) s += f.b.dense_values[u * m.n_dense() + c];
+    EXPECT_NEAR(s, 0.0, 1e-5) << m.dense_names[c];
+  }
+}
+
+TEST(Profile, ConstantColumnBecomesZero) {
+  const auto ds = make_dataset(2, {"i0", "i1"}, {"view"}, {1},
+                               {{0, 0, 0, t0, 0}, {1, 1, 0, t0 + 10, 0}}, {0, 2});
+  const Fitted f = fit_tiny(params(), ds);
+  const auto j = col(f.m, "sessions");
+  EXPECT_EQ(f.m.dense_std[j], 1.0);
+  EXPECT_EQ(val(f.b, f.m, 0, "sessions"), 0.0f);
+  EXPECT_EQ(val(f.b, f.m, 1, "sessions"), 0.0f);
+}
+
+TEST(Profile, AutomaticDenseWeight) {
+  const Fitted f = fit_tiny(params(/*dense_weight=*/-1));
+  EXPECT_NEAR(f.m.dense_weight, 0.5 / std::sqrt(static_cast<double>(f.m.n_dense())), 1e-15);
+  const Fitted g = fit_tiny(params(/*dense_weight=*/0));
+  EXPECT_EQ(g.m.dense_weight, 0.0);
+  for (float v : g.b.dense_values) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(Profile, TimeDecayHalvesTheWeightAtOneHalfLife) {
+  // u0 viewed i0 at the reference time and i1 one half-life (2 days) earlier;
+  // u1 viewed both at the reference time, u2 only i2: i0 and i1 share one idf.
+  const double tr = t0 + 10 * day;
+  const std::vector<Event> ev = {{0, 0, 0, tr, 0},
+                                 {0, 1, 0, tr - 2 * day, 0},
+                                 {1, 0, 0, tr, 0},
+                                 {1, 1, 0, tr, 0},
+                                 {2, 2, 0, tr - 100 * day, 0}};
+  const auto ds = make_dataset(3, kItems, {"view"}, {2}, ev, {0, 3});
+  const Fitted f = fit_tiny(params(1, /*half_life=*/2), ds);
+  ASSERT_EQ(f.b.indices[0], 0);
+  ASSERT_EQ(f.b.indices[1], 1);
+  // Weights 2 and 2 * 1/2 = 1: entries in the ratio log1p(1) / log1p(2).
+  EXPECT_NEAR(f.b.values[1] / f.b.values[0], std::log1p(1.0) / std::log1p(2.0), 1e-6);
+  // u1's equal weights give equal entries; without decay u0's entries are equal too.
+  EXPECT_NEAR(f.b.values[2], f.b.values[3], 1e-7);
+  const Fitted g = fit_tiny(params(1, 0), ds);
+  EXPECT_NEAR(g.b.values[0], g.b.values[1], 1e-7);
+}
+
+TEST(Profile, CategoryShares) {
+  Comm serial;
+  const Dataset ds = tiny();
+  const std::vector<std::int32_t> cat = {1, 0, -1};  // i0 -> "a", i1 -> "b", i2 none
+  const ProfileModel m = fit_profile_model(ds, params(), {"b", "a"}, cat, serial);
+  const ProfileBlock b = profile_block(ds, m);
+  // u0: 4 events on i0 (category index 1 = "a"), 1 on i1 ("b").
+  EXPECT_NEAR(raw(b, m, 0, "category_share:a"), 0.8, 1e-7);
+  EXPECT_NEAR(raw(b, m, 0, "category_share:b"), 0.2, 1e-7);
+  EXPECT_EQ(raw(b, m, 1, "category_share:b"), 1.0);
+  EXPECT_TRUE(std::isnan(raw(b, m, 2, "category_share:a")));  // only uncategorised items
+  EXPECT_EQ(val(b, m, 2, "category_share:a"), 0.0f);
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const char* env = std::getenv("SEGREC_TEST_TMP");
+  const std::filesystem::path dir = std::filesystem::path(env ? env : "/tmp") / "segrec-profile";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / name).string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(Profile, ItemCategoryFile) {
+  Comm serial;
+  std::vector<std::string> cats;
+  const auto path = write_temp("items.csv", "category,item_id\nz,i2\na,i0\nz,unknown\n\na,i0\n");
+  const auto c = read_item_categories(path, {"i0", "i1", "i2"}, cats, serial);
+  EXPECT_EQ(cats, (std::vector<std::string>{"a", "z"}));
+  EXPECT_EQ(c, (std::vector<std::int32_t>{0, -1, 1}));
+  EXPECT_THROW(read_item_categories(write_temp("c.csv", "item_id,category\ni0,a\ni0,b\n"), {"i0"},
+                                    cats, serial),
+               DataError);
+  EXPECT_THROW(
+      read_item_categories(write_temp("h.csv", "id,cat_name\ni0,a\n"), {"i0"}, cats, serial),
+      DataError);
+  EXPECT_THROW(read_item_categories("/nonexistent/items.csv", {"i0"}, cats, serial), Error);
+}
+
+TEST(Profile, NewUsersReuseTheStoredConstants) {
+  const Fitted f = fit_tiny(params());
+  // The same users in a data set with another item order and an extra item and
+  // event type the model does not know: the known part profiles identically.
+  std::vector<Event> ev = tiny_events();
+  for (auto& e : ev) e.item = 2 - e.item;  // items reversed: "i2", "i1", "i0"
+  ev.push_back({1, 3, 0, t0 + 50, 0});     // unknown item: behaviour only
+  ev.push_back({2, 0, 3, t0 + 60, 0});     // unknown event type: ignored
+  const auto ds =
+      make_dataset(3, {"i2", "i1", "i0", "new"}, {"View", "add_to_cart", "purchase", "odd"},
+                   {1, 3, 5, 1}, ev, {0, 3});
+  const ProfileBlock b = profile_block(ds, f.m);
+  EXPECT_EQ(b.indptr, f.b.indptr);
+  EXPECT_EQ(b.indices, f.b.indices);
+  for (std::size_t i = 0; i < b.values.size(); ++i) EXPECT_FLOAT_EQ(b.values[i], f.b.values[i]);
+  EXPECT_EQ(raw(b, f.m, 1, "events:View"), 2);
+  EXPECT_EQ(raw(b, f.m, 1, "distinct_items"), 2);
+  EXPECT_EQ(raw(b, f.m, 2, "events:View"), 0);
+  EXPECT_EQ(b.dense_values[0], f.b.dense_values[0]);
+}
+
+TEST(Profile, BadParameters) {
+  const auto bad = [](auto mutate) {
+    ProfileParams p = params();
+    mutate(p);
+    EXPECT_THROW(p.validate(), UsageError);
+  };
+  bad([](ProfileParams& p) { p.data.clear(); });
+  bad([](ProfileParams& p) { p.out.clear(); });
+  bad([](ProfileParams& p) { p.half_life_days = -1; });
+  bad([](ProfileParams& p) { p.half_life_days = std::nan(""); });
+  bad([](ProfileParams& p) { p.dense_weight = INFINITY; });
+  EXPECT_NO_THROW(params().validate());
+}
+
+TEST(Profile, MissingEventLogIsAnError) {
+  Dataset ds = tiny();
+  ds.log_ptr.clear();
+  EXPECT_THROW(fit_tiny(params(), ds), DataError);
+}
+
+}  // namespace
