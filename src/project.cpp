@@ -1,6 +1,7 @@
 #include "segrec/project.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -374,6 +375,11 @@ std::vector<float> project_rows(const FeatureBlock& X, const ProjectionModel& m)
 
 ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   p.validate();
+  using clock = std::chrono::steady_clock;
+  const auto seconds = [](clock::time_point a, clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  const auto t0 = clock::now();
   const Profiles prof = read_profiles(p.profiles, comm, /*with_raw=*/false);
   const ProfileBlock& b = prof.rows;
   FeatureBlock X;
@@ -387,6 +393,7 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   X.dense = b.dense_values;
 
   ProjectSummary s;
+  const auto t1 = clock::now();
   if (p.method == "pca") {
     PcaOptions o;
     o.dims = p.dims;
@@ -400,7 +407,9 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   }
   const ProjectionModel& m = s.model;
   const std::int64_t H = m.components.cols(), D = X.n_features();
+  const auto t2 = clock::now();
   const std::vector<float> h = project_rows(X, m);
+  const auto t3 = clock::now();
 
   h5::File f = h5::File::create(p.out, comm, kProjectionFormat);
   f.create_group("/users");
@@ -424,7 +433,12 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
                                                      m.explained_variance_ratio.size()));
   f.write_rows<float>("/H", h, H);
   f.commit();
+  const auto t4 = clock::now();
 
+  s.read_s = seconds(t0, t1);
+  s.fit_s = seconds(t1, t2);
+  s.project_s = seconds(t2, t3);
+  s.write_s = seconds(t3, t4);
   s.users = b.n_users;
   s.features = D;
   s.dims = H;

@@ -122,6 +122,8 @@ int cholesky_qr2(Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajo
 struct ProjectSummary {
   std::int64_t users = 0, features = 0, dims = 0;
   ProjectionModel model;
+  /// Wall seconds (rank 0): reading profiles, fitting W, projecting the users, writing.
+  double read_s = 0, fit_s = 0, project_s = 0, write_s = 0;
 };
 
 /// Collective. `segrec project`: read profiles, fit, project, write projection.h5.

@@ -26,7 +26,8 @@ class ProfileCommand final : public Command {
         "half-life-days", po::value(&p.half_life_days)->default_value(p.half_life_days),
         "half-life of the exponential time decay of event weights, days (0 = no decay)")(
         "dense-weight", po::value(&p.dense_weight)->default_value(p.dense_weight, "auto"),
-        "scale of the standardised behaviour statistics (auto = 0.5/sqrt(d): half the norm "
+        "scale of the standardised behaviour statistics (auto, or any negative value = "
+        "0.5/sqrt(d): half the norm "
         "of the interaction part)")(
         "item-categories", po::value(&p.item_categories),
         "CSV item_id,category (with header): adds each user's share of events per category");

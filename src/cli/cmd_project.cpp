@@ -64,6 +64,11 @@ class ProjectCommand final : public Command {
          << " (shifted " << st.shifted << ")\n  bytes sent per X^T pass: " << st.xt_pass_bytes
          << ", allreduce bytes in total: " << st.total_bytes;
     }
+    if (ctx.common.verbose) {
+      std::snprintf(line, sizeof line, "\n  seconds: read %.3f, fit %.3f, project %.3f, write %.3f",
+                    s.read_s, s.fit_s, s.project_s, s.write_s);
+      os << line;
+    }
     ctx.say(os.str());
     return 0;
   }
