@@ -268,6 +268,8 @@ TEST(ProjectMpi, BadInputs) {
   ProjectParams p;
   p.profiles = dir + "/dataset.h5";  // a data set, not profiles
   p.out = dir + "/bad.h5";
+  if (world.is_root()) fs::remove(p.out);  // left by an earlier run
+  world.barrier();
   try {
     run_project(p, world);
     ADD_FAILURE() << "a dataset file was accepted as profiles";
