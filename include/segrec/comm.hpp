@@ -46,6 +46,8 @@ class MpiEnvironment {
   MpiEnvironment(const MpiEnvironment&) = delete;
   MpiEnvironment& operator=(const MpiEnvironment&) = delete;
   static bool initialized();
+  /// Registers a function run just before MPI_Finalize (I/O libraries close files).
+  static void at_finalize(void (*fn)());
   /// Ends every process of the job with `code` (used for non-collective errors).
   [[noreturn]] static void abort(int code);
 };
@@ -112,7 +114,7 @@ class Comm {
   void allreduce(std::vector<T>& v, Op op = Op::kSum) const {
     allreduce(std::span<T>(v), op);
   }
-  /// Any Eigen dense object with contiguous storage (Matrix, Array, Map).
+  /// Any Eigen Matrix or Array (contiguous storage).
   template <class Derived>
   void allreduce(Eigen::PlainObjectBase<Derived>& m, Op op = Op::kSum) const {
     allreduce(std::span<typename Derived::Scalar>(m.data(), static_cast<std::size_t>(m.size())),
@@ -222,7 +224,8 @@ class Comm {
 
   /// Raises the same error on every rank when any rank reports a failure:
   /// each rank passes its own message ("" = ok); if any is non-empty, every rank
-  /// throws a collective Error with the lowest failing rank's message and code.
+  /// throws a collective error with the lowest failing rank's message and code
+  /// (UsageError, DataError or IoError for codes 2, 3, 4; Error otherwise).
   void check_all(const std::string& local_error, int code) const;
 
   const CommStats& stats() const { return *stats_; }
