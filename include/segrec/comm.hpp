@@ -198,13 +198,14 @@ class Comm {
     return out;
   }
 
-  /// Flat all-to-all: `send` holds the messages for ranks 0..P-1 back to back,
+  /// Flat all-to-all over a contiguous vector type V (std::vector or BigVector):
+  /// `send` holds the messages for ranks 0..P-1 back to back,
   /// send_counts[r] elements for rank r. Returns everything received, by source
   /// rank, with recv_counts[r] elements from rank r. Peak memory is send + receive.
-  template <class T>
-  std::vector<T> alltoallv_flat(const std::vector<T>& send,
-                                const std::vector<std::int64_t>& send_counts,
-                                std::vector<std::int64_t>& recv_counts) const {
+  template <class V>
+  V alltoallv_flat(const V& send, const std::vector<std::int64_t>& send_counts,
+                   std::vector<std::int64_t>& recv_counts) const {
+    using T = typename V::value_type;
     static_assert(std::is_trivially_copyable_v<T>);
     std::vector<std::span<const char>> views;
     std::size_t off = 0;
@@ -213,7 +214,7 @@ class Comm {
       views.emplace_back(reinterpret_cast<const char*>(send.data()) + off, n);
       off += n;
     }
-    std::vector<T> out;
+    V out;
     alltoallv_into(views, recv_counts, [&](std::size_t bytes) {
       out.resize(bytes / sizeof(T));
       return reinterpret_cast<char*>(out.data());
