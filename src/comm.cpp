@@ -84,10 +84,21 @@ MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 }
 
+namespace {
+std::vector<void (*)()>& finalize_hooks() {
+  static std::vector<void (*)()> hooks;
+  return hooks;
+}
+}  // namespace
+
+void MpiEnvironment::at_finalize(void (*fn)()) { finalize_hooks().push_back(fn); }
+
 MpiEnvironment::~MpiEnvironment() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (finalized) return;
+  for (auto fn : finalize_hooks()) fn();
+  MPI_Finalize();
 }
 
 bool MpiEnvironment::initialized() {
@@ -302,7 +313,16 @@ void Comm::check_all(const std::string& local_error, int code) const {
   int c = code;
   broadcast(msg, first);
   broadcast(std::span<int>(&c, 1), first);
-  throw Error(msg, c, /*collective=*/true);
+  switch (c) {
+    case kExitUsage:
+      throw UsageError(msg, true);
+    case kExitData:
+      throw DataError(msg, true);
+    case kExitIo:
+      throw IoError(msg, true);
+    default:
+      throw Error(msg, c, true);
+  }
 }
 
 Block block_partition(std::int64_t n, int parts, int part) {

@@ -17,8 +17,13 @@ namespace segrec::h5 {
 namespace {
 
 // HDF5 prints its error stack to stderr by default; we read it ourselves.
+// Whatever is still open when MPI finalizes (handles leaked while an error
+// unwound) is closed first, while MPI-IO can still run.
 struct SilenceHdf5 {
-  SilenceHdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  SilenceHdf5() {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    MpiEnvironment::at_finalize([] { H5close(); });
+  }
 };
 const SilenceHdf5 silence_hdf5;
 
@@ -174,14 +179,35 @@ File File::open(const std::string& path, const Comm& comm, const Format& format)
   return f;
 }
 
-File::File(File&&) noexcept = default;
-File& File::operator=(File&&) noexcept = default;
+File::File(File&& o) noexcept
+    : comm_(o.comm_),
+      path_(std::move(o.path_)),
+      tmp_path_(std::exchange(o.tmp_path_, {})),
+      file_(std::move(o.file_)),
+      writable_(std::exchange(o.writable_, false)) {}
 
-File::~File() {
-  if (!writable_ || tmp_path_.empty()) return;
-  file_.reset();
-  ::unlink(tmp_path_.c_str());  // on every rank: the one unwinding may not be rank 0
-  unregister_temporary(tmp_path_);
+File& File::operator=(File&& o) noexcept {
+  if (this != &o) {
+    discard();
+    comm_ = o.comm_;
+    path_ = std::move(o.path_);
+    tmp_path_ = std::exchange(o.tmp_path_, {});
+    file_ = std::move(o.file_);
+    writable_ = std::exchange(o.writable_, false);
+  }
+  return *this;
+}
+
+File::~File() { discard(); }
+
+void File::discard() noexcept {
+  if (writable_ && !tmp_path_.empty()) {
+    file_.reset();
+    ::unlink(tmp_path_.c_str());  // on every rank: the one unwinding may not be rank 0
+    unregister_temporary(tmp_path_);
+  }
+  tmp_path_.clear();
+  writable_ = false;
 }
 
 void File::commit() {
@@ -397,7 +423,7 @@ void File::read_impl(const std::string& name, hid_t type, void* data, std::int64
     throw DataError("'" + path_ + "': rows [" + std::to_string(row_begin) + ", " +
                         std::to_string(row_begin + row_count) + ") are outside dataset '" + name +
                         "' of " + std::to_string(s[0]) + " rows",
-                    false);
+                    true);
   if (s[0] == 0 || width == 0) return;  // an empty dataset has no storage to read
   Handle dset(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT), H5Dclose,
               ("cannot open dataset '" + name + "'").c_str());

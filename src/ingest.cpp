@@ -1,13 +1,17 @@
 #include "segrec/ingest.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <numeric>
 
+#include "segrec/buffer.hpp"
 #include "segrec/fault.hpp"
 #include "segrec/params.hpp"
 #include "segrec/parse.hpp"
@@ -179,7 +183,7 @@ struct Event {
   float value;
   std::uint16_t type;  // local, then global event-type id
   std::uint8_t has_value;
-  std::uint8_t pad = 0;
+  std::uint8_t pad;
 };
 static_assert(sizeof(Event) == 24);
 
@@ -333,7 +337,7 @@ class Ingest {
   std::vector<FileSpec> files_;
   Interner users_, items_;
   std::vector<std::string> types_;  // local event-type names (lower case)
-  std::vector<Event> rows_;
+  BigVector<Event> rows_;
   std::vector<std::int64_t> bad_ = std::vector<std::int64_t>(kBadReasons, 0);
   std::int64_t rows_read_ = 0, below_min_ = 0;
   std::vector<Example> examples_;
@@ -373,6 +377,9 @@ void Ingest::read_file(int index, const FileSpec& fs) {
   bool too_long = false;
   std::int64_t n_lines = 0;
   int default_type = -1;  // interned on first use, so an unused default adds no type
+  std::uint32_t last_user = Interner::kEmpty;
+  // About 40 bytes a row in typical logs: reserve once instead of regrowing.
+  rows_.reserve(rows_.size() + static_cast<std::size_t>((range.end - range.begin) / 48));
   const auto max_line = static_cast<std::size_t>(p_.max_line_bytes);
   auto bad = [&](int reason, const std::string& detail) {
     ++bad_[reason];
@@ -412,11 +419,17 @@ void Ingest::read_file(int index, const FileSpec& fs) {
       continue;
     }
     Event e;
-    e.user = users_.intern(row.user);
+    // Logs usually hold a user's events together: skip the hash for a repeat.
+    if (last_user != Interner::kEmpty && users_.str(last_user) == row.user) {
+      e.user = last_user;
+    } else {
+      e.user = last_user = users_.intern(row.user);
+    }
     e.item = static_cast<std::int32_t>(items_.intern(row.item));
     e.time = row.has_time ? row.time : 0.0;
     e.value = row.has_value ? static_cast<float>(row.value) : 0.0f;
     e.has_value = row.has_value ? 1 : 0;
+    e.pad = 0;
     if (row.event.empty()) {
       if (default_type < 0) default_type = local_type(fs.default_event);
       e.type = static_cast<std::uint16_t>(default_type);
@@ -569,15 +582,15 @@ void Ingest::shuffle_users() {
   for (const auto& e : rows_) ++counts[dest[e.user]];
   std::vector<std::int64_t> at(P, 0);
   for (int r = 1; r < P; ++r) at[r] = at[r - 1] + counts[r - 1];
-  std::vector<Event> send(rows_.size());
+  BigVector<Event> send(rows_.size());
   for (const auto& e : rows_) {
     Event x = e;
     x.user = dest_index[e.user];
     send[static_cast<std::size_t>(at[dest[e.user]]++)] = x;
   }
-  std::vector<Event>().swap(rows_);
+  BigVector<Event>().swap(rows_);
   rows_ = comm_.alltoallv_flat(send, counts, recv_counts);
-  std::vector<Event>().swap(send);
+  BigVector<Event>().swap(send);
 
   // Owner-side user dictionary: (source, source-local index) -> owner id.
   Interner mine;
@@ -611,7 +624,7 @@ void Ingest::clean() {
   for (const auto& e : rows_) ++ptr[e.user + 1];
   for (std::size_t u = 0; u < n_users; ++u) ptr[u + 1] += ptr[u];
   {
-    std::vector<Event> grouped(rows_.size());
+    BigVector<Event> grouped(rows_.size());
     std::vector<std::int64_t> at(ptr.begin(), ptr.end() - 1);
     for (const auto& e : rows_) grouped[static_cast<std::size_t>(at[e.user]++)] = e;
     rows_.swap(grouped);
@@ -797,24 +810,40 @@ Dataset Ingest::assemble() {
     }
     ds.indptr.push_back(static_cast<std::int64_t>(ds.indices.size()));
   }
-  std::vector<Event>().swap(rows_);
+  BigVector<Event>().swap(rows_);
   report_.rows_kept = comm_.allreduce_value(static_cast<std::int64_t>(ds.log_item.size()));
   ds.report = report_;
   return ds;
 }
 
 Dataset Ingest::run() {
+  auto t = std::chrono::steady_clock::now();
+  auto lap = [&](const char* what) {
+    const auto now = std::chrono::steady_clock::now();
+    if (std::getenv("SEGREC_TIMING"))
+      std::fprintf(stderr, "[rank %d] ingest %-12s %.3f s\n", comm_.rank(), what,
+                   std::chrono::duration<double>(now - t).count());
+    t = now;
+  };
   for (const auto& f : p_.events) files_.push_back(describe_file(f, p_));
   line_base_.assign(files_.size(), 0);
   for (std::size_t i = 0; i < files_.size(); ++i) read_file(static_cast<int>(i), files_[i]);
+  lap("read");
   fault_point("ingest.read", comm_);
   check_bad_rows();
   merge_event_types();
+  lap("report");
   build_item_dictionary();
+  lap("items");
   shuffle_users();
+  lap("shuffle");
   clean();
+  lap("clean");
   filter();
-  return assemble();
+  lap("filter");
+  Dataset ds = assemble();
+  lap("assemble");
+  return ds;
 }
 
 }  // namespace

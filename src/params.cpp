@@ -1,6 +1,7 @@
 #include "segrec/params.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 
 namespace segrec {
@@ -43,6 +44,9 @@ std::pair<std::string, double> parse_assignment(const std::string& s, const std:
 }
 
 std::vector<IniEntry> read_ini(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw UsageError("cannot read config file '" + path + "': is a directory");
   std::ifstream in(path);
   if (!in) throw UsageError("cannot read config file '" + path + "'");
   std::string line;

@@ -46,6 +46,8 @@ class MpiEnvironment {
   MpiEnvironment(const MpiEnvironment&) = delete;
   MpiEnvironment& operator=(const MpiEnvironment&) = delete;
   static bool initialized();
+  /// Registers a function run just before MPI_Finalize (I/O libraries close files).
+  static void at_finalize(void (*fn)());
   /// Ends every process of the job with `code` (used for non-collective errors).
   [[noreturn]] static void abort(int code);
 };
@@ -112,7 +114,7 @@ class Comm {
   void allreduce(std::vector<T>& v, Op op = Op::kSum) const {
     allreduce(std::span<T>(v), op);
   }
-  /// Any Eigen dense object with contiguous storage (Matrix, Array, Map).
+  /// Any Eigen Matrix or Array (contiguous storage).
   template <class Derived>
   void allreduce(Eigen::PlainObjectBase<Derived>& m, Op op = Op::kSum) const {
     allreduce(std::span<typename Derived::Scalar>(m.data(), static_cast<std::size_t>(m.size())),
@@ -196,13 +198,14 @@ class Comm {
     return out;
   }
 
-  /// Flat all-to-all: `send` holds the messages for ranks 0..P-1 back to back,
+  /// Flat all-to-all over a contiguous vector type V (std::vector or BigVector):
+  /// `send` holds the messages for ranks 0..P-1 back to back,
   /// send_counts[r] elements for rank r. Returns everything received, by source
   /// rank, with recv_counts[r] elements from rank r. Peak memory is send + receive.
-  template <class T>
-  std::vector<T> alltoallv_flat(const std::vector<T>& send,
-                                const std::vector<std::int64_t>& send_counts,
-                                std::vector<std::int64_t>& recv_counts) const {
+  template <class V>
+  V alltoallv_flat(const V& send, const std::vector<std::int64_t>& send_counts,
+                   std::vector<std::int64_t>& recv_counts) const {
+    using T = typename V::value_type;
     static_assert(std::is_trivially_copyable_v<T>);
     std::vector<std::span<const char>> views;
     std::size_t off = 0;
@@ -211,7 +214,7 @@ class Comm {
       views.emplace_back(reinterpret_cast<const char*>(send.data()) + off, n);
       off += n;
     }
-    std::vector<T> out;
+    V out;
     alltoallv_into(views, recv_counts, [&](std::size_t bytes) {
       out.resize(bytes / sizeof(T));
       return reinterpret_cast<char*>(out.data());
@@ -222,7 +225,8 @@ class Comm {
 
   /// Raises the same error on every rank when any rank reports a failure:
   /// each rank passes its own message ("" = ok); if any is non-empty, every rank
-  /// throws a collective Error with the lowest failing rank's message and code.
+  /// throws a collective error with the lowest failing rank's message and code
+  /// (UsageError, DataError or IoError for codes 2, 3, 4; Error otherwise).
   void check_all(const std::string& local_error, int code) const;
 
   const CommStats& stats() const { return *stats_; }

@@ -166,6 +166,7 @@ class File {
 
  private:
   File() = default;
+  void discard() noexcept;  // closes and removes an uncommitted output
   std::int64_t write_impl(const std::string& name, hid_t type, const void* data,
                           std::int64_t n_local, std::int64_t cols, bool partitioned);
   void read_impl(const std::string& name, hid_t type, void* data, std::int64_t row_begin,

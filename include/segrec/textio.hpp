@@ -23,7 +23,8 @@ ByteRange line_aligned_range(const std::string& path, int parts, int part);
 
 /// Streams the lines of a byte range through a bounded buffer (memory does not
 /// grow with the file). Lines exclude '\n'; a line longer than `max_line`
-/// bytes is reported with `too_long` set and its text truncated to 64 bytes.
+/// bytes is reported with `too_long` set and at most its first 64 bytes
+/// (none when it did not fit the buffer).
 class LineReader {
  public:
   LineReader(const std::string& path, ByteRange range, std::size_t max_line,
