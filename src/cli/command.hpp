@@ -50,6 +50,7 @@ std::unique_ptr<Command> make_generate();
 std::unique_ptr<Command> make_ingest();
 std::unique_ptr<Command> make_inspect();
 std::unique_ptr<Command> make_info();
+std::unique_ptr<Command> make_cluster();
 
 /// Every command, in the order --help lists them.
 std::vector<std::unique_ptr<Command>> all_commands();
