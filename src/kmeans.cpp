@@ -1067,13 +1067,20 @@ std::uint64_t lloyd_allreduce_bytes(std::int64_t k, std::int64_t h) {
 MatrixRF read_centroid_file(const std::string& path, const Comm& comm) {
   const std::string ext = lower_ext(path);
   if (ext == ".h5" || ext == ".hdf5") {
-    const h5::File f = h5::File::open_any(path, comm);
-    if (!f.exists("/centroids") || f.shape("/centroids").size() != 2)
-      throw DataError("'" + path + "': no 2-D dataset /centroids to start from", true);
-    const auto s = f.shape("/centroids");
-    const auto v = f.read_all<float>("/centroids");
-    MatrixRF C = Eigen::Map<const MatrixRF>(v.data(), s[0], s[1]);
-    if (!C.allFinite()) throw DataError("'" + path + "': /centroids holds NaN or Inf", true);
+    MatrixRF C;
+    std::string err;  // raised once the file is closed
+    {
+      const h5::File f = h5::File::open_any(path, comm);
+      if (!f.exists("/centroids") || f.shape("/centroids").size() != 2) {
+        err = "'" + path + "': no 2-D dataset /centroids to start from";
+      } else {
+        const auto s = f.shape("/centroids");
+        const auto v = f.read_all<float>("/centroids");
+        C = Eigen::Map<const MatrixRF>(v.data(), s[0], s[1]);
+        if (!C.allFinite()) err = "'" + path + "': /centroids holds NaN or Inf";
+      }
+    }
+    comm.check_all(err, kExitData);
     return C;
   }
   std::string err;

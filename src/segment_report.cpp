@@ -400,28 +400,33 @@ void write_segment_report(const SegmentReport& report, const std::string& md_pat
 
 LocalStats read_profile_stats(const std::string& path, std::int64_t n_users, std::int64_t begin,
                               const std::vector<std::string>& ids, const Comm& comm) {
-  const h5::File f = h5::File::open(path, comm, kReportProfilesFormat);
-  const auto count = static_cast<std::int64_t>(ids.size());
-  const auto n = f.shape("/users/ids")[0];
-  if (n != n_users)
-    throw DataError("'" + path + "' holds " + std::to_string(n) + " users, the projection " +
-                        std::to_string(n_users),
-                    true);
-  const auto theirs = f.read_strings("/users/ids", begin, count);
-  std::string err;
-  for (std::int64_t i = 0; i < count && err.empty(); ++i)
-    if (theirs[i] != ids[i])
-      err = "'" + path + "': user " + std::to_string(begin + i) + " is '" + theirs[i] +
-            "', the projection has '" + ids[i] + "' (files from different runs?)";
-  comm.check_all(err, kExitData);
+  // Problems are raised once the file is closed (an open handle is not closed while an
+  // error unwinds a parallel job).
   LocalStats st;
-  const auto d = f.shape("/dense/names")[0];
-  st.names = f.read_strings("/dense/names", 0, d);
-  const auto s = f.shape("/dense/raw");
-  if (s.size() != 2 || s[0] != n_users || s[1] != d)
-    throw DataError("'" + path + "': /dense/raw is not n_users x " + std::to_string(d), true);
-  const auto raw = f.read_rows<float>("/dense/raw", begin, count);
-  st.raw = Eigen::Map<const MatrixRF>(raw.data(), count, d);
+  std::string err;
+  {
+    const h5::File f = h5::File::open(path, comm, kReportProfilesFormat);
+    const auto count = static_cast<std::int64_t>(ids.size());
+    const auto n = f.shape("/users/ids")[0];
+    const auto d = f.shape("/dense/names")[0];
+    const auto s = f.shape("/dense/raw");
+    if (n != n_users) {
+      err = "'" + path + "' holds " + std::to_string(n) + " users, the projection " +
+            std::to_string(n_users);
+    } else if (s.size() != 2 || s[0] != n_users || s[1] != d) {
+      err = "'" + path + "': /dense/raw is not n_users x " + std::to_string(d);
+    } else {
+      const auto theirs = f.read_strings("/users/ids", begin, count);
+      for (std::int64_t i = 0; i < count && err.empty(); ++i)
+        if (theirs[i] != ids[i])
+          err = "'" + path + "': user " + std::to_string(begin + i) + " is '" + theirs[i] +
+                "', the projection has '" + ids[i] + "' (files from different runs?)";
+      st.names = f.read_strings("/dense/names", 0, d);
+      const auto raw = f.read_rows<float>("/dense/raw", begin, count);
+      st.raw = Eigen::Map<const MatrixRF>(raw.data(), count, d);
+    }
+  }
+  comm.check_all(err, kExitData);
   return st;
 }
 

@@ -4,27 +4,13 @@
 #include <sstream>
 
 #include "command.hpp"
-#include "segrec/dataset.hpp"
-#include "segrec/h5.hpp"
-#include "segrec/kmeans.hpp"
+#include "segrec/cluster.hpp"
 #include "segrec/params.hpp"
-#include "segrec/segment_report.hpp"
 
 namespace segrec::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-/// `ref` as written in `base_file`'s attribute: as is when it exists, else relative to the
-/// directory of `base_file`; "" when neither exists.
-std::string resolve_reference(const std::string& ref, const std::string& base_file) {
-  if (ref.empty()) return "";
-  std::error_code ec;
-  if (fs::is_regular_file(ref, ec)) return ref;
-  const fs::path alt = fs::path(base_file).parent_path() / ref;
-  if (!fs::path(ref).is_absolute() && fs::is_regular_file(alt, ec)) return alt.string();
-  return "";
-}
 
 std::string replace_ext(const std::string& path, const std::string& ext) {
   return fs::path(path).replace_extension(ext).string();
@@ -98,88 +84,15 @@ class Cluster final : public Command {
     if (csv_.empty()) csv_ = replace_ext(out_, ".csv");
     if (report_.empty()) report_ = replace_ext(out_, "");
 
-    // ---- input: this rank's even block of /H and /users/ids
-    MatrixRF X;
-    std::vector<std::string> ids;
-    std::string profiles_ref;
-    Block b{0, 0};
-    std::int64_t n = 0;
-    {
-      const h5::File f = h5::File::open(projection_, comm, kClusterInputFormat);
-      const auto s = f.shape("/H");
-      if (s.size() != 2 || s[1] < 1)
-        throw DataError("'" + projection_ + "': /H must be a users x dims matrix", true);
-      n = s[0];
-      if (f.shape("/users/ids")[0] != n)
-        throw DataError("'" + projection_ + "': /users/ids and /H differ in length", true);
-      b = block_partition(n, comm.size(), comm.rank());
-      const auto v = f.read_rows<float>("/H", b.begin, b.size());
-      X = Eigen::Map<const MatrixRF>(v.data(), b.size(), s[1]);
-      ids = f.read_strings("/users/ids", b.begin, b.size());
-      if (f.has_attr("/", "profiles")) profiles_ref = f.attr_string("/", "profiles");
-      std::string err;
-      for (Eigen::Index i = 0; i < X.rows() && err.empty(); ++i)
-        if (!X.row(i).allFinite())
-          err =
-              "'" + projection_ + "': /H row " + std::to_string(b.begin + i) + " holds NaN or Inf";
-      comm.check_all(err, kExitData);
-    }
-    MatrixRF init;
-    const bool from_file = p_.init_method() == InitMethod::kFile;
-    if (from_file) init = read_centroid_file(p_.init, comm);
-
-    ctx.say("clustering " + std::to_string(n) + " users x " + std::to_string(X.cols()) +
-            " dims, k = " + p_.k + ", init " + p_.init + ", " + std::to_string(comm.size()) +
-            " rank(s) x " + std::to_string(p_.resolved_threads()) + " thread(s)");
-    const ClusterRun run = cluster(X, p_, comm, from_file ? &init : nullptr);
+    const ClusterOutcome res =
+        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_}, p_, rp_, comm);
+    const ClusterRun& run = res.run;
     const KMeansResult& r = run.result;
-
-    write_segments(out_, run, ids, p_, projection_, comm);
-    write_segments_csv(csv_, ids, r.labels, comm);
-
-    // ---- report inputs, following the attribute chain projection -> profiles -> dataset
-    std::vector<std::string> notes;
-    std::string profiles = profiles_;
-    if (profiles.empty() && !profiles_ref.empty()) {
-      profiles = resolve_reference(profiles_ref, projection_);
-      if (profiles.empty())
-        notes.push_back("profiles '" + profiles_ref + "' named by the projection was not found");
-    }
-    std::string data = data_;
-    if (data.empty() && !profiles.empty()) {
-      const h5::File pf = h5::File::open(profiles, comm, kReportProfilesFormat);
-      if (pf.has_attr("/", "dataset")) {
-        const std::string ref = pf.attr_string("/", "dataset");
-        data = resolve_reference(ref, profiles);
-        if (data.empty())
-          notes.push_back("dataset '" + ref + "' named by the profiles was not found");
-      }
-    }
-    LocalStats stats;
-    if (!profiles.empty()) stats = read_profile_stats(profiles, n, b.begin, ids, comm);
-    Dataset ds;
-    if (!data.empty()) {
-      ds = read_dataset(data, comm, /*with_log=*/false);
-      if (ds.n_users != n)
-        throw DataError("'" + data + "' holds " + std::to_string(ds.n_users) +
-                            " users, the projection " + std::to_string(n),
-                        true);
-      std::string err;
-      for (std::size_t i = 0; i < ids.size() && err.empty(); ++i)
-        if (ds.user_ids[i] != ids[i])
-          err = "'" + data + "': user " + std::to_string(b.begin + static_cast<std::int64_t>(i)) +
-                " is '" + ds.user_ids[i] + "', the projection has '" + ids[i] + "'";
-      comm.check_all(err, kExitData);
-    }
-    SegmentReport rep = build_segment_report(r.labels, r.sizes, data.empty() ? nullptr : &ds,
-                                             profiles.empty() ? nullptr : &stats, rp_, comm);
-    rep.inertia = r.inertia;
-    rep.quality = run.quality;
-    rep.notes.insert(rep.notes.begin(), notes.begin(), notes.end());
-    write_segment_report(rep, report_ + ".md", report_ + ".json", comm);
 
     // ---- summary
     std::ostringstream os;
+    os << "clustered " << res.n_users << " users x " << res.dims << " dims on " << comm.size()
+       << " rank(s) x " << p_.resolved_threads() << " thread(s), init " << p_.init << "\n";
     if (!run.sweep.empty()) {
       os << "sweep (pick by " << p_.pick << "):\n       k       inertia  iters  silhouette"
          << "  davies-bouldin  calinski-harabasz\n";
@@ -207,6 +120,9 @@ class Cluster final : public Command {
     if (small)
       os << small << " segment(s) under " << rp_.min_report_users
          << " users are not described in the report\n";
+    for (const auto& n : res.notes) os << "note: " << n << "\n";
+    os << "report inputs: profiles " << (res.profiles_used.empty() ? "(none)" : res.profiles_used)
+       << ", dataset " << (res.data_used.empty() ? "(none)" : res.data_used) << "\n";
     os << "wrote " << out_ << ", " << csv_ << ", " << report_ << ".md, " << report_ << ".json";
     ctx.say(os.str());
     return 0;
