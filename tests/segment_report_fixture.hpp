@@ -54,7 +54,19 @@ inline Dataset dataset(std::int64_t begin, std::int64_t end) {
     ds.first_time.push_back(0);
     ds.last_time.push_back(0);
   }
-  ds.log_ptr.assign(static_cast<std::size_t>(end - begin + 1), 0);
+  // An ingest report with one entry of each kind (h5::File cannot yet write a dataset of
+  // zero elements under MPI-IO, so no list is left empty).
+  ds.report.bad = {{"bad field", 1}};
+  ds.report.unknown_types = {{"click", 1}};
+  ds.report.examples = {"in.csv:3: bad field"};
+  // One logged event per user (the event log is not used by the report).
+  for (std::int64_t u = begin; u <= end; ++u) ds.log_ptr.push_back(u - begin);
+  for (std::int64_t u = begin; u < end; ++u) {
+    ds.log_item.push_back(ds.indices.empty() ? 0 : ds.indices[ds.indptr[u - begin]]);
+    ds.log_type.push_back(0);
+    ds.log_time.push_back(1.7e9);
+    ds.log_value.push_back(1.0f);
+  }
   return ds;
 }
 
