@@ -102,6 +102,7 @@ struct KMeansResult {
   bool converged = false;            ///< stopped by unchanged labels or the tol rule
   int restart = 0;                   ///< restart that won (0-based)
   std::int64_t relocated = 0;        ///< empty-cluster relocations over all iterations
+  double seconds = 0;  ///< wall time of the Lloyd run (iterations and final assignment), rank 0
   std::vector<KMeansIteration> iterations;
 };
 
@@ -138,7 +139,7 @@ KMeansResult kmeans(const MatrixRF& X, std::int64_t k, const KMeansParams& p, co
                     const MatrixRF* init = nullptr);
 
 /// Lloyd iterations from the given centroids (k x h). X must already be normalised when
-/// p.spherical. `restart` is recorded in the result.
+/// p.spherical.
 KMeansResult lloyd(const MatrixRF& X, const MatrixRF& init, const KMeansParams& p,
                    const Comm& comm);
 
