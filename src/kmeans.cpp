@@ -127,6 +127,21 @@ constexpr int kLanes = 16;
 
 /// ||a - b||^2 with a fixed summation order (independent of alignment and position).
 float sqdist(const float* a, const float* b, std::int64_t h) {
+#ifdef __AVX512F__
+  __m512 acc = _mm512_setzero_ps();
+  std::int64_t f = 0;
+  for (; f + kLanes <= h; f += kLanes) {
+    const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + f), _mm512_loadu_ps(b + f));
+    acc = _mm512_fmadd_ps(d, d, acc);
+  }
+  if (f < h) {
+    const auto tail = static_cast<__mmask16>((1u << (h - f)) - 1);
+    const __m512 d =
+        _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, a + f), _mm512_maskz_loadu_ps(tail, b + f));
+    acc = _mm512_fmadd_ps(d, d, acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+#else
   float acc[kLanes] = {};
   std::int64_t f = 0;
   for (; f + kLanes <= h; f += kLanes)
@@ -141,6 +156,7 @@ float sqdist(const float* a, const float* b, std::int64_t h) {
   for (int w = kLanes / 2; w >= 1; w /= 2)
     for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
   return acc[0];
+#endif
 }
 
 float sqnorm(const float* a, std::int64_t h) {
@@ -199,38 +215,62 @@ std::int32_t argmin_dist(const float* g, const float* cn, std::int64_t m) {
 #endif
 }
 
-/// Rows per GEMM block; blocks cover global rows [b * kBlock, (b + 1) * kBlock).
-constexpr std::int64_t kBlock = 256;
+/// Rows per GEMM block against m centroids: the G block (rows x m floats) stays near 512 KiB,
+/// in L2, and the packed centroids are reused over many rows; a multiple of 48 (Eigen's
+/// AVX-512 row panel). It depends on m only, so every rank and thread cuts the same blocks.
+std::int64_t block_rows(std::int64_t m) {
+  const std::int64_t b = (std::int64_t{1} << 17) / std::max<std::int64_t>(m, 1) / 48 * 48;
+  return std::clamp<std::int64_t>(b, 96, 2016);
+}
 
 struct BlockScratch {
   MatrixRF xpad, g;
 };
 
-/// For every global-aligned row block touching this rank: G = Xb * Ct (kBlock x m) where Xb
-/// is the block zero-padded to kBlock rows, then fn(thread, row0, rows, off, G): local rows
-/// [row0, row0 + rows) are G's rows [off, off + rows).
+/// Row blocks cover global rows [b * B, (b + 1) * B), B = block_rows(m). For every block
+/// touching this rank: G = Xb * Ct (B x m) where Xb is the block zero-padded to B rows, then
+/// fn(task, thread, row0, rows, off, G): local rows [row0, row0 + rows) are G's rows
+/// [off, off + rows). A task is `blocks_per_task` consecutive blocks, run in order by one
+/// thread. Returns the number of tasks.
 template <class Fn>
-void for_each_block(const MatrixRF& X, const Layout& L, const MatrixRF& Ct, int threads, Fn&& fn) {
-  if (L.n_local == 0) return;
-  const std::int64_t h = X.cols(), m = Ct.cols();
-  const std::int64_t b0 = L.begin / kBlock, b1 = (L.begin + L.n_local - 1) / kBlock;
+std::int64_t for_each_block(const MatrixRF& X, const Layout& L, const MatrixRF& Ct, int threads,
+                            std::int64_t blocks_per_task, Fn&& fn) {
+  if (L.n_local == 0) return 0;
+  const std::int64_t h = X.cols(), m = Ct.cols(), B = block_rows(m);
+  const std::int64_t b0 = L.begin / B, nb = (L.begin + L.n_local - 1) / B - b0 + 1;
+  const std::int64_t tasks = (nb + blocks_per_task - 1) / blocks_per_task;
   std::vector<BlockScratch> scratch(static_cast<std::size_t>(std::max(threads, 1)));
-  parallel_for(threads, b1 - b0 + 1, [&](int t, std::int64_t bi) {
+  parallel_for(threads, tasks, [&](int t, std::int64_t task) {
     auto& s = scratch[static_cast<std::size_t>(t)];
-    const std::int64_t gb = (b0 + bi) * kBlock;
-    const std::int64_t lo = std::max(gb, L.begin), hi = std::min(gb + kBlock, L.begin + L.n_local);
-    const std::int64_t off = lo - gb, rows = hi - lo, row0 = lo - L.begin;
-    if (s.g.rows() != kBlock || s.g.cols() != m) s.g.resize(kBlock, m);
-    if (rows == kBlock) {
-      const Eigen::Map<const MatrixRF> xb(X.data() + row0 * h, kBlock, h);
-      s.g.noalias() = xb * Ct;
-    } else {
-      s.xpad.setZero(kBlock, h);
-      s.xpad.middleRows(off, rows) = X.middleRows(row0, rows);
-      s.g.noalias() = s.xpad * Ct;
+    if (s.g.rows() != B || s.g.cols() != m) s.g.resize(B, m);
+    for (std::int64_t bi = task * blocks_per_task; bi < std::min(nb, (task + 1) * blocks_per_task);
+         ++bi) {
+      const std::int64_t gb = (b0 + bi) * B;
+      const std::int64_t lo = std::max(gb, L.begin), hi = std::min(gb + B, L.begin + L.n_local);
+      const std::int64_t off = lo - gb, rows = hi - lo, row0 = lo - L.begin;
+      if (rows == B) {
+        const Eigen::Map<const MatrixRF> xb(X.data() + row0 * h, B, h);
+        s.g.noalias() = xb * Ct;
+      } else {
+        s.xpad.setZero(B, h);
+        s.xpad.middleRows(off, rows) = X.middleRows(row0, rows);
+        s.g.noalias() = s.xpad * Ct;
+      }
+      fn(task, t, row0, rows, off, s.g);
     }
-    fn(t, row0, rows, off, s.g);
   });
+  return tasks;
+}
+
+/// Blocks per task so that a rank has at most 32 tasks and their partial sums (`width`
+/// doubles each) stay within 32 MiB. Depends on the data, never on the thread count.
+std::int64_t blocks_per_task(const Layout& L, std::int64_t m, std::int64_t width) {
+  if (L.n_local == 0) return 1;
+  const std::int64_t B = block_rows(m);
+  const std::int64_t nb = (L.begin + L.n_local - 1) / B - L.begin / B + 1;
+  const std::int64_t by_memory = std::max<std::int64_t>(1, (std::int64_t{32} << 20) / (width * 8));
+  const std::int64_t tasks = std::min({nb, std::int64_t{32}, by_memory});
+  return (nb + tasks - 1) / tasks;
 }
 
 std::vector<float> row_sqnorms(const MatrixRF& M) {
@@ -239,54 +279,46 @@ std::vector<float> row_sqnorms(const MatrixRF& M) {
   return out;
 }
 
-/// Nearest centroid of every local row (first on ties) and the exact squared distance to it.
-/// Returns how many labels differ from the ones passed in.
-std::int64_t assign(const MatrixRF& X, const Layout& L, const MatrixRF& C, int threads,
-                    std::vector<std::int32_t>& labels, std::vector<float>& dist) {
-  const std::int64_t k = C.rows(), h = C.cols();
+/// Assigns every local row to its nearest centroid (first on ties), keeps the exact squared
+/// distance to it, and returns the local [k*h sums | k counts | inertia | changed labels].
+/// Sums are taken per task (fixed runs of blocks) in row order and merged in task order,
+/// so the result does not depend on the thread count.
+std::vector<double> assign_accumulate(const MatrixRF& X, const Layout& L, const MatrixRF& C,
+                                      int threads, std::vector<std::int32_t>& labels,
+                                      std::vector<float>& dist) {
+  const std::int64_t k = C.rows(), h = C.cols(), W = k * h + k + 2;
   const MatrixRF Ct = C.transpose();
   const std::vector<float> cn = row_sqnorms(C);
-  std::vector<std::int64_t> changed(static_cast<std::size_t>(std::max(threads, 1)), 0);
-  for_each_block(
-      X, L, Ct, threads,
-      [&](int t, std::int64_t row0, std::int64_t rows, std::int64_t off, const MatrixRF& G) {
-        std::int64_t ch = 0;
-        for (std::int64_t r = 0; r < rows; ++r) {
-          const std::int64_t i = row0 + r;
-          const std::int32_t j = argmin_dist(G.data() + (off + r) * k, cn.data(), k);
-          ch += labels[i] != j;
-          labels[i] = j;
-          dist[i] = sqdist(X.data() + i * h, C.data() + j * h, h);
-        }
-        changed[static_cast<std::size_t>(t)] += ch;
-      });
-  return std::accumulate(changed.begin(), changed.end(), std::int64_t{0});
-}
-
-/// Local [k*h sums | k counts | inertia | changed] (changed left 0). Each cluster's sum is
-/// accumulated in row order by one thread, so the result does not depend on `threads`.
-void accumulate(const MatrixRF& X, const std::vector<std::int32_t>& labels,
-                const std::vector<float>& dist, std::int64_t k, int threads,
-                std::vector<double>& buf) {
-  const std::int64_t h = X.cols(), n = X.rows();
-  buf.assign(static_cast<std::size_t>(k * h + k + 2), 0.0);
-  double* sums = buf.data();
-  double* counts = sums + k * h;
-  const int T = static_cast<int>(std::min<std::int64_t>(std::max(threads, 1), k));
-  parallel_for(T, T, [&](int, std::int64_t t) {
-    const std::int64_t j0 = k * t / T, j1 = k * (t + 1) / T;
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t j = labels[i];
-      if (j < j0 || j >= j1) continue;
-      double* s = sums + j * h;
-      const float* x = X.data() + i * h;
-      for (std::int64_t f = 0; f < h; ++f) s[f] += x[f];
-      counts[j] += 1;
-    }
-  });
-  double inertia = 0;
-  for (std::int64_t i = 0; i < n; ++i) inertia += dist[i];
-  buf[k * h + k] = inertia;
+  const std::int64_t bpt = blocks_per_task(L, k, W);
+  const std::int64_t B = block_rows(k);
+  const std::int64_t nb = L.n_local == 0 ? 0 : (L.begin + L.n_local - 1) / B - L.begin / B + 1;
+  const std::int64_t tasks = (nb + bpt - 1) / bpt;
+  std::vector<double> part(static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1) * W), 0.0);
+  for_each_block(X, L, Ct, threads, bpt,
+                 [&](std::int64_t task, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
+                     const MatrixRF& G) {
+                   double* P = part.data() + task * W;
+                   double* counts = P + k * h;
+                   for (std::int64_t r = 0; r < rows; ++r) {
+                     const std::int64_t i = row0 + r;
+                     const std::int32_t j = argmin_dist(G.data() + (off + r) * k, cn.data(), k);
+                     P[W - 1] += labels[i] != j;
+                     labels[i] = j;
+                     const float* x = X.data() + i * h;
+                     const float d = sqdist(x, C.data() + j * h, h);
+                     dist[i] = d;
+                     P[W - 2] += d;
+                     counts[j] += 1;
+                     double* sj = P + j * h;
+                     for (std::int64_t f = 0; f < h; ++f) sj[f] += x[f];
+                   }
+                 });
+  for (std::int64_t t = 1; t < tasks; ++t) {
+    const double* src = part.data() + t * W;
+    for (std::int64_t w = 0; w < W; ++w) part[w] += src[w];
+  }
+  part.resize(static_cast<std::size_t>(W));
+  return part;
 }
 
 std::uint64_t bytes_sent(const Comm& comm) {
@@ -382,9 +414,7 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
   for (int it = 0; it < p.max_iter; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t b0 = bytes_sent(comm);
-    const std::int64_t changed_local = assign(X, L, Cf, threads, res.labels, dist);
-    accumulate(X, res.labels, dist, k, threads, buf);
-    buf.back() = static_cast<double>(changed_local);
+    buf = assign_accumulate(X, L, Cf, threads, res.labels, dist);
     comm.allreduce(buf);  // the one collective of an iteration
     double* sums = buf.data();
     double* counts = sums + k * h;
@@ -417,13 +447,9 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
     }
   }
   if (!consistent) {  // labels and inertia for the final centroids
-    assign(X, L, Cf, threads, res.labels, dist);
-    std::vector<double> small(static_cast<std::size_t>(k + 1), 0.0);
-    for (std::int64_t i = 0; i < L.n_local; ++i) {
-      small[res.labels[i]] += 1;
-      small[k] += dist[i];
-    }
-    comm.allreduce(small);
+    buf = assign_accumulate(X, L, Cf, threads, res.labels, dist);
+    std::vector<double> small(buf.begin() + k * h, buf.begin() + k * h + k + 1);
+    comm.allreduce(small);  // [counts | inertia]
     res.inertia = small[k];
     res.sizes.assign(static_cast<std::size_t>(k), 0);
     for (std::int64_t j = 0; j < k; ++j) res.sizes[j] = static_cast<std::int64_t>(small[j]);
@@ -545,17 +571,17 @@ void min_dist_update(const MatrixRF& X, const Layout& L, const MatrixRF& P, int 
   const std::int64_t m = P.rows(), h = X.cols();
   const MatrixRF Pt = P.transpose();
   const std::vector<float> pn = row_sqnorms(P);
-  for_each_block(
-      X, L, Pt, threads,
-      [&](int, std::int64_t row0, std::int64_t rows, std::int64_t off, const MatrixRF& G) {
-        for (std::int64_t r = 0; r < rows; ++r) {
-          const std::int64_t i = row0 + r;
-          const float* g = G.data() + (off + r) * m;
-          const std::int32_t j = argmin_dist(g, pn.data(), m);
-          const float d = sqdist(X.data() + i * h, P.data() + j * h, h);
-          closest[i] = std::min(closest[i], d);
-        }
-      });
+  for_each_block(X, L, Pt, threads, 1,
+                 [&](std::int64_t, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
+                     const MatrixRF& G) {
+                   for (std::int64_t r = 0; r < rows; ++r) {
+                     const std::int64_t i = row0 + r;
+                     const float* g = G.data() + (off + r) * m;
+                     const std::int32_t j = argmin_dist(g, pn.data(), m);
+                     const float d = sqdist(X.data() + i * h, P.data() + j * h, h);
+                     closest[i] = std::min(closest[i], d);
+                   }
+                 });
 }
 
 MatrixRF kmeans_parallel(const MatrixRF& X, const Layout& L, std::int64_t k, const KMeansParams& p,
@@ -615,9 +641,8 @@ MatrixRF kmeans_parallel(const MatrixRF& X, const Layout& L, std::int64_t k, con
   // k-means++, identically on every rank.
   std::vector<std::int32_t> lab(static_cast<std::size_t>(L.n_local), -1);
   std::vector<float> dist(static_cast<std::size_t>(L.n_local));
-  assign(X, L, C, threads, lab, dist);
-  std::vector<double> w(static_cast<std::size_t>(C.rows()), 0.0);
-  for (const auto j : lab) w[j] += 1;
+  const auto acc = assign_accumulate(X, L, C, threads, lab, dist);
+  std::vector<double> w(acc.begin() + C.rows() * h, acc.begin() + C.rows() * (h + 1));
   comm.allreduce(w);
   const Comm serial;
   return kmeans_plus_plus(C, w, k, key_of(key, kTagReduce), threads, serial);
@@ -791,16 +816,17 @@ MatrixRF kmeans_plus_plus(const MatrixRF& X, std::span<const double> weights, st
     // D(i, t) = min(closest_i, ||x_i - cand_t||^2) in the GEMM form over row blocks.
     const MatrixRF Ct = cand.transpose();
     const std::vector<float> cn = row_sqnorms(cand);
-    for_each_block(
-        X, L, Ct, threads,
-        [&](int, std::int64_t row0, std::int64_t rows, std::int64_t off, const MatrixRF& G) {
-          for (std::int64_t r = 0; r < rows; ++r) {
-            const std::int64_t i = row0 + r;
-            const float* g = G.data() + (off + r) * T;
-            for (std::int64_t t = 0; t < T; ++t)
-              D[i * T + t] = std::min(closest[i], std::max(0.0f, xn[i] + cn[t] - 2.0f * g[t]));
-          }
-        });
+    for_each_block(X, L, Ct, threads, 1,
+                   [&](std::int64_t, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
+                       const MatrixRF& G) {
+                     for (std::int64_t r = 0; r < rows; ++r) {
+                       const std::int64_t i = row0 + r;
+                       const float* g = G.data() + (off + r) * T;
+                       for (std::int64_t t = 0; t < T; ++t)
+                         D[i * T + t] =
+                             std::min(closest[i], std::max(0.0f, xn[i] + cn[t] - 2.0f * g[t]));
+                     }
+                   });
     std::vector<double> local_pot(static_cast<std::size_t>(T), 0.0);
     for (std::int64_t i = 0; i < nl; ++i)
       for (std::int64_t t = 0; t < T; ++t) local_pot[t] += w(i) * D[i * T + t];
@@ -958,26 +984,26 @@ double silhouette_score(const MatrixRF& X, std::span<const std::int32_t> labels,
   parallel_for(threads, ntiles, [&](int, std::int64_t tile) {
     const std::int64_t s0 = tile * kTile, w = std::min(kTile, S - s0);
     const MatrixRF Pt = P.middleRows(s0, w).transpose();
-    for_each_block(
-        X, L, Pt, 1,
-        [&](int, std::int64_t row0, std::int64_t rows, std::int64_t off, const MatrixRF& G) {
-          for (std::int64_t r = 0; r < rows; ++r) {
-            const std::int64_t i = row0 + r, gi = L.begin + i;
-            double* acc = sums.data() + labels[i] * S + s0;
-            const float* g = G.data() + (off + r) * w;
-            // This user's own column (if sampled here) must add exactly 0.
-            const auto it = std::lower_bound(ids.begin() + s0, ids.begin() + s0 + w, gi);
-            const bool self = it != ids.begin() + s0 + w && *it == gi;
-            const std::int64_t si = self ? it - ids.begin() - s0 : 0;
-            const double keep = self ? acc[si] : 0.0;
-            const float xi = xn[i];
-            for (std::int64_t s = 0; s < w; ++s) {
-              const float d2 = xi + pn[s0 + s] - 2.0f * g[s];
-              acc[s] += std::sqrt(std::max(d2, 0.0f));
-            }
-            if (self) acc[si] = keep;
-          }
-        });
+    for_each_block(X, L, Pt, 1, 1,
+                   [&](std::int64_t, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
+                       const MatrixRF& G) {
+                     for (std::int64_t r = 0; r < rows; ++r) {
+                       const std::int64_t i = row0 + r, gi = L.begin + i;
+                       double* acc = sums.data() + labels[i] * S + s0;
+                       const float* g = G.data() + (off + r) * w;
+                       // This user's own column (if sampled here) must add exactly 0.
+                       const auto it = std::lower_bound(ids.begin() + s0, ids.begin() + s0 + w, gi);
+                       const bool self = it != ids.begin() + s0 + w && *it == gi;
+                       const std::int64_t si = self ? it - ids.begin() - s0 : 0;
+                       const double keep = self ? acc[si] : 0.0;
+                       const float xi = xn[i];
+                       for (std::int64_t s = 0; s < w; ++s) {
+                         const float d2 = xi + pn[s0 + s] - 2.0f * g[s];
+                         acc[s] += std::sqrt(std::max(d2, 0.0f));
+                       }
+                       if (self) acc[si] = keep;
+                     }
+                   });
   });
   comm.allreduce(sums);
   double total = 0;
