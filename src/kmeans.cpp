@@ -23,6 +23,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <sstream>
@@ -293,11 +294,19 @@ std::vector<double> assign_accumulate(const MatrixRF& X, const Layout& L, const 
   const std::int64_t B = block_rows(k);
   const std::int64_t nb = L.n_local == 0 ? 0 : (L.begin + L.n_local - 1) / B - L.begin / B + 1;
   const std::int64_t tasks = (nb + bpt - 1) / bpt;
-  std::vector<double> part(static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1) * W), 0.0);
+  // Task partials; each task zeroes its own on first use (in parallel, cache-warm).
+  const auto slots = static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1) * W);
+  std::unique_ptr<double[]> part(new double[slots]);
+  std::vector<char> ready(static_cast<std::size_t>(tasks), 0);
+  if (tasks == 0) std::fill(part.get(), part.get() + W, 0.0);
   for_each_block(X, L, Ct, threads, bpt,
                  [&](std::int64_t task, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
                      const MatrixRF& G) {
-                   double* P = part.data() + task * W;
+                   double* P = part.get() + task * W;
+                   if (!ready[task]) {
+                     std::fill(P, P + W, 0.0);
+                     ready[task] = 1;
+                   }
                    double* counts = P + k * h;
                    for (std::int64_t r = 0; r < rows; ++r) {
                      const std::int64_t i = row0 + r;
@@ -313,12 +322,12 @@ std::vector<double> assign_accumulate(const MatrixRF& X, const Layout& L, const 
                      for (std::int64_t f = 0; f < h; ++f) sj[f] += x[f];
                    }
                  });
+  std::vector<double> out(part.get(), part.get() + W);
   for (std::int64_t t = 1; t < tasks; ++t) {
-    const double* src = part.data() + t * W;
-    for (std::int64_t w = 0; w < W; ++w) part[w] += src[w];
+    const double* src = part.get() + t * W;
+    for (std::int64_t w = 0; w < W; ++w) out[w] += src[w];
   }
-  part.resize(static_cast<std::size_t>(W));
-  return part;
+  return out;
 }
 
 std::uint64_t bytes_sent(const Comm& comm) {

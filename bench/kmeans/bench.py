@@ -32,23 +32,24 @@ def segrec_run(a, data, k, ranks, threads, tag):
     mpi = ["mpirun", "-n", str(ranks), "--oversubscribe", "--allow-run-as-root",
            "--bind-to", "core" if threads == 1 else "none"]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    best = None
-    for _ in range(a.repeats):
-        run(mpi + [a.segrec, "cluster", "--projection", os.path.join(data, "projection.h5"),
-                   "--k", str(k), "--init", os.path.join(data, "init.csv"), "--tol", "0",
-                   "--max-iter", str(a.iters), "--threads", str(threads), "--out", out,
-                   "--min-report-users", "1000000000", "-q"], env)
-        with h5py.File(out, "r") as f:
-            secs = f["iterations/seconds"][...]
-            res = {"ms_per_iter": float(np.median(secs) * 1e3),
-                   "ms_mean": float(secs.mean() * 1e3),
-                   "lloyd_ms_per_iter": float(f.attrs["lloyd_seconds"]) / len(secs) * 1e3,
-                   "inertia": float(f.attrs["inertia"]),
-                   "bytes_formula": int(f.attrs["allreduce_bytes_per_iteration"]),
-                   "bytes_measured": int(np.median(f["iterations/bytes_sent"][...]))}
-        if best is None or res["lloyd_ms_per_iter"] < best["lloyd_ms_per_iter"]:
-            best = res
-    return best
+    run(mpi + [a.segrec, "cluster", "--projection", os.path.join(data, "projection.h5"),
+               "--k", str(k), "--init", os.path.join(data, "init.csv"), "--tol", "0",
+               "--max-iter", str(a.iters), "--threads", str(threads), "--out", out,
+               "--min-report-users", "1000000000", "-q"], env)
+    with h5py.File(out, "r") as f:
+        secs = f["iterations/seconds"][...]
+        return {"ms_per_iter": float(np.median(secs) * 1e3),
+                "lloyd_ms_per_iter": float(f.attrs["lloyd_seconds"]) / len(secs) * 1e3,
+                "inertia": float(f.attrs["inertia"]),
+                "bytes_formula": int(f.attrs["allreduce_bytes_per_iteration"]),
+                "bytes_measured": int(np.median(f["iterations/bytes_sent"][...]))}
+
+
+def peers_run(a, data):
+    out = run([sys.executable, a.peers, "--h5", os.path.join(data, "projection.h5"),
+               "--dataset", "H", "--init", os.path.join(data, "init.npy"),
+               "--iters", str(a.iters), "--threads", "2"])
+    return json.loads(out[out.index("{"):])
 
 
 def main():
@@ -58,7 +59,7 @@ def main():
     ap.add_argument("--sizes", default="1000000x256,200000x100")
     ap.add_argument("--d", type=int, default=64)
     ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=3, help="segrec runs per setting; best kept")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of all contenders; best kept")
     ap.add_argument("--work")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="segrec_bench_kmeans_")
@@ -69,18 +70,24 @@ def main():
         run([sys.executable, os.path.join(HERE, "make_data.py"), "--n", str(n), "--d", str(a.d),
              "--k", str(k), "--seed", "0", "--out", data])
         flop = 2.0 * n * k * a.d
-        res = {"n": n, "k": k, "d": a.d}
-        res["segrec_np2_t1"] = segrec_run(a, data, k, 2, 1, "np2")
-        res["segrec_np1_t2"] = segrec_run(a, data, k, 1, 2, "np1t2")
-        peers = run([sys.executable, a.peers, "--h5", os.path.join(data, "projection.h5"),
-                     "--dataset", "H", "--init", os.path.join(data, "init.npy"),
-                     "--iters", str(a.iters), "--threads", "2"])
-        p = json.loads(peers[peers.index("{"):])
+        res = {"n": n, "k": k, "d": a.d, "runs": []}
+        # Contenders take turns, `repeats` rounds; each keeps its fastest round (the machine
+        # is shared, so slow rounds measure the neighbours, not the code).
+        for _ in range(a.repeats):
+            res["runs"].append({"segrec_np2_t1": segrec_run(a, data, k, 2, 1, "np2"),
+                                "segrec_np1_t2": segrec_run(a, data, k, 1, 2, "np1t2"),
+                                "peers": peers_run(a, data)})
+        for tag in ("segrec_np2_t1", "segrec_np1_t2"):
+            res[tag] = min((r[tag] for r in res["runs"]), key=lambda r: r["lloyd_ms_per_iter"])
+        pr = [r["peers"] for r in res["runs"]]
+        p = {"numpy_sgemm_gflops": max(x["numpy_sgemm_gflops"] for x in pr),
+             "sklearn_lloyd": min((x["sklearn_lloyd"] for x in pr), key=lambda x: x["ms_per_iter"]),
+             "faiss": min((x["faiss"] for x in pr), key=lambda x: x["ms_per_iter"])}
         res["peers"] = p
         rows.append(res)
         sk, fa, sg = p["sklearn_lloyd"]["ms_per_iter"], p["faiss"]["ms_per_iter"], p["numpy_sgemm_gflops"]
-        print(f"\n== n={n} h={a.d} k={k}, {a.iters} Lloyd iterations, 2 cores; numpy SGEMM "
-              f"{sg:.1f} GFLOP/s (2 threads)")
+        print(f"\n== n={n} h={a.d} k={k}, {a.iters} Lloyd iterations, 2 cores, best of "
+              f"{a.repeats} rounds; numpy SGEMM {sg:.1f} GFLOP/s (2 threads, best round)")
         print(f"  {'contender':<24}{'ms/iter':>9}{'GFLOP/s':>9}{'vs sklearn':>11}{'vs faiss':>9}"
               f"{'% SGEMM':>9}")
         for name, ms in [("segrec -n 2 x 1 thread", res["segrec_np2_t1"]["lloyd_ms_per_iter"]),
