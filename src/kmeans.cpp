@@ -122,6 +122,12 @@ void parallel_for(int threads, std::int64_t n, Fn&& fn) {
   if (err) std::rethrow_exception(err);
 }
 
+/// How the assignment step runs: threads per rank and the kernel.
+struct Exec {
+  int threads = 1;
+  bool fused = false;  ///< register-blocked AVX-512 kernel instead of GEMM + argmin
+};
+
 // ---- distances -----------------------------------------------------------------------------
 
 constexpr int kLanes = 16;
@@ -263,14 +269,13 @@ std::int64_t for_each_block(const MatrixRF& X, const Layout& L, const MatrixRF& 
   return tasks;
 }
 
-/// Blocks per task so that a rank has at most 32 tasks and their partial sums (`width`
-/// doubles each) stay within 32 MiB. Depends on the data, never on the thread count.
-std::int64_t blocks_per_task(const Layout& L, std::int64_t m, std::int64_t width) {
+/// Blocks per task so that a rank has at most `max_tasks` tasks. Depends on the data, never
+/// on the thread count.
+std::int64_t blocks_per_task(const Layout& L, std::int64_t m, std::int64_t max_tasks) {
   if (L.n_local == 0) return 1;
   const std::int64_t B = block_rows(m);
   const std::int64_t nb = (L.begin + L.n_local - 1) / B - L.begin / B + 1;
-  const std::int64_t by_memory = std::max<std::int64_t>(1, (std::int64_t{32} << 20) / (width * 8));
-  const std::int64_t tasks = std::min({nb, std::int64_t{32}, by_memory});
+  const std::int64_t tasks = std::min(nb, std::max<std::int64_t>(1, max_tasks));
   return (nb + tasks - 1) / tasks;
 }
 
@@ -280,48 +285,204 @@ std::vector<float> row_sqnorms(const MatrixRF& M) {
   return out;
 }
 
+#ifdef __AVX512F__
+// ---- fused nearest-centroid kernel -------------------------------------------------------
+// Eight rows against tiles of up to 48 centroids: the 8 x 48 dot products live in 24 zmm
+// registers over the whole depth (one FMA chain per product, in feature order, the same for
+// every row wherever it sits), then fold into lane-wise running minima of cn - 2 x.c. No
+// distance matrix is written and the rows are read in place.
+
+constexpr int kKernelRows = 8;
+constexpr int kTileCols = 48;
+
+/// Centroids for the kernel: tile t holds centroids [48t, 48t + w) as data[48th + f w + c],
+/// w = 16, 32 or 48; k is padded to a multiple of 16 with zero centroids of norm +inf.
+struct PackedCentroids {
+  std::int64_t k = 0, h = 0, kp = 0;
+  std::vector<float> data, cn;
+};
+
+PackedCentroids pack_centroids(const MatrixRF& C) {
+  PackedCentroids P;
+  P.k = C.rows();
+  P.h = C.cols();
+  P.kp = (P.k + kLanes - 1) / kLanes * kLanes;
+  P.data.assign(static_cast<std::size_t>(P.kp * P.h), 0.0f);
+  P.cn.assign(static_cast<std::size_t>(P.kp), std::numeric_limits<float>::infinity());
+  for (std::int64_t t0 = 0; t0 < P.kp; t0 += kTileCols) {
+    const std::int64_t w = std::min<std::int64_t>(kTileCols, P.kp - t0);
+    float* tile = P.data.data() + t0 * P.h;
+    for (std::int64_t c = 0; c < w && t0 + c < P.k; ++c)
+      for (std::int64_t f = 0; f < P.h; ++f) tile[f * w + c] = C(t0 + c, f);
+  }
+  for (std::int64_t j = 0; j < P.k; ++j) P.cn[j] = sqnorm(C.row(j).data(), P.h);
+  return P;
+}
+
+/// Folds one tile of V*16 centroids (starting at j0) into the running lane minima of 8 rows.
+template <int V>
+void nearest_tile(const float* x, std::int64_t h, const float* tile, const float* cn,
+                  std::int32_t j0, __m512* bv, __m512i* bx) {
+  __m512 acc[kKernelRows][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < kKernelRows; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (std::int64_t f = 0; f < h; ++f) {
+    __m512 c[V];
+#pragma GCC unroll 3
+    for (int v = 0; v < V; ++v) c[v] = _mm512_loadu_ps(tile + f * (V * kLanes) + v * kLanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < kKernelRows; ++r) {
+      const __m512 xr = _mm512_set1_ps(x[r * h + f]);
+#pragma GCC unroll 3
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(xr, c[v], acc[r][v]);
+    }
+  }
+  const __m512 two = _mm512_set1_ps(2.0f);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 3
+  for (int v = 0; v < V; ++v) {
+    const std::int32_t jv = j0 + v * kLanes;
+    const __m512 norms = _mm512_loadu_ps(cn + jv);
+    const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(jv), lane);
+#pragma GCC unroll 8
+    for (int r = 0; r < kKernelRows; ++r) {
+      const __m512 val = _mm512_fnmadd_ps(two, acc[r][v], norms);
+      const __mmask16 lt = _mm512_cmp_ps_mask(val, bv[r], _CMP_LT_OQ);
+      bv[r] = _mm512_mask_mov_ps(bv[r], lt, val);
+      bx[r] = _mm512_mask_mov_epi32(bx[r], lt, idx);
+    }
+  }
+}
+
+/// Nearest centroid (first on ties) of the 8 rows at x (row stride h).
+void nearest8(const float* x, const PackedCentroids& P, std::int32_t* out) {
+  alignas(64) __m512 bv[kKernelRows];
+  alignas(64) __m512i bx[kKernelRows];
+  for (int r = 0; r < kKernelRows; ++r) {
+    bv[r] = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+    bx[r] = _mm512_setzero_si512();
+  }
+  for (std::int64_t t0 = 0; t0 < P.kp; t0 += kTileCols) {
+    const float* tile = P.data.data() + t0 * P.h;
+    const auto j0 = static_cast<std::int32_t>(t0);
+    switch (std::min<std::int64_t>(kTileCols, P.kp - t0) / kLanes) {
+      case 3:
+        nearest_tile<3>(x, P.h, tile, P.cn.data(), j0, bv, bx);
+        break;
+      case 2:
+        nearest_tile<2>(x, P.h, tile, P.cn.data(), j0, bv, bx);
+        break;
+      default:
+        nearest_tile<1>(x, P.h, tile, P.cn.data(), j0, bv, bx);
+        break;
+    }
+  }
+  for (int r = 0; r < kKernelRows; ++r) {
+    const float best = _mm512_reduce_min_ps(bv[r]);
+    const __mmask16 eq = _mm512_cmp_ps_mask(bv[r], _mm512_set1_ps(best), _CMP_EQ_OQ);
+    out[r] =
+        _mm512_reduce_min_epi32(_mm512_mask_mov_epi32(_mm512_set1_epi32(INT32_MAX), eq, bx[r]));
+  }
+}
+#endif
+
+#ifndef __AVX512F__
+constexpr int kKernelRows = 8;
+#endif
+
+/// Number of tasks for_each_nearest cuts this rank's rows into (at most max_tasks).
+std::int64_t nearest_tasks(const Layout& L, std::int64_t k, std::int64_t max_tasks, bool fused) {
+  if (L.n_local == 0) return 0;
+  if (fused) {
+    const std::int64_t rows = (L.n_local + max_tasks - 1) / max_tasks;
+    const std::int64_t per = (rows + kKernelRows - 1) / kKernelRows * kKernelRows;
+    return (L.n_local + per - 1) / per;
+  }
+  const std::int64_t B = block_rows(k);
+  const std::int64_t nb = (L.begin + L.n_local - 1) / B - L.begin / B + 1;
+  const std::int64_t bpt = blocks_per_task(L, k, max_tasks);
+  return (nb + bpt - 1) / bpt;
+}
+
+/// Calls fn(task, i, j) for every local row i with j its nearest centroid in C (first on
+/// ties). Tasks are fixed runs of rows (nearest_tasks of them, whatever the thread count),
+/// each run in row order by one thread.
+template <class Fn>
+void for_each_nearest(const MatrixRF& X, const Layout& L, const MatrixRF& C, Exec ex,
+                      std::int64_t max_tasks, Fn&& fn) {
+  const std::int64_t tasks = nearest_tasks(L, C.rows(), max_tasks, ex.fused);
+  if (tasks == 0) return;
+#ifdef __AVX512F__
+  if (ex.fused) {
+    const std::int64_t h = X.cols();
+    const std::int64_t per = (L.n_local + tasks - 1) / tasks;
+    const std::int64_t step = (per + kKernelRows - 1) / kKernelRows * kKernelRows;
+    const PackedCentroids P = pack_centroids(C);
+    parallel_for(ex.threads, tasks, [&](int, std::int64_t task) {
+      std::vector<float> pad;
+      std::int32_t idx[kKernelRows];
+      const std::int64_t end = std::min(L.n_local, (task + 1) * step);
+      for (std::int64_t g = task * step; g < end; g += kKernelRows) {
+        const std::int64_t rows = std::min<std::int64_t>(kKernelRows, end - g);
+        const float* x = X.data() + g * h;
+        if (rows < kKernelRows) {  // last rows: zero-padded copy, same arithmetic per row
+          pad.assign(static_cast<std::size_t>(kKernelRows * h), 0.0f);
+          std::copy(x, x + rows * h, pad.begin());
+          x = pad.data();
+        }
+        nearest8(x, P, idx);
+        for (std::int64_t r = 0; r < rows; ++r) fn(task, g + r, idx[r]);
+      }
+    });
+    return;
+  }
+#endif
+  const std::int64_t k = C.rows();
+  const MatrixRF Ct = C.transpose();
+  const std::vector<float> cn = row_sqnorms(C);
+  for_each_block(X, L, Ct, ex.threads, blocks_per_task(L, k, max_tasks),
+                 [&](std::int64_t task, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
+                     const MatrixRF& G) {
+                   for (std::int64_t r = 0; r < rows; ++r)
+                     fn(task, row0 + r, argmin_dist(G.data() + (off + r) * k, cn.data(), k));
+                 });
+}
+
 /// Assigns every local row to its nearest centroid (first on ties), keeps the exact squared
 /// distance to it, and returns the local [k*h sums | k counts | inertia | changed labels].
 /// Sums are taken per task (fixed runs of blocks) in row order and merged in task order,
 /// so the result does not depend on the thread count.
 std::vector<double> assign_accumulate(const MatrixRF& X, const Layout& L, const MatrixRF& C,
-                                      int threads, std::vector<std::int32_t>& labels,
+                                      Exec ex, std::vector<std::int32_t>& labels,
                                       std::vector<float>& dist) {
   const std::int64_t k = C.rows(), h = C.cols(), W = k * h + k + 2;
-  const MatrixRF Ct = C.transpose();
-  const std::vector<float> cn = row_sqnorms(C);
-  const std::int64_t bpt = blocks_per_task(L, k, W);
-  const std::int64_t B = block_rows(k);
-  const std::int64_t nb = L.n_local == 0 ? 0 : (L.begin + L.n_local - 1) / B - L.begin / B + 1;
-  const std::int64_t tasks = (nb + bpt - 1) / bpt;
+  // At most 32 tasks, and their partial sums within 32 MiB.
+  const std::int64_t max_tasks =
+      std::min<std::int64_t>(32, std::max<std::int64_t>(1, (std::int64_t{32} << 20) / (W * 8)));
+  const std::int64_t tasks = nearest_tasks(L, k, max_tasks, ex.fused);
   // Task partials; each task zeroes its own on first use (in parallel, cache-warm).
   const auto slots = static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1) * W);
   std::unique_ptr<double[]> part(new double[slots]);
-  std::vector<char> ready(static_cast<std::size_t>(tasks), 0);
+  std::vector<char> ready(static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1)), 0);
   if (tasks == 0) std::fill(part.get(), part.get() + W, 0.0);
-  for_each_block(X, L, Ct, threads, bpt,
-                 [&](std::int64_t task, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
-                     const MatrixRF& G) {
-                   double* P = part.get() + task * W;
-                   if (!ready[task]) {
-                     std::fill(P, P + W, 0.0);
-                     ready[task] = 1;
-                   }
-                   double* counts = P + k * h;
-                   for (std::int64_t r = 0; r < rows; ++r) {
-                     const std::int64_t i = row0 + r;
-                     const std::int32_t j = argmin_dist(G.data() + (off + r) * k, cn.data(), k);
-                     P[W - 1] += labels[i] != j;
-                     labels[i] = j;
-                     const float* x = X.data() + i * h;
-                     const float d = sqdist(x, C.data() + j * h, h);
-                     dist[i] = d;
-                     P[W - 2] += d;
-                     counts[j] += 1;
-                     double* sj = P + j * h;
-                     for (std::int64_t f = 0; f < h; ++f) sj[f] += x[f];
-                   }
-                 });
+  for_each_nearest(X, L, C, ex, max_tasks, [&](std::int64_t task, std::int64_t i, std::int32_t j) {
+    double* P = part.get() + task * W;
+    if (!ready[task]) {
+      std::fill(P, P + W, 0.0);
+      ready[task] = 1;
+    }
+    P[W - 1] += labels[i] != j;
+    labels[i] = j;
+    const float* x = X.data() + i * h;
+    const float d = sqdist(x, C.data() + j * h, h);
+    dist[i] = d;
+    P[W - 2] += d;
+    P[k * h + j] += 1;
+    double* sj = P + j * h;
+    for (std::int64_t f = 0; f < h; ++f) sj[f] += x[f];
+  });
   std::vector<double> out(part.get(), part.get() + W);
   for (std::int64_t t = 1; t < tasks; ++t) {
     const double* src = part.get() + t * W;
@@ -408,7 +569,7 @@ double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm) {
 }
 
 KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init,
-                        const KMeansParams& p, double tol_abs, int threads, const Comm& comm) {
+                        const KMeansParams& p, double tol_abs, Exec ex, const Comm& comm) {
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t k = init.rows(), h = X.cols();
   KMeansResult res;
@@ -423,7 +584,7 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
   for (int it = 0; it < p.max_iter; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t b0 = bytes_sent(comm);
-    buf = assign_accumulate(X, L, Cf, threads, res.labels, dist);
+    buf = assign_accumulate(X, L, Cf, ex, res.labels, dist);
     comm.allreduce(buf);  // the one collective of an iteration
     double* sums = buf.data();
     double* counts = sums + k * h;
@@ -456,7 +617,7 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
     }
   }
   if (!consistent) {  // labels and inertia for the final centroids
-    buf = assign_accumulate(X, L, Cf, threads, res.labels, dist);
+    buf = assign_accumulate(X, L, Cf, ex, res.labels, dist);
     std::vector<double> small(buf.begin() + k * h, buf.begin() + k * h + k + 1);
     comm.allreduce(small);  // [counts | inertia]
     res.inertia = small[k];
@@ -573,28 +734,18 @@ std::pair<std::vector<std::int64_t>, MatrixRF> draw_rows(const MatrixRF& X, cons
   return {ids, rows};
 }
 
-/// closest[i] = min(closest[i], min_p ||x_i - P_p||^2) via the blocked GEMM form.
-void min_dist_update(const MatrixRF& X, const Layout& L, const MatrixRF& P, int threads,
+/// closest[i] = min(closest[i], min_p ||x_i - P_p||^2).
+void min_dist_update(const MatrixRF& X, const Layout& L, const MatrixRF& P, Exec ex,
                      std::vector<float>& closest) {
   if (P.rows() == 0) return;
-  const std::int64_t m = P.rows(), h = X.cols();
-  const MatrixRF Pt = P.transpose();
-  const std::vector<float> pn = row_sqnorms(P);
-  for_each_block(X, L, Pt, threads, 1,
-                 [&](std::int64_t, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
-                     const MatrixRF& G) {
-                   for (std::int64_t r = 0; r < rows; ++r) {
-                     const std::int64_t i = row0 + r;
-                     const float* g = G.data() + (off + r) * m;
-                     const std::int32_t j = argmin_dist(g, pn.data(), m);
-                     const float d = sqdist(X.data() + i * h, P.data() + j * h, h);
-                     closest[i] = std::min(closest[i], d);
-                   }
-                 });
+  const std::int64_t h = X.cols();
+  for_each_nearest(X, L, P, ex, 32, [&](std::int64_t, std::int64_t i, std::int32_t j) {
+    closest[i] = std::min(closest[i], sqdist(X.data() + i * h, P.data() + j * h, h));
+  });
 }
 
 MatrixRF kmeans_parallel(const MatrixRF& X, const Layout& L, std::int64_t k, const KMeansParams& p,
-                         std::uint64_t key, int threads, const Comm& comm) {
+                         std::uint64_t key, Exec ex, const Comm& comm) {
   const std::int64_t h = X.cols();
   const double l = p.oversampling_factor > 0 ? p.oversampling_factor : 2.0 * k;
   std::vector<std::int64_t> ids{
@@ -624,7 +775,7 @@ MatrixRF kmeans_parallel(const MatrixRF& X, const Layout& L, std::int64_t k, con
     if (new_ids.empty()) continue;
     const Eigen::Map<const MatrixRF> Pm(flat.data(), static_cast<Eigen::Index>(new_ids.size()), h);
     const MatrixRF P = Pm;
-    min_dist_update(X, L, P, threads, closest);
+    min_dist_update(X, L, P, ex, closest);
     MatrixRF grown(C.rows() + P.rows(), h);
     grown << C, P;
     C = std::move(grown);
@@ -650,11 +801,20 @@ MatrixRF kmeans_parallel(const MatrixRF& X, const Layout& L, std::int64_t k, con
   // k-means++, identically on every rank.
   std::vector<std::int32_t> lab(static_cast<std::size_t>(L.n_local), -1);
   std::vector<float> dist(static_cast<std::size_t>(L.n_local));
-  const auto acc = assign_accumulate(X, L, C, threads, lab, dist);
+  const auto acc = assign_accumulate(X, L, C, ex, lab, dist);
   std::vector<double> w(acc.begin() + C.rows() * h, acc.begin() + C.rows() * (h + 1));
   comm.allreduce(w);
   const Comm serial;
-  return kmeans_plus_plus(C, w, k, key_of(key, kTagReduce), threads, serial);
+  return kmeans_plus_plus(C, w, k, key_of(key, kTagReduce), ex.threads, serial);
+}
+
+Exec exec_of(const KMeansParams& p) {
+  Exec ex;
+  ex.threads = p.resolved_threads();
+#ifdef __AVX512F__
+  ex.fused = p.kernel != "gemm";
+#endif
+  return ex;
 }
 
 int threads_from_env() {
@@ -780,6 +940,13 @@ void KMeansParams::validate() const {
           "must be between 0 ($OMP_NUM_THREADS or 1) and 1024");
   require(silhouette_sample >= 0, "silhouette-sample", silhouette_sample, "must be >= 0");
   criterion();
+#ifdef __AVX512F__
+  require(kernel == "auto" || kernel == "fused" || kernel == "gemm", "kernel", kernel,
+          "use auto, fused or gemm");
+#else
+  require(kernel == "auto" || kernel == "gemm", "kernel", kernel,
+          "use auto or gemm (this build has no AVX-512 for the fused kernel)");
+#endif
   require(!(m == InitMethod::kFile && ks.size() > 1), "init", init,
           "a centroid file fixes k; it cannot be combined with a --k sweep");
 }
@@ -870,7 +1037,7 @@ MatrixRF init_centroids(const MatrixRF& X, std::int64_t k, const KMeansParams& p
     case InitMethod::kKMeansPlusPlus:
       return kmeans_plus_plus(X, {}, k, key_of(rkey, kTagPlusPlus), threads, comm);
     case InitMethod::kKMeansParallel:
-      return kmeans_parallel(X, L, k, p, key_of(rkey, kTagParallel), threads, comm);
+      return kmeans_parallel(X, L, k, p, key_of(rkey, kTagParallel), exec_of(p), comm);
     case InitMethod::kRandom:
       return fetch_rows(X, L, sample_indices(L, k, key_of(rkey, kTagRandom), comm), X.cols(), comm);
     case InitMethod::kFile:
@@ -884,7 +1051,7 @@ KMeansResult lloyd(const MatrixRF& X, const MatrixRF& init, const KMeansParams& 
   const Layout L = make_layout(X.rows(), comm);
   SEGREC_ASSERT(init.cols() == X.cols(), "centroids have ", init.cols(), " columns, data ",
                 X.cols());
-  return lloyd_impl(X, L, init, p, p.tol * mean_variance(X, L, comm), p.resolved_threads(), comm);
+  return lloyd_impl(X, L, init, p, p.tol * mean_variance(X, L, comm), exec_of(p), comm);
 }
 
 namespace {
@@ -901,12 +1068,11 @@ KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansPara
                         " x " + std::to_string(X.cols()),
                     true);
   const double tol_abs = p.tol * mean_variance(X, L, comm);
-  const int threads = p.resolved_threads();
   const int restarts = init ? 1 : p.n_init;
   KMeansResult best;
   for (int r = 0; r < restarts; ++r) {
     const MatrixRF c0 = init ? *init : init_centroids(X, k, p, r, comm);
-    KMeansResult res = lloyd_impl(X, L, c0, p, tol_abs, threads, comm);
+    KMeansResult res = lloyd_impl(X, L, c0, p, tol_abs, exec_of(p), comm);
     res.restart = r;
     if (r == 0 || res.inertia < best.inertia) best = std::move(res);
   }

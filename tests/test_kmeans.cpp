@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include "kmeans_reference.hpp"
 #include "segrec/error.hpp"
@@ -59,14 +60,16 @@ struct DiffCase {
   std::uint64_t seed;
 };
 
-class Differential : public ::testing::TestWithParam<DiffCase> {};
+class Differential : public ::testing::TestWithParam<std::tuple<DiffCase, std::string /*kernel*/>> {
+};
 
 TEST_P(Differential, SameAssignmentsAndCentroidsAsNaiveDouble) {
-  const auto c = GetParam();
+  const auto& [c, kernel] = GetParam();
   const MatrixRF X = make_blobs(c.n, c.h, c.blobs, c.spread, c.seed);
   const MatrixRF init = first_rows(X, c.k);
   KMeansParams p = params(std::to_string(c.k));
   p.tol = 0;
+  p.kernel = kernel;
   const Comm comm;
   const KMeansResult fast = lloyd(X, init, p, comm);
   const auto ref = naive_kmeans(X, init, p.max_iter, 0.0);
@@ -80,15 +83,25 @@ TEST_P(Differential, SameAssignmentsAndCentroidsAsNaiveDouble) {
   EXPECT_EQ(fast.sizes, sizes);
 }
 
+std::vector<std::string> kernels() {
+#ifdef __AVX512F__
+  return {"fused", "gemm"};
+#else
+  return {"gemm"};
+#endif
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Differential,
-    ::testing::Values(DiffCase{600, 5, 6, 6, 8.0, 1},        // separated blobs
-                      DiffCase{500, 8, 3, 7, 2.0, 2},        // overlapping, k > blobs
-                      DiffCase{1000, 17, 10, 10, 5.0, 3},    // h not a multiple of 16
-                      DiffCase{700, 64, 40, 40, 3.0, 4},     // k > 16 lanes
-                      DiffCase{300, 3, 4, 4, 1.0, 5},        // k < 16 lanes
-                      DiffCase{2000, 32, 100, 100, 4.0, 6},  // k with a lane tail
-                      DiffCase{1500, 10, 8, 37, 1.0, 7}));   // many small clusters
+    ::testing::Combine(
+        ::testing::Values(DiffCase{600, 5, 6, 6, 8.0, 1},        // separated blobs
+                          DiffCase{500, 8, 3, 7, 2.0, 2},        // overlapping, k > blobs
+                          DiffCase{1000, 17, 10, 10, 5.0, 3},    // h not a multiple of 16
+                          DiffCase{700, 64, 40, 40, 3.0, 4},     // k > 16 lanes
+                          DiffCase{300, 3, 4, 4, 1.0, 5},        // k < 16 lanes
+                          DiffCase{2000, 32, 100, 100, 4.0, 6},  // k with a lane tail
+                          DiffCase{1500, 10, 8, 37, 1.0, 7}),    // many small clusters
+        ::testing::ValuesIn(kernels())));
 
 TEST(KMeans, MaxIterStopsWithConsistentLabels) {
   const MatrixRF X = make_blobs(800, 6, 5, 1.5, 11);
@@ -129,18 +142,37 @@ TEST(KMeans, ToleranceRuleIsScaledByMeanVariance) {
 }
 
 TEST(KMeans, ResultsDoNotDependOnThreadCount) {
-  const MatrixRF X = make_blobs(5000, 24, 12, 3.0, 13);  // several row blocks
-  KMeansParams p = params("20");
-  p.max_iter = 20;
+  const MatrixRF X = make_blobs(5000, 24, 12, 3.0, 13);  // several row blocks and tasks
   const Comm comm;
-  p.threads = 1;
-  const auto a = kmeans(X, 20, p, comm);
-  for (int t : {2, 3, 7}) {
-    p.threads = t;
-    const auto b = kmeans(X, 20, p, comm);
-    EXPECT_EQ(a.labels, b.labels) << t << " threads";
-    EXPECT_EQ(a.centroids, b.centroids) << t << " threads";  // bit-identical
-    EXPECT_EQ(a.inertia, b.inertia) << t << " threads";
+  for (const auto& kernel : kernels()) {
+    KMeansParams p = params("20");
+    p.max_iter = 20;
+    p.kernel = kernel;
+    p.threads = 1;
+    const auto a = kmeans(X, 20, p, comm);
+    for (int t : {2, 3, 7}) {
+      p.threads = t;
+      const auto b = kmeans(X, 20, p, comm);
+      EXPECT_EQ(a.labels, b.labels) << t << " threads, " << kernel;
+      EXPECT_EQ(a.centroids, b.centroids) << t << " threads, " << kernel;  // bit-identical
+      EXPECT_EQ(a.inertia, b.inertia) << t << " threads, " << kernel;
+    }
+  }
+}
+
+TEST(KMeans, KernelsAgree) {
+  // Same labels from both assignment kernels on data without near-ties.
+  const MatrixRF X = make_blobs(3001, 19, 7, 4.0, 14);
+  const Comm comm;
+  KMeansParams p = params("53");
+  p.max_iter = 15;
+  p.kernel = "gemm";
+  const auto a = kmeans(X, 53, p, comm);
+  for (const auto& kernel : kernels()) {
+    p.kernel = kernel;
+    const auto b = kmeans(X, 53, p, comm);
+    EXPECT_EQ(a.labels, b.labels) << kernel;
+    EXPECT_LE(max_rel_diff(a.centroids, b.centroids), 1e-12) << kernel;
   }
 }
 
@@ -515,6 +547,7 @@ TEST(KMeansParamsTest, BadValuesAreUsageErrors) {
   expect_bad("threads", [](KMeansParams& p) { p.threads = -1; });
   expect_bad("silhouette-sample", [](KMeansParams& p) { p.silhouette_sample = -5; });
   expect_bad("pick", [](KMeansParams& p) { p.pick = "elbow"; });
+  expect_bad("kernel", [](KMeansParams& p) { p.kernel = "blas"; });
   KMeansParams ok = params("4");
   EXPECT_NO_THROW(ok.validate());
 }

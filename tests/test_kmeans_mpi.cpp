@@ -65,6 +65,7 @@ struct InvCase {
   int threads;
   std::int64_t n, h;
   int blobs, k, n_init;
+  std::string kernel = "auto";
 };
 
 class RankInvariance : public ::testing::TestWithParam<InvCase> {};
@@ -82,6 +83,7 @@ TEST_P(RankInvariance, LabelsAndCentroidsMatchSerial) {
   p.threads = c.threads;
   p.n_init = c.n_init;
   p.seed = 9;
+  p.kernel = c.kernel;
   const auto dist = kmeans(s.local, c.k, p, world);
   const auto ser = kmeans(X, c.k, p, serial);
   expect_same(dist, ser, s.block, c.init);
@@ -95,8 +97,10 @@ INSTANTIATE_TEST_SUITE_P(
                       InvCase{"k-means||", true, 2, 2500, 9, 8, 6, 1},
                       InvCase{"random", false, 1, 2048, 33, 30, 40, 3},
                       InvCase{"random", true, 1, 999, 4, 3, 5, 1},
-                      InvCase{"k-means++", false, 1, 3, 2, 2, 2, 1},  // ranks without users
-                      InvCase{"k-means++", false, 1, 600, 64, 700, 600, 1}));  // k = n
+                      InvCase{"k-means++", false, 1, 3, 2, 2, 2, 1},         // ranks without users
+                      InvCase{"k-means++", false, 1, 600, 64, 700, 600, 1},  // k = n
+                      InvCase{"k-means||", false, 2, 2000, 12, 9, 17, 1, "gemm"},
+                      InvCase{"random", true, 1, 1234, 40, 6, 70, 2, "gemm"}));
 
 TEST(KMeansMpi, RelocationMatchesSerial) {
   const Comm world = Comm::world();

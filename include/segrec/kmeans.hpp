@@ -60,6 +60,10 @@ struct KMeansParams {
   /// --threads: threads per rank for the assignment step; 0 means $OMP_NUM_THREADS, else 1.
   /// Results do not depend on it.
   int threads = 0;
+  /// --kernel: assignment kernel. fused: distances and argmin in AVX-512 registers, rows read
+  /// in place (builds with AVX-512 only); gemm: blocked Eigen GEMM, then argmin; auto: fused
+  /// when built with AVX-512. Labels agree except at ties closer than float rounding.
+  std::string kernel = "auto";
   /// --silhouette-sample: users (chosen by a seeded hash of the global index) whose
   /// silhouette is averaged, each against ALL users; 0 disables the silhouette. Costs
   /// 2 * sample * n_users * h flops per k.

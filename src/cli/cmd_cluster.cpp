@@ -58,6 +58,8 @@ class Cluster final : public Command {
             "spherical", po::bool_switch(&p_.spherical), "cosine k-means on L2-normalised rows")(
             "threads", po::value(&p_.threads)->default_value(p_.threads),
             "threads per rank (0: $OMP_NUM_THREADS or 1); results do not depend on it")(
+            "kernel", po::value(&p_.kernel)->default_value(p_.kernel),
+            "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
             "silhouette-sample",
             po::value(&p_.silhouette_sample)->default_value(p_.silhouette_sample),
             "users whose silhouette (against all users) is averaged; 0 disables; a single --k "
