@@ -52,6 +52,7 @@ std::unique_ptr<Command> make_inspect();
 std::unique_ptr<Command> make_info();
 std::unique_ptr<Command> make_profile();
 std::unique_ptr<Command> make_project();
+std::unique_ptr<Command> make_cluster();
 
 /// Every command, in the order --help lists them.
 std::vector<std::unique_ptr<Command>> all_commands();

@@ -27,9 +27,9 @@ std::vector<std::unique_ptr<Command>> all_commands() {
   v.push_back(make_ingest());
   v.push_back(make_profile());
   v.push_back(make_project());
+  v.push_back(make_cluster());
   v.push_back(make_inspect());
   v.push_back(make_info());
-  std::erase(v, nullptr);
   return v;
 }
 

@@ -1,0 +1,143 @@
+// segrec cluster: distributed K-means on the user projections, plus the segment report.
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "command.hpp"
+#include "segrec/cluster.hpp"
+#include "segrec/params.hpp"
+
+namespace segrec::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string replace_ext(const std::string& path, const std::string& ext) {
+  return fs::path(path).replace_extension(ext).string();
+}
+
+class Cluster final : public Command {
+ public:
+  std::string name() const override { return "cluster"; }
+  std::string summary() const override { return "K-means user segments and a segment report"; }
+  std::string usage() const override {
+    return "examples:\n"
+           "  segrec cluster --projection out/projection.h5 --k 12 --out out/segments.h5\n"
+           "  mpirun -n 8 segrec cluster --projection out/projection.h5 --k 4:64:4 --pick db\n"
+           "outputs: --out (segments.h5), --segments-csv (user_id,segment), and the report\n"
+           "<report>.md / <report>.json (default: --out without its extension)";
+  }
+  void add_options(po::options_description& d) override {
+    d.add_options()  //
+        ("projection", po::value(&projection_), "projection.h5 from 'segrec project' (required)")(
+            "k", po::value(&p_.k),
+            "segments K, or a sweep FROM:TO[:STEP] that picks k by --pick (required)")(
+            "out", po::value(&out_)->default_value(out_), "segments.h5 to write")(
+            "segments-csv", po::value(&csv_),
+            "user_id,segment CSV to write (default: --out with .csv)")(
+            "report", po::value(&report_),
+            "report path without extension; writes .md and .json (default: --out without .h5)")(
+            "data", po::value(&data_),
+            "dataset.h5 for item lifts (default: the 'dataset' attribute of the profiles)")(
+            "profiles", po::value(&profiles_),
+            "profiles.h5 for behavioural statistics (default: the 'profiles' attribute of the "
+            "projection)")(
+            "init", po::value(&p_.init)->default_value(p_.init),
+            "k-means++, k-means||, random, or a centroid file (.csv rows or .h5 /centroids)")(
+            "init-rounds", po::value(&p_.init_rounds)->default_value(p_.init_rounds),
+            "k-means|| sampling rounds")(
+            "oversampling-factor",
+            po::value(&p_.oversampling_factor)->default_value(p_.oversampling_factor),
+            "k-means|| expected draws per round (0: 2k)")(
+            "n-init", po::value(&p_.n_init)->default_value(p_.n_init),
+            "restarts; the lowest inertia wins")(
+            "max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
+            "Lloyd iterations at most")(
+            "tol", po::value(&p_.tol)->default_value(p_.tol),
+            "stop when the summed squared centroid shift <= tol * mean feature variance")(
+            "spherical", po::bool_switch(&p_.spherical), "cosine k-means on L2-normalised rows")(
+            "threads", po::value(&p_.threads)->default_value(p_.threads),
+            "threads per rank (0: $OMP_NUM_THREADS or 1); results do not depend on it")(
+            "kernel", po::value(&p_.kernel)->default_value(p_.kernel),
+            "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
+            "silhouette-sample",
+            po::value(&p_.silhouette_sample)->default_value(p_.silhouette_sample),
+            "users whose silhouette (against all users) is averaged; 0 disables; a single --k "
+            "computes it only when this option is given")(
+            "pick", po::value(&p_.pick)->default_value(p_.pick),
+            "how a sweep chooses k: silhouette, db (Davies-Bouldin) or ch (Calinski-Harabasz)")(
+            "min-report-users",
+            po::value(&rp_.min_report_users)->default_value(rp_.min_report_users),
+            "segments with fewer users are not described in the report")(
+            "report-items", po::value(&rp_.top_items)->default_value(rp_.top_items),
+            "over-represented items listed per segment")(
+            "min-item-users", po::value(&rp_.min_item_users)->default_value(rp_.min_item_users),
+            "segment users an item needs to be listed");
+  }
+
+  int run(const Context& ctx) override {
+    const Comm& comm = ctx.comm;
+    p_.seed = ctx.common.seed;
+    require(!projection_.empty(), "projection", projection_, "give the projection.h5 to cluster");
+    require(!out_.empty(), "out", out_, "give the segments.h5 to write");
+    p_.validate();
+    rp_.validate();
+    if (!p_.is_sweep() && ctx.vm["silhouette-sample"].defaulted()) p_.silhouette_sample = 0;
+    if (csv_.empty()) csv_ = replace_ext(out_, ".csv");
+    if (report_.empty()) report_ = replace_ext(out_, "");
+
+    const ClusterOutcome res =
+        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_}, p_, rp_, comm);
+    const ClusterRun& run = res.run;
+    const KMeansResult& r = run.result;
+
+    // ---- summary
+    std::ostringstream os;
+    os << "clustered " << res.n_users << " users x " << res.dims << " dims on " << comm.size()
+       << " rank(s) x " << p_.resolved_threads() << " thread(s), init " << p_.init << "\n";
+    if (!run.sweep.empty()) {
+      os << "sweep (pick by " << p_.pick << "):\n       k       inertia  iters  silhouette"
+         << "  davies-bouldin  calinski-harabasz\n";
+      for (const auto& row : run.sweep) {
+        char line[160];
+        std::snprintf(line, sizeof line, "  %6lld  %12.6g  %5d  %10.4f  %14.4f  %17.2f%s\n",
+                      static_cast<long long>(row.k), row.inertia, row.n_iter,
+                      row.quality.silhouette, row.quality.davies_bouldin,
+                      row.quality.calinski_harabasz, row.k == r.k ? "  <- picked" : "");
+        os << line;
+      }
+    }
+    std::int64_t empty = 0, small = 0;
+    for (const auto s : r.sizes) {
+      empty += s == 0;
+      small += s > 0 && s < rp_.min_report_users;
+    }
+    os << "k = " << r.k << ": inertia " << r.inertia << " after " << r.n_iter << " iteration(s)"
+       << (r.converged ? " (converged)" : " (max-iter reached)");
+    if (std::isfinite(run.quality.silhouette)) os << ", silhouette " << run.quality.silhouette;
+    os << ", Davies-Bouldin " << run.quality.davies_bouldin << ", Calinski-Harabasz "
+       << run.quality.calinski_harabasz << "\n";
+    if (empty)
+      os << "warning: " << empty << " segment(s) are empty (fewer distinct users than k)\n";
+    if (small)
+      os << small << " segment(s) under " << rp_.min_report_users
+         << " users are not described in the report\n";
+    for (const auto& n : res.notes) os << "note: " << n << "\n";
+    os << "report inputs: profiles " << (res.profiles_used.empty() ? "(none)" : res.profiles_used)
+       << ", dataset " << (res.data_used.empty() ? "(none)" : res.data_used) << "\n";
+    os << "wrote " << out_ << ", " << csv_ << ", " << report_ << ".md, " << report_ << ".json";
+    ctx.say(os.str());
+    return 0;
+  }
+
+ private:
+  KMeansParams p_;
+  SegmentReportParams rp_;
+  std::string projection_, out_ = "segments.h5", csv_, report_, data_, profiles_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_cluster() { return std::make_unique<Cluster>(); }
+
+}  // namespace segrec::cli

@@ -1,0 +1,119 @@
+// Test data and a naive double-precision Lloyd K-means, the reference the fast,
+// distributed implementation is checked against.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "segrec/kmeans.hpp"
+
+namespace segrec::testing_ref {
+
+/// n points around `centers` random centres in [-spread, spread]^h, unit normal noise.
+inline MatrixRF make_blobs(std::int64_t n, std::int64_t h, int centers, double spread,
+                           std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> uc(-spread, spread);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  MatrixRD c(centers, h);
+  for (int j = 0; j < centers; ++j)
+    for (std::int64_t f = 0; f < h; ++f) c(j, f) = uc(rng);
+  MatrixRF X(n, h);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t f = 0; f < h; ++f)
+      X(i, f) = static_cast<float>(c(i % centers, f) + noise(rng));
+  return X;
+}
+
+struct NaiveResult {
+  std::vector<std::int32_t> labels;
+  MatrixRD centroids;
+  double inertia = 0;
+  int n_iter = 0;
+  std::int64_t relocated = 0;
+};
+
+/// Lloyd in double with the same rules: nearest centroid (first on ties); empty clusters
+/// take the users farthest from their assigned centroid (ties: smaller index), whose
+/// contribution leaves their old cluster; stop on unchanged labels or shift <= tol_abs.
+inline NaiveResult naive_kmeans(const MatrixRF& Xf, const MatrixRF& init, int max_iter,
+                                double tol_abs) {
+  const MatrixRD X = Xf.cast<double>();
+  const std::int64_t n = X.rows(), h = X.cols(), k = init.rows();
+  NaiveResult r;
+  MatrixRD C = init.cast<double>();
+  r.labels.assign(static_cast<std::size_t>(n), -1);
+  std::vector<double> d(static_cast<std::size_t>(n));
+  auto assign = [&] {
+    std::int64_t changed = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      double best = std::numeric_limits<double>::infinity();
+      std::int32_t bj = 0;
+      for (std::int64_t j = 0; j < k; ++j) {
+        const double dd = (X.row(i) - C.row(j)).squaredNorm();
+        if (dd < best) {
+          best = dd;
+          bj = static_cast<std::int32_t>(j);
+        }
+      }
+      changed += r.labels[i] != bj;
+      r.labels[i] = bj;
+      d[i] = best;
+    }
+    return changed;
+  };
+  bool consistent = false;
+  for (int it = 0; it < max_iter; ++it) {
+    const std::int64_t changed = assign();
+    MatrixRD sums = MatrixRD::Zero(k, h);
+    std::vector<double> counts(static_cast<std::size_t>(k), 0.0);
+    for (std::int64_t i = 0; i < n; ++i) {
+      sums.row(r.labels[i]) += X.row(i);
+      counts[r.labels[i]] += 1;
+    }
+    std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::int64_t a, std::int64_t b) { return d[a] > d[b]; });
+    std::size_t next = 0;
+    for (std::int64_t j = 0; j < k; ++j) {
+      if (counts[j] != 0) continue;
+      const std::int64_t i = order[next++];
+      sums.row(r.labels[i]) -= X.row(i);
+      counts[r.labels[i]] -= 1;
+      sums.row(j) = X.row(i);
+      counts[j] = 1;
+      ++r.relocated;
+    }
+    MatrixRD Cn = C;
+    for (std::int64_t j = 0; j < k; ++j)
+      if (counts[j] > 0) Cn.row(j) = sums.row(j) / counts[j];
+    const double shift = (Cn - C).squaredNorm();
+    C = Cn;
+    r.n_iter = it + 1;
+    if (changed == 0 || shift <= tol_abs) {
+      consistent = shift == 0;
+      break;
+    }
+  }
+  if (!consistent) assign();
+  r.inertia = 0;
+  for (std::int64_t i = 0; i < n; ++i) r.inertia += (X.row(i) - C.row(r.labels[i])).squaredNorm();
+  r.centroids = C;
+  return r;
+}
+
+/// Largest |a - b| / max(1, |b|) over all entries.
+inline double max_rel_diff(const MatrixRD& a, const MatrixRD& b) {
+  double m = 0;
+  for (Eigen::Index i = 0; i < a.rows(); ++i)
+    for (Eigen::Index j = 0; j < a.cols(); ++j)
+      m = std::max(m, std::fabs(a(i, j) - b(i, j)) / std::max(1.0, std::fabs(b(i, j))));
+  return m;
+}
+
+}  // namespace segrec::testing_ref

@@ -1,0 +1,158 @@
+// The cluster stage end to end under mpirun: synthetic projection.h5, profiles.h5 and
+// dataset.h5 in; every output must equal the one a serial run writes.
+// GCC 12 false positives inside its AVX-512 intrinsics as inlined by Eigen (see kmeans.cpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "kmeans_reference.hpp"
+#include "segment_report_fixture.hpp"
+#include "segrec/cluster.hpp"
+#include "segrec/dataset.hpp"
+#include "segrec/error.hpp"
+#include "segrec/h5.hpp"
+
+namespace segrec {
+namespace {
+
+using report_fixture::kUsers;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// Writes projection.h5 (pointing at profiles.h5 by a relative name), profiles.h5
+/// (pointing at dataset.h5) and dataset.h5 for the 200 fixture users into `dir`.
+void write_inputs(const std::string& dir, const Comm& comm, bool poison = false) {
+  const Block b = block_partition(kUsers, comm.size(), comm.rank());
+  std::vector<std::string> ids;
+  for (std::int64_t u = b.begin; u < b.end; ++u) ids.push_back("user" + std::to_string(u));
+  write_dataset(dir + "/dataset.h5", report_fixture::dataset(b.begin, b.end), comm);
+  {
+    h5::File f = h5::File::create(dir + "/profiles.h5", comm, kReportProfilesFormat);
+    f.create_group("/users");
+    f.write_strings("/users/ids", ids, true);
+    f.create_group("/dense");
+    const auto st = report_fixture::stats(b.begin, b.end);
+    f.write_strings("/dense/names", st.names, false);
+    f.write_rows<float>("/dense/raw", std::span<const float>(st.raw.data(), st.raw.size()), 2);
+    f.set_attr("/", "dataset", std::string("dataset.h5"));
+    f.commit();
+  }
+  {
+    // Three blobs along the fixture's segments, so the clustering recovers them.
+    const MatrixRF blobs = testing_ref::make_blobs(kUsers, 3, 1, 0.0, 5);
+    MatrixRF H = blobs.middleRows(b.begin, b.size());
+    for (std::int64_t u = b.begin; u < b.end; ++u)
+      H(u - b.begin, report_fixture::segment_of(u)) += 40.0f;
+    if (poison && comm.rank() == comm.size() - 1) H(H.rows() - 1, 0) = std::nanf("");
+    h5::File f = h5::File::create(dir + "/projection.h5", comm, kClusterInputFormat);
+    f.write_rows<float>("/H", std::span<const float>(H.data(), H.size()), 3);
+    f.create_group("/users");
+    f.write_strings("/users/ids", ids, true);
+    f.set_attr("/", "profiles", std::string("profiles.h5"));
+    f.commit();
+  }
+}
+
+std::string make_dir(const std::string& name, const Comm& comm) {
+  const char* env = std::getenv("SEGREC_TEST_TMP");
+  const std::string d = std::string(env && *env ? env : "/tmp/segrec_test_stage") + "/" + name;
+  if (comm.is_root()) {
+    std::filesystem::remove_all(d);
+    std::filesystem::create_directories(d);
+  }
+  comm.barrier();
+  return d;
+}
+
+ClusterFiles files_in(const std::string& in, const std::string& out) {
+  ClusterFiles f;
+  f.projection = in + "/projection.h5";
+  f.out = out + "/segments.h5";
+  f.segments_csv = out + "/segments.csv";
+  f.report = out + "/segments";
+  return f;
+}
+
+TEST(ClusterStage, OutputsMatchASerialRun) {
+  const Comm world = Comm::world();
+  const std::string dir = make_dir("stage", world);
+  write_inputs(dir, world);
+  KMeansParams p;
+  p.k = "2:4";
+  p.silhouette_sample = 64;
+  const SegmentReportParams rp;
+  const auto dist = run_cluster_stage(files_in(dir, dir), p, rp, world);
+  EXPECT_EQ(dist.run.result.k, 3);
+  EXPECT_EQ(dist.profiles_used, dir + "/profiles.h5");  // found next to the projection
+  EXPECT_EQ(dist.data_used, dir + "/dataset.h5");
+  EXPECT_TRUE(dist.notes.empty());
+  // Every rank repeats the stage serially into its own folder.
+  const Comm serial;
+  const std::string mine = dir + "/serial" + std::to_string(world.rank());
+  std::filesystem::create_directories(mine);
+  const auto ser = run_cluster_stage(files_in(dir, mine), p, rp, serial);
+  EXPECT_EQ(ser.run.result.k, 3);
+  world.barrier();
+  for (const char* f : {"/segments.csv", "/segments.json", "/segments.md"})
+    EXPECT_EQ(slurp(dir + f), slurp(mine + f)) << f;
+  const std::string md = slurp(dir + "/segments.md");
+  // The recovered segments carry the fixture's items and statistics.
+  EXPECT_NE(md.find("item b over-represented (lift 3.3)"), std::string::npos) << md;
+  EXPECT_NE(md.find("(not described: too few users)"), std::string::npos) << md;
+  const auto csv = slurp(dir + "/segments.csv");
+  EXPECT_EQ(csv.rfind("user_id,segment\nuser0,", 0), 0u);
+}
+
+TEST(ClusterStage, MissingReportInputsBecomeNotes) {
+  const Comm world = Comm::world();
+  const std::string dir = make_dir("stage_notes", world);
+  write_inputs(dir, world);
+  if (world.is_root()) std::filesystem::remove(dir + "/dataset.h5");
+  world.barrier();
+  KMeansParams p;
+  p.k = "3";
+  const auto out = run_cluster_stage(files_in(dir, dir), p, SegmentReportParams{}, world);
+  ASSERT_EQ(out.notes.size(), 1u);
+  EXPECT_NE(out.notes[0].find("dataset.h5"), std::string::npos);
+  EXPECT_TRUE(out.data_used.empty());
+  const std::string js = slurp(dir + "/segments.json");
+  EXPECT_NE(js.find("item lifts omitted"), std::string::npos) << js;
+}
+
+TEST(ClusterStage, BadInputsAreCollectiveDataErrors) {
+  const Comm world = Comm::world();
+  const std::string dir = make_dir("stage_bad", world);
+  write_inputs(dir, world, /*poison=*/true);
+  KMeansParams p;
+  p.k = "3";
+  try {
+    run_cluster_stage(files_in(dir, dir), p, SegmentReportParams{}, world);
+    FAIL() << "NaN accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitData);
+    EXPECT_TRUE(e.collective());
+    EXPECT_NE(std::string(e.what()).find("row 199"), std::string::npos) << e.what();
+  }
+  p.k = "201";
+  const std::string ok = make_dir("stage_bad_k", world);
+  write_inputs(ok, world);
+  EXPECT_THROW(run_cluster_stage(files_in(ok, ok), p, SegmentReportParams{}, world), DataError);
+  EXPECT_FALSE(std::filesystem::exists(ok + "/segments.h5"));
+}
+
+}  // namespace
+}  // namespace segrec

@@ -1,0 +1,593 @@
+// K-means on a serial communicator: differential checks against a naive double
+// implementation, edge cases, initialisations, quality figures, parameters.
+// GCC 12 false positives inside its AVX-512 intrinsics as inlined by Eigen (see kmeans.cpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <tuple>
+
+#include "kmeans_reference.hpp"
+#include "segrec/error.hpp"
+#include "segrec/kmeans.hpp"
+
+namespace segrec {
+namespace {
+
+using testing_ref::make_blobs;
+using testing_ref::max_rel_diff;
+using testing_ref::naive_kmeans;
+
+std::string scratch_dir() {
+  const char* env = std::getenv("SEGREC_TEST_TMP");
+  std::string d = env && *env ? env : "/tmp/segrec_test_kmeans";
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+KMeansParams params(const std::string& k, const std::string& init = "k-means++") {
+  KMeansParams p;
+  p.k = k;
+  p.init = init;
+  p.threads = 1;
+  return p;
+}
+
+MatrixRF first_rows(const MatrixRF& X, std::int64_t k) { return X.topRows(k); }
+
+std::set<std::vector<float>> row_set(const MatrixRF& M) {
+  std::set<std::vector<float>> s;
+  for (Eigen::Index i = 0; i < M.rows(); ++i)
+    s.insert(std::vector<float>(M.row(i).data(), M.row(i).data() + M.cols()));
+  return s;
+}
+
+// ---- differential: fast float/GEMM Lloyd vs naive double Lloyd from the same init ----------
+
+struct DiffCase {
+  std::int64_t n, h;
+  int blobs, k;
+  double spread;
+  std::uint64_t seed;
+};
+
+class Differential : public ::testing::TestWithParam<std::tuple<DiffCase, std::string /*kernel*/>> {
+};
+
+TEST_P(Differential, SameAssignmentsAndCentroidsAsNaiveDouble) {
+  const auto& [c, kernel] = GetParam();
+  const MatrixRF X = make_blobs(c.n, c.h, c.blobs, c.spread, c.seed);
+  const MatrixRF init = first_rows(X, c.k);
+  KMeansParams p = params(std::to_string(c.k));
+  p.tol = 0;
+  p.kernel = kernel;
+  const Comm comm;
+  const KMeansResult fast = lloyd(X, init, p, comm);
+  const auto ref = naive_kmeans(X, init, p.max_iter, 0.0);
+  EXPECT_EQ(fast.labels, ref.labels);
+  EXPECT_EQ(fast.n_iter, ref.n_iter);
+  EXPECT_LE(max_rel_diff(fast.centroids, ref.centroids), 1e-5);
+  EXPECT_NEAR(fast.inertia, ref.inertia, 1e-5 * ref.inertia);
+  EXPECT_TRUE(fast.converged);
+  std::vector<std::int64_t> sizes(static_cast<std::size_t>(c.k), 0);
+  for (const auto l : ref.labels) sizes[l] += 1;
+  EXPECT_EQ(fast.sizes, sizes);
+}
+
+std::vector<std::string> kernels() {
+#ifdef __AVX512F__
+  return {"fused", "gemm"};
+#else
+  return {"gemm"};
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Differential,
+    ::testing::Combine(
+        ::testing::Values(DiffCase{600, 5, 6, 6, 8.0, 1},        // separated blobs
+                          DiffCase{500, 8, 3, 7, 2.0, 2},        // overlapping, k > blobs
+                          DiffCase{1000, 17, 10, 10, 5.0, 3},    // h not a multiple of 16
+                          DiffCase{700, 64, 40, 40, 3.0, 4},     // k > 16 lanes
+                          DiffCase{300, 3, 4, 4, 1.0, 5},        // k < 16 lanes
+                          DiffCase{2000, 32, 100, 100, 4.0, 6},  // k with a lane tail
+                          DiffCase{1500, 10, 8, 37, 1.0, 7}),    // many small clusters
+        ::testing::ValuesIn(kernels())));
+
+TEST(KMeans, MaxIterStopsWithConsistentLabels) {
+  const MatrixRF X = make_blobs(800, 6, 5, 1.5, 11);
+  KMeansParams p = params("12");
+  p.tol = 0;
+  p.max_iter = 3;
+  const Comm comm;
+  const auto fast = lloyd(X, first_rows(X, 12), p, comm);
+  const auto ref = naive_kmeans(X, first_rows(X, 12), 3, 0.0);
+  EXPECT_EQ(fast.n_iter, 3);
+  ASSERT_EQ(fast.iterations.size(), 3u);
+  EXPECT_EQ(fast.labels, ref.labels);
+  EXPECT_LE(max_rel_diff(fast.centroids, ref.centroids), 1e-5);
+  EXPECT_NEAR(fast.inertia, ref.inertia, 1e-5 * ref.inertia);
+  // Per-iteration statistics: all users change in the first iteration, inertia falls.
+  EXPECT_EQ(fast.iterations[0].changed, 800);
+  for (std::size_t i = 1; i < fast.iterations.size(); ++i)
+    EXPECT_LE(fast.iterations[i].inertia, fast.iterations[i - 1].inertia * (1 + 1e-6));
+}
+
+TEST(KMeans, ToleranceRuleIsScaledByMeanVariance) {
+  // Shift <= tol * mean variance: a huge tol stops after one iteration, converged.
+  const MatrixRF X = make_blobs(400, 4, 3, 5.0, 12);
+  KMeansParams p = params("3");
+  p.tol = 1e6;
+  const Comm comm;
+  const auto r = lloyd(X, first_rows(X, 3), p, comm);
+  EXPECT_EQ(r.n_iter, 1);
+  EXPECT_TRUE(r.converged);
+  // Scaling the data by 10 scales shifts and variance alike: same iteration count.
+  KMeansParams q = params("3");
+  q.tol = 1e-3;
+  const auto a = lloyd(X, first_rows(X, 3), q, comm);
+  const MatrixRF X10 = X * 10.0f;
+  const auto b = lloyd(X10, first_rows(X10, 3), q, comm);
+  EXPECT_EQ(a.n_iter, b.n_iter);
+  EXPECT_EQ(a.labels, b.labels);
+}
+
+TEST(KMeans, ResultsDoNotDependOnThreadCount) {
+  const MatrixRF X = make_blobs(5000, 24, 12, 3.0, 13);  // several row blocks and tasks
+  const Comm comm;
+  for (const auto& kernel : kernels()) {
+    KMeansParams p = params("20");
+    p.max_iter = 20;
+    p.kernel = kernel;
+    p.threads = 1;
+    const auto a = kmeans(X, 20, p, comm);
+    for (int t : {2, 3, 7}) {
+      p.threads = t;
+      const auto b = kmeans(X, 20, p, comm);
+      EXPECT_EQ(a.labels, b.labels) << t << " threads, " << kernel;
+      EXPECT_EQ(a.centroids, b.centroids) << t << " threads, " << kernel;  // bit-identical
+      EXPECT_EQ(a.inertia, b.inertia) << t << " threads, " << kernel;
+    }
+  }
+}
+
+TEST(KMeans, KernelsAgree) {
+  // Same labels from both assignment kernels on data without near-ties.
+  const MatrixRF X = make_blobs(3001, 19, 7, 4.0, 14);
+  const Comm comm;
+  KMeansParams p = params("53");
+  p.max_iter = 15;
+  p.kernel = "gemm";
+  const auto a = kmeans(X, 53, p, comm);
+  for (const auto& kernel : kernels()) {
+    p.kernel = kernel;
+    const auto b = kmeans(X, 53, p, comm);
+    EXPECT_EQ(a.labels, b.labels) << kernel;
+    EXPECT_LE(max_rel_diff(a.centroids, b.centroids), 1e-12) << kernel;
+  }
+}
+
+// ---- edge cases ------------------------------------------------------------------------
+
+TEST(KMeansEdge, OneClusterIsTheMean) {
+  const MatrixRF X = make_blobs(300, 5, 3, 4.0, 21);
+  const Comm comm;
+  const auto r = kmeans(X, 1, params("1"), comm);
+  const Eigen::RowVectorXd mean = X.cast<double>().colwise().mean();
+  EXPECT_LE((r.centroids.row(0) - mean).cwiseAbs().maxCoeff(), 1e-6);
+  EXPECT_EQ(r.sizes, std::vector<std::int64_t>{300});
+  double ss = 0;
+  for (Eigen::Index i = 0; i < X.rows(); ++i) ss += (X.row(i).cast<double>() - mean).squaredNorm();
+  EXPECT_NEAR(r.inertia, ss, 1e-6 * ss);
+  EXPECT_TRUE(r.converged);
+}
+
+TEST(KMeansEdge, AsManyClustersAsUsers) {
+  const MatrixRF X = make_blobs(40, 3, 4, 5.0, 22);
+  const Comm comm;
+  for (const std::string init : {"k-means++", "k-means||", "random"}) {
+    const auto r = kmeans(X, 40, params("40", init), comm);
+    EXPECT_EQ(r.inertia, 0.0) << init;
+    EXPECT_EQ(r.sizes, std::vector<std::int64_t>(40, 1)) << init;
+    std::set<std::int32_t> distinct(r.labels.begin(), r.labels.end());
+    EXPECT_EQ(distinct.size(), 40u) << init;
+  }
+}
+
+TEST(KMeansEdge, MoreClustersThanUsersIsADataError) {
+  const MatrixRF X = make_blobs(10, 3, 2, 5.0, 23);
+  const Comm comm;
+  try {
+    kmeans(X, 11, params("11"), comm);
+    FAIL() << "no error";
+  } catch (const DataError& e) {
+    EXPECT_EQ(e.code(), kExitData);
+    EXPECT_TRUE(e.collective());
+    EXPECT_NE(std::string(e.what()).find("11"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(cluster(X, params("2:12"), comm), DataError);
+}
+
+TEST(KMeansEdge, DuplicatePointsFormTheirOwnClusters) {
+  // 5 distinct points, each repeated a different number of times; k = 5.
+  MatrixRF X(0, 2);
+  const float pts[5][2] = {{0, 0}, {10, 0}, {0, 10}, {10, 10}, {5, 30}};
+  std::vector<std::int64_t> reps = {3, 7, 1, 12, 5};
+  for (int r = 0; r < 12; ++r)
+    for (int p = 0; p < 5; ++p)
+      if (r < reps[p]) {
+        X.conservativeResize(X.rows() + 1, 2);
+        X(X.rows() - 1, 0) = pts[p][0];
+        X(X.rows() - 1, 1) = pts[p][1];
+      }
+  const Comm comm;
+  for (const std::string init : {"k-means++", "k-means||"}) {
+    const auto r = kmeans(X, 5, params("5", init), comm);
+    EXPECT_EQ(r.inertia, 0.0) << init;
+    std::vector<std::int64_t> sizes = r.sizes;
+    std::sort(sizes.begin(), sizes.end());
+    EXPECT_EQ(sizes, (std::vector<std::int64_t>{1, 3, 5, 7, 12})) << init;
+  }
+}
+
+TEST(KMeansEdge, AllPointsIdentical) {
+  MatrixRF X = MatrixRF::Constant(50, 4, 2.5f);
+  const Comm comm;
+  for (const std::string init : {"k-means++", "k-means||", "random"}) {
+    const auto r = kmeans(X, 3, params("3", init), comm);
+    EXPECT_EQ(r.inertia, 0.0) << init;
+    EXPECT_TRUE(r.centroids.allFinite()) << init;
+    EXPECT_LE((r.centroids.array() - 2.5).abs().maxCoeff(), 1e-12) << init;
+    std::int64_t total = 0;
+    for (const auto s : r.sizes) total += s;
+    EXPECT_EQ(total, 50) << init;
+    EXPECT_TRUE(r.converged) << init;
+  }
+}
+
+TEST(KMeansEdge, EmptyClusterIsRelocatedToTheFarthestUser) {
+  // One initial centroid far from all data: empty after the first assignment.
+  const MatrixRF X = make_blobs(500, 3, 4, 6.0, 24);
+  MatrixRF init = first_rows(X, 5);
+  init.row(2).setConstant(1000.0f);
+  KMeansParams p = params("5");
+  p.tol = 0;
+  const Comm comm;
+  const auto fast = lloyd(X, init, p, comm);
+  const auto ref = naive_kmeans(X, init, p.max_iter, 0.0);
+  EXPECT_GE(ref.relocated, 1);
+  EXPECT_EQ(fast.relocated, ref.relocated);
+  EXPECT_EQ(fast.iterations[0].relocated, 1);
+  EXPECT_EQ(fast.labels, ref.labels);
+  EXPECT_LE(max_rel_diff(fast.centroids, ref.centroids), 1e-5);
+  for (const auto s : fast.sizes) EXPECT_GT(s, 0);
+  // After the first iteration the relocated centroid sits on the farthest user from its
+  // assigned centroid.
+  double far = -1;
+  std::int64_t far_i = -1;
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    double best = 1e300;
+    for (int j = 0; j < 5; ++j)
+      best = std::min(best, (X.row(i) - init.row(j)).cast<double>().squaredNorm());
+    if (best > far) {
+      far = best;
+      far_i = i;
+    }
+  }
+  KMeansParams one = p;
+  one.max_iter = 1;
+  const auto r1 = lloyd(X, init, one, comm);
+  EXPECT_LE((r1.centroids.row(2) - X.row(far_i).cast<double>()).cwiseAbs().maxCoeff(), 0.0);
+}
+
+TEST(KMeansEdge, SeveralEmptyClustersTakeDistinctUsers) {
+  const MatrixRF X = make_blobs(300, 2, 3, 5.0, 25);
+  MatrixRF init = first_rows(X, 6);
+  for (int j = 2; j < 6; ++j) init.row(j).setConstant(500.0f + j);
+  KMeansParams p = params("6");
+  p.tol = 0;
+  const Comm comm;
+  const auto fast = lloyd(X, init, p, comm);
+  const auto ref = naive_kmeans(X, init, p.max_iter, 0.0);
+  EXPECT_EQ(fast.iterations[0].relocated, 4);
+  EXPECT_EQ(fast.labels, ref.labels);
+  EXPECT_LE(max_rel_diff(fast.centroids, ref.centroids), 1e-5);
+}
+
+// ---- initialisation -----------------------------------------------------------------------
+
+TEST(KMeansInit, EveryMethodPicksDistinctDataRows) {
+  const MatrixRF X = make_blobs(400, 6, 8, 3.0, 31);
+  const auto data_rows = row_set(X);
+  const Comm comm;
+  for (const std::string init : {"k-means++", "k-means||", "random"}) {
+    const MatrixRF C = init_centroids(X, 16, params("16", init), 0, comm);
+    ASSERT_EQ(C.rows(), 16) << init;
+    for (const auto& r : row_set(C)) EXPECT_TRUE(data_rows.count(r)) << init;
+    EXPECT_EQ(row_set(C).size(), 16u) << init;
+    // Same seed, same centroids; another seed or restart, others.
+    EXPECT_EQ(C, init_centroids(X, 16, params("16", init), 0, comm)) << init;
+    EXPECT_NE(C, init_centroids(X, 16, params("16", init), 1, comm)) << init;
+  }
+}
+
+TEST(KMeansInit, SeedingFindsWellSeparatedBlobs) {
+  // 6 tight blobs far apart: D^2 seeding puts one centre in each.
+  const MatrixRF X = make_blobs(600, 4, 6, 200.0, 32);
+  const Comm comm;
+  for (const std::string init : {"k-means++", "k-means||"}) {
+    const MatrixRF C = init_centroids(X, 6, params("6", init), 0, comm);
+    std::set<int> blobs;
+    for (Eigen::Index j = 0; j < C.rows(); ++j) {
+      double best = 1e300;
+      int bb = -1;
+      for (int b = 0; b < 6; ++b) {
+        const double d = (C.row(j) - X.row(b)).cast<double>().squaredNorm();
+        if (d < best) {
+          best = d;
+          bb = b;
+        }
+      }
+      blobs.insert(bb);
+    }
+    EXPECT_EQ(blobs.size(), 6u) << init;
+  }
+}
+
+TEST(KMeansInit, WeightedPlusPlusIgnoresZeroWeightRows) {
+  const MatrixRF X = make_blobs(60, 3, 6, 50.0, 33);
+  std::vector<double> w(60, 0.0);
+  for (int i = 0; i < 60; i += 6) w[i] = 1.0;  // only blob 0 counts
+  w[1] = 5.0;                                  // and one point of blob 1
+  const Comm comm;
+  const MatrixRF C = kmeans_plus_plus(X, w, 2, 77, 1, comm);
+  std::set<std::vector<float>> allowed;
+  for (int i = 0; i < 60; ++i)
+    if (w[i] > 0) allowed.insert(std::vector<float>(X.row(i).data(), X.row(i).data() + 3));
+  for (const auto& r : row_set(C)) EXPECT_TRUE(allowed.count(r));
+}
+
+TEST(KMeansInit, ParallelTopsUpWhenTooFewCandidates) {
+  const MatrixRF X = make_blobs(200, 3, 4, 5.0, 34);
+  KMeansParams p = params("30", "k-means||");
+  p.init_rounds = 1;
+  p.oversampling_factor = 0.5;  // about one candidate
+  const Comm comm;
+  const MatrixRF C = init_centroids(X, 30, p, 0, comm);
+  EXPECT_EQ(C.rows(), 30);
+  EXPECT_EQ(row_set(C).size(), 30u);
+}
+
+TEST(KMeansInit, RestartsKeepTheLowestInertia) {
+  const MatrixRF X = make_blobs(600, 5, 9, 2.0, 35);
+  KMeansParams p = params("9", "random");
+  const Comm comm;
+  const auto one = kmeans(X, 9, p, comm);
+  p.n_init = 6;
+  const auto six = kmeans(X, 9, p, comm);
+  EXPECT_LE(six.inertia, one.inertia);
+  double best = 1e300;
+  for (int r = 0; r < 6; ++r) {
+    const auto c0 = init_centroids(X, 9, p, r, comm);
+    best = std::min(best, lloyd(X, c0, p, comm).inertia);
+  }
+  EXPECT_EQ(six.inertia, best);
+}
+
+TEST(KMeans, SphericalClustersByDirection) {
+  // Two directions, magnitudes 1..100: Euclidean K-means splits by size, cosine by direction.
+  MatrixRF X(200, 2);
+  for (int i = 0; i < 200; ++i) {
+    const float m = 1.0f + static_cast<float>(i / 2);
+    const float eps = 0.01f * static_cast<float>(i % 7);
+    if (i % 2 == 0) {
+      X(i, 0) = m;
+      X(i, 1) = eps * m;
+    } else {
+      X(i, 0) = eps * m;
+      X(i, 1) = m;
+    }
+  }
+  KMeansParams p = params("2");
+  p.spherical = true;
+  const Comm comm;
+  const auto r = kmeans(X, 2, p, comm);
+  for (int i = 2; i < 200; ++i) EXPECT_EQ(r.labels[i], r.labels[i % 2]) << i;
+  EXPECT_NE(r.labels[0], r.labels[1]);
+  for (int j = 0; j < 2; ++j) EXPECT_NEAR(r.centroids.row(j).norm(), 1.0, 1e-12);
+}
+
+// ---- quality figures: scikit-learn 1.2.1 values for this set ------------------------------
+
+TEST(KMeansQuality, MatchesScikitLearnOnATinySet) {
+  MatrixRF X(9, 2);
+  X << 0, 0, 1, 0, 0, 2, 5, 5, 6, 5, 5, 7, 6, 7, 10, 0, 11, 1;
+  const std::vector<std::int32_t> lab = {0, 0, 0, 1, 1, 1, 1, 2, 2};
+  const Comm comm;
+  // sklearn.metrics.silhouette_score(X, lab) = 0.7701850105707685
+  EXPECT_NEAR(silhouette_score(X, lab, 3, 100, 1, 1, comm), 0.7701850105707685, 1e-6);
+  // davies_bouldin_score = 0.2738767419678859
+  EXPECT_NEAR(davies_bouldin_score(X, lab, 3, comm), 0.2738767419678859, 1e-12);
+  // calinski_harabasz_score = 61.57142857142856
+  EXPECT_NEAR(calinski_harabasz_score(X, lab, 3, comm), 61.57142857142856, 1e-9);
+  // An unused label (k = 5) changes nothing.
+  EXPECT_NEAR(davies_bouldin_score(X, lab, 5, comm), 0.2738767419678859, 1e-12);
+  EXPECT_NEAR(calinski_harabasz_score(X, lab, 5, comm), 61.57142857142856, 1e-9);
+}
+
+TEST(KMeansQuality, HandComputedTwoByTwo) {
+  // (0,0),(0,1) | (4,0),(4,1): a = 1, b = (4 + sqrt 17) / 2, s = 1 - a / b for every point;
+  // DB = (0.5 + 0.5) / 4; CH = 16 * (4 - 2) / (1 * 1).
+  MatrixRF X(4, 2);
+  X << 0, 0, 0, 1, 4, 0, 4, 1;
+  const std::vector<std::int32_t> lab = {0, 0, 1, 1};
+  const Comm comm;
+  const double b = (4.0 + std::sqrt(17.0)) / 2.0;
+  std::int64_t used = 0;
+  EXPECT_NEAR(silhouette_score(X, lab, 2, 10, 1, 2, comm, &used), 1.0 - 1.0 / b, 1e-6);
+  EXPECT_EQ(used, 4);
+  EXPECT_NEAR(davies_bouldin_score(X, lab, 2, comm), 0.25, 1e-12);
+  EXPECT_NEAR(calinski_harabasz_score(X, lab, 2, comm), 32.0, 1e-9);
+}
+
+TEST(KMeansQuality, UndefinedCasesAreNaN) {
+  MatrixRF X(3, 1);
+  X << 0, 1, 2;
+  const Comm comm;
+  const std::vector<std::int32_t> one = {0, 0, 0}, each = {0, 1, 2};
+  EXPECT_TRUE(std::isnan(silhouette_score(X, one, 1, 10, 1, 1, comm)));
+  EXPECT_TRUE(std::isnan(davies_bouldin_score(X, one, 1, comm)));
+  EXPECT_TRUE(std::isnan(calinski_harabasz_score(X, one, 1, comm)));
+  EXPECT_TRUE(std::isnan(silhouette_score(X, each, 3, 10, 1, 1, comm)));
+  const std::vector<std::int32_t> two = {0, 0, 1};
+  EXPECT_FALSE(std::isnan(silhouette_score(X, two, 2, 10, 1, 1, comm)));
+  EXPECT_TRUE(std::isnan(silhouette_score(X, two, 2, 0, 1, 1, comm)));  // disabled
+}
+
+TEST(KMeansQuality, SilhouetteSampleIsASubsetAverage) {
+  const MatrixRF X = make_blobs(900, 4, 3, 6.0, 41);
+  const Comm comm;
+  const auto r = kmeans(X, 3, params("3"), comm);
+  std::int64_t used = 0;
+  const double full = silhouette_score(X, r.labels, 3, 100000, 5, 1, comm, &used);
+  EXPECT_EQ(used, 900);
+  // Direct O(n^2) silhouette in double.
+  double total = 0;
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    std::vector<double> sum(3, 0.0), cnt(3, 0.0);
+    for (Eigen::Index j = 0; j < X.rows(); ++j) {
+      cnt[r.labels[j]] += 1;
+      if (i != j) sum[r.labels[j]] += (X.row(i) - X.row(j)).cast<double>().norm();
+    }
+    const int own = r.labels[i];
+    const double a = sum[own] / (cnt[own] - 1);
+    double b = 1e300;
+    for (int l = 0; l < 3; ++l)
+      if (l != own) b = std::min(b, sum[l] / cnt[l]);
+    total += (b - a) / std::max(a, b);
+  }
+  EXPECT_NEAR(full, total / 900, 1e-5);
+  const double part = silhouette_score(X, r.labels, 3, 200, 5, 2, comm, &used);
+  EXPECT_EQ(used, 200);
+  EXPECT_NEAR(part, full, 0.05);
+  EXPECT_EQ(part, silhouette_score(X, r.labels, 3, 200, 5, 1, comm));  // thread count
+  EXPECT_NE(part, silhouette_score(X, r.labels, 3, 200, 6, 1, comm));  // seed picks sample
+}
+
+TEST(KMeansSweep, PicksTheTrueNumberOfBlobs) {
+  const MatrixRF X = make_blobs(1200, 5, 5, 30.0, 51);
+  const Comm comm;
+  for (const std::string pick : {"silhouette", "db", "ch"}) {
+    KMeansParams p = params("2:9");
+    p.pick = pick;
+    p.n_init = 3;
+    const auto run = cluster(X, p, comm);
+    ASSERT_EQ(run.sweep.size(), 8u);
+    EXPECT_EQ(run.result.k, 5) << pick;
+    for (std::size_t i = 0; i < run.sweep.size(); ++i)
+      EXPECT_EQ(run.sweep[i].k, static_cast<std::int64_t>(2 + i));
+  }
+  KMeansParams p = params("3:9:3");
+  const auto run = cluster(X, p, comm);
+  ASSERT_EQ(run.sweep.size(), 3u);
+  EXPECT_EQ(run.sweep[2].k, 9);
+}
+
+// ---- parameters and files ------------------------------------------------------------------
+
+TEST(KMeansParamsTest, KValues) {
+  EXPECT_EQ(params("7").k_values(), std::vector<std::int64_t>{7});
+  EXPECT_EQ(params("4:12:4").k_values(), (std::vector<std::int64_t>{4, 8, 12}));
+  EXPECT_EQ(params("2:4").k_values(), (std::vector<std::int64_t>{2, 3, 4}));
+  EXPECT_EQ(params("4:13:4").k_values(), (std::vector<std::int64_t>{4, 8, 12}));
+  EXPECT_FALSE(params("7").is_sweep());
+  EXPECT_TRUE(params("2:3").is_sweep());
+}
+
+TEST(KMeansParamsTest, BadValuesAreUsageErrors) {
+  const std::vector<std::string> bad_k = {"",      "0",    "-3",      "abc", "4:2",   "1:5",
+                                          "4:8:0", "4::8", "4:8:2:1", "3.5", "4:8:x", "4,8"};
+  for (const auto& k : bad_k) {
+    KMeansParams p = params(k);
+    try {
+      p.validate();
+      ADD_FAILURE() << "accepted --k '" << k << "'";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--k"), std::string::npos) << e.what();
+    }
+  }
+  auto expect_bad = [](const char* option, auto mutate) {
+    KMeansParams p = params("4");
+    mutate(p);
+    try {
+      p.validate();
+      ADD_FAILURE() << "accepted bad --" << option;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("--") + option), std::string::npos)
+          << e.what();
+    }
+  };
+  expect_bad("init", [](KMeansParams& p) { p.init = "kmeans++"; });
+  expect_bad("init", [](KMeansParams& p) { p.init = "/nonexistent/c.csv"; });
+  expect_bad("init-rounds", [](KMeansParams& p) { p.init_rounds = 0; });
+  expect_bad("oversampling-factor", [](KMeansParams& p) { p.oversampling_factor = -1; });
+  expect_bad("n-init", [](KMeansParams& p) { p.n_init = 0; });
+  expect_bad("max-iter", [](KMeansParams& p) { p.max_iter = 0; });
+  expect_bad("tol", [](KMeansParams& p) { p.tol = -1e-3; });
+  expect_bad("tol", [](KMeansParams& p) { p.tol = std::nan(""); });
+  expect_bad("threads", [](KMeansParams& p) { p.threads = -1; });
+  expect_bad("silhouette-sample", [](KMeansParams& p) { p.silhouette_sample = -5; });
+  expect_bad("pick", [](KMeansParams& p) { p.pick = "elbow"; });
+  expect_bad("kernel", [](KMeansParams& p) { p.kernel = "blas"; });
+  KMeansParams ok = params("4");
+  EXPECT_NO_THROW(ok.validate());
+}
+
+TEST(KMeansParamsTest, ThreadsDefaultFromEnvironment) {
+  KMeansParams p = params("2");
+  p.threads = 0;
+  setenv("OMP_NUM_THREADS", "3", 1);
+  EXPECT_EQ(p.resolved_threads(), 3);
+  setenv("OMP_NUM_THREADS", "junk", 1);
+  EXPECT_EQ(p.resolved_threads(), 1);
+  unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(p.resolved_threads(), 1);
+  p.threads = 5;
+  EXPECT_EQ(p.resolved_threads(), 5);
+}
+
+TEST(KMeansFiles, CentroidCsv) {
+  const std::string dir = scratch_dir();
+  const Comm comm;
+  {
+    std::ofstream(dir + "/c_ok.csv") << "c0,c1,c2\n1,2,3\n-4.5,5e-1,6\n\n";
+    const MatrixRF C = read_centroid_file(dir + "/c_ok.csv", comm);
+    ASSERT_EQ(C.rows(), 2);
+    ASSERT_EQ(C.cols(), 3);
+    EXPECT_EQ(C(1, 0), -4.5f);
+    EXPECT_EQ(C(1, 1), 0.5f);
+  }
+  std::ofstream(dir + "/c_ragged.csv") << "1,2,3\n4,5\n";
+  std::ofstream(dir + "/c_text.csv") << "1,2\n3,x\n";
+  std::ofstream(dir + "/c_nan.csv") << "1,2\n3,nan\n";
+  std::ofstream(dir + "/c_empty.csv") << "a,b\n";
+  for (const char* f : {"/c_ragged.csv", "/c_text.csv", "/c_nan.csv", "/c_empty.csv"})
+    EXPECT_THROW(read_centroid_file(dir + f, comm), Error) << f;
+  // Wrong shape for k or h: a DataError.
+  const MatrixRF X = make_blobs(50, 3, 2, 3.0, 61);
+  const MatrixRF C = read_centroid_file(dir + "/c_ok.csv", comm);
+  EXPECT_NO_THROW(kmeans(X, 2, params("2"), comm, &C));
+  EXPECT_THROW(kmeans(X, 3, params("3"), comm, &C), DataError);
+}
+
+}  // namespace
+}  // namespace segrec
