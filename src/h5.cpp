@@ -378,6 +378,22 @@ std::vector<std::int64_t> File::shape(const std::string& name) const {
   return out;
 }
 
+namespace {
+// Selects rows [start, start + count) of a file space (none when count is 0, so a
+// rank without rows still joins the collective call); returns the memory space.
+Handle select_rows(const Handle& fspace, int nd, const hsize_t* start, const hsize_t* count) {
+  Handle mspace(H5Screate_simple(nd, count, nullptr), H5Sclose, "H5Screate_simple");
+  if (count[0] == 0) {
+    check(H5Sselect_none(fspace.id()), "H5Sselect_none");
+    check(H5Sselect_none(mspace.id()), "H5Sselect_none");
+  } else {
+    check(H5Sselect_hyperslab(fspace.id(), H5S_SELECT_SET, start, nullptr, count, nullptr),
+          "H5Sselect_hyperslab");
+  }
+  return mspace;
+}
+}  // namespace
+
 std::int64_t File::write_impl(const std::string& name, hid_t type, const void* data,
                               std::int64_t n_local, std::int64_t cols, bool partitioned) {
   const std::int64_t width = cols > 0 ? cols : 1;
@@ -401,14 +417,7 @@ std::int64_t File::write_impl(const std::string& name, hid_t type, const void* d
   const hsize_t count[2] = {static_cast<hsize_t>(mine ? rows_local : 0),
                             static_cast<hsize_t>(width)};
   const hsize_t start[2] = {static_cast<hsize_t>(offset), 0};
-  Handle mspace(H5Screate_simple(nd, count, nullptr), H5Sclose, "H5Screate_simple");
-  if (count[0] == 0) {
-    check(H5Sselect_none(fspace.id()), "H5Sselect_none");
-    check(H5Sselect_none(mspace.id()), "H5Sselect_none");
-  } else {
-    check(H5Sselect_hyperslab(fspace.id(), H5S_SELECT_SET, start, nullptr, count, nullptr),
-          "H5Sselect_hyperslab");
-  }
+  Handle mspace = select_rows(fspace, nd, start, count);
   Handle xfer = dxpl();
   check(H5Dwrite(dset.id(), type, mspace.id(), fspace.id(), xfer.id(), data),
         "writing dataset '" + name + "' to '" + path_ + "'");
@@ -430,15 +439,7 @@ void File::read_impl(const std::string& name, hid_t type, void* data, std::int64
   Handle fspace(H5Dget_space(dset.id()), H5Sclose, "H5Dget_space");
   const hsize_t count[2] = {static_cast<hsize_t>(row_count), static_cast<hsize_t>(width)};
   const hsize_t start[2] = {static_cast<hsize_t>(row_begin), 0};
-  Handle mspace(H5Screate_simple(static_cast<int>(s.size()), count, nullptr), H5Sclose,
-                "H5Screate_simple");
-  if (row_count == 0) {
-    check(H5Sselect_none(fspace.id()), "H5Sselect_none");
-    check(H5Sselect_none(mspace.id()), "H5Sselect_none");
-  } else {
-    check(H5Sselect_hyperslab(fspace.id(), H5S_SELECT_SET, start, nullptr, count, nullptr),
-          "H5Sselect_hyperslab");
-  }
+  Handle mspace = select_rows(fspace, static_cast<int>(s.size()), start, count);
   Handle xfer = dxpl();
   check(H5Dread(dset.id(), type, mspace.id(), fspace.id(), xfer.id(), data),
         "reading dataset '" + name + "' from '" + path_ + "'");
