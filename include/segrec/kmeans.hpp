@@ -2,10 +2,11 @@
 //
 // Every rank holds a contiguous block of users (rows of the projection /H, in
 // rank order); centroids are replicated. One Lloyd iteration is a local
-// assignment step (float GEMM over row blocks plus a fused argmin) followed by
-// ONE allreduce of a packed double buffer [k*h sums | k counts | inertia |
-// changed labels]. Randomness (initialisation, samples) is keyed by the seed
-// and the GLOBAL user index, and row blocks are aligned to global indices, so
+// assignment step (distances ||x||^2 - 2 x.c + ||c||^2 in single precision,
+// fused with the argmin) followed by ONE allreduce of a packed double buffer
+// [k*h sums | k counts | inertia | changed labels]. Randomness (initialisation,
+// samples) is keyed by the seed and the GLOBAL user index, and every user's
+// distances come from the same instruction sequence wherever the user sits, so
 // labels do not depend on the rank or thread count.
 #pragma once
 
