@@ -10,7 +10,7 @@ PACKAGES=(
 )
 # Optional extras for benchmarks and plots: scripts/setup.sh --bench
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(python3 python3-pandas python3-sklearn python3-h5py python3-threadpoolctl
+  PACKAGES+=(libopenblas0-pthread python3 python3-pandas python3-sklearn python3-h5py python3-threadpoolctl
              python3-faiss python3-torch)
 fi
 

@@ -1,4 +1,6 @@
 // The cluster stage: projection.h5 in; segments.h5, segments.csv and the report out.
+#include "segrec/profile.hpp"
+#include "segrec/project.hpp"
 #include "segrec/cluster.hpp"
 
 #include <filesystem>
@@ -35,7 +37,7 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   std::string profiles_ref, err;
   Block b{0, 0};
   {
-    const h5::File f = h5::File::open(files.projection, comm, kClusterInputFormat);
+    const h5::File f = h5::File::open(files.projection, comm, kProjectionFormat);
     const auto s = f.shape("/H");
     const auto n_ids = f.shape("/users/ids")[0];
     if (s.size() != 2 || s[1] < 1) {
@@ -75,7 +77,7 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   }
   std::string data = files.data;
   if (data.empty() && !profiles.empty()) {
-    const h5::File pf = h5::File::open(profiles, comm, kReportProfilesFormat);
+    const h5::File pf = h5::File::open(profiles, comm, kProfilesFormat);
     if (pf.has_attr("/", "dataset")) {
       const std::string ref = pf.attr_string("/", "dataset");
       data = resolve_reference(ref, profiles);

@@ -1,9 +1,13 @@
 // Distributed K-means: initialisation, Lloyd iterations, quality figures, outputs.
 //
-// Determinism: row blocks for the GEMM are aligned to GLOBAL row indices and padded to a
-// fixed size, so every user's distances come from the same instruction sequence whatever
-// the rank or thread count; per-cluster sums are accumulated in row order by the one
-// thread that owns the cluster; random draws are keyed by (seed, purpose, global index).
+// Assignment kernels: "fused" (AVX-512 builds) keeps 8 rows x 48 centroids of dot products
+// in registers and folds them straight into the argmin; "gemm" runs Eigen's float GEMM over
+// row blocks, then the argmin. Determinism: the fused kernel treats every row alike; the
+// GEMM blocks are aligned to GLOBAL row indices and padded to a fixed size; either way a
+// user's distances come from the same instruction sequence whatever the rank or thread
+// count. Per-cluster sums (double) are taken over fixed runs of rows in row order and merged
+// in run order; random draws are keyed by (seed, purpose, global index).
+//
 // GCC 12 reports false "(maybe-)uninitialized" warnings inside its own AVX-512 intrinsics
 // (the _mm512_undefined_* placeholders) wherever they are inlined (Eigen's packet code,
 // the argmin below); the pragmas must precede the includes to reach those headers.

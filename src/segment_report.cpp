@@ -5,6 +5,7 @@
 // the owner computes lifts for its items and keeps each segment's best few, and an
 // allgather merges those short lists. Behavioural statistics need one allreduce of
 // k x d sums and counts.
+#include "segrec/profile.hpp"
 #include "segrec/segment_report.hpp"
 
 #include <unistd.h>
@@ -405,7 +406,7 @@ LocalStats read_profile_stats(const std::string& path, std::int64_t n_users, std
   LocalStats st;
   std::string err;
   {
-    const h5::File f = h5::File::open(path, comm, kReportProfilesFormat);
+    const h5::File f = h5::File::open(path, comm, kProfilesFormat);
     const auto count = static_cast<std::int64_t>(ids.size());
     const auto n = f.shape("/users/ids")[0];
     const auto d = f.shape("/dense/names")[0];

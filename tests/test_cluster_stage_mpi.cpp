@@ -17,6 +17,8 @@
 #include "kmeans_reference.hpp"
 #include "segment_report_fixture.hpp"
 #include "segrec/cluster.hpp"
+#include "segrec/profile.hpp"
+#include "segrec/project.hpp"
 #include "segrec/dataset.hpp"
 #include "segrec/error.hpp"
 #include "segrec/h5.hpp"
@@ -41,7 +43,7 @@ void write_inputs(const std::string& dir, const Comm& comm, bool poison = false)
   for (std::int64_t u = b.begin; u < b.end; ++u) ids.push_back("user" + std::to_string(u));
   write_dataset(dir + "/dataset.h5", report_fixture::dataset(b.begin, b.end), comm);
   {
-    h5::File f = h5::File::create(dir + "/profiles.h5", comm, kReportProfilesFormat);
+    h5::File f = h5::File::create(dir + "/profiles.h5", comm, kProfilesFormat);
     f.create_group("/users");
     f.write_strings("/users/ids", ids, true);
     f.create_group("/dense");
@@ -58,7 +60,7 @@ void write_inputs(const std::string& dir, const Comm& comm, bool poison = false)
     for (std::int64_t u = b.begin; u < b.end; ++u)
       H(u - b.begin, report_fixture::segment_of(u)) += 40.0f;
     if (poison && comm.rank() == comm.size() - 1) H(H.rows() - 1, 0) = std::nanf("");
-    h5::File f = h5::File::create(dir + "/projection.h5", comm, kClusterInputFormat);
+    h5::File f = h5::File::create(dir + "/projection.h5", comm, kProjectionFormat);
     f.write_rows<float>("/H", std::span<const float>(H.data(), H.size()), 3);
     f.create_group("/users");
     f.write_strings("/users/ids", ids, true);

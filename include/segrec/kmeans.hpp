@@ -2,10 +2,11 @@
 //
 // Every rank holds a contiguous block of users (rows of the projection /H, in
 // rank order); centroids are replicated. One Lloyd iteration is a local
-// assignment step (float GEMM over row blocks plus a fused argmin) followed by
-// ONE allreduce of a packed double buffer [k*h sums | k counts | inertia |
-// changed labels]. Randomness (initialisation, samples) is keyed by the seed
-// and the GLOBAL user index, and row blocks are aligned to global indices, so
+// assignment step (distances ||x||^2 - 2 x.c + ||c||^2 in single precision,
+// fused with the argmin) followed by ONE allreduce of a packed double buffer
+// [k*h sums | k counts | inertia | changed labels]. Randomness (initialisation,
+// samples) is keyed by the seed and the GLOBAL user index, and every user's
+// distances come from the same instruction sequence wherever the user sits, so
 // labels do not depend on the rank or thread count.
 #pragma once
 
@@ -28,8 +29,6 @@ using MatrixRD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 
 /// segments.h5, written by `segrec cluster`.
 inline const h5::Format kSegmentsFormat{"segrec-segments", 1};
-/// projection.h5, the input of `segrec cluster` (written by `segrec project`).
-inline const h5::Format kClusterInputFormat{"segrec-projection", 1};
 
 enum class InitMethod { kKMeansPlusPlus, kKMeansParallel, kRandom, kFile };
 enum class Criterion { kSilhouette, kDaviesBouldin, kCalinskiHarabasz };
@@ -48,7 +47,9 @@ struct KMeansParams {
   /// --oversampling-factor: k-means|| expected points drawn per round; 0 means 2k.
   double oversampling_factor = 0;
   /// --n-init: restarts with derived seeds; the lowest inertia wins (1 with a centroid file).
-  int n_init = 1;
+  /// 3 by default: one k-means++ start can merge two segments and split another, and
+  /// restarts cost little next to profiling and projection.
+  int n_init = 3;
   /// --max-iter: Lloyd iterations at most.
   int max_iter = 300;
   /// --tol: stop when the total squared centroid shift of an iteration is at most

@@ -18,8 +18,6 @@
 
 namespace segrec {
 
-/// profiles.h5, read for the behavioural statistics (written by `segrec profile`).
-inline const h5::Format kReportProfilesFormat{"segrec-profiles", 1};
 
 /// Parameters of the segment report.
 struct SegmentReportParams {
