@@ -524,11 +524,11 @@ std::vector<double> assign_accumulate(const MatrixRF& X, const Layout& L, const 
 // same row order), so centroids are bit-identical.
 
 struct HamerlyState {
-  bool valid = false;            ///< bounds hold for the centroids in `prev`
-  MatrixRF prev;                 ///< centroids of the previous assignment (k x h)
-  std::vector<double> u, l;      ///< per local user: upper / lower bound (distances)
-  std::vector<double> xn2, err;  ///< per local user: ||x||^2 and the slack E
-  double gamma = 0;              ///< relative rounding bound of an h-term float sum
+  bool valid = false;        ///< bounds hold for the centroids in `prev`
+  MatrixRF prev;             ///< centroids of the previous assignment (k x h)
+  std::vector<double> u, l;  ///< per local user: upper / lower bound (distances)
+  std::vector<double> xn2;   ///< per local user: ||x||^2 in double
+  double gamma = 0;          ///< relative rounding bound of an h-term float sum
 };
 
 /// Rows [first, second) of each accumulation task, as for_each_nearest cuts them.
@@ -559,8 +559,11 @@ double lower_from_kernel(float v2, double xn2, double err) {
   return std::sqrt(std::max(0.0, static_cast<double>(v2) + xn2 - err)) * (1 - 1e-12);
 }
 
-/// Hamerly's assignment step followed by Lloyd's accumulation pass. Same contract and same
-/// result as assign_accumulate; `recomputed` receives the users compared with all centroids.
+/// Hamerly's assignment step fused with Lloyd's accumulation. Same contract and same result as
+/// assign_accumulate; `recomputed` receives the users compared with all centroids. Rows go in
+/// Lloyd's accumulation tasks, each in windows (fused: 256 rows; gemm: Lloyd's GEMM blocks)
+/// that stay in cache: test the bounds, run the kernel on the users that need it, then add
+/// the window's rows to the task's sums in row order.
 std::vector<double> hamerly_assign_accumulate(const MatrixRF& X, const Layout& L, const MatrixRF& C,
                                               Exec ex, std::vector<std::int32_t>& labels,
                                               std::vector<float>& dist, HamerlyState& hs,
@@ -570,30 +573,19 @@ std::vector<double> hamerly_assign_accumulate(const MatrixRF& X, const Layout& L
   if (hs.u.size() != nz) {
     hs.u.assign(nz, 0.0);
     hs.l.assign(nz, 0.0);
-    hs.xn2.resize(nz);
-    hs.err.resize(nz);
-    for (std::int64_t i = 0; i < n; ++i) {
-      double s = 0;
-      for (std::int64_t f = 0; f < h; ++f) s += static_cast<double>(X(i, f)) * X(i, f);
-      hs.xn2[i] = s;
-    }
+    hs.xn2.assign(nz, -1.0);  // filled in the first pass
     hs.gamma = static_cast<double>(h + 4) * 0x1.0p-24;
     hs.valid = false;
   }
+  const bool fresh = hs.xn2.empty() || (n > 0 && hs.xn2[0] < 0);
   double cmax = 0;  // max_j ||c_j||
   for (std::int64_t j = 0; j < k; ++j) cmax = std::max(cmax, C.row(j).cast<double>().norm());
-  for (std::int64_t i = 0; i < n; ++i) {
-    const double r = std::sqrt(hs.xn2[i]) + cmax;
-    hs.err[i] = 4 * hs.gamma * r * r * (1 + 1e-6);
-  }
   const double up = 1 + 4 * hs.gamma;  // sqdist's relative error, rounded up
-  // 1. Which users need the kernel.
-  std::vector<char> need(nz, 1);
-  const std::int64_t chunk = 4096, chunks = (n + chunk - 1) / chunk;
+  // Centroid shifts (largest two) and half the distance to the nearest other centroid.
+  std::vector<double> shift(static_cast<std::size_t>(k), 0.0), half(static_cast<std::size_t>(k));
+  double m1 = 0, m2 = 0;
+  std::int64_t a1 = -1;
   if (hs.valid) {
-    std::vector<double> shift(static_cast<std::size_t>(k)), half(static_cast<std::size_t>(k));
-    double m1 = 0, m2 = 0;
-    std::int64_t a1 = -1;
     for (std::int64_t j = 0; j < k; ++j) {
       shift[j] = (C.row(j).cast<double>() - hs.prev.row(j).cast<double>()).norm() * (1 + 1e-12);
       if (shift[j] > m1) {
@@ -605,129 +597,148 @@ std::vector<double> hamerly_assign_accumulate(const MatrixRF& X, const Layout& L
       }
     }
     const MatrixRD Cd = C.cast<double>();
+    const Eigen::VectorXd cn2 = Cd.rowwise().squaredNorm();
+    const MatrixRD G = Cd * Cd.transpose();
     for (std::int64_t j = 0; j < k; ++j) {
       double best = std::numeric_limits<double>::infinity();
       for (std::int64_t q = 0; q < k; ++q)
-        if (q != j) best = std::min(best, (Cd.row(j) - Cd.row(q)).squaredNorm());
-      half[j] = 0.5 * std::sqrt(best) * (1 - 1e-12);
+        if (q != j) best = std::min(best, cn2[j] + cn2[q] - 2 * G(j, q));
+      // The Gram form loses up to ~1e-14 cmax^2 to rounding: take 1e-6 cmax off the distance.
+      half[j] = std::max(0.0, 0.5 * (std::sqrt(std::max(0.0, best)) - 1e-6 * cmax));
     }
-    parallel_for(ex.threads, chunks, [&](int, std::int64_t c) {
-      for (std::int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) {
-        const std::int32_t a = labels[i];
-        double u = (hs.u[i] + shift[a]) * (1 + 1e-12);
-        const double l = (hs.l[i] - (a == a1 ? m2 : m1)) * (1 - 1e-12);
-        hs.l[i] = l;
-        auto pruned = [&](double uu) {
-          const double lb = std::max(l, 2 * half[a] - uu);
-          return lb > 0 && uu * uu + 2 * hs.err[i] < lb * lb;
-        };
-        if (!pruned(u)) {  // tighten u with the exact distance
-          u = std::sqrt(static_cast<double>(sqdist(X.data() + i * h, C.data() + a * h, h)) * up);
-          if (!pruned(u)) continue;
-        }
-        hs.u[i] = u;
-        need[i] = 0;
-      }
-    });
   }
-  std::vector<std::int64_t> todo;
-  for (std::int64_t i = 0; i < n; ++i)
-    if (need[i]) todo.push_back(i);
-  recomputed = static_cast<std::int64_t>(todo.size());
-  // 2. The kernel on those users: label, changed count, lower bound.
-  std::atomic<std::int64_t> changed{0};
-  auto settle = [&](std::int64_t i, std::int32_t j, float v2, std::int64_t& ch) {
-    ch += labels[i] != j;
-    labels[i] = j;
-    hs.l[i] = lower_from_kernel(v2, hs.xn2[i], hs.err[i]);
-  };
 #ifdef __AVX512F__
-  if (ex.fused) {
-    const PackedCentroids P = pack_centroids(C);
-    const std::int64_t groups = (recomputed + kKernelRows - 1) / kKernelRows;
-    const std::int64_t per = 64, tasks = (groups + per - 1) / per;
-    parallel_for(ex.threads, tasks, [&](int, std::int64_t t) {
-      std::vector<float> rows(static_cast<std::size_t>(kKernelRows * h));
-      std::int32_t idx[kKernelRows];
-      float v2[kKernelRows];
-      std::int64_t ch = 0;
-      for (std::int64_t g = t * per; g < std::min(groups, (t + 1) * per); ++g) {
-        const std::int64_t r0 = g * kKernelRows;
-        const std::int64_t cnt = std::min<std::int64_t>(kKernelRows, recomputed - r0);
-        std::fill(rows.begin(), rows.end(), 0.0f);
-        for (std::int64_t r = 0; r < cnt; ++r)
-          std::copy(X.data() + todo[r0 + r] * h, X.data() + (todo[r0 + r] + 1) * h,
-                    rows.begin() + r * h);
-        nearest8_impl<true>(rows.data(), P, idx, v2);
-        for (std::int64_t r = 0; r < cnt; ++r) settle(todo[r0 + r], idx[r], v2[r], ch);
-      }
-      changed += ch;
-    });
-  }
+  std::unique_ptr<PackedCentroids> packed;
+  if (ex.fused) packed = std::make_unique<PackedCentroids>(pack_centroids(C));
 #endif
-  if (!ex.fused && recomputed > 0) {
-    // GEMM over the same global-aligned blocks as Lloyd, only those holding such users.
-    const MatrixRF Ct = C.transpose();
-    const std::vector<float> cn = row_sqnorms(C);
-    const std::int64_t B = block_rows(k), b0 = L.begin / B;
-    const std::int64_t nb = (L.begin + n - 1) / B - b0 + 1;
-    std::vector<char> busy(static_cast<std::size_t>(nb), 0);
-    for (const std::int64_t i : todo) busy[(L.begin + i) / B - b0] = 1;
-    std::vector<std::int64_t> blocks;
-    for (std::int64_t b = 0; b < nb; ++b)
-      if (busy[b]) blocks.push_back(b);
-    parallel_for(ex.threads, static_cast<std::int64_t>(blocks.size()), [&](int, std::int64_t t) {
-      MatrixRF xpad, G(B, k);
-      std::int64_t ch = 0;
-      const std::int64_t gb = (b0 + blocks[t]) * B;
-      const std::int64_t lo = std::max(gb, L.begin), hi = std::min(gb + B, L.begin + n);
-      const std::int64_t off = lo - gb, rows = hi - lo, row0 = lo - L.begin;
-      if (rows == B) {
-        const Eigen::Map<const MatrixRF> xb(X.data() + row0 * h, B, h);
-        G.noalias() = xb * Ct;
-      } else {
-        xpad.setZero(B, h);
-        xpad.middleRows(off, rows) = X.middleRows(row0, rows);
-        G.noalias() = xpad * Ct;
-      }
-      for (std::int64_t r = 0; r < rows; ++r) {
-        if (!need[row0 + r]) continue;
-        const float* g = G.data() + (off + r) * k;
-        const std::int32_t j = argmin_dist(g, cn.data(), k);
-        float v2 = std::numeric_limits<float>::infinity();
-        for (std::int64_t q = 0; q < k; ++q)
-          if (q != j) v2 = std::min(v2, cn[q] - 2.0f * g[q]);
-        settle(row0 + r, j, v2, ch);
-      }
-      changed += ch;
-    });
+  MatrixRF Ct;
+  std::vector<float> cn;
+  if (!ex.fused) {
+    Ct = C.transpose();
+    cn = row_sqnorms(C);
   }
-  // 3. Lloyd's accumulation pass (no distance work beyond ||x - c_label||^2); sets u.
   const std::int64_t max_tasks =
       std::min<std::int64_t>(32, std::max<std::int64_t>(1, (std::int64_t{32} << 20) / (W * 8)));
   const auto runs = task_rows(L, k, max_tasks, ex.fused);
   const auto tasks = static_cast<std::int64_t>(runs.size());
   std::vector<double> part(static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1) * W), 0.0);
+  std::vector<std::int64_t> task_changed(static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1)),
+                                         0),
+      task_recomputed(task_changed.size(), 0);
+  const std::int64_t B = ex.fused ? 256 : block_rows(k);
   parallel_for(ex.threads, tasks, [&](int, std::int64_t t) {
     double* P = part.data() + t * W;
-    for (std::int64_t i = runs[t].first; i < runs[t].second; ++i) {
-      const std::int32_t j = labels[i];
-      const float* x = X.data() + i * h;
-      const float d = sqdist(x, C.data() + j * h, h);
-      dist[i] = d;
-      hs.u[i] = std::sqrt(static_cast<double>(d) * up);
-      P[W - 2] += d;
-      P[k * h + j] += 1;
-      double* sj = P + j * h;
-      for (std::int64_t f = 0; f < h; ++f) sj[f] += x[f];
+    std::vector<std::int64_t> todo;
+    std::vector<float> rows(static_cast<std::size_t>(kKernelRows * h));
+    MatrixRF xpad, G;
+    std::int64_t ch = 0, rec = 0;
+    auto settle = [&](std::int64_t i, std::int32_t j, float v2, double err) {
+      ch += labels[i] != j;
+      labels[i] = j;
+      hs.l[i] = lower_from_kernel(v2, hs.xn2[i], err);
+    };
+    auto err_of = [&](std::int64_t i) {
+      const double r = std::sqrt(hs.xn2[i]) + cmax;
+      return 4 * hs.gamma * r * r * (1 + 1e-6);
+    };
+    for (std::int64_t lo = runs[t].first; lo < runs[t].second;) {
+      // Window [lo, hi): gemm windows are Lloyd's global-aligned blocks.
+      const std::int64_t hi =
+          ex.fused ? std::min(runs[t].second, lo + B)
+                   : std::min(runs[t].second, ((L.begin + lo) / B + 1) * B - L.begin);
+      todo.clear();
+      for (std::int64_t i = lo; i < hi; ++i) {
+        if (fresh) {
+          double s = 0;
+          for (std::int64_t f = 0; f < h; ++f) s += static_cast<double>(X(i, f)) * X(i, f);
+          hs.xn2[i] = s;
+        }
+        if (!hs.valid) {
+          todo.push_back(i);
+          continue;
+        }
+        const std::int32_t a = labels[i];
+        double u = (hs.u[i] + shift[a]) * (1 + 1e-12);
+        const double l = (hs.l[i] - (a == a1 ? m2 : m1)) * (1 - 1e-12);
+        hs.l[i] = l;
+        const double err = err_of(i);
+        auto pruned = [&](double uu) {
+          const double lb = std::max(l, 2 * half[a] - uu);
+          return lb > 0 && uu * uu + 2 * err < lb * lb;
+        };
+        if (!pruned(u)) {  // tighten u with the exact distance
+          u = std::sqrt(static_cast<double>(sqdist(X.data() + i * h, C.data() + a * h, h)) * up);
+          if (!pruned(u)) todo.push_back(i);
+        }
+      }
+      rec += static_cast<std::int64_t>(todo.size());
+      // The kernel on the window's users that need it: label, changed count, lower bound.
+#ifdef __AVX512F__
+      if (ex.fused) {
+        std::int32_t idx[kKernelRows];
+        float v2[kKernelRows];
+        const auto cnt_all = static_cast<std::int64_t>(todo.size());
+        for (std::int64_t r0 = 0; r0 < cnt_all; r0 += kKernelRows) {
+          const std::int64_t cnt = std::min<std::int64_t>(kKernelRows, cnt_all - r0);
+          const float* x = X.data() + todo[r0] * h;
+          if (cnt < kKernelRows || todo[r0 + kKernelRows - 1] != todo[r0] + kKernelRows - 1) {
+            std::fill(rows.begin(), rows.end(), 0.0f);
+            for (std::int64_t r = 0; r < cnt; ++r)
+              std::copy(X.data() + todo[r0 + r] * h, X.data() + (todo[r0 + r] + 1) * h,
+                        rows.begin() + r * h);
+            x = rows.data();
+          }
+          nearest8_impl<true>(x, *packed, idx, v2);
+          for (std::int64_t r = 0; r < cnt; ++r)
+            settle(todo[r0 + r], idx[r], v2[r], err_of(todo[r0 + r]));
+        }
+      }
+#endif
+      if (!ex.fused && !todo.empty()) {
+        const std::int64_t gb = (L.begin + lo) / B * B;
+        const std::int64_t off = L.begin + lo - gb, cnt = hi - lo;
+        if (cnt == B) {
+          const Eigen::Map<const MatrixRF> xb(X.data() + lo * h, B, h);
+          G.noalias() = xb * Ct;
+        } else {
+          xpad.setZero(B, h);
+          xpad.middleRows(off, cnt) = X.middleRows(lo, cnt);
+          G.noalias() = xpad * Ct;
+        }
+        for (const std::int64_t i : todo) {
+          const float* g = G.data() + (off + i - lo) * k;
+          const std::int32_t j = argmin_dist(g, cn.data(), k);
+          float v2 = std::numeric_limits<float>::infinity();
+          for (std::int64_t q = 0; q < k; ++q)
+            if (q != j) v2 = std::min(v2, cn[q] - 2.0f * g[q]);
+          settle(i, j, v2, err_of(i));
+        }
+      }
+      // Lloyd's accumulation, rows in order; the exact distance also resets u.
+      for (std::int64_t i = lo; i < hi; ++i) {
+        const std::int32_t j = labels[i];
+        const float* x = X.data() + i * h;
+        const float d = sqdist(x, C.data() + j * h, h);
+        dist[i] = d;
+        hs.u[i] = std::sqrt(static_cast<double>(d) * up);
+        P[W - 2] += d;
+        P[k * h + j] += 1;
+        double* sj = P + j * h;
+        for (std::int64_t f = 0; f < h; ++f) sj[f] += x[f];
+      }
+      lo = hi;
     }
+    task_changed[t] = ch;
+    task_recomputed[t] = rec;
   });
   std::vector<double> out(part.begin(), part.begin() + W);
   for (std::int64_t t = 1; t < tasks; ++t) {
     const double* src = part.data() + t * W;
     for (std::int64_t w = 0; w < W; ++w) out[w] += src[w];
   }
-  out[W - 1] = static_cast<double>(changed.load());
+  out[W - 1] = static_cast<double>(
+      std::accumulate(task_changed.begin(), task_changed.end(), std::int64_t{0}));
+  recomputed = std::accumulate(task_recomputed.begin(), task_recomputed.end(), std::int64_t{0});
   hs.prev = C;
   hs.valid = true;
   return out;
@@ -866,7 +877,9 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
     }
   }
   if (!consistent) {  // labels and inertia for the final centroids
-    buf = assign_accumulate(X, L, Cf, ex, res.labels, dist);
+    std::int64_t recomputed = 0;
+    buf = hamerly ? hamerly_assign_accumulate(X, L, Cf, ex, res.labels, dist, hs, recomputed)
+                  : assign_accumulate(X, L, Cf, ex, res.labels, dist);
     std::vector<double> small(buf.begin() + k * h, buf.begin() + k * h + k + 1);
     comm.allreduce(small);  // [counts | inertia]
     res.inertia = small[k];
