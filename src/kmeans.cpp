@@ -6,7 +6,9 @@
 // GEMM blocks are aligned to GLOBAL row indices and padded to a fixed size; either way a
 // user's distances come from the same instruction sequence whatever the rank or thread
 // count. Per-cluster sums (double) are taken over fixed runs of rows in row order and merged
-// in run order; random draws are keyed by (seed, purpose, global index).
+// in run order; random draws are keyed by (seed, purpose, global index). Hamerly's pruning
+// (see "Hamerly's bounds") skips the kernel only where its argmin provably cannot change, so
+// it gives the same labels and bit-identical sums.
 //
 // GCC 12 reports false "(maybe-)uninitialized" warnings inside its own AVX-512 intrinsics
 // (the _mm512_undefined_* placeholders) wherever they are inlined (Eigen's packet code,

@@ -13,6 +13,7 @@ segrec (>= 3x scikit-learn, faster than faiss, >= 50% of measured SGEMM) and the
 rank sends per iteration (formula (k*h + k + 2) * 8 and measured).
 Usage: bench.py --segrec build/segrec --peers ../shared/anchors/kmeans_peers.py
        [--sizes 1000000x256,200000x100] [--d 64] [--iters 10] [--repeats 3] [--work DIR]
+       [--elkan] [--blobs B]
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 
@@ -98,14 +99,16 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="rounds of all contenders; best kept")
     ap.add_argument("--work")
     ap.add_argument("--elkan", action="store_true", help="also time scikit-learn elkan")
+    ap.add_argument("--blobs", type=int, default=0,
+                    help="clustered data: a mixture of this many Gaussians (make_data.py)")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="segrec_bench_kmeans_")
     rows = []
     for size in a.sizes.split(","):
         n, k = (int(x) for x in size.split("x"))
-        data = os.path.join(work, f"n{n}_k{k}")
+        data = os.path.join(work, f"n{n}_k{k}" + (f"_blobs{a.blobs}" if a.blobs else ""))
         run([sys.executable, os.path.join(HERE, "make_data.py"), "--n", str(n), "--d", str(a.d),
-             "--k", str(k), "--seed", "0", "--out", data])
+             "--k", str(k), "--seed", "0", "--out", data, "--blobs", str(a.blobs)])
         flop = 2.0 * n * k * a.d
         res = {"n": n, "k": k, "d": a.d, "runs": []}
         # Contenders take turns, `repeats` rounds; each keeps its fastest round (the machine

@@ -4,7 +4,10 @@
 // rank order); centroids are replicated. One Lloyd iteration is a local
 // assignment step (distances ||x||^2 - 2 x.c + ||c||^2 in single precision,
 // fused with the argmin) followed by ONE allreduce of a packed double buffer
-// [k*h sums | k counts | inertia | changed labels]. Randomness (initialisation,
+// [k*h sums | k counts | inertia | changed labels]. With --algorithm hamerly (the default
+// for k >= 16) the assignment keeps Hamerly's per-user distance bounds and sends only the
+// users whose bounds overlap through the kernel: the same labels, sums and collectives as
+// plain Lloyd, less distance work once clusters settle. Randomness (initialisation,
 // samples) is keyed by the seed and the GLOBAL user index, and every user's
 // distances come from the same instruction sequence wherever the user sits, so
 // labels do not depend on the rank or thread count.
