@@ -6,7 +6,9 @@
 // GEMM blocks are aligned to GLOBAL row indices and padded to a fixed size; either way a
 // user's distances come from the same instruction sequence whatever the rank or thread
 // count. Per-cluster sums (double) are taken over fixed runs of rows in row order and merged
-// in run order; random draws are keyed by (seed, purpose, global index).
+// in run order; random draws are keyed by (seed, purpose, global index). Hamerly's pruning
+// (see "Hamerly's bounds") skips the kernel only where its argmin provably cannot change, so
+// it gives the same labels and bit-identical sums.
 //
 // GCC 12 reports false "(maybe-)uninitialized" warnings inside its own AVX-512 intrinsics
 // (the _mm512_undefined_* placeholders) wherever they are inlined (Eigen's packet code,
@@ -324,9 +326,9 @@ PackedCentroids pack_centroids(const MatrixRF& C) {
 }
 
 /// Folds one tile of V*16 centroids (starting at j0) into the running lane minima of 8 rows.
-template <int V>
+template <int V, bool Second>
 void nearest_tile(const float* x, std::int64_t h, const float* tile, const float* cn,
-                  std::int32_t j0, __m512* bv, __m512i* bx) {
+                  std::int32_t j0, __m512* bv, __m512i* bx, __m512* sv) {
   __m512 acc[kKernelRows][V];
 #pragma GCC unroll 8
   for (int r = 0; r < kKernelRows; ++r)
@@ -354,18 +356,23 @@ void nearest_tile(const float* x, std::int64_t h, const float* tile, const float
     for (int r = 0; r < kKernelRows; ++r) {
       const __m512 val = _mm512_fnmadd_ps(two, acc[r][v], norms);
       const __mmask16 lt = _mm512_cmp_ps_mask(val, bv[r], _CMP_LT_OQ);
+      if constexpr (Second) sv[r] = _mm512_mask_mov_ps(_mm512_min_ps(sv[r], val), lt, bv[r]);
       bv[r] = _mm512_mask_mov_ps(bv[r], lt, val);
       bx[r] = _mm512_mask_mov_epi32(bx[r], lt, idx);
     }
   }
 }
 
-/// Nearest centroid (first on ties) of the 8 rows at x (row stride h).
-void nearest8(const float* x, const PackedCentroids& P, std::int32_t* out) {
+/// Nearest centroid (first on ties) of the 8 rows at x (row stride h). With Second, also
+/// the smallest cn - 2 x.c over the other centroids (+inf when there is none) in second[].
+template <bool Second>
+void nearest8_impl(const float* x, const PackedCentroids& P, std::int32_t* out, float* second) {
   alignas(64) __m512 bv[kKernelRows];
   alignas(64) __m512i bx[kKernelRows];
+  alignas(64) __m512 sv[kKernelRows];
   for (int r = 0; r < kKernelRows; ++r) {
     bv[r] = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+    sv[r] = bv[r];
     bx[r] = _mm512_setzero_si512();
   }
   for (std::int64_t t0 = 0; t0 < P.kp; t0 += kTileCols) {
@@ -373,13 +380,13 @@ void nearest8(const float* x, const PackedCentroids& P, std::int32_t* out) {
     const auto j0 = static_cast<std::int32_t>(t0);
     switch (std::min<std::int64_t>(kTileCols, P.kp - t0) / kLanes) {
       case 3:
-        nearest_tile<3>(x, P.h, tile, P.cn.data(), j0, bv, bx);
+        nearest_tile<3, Second>(x, P.h, tile, P.cn.data(), j0, bv, bx, sv);
         break;
       case 2:
-        nearest_tile<2>(x, P.h, tile, P.cn.data(), j0, bv, bx);
+        nearest_tile<2, Second>(x, P.h, tile, P.cn.data(), j0, bv, bx, sv);
         break;
       default:
-        nearest_tile<1>(x, P.h, tile, P.cn.data(), j0, bv, bx);
+        nearest_tile<1, Second>(x, P.h, tile, P.cn.data(), j0, bv, bx, sv);
         break;
     }
   }
@@ -388,7 +395,20 @@ void nearest8(const float* x, const PackedCentroids& P, std::int32_t* out) {
     const __mmask16 eq = _mm512_cmp_ps_mask(bv[r], _mm512_set1_ps(best), _CMP_EQ_OQ);
     out[r] =
         _mm512_reduce_min_epi32(_mm512_mask_mov_epi32(_mm512_set1_epi32(INT32_MAX), eq, bx[r]));
+    if constexpr (Second) {
+      // Second smallest over all centroids but out[r]: the winning lane's second, or any
+      // other lane's best or second.
+      const __mmask16 win =
+          eq & _mm512_cmp_epi32_mask(bx[r], _mm512_set1_epi32(out[r]), _MM_CMPINT_EQ);
+      const __m512 others =
+          _mm512_mask_mov_ps(bv[r], win, _mm512_set1_ps(std::numeric_limits<float>::infinity()));
+      second[r] = std::min(_mm512_reduce_min_ps(sv[r]), _mm512_reduce_min_ps(others));
+    }
   }
+}
+
+void nearest8(const float* x, const PackedCentroids& P, std::int32_t* out) {
+  nearest8_impl<false>(x, P, out, nullptr);
 }
 #endif
 
@@ -495,6 +515,237 @@ std::vector<double> assign_accumulate(const MatrixRF& X, const Layout& L, const 
   return out;
 }
 
+// ---- Hamerly's bounds ------------------------------------------------------------------------
+// Exact Lloyd with pruning (Hamerly 2010). Per local user: u >= ||x - c_a|| (a = its label)
+// and l <= ||x - c_j|| for every j != a, both in double. A user keeps its label without the
+// kernel when the kernel's argmin provably returns a: the kernel's value cn_j - 2 x.c_j plus
+// ||x||^2 is within E = 4 (h + 4) 2^-24 (||x|| + max_j ||c_j||)^2 of the exact squared
+// distance, so u^2 + 2E < L^2 (L: the lower bound on the other distances) leaves no room for
+// another winner or a tie. Every other user goes through the same kernel as Lloyd, so labels
+// are identical; sums, counts and inertia come from Lloyd's accumulation pass (same task runs,
+// same row order), so centroids are bit-identical.
+
+struct HamerlyState {
+  bool valid = false;        ///< bounds hold for the centroids in `prev`
+  MatrixRF prev;             ///< centroids of the previous assignment (k x h)
+  std::vector<double> u, l;  ///< per local user: upper / lower bound (distances)
+  std::vector<double> xn2;   ///< per local user: ||x||^2 in double
+  double gamma = 0;          ///< relative rounding bound of an h-term float sum
+};
+
+/// Rows [first, second) of each accumulation task, as for_each_nearest cuts them.
+std::vector<std::pair<std::int64_t, std::int64_t>> task_rows(const Layout& L, std::int64_t k,
+                                                             std::int64_t max_tasks, bool fused) {
+  const std::int64_t tasks = nearest_tasks(L, k, max_tasks, fused);
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  if (tasks == 0) return out;
+  if (fused) {
+    const std::int64_t per = (L.n_local + tasks - 1) / tasks;
+    const std::int64_t step = (per + kKernelRows - 1) / kKernelRows * kKernelRows;
+    for (std::int64_t t = 0; t < tasks; ++t)
+      out.emplace_back(t * step, std::min(L.n_local, (t + 1) * step));
+    return out;
+  }
+  const std::int64_t B = block_rows(k), b0 = L.begin / B, bpt = blocks_per_task(L, k, max_tasks);
+  for (std::int64_t t = 0; t < tasks; ++t) {
+    const std::int64_t lo = std::max(L.begin, (b0 + t * bpt) * B);
+    const std::int64_t hi = std::min(L.begin + L.n_local, (b0 + (t + 1) * bpt) * B);
+    out.emplace_back(lo - L.begin, hi - L.begin);
+  }
+  return out;
+}
+
+/// Lower bound (distance) from the kernel's second value v2 = cn_j - 2 x.c_j.
+double lower_from_kernel(float v2, double xn2, double err) {
+  if (!std::isfinite(v2)) return std::numeric_limits<double>::infinity();
+  return std::sqrt(std::max(0.0, static_cast<double>(v2) + xn2 - err)) * (1 - 1e-12);
+}
+
+/// Hamerly's assignment step fused with Lloyd's accumulation. Same contract and same result as
+/// assign_accumulate; `recomputed` receives the users compared with all centroids. Rows go in
+/// Lloyd's accumulation tasks, each in windows (fused: 256 rows; gemm: Lloyd's GEMM blocks)
+/// that stay in cache: test the bounds, run the kernel on the users that need it, then add
+/// the window's rows to the task's sums in row order.
+std::vector<double> hamerly_assign_accumulate(const MatrixRF& X, const Layout& L, const MatrixRF& C,
+                                              Exec ex, std::vector<std::int32_t>& labels,
+                                              std::vector<float>& dist, HamerlyState& hs,
+                                              std::int64_t& recomputed) {
+  const std::int64_t k = C.rows(), h = C.cols(), n = L.n_local, W = k * h + k + 2;
+  const auto nz = static_cast<std::size_t>(n);
+  if (hs.u.size() != nz) {
+    hs.u.assign(nz, 0.0);
+    hs.l.assign(nz, 0.0);
+    hs.xn2.assign(nz, -1.0);  // filled in the first pass
+    hs.gamma = static_cast<double>(h + 4) * 0x1.0p-24;
+    hs.valid = false;
+  }
+  const bool fresh = hs.xn2.empty() || (n > 0 && hs.xn2[0] < 0);
+  double cmax = 0;  // max_j ||c_j||
+  for (std::int64_t j = 0; j < k; ++j) cmax = std::max(cmax, C.row(j).cast<double>().norm());
+  const double up = 1 + 4 * hs.gamma;  // sqdist's relative error, rounded up
+  // Centroid shifts (largest two) and half the distance to the nearest other centroid.
+  std::vector<double> shift(static_cast<std::size_t>(k), 0.0), half(static_cast<std::size_t>(k));
+  double m1 = 0, m2 = 0;
+  std::int64_t a1 = -1;
+  if (hs.valid) {
+    for (std::int64_t j = 0; j < k; ++j) {
+      shift[j] = (C.row(j).cast<double>() - hs.prev.row(j).cast<double>()).norm() * (1 + 1e-12);
+      if (shift[j] > m1) {
+        m2 = m1;
+        m1 = shift[j];
+        a1 = j;
+      } else {
+        m2 = std::max(m2, shift[j]);
+      }
+    }
+    const MatrixRD Cd = C.cast<double>();
+    const Eigen::VectorXd cn2 = Cd.rowwise().squaredNorm();
+    const MatrixRD G = Cd * Cd.transpose();
+    for (std::int64_t j = 0; j < k; ++j) {
+      double best = std::numeric_limits<double>::infinity();
+      for (std::int64_t q = 0; q < k; ++q)
+        if (q != j) best = std::min(best, cn2[j] + cn2[q] - 2 * G(j, q));
+      // The Gram form loses up to ~1e-14 cmax^2 to rounding: take 1e-6 cmax off the distance.
+      half[j] = std::max(0.0, 0.5 * (std::sqrt(std::max(0.0, best)) - 1e-6 * cmax));
+    }
+  }
+#ifdef __AVX512F__
+  std::unique_ptr<PackedCentroids> packed;
+  if (ex.fused) packed = std::make_unique<PackedCentroids>(pack_centroids(C));
+#endif
+  MatrixRF Ct;
+  std::vector<float> cn;
+  if (!ex.fused) {
+    Ct = C.transpose();
+    cn = row_sqnorms(C);
+  }
+  const std::int64_t max_tasks =
+      std::min<std::int64_t>(32, std::max<std::int64_t>(1, (std::int64_t{32} << 20) / (W * 8)));
+  const auto runs = task_rows(L, k, max_tasks, ex.fused);
+  const auto tasks = static_cast<std::int64_t>(runs.size());
+  std::vector<double> part(static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1) * W), 0.0);
+  std::vector<std::int64_t> task_changed(static_cast<std::size_t>(std::max<std::int64_t>(tasks, 1)),
+                                         0),
+      task_recomputed(task_changed.size(), 0);
+  const std::int64_t B = ex.fused ? 256 : block_rows(k);
+  parallel_for(ex.threads, tasks, [&](int, std::int64_t t) {
+    double* P = part.data() + t * W;
+    std::vector<std::int64_t> todo;
+    std::vector<float> rows(static_cast<std::size_t>(kKernelRows * h));
+    MatrixRF xpad, G;
+    std::int64_t ch = 0, rec = 0;
+    auto settle = [&](std::int64_t i, std::int32_t j, float v2, double err) {
+      ch += labels[i] != j;
+      labels[i] = j;
+      hs.l[i] = lower_from_kernel(v2, hs.xn2[i], err);
+    };
+    auto err_of = [&](std::int64_t i) {
+      const double r = std::sqrt(hs.xn2[i]) + cmax;
+      return 4 * hs.gamma * r * r * (1 + 1e-6);
+    };
+    for (std::int64_t lo = runs[t].first; lo < runs[t].second;) {
+      // Window [lo, hi): gemm windows are Lloyd's global-aligned blocks.
+      const std::int64_t hi =
+          ex.fused ? std::min(runs[t].second, lo + B)
+                   : std::min(runs[t].second, ((L.begin + lo) / B + 1) * B - L.begin);
+      todo.clear();
+      for (std::int64_t i = lo; i < hi; ++i) {
+        if (fresh) {
+          double s = 0;
+          for (std::int64_t f = 0; f < h; ++f) s += static_cast<double>(X(i, f)) * X(i, f);
+          hs.xn2[i] = s;
+        }
+        if (!hs.valid) {
+          todo.push_back(i);
+          continue;
+        }
+        const std::int32_t a = labels[i];
+        double u = (hs.u[i] + shift[a]) * (1 + 1e-12);
+        const double l = (hs.l[i] - (a == a1 ? m2 : m1)) * (1 - 1e-12);
+        hs.l[i] = l;
+        const double err = err_of(i);
+        auto pruned = [&](double uu) {
+          const double lb = std::max(l, 2 * half[a] - uu);
+          return lb > 0 && uu * uu + 2 * err < lb * lb;
+        };
+        if (!pruned(u)) {  // tighten u with the exact distance
+          u = std::sqrt(static_cast<double>(sqdist(X.data() + i * h, C.data() + a * h, h)) * up);
+          if (!pruned(u)) todo.push_back(i);
+        }
+      }
+      rec += static_cast<std::int64_t>(todo.size());
+      // The kernel on the window's users that need it: label, changed count, lower bound.
+#ifdef __AVX512F__
+      if (ex.fused) {
+        std::int32_t idx[kKernelRows];
+        float v2[kKernelRows];
+        const auto cnt_all = static_cast<std::int64_t>(todo.size());
+        for (std::int64_t r0 = 0; r0 < cnt_all; r0 += kKernelRows) {
+          const std::int64_t cnt = std::min<std::int64_t>(kKernelRows, cnt_all - r0);
+          const float* x = X.data() + todo[r0] * h;
+          if (cnt < kKernelRows || todo[r0 + kKernelRows - 1] != todo[r0] + kKernelRows - 1) {
+            std::fill(rows.begin(), rows.end(), 0.0f);
+            for (std::int64_t r = 0; r < cnt; ++r)
+              std::copy(X.data() + todo[r0 + r] * h, X.data() + (todo[r0 + r] + 1) * h,
+                        rows.begin() + r * h);
+            x = rows.data();
+          }
+          nearest8_impl<true>(x, *packed, idx, v2);
+          for (std::int64_t r = 0; r < cnt; ++r)
+            settle(todo[r0 + r], idx[r], v2[r], err_of(todo[r0 + r]));
+        }
+      }
+#endif
+      if (!ex.fused && !todo.empty()) {
+        const std::int64_t gb = (L.begin + lo) / B * B;
+        const std::int64_t off = L.begin + lo - gb, cnt = hi - lo;
+        if (cnt == B) {
+          const Eigen::Map<const MatrixRF> xb(X.data() + lo * h, B, h);
+          G.noalias() = xb * Ct;
+        } else {
+          xpad.setZero(B, h);
+          xpad.middleRows(off, cnt) = X.middleRows(lo, cnt);
+          G.noalias() = xpad * Ct;
+        }
+        for (const std::int64_t i : todo) {
+          const float* g = G.data() + (off + i - lo) * k;
+          const std::int32_t j = argmin_dist(g, cn.data(), k);
+          float v2 = std::numeric_limits<float>::infinity();
+          for (std::int64_t q = 0; q < k; ++q)
+            if (q != j) v2 = std::min(v2, cn[q] - 2.0f * g[q]);
+          settle(i, j, v2, err_of(i));
+        }
+      }
+      // Lloyd's accumulation, rows in order; the exact distance also resets u.
+      for (std::int64_t i = lo; i < hi; ++i) {
+        const std::int32_t j = labels[i];
+        const float* x = X.data() + i * h;
+        const float d = sqdist(x, C.data() + j * h, h);
+        dist[i] = d;
+        hs.u[i] = std::sqrt(static_cast<double>(d) * up);
+        P[W - 2] += d;
+        P[k * h + j] += 1;
+        double* sj = P + j * h;
+        for (std::int64_t f = 0; f < h; ++f) sj[f] += x[f];
+      }
+      lo = hi;
+    }
+    task_changed[t] = ch;
+    task_recomputed[t] = rec;
+  });
+  std::vector<double> out(part.begin(), part.begin() + W);
+  for (std::int64_t t = 1; t < tasks; ++t) {
+    const double* src = part.data() + t * W;
+    for (std::int64_t w = 0; w < W; ++w) out[w] += src[w];
+  }
+  out[W - 1] = static_cast<double>(
+      std::accumulate(task_changed.begin(), task_changed.end(), std::int64_t{0}));
+  recomputed = std::accumulate(task_recomputed.begin(), task_recomputed.end(), std::int64_t{0});
+  hs.prev = C;
+  hs.valid = true;
+  return out;
+}
+
 std::uint64_t bytes_sent(const Comm& comm) {
   const auto& s = comm.stats();
   return s.allreduce_bytes + s.bcast_bytes + s.gather_bytes + s.alltoall_bytes;
@@ -585,17 +836,24 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
   std::vector<float> dist(static_cast<std::size_t>(L.n_local), 0.0f);
   std::vector<double> buf;
   bool consistent = false;  // labels are the nearest-centroid labels of the final centroids
+  const bool hamerly = p.use_hamerly(k);
+  HamerlyState hs;  // fresh bounds for every run (restart)
   for (int it = 0; it < p.max_iter; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t b0 = bytes_sent(comm);
-    buf = assign_accumulate(X, L, Cf, ex, res.labels, dist);
+    KMeansIteration st;
+    st.recomputed = L.n_local;
+    if (hamerly)
+      buf = hamerly_assign_accumulate(X, L, Cf, ex, res.labels, dist, hs, st.recomputed);
+    else
+      buf = assign_accumulate(X, L, Cf, ex, res.labels, dist);
     comm.allreduce(buf);  // the one collective of an iteration
     double* sums = buf.data();
     double* counts = sums + k * h;
-    KMeansIteration st;
     st.inertia = buf[k * h + k];
     st.changed = static_cast<std::int64_t>(buf.back());
     st.relocated = relocate_empty(X, L, res.labels, dist, k, sums, counts, comm);
+    if (st.relocated > 0) hs.valid = false;  // relocated users keep stale labels: start over
     MatrixRD Cn = C;
     for (std::int64_t j = 0; j < k; ++j)
       if (counts[j] > 0)
@@ -621,7 +879,9 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
     }
   }
   if (!consistent) {  // labels and inertia for the final centroids
-    buf = assign_accumulate(X, L, Cf, ex, res.labels, dist);
+    std::int64_t recomputed = 0;
+    buf = hamerly ? hamerly_assign_accumulate(X, L, Cf, ex, res.labels, dist, hs, recomputed)
+                  : assign_accumulate(X, L, Cf, ex, res.labels, dist);
     std::vector<double> small(buf.begin() + k * h, buf.begin() + k * h + k + 1);
     comm.allreduce(small);  // [counts | inertia]
     res.inertia = small[k];
@@ -928,6 +1188,10 @@ Criterion KMeansParams::criterion() const {
   return Criterion::kSilhouette;
 }
 
+bool KMeansParams::use_hamerly(std::int64_t k) const {
+  return algorithm == "hamerly" || (algorithm == "auto" && k >= 16);
+}
+
 int KMeansParams::resolved_threads() const { return threads > 0 ? threads : threads_from_env(); }
 
 void KMeansParams::validate() const {
@@ -951,6 +1215,8 @@ void KMeansParams::validate() const {
   require(kernel == "auto" || kernel == "gemm", "kernel", kernel,
           "use auto or gemm (this build has no AVX-512 for the fused kernel)");
 #endif
+  require(algorithm == "auto" || algorithm == "lloyd" || algorithm == "hamerly", "algorithm",
+          algorithm, "use auto, lloyd or hamerly");
   require(!(m == InitMethod::kFile && ks.size() > 1), "init", init,
           "a centroid file fixes k; it cannot be combined with a --k sweep");
 }
@@ -1384,7 +1650,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
   f.write_strings("/users/ids", local_user_ids, /*partitioned=*/true);
   f.create_group("/iterations");
   std::vector<double> inertia, shift, seconds;
-  std::vector<std::int64_t> changed, bytes, relocated;
+  std::vector<std::int64_t> changed, bytes, relocated, recomputed;
   for (const auto& it : r.iterations) {
     inertia.push_back(it.inertia);
     shift.push_back(it.shift);
@@ -1392,6 +1658,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
     changed.push_back(it.changed);
     bytes.push_back(static_cast<std::int64_t>(it.bytes));
     relocated.push_back(it.relocated);
+    recomputed.push_back(it.recomputed);
   }
   f.write_replicated<double>("/iterations/inertia", inertia);
   f.write_replicated<double>("/iterations/shift", shift);
@@ -1399,6 +1666,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
   f.write_replicated<double>("/iterations/seconds", seconds);
   f.write_replicated<std::int64_t>("/iterations/bytes_sent", bytes);
   f.write_replicated<std::int64_t>("/iterations/relocated", relocated);
+  f.write_replicated<std::int64_t>("/iterations/recomputed", recomputed);
   if (!run.sweep.empty()) {
     f.create_group("/sweep");
     std::vector<std::int64_t> ks, iters;
@@ -1422,6 +1690,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
   f.set_attr("/", "k", k);
   f.set_attr("/", "dims", h);
   f.set_attr("/", "init", p.init);
+  f.set_attr("/", "algorithm", std::string(p.use_hamerly(k) ? "hamerly" : "lloyd"));
   f.set_attr("/", "inertia", r.inertia);
   f.set_attr("/", "n_iter", static_cast<std::int64_t>(r.n_iter));
   f.set_attr("/", "converged", static_cast<std::int64_t>(r.converged));

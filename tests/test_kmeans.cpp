@@ -176,6 +176,136 @@ TEST(KMeans, KernelsAgree) {
   }
 }
 
+// ---- Hamerly's bounds: exact Lloyd with pruning --------------------------------------------
+
+/// Runs Lloyd and Hamerly from the same init; both must agree exactly, every iteration.
+/// Returns the users Hamerly compared with all centroids over all iterations.
+std::int64_t expect_hamerly_equals_lloyd(const MatrixRF& X, const MatrixRF& init, KMeansParams p,
+                                         const std::string& what) {
+  const Comm comm;
+  p.algorithm = "lloyd";
+  const auto a = lloyd(X, init, p, comm);
+  p.algorithm = "hamerly";
+  const auto b = lloyd(X, init, p, comm);
+  EXPECT_EQ(a.labels, b.labels) << what;
+  EXPECT_EQ(a.n_iter, b.n_iter) << what;
+  EXPECT_EQ(a.centroids, b.centroids) << what;  // same sums in the same order: bit-identical
+  EXPECT_LE(max_rel_diff(a.centroids, b.centroids), 1e-6) << what;
+  EXPECT_EQ(a.inertia, b.inertia) << what;
+  EXPECT_EQ(a.sizes, b.sizes) << what;
+  EXPECT_EQ(a.relocated, b.relocated) << what;
+  EXPECT_EQ(a.converged, b.converged) << what;
+  std::int64_t recomputed = 0;
+  if (a.iterations.size() != b.iterations.size()) return -1;
+  for (std::size_t i = 0; i < a.iterations.size(); ++i) {
+    EXPECT_EQ(a.iterations[i].changed, b.iterations[i].changed) << what << " iteration " << i;
+    EXPECT_EQ(a.iterations[i].inertia, b.iterations[i].inertia) << what << " iteration " << i;
+    EXPECT_EQ(a.iterations[i].shift, b.iterations[i].shift) << what << " iteration " << i;
+    EXPECT_EQ(a.iterations[i].recomputed, X.rows()) << what;
+    recomputed += b.iterations[i].recomputed;
+  }
+  if (!b.iterations.empty()) {
+    EXPECT_EQ(b.iterations[0].recomputed, X.rows()) << what;
+  }
+  return recomputed;
+}
+
+TEST(KMeansHamerly, SameLabelsCentroidsAndIterationsAsLloyd) {
+  struct Case {
+    std::int64_t n, h;
+    int blobs, k;
+    double spread;
+    std::uint64_t seed;
+  };
+  for (const Case c : {Case{3000, 16, 20, 20, 4.0, 31}, Case{2500, 64, 40, 40, 3.0, 32},
+                       Case{4000, 17, 10, 37, 1.0, 33}, Case{2000, 8, 6, 16, 0.5, 34},
+                       Case{1500, 3, 30, 60, 2.0, 35}}) {
+    const MatrixRF X = make_blobs(c.n, c.h, c.blobs, c.spread, c.seed);
+    for (const auto& kernel : kernels())
+      for (const int threads : {1, 2, 3}) {
+        KMeansParams p = params(std::to_string(c.k));
+        p.tol = 0;
+        p.kernel = kernel;
+        p.threads = threads;
+        const std::string what = "seed " + std::to_string(c.seed) + " " + kernel + " " +
+                                 std::to_string(threads) + " threads";
+        const auto rec = expect_hamerly_equals_lloyd(X, first_rows(X, c.k), p, what);
+        // The bounds must prune: far fewer full comparisons than Lloyd's n per iteration.
+        const auto a = lloyd(X, first_rows(X, c.k), p, Comm());
+        EXPECT_LT(rec, X.rows() * static_cast<std::int64_t>(a.n_iter)) << what;
+        if (c.spread >= 3.0 && a.n_iter > 3) {
+          EXPECT_LT(rec, X.rows() * static_cast<std::int64_t>(a.n_iter) / 2) << what;
+        }
+      }
+  }
+}
+
+TEST(KMeansHamerly, DuplicatePointsAndTiedCentroids) {
+  // Many exact duplicates and initial centroids that coincide (every user ties between
+  // them): the smallest index must win exactly as in Lloyd.
+  MatrixRF base = make_blobs(60, 5, 4, 3.0, 36);
+  MatrixRF X(1200, 5);
+  for (Eigen::Index i = 0; i < X.rows(); ++i) X.row(i) = base.row((i * 7) % 60);
+  MatrixRF init(20, 5);
+  for (Eigen::Index j = 0; j < 20; ++j) init.row(j) = X.row(j % 10);
+  for (const auto& kernel : kernels())
+    for (const int threads : {1, 4}) {
+      KMeansParams p = params("20");
+      p.tol = 0;
+      p.kernel = kernel;
+      p.threads = threads;
+      expect_hamerly_equals_lloyd(X, init, p, "duplicates " + kernel);
+    }
+}
+
+TEST(KMeansHamerly, EmptyClusterRelocationResetsTheBounds) {
+  const MatrixRF X = make_blobs(2000, 6, 12, 4.0, 37);
+  MatrixRF init = first_rows(X, 24);
+  for (int j = 3; j < 24; j += 5) init.row(j).setConstant(800.0f + j);
+  for (const auto& kernel : kernels()) {
+    KMeansParams p = params("24");
+    p.tol = 0;
+    p.kernel = kernel;
+    p.threads = 2;
+    expect_hamerly_equals_lloyd(X, init, p, "relocation " + kernel);
+    p.algorithm = "hamerly";
+    EXPECT_GE(lloyd(X, init, p, Comm()).relocated, 5) << kernel;
+  }
+}
+
+TEST(KMeansHamerly, SphericalAndRestarts) {
+  const MatrixRF X = normalize_rows(make_blobs(2500, 12, 18, 2.0, 38));
+  for (const auto& kernel : kernels()) {
+    KMeansParams p = params("18");
+    p.tol = 0;
+    p.spherical = true;
+    p.kernel = kernel;
+    expect_hamerly_equals_lloyd(X, first_rows(X, 18), p, "spherical " + kernel);
+    // Full runs with restarts (fresh bounds for each) and the default tolerance.
+    KMeansParams q = params("18");
+    q.n_init = 3;
+    q.kernel = kernel;
+    q.algorithm = "lloyd";
+    const auto a = kmeans(X, 18, q, Comm());
+    q.algorithm = "hamerly";
+    const auto b = kmeans(X, 18, q, Comm());
+    EXPECT_EQ(a.labels, b.labels) << kernel;
+    EXPECT_EQ(a.centroids, b.centroids) << kernel;
+    EXPECT_EQ(a.restart, b.restart) << kernel;
+    EXPECT_EQ(a.n_iter, b.n_iter) << kernel;
+  }
+}
+
+TEST(KMeansHamerly, AutoChoosesByK) {
+  KMeansParams p = params("4");
+  EXPECT_FALSE(p.use_hamerly(15));
+  EXPECT_TRUE(p.use_hamerly(16));
+  p.algorithm = "lloyd";
+  EXPECT_FALSE(p.use_hamerly(256));
+  p.algorithm = "hamerly";
+  EXPECT_TRUE(p.use_hamerly(2));
+}
+
 // ---- edge cases ------------------------------------------------------------------------
 
 TEST(KMeansEdge, OneClusterIsTheMean) {
@@ -548,6 +678,7 @@ TEST(KMeansParamsTest, BadValuesAreUsageErrors) {
   expect_bad("silhouette-sample", [](KMeansParams& p) { p.silhouette_sample = -5; });
   expect_bad("pick", [](KMeansParams& p) { p.pick = "elbow"; });
   expect_bad("kernel", [](KMeansParams& p) { p.kernel = "blas"; });
+  expect_bad("algorithm", [](KMeansParams& p) { p.algorithm = "elkan"; });
   KMeansParams ok = params("4");
   EXPECT_NO_THROW(ok.validate());
 }

@@ -124,6 +124,51 @@ TEST(KMeansMpi, RelocationMatchesSerial) {
   }
 }
 
+TEST(KMeansMpi, HamerlyMatchesSerialLloyd) {
+  // Hamerly's bounds are per local user and add no communication: at any rank count the
+  // result equals a serial Lloyd run, every iteration, with the same bytes sent.
+  const Comm world = Comm::world();
+  const Comm serial;
+  const MatrixRF X = make_blobs(3001, 12, 24, 3.0, 41);
+  const Slice s = slice(X, world);
+  for (const std::string kernel : {"auto", "gemm"})
+    for (const bool spherical : {false, true})
+      for (const int threads : {1, 2}) {
+        MatrixRF init = X.topRows(30);
+        init.row(29).setConstant(900.0f);  // empty after the first assignment: relocated
+        KMeansParams p;
+        p.k = "30";
+        p.tol = 0;
+        p.kernel = kernel;
+        p.spherical = spherical;
+        p.threads = threads;
+        p.algorithm = "lloyd";
+        const MatrixRF Xs = spherical ? normalize_rows(X) : X;
+        const MatrixRF Ls = spherical ? normalize_rows(s.local) : s.local;
+        const MatrixRF I = spherical ? normalize_rows(init) : init;
+        const auto ser = lloyd(Xs, I, p, serial);
+        p.algorithm = "hamerly";
+        const auto dist = lloyd(Ls, I, p, world);
+        const std::string what =
+            kernel + (spherical ? " spherical " : " ") + std::to_string(threads) + " threads";
+        expect_same(dist, ser, s.block, "hamerly " + what);
+        EXPECT_EQ(dist.centroids, ser.centroids) << what;  // bit-identical
+        ASSERT_EQ(dist.iterations.size(), ser.iterations.size()) << what;
+        std::int64_t rec = 0;
+        for (std::size_t i = 0; i < ser.iterations.size(); ++i) {
+          EXPECT_EQ(dist.iterations[i].changed, ser.iterations[i].changed) << what;
+          EXPECT_EQ(dist.iterations[i].inertia, ser.iterations[i].inertia) << what;
+          if (i > 0 && world.size() > 1) {
+            EXPECT_EQ(dist.iterations[i].bytes, lloyd_allreduce_bytes(30, 12)) << what;
+          }
+          rec += dist.iterations[i].recomputed;
+        }
+        if (!spherical) {
+          EXPECT_LT(rec, static_cast<std::int64_t>(s.local.rows()) * dist.n_iter) << what;
+        }
+      }
+}
+
 TEST(KMeansMpi, UnevenBlocksMatchSerial) {
   // Ranks hold blocks proportional to rank + 1: the layout comes from the data, not a rule.
   const Comm world = Comm::world();

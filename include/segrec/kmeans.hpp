@@ -4,7 +4,10 @@
 // rank order); centroids are replicated. One Lloyd iteration is a local
 // assignment step (distances ||x||^2 - 2 x.c + ||c||^2 in single precision,
 // fused with the argmin) followed by ONE allreduce of a packed double buffer
-// [k*h sums | k counts | inertia | changed labels]. Randomness (initialisation,
+// [k*h sums | k counts | inertia | changed labels]. With --algorithm hamerly (the default
+// for k >= 16) the assignment keeps Hamerly's per-user distance bounds and sends only the
+// users whose bounds overlap through the kernel: the same labels, sums and collectives as
+// plain Lloyd, less distance work once clusters settle. Randomness (initialisation,
 // samples) is keyed by the seed and the GLOBAL user index, and every user's
 // distances come from the same instruction sequence wherever the user sits, so
 // labels do not depend on the rank or thread count.
@@ -65,6 +68,12 @@ struct KMeansParams {
   /// in place (builds with AVX-512 only); gemm: blocked Eigen GEMM, then argmin; auto: fused
   /// when built with AVX-512. Labels agree except at ties closer than float rounding.
   std::string kernel = "auto";
+  /// --algorithm: lloyd (every user against every centroid each iteration) or hamerly (exact
+  /// Lloyd with Hamerly's triangle-inequality bounds: per user an upper bound on the distance
+  /// to its centroid and a lower bound on the others; only users whose bounds overlap are
+  /// compared with all centroids). Both give the same labels every iteration and the same
+  /// centroids. auto: hamerly when k >= 16, else lloyd.
+  std::string algorithm = "auto";
   /// --silhouette-sample: users (chosen by a seeded hash of the global index) whose
   /// silhouette is averaged, each against ALL users; 0 disables the silhouette. Costs
   /// 2 * sample * n_users * h flops per k.
@@ -82,6 +91,8 @@ struct KMeansParams {
   bool is_sweep() const { return k_values().size() > 1; }
   InitMethod init_method() const;
   Criterion criterion() const;
+  /// Whether the Lloyd iterations for k clusters use Hamerly's bounds (--algorithm).
+  bool use_hamerly(std::int64_t k) const;
   /// `threads`, or $OMP_NUM_THREADS, or 1.
   int resolved_threads() const;
 };
@@ -90,10 +101,11 @@ struct KMeansParams {
 struct KMeansIteration {
   double inertia = 0;  ///< sum of squared distances to the centroids the users were assigned to
   double shift = 0;    ///< sum over centroids of the squared move of this iteration
-  std::int64_t changed = 0;    ///< users whose label changed (all users in the first iteration)
-  double seconds = 0;          ///< wall time of the iteration on rank 0
-  std::uint64_t bytes = 0;     ///< bytes this rank sent in collectives during the iteration
-  std::int64_t relocated = 0;  ///< empty clusters moved to far users in this iteration
+  std::int64_t changed = 0;     ///< users whose label changed (all users in the first iteration)
+  double seconds = 0;           ///< wall time of the iteration on rank 0
+  std::uint64_t bytes = 0;      ///< bytes this rank sent in collectives during the iteration
+  std::int64_t relocated = 0;   ///< empty clusters moved to far users in this iteration
+  std::int64_t recomputed = 0;  ///< THIS rank's users compared with all centroids (local figure)
 };
 
 /// Result of one K-means run. Global figures are identical on every rank.

@@ -60,6 +60,9 @@ class Cluster final : public Command {
             "threads per rank (0: $OMP_NUM_THREADS or 1); results do not depend on it")(
             "kernel", po::value(&p_.kernel)->default_value(p_.kernel),
             "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
+            "algorithm", po::value(&p_.algorithm)->default_value(p_.algorithm),
+            "lloyd, hamerly (exact Lloyd with triangle-inequality pruning; same result) or "
+            "auto (hamerly when k >= 16)")(
             "silhouette-sample",
             po::value(&p_.silhouette_sample)->default_value(p_.silhouette_sample),
             "users whose silhouette (against all users) is averaged; 0 disables; a single --k "
