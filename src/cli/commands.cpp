@@ -25,6 +25,7 @@ std::vector<std::unique_ptr<Command>> all_commands() {
   std::vector<std::unique_ptr<Command>> v;
   v.push_back(make_generate());
   v.push_back(make_ingest());
+  v.push_back(make_train());
   v.push_back(make_inspect());
   v.push_back(make_info());
   std::erase(v, nullptr);
