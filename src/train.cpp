@@ -1,7 +1,3 @@
-// GCC 12 reports false "may be used uninitialized" warnings inside Eigen's
-// AVX-512 kernels (the optimiser's square root); they are not about this code.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 #include "segrec/train.hpp"
 
 #include <algorithm>
@@ -13,8 +9,6 @@
 #include <numbers>
 #include <numeric>
 #include <sstream>
-
-#include <Eigen/Core>
 
 #include "segrec/dataset.hpp"
 #include "segrec/error.hpp"
@@ -353,14 +347,14 @@ double Trainer::lr_at(std::int64_t step, std::int64_t epoch) const {
 }
 
 // One identical update on every rank from the allreduced gradient sum g: the
-// gradient is g * scale (the batch mean, clipped to the global norm). The
-// Adam and SGD updates run in cache-sized chunks, one pass over the arrays.
+// gradient is g * scale (the batch mean, clipped to the global norm). Plain
+// loops with exact IEEE operations only (this file is built with
+// -fno-math-errno so that the square root vectorises): every element gets the
+// same result whatever the alignment of the arrays, so ranks never drift apart.
 void Trainer::optimiser_step(float inv_count, double lr) {
-  using Arr = Eigen::Map<Eigen::ArrayXf>;
-  constexpr std::int64_t kChunk = 2048;
-  float* g = flat_.data();
-  float* w = net_.params().data();
-  float* m = m_.data();
+  float* __restrict g = flat_.data();
+  float* __restrict w = net_.params().data();
+  float* __restrict m = m_.data();
   const std::int64_t P = P_;
   double scale = inv_count;
   if (p_.clip > 0) {
@@ -372,7 +366,8 @@ void Trainer::optimiser_step(float inv_count, double lr) {
   if (p_.optimizer == "adam") {
     if (p_.weight_decay > 0) {  // decoupled (AdamW)
       const auto f = static_cast<float>(1.0 - lr * p_.weight_decay);
-      for (const auto& [a, b] : decayed_) Arr(w + a, b - a) *= f;
+      for (const auto& [a, b] : decayed_)
+        for (std::int64_t k = a; k < b; ++k) w[k] *= f;
     }
     // w -= lr * (m / bc1) / (sqrt(v / bc2) + eps), with bc = 1 - beta^t.
     const double t = static_cast<double>(global_step_ + 1);
@@ -382,27 +377,28 @@ void Trainer::optimiser_step(float inv_count, double lr) {
     const auto step = static_cast<float>(lr / (1.0 - std::pow(p_.beta1, t)));
     const auto inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(p_.beta2, t)));
     const auto eps = static_cast<float>(p_.adam_eps);
-    float* v = v_.data();
-    for (std::int64_t k0 = 0; k0 < P; k0 += kChunk) {
-      const std::int64_t n = std::min(kChunk, P - k0);
-      Arr G(g + k0, n), M(m + k0, n), V(v + k0, n), W(w + k0, n);
-      M = b1 * M + c1 * G;
-      V = b2 * V + c2 * G.square();
-      W -= step * M / (V.sqrt() * inv_sqrt_bc2 + eps);
+    float* __restrict v = v_.data();
+    for (std::int64_t k = 0; k < P; ++k) {
+      const float gk = g[k];
+      const float mk = b1 * m[k] + c1 * gk;
+      const float vk = b2 * v[k] + c2 * (gk * gk);
+      m[k] = mk;
+      v[k] = vk;
+      w[k] -= step * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
     }
   } else {
     const auto sc = static_cast<float>(scale);
     if (p_.weight_decay > 0) {  // L2: g += wd * w, in units of the scaled gradient
       const auto f = static_cast<float>(p_.weight_decay / scale);
-      for (const auto& [a, b] : decayed_) Arr(g + a, b - a) += f * Arr(w + a, b - a);
+      for (const auto& [a, b] : decayed_)
+        for (std::int64_t k = a; k < b; ++k) g[k] += f * w[k];
     }
     const auto mu = static_cast<float>(p_.momentum);
     const auto lrf = static_cast<float>(lr);
-    for (std::int64_t k0 = 0; k0 < P; k0 += kChunk) {
-      const std::int64_t n = std::min(kChunk, P - k0);
-      Arr G(g + k0, n), M(m + k0, n), W(w + k0, n);
-      M = mu * M + sc * G;
-      W -= lrf * M;
+    for (std::int64_t k = 0; k < P; ++k) {
+      const float mk = mu * m[k] + sc * g[k];
+      m[k] = mk;
+      w[k] -= lrf * mk;
     }
   }
 }

@@ -92,9 +92,10 @@ class TrainCommand final : public Command {
     p_.seed = ctx.common.seed;
     require(!p_.out.empty(), "out", p_.out, "give the model.h5 to write");
     p_.validate();
-    const TrainData data = load_train_data(p_, ctx.comm);
+    // A stop request that arrives while the data loads is served at the first step.
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
+    const TrainData data = load_train_data(p_, ctx.comm);
     const TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
       char buf[256];
       const double comm_share = e.step_seconds > 0 ? 100.0 * e.comm_seconds / e.step_seconds : 0;
