@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <numbers>
 #include <numeric>
@@ -218,8 +219,18 @@ void check_data(const TrainParams& p, const TrainData& d, const Comm& comm) {
   if (n_items == 0) throw DataError("training data: no items", true);
 }
 
+// Order-sensitive hash of the parameter bits: four interleaved lanes of 64-bit words.
 std::uint64_t params_hash(const std::vector<float>& v) {
-  return fnv1a(v.data(), v.size() * sizeof(float));
+  std::uint64_t h[4] = {v.size(), 1, 2, 3};
+  const std::size_t words = v.size() * sizeof(float) / 8;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
+  for (std::size_t w = 0; w < words; ++w) {
+    std::uint64_t word;
+    std::memcpy(&word, bytes + 8 * w, sizeof word);
+    h[w & 3] = mix64(h[w & 3] ^ word);
+  }
+  const std::size_t tail = v.size() * sizeof(float) - 8 * words;
+  return fnv1a(bytes + 8 * words, tail, mix64(h[0] ^ mix64(h[1] ^ mix64(h[2] ^ h[3]))));
 }
 
 void check_same_params(const std::vector<float>& v, const Comm& comm, const char* when) {
