@@ -61,6 +61,23 @@ double ndcg_at(const std::vector<std::int32_t>& ranked, const std::vector<std::i
   return idcg > 0 ? dcg / idcg : 0.0;
 }
 
+EpochBatches::EpochBatches(std::uint64_t n, std::uint64_t n_batches, std::uint64_t key)
+    : n_(n), nb_(n_batches), key_(key) {}
+
+std::uint64_t EpochBatches::batch(std::uint64_t t) const {
+  return Permutation(nb_, hash_keys(key_, t / nb_))(t % nb_);
+}
+
+std::vector<std::int64_t> EpochBatches::counts() const {
+  // Full strata give every batch one user; a short last stratum gives some batches one more.
+  std::vector<std::int64_t> c(nb_, static_cast<std::int64_t>(n_ / nb_));
+  if (n_ % nb_ != 0) {
+    const Permutation last(nb_, hash_keys(key_, n_ / nb_));
+    for (std::uint64_t off = 0; off < n_ % nb_; ++off) ++c[last(off)];
+  }
+  return c;
+}
+
 }  // namespace detail
 
 using detail::ndcg_at;
@@ -284,7 +301,8 @@ class Trainer {
   std::vector<std::int64_t> train_local_, val_local_;  // local user indices
   std::int64_t n_train_ = 0, train_offset_ = 0, n_val_ = 0;
   std::int64_t steps_per_epoch_ = 0;
-  std::vector<std::pair<std::uint64_t, std::int64_t>> order_;  // (position, local index)
+  std::vector<std::pair<std::uint64_t, std::int64_t>> order_;  // (batch * N + t, local index)
+  std::vector<std::int64_t> batch_count_;                      // users per global batch
 
   std::vector<float> flat_;  // [gradient (P) | loss sum | stop flag]
   std::vector<float> m_, v_, best_params_;
@@ -317,14 +335,25 @@ void Trainer::assign_roles() {
   steps_per_epoch_ = (n_train_ + p_.batch_size - 1) / p_.batch_size;
 }
 
-// Positions of this rank's training users in the epoch's global permutation, ascending.
+// The epoch's batches. The global training users t in [0, N) are cut into
+// strata of n_b = steps_per_epoch consecutive indices; a seeded permutation of
+// [0, n_b) per (epoch, stratum) sends each user of a stratum to its own batch.
+// So every batch draws one user from each stratum: its contents depend only on
+// the seed, the epoch and the global indices, and a rank (a contiguous range of
+// t) holds an even share of every batch, which keeps the ranks in step.
+// order_ holds (batch * N + t, local index), ascending; batch_count_ the sizes.
 void Trainer::build_order(std::int64_t epoch) {
-  const Permutation perm(static_cast<std::uint64_t>(n_train_),
-                         hash_keys(p_.seed, kTagPerm, static_cast<std::uint64_t>(epoch)));
+  const detail::EpochBatches batches(
+      static_cast<std::uint64_t>(n_train_), static_cast<std::uint64_t>(steps_per_epoch_),
+      hash_keys(p_.seed, kTagPerm, static_cast<std::uint64_t>(epoch)));
+  const auto N = static_cast<std::uint64_t>(n_train_);
   order_.clear();
-  for (std::size_t j = 0; j < train_local_.size(); ++j)
-    order_.emplace_back(perm(static_cast<std::uint64_t>(train_offset_) + j), train_local_[j]);
+  for (std::size_t j = 0; j < train_local_.size(); ++j) {
+    const std::uint64_t t = static_cast<std::uint64_t>(train_offset_) + j;
+    order_.emplace_back(batches.batch(t) * N + t, train_local_[j]);
+  }
   std::sort(order_.begin(), order_.end());
+  batch_count_ = batches.counts();
 }
 
 void Trainer::add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const {
@@ -621,16 +650,15 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
     build_order(epoch_);
     // Skip the batches done before a resume.
     std::size_t cursor = 0;
-    const auto B = static_cast<std::uint64_t>(p_.batch_size);
+    const auto N = static_cast<std::uint64_t>(n_train_);
     while (cursor < order_.size() &&
-           order_[cursor].first < static_cast<std::uint64_t>(step_in_epoch_) * B)
+           order_[cursor].first < static_cast<std::uint64_t>(step_in_epoch_) * N)
       ++cursor;
     bool stop = false;
     double lr = p_.lr;
     for (std::int64_t s = step_in_epoch_; s < steps_per_epoch_; ++s) {
       const auto t_step = std::chrono::steady_clock::now();
-      const std::uint64_t end = std::min<std::uint64_t>((static_cast<std::uint64_t>(s) + 1) * B,
-                                                        static_cast<std::uint64_t>(n_train_));
+      const std::uint64_t end = (static_cast<std::uint64_t>(s) + 1) * N;
       bt.clear();
       for (; cursor < order_.size() && order_[cursor].first < end; ++cursor)
         add_train_user(bt, order_[cursor].second, epoch_);
@@ -642,7 +670,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       comm_.allreduce(flat_);
       res.allreduce_bytes_per_step = comm_.stats().allreduce_bytes - bytes0;
       st.comm_seconds += seconds_since(t_comm);
-      const std::int64_t count = static_cast<std::int64_t>(end) - s * static_cast<std::int64_t>(B);
+      const std::int64_t count = batch_count_[static_cast<std::size_t>(s)];
       if (!std::isfinite(flat_[P_]))
         throw DataError("train: the loss is not finite at epoch " + std::to_string(epoch_ + 1) +
                             " step " + std::to_string(s + 1) + "; lower --lr or set --clip",

@@ -537,6 +537,37 @@ TEST(Train, PermutationIsABijection) {
   EXPECT_LT(same, 20);
 }
 
+TEST(Train, EpochBatchesCoverEveryUserOnceAndSpreadOverBlocks) {
+  for (auto [n, B] : std::vector<std::pair<std::uint64_t, std::uint64_t>>{
+           {10, 10}, {11, 5}, {1000, 256}, {1000, 7}, {4097, 500}, {64, 1}}) {
+    const std::uint64_t nb = (n + B - 1) / B;
+    const detail::EpochBatches eb(n, nb, 42);
+    std::vector<std::int64_t> seen(nb, 0);
+    for (std::uint64_t t = 0; t < n; ++t) {
+      const auto b = eb.batch(t);
+      ASSERT_LT(b, nb);
+      ++seen[b];
+    }
+    EXPECT_EQ(seen, eb.counts()) << n << "/" << B;
+    for (auto c : seen) {
+      EXPECT_LE(c, static_cast<std::int64_t>(B));
+      EXPECT_GE(c, static_cast<std::int64_t>(n / nb));  // sizes differ by at most one
+    }
+    // A block of consecutive users holds an even share of every batch.
+    if (nb > 1) {
+      std::vector<std::int64_t> first_half(nb, 0);
+      for (std::uint64_t t = 0; t < n / 2; ++t) ++first_half[eb.batch(t)];
+      for (std::uint64_t b = 0; b < nb; ++b)
+        EXPECT_LE(std::abs(2 * first_half[b] - seen[b]), 2) << n << "/" << B << " batch " << b;
+    }
+  }
+  // Other epochs, other batches.
+  const detail::EpochBatches a(1000, 4, 1), b(1000, 4, 2);
+  int same = 0;
+  for (std::uint64_t t = 0; t < 1000; ++t) same += a.batch(t) == b.batch(t);
+  EXPECT_LT(same, 400);
+}
+
 TEST(Train, NdcgMatchesHandComputedValues) {
   // Hits at ranks 2 and 4 of 4; two relevant items: DCG = 1/log2(3) + 1/log2(5).
   const double dcg = 1 / std::log2(3.0) + 1 / std::log2(5.0), idcg = 1 + 1 / std::log2(3.0);

@@ -2,9 +2,11 @@
 //
 // Every rank holds an even block of users and trains on its own. Each epoch
 // draws a seeded permutation of the global training-user indices, cut into
-// global batches of --batch-size users; a rank computes the gradient of its
-// members of the batch, one allreduce sums the flat gradient buffer, and every
-// rank takes the identical optimiser step. Batches, dropout masks and the
+// global batches of at most --batch-size users; the permutation is stratified
+// (every batch takes one user from each run of consecutive global indices), so
+// that each rank holds an even share of every batch. A rank computes the
+// gradient of its members of the batch, one allreduce sums the flat gradient
+// buffer, and every rank takes the identical optimiser step. Batches, dropout masks and the
 // validation split are keyed by the seed and GLOBAL user indices, so the
 // result does not depend on the rank count (up to float rounding).
 //
@@ -207,6 +209,23 @@ class Permutation {
   std::uint64_t n_, key_;
   int half_;
   std::uint64_t mask_;
+};
+
+/// The batches of one epoch over N global training users. The indices t in
+/// [0, N) are cut into strata of n_batches consecutive indices; a permutation
+/// of [0, n_batches) keyed by (key, stratum) sends each user of a stratum to its
+/// own batch, so every batch draws one user from each stratum (at most
+/// ceil(N / n_batches) users) and a contiguous block of users holds an even
+/// share of every batch.
+class EpochBatches {
+ public:
+  EpochBatches(std::uint64_t n, std::uint64_t n_batches, std::uint64_t key);
+  std::uint64_t batch(std::uint64_t t) const;
+  /// Users per batch.
+  std::vector<std::int64_t> counts() const;
+
+ private:
+  std::uint64_t n_, nb_, key_;
 };
 
 /// NDCG@k of a ranked list (best first, at most k long) against the sorted
