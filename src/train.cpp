@@ -662,7 +662,9 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       bt.clear();
       for (; cursor < order_.size() && order_[cursor].first < end; ++cursor)
         add_train_user(bt, order_[cursor].second, epoch_);
+      const auto t_compute = std::chrono::steady_clock::now();
       const double loss = net_.loss_and_grad(bt, dropout, flat_.data());
+      st.compute_seconds += seconds_since(t_compute);
       flat_[P_] = static_cast<float>(loss);
       flat_[P_ + 1] = g_stop_requested.load() ? 1.0f : 0.0f;
       const auto t_comm = std::chrono::steady_clock::now();
@@ -676,7 +678,9 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
                             " step " + std::to_string(s + 1) + "; lower --lr or set --clip",
                         true);
       lr = lr_at(global_step_, epoch_);
+      const auto t_opt = std::chrono::steady_clock::now();
       optimiser_step(1.0f / static_cast<float>(count), lr);
+      st.optimiser_seconds += seconds_since(t_opt);
       epoch_loss_ += flat_[P_];
       ++global_step_;
       ++steps_this_run;

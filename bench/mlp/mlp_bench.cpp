@@ -89,6 +89,8 @@ int main(int argc, char** argv) {
     const EpochStats& e = r.epochs.back();
     const double step_s = comm.allreduce_value(e.step_seconds, Op::kMax);
     const double comm_s = comm.allreduce_value(e.comm_seconds, Op::kSum) / comm.size();
+    const double compute_s = comm.allreduce_value(e.compute_seconds, Op::kSum) / comm.size();
+    const double opt_s = comm.allreduce_value(e.optimiser_seconds, Op::kSum) / comm.size();
     const auto& s = r.model.shape;
     double mults = 0;
     for (int l = 0; l < s.n_layers(); ++l)
@@ -98,13 +100,15 @@ int main(int argc, char** argv) {
           "{\"ranks\": %d, \"input\": \"%s\", \"in_dim\": %lld, \"hidden\": \"%s\", \"items\": "
           "%lld, "
           "\"batch\": %lld, \"loss\": \"%s\", \"samples_per_s\": %.0f, \"gflops\": %.1f, "
-          "\"step_ms\": %.3f, \"comm_share\": %.4f, \"allreduce_bytes_per_step\": %llu, "
+          "\"step_ms\": %.3f, \"comm_share\": %.4f, \"compute_share\": %.4f, "
+          "\"optimiser_share\": %.4f, \"allreduce_bytes_per_step\": %llu, "
           "\"params\": %zu, \"final_loss\": %.4f}\n",
           comm.size(), p.input.c_str(), static_cast<long long>(s.in_dim()), p.hidden.c_str(),
           static_cast<long long>(n_items), static_cast<long long>(p.batch_size), p.loss.c_str(),
           static_cast<double>(e.samples) / step_s,
           6.0 * static_cast<double>(e.samples) * mults / step_s / 1e9,
           1e3 * step_s / static_cast<double>(r.steps_per_epoch), comm_s / step_s,
+          compute_s / step_s, opt_s / step_s,
           static_cast<unsigned long long>(r.allreduce_bytes_per_step), r.model.params.size(),
           e.train_loss);
   } catch (const std::exception& ex) {

@@ -138,12 +138,14 @@ struct EpochStats {
   std::int64_t epoch = 0;  ///< 1-based
   double train_loss = 0;   ///< mean loss per training user
   double val_ndcg = std::numeric_limits<double>::quiet_NaN();
-  double lr = 0;             ///< learning rate of the epoch's last step
-  double seconds = 0;        ///< wall time of the epoch (with validation)
-  double step_seconds = 0;   ///< time in training steps
-  double comm_seconds = 0;   ///< time in the gradient allreduce (waiting included)
-  std::int64_t samples = 0;  ///< training users processed (global)
-  bool improved = false;     ///< new best validation NDCG
+  double lr = 0;                 ///< learning rate of the epoch's last step
+  double seconds = 0;            ///< wall time of the epoch (with validation)
+  double step_seconds = 0;       ///< time in training steps
+  double comm_seconds = 0;       ///< time in the gradient allreduce (waiting included)
+  double compute_seconds = 0;    ///< time in the forward and backward passes
+  double optimiser_seconds = 0;  ///< time in the optimiser update
+  std::int64_t samples = 0;      ///< training users processed (global)
+  bool improved = false;         ///< new best validation NDCG
 };
 
 struct TrainResult {
