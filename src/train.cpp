@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <numbers>
@@ -631,6 +632,10 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   if (p_.optimizer == "adam") v_.assign(static_cast<std::size_t>(P_), 0.0f);
   const std::string ckpt = p_.checkpoint_path();
   if (p_.resume) read_checkpoint(ckpt);
+  // Fault injection for the test of the check below: SEGREC_FAULT=train.init_params:<rank>.
+  if (const char* f = std::getenv("SEGREC_FAULT");
+      f && std::string(f) == "train.init_params:" + std::to_string(comm_.rank()))
+    net_.params()[0] += 1.0f;
   check_same_params(net_.params(), comm_, "at the start");
 
   flat_.assign(static_cast<std::size_t>(P_) + 2, 0.0f);

@@ -251,6 +251,23 @@ TEST(TrainMpi, StopRequestWritesACheckpointOnEveryRank) {
   EXPECT_EQ(r.epochs.size(), 3u);
 }
 
+TEST(TrainMpi, ParametersThatDifferAcrossRanksAreACollectiveError) {
+  const Comm world = Comm::world();
+  if (world.size() < 2) GTEST_SKIP() << "needs two ranks";
+  const TrainData d = block_of(global_data(60, 30), world);
+  TrainParams p = base_params();
+  p.batch_size = 10;
+  if (world.rank() == 1) setenv("SEGREC_FAULT", "train.init_params:1", 1);
+  try {
+    (void)train(p, d, world);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(e.collective());
+    EXPECT_NE(std::string(e.what()).find("differ across ranks"), std::string::npos) << e.what();
+  }
+  unsetenv("SEGREC_FAULT");
+}
+
 TEST(TrainMpi, ModelFileRoundTripAtWorldSize) {
   const Comm world = Comm::world();
   const std::string dir = tmp_dir(world);

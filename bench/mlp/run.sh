@@ -16,16 +16,19 @@ PEER=${PEER:-/work/shared/anchors/mlp_peer.py}
 MPI=(mpirun --oversubscribe --bind-to core)
 [[ $(id -u) -eq 0 ]] && MPI+=(--allow-run-as-root)
 
-# best_of CMD...: runs CMD $REPEATS times, prints the JSON line with the most samples/s.
+# best_of CMD...: runs CMD $REPEATS times, prints (as one line) the JSON object of the run
+# with the most samples/s.
 best_of() {
   local best="" out
   for ((i = 0; i < REPEATS; i++)); do
-    out=$("$@" | grep '^{' | tr -d '\n' | sed 's/} *$/}/')
+    out=$("$@")
     best=$(python3 - "$best" "$out" <<'PY'
 import json, sys
-a, b = sys.argv[1], sys.argv[2]
-if not a: print(b)
-else: print(a if json.loads(a)["samples_per_s"] >= json.loads(b)["samples_per_s"] else b)
+def parse(s):
+    return json.loads(s[s.index("{"):s.rindex("}") + 1])
+a = parse(sys.argv[1]) if sys.argv[1] else None
+b = parse(sys.argv[2])
+print(json.dumps(a if a and a["samples_per_s"] >= b["samples_per_s"] else b))
 PY
 )
   done
