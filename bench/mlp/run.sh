@@ -2,13 +2,15 @@
 # segrec train against PyTorch (CPU, 2 threads) on the same MLP shape, batch and loss:
 # training samples/s, allreduce bytes per step, share of step time in the allreduce,
 # and the strong scaling from 1 to 2 ranks.
-#   bench/mlp/run.sh [REPEATS]   (default 3; the best of the repeats is kept for each contender)
+#   bench/mlp/run.sh [REPEATS] [PEER_REPEATS]   (default 5 and 2: the best run of each
+#   contender is kept, which filters out other jobs on a shared machine)
 # Shapes: input 64 (dense, the projection) or the item history (sparse in segrec,
 # dense of the same width in PyTorch), hidden 256,256 (ReLU), 3706 or 20000 items,
 # batch 256, softmax loss, Adam; one warm-up epoch, then one timed epoch.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-REPEATS=${1:-3}
+REPEATS=${1:-5}
+PEER_REPEATS=${2:-2}
 "$ROOT/scripts/setup.sh" --bench
 "$ROOT/scripts/build.sh" >/dev/null
 BENCH="$ROOT/build/segrec_mlp_bench"
@@ -16,11 +18,12 @@ PEER=${PEER:-/work/shared/anchors/mlp_peer.py}
 MPI=(mpirun --oversubscribe --bind-to core)
 [[ $(id -u) -eq 0 ]] && MPI+=(--allow-run-as-root)
 
-# best_of CMD...: runs CMD $REPEATS times, prints (as one line) the JSON object of the run
-# with the most samples/s.
+# best_of N CMD...: runs CMD N times, prints (as one line) the JSON object of the run with
+# the most samples/s.
 best_of() {
-  local best="" out
-  for ((i = 0; i < REPEATS; i++)); do
+  local best="" out n=$1
+  shift
+  for ((i = 0; i < n; i++)); do
     out=$("$@")
     best=$(python3 - "$best" "$out" <<'PY'
 import json, sys
@@ -37,15 +40,15 @@ PY
 
 printf '%-9s %-6s %6s | %10s | %10s %7s %6s | %10s %7s %6s %7s | %13s\n' \
   input items users "torch s/s" "segrec -n1" "x torch" "comm" "segrec -n2" "x torch" "comm" "scaling" "allreduce B"
-for cfg in "projected 3706 20000 64" "projected 20000 10000 64" \
-           "history 3706 20000 3706" "history 20000 6000 20000"; do
+for cfg in "projected 3706 10000 64" "projected 20000 4000 64" \
+           "history 3706 10000 3706" "history 20000 3000 20000"; do
   read -r input items users d <<<"$cfg"
-  peer=$(best_of /usr/bin/python3 "$PEER" --n "$users" --d "$d" --hidden 256,256 --items "$items" \
+  peer=$(best_of "$PEER_REPEATS" /usr/bin/python3 "$PEER" --n "$users" --d "$d" --hidden 256,256 --items "$items" \
            --batch 256 --loss softmax --threads 2)
   args=(--users "$users" --input "$input" --d 64 --hidden 256,256 --items "$items" --batch 256 \
         --loss softmax --epochs 2)
-  s1=$(best_of "$BENCH" "${args[@]}")
-  s2=$(best_of "${MPI[@]}" -n 2 "$BENCH" "${args[@]}")
+  s1=$(best_of "$REPEATS" "$BENCH" "${args[@]}")
+  s2=$(best_of "$REPEATS" "${MPI[@]}" -n 2 "$BENCH" "${args[@]}")
   python3 - "$input" "$items" "$users" "$peer" "$s1" "$s2" <<'PY'
 import json, sys
 inp, items, users = sys.argv[1:4]
@@ -55,4 +58,6 @@ print(f"{inp:9s} {items:6s} {users:>6s} | {t:10.0f} | {r1:10.0f} {r1/t:6.2f}x {1
       f"| {r2:10.0f} {r2/t:6.2f}x {100*b['comm_share']:5.1f}% {r2/r1:6.2f}x | {b['allreduce_bytes_per_step']:13d}")
 PY
 done
+echo "comm: share of the -n 2 step time in the gradient allreduce (waiting for the slower rank"
+echo "included); allreduce B: bytes each rank sends per step (the flat gradient + 2 floats)."
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; other jobs on the machine slow every contender)"
