@@ -113,7 +113,15 @@ void Network<T>::reserve_rows(std::int64_t rows) {
 
 template <class T>
 void Network<T>::forward(const Batch<T>& bt, T dropout) {
+  forward_impl(bt, dropout, /*output_bias=*/true);
+}
+
+// With output_bias false (and a hidden layer), the output layer's bias is left
+// for the loss to add row by row, while each row is in cache.
+template <class T>
+void Network<T>::forward_impl(const Batch<T>& bt, T dropout, bool output_bias) {
   const int L = shape_.n_layers();
+  bias_pending_ = false;
   const std::int64_t n = bt.rows;
   rows_ = n;
   reserve_rows(n);
@@ -168,6 +176,11 @@ void Network<T>::forward(const Batch<T>& bt, T dropout) {
       in = &H_[l];
     }
     auto Anext = A_[l + 1].topRows(n);
+    if (l + 2 == L && !output_bias) {
+      Anext.noalias() = in->topRows(n) * W(l + 1);
+      bias_pending_ = true;
+      continue;
+    }
     const auto bn = b(l + 1).transpose();
     for (std::int64_t r = 0; r < n; ++r) Anext.row(r) = bn;
     Anext.noalias() += in->topRows(n) * W(l + 1);
@@ -175,11 +188,14 @@ void Network<T>::forward(const Batch<T>& bt, T dropout) {
 }
 
 template <class T>
-double Network<T>::loss_softmax(const Batch<T>& bt, bool want_grad) {
+double Network<T>::loss_softmax(const Batch<T>& bt, T* gb_out) {
   auto Z = out_().topRows(rows_);
+  const auto bias = b(shape_.n_layers() - 1).transpose();
+  const bool want_grad = gb_out != nullptr;
   double total = 0;
   for (std::int64_t r = 0; r < rows_; ++r) {
     auto z = Z.row(r);
+    if (bias_pending_) z += bias;
     T tsum = 0;
     double tz = 0;
     for (std::int64_t k = bt.tgt_ptr[r]; k < bt.tgt_ptr[r + 1]; ++k) {
@@ -198,6 +214,7 @@ double Network<T>::loss_softmax(const Batch<T>& bt, bool want_grad) {
       z *= tsum / s;
       for (std::int64_t k = bt.tgt_ptr[r]; k < bt.tgt_ptr[r + 1]; ++k)
         z(bt.tgt_idx[k]) -= bt.tgt_val[k];
+      if (bias_pending_) VecMap(gb_out, shape_.n_out) += z.transpose();
     } else {
       s = (z.array() - m).exp().sum();
     }
@@ -209,11 +226,14 @@ double Network<T>::loss_softmax(const Batch<T>& bt, bool want_grad) {
 }
 
 template <class T>
-double Network<T>::loss_bce(const Batch<T>& bt, bool want_grad) {
+double Network<T>::loss_bce(const Batch<T>& bt, T* gb_out) {
   auto Z = out_().topRows(rows_);
+  const auto bias = b(shape_.n_layers() - 1).transpose();
+  const bool want_grad = gb_out != nullptr;
   double total = 0;
   for (std::int64_t r = 0; r < rows_; ++r) {
     auto z = Z.row(r);
+    if (bias_pending_) z += bias;
     double tz = 0;
     for (std::int64_t k = bt.tgt_ptr[r]; k < bt.tgt_ptr[r + 1]; ++k)
       tz += static_cast<double>(bt.tgt_val[k]) * static_cast<double>(z(bt.tgt_idx[k]));
@@ -224,6 +244,7 @@ double Network<T>::loss_bce(const Batch<T>& bt, bool want_grad) {
       z.array() = T(1) / (T(1) + (-z.array()).exp());
       for (std::int64_t k = bt.tgt_ptr[r]; k < bt.tgt_ptr[r + 1]; ++k)
         z(bt.tgt_idx[k]) -= bt.tgt_val[k];
+      if (bias_pending_) VecMap(gb_out, shape_.n_out) += z.transpose();
     }
   }
   return total;
@@ -231,15 +252,18 @@ double Network<T>::loss_bce(const Batch<T>& bt, bool want_grad) {
 
 template <class T>
 double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad) {
-  forward(bt, dropout);
-  const double loss = shape_.loss == Loss::kSoftmax ? loss_softmax(bt, grad != nullptr)
-                                                    : loss_bce(bt, grad != nullptr);
-  if (grad) backward(bt, dropout, grad);
+  forward_impl(bt, dropout, /*output_bias=*/false);
+  // The loss adds the output bias per row and, with a gradient, sums its gradient there.
+  T* gb = grad ? grad + layout_.b[shape_.n_layers() - 1] : nullptr;
+  if (gb && bias_pending_) std::fill(gb, gb + shape_.n_out, T(0));
+  const bool pending = bias_pending_;
+  const double loss = shape_.loss == Loss::kSoftmax ? loss_softmax(bt, gb) : loss_bce(bt, gb);
+  if (grad) backward(bt, dropout, grad, /*output_bias_done=*/pending);
   return loss;
 }
 
 template <class T>
-void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad) {
+void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bias_done) {
   const int L = shape_.n_layers();
   const std::int64_t n = rows_;
   if (n == 0) {
@@ -251,8 +275,10 @@ void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad) {
     const auto dA = A_[l].topRows(n);  // dL/d(pre-activation of layer l), n x fo
     MatMap gW(grad + layout_.w[l], fi, fo);
     VecMap gb(grad + layout_.b[l], fo);
-    gb.setZero();
-    for (std::int64_t r = 0; r < n; ++r) gb += dA.row(r).transpose();
+    if (!(output_bias_done && l == L - 1)) {
+      gb.setZero();
+      for (std::int64_t r = 0; r < n; ++r) gb += dA.row(r).transpose();
+    }
     if (l > 0) {
       const Matrix& in = dropout > 0 ? H_[l - 1] : A_[l - 1];
       gW.noalias() = in.topRows(n).transpose() * dA;

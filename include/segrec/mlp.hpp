@@ -164,14 +164,17 @@ class Network {
  private:
   Matrix& out_() { return A_.back(); }
   void reserve_rows(std::int64_t rows);
-  double loss_softmax(const Batch<T>& batch, bool want_grad);
-  double loss_bce(const Batch<T>& batch, bool want_grad);
-  void backward(const Batch<T>& batch, T dropout, T* grad);
+  void forward_impl(const Batch<T>& batch, T dropout, bool output_bias);
+  // Loss over the rows; with gb (the output bias gradient) the logits become dL/dz.
+  double loss_softmax(const Batch<T>& batch, T* gb);
+  double loss_bce(const Batch<T>& batch, T* gb);
+  void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done);
 
   Shape shape_;
   Layout layout_;
   std::vector<T> params_;
   std::int64_t rows_ = 0, capacity_ = 0;
+  bool bias_pending_ = false;  // the logits still lack the output bias
   // Workspace, capacity_ rows each. A_[l]: layer l's output (pre-activation,
   // then the activation for hidden layers, then dL/dA in backward); A_.back()
   // holds the logits. M_[l]: dropout scale of hidden layer l. H_[l]: the input
