@@ -49,6 +49,7 @@ class Command {
 std::unique_ptr<Command> make_generate();
 std::unique_ptr<Command> make_ingest();
 std::unique_ptr<Command> make_inspect();
+std::unique_ptr<Command> make_train();
 std::unique_ptr<Command> make_info();
 std::unique_ptr<Command> make_profile();
 std::unique_ptr<Command> make_project();

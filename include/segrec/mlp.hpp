@@ -1,0 +1,190 @@
+// The personalisation network (Mult-DAE style, Liang et al. 2018): a
+// feed-forward net from a user's input row to one logit per item.
+//
+// The first layer reads the concatenation [history | dense | embedding]:
+//   history    sparse, sparse_in wide (the user's items, L2-normalised),
+//              multiplied sparse-times-dense straight into W0 (never densified)
+//   dense      dense_in wide (e.g. the user's projection h_u)
+//   embedding  embed_dim wide, row `segment` of a learned n_segments x embed_dim table
+// then hidden layers (ReLU or tanh, optional dropout) and a linear output layer.
+// Losses, summed over the batch rows (the caller divides by the global batch):
+//   softmax  multinomial log-likelihood  -sum_i x_ui log softmax(z_u)_i
+//   bce      sum_i softplus(z_ui) - y_ui z_ui  (sigmoid + binary cross-entropy)
+//
+// All parameters live in one flat vector (see Layout), so that gradients are
+// one buffer and one allreduce. The network is templated on the scalar type:
+// training uses float, the gradient checks double.
+#pragma once
+
+#include <Eigen/Core>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace segrec::mlp {
+
+enum class Activation { kRelu, kTanh };
+enum class Loss { kSoftmax, kBce };
+
+/// "relu" | "tanh"; throws UsageError naming --activation otherwise.
+Activation parse_activation(const std::string& s);
+/// "softmax" | "bce"; throws UsageError naming --loss otherwise.
+Loss parse_loss(const std::string& s);
+std::string to_string(Activation a);
+std::string to_string(Loss l);
+
+/// Sizes of a network.
+struct Shape {
+  std::int64_t sparse_in = 0;        ///< width of the sparse history input (0 = none)
+  std::int64_t dense_in = 0;         ///< width of the dense input (0 = none)
+  std::int64_t n_segments = 0;       ///< rows of the segment embedding table (0 = none)
+  std::int64_t embed_dim = 0;        ///< width of a segment embedding (0 = none)
+  std::vector<std::int64_t> hidden;  ///< hidden layer widths (empty = linear model)
+  std::int64_t n_out = 0;            ///< one logit per item
+  Activation activation = Activation::kRelu;
+  Loss loss = Loss::kSoftmax;
+
+  std::int64_t in_dim() const { return sparse_in + dense_in + embed_dim; }
+  /// Dense layers including the output layer.
+  int n_layers() const { return static_cast<int>(hidden.size()) + 1; }
+  std::int64_t fan_in(int l) const { return l == 0 ? in_dim() : hidden[l - 1]; }
+  std::int64_t fan_out(int l) const { return l + 1 == n_layers() ? n_out : hidden[l]; }
+  /// Throws UsageError when a size is not positive or the parts do not fit.
+  void check() const;
+};
+
+/// Offsets of the parameter blocks in the flat parameter vector:
+/// W_l (fan_in x fan_out, row-major), b_l (fan_out), then the embedding
+/// (n_segments x embed_dim, row-major).
+struct Layout {
+  std::vector<std::int64_t> w, b;
+  std::int64_t emb = 0;
+  std::int64_t size = 0;
+  Layout() = default;
+  explicit Layout(const Shape& s);
+  /// True for entries that weight decay applies to (weights and embeddings, not biases).
+  std::vector<std::pair<std::int64_t, std::int64_t>> decayed_ranges(const Shape& s) const;
+};
+
+/// One mini-batch: the input rows, the targets and the dropout keys.
+template <class T>
+struct Batch {
+  std::int64_t rows = 0;
+  // Sparse input, rows x sparse_in, CSR (values already normalised, input dropout applied).
+  std::vector<std::int64_t> in_ptr{0};
+  std::vector<std::int32_t> in_idx;
+  std::vector<T> in_val;
+  // Dense input, rows x dense_in, row-major.
+  std::vector<T> dense;
+  // Segment label per row (when the network has an embedding).
+  std::vector<std::int32_t> segment;
+  // Targets, rows x n_out, CSR: items and weights (bce: 1).
+  std::vector<std::int64_t> tgt_ptr{0};
+  std::vector<std::int32_t> tgt_idx;
+  std::vector<T> tgt_val;
+  // Hidden-dropout key per row (from the seed, the epoch and the global user index).
+  std::vector<std::uint64_t> key;
+
+  void clear() {
+    rows = 0;
+    in_ptr.assign(1, 0);
+    in_idx.clear();
+    in_val.clear();
+    dense.clear();
+    segment.clear();
+    tgt_ptr.assign(1, 0);
+    tgt_idx.clear();
+    tgt_val.clear();
+    key.clear();
+  }
+};
+
+/// splitmix64 finaliser: a well-mixed 64-bit hash of x.
+inline std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+/// Hash of a sequence of keys.
+inline std::uint64_t hash_keys(std::uint64_t a, std::uint64_t b) { return mix64(mix64(a) ^ b); }
+inline std::uint64_t hash_keys(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
+  return hash_keys(hash_keys(a, b), c);
+}
+/// Uniform in [0, 1) from the top 53 bits of a hash.
+inline double unit_uniform(std::uint64_t h) { return static_cast<double>(h >> 11) * 0x1.0p-53; }
+
+template <class T>
+class Network {
+ public:
+  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using MatMap = Eigen::Map<Matrix>;
+  using CMatMap = Eigen::Map<const Matrix>;
+  using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+  using VecMap = Eigen::Map<Vector>;
+  using CVecMap = Eigen::Map<const Vector>;
+
+  /// Zero parameters of the given shape (Shape::check() must pass).
+  explicit Network(const Shape& shape);
+
+  const Shape& shape() const { return shape_; }
+  const Layout& layout() const { return layout_; }
+  std::vector<T>& params() { return params_; }
+  const std::vector<T>& params() const { return params_; }
+
+  /// Views of the parameter blocks.
+  MatMap W(int l) {
+    return MatMap(params_.data() + layout_.w[l], shape_.fan_in(l), shape_.fan_out(l));
+  }
+  CMatMap W(int l) const {
+    return CMatMap(params_.data() + layout_.w[l], shape_.fan_in(l), shape_.fan_out(l));
+  }
+  VecMap b(int l) { return VecMap(params_.data() + layout_.b[l], shape_.fan_out(l)); }
+  CVecMap b(int l) const { return CVecMap(params_.data() + layout_.b[l], shape_.fan_out(l)); }
+  MatMap embedding() {
+    return MatMap(params_.data() + layout_.emb, shape_.n_segments, shape_.embed_dim);
+  }
+
+  /// Weights N(0, 2/fan_in) for ReLU (He) or N(0, 2/(fan_in+fan_out)) for tanh
+  /// (Xavier), zero biases, embedding entries N(0, 1/embed_dim): every value is
+  /// keyed by the seed and its index, so all ranks get the same network.
+  void init(std::uint64_t seed);
+
+  /// Forward pass over the batch; `dropout` is the hidden-layer dropout rate
+  /// (0 in evaluation). Afterwards logits() holds batch.rows x n_out logits.
+  void forward(const Batch<T>& batch, T dropout);
+  /// Logits of the last forward pass (a view into the workspace).
+  auto logits() { return out_().topRows(rows_); }
+
+  /// Forward pass and the loss summed over the batch rows. When `grad` is not
+  /// null it receives d(loss)/d(params) (layout().size values, overwritten).
+  /// The logits are overwritten by their gradient.
+  double loss_and_grad(const Batch<T>& batch, T dropout, T* grad);
+
+ private:
+  Matrix& out_() { return A_.back(); }
+  void reserve_rows(std::int64_t rows);
+  void forward_impl(const Batch<T>& batch, T dropout, bool output_bias);
+  // Loss over the rows; with gb (the output bias gradient) the logits become dL/dz.
+  double loss_softmax(const Batch<T>& batch, T* gb);
+  double loss_bce(const Batch<T>& batch, T* gb);
+  void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done);
+
+  Shape shape_;
+  Layout layout_;
+  std::vector<T> params_;
+  std::int64_t rows_ = 0, capacity_ = 0;
+  bool bias_pending_ = false;  // the logits still lack the output bias
+  // Workspace, capacity_ rows each. A_[l]: layer l's output (pre-activation,
+  // then the activation for hidden layers, then dL/dA in backward); A_.back()
+  // holds the logits. M_[l]: dropout scale of hidden layer l. H_[l]: the input
+  // of layer l+1 (A_[l] times the mask; unused without dropout).
+  std::vector<Matrix> A_, H_, M_;
+  std::vector<Matrix> G_;  // scratch per hidden layer: dL/dH
+  Matrix Emb_;             // rows x embed_dim: the batch's segment embeddings
+};
+
+extern template class Network<float>;
+extern template class Network<double>;
+
+}  // namespace segrec::mlp

@@ -1,0 +1,239 @@
+// `segrec train`: the personalisation model, trained data-parallel.
+//
+// Every rank holds an even block of users and trains on its own. Each epoch
+// draws a seeded permutation of the global training-user indices, cut into
+// global batches of at most --batch-size users; the permutation is stratified
+// (every batch takes one user from each run of consecutive global indices), so
+// that each rank holds an even share of every batch. A rank computes the
+// gradient of its members of the batch, one allreduce sums the flat gradient
+// buffer, and every rank takes the identical optimiser step. Batches, dropout masks and the
+// validation split are keyed by the seed and GLOBAL user indices, so the
+// result does not depend on the rank count (up to float rounding).
+//
+// model.h5 (format "segrec-model", version 1):
+//   /items/ids                 string[n_items]
+//   /mlp/W<l>, /mlp/b<l>       f32 fan_in x fan_out, f32[fan_out]; layer 0 reads
+//                              [history (n_items) | dense (h) | embedding (E)]
+//   /mlp/segment_embedding     f32 k x E (when trained with one)
+//   /mlp (attributes)          input, history_weight, activation, loss, hidden,
+//                              sparse_in, dense_in, n_segments, embed_dim, n_items
+//   /config (attributes)       every training option
+//   /curves/train_loss, /curves/val_ndcg, /curves/lr, /curves/seconds   f64[epochs]
+//   /validation (attributes)   best_epoch, best_ndcg, k, n_users, n_train_users
+// The groups /profile, /projection and /segments are reserved for the later
+// stages of the bundle.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "segrec/comm.hpp"
+#include "segrec/h5.hpp"
+#include "segrec/mlp.hpp"
+
+namespace segrec {
+
+inline const h5::Format kModelFormat{"segrec-model", 1};
+inline const h5::Format kTrainCheckpointFormat{"segrec-train-checkpoint", 1};
+inline const h5::Format kProjectionFormat{"segrec-projection", 1};
+inline const h5::Format kSegmentsFormat{"segrec-segments", 1};
+
+struct TrainParams {
+  std::string data;        ///< dataset.h5 (required by the CLI)
+  std::string projection;  ///< projection.h5: /H read for --input projected|both
+  std::string segments;    ///< segments.h5: /labels read for --personalize segment-input
+  std::string out;         ///< model.h5 to write
+  std::string checkpoint;  ///< checkpoint file; "" = OUT.ckpt.h5
+  bool resume = false;     ///< continue from the checkpoint
+
+  std::string input = "history";          ///< history | projected | both
+  std::string history_weight = "binary";  ///< binary | log (log1p of the summed event weight)
+  std::string personalize = "none";       ///< none | segment-input
+  std::int64_t segment_embedding = 0;     ///< width E of the learned segment embedding (0 = off)
+  std::string hidden = "600";       ///< hidden widths, e.g. "600" or "256,256"; "none" = linear
+  std::string activation = "tanh";  ///< relu | tanh
+  double input_dropout = 0.5;       ///< share of each user's history dropped from the input
+  double dropout = 0;               ///< dropout rate of the hidden layers
+  std::string loss = "softmax";     ///< softmax (multinomial) | bce (sigmoid + cross-entropy)
+
+  std::string optimizer = "adam";                      ///< adam | sgd (with momentum)
+  double lr = 1e-3;                                    ///< peak learning rate
+  double momentum = 0.9;                               ///< SGD momentum
+  double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;  ///< Adam constants
+  double weight_decay = 0;             ///< decoupled for Adam (AdamW), L2 for SGD; not on biases
+  double clip = 0;                     ///< clip the gradient to this global L2 norm (0 = off)
+  std::string lr_schedule = "cosine";  ///< constant | cosine | step (after the warmup)
+  std::int64_t warmup_steps = 0;       ///< linear warmup steps
+  std::int64_t lr_step_epochs = 10;    ///< step schedule: decay every this many epochs
+  double lr_gamma = 0.1;               ///< step schedule: decay factor
+  std::int64_t epochs = 20;            ///< passes over the training users
+  std::int64_t batch_size = 500;       ///< global batch, whatever the rank count
+
+  double val_users = 0.1;     ///< share of users held out for validation (0 = none)
+  double val_holdout = 0.2;   ///< share of a validation user's items held out and ranked
+  std::int64_t ndcg_k = 100;  ///< K of the validation NDCG@K
+  std::int64_t patience = 5;  ///< stop after this many epochs without a better NDCG (0 = off)
+
+  std::int64_t checkpoint_every = 1;  ///< epochs between checkpoints (0 = none)
+  std::int64_t stop_after_steps =
+      0;                    ///< write a checkpoint and stop after this many steps (0 = off)
+  std::uint64_t seed = 42;  ///< keys every random choice (with global user indices)
+
+  /// Throws UsageError naming the option and the value.
+  void validate() const;
+  /// Parsed --hidden.
+  std::vector<std::int64_t> hidden_sizes() const;
+  /// The checkpoint path ("" when neither --checkpoint nor --out is set).
+  std::string checkpoint_path() const;
+  bool uses_history() const { return input != "projected"; }
+  bool uses_projection() const { return input != "history"; }
+  bool uses_segments() const { return personalize == "segment-input"; }
+  /// Every option as (name, value) text, for the model file and the config hash.
+  std::vector<std::pair<std::string, std::string>> config() const;
+};
+
+/// This rank's block of users, in memory.
+struct TrainData {
+  std::int64_t n_users = 0;     ///< global
+  std::int64_t user_begin = 0;  ///< global index of the first local user
+  std::vector<std::string> item_ids;
+  // Interactions, local CSR n_local x n_items: summed event weights.
+  std::vector<std::int64_t> indptr{0};
+  std::vector<std::int32_t> indices;
+  std::vector<float> weights;
+  std::int64_t dense_dim = 0;          ///< width of `dense`
+  std::vector<float> dense;            ///< n_local x dense_dim, row-major (the projection h_u)
+  std::int64_t n_segments = 0;         ///< k
+  std::vector<std::int32_t> segments;  ///< n_local labels in [0, k)
+
+  std::int64_t n_local() const { return static_cast<std::int64_t>(indptr.size()) - 1; }
+  std::int64_t n_items() const { return static_cast<std::int64_t>(item_ids.size()); }
+};
+
+/// Collective. Reads this rank's block of dataset.h5 and, as the options ask,
+/// projection.h5 (/H) and segments.h5 (/labels); checks that they match.
+TrainData load_train_data(const TrainParams& p, const Comm& comm);
+
+/// A trained model: the network and what it needs to read a user.
+struct Model {
+  mlp::Shape shape;
+  std::string input = "history";
+  std::string history_weight = "binary";
+  std::vector<std::string> item_ids;
+  std::vector<float> params;  ///< flat, in mlp::Layout order
+  std::vector<std::pair<std::string, std::string>> config;
+  // Training record.
+  std::vector<double> train_loss, val_ndcg, lr, seconds;  ///< per epoch
+  std::int64_t best_epoch = -1;  ///< 1-based epoch of the kept weights (-1: the last)
+  double best_ndcg = std::numeric_limits<double>::quiet_NaN();
+  std::int64_t ndcg_k = 0, n_val_users = 0, n_train_users = 0;
+};
+
+/// Per-epoch record of a training run.
+struct EpochStats {
+  std::int64_t epoch = 0;  ///< 1-based
+  double train_loss = 0;   ///< mean loss per training user
+  double val_ndcg = std::numeric_limits<double>::quiet_NaN();
+  double lr = 0;                 ///< learning rate of the epoch's last step
+  double seconds = 0;            ///< wall time of the epoch (with validation)
+  double step_seconds = 0;       ///< time in training steps
+  double comm_seconds = 0;       ///< time in the gradient allreduce (waiting included)
+  double compute_seconds = 0;    ///< time in the forward and backward passes
+  double optimiser_seconds = 0;  ///< time in the optimiser update
+  std::int64_t samples = 0;      ///< training users processed (global)
+  bool improved = false;         ///< new best validation NDCG
+};
+
+struct TrainResult {
+  Model model;
+  std::vector<EpochStats> epochs;  ///< every epoch, those before a resume included
+  bool stopped_early = false;
+  std::int64_t steps_per_epoch = 0;
+  std::uint64_t allreduce_bytes_per_step = 0;  ///< bytes this rank sends per step
+};
+
+using EpochCallback = std::function<void(const EpochStats&)>;
+
+/// Collective. Trains on the data (each rank its block); writes checkpoints
+/// as asked. Throws Interrupted after writing a checkpoint when a stop was
+/// requested (request_training_stop) or after --stop-after-steps.
+TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
+                  const EpochCallback& on_epoch = {});
+
+/// Asks a running train() to checkpoint and stop at the next step (async-signal-safe).
+void request_training_stop();
+
+/// Collective. Writes / reads model.h5.
+void write_model(const std::string& path, const Model& m, const Comm& comm);
+Model read_model(const std::string& path, const Comm& comm);
+
+/// Throws DataError unless the model was trained on exactly these items.
+void check_items(const Model& m, const std::vector<std::string>& item_ids, const std::string& what);
+
+/// A block of users to score.
+struct UserInputs {
+  std::vector<std::int64_t> indptr{0};  ///< CSR rows x n_items of summed event weights
+  std::vector<std::int32_t> indices;
+  std::vector<float> weights;
+  std::vector<float> dense;            ///< rows x model dense width (projection)
+  std::vector<std::int32_t> segments;  ///< rows (segment labels), when the model has an embedding
+  std::int64_t rows() const { return static_cast<std::int64_t>(indptr.size()) - 1; }
+};
+
+/// Top-N items per user, best first: rows x n, item -1 / score -inf where a
+/// user has fewer than n candidates. Ties go to the smaller item index.
+struct TopN {
+  std::int64_t n = 0;
+  std::vector<std::int32_t> items;
+  std::vector<float> scores;  ///< the logits
+};
+
+/// Scores each user's items with the model and keeps the best n, excluding the
+/// items in the user's history unless `exclude_history` is false.
+TopN score_users(const Model& m, const UserInputs& users, std::int64_t n,
+                 bool exclude_history = true);
+
+namespace detail {
+
+/// A bijection of [0, n) keyed by `key` (the epoch's batch order): a 4-round
+/// Feistel network over the smallest even-bit domain >= n, with cycle walking.
+class Permutation {
+ public:
+  Permutation(std::uint64_t n, std::uint64_t key);
+  std::uint64_t operator()(std::uint64_t x) const;
+
+ private:
+  std::uint64_t feistel(std::uint64_t x) const;
+  std::uint64_t n_, key_;
+  int half_;
+  std::uint64_t mask_;
+};
+
+/// The batches of one epoch over N global training users. The indices t in
+/// [0, N) are cut into strata of n_batches consecutive indices; a permutation
+/// of [0, n_batches) keyed by (key, stratum) sends each user of a stratum to its
+/// own batch, so every batch draws one user from each stratum (at most
+/// ceil(N / n_batches) users) and a contiguous block of users holds an even
+/// share of every batch.
+class EpochBatches {
+ public:
+  EpochBatches(std::uint64_t n, std::uint64_t n_batches, std::uint64_t key);
+  std::uint64_t batch(std::uint64_t t) const;
+  /// Users per batch.
+  std::vector<std::int64_t> counts() const;
+
+ private:
+  std::uint64_t n_, nb_, key_;
+};
+
+/// NDCG@k of a ranked list (best first, at most k long) against the sorted
+/// relevant items; the ideal DCG covers min(k, |relevant|) hits.
+double ndcg_at(const std::vector<std::int32_t>& ranked, const std::vector<std::int32_t>& relevant,
+               std::int64_t k);
+
+}  // namespace detail
+}  // namespace segrec

@@ -1,0 +1,142 @@
+// segrec train: the personalisation model, trained data-parallel.
+#include <csignal>
+#include <cstdio>
+#include <sstream>
+
+#include "command.hpp"
+#include "segrec/params.hpp"
+#include "segrec/train.hpp"
+
+namespace segrec::cli {
+namespace {
+
+void on_stop_signal(int) { request_training_stop(); }
+
+class TrainCommand final : public Command {
+ public:
+  std::string name() const override { return "train"; }
+  std::string summary() const override {
+    return "train the personalisation model (Mult-DAE style MLP), data-parallel";
+  }
+  std::string usage() const override {
+    return "examples:\n"
+           "  segrec train --data dataset.h5 --out model.h5\n"
+           "  mpirun -n 4 segrec train --data dataset.h5 --hidden 256,256 --activation relu \\\n"
+           "                           --epochs 50 --out model.h5\n"
+           "  segrec train --data dataset.h5 --projection projection.h5 --input both \\\n"
+           "               --segments segments.h5 --personalize segment-input \\\n"
+           "               --segment-embedding 16 --out model.h5\n"
+           "  segrec train ... --resume        (continue from OUT.ckpt.h5)\n"
+           "SIGUSR1 or SIGTERM: write a checkpoint at the next step and stop (exit 5).";
+  }
+  void add_options(po::options_description& d) override {
+    TrainParams& p = p_;
+    d.add_options()("data", po::value(&p.data), "dataset.h5 to train on")(
+        "projection", po::value(&p.projection), "projection.h5 (/H) for --input projected|both")(
+        "segments", po::value(&p.segments),
+        "segments.h5 (/labels) for --personalize segment-input")(
+        "out", po::value(&p.out), "model.h5 to write")("checkpoint", po::value(&p.checkpoint),
+                                                       "checkpoint file (default: OUT.ckpt.h5)")(
+        "resume", po::bool_switch(&p.resume), "continue from the checkpoint")(
+        "input", po::value(&p.input)->default_value(p.input),
+        "first-layer input: history (sparse items) | projected (h_u) | both")(
+        "history-weight", po::value(&p.history_weight)->default_value(p.history_weight),
+        "history values: binary | log (log1p of the summed event weight)")(
+        "personalize", po::value(&p.personalize)->default_value(p.personalize),
+        "none | segment-input (the segment's embedding joins the first layer's input)")(
+        "segment-embedding", po::value(&p.segment_embedding)->default_value(p.segment_embedding),
+        "width of the learned segment embedding (0 = off)")(
+        "hidden", po::value(&p.hidden)->default_value(p.hidden),
+        "hidden layer widths, e.g. 600 or 256,256; none = linear model")(
+        "activation", po::value(&p.activation)->default_value(p.activation), "relu | tanh")(
+        "input-dropout", po::value(&p.input_dropout)->default_value(p.input_dropout),
+        "share of each user's history dropped from the input (denoising)")(
+        "dropout", po::value(&p.dropout)->default_value(p.dropout), "hidden-layer dropout rate")(
+        "loss", po::value(&p.loss)->default_value(p.loss),
+        "softmax (multinomial likelihood) | bce (sigmoid + binary cross-entropy)")(
+        "optimizer", po::value(&p.optimizer)->default_value(p.optimizer), "adam | sgd (momentum)")(
+        "lr", po::value(&p.lr)->default_value(p.lr), "peak learning rate")(
+        "momentum", po::value(&p.momentum)->default_value(p.momentum), "SGD momentum")(
+        "beta1", po::value(&p.beta1)->default_value(p.beta1), "Adam beta1")(
+        "beta2", po::value(&p.beta2)->default_value(p.beta2), "Adam beta2")(
+        "adam-eps", po::value(&p.adam_eps)->default_value(p.adam_eps), "Adam epsilon")(
+        "weight-decay", po::value(&p.weight_decay)->default_value(p.weight_decay),
+        "weight decay (decoupled for Adam, L2 for SGD; biases excluded)")(
+        "clip", po::value(&p.clip)->default_value(p.clip),
+        "clip the gradient to this global L2 norm (0 = off)")(
+        "lr-schedule", po::value(&p.lr_schedule)->default_value(p.lr_schedule),
+        "after the warmup: constant | cosine | step")(
+        "warmup-steps", po::value(&p.warmup_steps)->default_value(p.warmup_steps),
+        "linear learning-rate warmup steps")(
+        "lr-step-epochs", po::value(&p.lr_step_epochs)->default_value(p.lr_step_epochs),
+        "step schedule: decay every this many epochs")(
+        "lr-gamma", po::value(&p.lr_gamma)->default_value(p.lr_gamma),
+        "step schedule: decay factor")("epochs", po::value(&p.epochs)->default_value(p.epochs),
+                                       "passes over the training users")(
+        "batch-size", po::value(&p.batch_size)->default_value(p.batch_size),
+        "global batch (users per step, whatever the rank count)")(
+        "val-users", po::value(&p.val_users)->default_value(p.val_users),
+        "share of users held out for validation (0 = none)")(
+        "val-holdout", po::value(&p.val_holdout)->default_value(p.val_holdout),
+        "share of a validation user's items held out and ranked")(
+        "ndcg-k", po::value(&p.ndcg_k)->default_value(p.ndcg_k), "K of the validation NDCG@K")(
+        "patience", po::value(&p.patience)->default_value(p.patience),
+        "stop after this many epochs without a better validation NDCG (0 = off)")(
+        "checkpoint-every", po::value(&p.checkpoint_every)->default_value(p.checkpoint_every),
+        "epochs between checkpoints (0 = none)")(
+        "stop-after-steps", po::value(&p.stop_after_steps)->default_value(p.stop_after_steps),
+        "write a checkpoint and stop after this many steps (0 = off; for time-limited jobs)");
+  }
+
+  int run(const Context& ctx) override {
+    p_.seed = ctx.common.seed;
+    require(!p_.out.empty(), "out", p_.out, "give the model.h5 to write");
+    p_.validate();
+    // A stop request that arrives while the data loads is served at the first step.
+    std::signal(SIGUSR1, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    const TrainData data = load_train_data(p_, ctx.comm);
+    const TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
+      char buf[256];
+      const double comm_share = e.step_seconds > 0 ? 100.0 * e.comm_seconds / e.step_seconds : 0;
+      std::snprintf(buf, sizeof buf, "epoch %3lld/%lld  loss %10.4f",
+                    static_cast<long long>(e.epoch), static_cast<long long>(p_.epochs),
+                    e.train_loss);
+      std::string line = buf;
+      if (e.val_ndcg == e.val_ndcg) {
+        std::snprintf(buf, sizeof buf, "  val NDCG@%lld %.5f%s", static_cast<long long>(p_.ndcg_k),
+                      e.val_ndcg, e.improved ? " *" : "  ");
+        line += buf;
+      }
+      std::snprintf(
+          buf, sizeof buf, "  lr %.2e  %.2f s  %.0f samples/s  comm %.0f%%", e.lr, e.seconds,
+          e.step_seconds > 0 ? static_cast<double>(e.samples) / e.step_seconds : 0, comm_share);
+      ctx.say(line + buf);
+    });
+    std::signal(SIGUSR1, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    write_model(p_.out, r.model, ctx.comm);
+    const auto& m = r.model;
+    std::ostringstream os;
+    os << "wrote " << p_.out << ": " << m.shape.in_dim();
+    for (auto h : m.shape.hidden) os << "-" << h;
+    os << "-" << m.shape.n_out << " (" << m.params.size() << " parameters), " << r.epochs.size()
+       << " epochs of " << r.steps_per_epoch << " steps over " << m.n_train_users << " users";
+    if (r.stopped_early) os << " (stopped early)";
+    if (m.best_epoch > 0)
+      os << "; kept epoch " << m.best_epoch << ": validation NDCG@" << m.ndcg_k << " "
+         << m.best_ndcg << " on " << m.n_val_users << " users";
+    os << "; allreduce " << r.allreduce_bytes_per_step << " bytes/step/rank";
+    ctx.say(os.str());
+    return 0;
+  }
+
+ private:
+  TrainParams p_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_train() { return std::make_unique<TrainCommand>(); }
+
+}  // namespace segrec::cli

@@ -1,0 +1,324 @@
+// GCC 12 reports false "may be used uninitialized" warnings inside Eigen's
+// AVX-512 GEMM kernels for double; they are not about this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "segrec/mlp.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "segrec/error.hpp"
+#include "segrec/params.hpp"
+
+namespace segrec::mlp {
+
+Activation parse_activation(const std::string& s) {
+  if (s == "relu") return Activation::kRelu;
+  if (s == "tanh") return Activation::kTanh;
+  require(false, "activation", s, "use relu or tanh");
+  return Activation::kRelu;
+}
+
+Loss parse_loss(const std::string& s) {
+  if (s == "softmax") return Loss::kSoftmax;
+  if (s == "bce") return Loss::kBce;
+  require(false, "loss", s, "use softmax or bce");
+  return Loss::kSoftmax;
+}
+
+std::string to_string(Activation a) { return a == Activation::kRelu ? "relu" : "tanh"; }
+std::string to_string(Loss l) { return l == Loss::kSoftmax ? "softmax" : "bce"; }
+
+void Shape::check() const {
+  require(n_out > 0, "data", n_out, "the network needs at least one item to predict");
+  require(sparse_in >= 0 && dense_in >= 0 && in_dim() > 0, "input", in_dim(),
+          "the network needs a non-empty input");
+  for (auto h : hidden) require(h > 0, "hidden", h, "every hidden layer needs at least one unit");
+  require(embed_dim >= 0 && n_segments >= 0 && (n_segments > 0) == (embed_dim > 0),
+          "segment-embedding", embed_dim, "a segment embedding needs segments and a width > 0");
+}
+
+Layout::Layout(const Shape& s) {
+  std::int64_t off = 0;
+  for (int l = 0; l < s.n_layers(); ++l) {
+    w.push_back(off);
+    off += s.fan_in(l) * s.fan_out(l);
+    b.push_back(off);
+    off += s.fan_out(l);
+  }
+  emb = off;
+  off += s.n_segments * s.embed_dim;
+  size = off;
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> Layout::decayed_ranges(const Shape& s) const {
+  std::vector<std::pair<std::int64_t, std::int64_t>> r;
+  for (int l = 0; l < s.n_layers(); ++l) r.emplace_back(w[l], w[l] + s.fan_in(l) * s.fan_out(l));
+  if (size > emb) r.emplace_back(emb, size);
+  return r;
+}
+
+template <class T>
+Network<T>::Network(const Shape& shape) : shape_(shape), layout_(shape) {
+  shape_.check();
+  params_.assign(static_cast<std::size_t>(layout_.size), T(0));
+  A_.resize(static_cast<std::size_t>(shape_.n_layers()));
+  H_.resize(shape_.hidden.size());
+  M_.resize(shape_.hidden.size());
+  G_.resize(shape_.hidden.size());
+}
+
+template <class T>
+void Network<T>::init(std::uint64_t seed) {
+  // Box-Muller from two uniforms hashed from (seed, index).
+  auto normal = [seed](std::int64_t index) {
+    const std::uint64_t h =
+        hash_keys(seed, 0x6d6c702d696e6974ULL, static_cast<std::uint64_t>(index));
+    const double u1 = 1.0 - unit_uniform(h);  // (0, 1]
+    const double u2 = unit_uniform(mix64(h));
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+  };
+  std::fill(params_.begin(), params_.end(), T(0));
+  for (int l = 0; l < shape_.n_layers(); ++l) {
+    const double fi = static_cast<double>(shape_.fan_in(l));
+    const double fo = static_cast<double>(shape_.fan_out(l));
+    const double sd =
+        shape_.activation == Activation::kRelu ? std::sqrt(2.0 / fi) : std::sqrt(2.0 / (fi + fo));
+    const std::int64_t n = shape_.fan_in(l) * shape_.fan_out(l);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t k = layout_.w[l] + i;
+      params_[static_cast<std::size_t>(k)] = static_cast<T>(sd * normal(k));
+    }
+  }
+  if (shape_.embed_dim > 0) {
+    const double sd = 1.0 / std::sqrt(static_cast<double>(shape_.embed_dim));
+    for (std::int64_t k = layout_.emb; k < layout_.size; ++k)
+      params_[static_cast<std::size_t>(k)] = static_cast<T>(sd * normal(k));
+  }
+}
+
+template <class T>
+void Network<T>::reserve_rows(std::int64_t rows) {
+  if (rows <= capacity_) return;
+  capacity_ = rows;
+  for (int l = 0; l < shape_.n_layers(); ++l) A_[l].resize(capacity_, shape_.fan_out(l));
+  for (std::size_t l = 0; l < shape_.hidden.size(); ++l) {
+    G_[l].resize(capacity_, shape_.hidden[l]);
+    H_[l].resize(0, 0);  // allocated on first use with dropout
+    M_[l].resize(0, 0);
+  }
+  if (shape_.embed_dim > 0) Emb_.resize(capacity_, shape_.embed_dim);
+}
+
+template <class T>
+void Network<T>::forward(const Batch<T>& bt, T dropout) {
+  forward_impl(bt, dropout, /*output_bias=*/true);
+}
+
+// With output_bias false (and a hidden layer), the output layer's bias is left
+// for the loss to add row by row, while each row is in cache.
+template <class T>
+void Network<T>::forward_impl(const Batch<T>& bt, T dropout, bool output_bias) {
+  const int L = shape_.n_layers();
+  bias_pending_ = false;
+  const std::int64_t n = bt.rows;
+  rows_ = n;
+  reserve_rows(n);
+  if (n == 0) return;
+
+  // Layer 0: bias, then the sparse, dense and embedding parts of the input.
+  {
+    auto A = A_[0].topRows(n);
+    const auto b0 = b(0).transpose();
+    for (std::int64_t r = 0; r < n; ++r) A.row(r) = b0;
+    const CMatMap W0(params_.data() + layout_.w[0], shape_.in_dim(), shape_.fan_out(0));
+    if (shape_.sparse_in > 0) {
+      for (std::int64_t r = 0; r < n; ++r) {
+        auto Ar = A.row(r);
+        for (std::int64_t k = bt.in_ptr[r]; k < bt.in_ptr[r + 1]; ++k)
+          Ar.noalias() += bt.in_val[k] * W0.row(bt.in_idx[k]);
+      }
+    }
+    if (shape_.dense_in > 0) {
+      const CMatMap X(bt.dense.data(), n, shape_.dense_in);
+      A.noalias() += X * W0.middleRows(shape_.sparse_in, shape_.dense_in);
+    }
+    if (shape_.embed_dim > 0) {
+      auto E = Emb_.topRows(n);
+      const auto table = embedding();
+      for (std::int64_t r = 0; r < n; ++r) E.row(r) = table.row(bt.segment[r]);
+      A.noalias() += E * W0.bottomRows(shape_.embed_dim);
+    }
+  }
+
+  for (int l = 0; l + 1 < L; ++l) {
+    auto S = A_[l].topRows(n);
+    if (shape_.activation == Activation::kRelu)
+      S.array() = S.array().max(T(0));
+    else
+      S.array() = S.array().tanh();
+    const Matrix* in = &A_[l];
+    if (dropout > 0) {
+      const std::int64_t w = shape_.hidden[l];
+      if (M_[l].rows() < capacity_) {
+        M_[l].resize(capacity_, w);
+        H_[l].resize(capacity_, w);
+      }
+      const T scale = T(1) / (T(1) - dropout);
+      const double p = static_cast<double>(dropout);
+      for (std::int64_t r = 0; r < n; ++r) {
+        const std::uint64_t k = mix64(hash_keys(bt.key[r], static_cast<std::uint64_t>(l)));
+        for (std::int64_t u = 0; u < w; ++u)
+          M_[l](r, u) = unit_uniform(mix64(k ^ static_cast<std::uint64_t>(u))) >= p ? scale : T(0);
+      }
+      H_[l].topRows(n).array() = S.array() * M_[l].topRows(n).array();
+      in = &H_[l];
+    }
+    auto Anext = A_[l + 1].topRows(n);
+    if (l + 2 == L && !output_bias) {
+      Anext.noalias() = in->topRows(n) * W(l + 1);
+      bias_pending_ = true;
+      continue;
+    }
+    const auto bn = b(l + 1).transpose();
+    for (std::int64_t r = 0; r < n; ++r) Anext.row(r) = bn;
+    Anext.noalias() += in->topRows(n) * W(l + 1);
+  }
+}
+
+template <class T>
+double Network<T>::loss_softmax(const Batch<T>& bt, T* gb_out) {
+  auto Z = out_().topRows(rows_);
+  const auto bias = b(shape_.n_layers() - 1).transpose();
+  const bool want_grad = gb_out != nullptr;
+  double total = 0;
+  for (std::int64_t r = 0; r < rows_; ++r) {
+    auto z = Z.row(r);
+    if (bias_pending_) z += bias;
+    T tsum = 0;
+    double tz = 0;
+    for (std::int64_t k = bt.tgt_ptr[r]; k < bt.tgt_ptr[r + 1]; ++k) {
+      tsum += bt.tgt_val[k];
+      tz += static_cast<double>(bt.tgt_val[k]) * static_cast<double>(z(bt.tgt_idx[k]));
+    }
+    if (tsum == T(0)) {
+      if (want_grad) z.setZero();
+      continue;
+    }
+    const T m = z.maxCoeff();
+    T s;
+    if (want_grad) {
+      z.array() = (z.array() - m).exp();
+      s = z.sum();
+      z *= tsum / s;
+      for (std::int64_t k = bt.tgt_ptr[r]; k < bt.tgt_ptr[r + 1]; ++k)
+        z(bt.tgt_idx[k]) -= bt.tgt_val[k];
+      if (bias_pending_) VecMap(gb_out, shape_.n_out) += z.transpose();
+    } else {
+      s = (z.array() - m).exp().sum();
+    }
+    total +=
+        static_cast<double>(tsum) * (static_cast<double>(m) + std::log(static_cast<double>(s))) -
+        tz;
+  }
+  return total;
+}
+
+template <class T>
+double Network<T>::loss_bce(const Batch<T>& bt, T* gb_out) {
+  auto Z = out_().topRows(rows_);
+  const auto bias = b(shape_.n_layers() - 1).transpose();
+  const bool want_grad = gb_out != nullptr;
+  double total = 0;
+  for (std::int64_t r = 0; r < rows_; ++r) {
+    auto z = Z.row(r);
+    if (bias_pending_) z += bias;
+    double tz = 0;
+    for (std::int64_t k = bt.tgt_ptr[r]; k < bt.tgt_ptr[r + 1]; ++k)
+      tz += static_cast<double>(bt.tgt_val[k]) * static_cast<double>(z(bt.tgt_idx[k]));
+    // softplus(z) = max(z, 0) + log1p(exp(-|z|))
+    const T sp = (z.array().max(T(0)) + (-z.array().abs()).exp().log1p()).sum();
+    total += static_cast<double>(sp) - tz;
+    if (want_grad) {
+      z.array() = T(1) / (T(1) + (-z.array()).exp());
+      for (std::int64_t k = bt.tgt_ptr[r]; k < bt.tgt_ptr[r + 1]; ++k)
+        z(bt.tgt_idx[k]) -= bt.tgt_val[k];
+      if (bias_pending_) VecMap(gb_out, shape_.n_out) += z.transpose();
+    }
+  }
+  return total;
+}
+
+template <class T>
+double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad) {
+  forward_impl(bt, dropout, /*output_bias=*/false);
+  // The loss adds the output bias per row and, with a gradient, sums its gradient there.
+  T* gb = grad ? grad + layout_.b[shape_.n_layers() - 1] : nullptr;
+  if (gb && bias_pending_) std::fill(gb, gb + shape_.n_out, T(0));
+  const bool pending = bias_pending_;
+  const double loss = shape_.loss == Loss::kSoftmax ? loss_softmax(bt, gb) : loss_bce(bt, gb);
+  if (grad) backward(bt, dropout, grad, /*output_bias_done=*/pending);
+  return loss;
+}
+
+template <class T>
+void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bias_done) {
+  const int L = shape_.n_layers();
+  const std::int64_t n = rows_;
+  if (n == 0) {
+    std::fill(grad, grad + layout_.size, T(0));
+    return;
+  }
+  for (int l = L - 1; l >= 0; --l) {
+    const std::int64_t fi = shape_.fan_in(l), fo = shape_.fan_out(l);
+    const auto dA = A_[l].topRows(n);  // dL/d(pre-activation of layer l), n x fo
+    MatMap gW(grad + layout_.w[l], fi, fo);
+    VecMap gb(grad + layout_.b[l], fo);
+    if (!(output_bias_done && l == L - 1)) {
+      gb.setZero();
+      for (std::int64_t r = 0; r < n; ++r) gb += dA.row(r).transpose();
+    }
+    if (l > 0) {
+      const Matrix& in = dropout > 0 ? H_[l - 1] : A_[l - 1];
+      gW.noalias() = in.topRows(n).transpose() * dA;
+      auto G = G_[l - 1].topRows(n);
+      G.noalias() = dA * W(l).transpose();
+      if (dropout > 0) G.array() *= M_[l - 1].topRows(n).array();
+      auto S = A_[l - 1].topRows(n);  // the activation; becomes dL/dA_{l-1}
+      if (shape_.activation == Activation::kRelu)
+        S.array() = (S.array() > T(0)).select(G.array(), T(0));
+      else
+        S.array() = G.array() * (T(1) - S.array().square());
+      continue;
+    }
+    // Layer 0: the sparse rows of W0 get X^T dA as a scatter of row updates.
+    if (shape_.sparse_in > 0) {
+      std::fill(gW.data(), gW.data() + shape_.sparse_in * fo, T(0));
+      for (std::int64_t r = 0; r < n; ++r) {
+        const auto dr = dA.row(r);
+        for (std::int64_t k = bt.in_ptr[r]; k < bt.in_ptr[r + 1]; ++k)
+          gW.row(bt.in_idx[k]).noalias() += bt.in_val[k] * dr;
+      }
+    }
+    if (shape_.dense_in > 0) {
+      const CMatMap X(bt.dense.data(), n, shape_.dense_in);
+      gW.middleRows(shape_.sparse_in, shape_.dense_in).noalias() = X.transpose() * dA;
+    }
+    if (shape_.embed_dim > 0) {
+      const std::int64_t E = shape_.embed_dim;
+      auto Eb = Emb_.topRows(n);
+      gW.bottomRows(E).noalias() = Eb.transpose() * dA;
+      // dL/d(embedding rows) = dA W0e^T, scattered onto the table.
+      Eb.noalias() = dA * W(0).bottomRows(E).transpose();
+      MatMap gE(grad + layout_.emb, shape_.n_segments, E);
+      gE.setZero();
+      for (std::int64_t r = 0; r < n; ++r) gE.row(bt.segment[r]) += Eb.row(r);
+    }
+  }
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace segrec::mlp

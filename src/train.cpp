@@ -1,0 +1,1151 @@
+#include "segrec/train.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <numbers>
+#include <numeric>
+#include <sstream>
+
+#include "segrec/dataset.hpp"
+#include "segrec/error.hpp"
+#include "segrec/fault.hpp"
+#include "segrec/params.hpp"
+
+namespace segrec {
+
+using mlp::hash_keys;
+using mlp::mix64;
+using mlp::unit_uniform;
+
+namespace detail {
+
+Permutation::Permutation(std::uint64_t n, std::uint64_t key) : n_(n), key_(key) {
+  int bits = 2;
+  while (bits < 62 && (std::uint64_t{1} << bits) < n) ++bits;
+  if (bits & 1) ++bits;
+  half_ = bits / 2;
+  mask_ = (std::uint64_t{1} << half_) - 1;
+}
+
+std::uint64_t Permutation::operator()(std::uint64_t x) const {
+  do x = feistel(x);
+  while (x >= n_);
+  return x;
+}
+
+std::uint64_t Permutation::feistel(std::uint64_t x) const {
+  std::uint64_t l = x >> half_, r = x & mask_;
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    const std::uint64_t f = hash_keys(key_, i, r) & mask_;
+    const std::uint64_t nl = r;
+    r = l ^ f;
+    l = nl;
+  }
+  return (l << half_) | r;
+}
+
+// NDCG@k of a ranked list against a sorted set of relevant items.
+double ndcg_at(const std::vector<std::int32_t>& ranked, const std::vector<std::int32_t>& relevant,
+               std::int64_t k) {
+  double dcg = 0, idcg = 0;
+  for (std::size_t r = 0; r < ranked.size(); ++r)
+    if (std::binary_search(relevant.begin(), relevant.end(), ranked[r]))
+      dcg += 1.0 / std::log2(static_cast<double>(r) + 2.0);
+  const auto ideal = std::min<std::int64_t>(k, std::ssize(relevant));
+  for (std::int64_t r = 0; r < ideal; ++r) idcg += 1.0 / std::log2(static_cast<double>(r) + 2.0);
+  return idcg > 0 ? dcg / idcg : 0.0;
+}
+
+EpochBatches::EpochBatches(std::uint64_t n, std::uint64_t n_batches, std::uint64_t key)
+    : n_(n), nb_(n_batches), key_(key) {}
+
+std::uint64_t EpochBatches::batch(std::uint64_t t) const {
+  return Permutation(nb_, hash_keys(key_, t / nb_))(t % nb_);
+}
+
+std::vector<std::int64_t> EpochBatches::counts() const {
+  // Full strata give every batch one user; a short last stratum gives some batches one more.
+  std::vector<std::int64_t> c(nb_, static_cast<std::int64_t>(n_ / nb_));
+  if (n_ % nb_ != 0) {
+    const Permutation last(nb_, hash_keys(key_, n_ / nb_));
+    for (std::uint64_t off = 0; off < n_ % nb_; ++off) ++c[last(off)];
+  }
+  return c;
+}
+
+}  // namespace detail
+
+using detail::ndcg_at;
+using detail::Permutation;
+
+namespace {
+
+std::atomic<int> g_stop_requested{0};
+
+// Tags that separate the random streams drawn from one seed.
+constexpr std::uint64_t kTagValUser = 0x76616c2d75736572ULL;   // validation users
+constexpr std::uint64_t kTagHoldout = 0x686f6c646f7574ULL;     // held-out items
+constexpr std::uint64_t kTagPerm = 0x7065726d75746521ULL;      // batch permutation
+constexpr std::uint64_t kTagInDrop = 0x696e2d64726f70ULL;      // input dropout
+constexpr std::uint64_t kTagHiddenDrop = 0x686964642d6472ULL;  // hidden dropout
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string fmt_double(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 1469598103934665603ULL) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+std::string hex64(std::uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// How an interaction weight becomes an input / target value.
+float history_value(float w, bool log_weight) {
+  return log_weight ? static_cast<float>(std::log1p(std::max(w, 0.0f))) : 1.0f;
+}
+
+// What the first layer reads and how rows are built.
+struct RowSpec {
+  bool history = true;
+  bool log_weight = false;
+  std::int64_t dense_dim = 0;
+  bool segments = false;
+  bool bce = false;
+};
+
+// Appends one user's input row: the (item, value) pairs in `items` (already
+// chosen: all items, or the fold-in), L2-normalised, then input dropout with
+// rate `drop` keyed by `drop_key` (survivors scaled by 1 / (1 - drop)).
+void add_input_row(mlp::Batch<float>& bt, const RowSpec& spec,
+                   const std::vector<std::pair<std::int32_t, float>>& items, double drop,
+                   std::uint64_t drop_key, const float* dense, std::int32_t segment,
+                   std::uint64_t key) {
+  if (spec.history) {
+    double ss = 0;
+    for (const auto& [i, v] : items) ss += static_cast<double>(v) * v;
+    const double inv = ss > 0 ? 1.0 / std::sqrt(ss) : 0.0;
+    const float scale = static_cast<float>(inv / (1.0 - drop));
+    const std::uint64_t mk = mix64(drop_key);
+    for (const auto& [i, v] : items) {
+      if (drop > 0 && unit_uniform(mix64(mk ^ static_cast<std::uint64_t>(i))) < drop) continue;
+      bt.in_idx.push_back(i);
+      bt.in_val.push_back(v * scale);
+    }
+  }
+  bt.in_ptr.push_back(static_cast<std::int64_t>(bt.in_idx.size()));
+  if (spec.dense_dim > 0) bt.dense.insert(bt.dense.end(), dense, dense + spec.dense_dim);
+  if (spec.segments) bt.segment.push_back(segment);
+  bt.key.push_back(key);
+  ++bt.rows;
+}
+
+void close_targets(mlp::Batch<float>& bt) {
+  bt.tgt_ptr.push_back(static_cast<std::int64_t>(bt.tgt_idx.size()));
+}
+
+// Indices of the k largest finite scores (ties: smaller index first), best first.
+void top_k(const float* z, std::int64_t n, std::int64_t k, std::vector<std::int32_t>& scratch,
+           std::vector<std::int32_t>& out) {
+  scratch.clear();
+  for (std::int64_t i = 0; i < n; ++i)
+    if (z[i] > -std::numeric_limits<float>::infinity())
+      scratch.push_back(static_cast<std::int32_t>(i));
+  const auto better = [z](std::int32_t a, std::int32_t b) {
+    return z[a] > z[b] || (z[a] == z[b] && a < b);
+  };
+  const auto kk = static_cast<std::ptrdiff_t>(std::min<std::int64_t>(k, std::ssize(scratch)));
+  std::nth_element(scratch.begin(), scratch.begin() + kk, scratch.end(), better);
+  std::sort(scratch.begin(), scratch.begin() + kk, better);
+  out.assign(scratch.begin(), scratch.begin() + kk);
+}
+
+std::string join_sizes(const std::vector<std::int64_t>& v) {
+  if (v.empty()) return "none";
+  std::ostringstream os;
+  for (std::size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << v[i];
+  return os.str();
+}
+
+mlp::Shape make_shape(const TrainParams& p, const TrainData& d) {
+  mlp::Shape s;
+  s.sparse_in = p.uses_history() ? d.n_items() : 0;
+  s.dense_in = p.uses_projection() ? d.dense_dim : 0;
+  s.n_segments = p.uses_segments() ? d.n_segments : 0;
+  s.embed_dim = p.uses_segments() ? p.segment_embedding : 0;
+  s.hidden = p.hidden_sizes();
+  s.n_out = d.n_items();
+  s.activation = mlp::parse_activation(p.activation);
+  s.loss = mlp::parse_loss(p.loss);
+  return s;
+}
+
+// Checks the in-memory data against the options (collective).
+void check_data(const TrainParams& p, const TrainData& d, const Comm& comm) {
+  std::string err;
+  const std::int64_t n = d.n_local();
+  const auto n_items = d.n_items();
+  if (n < 0 || d.indptr.empty() || d.indptr[0] != 0 ||
+      static_cast<std::int64_t>(d.indices.size()) != d.indptr.back() ||
+      d.weights.size() != d.indices.size())
+    err = "malformed interaction matrix";
+  for (std::int64_t i = 0; err.empty() && i < n; ++i)
+    if (d.indptr[i + 1] < d.indptr[i]) err = "malformed interaction matrix (row pointer)";
+  for (std::size_t k = 0; err.empty() && k < d.indices.size(); ++k)
+    if (d.indices[k] < 0 || d.indices[k] >= n_items)
+      err = "item index " + std::to_string(d.indices[k]) + " out of range";
+  if (err.empty() && p.uses_projection()) {
+    if (d.dense_dim <= 0 || static_cast<std::int64_t>(d.dense.size()) != n * d.dense_dim)
+      err = "--input " + p.input + " needs the projection rows of every user";
+    for (std::size_t k = 0; err.empty() && k < d.dense.size(); ++k)
+      if (!std::isfinite(d.dense[k])) err = "the projection holds a non-finite value";
+  }
+  if (err.empty() && p.uses_segments()) {
+    if (d.n_segments <= 0 || static_cast<std::int64_t>(d.segments.size()) != n)
+      err = "--personalize segment-input needs a segment label for every user";
+    for (std::size_t k = 0; err.empty() && k < d.segments.size(); ++k)
+      if (d.segments[k] < 0 || d.segments[k] >= d.n_segments)
+        err = "segment label " + std::to_string(d.segments[k]) + " outside [0, " +
+              std::to_string(d.n_segments) + ")";
+  }
+  comm.check_all(err, kExitData);
+  const std::int64_t total = comm.allreduce_value(n);
+  const std::int64_t begin = comm.exscan_sum(n);
+  const std::int64_t items_min = comm.allreduce_value(n_items, Op::kMin);
+  const std::int64_t items_max = comm.allreduce_value(n_items, Op::kMax);
+  if (total != d.n_users || items_min != items_max)
+    throw DataError("training data: ranks disagree on the users or items", true);
+  comm.check_all(begin == d.user_begin ? "" : "training data: user blocks are not in rank order",
+                 kExitData);
+  if (n_items == 0) throw DataError("training data: no items", true);
+}
+
+// Order-sensitive hash of the parameter bits: four interleaved lanes of 64-bit words.
+std::uint64_t params_hash(const std::vector<float>& v) {
+  std::uint64_t h[4] = {v.size(), 1, 2, 3};
+  const std::size_t words = v.size() * sizeof(float) / 8;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
+  for (std::size_t w = 0; w < words; ++w) {
+    std::uint64_t word;
+    std::memcpy(&word, bytes + 8 * w, sizeof word);
+    h[w & 3] = mix64(h[w & 3] ^ word);
+  }
+  const std::size_t tail = v.size() * sizeof(float) - 8 * words;
+  return fnv1a(bytes + 8 * words, tail, mix64(h[0] ^ mix64(h[1] ^ mix64(h[2] ^ h[3]))));
+}
+
+void check_same_params(const std::vector<float>& v, const Comm& comm, const char* when) {
+  const std::uint64_t h = params_hash(v);
+  const auto hi = comm.allreduce_value(h, Op::kMax);
+  const auto lo = comm.allreduce_value(h, Op::kMin);
+  if (hi - lo != 0)
+    throw Error(std::string("train: the network parameters differ across ranks ") + when +
+                    " (parameter hash spread " + std::to_string(hi - lo) + ")",
+                kExitOther, true);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class Trainer {
+ public:
+  Trainer(const TrainParams& p, const TrainData& d, const Comm& comm)
+      : p_(p), d_(d), comm_(comm), shape_(make_shape(p, d)), net_(shape_) {
+    spec_.history = p.uses_history();
+    spec_.log_weight = p.history_weight == "log";
+    spec_.dense_dim = shape_.dense_in;
+    spec_.segments = p.uses_segments();
+    spec_.bce = shape_.loss == mlp::Loss::kBce;
+    P_ = net_.layout().size;
+    decayed_ = net_.layout().decayed_ranges(shape_);
+  }
+
+  TrainResult run(const EpochCallback& on_epoch);
+
+ private:
+  void assign_roles();
+  void build_order(std::int64_t epoch);
+  void add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const;
+  double lr_at(std::int64_t step, std::int64_t epoch) const;
+  void optimiser_step(float inv_count, double lr);
+  double validation_ndcg();
+  std::string config_text() const;
+  void write_checkpoint(const std::string& path);
+  void read_checkpoint(const std::string& path);
+  Model make_model() const;
+
+  const TrainParams& p_;
+  const TrainData& d_;
+  const Comm& comm_;
+  mlp::Shape shape_;
+  mlp::Network<float> net_;
+  RowSpec spec_;
+  std::int64_t P_ = 0;
+  std::vector<std::pair<std::int64_t, std::int64_t>> decayed_;
+
+  std::vector<std::int64_t> train_local_, val_local_;  // local user indices
+  std::int64_t n_train_ = 0, train_offset_ = 0, n_val_ = 0;
+  std::int64_t steps_per_epoch_ = 0;
+  std::vector<std::pair<std::uint64_t, std::int64_t>> order_;  // (batch * N + t, local index)
+  std::vector<std::int64_t> batch_count_;                      // users per global batch
+
+  std::vector<float> flat_;  // [gradient (P) | loss sum | stop flag]
+  std::vector<float> m_, v_, best_params_;
+  // Progress (checkpointed).
+  std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
+  double epoch_loss_ = 0;
+  double best_ndcg_ = -1;
+  std::int64_t best_epoch_ = -1, since_best_ = 0;
+  std::vector<EpochStats> history_;
+};
+
+void Trainer::assign_roles() {
+  const std::int64_t n = d_.n_local();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (d_.indptr[i + 1] == d_.indptr[i]) continue;  // no history: nothing to learn or rank
+    const auto g = static_cast<std::uint64_t>(d_.user_begin + i);
+    const bool val =
+        p_.val_users > 0 && unit_uniform(hash_keys(p_.seed, kTagValUser, g)) < p_.val_users;
+    (val ? val_local_ : train_local_).push_back(i);
+  }
+  n_train_ = comm_.allreduce_value(static_cast<std::int64_t>(train_local_.size()));
+  train_offset_ = comm_.exscan_sum(static_cast<std::int64_t>(train_local_.size()));
+  if (n_train_ == 0)
+    throw DataError("train: no training users (every user is empty or held out)", true);
+  if (p_.batch_size > n_train_)
+    throw DataError("invalid value '" + std::to_string(p_.batch_size) +
+                        "' for --batch-size: larger than the " + std::to_string(n_train_) +
+                        " training users",
+                    true);
+  steps_per_epoch_ = (n_train_ + p_.batch_size - 1) / p_.batch_size;
+}
+
+// The epoch's batches. The global training users t in [0, N) are cut into
+// strata of n_b = steps_per_epoch consecutive indices; a seeded permutation of
+// [0, n_b) per (epoch, stratum) sends each user of a stratum to its own batch.
+// So every batch draws one user from each stratum: its contents depend only on
+// the seed, the epoch and the global indices, and a rank (a contiguous range of
+// t) holds an even share of every batch, which keeps the ranks in step.
+// order_ holds (batch * N + t, local index), ascending; batch_count_ the sizes.
+void Trainer::build_order(std::int64_t epoch) {
+  const detail::EpochBatches batches(
+      static_cast<std::uint64_t>(n_train_), static_cast<std::uint64_t>(steps_per_epoch_),
+      hash_keys(p_.seed, kTagPerm, static_cast<std::uint64_t>(epoch)));
+  const auto N = static_cast<std::uint64_t>(n_train_);
+  order_.clear();
+  for (std::size_t j = 0; j < train_local_.size(); ++j) {
+    const std::uint64_t t = static_cast<std::uint64_t>(train_offset_) + j;
+    order_.emplace_back(batches.batch(t) * N + t, train_local_[j]);
+  }
+  std::sort(order_.begin(), order_.end());
+  batch_count_ = batches.counts();
+}
+
+void Trainer::add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const {
+  static thread_local std::vector<std::pair<std::int32_t, float>> items;
+  items.clear();
+  const auto g = static_cast<std::uint64_t>(d_.user_begin + i);
+  for (std::int64_t k = d_.indptr[i]; k < d_.indptr[i + 1]; ++k) {
+    const float v = history_value(d_.weights[k], spec_.log_weight);
+    items.emplace_back(d_.indices[k], v);
+    bt.tgt_idx.push_back(d_.indices[k]);
+    bt.tgt_val.push_back(spec_.bce ? 1.0f : v);
+  }
+  close_targets(bt);
+  const auto e = static_cast<std::uint64_t>(epoch);
+  add_input_row(bt, spec_, items, p_.input_dropout, hash_keys(p_.seed ^ kTagInDrop, e, g),
+                spec_.dense_dim ? d_.dense.data() + i * spec_.dense_dim : nullptr,
+                spec_.segments ? d_.segments[i] : 0, hash_keys(p_.seed ^ kTagHiddenDrop, e, g));
+}
+
+double Trainer::lr_at(std::int64_t step, std::int64_t epoch) const {
+  if (step < p_.warmup_steps)
+    return p_.lr * static_cast<double>(step + 1) / static_cast<double>(p_.warmup_steps);
+  if (p_.lr_schedule == "cosine") {
+    const double total = static_cast<double>(p_.epochs * steps_per_epoch_ - p_.warmup_steps);
+    const double t = static_cast<double>(step - p_.warmup_steps) / std::max(1.0, total);
+    return p_.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * std::min(1.0, t)));
+  }
+  if (p_.lr_schedule == "step")
+    return p_.lr * std::pow(p_.lr_gamma, static_cast<double>(epoch / p_.lr_step_epochs));
+  return p_.lr;
+}
+
+// One identical update on every rank from the allreduced gradient sum g: the
+// gradient is g * scale (the batch mean, clipped to the global norm). Plain
+// loops with exact IEEE operations only (this file is built with
+// -fno-math-errno so that the square root vectorises): every element gets the
+// same result whatever the alignment of the arrays, so ranks never drift apart.
+void Trainer::optimiser_step(float inv_count, double lr) {
+  float* __restrict g = flat_.data();
+  float* __restrict w = net_.params().data();
+  float* __restrict m = m_.data();
+  const std::int64_t P = P_;
+  double scale = inv_count;
+  if (p_.clip > 0) {
+    double ss = 0;
+    for (std::int64_t k = 0; k < P; ++k) ss += static_cast<double>(g[k]) * g[k];
+    const double norm = scale * std::sqrt(ss);
+    if (norm > p_.clip) scale *= p_.clip / norm;
+  }
+  if (p_.optimizer == "adam") {
+    if (p_.weight_decay > 0) {  // decoupled (AdamW)
+      const auto f = static_cast<float>(1.0 - lr * p_.weight_decay);
+      for (const auto& [a, b] : decayed_)
+        for (std::int64_t k = a; k < b; ++k) w[k] *= f;
+    }
+    // w -= lr * (m / bc1) / (sqrt(v / bc2) + eps), with bc = 1 - beta^t.
+    const double t = static_cast<double>(global_step_ + 1);
+    const auto b1 = static_cast<float>(p_.beta1), b2 = static_cast<float>(p_.beta2);
+    const auto c1 = static_cast<float>((1.0 - p_.beta1) * scale);
+    const auto c2 = static_cast<float>((1.0 - p_.beta2) * scale * scale);
+    const auto step = static_cast<float>(lr / (1.0 - std::pow(p_.beta1, t)));
+    const auto inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(p_.beta2, t)));
+    const auto eps = static_cast<float>(p_.adam_eps);
+    float* __restrict v = v_.data();
+    for (std::int64_t k = 0; k < P; ++k) {
+      const float gk = g[k];
+      const float mk = b1 * m[k] + c1 * gk;
+      const float vk = b2 * v[k] + c2 * (gk * gk);
+      m[k] = mk;
+      v[k] = vk;
+      w[k] -= step * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
+    }
+  } else {
+    const auto sc = static_cast<float>(scale);
+    if (p_.weight_decay > 0) {  // L2: g += wd * w, in units of the scaled gradient
+      const auto f = static_cast<float>(p_.weight_decay / scale);
+      for (const auto& [a, b] : decayed_)
+        for (std::int64_t k = a; k < b; ++k) g[k] += f * w[k];
+    }
+    const auto mu = static_cast<float>(p_.momentum);
+    const auto lrf = static_cast<float>(lr);
+    for (std::int64_t k = 0; k < P; ++k) {
+      const float mk = mu * m[k] + sc * g[k];
+      m[k] = mk;
+      w[k] -= lrf * mk;
+    }
+  }
+}
+
+// Mean NDCG@K over the validation users that have held-out items (collective).
+double Trainer::validation_ndcg() {
+  double sums[2] = {0, 0};  // NDCG sum, users
+  std::vector<std::pair<std::int32_t, float>> fold_in;
+  std::vector<std::vector<std::int32_t>> exclude, relevant;
+  std::vector<std::int32_t> scratch, ranked;
+  mlp::Batch<float> bt;
+  const std::int64_t chunk = std::max<std::int64_t>(1, std::min<std::int64_t>(p_.batch_size, 1024));
+  std::size_t next = 0;
+  while (next < val_local_.size()) {
+    bt.clear();
+    exclude.clear();
+    relevant.clear();
+    while (next < val_local_.size() && bt.rows < chunk) {
+      const std::int64_t i = val_local_[next++];
+      const auto g = static_cast<std::uint64_t>(d_.user_begin + i);
+      fold_in.clear();
+      std::vector<std::int32_t> held, seen;
+      for (std::int64_t k = d_.indptr[i]; k < d_.indptr[i + 1]; ++k) {
+        const std::int32_t item = d_.indices[k];
+        if (unit_uniform(hash_keys(p_.seed ^ kTagHoldout, g, static_cast<std::uint64_t>(item))) <
+            p_.val_holdout) {
+          held.push_back(item);
+        } else {
+          fold_in.emplace_back(item, history_value(d_.weights[k], spec_.log_weight));
+          seen.push_back(item);
+        }
+      }
+      if (held.empty()) continue;
+      std::sort(held.begin(), held.end());
+      relevant.push_back(std::move(held));
+      exclude.push_back(std::move(seen));
+      close_targets(bt);
+      add_input_row(bt, spec_, fold_in, 0.0, 0,
+                    spec_.dense_dim ? d_.dense.data() + i * spec_.dense_dim : nullptr,
+                    spec_.segments ? d_.segments[i] : 0, 0);
+    }
+    if (bt.rows == 0) continue;
+    net_.forward(bt, 0.0f);
+    auto Z = net_.logits();
+    for (std::int64_t r = 0; r < bt.rows; ++r) {
+      float* z = Z.row(r).data();
+      for (auto item : exclude[r]) z[item] = -std::numeric_limits<float>::infinity();
+      top_k(z, shape_.n_out, p_.ndcg_k, scratch, ranked);
+      sums[0] += ndcg_at(ranked, relevant[r], p_.ndcg_k);
+      sums[1] += 1;
+    }
+  }
+  comm_.allreduce(std::span<double>(sums, 2));
+  n_val_ = static_cast<std::int64_t>(sums[1]);
+  return sums[1] > 0 ? sums[0] / sums[1] : std::numeric_limits<double>::quiet_NaN();
+}
+
+std::string Trainer::config_text() const {
+  std::ostringstream os;
+  static const char* const kNotHashed[] = {
+      "data",       "projection", "segments",         "out",
+      "checkpoint", "resume",     "stop-after-steps", "checkpoint-every"};
+  for (const auto& [k, v] : p_.config()) {
+    if (std::find(std::begin(kNotHashed), std::end(kNotHashed), k) != std::end(kNotHashed))
+      continue;
+    os << k << "=" << v << "\n";
+  }
+  os << "n_users=" << d_.n_users << "\nn_items=" << d_.n_items()
+     << "\ndense_dim=" << shape_.dense_in << "\nn_segments=" << shape_.n_segments << "\n";
+  return os.str();
+}
+
+void Trainer::write_checkpoint(const std::string& path) {
+  if (path.empty()) return;
+  fault_point("train.checkpoint", comm_);
+  h5::File f = h5::File::create(path, comm_, kTrainCheckpointFormat);
+  for (const char* g : {"/items", "/opt", "/curves"}) f.create_group(g);
+  const std::string cfg = config_text();
+  f.set_attr("/", "config", cfg);
+  f.set_attr("/", "config_hash", hex64(fnv1a(cfg.data(), cfg.size())));
+  f.set_attr("/", "epoch", epoch_);
+  f.set_attr("/", "step_in_epoch", step_in_epoch_);
+  f.set_attr("/", "global_step", global_step_);
+  f.set_attr("/", "epoch_loss_sum", epoch_loss_);
+  f.set_attr("/", "best_ndcg", best_ndcg_);
+  f.set_attr("/", "best_epoch", best_epoch_);
+  f.set_attr("/", "since_best", since_best_);
+  f.set_attr("/", "seed", static_cast<std::int64_t>(p_.seed));
+  f.set_attr("/", "n_params", P_);
+  f.write_strings("/items/ids", d_.item_ids, false);
+  f.write_replicated<float>("/params", std::span<const float>(net_.params()));
+  f.write_replicated<float>("/opt/m", std::span<const float>(m_));
+  if (!v_.empty()) f.write_replicated<float>("/opt/v", std::span<const float>(v_));
+  if (!best_params_.empty())
+    f.write_replicated<float>("/best_params", std::span<const float>(best_params_));
+  std::vector<double> cols[8];
+  for (const auto& e : history_) {
+    const double row[8] = {static_cast<double>(e.epoch),
+                           e.train_loss,
+                           e.val_ndcg,
+                           e.lr,
+                           e.seconds,
+                           e.step_seconds,
+                           e.comm_seconds,
+                           static_cast<double>(e.samples)};
+    for (int c = 0; c < 8; ++c) cols[c].push_back(row[c]);
+  }
+  static const char* const kCols[8] = {"epoch",   "train_loss",   "val_ndcg",     "lr",
+                                       "seconds", "step_seconds", "comm_seconds", "samples"};
+  std::vector<double> improved;
+  for (const auto& e : history_) improved.push_back(e.improved ? 1 : 0);
+  for (int c = 0; c < 8; ++c)
+    f.write_replicated<double>(std::string("/curves/") + kCols[c],
+                               std::span<const double>(cols[c]));
+  f.write_replicated<double>("/curves/improved", std::span<const double>(improved));
+  f.commit();
+}
+
+void Trainer::read_checkpoint(const std::string& path) {
+  if (!std::filesystem::exists(path))
+    throw UsageError("--resume: no checkpoint '" + path + "' (see --checkpoint)");
+  const h5::File f = h5::File::open(path, comm_, kTrainCheckpointFormat);
+  const auto items = f.read_strings("/items/ids", 0, f.shape("/items/ids")[0]);
+  if (items != d_.item_ids)
+    throw DataError("checkpoint '" + path + "' was written for other items (" +
+                        std::to_string(items.size()) + " items; the data has " +
+                        std::to_string(d_.item_ids.size()) + " or a different list)",
+                    true);
+  const std::string mine = config_text();
+  const std::string theirs = f.attr_string("/", "config");
+  if (mine != theirs) {
+    // Name the settings that differ.
+    std::istringstream a(mine), b(theirs);
+    std::vector<std::string> la, lb, diff;
+    for (std::string s; std::getline(a, s);) la.push_back(s);
+    for (std::string s; std::getline(b, s);) lb.push_back(s);
+    for (const auto& s : la)
+      if (std::find(lb.begin(), lb.end(), s) == lb.end()) diff.push_back(s.substr(0, s.find('=')));
+    std::string names;
+    for (const auto& s : diff) names += (names.empty() ? "" : ", ") + s;
+    throw UsageError("--resume: checkpoint '" + path +
+                     "' was written with other settings or data (" + names +
+                     "); rerun with the same options, or without --resume");
+  }
+  if (f.attr_int("/", "n_params") != P_)
+    throw DataError("checkpoint '" + path + "' holds a network of another size", true);
+  net_.params() = f.read_all<float>("/params");
+  m_ = f.read_all<float>("/opt/m");
+  if (f.exists("/opt/v")) v_ = f.read_all<float>("/opt/v");
+  if (f.exists("/best_params")) best_params_ = f.read_all<float>("/best_params");
+  if (std::ssize(net_.params()) != P_ || std::ssize(m_) != P_ ||
+      (p_.optimizer == "adam" && std::ssize(v_) != P_))
+    throw DataError("checkpoint '" + path + "': parameter arrays of the wrong size", true);
+  epoch_ = f.attr_int("/", "epoch");
+  step_in_epoch_ = f.attr_int("/", "step_in_epoch");
+  global_step_ = f.attr_int("/", "global_step");
+  epoch_loss_ = f.attr_double("/", "epoch_loss_sum");
+  best_ndcg_ = f.attr_double("/", "best_ndcg");
+  best_epoch_ = f.attr_int("/", "best_epoch");
+  since_best_ = f.attr_int("/", "since_best");
+  const auto col = [&](const char* name) {
+    return f.read_all<double>(std::string("/curves/") + name);
+  };
+  const auto ep = col("epoch"), tl = col("train_loss"), vn = col("val_ndcg"), lr = col("lr"),
+             sec = col("seconds"), ss = col("step_seconds"), cs = col("comm_seconds"),
+             sa = col("samples"), im = col("improved");
+  history_.clear();
+  for (std::size_t e = 0; e < ep.size(); ++e) {
+    EpochStats s;
+    s.epoch = static_cast<std::int64_t>(ep[e]);
+    s.train_loss = tl[e];
+    s.val_ndcg = vn[e];
+    s.lr = lr[e];
+    s.seconds = sec[e];
+    s.step_seconds = ss[e];
+    s.comm_seconds = cs[e];
+    s.samples = static_cast<std::int64_t>(sa[e]);
+    s.improved = im[e] != 0;
+    history_.push_back(s);
+  }
+  if (epoch_ < 0 || step_in_epoch_ < 0 || step_in_epoch_ >= steps_per_epoch_ ||
+      std::ssize(history_) != epoch_)
+    throw DataError("checkpoint '" + path + "': inconsistent progress counters", true);
+}
+
+TrainResult Trainer::run(const EpochCallback& on_epoch) {
+  assign_roles();
+  net_.init(p_.seed);
+  m_.assign(static_cast<std::size_t>(P_), 0.0f);
+  if (p_.optimizer == "adam") v_.assign(static_cast<std::size_t>(P_), 0.0f);
+  const std::string ckpt = p_.checkpoint_path();
+  if (p_.resume) read_checkpoint(ckpt);
+  // Fault injection for the test of the check below: SEGREC_FAULT=train.init_params:<rank>.
+  if (const char* f = std::getenv("SEGREC_FAULT");
+      f && std::string(f) == "train.init_params:" + std::to_string(comm_.rank()))
+    net_.params()[0] += 1.0f;
+  check_same_params(net_.params(), comm_, "at the start");
+
+  flat_.assign(static_cast<std::size_t>(P_) + 2, 0.0f);
+  TrainResult res;
+  res.steps_per_epoch = steps_per_epoch_;
+  const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
+  std::int64_t steps_this_run = 0;
+  bool finished = epoch_ >= p_.epochs;
+  if (!history_.empty() && p_.patience > 0 && since_best_ >= p_.patience) finished = true;
+  mlp::Batch<float> bt;
+  const auto dropout = static_cast<float>(p_.dropout);
+
+  while (!finished) {
+    const auto t_epoch = std::chrono::steady_clock::now();
+    EpochStats st;
+    st.epoch = epoch_ + 1;
+    build_order(epoch_);
+    // Skip the batches done before a resume.
+    std::size_t cursor = 0;
+    const auto N = static_cast<std::uint64_t>(n_train_);
+    while (cursor < order_.size() &&
+           order_[cursor].first < static_cast<std::uint64_t>(step_in_epoch_) * N)
+      ++cursor;
+    bool stop = false;
+    double lr = p_.lr;
+    for (std::int64_t s = step_in_epoch_; s < steps_per_epoch_; ++s) {
+      const auto t_step = std::chrono::steady_clock::now();
+      const std::uint64_t end = (static_cast<std::uint64_t>(s) + 1) * N;
+      bt.clear();
+      for (; cursor < order_.size() && order_[cursor].first < end; ++cursor)
+        add_train_user(bt, order_[cursor].second, epoch_);
+      const auto t_compute = std::chrono::steady_clock::now();
+      const double loss = net_.loss_and_grad(bt, dropout, flat_.data());
+      st.compute_seconds += seconds_since(t_compute);
+      flat_[P_] = static_cast<float>(loss);
+      flat_[P_ + 1] = g_stop_requested.load() ? 1.0f : 0.0f;
+      const auto t_comm = std::chrono::steady_clock::now();
+      const auto bytes0 = comm_.stats().allreduce_bytes;
+      comm_.allreduce(flat_);
+      res.allreduce_bytes_per_step = comm_.stats().allreduce_bytes - bytes0;
+      st.comm_seconds += seconds_since(t_comm);
+      const std::int64_t count = batch_count_[static_cast<std::size_t>(s)];
+      if (!std::isfinite(flat_[P_]))
+        throw DataError("train: the loss is not finite at epoch " + std::to_string(epoch_ + 1) +
+                            " step " + std::to_string(s + 1) + "; lower --lr or set --clip",
+                        true);
+      lr = lr_at(global_step_, epoch_);
+      const auto t_opt = std::chrono::steady_clock::now();
+      optimiser_step(1.0f / static_cast<float>(count), lr);
+      st.optimiser_seconds += seconds_since(t_opt);
+      epoch_loss_ += flat_[P_];
+      ++global_step_;
+      ++steps_this_run;
+      st.samples += count;
+      st.step_seconds += seconds_since(t_step);
+      stop =
+          flat_[P_ + 1] > 0 || (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
+      if (stop) g_stop_requested.store(0);  // the request is served
+      if (stop && s + 1 < steps_per_epoch_) {
+        step_in_epoch_ = s + 1;
+        write_checkpoint(ckpt);
+        throw Interrupted("train: stopped at epoch " + std::to_string(epoch_ + 1) + " step " +
+                          std::to_string(s + 1) + "; " +
+                          (ckpt.empty()
+                               ? std::string("no checkpoint file")
+                               : "checkpoint written to '" + ckpt + "' (rerun with --resume)"));
+      }
+    }
+    // End of the epoch: validation, early stopping, checkpoint.
+    st.train_loss = epoch_loss_ / static_cast<double>(n_train_);
+    st.lr = lr;
+    if (validate) {
+      st.val_ndcg = validation_ndcg();
+      if (std::isfinite(st.val_ndcg) && st.val_ndcg > best_ndcg_) {
+        best_ndcg_ = st.val_ndcg;
+        best_epoch_ = epoch_ + 1;
+        best_params_ = net_.params();
+        since_best_ = 0;
+        st.improved = true;
+      } else if (std::isfinite(st.val_ndcg)) {
+        ++since_best_;
+      }
+    }
+    check_same_params(net_.params(), comm_, "after an epoch");
+    ++epoch_;
+    step_in_epoch_ = 0;
+    epoch_loss_ = 0;
+    const bool early = validate && p_.patience > 0 && since_best_ >= p_.patience;
+    finished = epoch_ >= p_.epochs || early;
+    res.stopped_early = early && epoch_ < p_.epochs;
+    st.seconds = seconds_since(t_epoch);
+    history_.push_back(st);
+    if ((p_.checkpoint_every > 0 && (epoch_ % p_.checkpoint_every == 0 || finished)) ||
+        (stop && !finished))
+      write_checkpoint(ckpt);
+    if (on_epoch) on_epoch(st);
+    if (stop && !finished)
+      throw Interrupted("train: stopped after epoch " + std::to_string(epoch_) + "; " +
+                        (ckpt.empty()
+                             ? std::string("no checkpoint file")
+                             : "checkpoint written to '" + ckpt + "' (rerun with --resume)"));
+  }
+  if (validate && n_val_ == 0) validation_ndcg();  // counts the validation users after a resume
+  res.epochs = history_;
+  res.model = make_model();
+  return res;
+}
+
+Model Trainer::make_model() const {
+  Model m;
+  m.shape = shape_;
+  m.input = p_.input;
+  m.history_weight = p_.history_weight;
+  m.item_ids = d_.item_ids;
+  m.params = best_params_.empty() ? net_.params() : best_params_;
+  m.config = p_.config();
+  for (const auto& e : history_) {
+    m.train_loss.push_back(e.train_loss);
+    m.val_ndcg.push_back(e.val_ndcg);
+    m.lr.push_back(e.lr);
+    m.seconds.push_back(e.seconds);
+  }
+  if (!best_params_.empty()) {
+    m.best_epoch = best_epoch_;
+    m.best_ndcg = best_ndcg_;
+  }
+  m.ndcg_k = p_.ndcg_k;
+  m.n_val_users = n_val_;
+  m.n_train_users = n_train_;
+  return m;
+}
+
+}  // namespace
+
+// ---- parameters ------------------------------------------------------------------------------
+
+std::vector<std::int64_t> TrainParams::hidden_sizes() const {
+  std::vector<std::int64_t> out;
+  if (hidden == "none") return out;
+  const auto parts = split_list(hidden);
+  require(!parts.empty(), "hidden", hidden, "give layer widths such as 600 or 256,256 (or none)");
+  for (const auto& s : parts) {
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require(used == s.size() && v > 0, "hidden", hidden,
+            "layer widths must be positive integers, e.g. 600 or 256,256");
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::string TrainParams::checkpoint_path() const {
+  if (!checkpoint.empty()) return checkpoint;
+  return out.empty() ? std::string() : out + ".ckpt.h5";
+}
+
+void TrainParams::validate() const {
+  require(input == "history" || input == "projected" || input == "both", "input", input,
+          "use history, projected or both");
+  require(history_weight == "binary" || history_weight == "log", "history-weight", history_weight,
+          "use binary or log");
+  require(personalize == "none" || personalize == "segment-input", "personalize", personalize,
+          "use none or segment-input");
+  require(segment_embedding >= 0, "segment-embedding", segment_embedding, "must be >= 0");
+  if (uses_segments())
+    require(segment_embedding > 0, "segment-embedding", segment_embedding,
+            "--personalize segment-input needs an embedding width > 0");
+  else
+    require(segment_embedding == 0, "segment-embedding", segment_embedding,
+            "an embedding needs --personalize segment-input");
+  (void)hidden_sizes();
+  (void)mlp::parse_activation(activation);
+  (void)mlp::parse_loss(loss);
+  require(input_dropout >= 0 && input_dropout < 1, "input-dropout", input_dropout,
+          "must be in [0, 1)");
+  require(dropout >= 0 && dropout < 1, "dropout", dropout, "must be in [0, 1)");
+  require(optimizer == "adam" || optimizer == "sgd", "optimizer", optimizer, "use adam or sgd");
+  require(std::isfinite(lr) && lr > 0, "lr", lr, "the learning rate must be > 0");
+  require(momentum >= 0 && momentum < 1, "momentum", momentum, "must be in [0, 1)");
+  require(beta1 >= 0 && beta1 < 1, "beta1", beta1, "must be in [0, 1)");
+  require(beta2 >= 0 && beta2 < 1, "beta2", beta2, "must be in [0, 1)");
+  require(adam_eps > 0, "adam-eps", adam_eps, "must be > 0");
+  require(weight_decay >= 0 && std::isfinite(weight_decay), "weight-decay", weight_decay,
+          "must be >= 0");
+  require(clip >= 0 && std::isfinite(clip), "clip", clip, "must be >= 0 (0 = off)");
+  require(lr_schedule == "constant" || lr_schedule == "cosine" || lr_schedule == "step",
+          "lr-schedule", lr_schedule, "use constant, cosine or step");
+  require(warmup_steps >= 0, "warmup-steps", warmup_steps, "must be >= 0");
+  require(lr_step_epochs >= 1, "lr-step-epochs", lr_step_epochs, "must be >= 1");
+  require(lr_gamma > 0 && lr_gamma <= 1, "lr-gamma", lr_gamma, "must be in (0, 1]");
+  require(epochs >= 1, "epochs", epochs, "train for at least one epoch");
+  require(batch_size >= 1, "batch-size", batch_size, "must be >= 1");
+  require(val_users >= 0 && val_users < 1, "val-users", val_users, "must be in [0, 1)");
+  require(val_holdout > 0 && val_holdout < 1, "val-holdout", val_holdout, "must be in (0, 1)");
+  require(ndcg_k >= 1, "ndcg-k", ndcg_k, "must be >= 1");
+  require(patience >= 0, "patience", patience, "must be >= 0 (0 = off)");
+  require(checkpoint_every >= 0, "checkpoint-every", checkpoint_every, "must be >= 0 (0 = never)");
+  require(stop_after_steps >= 0, "stop-after-steps", stop_after_steps, "must be >= 0 (0 = off)");
+  if (resume)
+    require(!checkpoint_path().empty(), "resume", "true", "needs --checkpoint FILE or --out FILE");
+}
+
+std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
+  const auto d = [](double v) { return fmt_double(v); };
+  const auto i = [](std::int64_t v) { return std::to_string(v); };
+  return {{"data", data},
+          {"projection", projection},
+          {"segments", segments},
+          {"out", out},
+          {"checkpoint", checkpoint_path()},
+          {"resume", resume ? "true" : "false"},
+          {"input", input},
+          {"history-weight", history_weight},
+          {"personalize", personalize},
+          {"segment-embedding", i(segment_embedding)},
+          {"hidden", join_sizes(hidden_sizes())},
+          {"activation", activation},
+          {"input-dropout", d(input_dropout)},
+          {"dropout", d(dropout)},
+          {"loss", loss},
+          {"optimizer", optimizer},
+          {"lr", d(lr)},
+          {"momentum", d(momentum)},
+          {"beta1", d(beta1)},
+          {"beta2", d(beta2)},
+          {"adam-eps", d(adam_eps)},
+          {"weight-decay", d(weight_decay)},
+          {"clip", d(clip)},
+          {"lr-schedule", lr_schedule},
+          {"warmup-steps", i(warmup_steps)},
+          {"lr-step-epochs", i(lr_step_epochs)},
+          {"lr-gamma", d(lr_gamma)},
+          {"epochs", i(epochs)},
+          {"batch-size", i(batch_size)},
+          {"val-users", d(val_users)},
+          {"val-holdout", d(val_holdout)},
+          {"ndcg-k", i(ndcg_k)},
+          {"patience", i(patience)},
+          {"checkpoint-every", i(checkpoint_every)},
+          {"stop-after-steps", i(stop_after_steps)},
+          {"seed", std::to_string(seed)}};
+}
+
+// ---- data ------------------------------------------------------------------------------------
+
+TrainData load_train_data(const TrainParams& p, const Comm& comm) {
+  require(!p.data.empty(), "data", p.data, "give the dataset.h5 to train on");
+  if (p.uses_projection())
+    require(!p.projection.empty(), "projection", p.projection,
+            "--input " + p.input + " needs --projection FILE");
+  if (p.uses_segments())
+    require(!p.segments.empty(), "segments", p.segments,
+            "--personalize segment-input needs --segments FILE");
+  Dataset ds = read_dataset(p.data, comm, /*with_log=*/false);
+  TrainData d;
+  d.n_users = ds.n_users;
+  d.user_begin = ds.user_begin;
+  d.item_ids = std::move(ds.item_ids);
+  d.indptr = std::move(ds.indptr);
+  d.indices = std::move(ds.indices);
+  d.weights = std::move(ds.weights);
+  const Block b = block_partition(ds.n_users, comm.size(), comm.rank());
+
+  // Per-user files must list the dataset's users in the dataset's order.
+  const auto check_users = [&](const h5::File& f, const std::string& path) {
+    if (!f.exists("/users/ids")) return;
+    const auto ids = f.read_strings("/users/ids", b.begin, b.size());
+    comm.check_all(
+        ids == ds.user_ids
+            ? ""
+            : "'" + path + "' lists other users, or another order, than '" + p.data + "'",
+        kExitData);
+  };
+  if (p.uses_projection()) {
+    const h5::File f = h5::File::open(p.projection, comm, kProjectionFormat);
+    const auto s = f.shape("/H");
+    if (s.size() != 2 || s[0] != ds.n_users)
+      throw DataError("'" + p.projection + "': /H has " + std::to_string(s[0]) + " rows; '" +
+                          p.data + "' has " + std::to_string(ds.n_users) + " users",
+                      true);
+    check_users(f, p.projection);
+    d.dense_dim = s[1];
+    d.dense = f.read_rows<float>("/H", b.begin, b.size());
+  }
+  if (p.uses_segments()) {
+    const h5::File f = h5::File::open(p.segments, comm, kSegmentsFormat);
+    const auto s = f.shape("/labels");
+    if (s[0] != ds.n_users)
+      throw DataError("'" + p.segments + "': /labels has " + std::to_string(s[0]) + " rows; '" +
+                          p.data + "' has " + std::to_string(ds.n_users) + " users",
+                      true);
+    check_users(f, p.segments);
+    d.n_segments = f.attr_int("/", "k");
+    if (d.n_segments <= 0)
+      throw DataError("'" + p.segments + "': attribute k must be positive", true);
+    d.segments = f.read_rows<std::int32_t>("/labels", b.begin, b.size());
+  }
+  return d;
+}
+
+// ---- training --------------------------------------------------------------------------------
+
+void request_training_stop() { g_stop_requested.store(1); }
+
+TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
+                  const EpochCallback& on_epoch) {
+  p.validate();
+  check_data(p, data, comm);
+  Trainer t(p, data, comm);
+  return t.run(on_epoch);
+}
+
+// ---- model file ------------------------------------------------------------------------------
+
+void write_model(const std::string& path, const Model& m, const Comm& comm) {
+  const mlp::Layout lay(m.shape);
+  SEGREC_ASSERT(std::ssize(m.params) == lay.size, "model parameters do not match the shape");
+  h5::File f = h5::File::create(path, comm, kModelFormat);
+  for (const char* g : {"/items", "/mlp", "/config", "/curves", "/validation"}) f.create_group(g);
+  f.write_strings("/items/ids", m.item_ids, false);
+  const auto& s = m.shape;
+  for (int l = 0; l < s.n_layers(); ++l) {
+    const std::string L = std::to_string(l);
+    f.write_replicated<float>(
+        "/mlp/W" + L,
+        std::span<const float>(m.params.data() + lay.w[l],
+                               static_cast<std::size_t>(s.fan_in(l) * s.fan_out(l))),
+        s.fan_out(l));
+    f.write_replicated<float>(
+        "/mlp/b" + L,
+        std::span<const float>(m.params.data() + lay.b[l], static_cast<std::size_t>(s.fan_out(l))));
+  }
+  if (s.embed_dim > 0)
+    f.write_replicated<float>("/mlp/segment_embedding",
+                              std::span<const float>(m.params.data() + lay.emb,
+                                                     static_cast<std::size_t>(lay.size - lay.emb)),
+                              s.embed_dim);
+  f.set_attr("/mlp", "input", m.input);
+  f.set_attr("/mlp", "history_weight", m.history_weight);
+  f.set_attr("/mlp", "activation", mlp::to_string(s.activation));
+  f.set_attr("/mlp", "loss", mlp::to_string(s.loss));
+  f.set_attr("/mlp", "hidden", join_sizes(s.hidden));
+  f.set_attr("/mlp", "n_layers", static_cast<std::int64_t>(s.n_layers()));
+  f.set_attr("/mlp", "sparse_in", s.sparse_in);
+  f.set_attr("/mlp", "dense_in", s.dense_in);
+  f.set_attr("/mlp", "n_segments", s.n_segments);
+  f.set_attr("/mlp", "embed_dim", s.embed_dim);
+  f.set_attr("/mlp", "n_items", s.n_out);
+  for (const auto& [k, v] : m.config) f.set_attr("/config", k, v);
+  const auto curve = [&](const char* name, const std::vector<double>& v) {
+    f.write_replicated<double>(std::string("/curves/") + name, std::span<const double>(v));
+  };
+  curve("train_loss", m.train_loss);
+  curve("val_ndcg", m.val_ndcg);
+  curve("lr", m.lr);
+  curve("seconds", m.seconds);
+  f.set_attr("/validation", "best_epoch", m.best_epoch);
+  f.set_attr("/validation", "best_ndcg", m.best_ndcg);
+  f.set_attr("/validation", "k", m.ndcg_k);
+  f.set_attr("/validation", "n_users", m.n_val_users);
+  f.set_attr("/validation", "n_train_users", m.n_train_users);
+  f.commit();
+}
+
+Model read_model(const std::string& path, const Comm& comm) {
+  const h5::File f = h5::File::open(path, comm, kModelFormat);
+  Model m;
+  m.item_ids = f.read_strings("/items/ids", 0, f.shape("/items/ids")[0]);
+  m.input = f.attr_string("/mlp", "input");
+  m.history_weight = f.attr_string("/mlp", "history_weight");
+  auto& s = m.shape;
+  try {
+    s.activation = mlp::parse_activation(f.attr_string("/mlp", "activation"));
+    s.loss = mlp::parse_loss(f.attr_string("/mlp", "loss"));
+    TrainParams tmp;
+    tmp.hidden = f.attr_string("/mlp", "hidden");
+    s.hidden = tmp.hidden_sizes();
+  } catch (const UsageError& e) {
+    throw DataError("'" + path + "': bad network description: " + e.what(), true);
+  }
+  s.sparse_in = f.attr_int("/mlp", "sparse_in");
+  s.dense_in = f.attr_int("/mlp", "dense_in");
+  s.n_segments = f.attr_int("/mlp", "n_segments");
+  s.embed_dim = f.attr_int("/mlp", "embed_dim");
+  s.n_out = f.attr_int("/mlp", "n_items");
+  if (s.n_out != std::ssize(m.item_ids) || (s.sparse_in != 0 && s.sparse_in != s.n_out) ||
+      f.attr_int("/mlp", "n_layers") != s.n_layers())
+    throw DataError("'" + path + "': the network does not match the item list", true);
+  try {
+    s.check();
+  } catch (const UsageError& e) {
+    throw DataError("'" + path + "': bad network shape: " + e.what(), true);
+  }
+  const mlp::Layout lay(s);
+  m.params.assign(static_cast<std::size_t>(lay.size), 0.0f);
+  const auto load = [&](const std::string& name, std::int64_t off, std::int64_t n) {
+    const auto v = f.read_all<float>(name);
+    if (std::ssize(v) != n)
+      throw DataError("'" + path + "': " + name + " has the wrong size", true);
+    std::copy(v.begin(), v.end(), m.params.begin() + off);
+  };
+  for (int l = 0; l < s.n_layers(); ++l) {
+    load("/mlp/W" + std::to_string(l), lay.w[l], s.fan_in(l) * s.fan_out(l));
+    load("/mlp/b" + std::to_string(l), lay.b[l], s.fan_out(l));
+  }
+  if (s.embed_dim > 0) load("/mlp/segment_embedding", lay.emb, lay.size - lay.emb);
+  // The configuration, as written.
+  TrainParams names;
+  for (const auto& [k, v] : names.config())
+    if (f.has_attr("/config", k)) m.config.emplace_back(k, f.attr_string("/config", k));
+  m.train_loss = f.read_all<double>("/curves/train_loss");
+  m.val_ndcg = f.read_all<double>("/curves/val_ndcg");
+  m.lr = f.read_all<double>("/curves/lr");
+  m.seconds = f.read_all<double>("/curves/seconds");
+  m.best_epoch = f.attr_int("/validation", "best_epoch");
+  m.best_ndcg = f.attr_double("/validation", "best_ndcg");
+  m.ndcg_k = f.attr_int("/validation", "k");
+  m.n_val_users = f.attr_int("/validation", "n_users");
+  m.n_train_users = f.attr_int("/validation", "n_train_users");
+  return m;
+}
+
+void check_items(const Model& m, const std::vector<std::string>& item_ids,
+                 const std::string& what) {
+  if (m.item_ids == item_ids) return;
+  std::string detail = std::to_string(m.item_ids.size()) + " items in the model, " +
+                       std::to_string(item_ids.size()) + " in " + what;
+  for (std::size_t i = 0; i < std::min(m.item_ids.size(), item_ids.size()); ++i)
+    if (m.item_ids[i] != item_ids[i]) {
+      detail += "; item " + std::to_string(i) + " is '" + m.item_ids[i] + "' in the model and '" +
+                item_ids[i] + "' in " + what;
+      break;
+    }
+  throw DataError("the model was trained on other items than " + what + " (" + detail + ")", true);
+}
+
+// ---- scoring ---------------------------------------------------------------------------------
+
+TopN score_users(const Model& m, const UserInputs& u, std::int64_t n, bool exclude_history) {
+  require(n >= 1, "top-n", n, "must be >= 1");
+  const auto& s = m.shape;
+  const std::int64_t rows = u.rows();
+  const std::int64_t n_items = s.n_out;
+  if (rows < 0 || u.indptr.empty() || u.indptr[0] != 0 ||
+      u.indptr.back() != std::ssize(u.indices) || u.weights.size() != u.indices.size())
+    throw DataError("score_users: malformed user histories");
+  for (auto i : u.indices)
+    if (i < 0 || i >= n_items)
+      throw DataError("score_users: item index " + std::to_string(i) + " outside the model's " +
+                      std::to_string(n_items) + " items");
+  if (std::ssize(u.dense) != rows * s.dense_in)
+    throw DataError("score_users: the model reads " + std::to_string(s.dense_in) +
+                    " projection values per user; got " + std::to_string(u.dense.size()) + " for " +
+                    std::to_string(rows) + " users");
+  if (s.embed_dim > 0) {
+    if (std::ssize(u.segments) != rows)
+      throw DataError("score_users: the model needs a segment label per user");
+    for (auto g : u.segments)
+      if (g < 0 || g >= s.n_segments)
+        throw DataError("score_users: segment label " + std::to_string(g) + " outside [0, " +
+                        std::to_string(s.n_segments) + ")");
+  }
+  mlp::Network<float> net(s);
+  net.params() = m.params;
+  RowSpec spec;
+  spec.history = s.sparse_in > 0;
+  spec.log_weight = m.history_weight == "log";
+  spec.dense_dim = s.dense_in;
+  spec.segments = s.embed_dim > 0;
+
+  TopN out;
+  out.n = n;
+  out.items.assign(static_cast<std::size_t>(rows * n), -1);
+  out.scores.assign(static_cast<std::size_t>(rows * n), -std::numeric_limits<float>::infinity());
+  mlp::Batch<float> bt;
+  std::vector<std::pair<std::int32_t, float>> items;
+  std::vector<std::int32_t> scratch, ranked;
+  constexpr std::int64_t kChunk = 512;
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kChunk) {
+    const std::int64_t r1 = std::min(rows, r0 + kChunk);
+    bt.clear();
+    for (std::int64_t r = r0; r < r1; ++r) {
+      items.clear();
+      for (std::int64_t k = u.indptr[r]; k < u.indptr[r + 1]; ++k)
+        items.emplace_back(u.indices[k], history_value(u.weights[k], spec.log_weight));
+      close_targets(bt);
+      add_input_row(bt, spec, items, 0.0, 0,
+                    spec.dense_dim ? u.dense.data() + r * s.dense_in : nullptr,
+                    spec.segments ? u.segments[r] : 0, 0);
+    }
+    net.forward(bt, 0.0f);
+    auto Z = net.logits();
+    for (std::int64_t r = r0; r < r1; ++r) {
+      float* z = Z.row(r - r0).data();
+      if (exclude_history)
+        for (std::int64_t k = u.indptr[r]; k < u.indptr[r + 1]; ++k)
+          z[u.indices[k]] = -std::numeric_limits<float>::infinity();
+      top_k(z, n_items, n, scratch, ranked);
+      for (std::size_t j = 0; j < ranked.size(); ++j) {
+        out.items[static_cast<std::size_t>(r * n) + j] = ranked[j];
+        out.scores[static_cast<std::size_t>(r * n) + j] = z[ranked[j]];
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace segrec

@@ -1,0 +1,367 @@
+// Data-parallel training at the world size against a single-process run of
+// the same data (rank invariance), checkpoint/resume against an uninterrupted
+// run, and reading the inputs (dataset, projection, segments) from files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "segrec/dataset.hpp"
+#include "segrec/error.hpp"
+#include "segrec/mlp.hpp"
+#include "segrec/train.hpp"
+
+namespace segrec {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string tmp_dir(const Comm& c) {
+  const char* env = std::getenv("SEGREC_TEST_TMP");
+  const std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/train_mpi";
+  if (c.is_root()) fs::create_directories(d);
+  c.barrier();
+  return d;
+}
+
+// Synthetic users with planted tastes: user u prefers a block of items by u % 3,
+// plus noise; weights 1..5; a 4-wide projection and a segment label u % 3.
+TrainData global_data(std::int64_t n_users, std::int64_t n_items) {
+  TrainData d;
+  d.n_users = n_users;
+  for (std::int64_t i = 0; i < n_items; ++i) {
+    std::string id = "i";
+    id += std::to_string(i);
+    d.item_ids.push_back(id);
+  }
+  d.dense_dim = 4;
+  d.n_segments = 3;
+  for (std::int64_t u = 0; u < n_users; ++u) {
+    std::set<std::int32_t> items;
+    const auto h = [&](std::uint64_t j) {
+      return mlp::hash_keys(17, static_cast<std::uint64_t>(u), j);
+    };
+    const std::int64_t base = (u % 3) * (n_items / 3);
+    const auto k = 3 + static_cast<int>(h(999) % 8);
+    for (int j = 0; j < k; ++j)
+      items.insert(
+          static_cast<std::int32_t>(base + static_cast<std::int64_t>(h(j) % (n_items / 3))));
+    if (u % 11 != 5) items.insert(static_cast<std::int32_t>(h(1000) % n_items));
+    if (u % 37 == 3) items.clear();  // a few users without history
+    for (auto i : items) {
+      d.indices.push_back(i);
+      d.weights.push_back(static_cast<float>(1 + h(2000 + i) % 5));
+    }
+    d.indptr.push_back(static_cast<std::int64_t>(d.indices.size()));
+    for (int j = 0; j < 4; ++j)
+      d.dense.push_back(static_cast<float>((u % 3 == j ? 1.0 : 0.0) +
+                                           0.1 * (mlp::unit_uniform(h(3000 + j)) - 0.5)));
+    d.segments.push_back(static_cast<std::int32_t>(u % 3));
+  }
+  return d;
+}
+
+TrainData block_of(const TrainData& g, const Comm& c) {
+  const Block b = block_partition(g.n_users, c.size(), c.rank());
+  TrainData d;
+  d.n_users = g.n_users;
+  d.user_begin = b.begin;
+  d.item_ids = g.item_ids;
+  d.dense_dim = g.dense_dim;
+  d.n_segments = g.n_segments;
+  const auto lo = g.indptr[b.begin], hi = g.indptr[b.end];
+  for (std::int64_t u = b.begin; u < b.end; ++u) d.indptr.push_back(g.indptr[u + 1] - lo);
+  d.indices.assign(g.indices.begin() + lo, g.indices.begin() + hi);
+  d.weights.assign(g.weights.begin() + lo, g.weights.begin() + hi);
+  d.dense.assign(g.dense.begin() + b.begin * g.dense_dim, g.dense.begin() + b.end * g.dense_dim);
+  d.segments.assign(g.segments.begin() + b.begin, g.segments.begin() + b.end);
+  return d;
+}
+
+double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double num = 0, den = 0;
+  for (std::size_t k = 0; k < std::min(a.size(), b.size()); ++k) {
+    num += (static_cast<double>(a[k]) - b[k]) * (static_cast<double>(a[k]) - b[k]);
+    den += static_cast<double>(b[k]) * b[k];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double worst = 0, scale = 0;
+  for (std::size_t k = 0; k < std::min(a.size(), b.size()); ++k) {
+    worst = std::max(worst, std::abs(static_cast<double>(a[k]) - b[k]));
+    scale = std::max(scale, std::abs(static_cast<double>(b[k])));
+  }
+  return worst / scale;
+}
+
+TrainParams base_params() {
+  TrainParams p;
+  p.hidden = "32";
+  p.activation = "tanh";
+  p.batch_size = 40;
+  p.epochs = 3;
+  p.val_users = 0.15;
+  p.patience = 0;
+  p.checkpoint_every = 0;
+  p.ndcg_k = 20;
+  p.lr = 3e-3;
+  p.seed = 5;
+  return p;
+}
+
+struct Config {
+  const char* name;
+  void (*set)(TrainParams&);
+};
+
+class RankInvariance : public testing::TestWithParam<Config> {};
+
+TEST_P(RankInvariance, WeightsMatchASingleProcessRunAfterThreeEpochs) {
+  const Comm world = Comm::world();
+  TrainParams p = base_params();
+  GetParam().set(p);
+  const TrainData g = global_data(301, 60);
+  const TrainResult serial = train(p, g, Comm());
+  const TrainResult par = train(p, block_of(g, world), world);
+  ASSERT_EQ(par.epochs.size(), 3u);
+  ASSERT_EQ(serial.epochs.size(), 3u);
+  EXPECT_EQ(par.steps_per_epoch, serial.steps_per_epoch);
+  EXPECT_EQ(par.model.n_train_users, serial.model.n_train_users);
+  EXPECT_EQ(par.model.n_val_users, serial.model.n_val_users);
+  const double rel = rel_diff(par.model.params, serial.model.params);
+  const double mx = max_rel_diff(par.model.params, serial.model.params);
+  if (std::getenv("SEGREC_TEST_VERBOSE") && world.is_root())
+    std::printf("%s: rel %.3g max %.3g\n", GetParam().name, rel, mx);
+  EXPECT_LT(rel, 1e-4) << GetParam().name << " on " << world.size() << " ranks";
+  EXPECT_LT(mx, 1e-4) << GetParam().name << " on " << world.size() << " ranks";
+  for (std::size_t e = 0; e < 3; ++e) {
+    EXPECT_NEAR(par.epochs[e].train_loss, serial.epochs[e].train_loss,
+                1e-4 * std::abs(serial.epochs[e].train_loss));
+    if (p.val_users > 0) {
+      EXPECT_NEAR(par.epochs[e].val_ndcg, serial.epochs[e].val_ndcg, 1e-3);
+    }
+  }
+  // Training moved the weights: the comparison is not between two initialisations.
+  mlp::Network<float> init(par.model.shape);
+  init.init(p.seed);
+  EXPECT_GT(rel_diff(init.params(), serial.model.params), 1e-2);
+  // Every rank holds the same model.
+  const auto h = static_cast<std::uint64_t>(
+      std::hash<std::string>{}(std::string(reinterpret_cast<const char*>(par.model.params.data()),
+                                           par.model.params.size() * sizeof(float))));
+  EXPECT_EQ(world.allreduce_value(h, Op::kMax), world.allreduce_value(h, Op::kMin));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Configs, RankInvariance,
+    testing::Values(
+        // Mult-DAE: history input, tanh, input dropout, hidden dropout, Adam, cosine.
+        Config{"dae", [](TrainParams& p) { p.dropout = 0.2; }},
+        // Projection + history + segment embedding, ReLU, BCE, SGD with momentum,
+        // weight decay, clipping, warmup and step decay, log weights.
+        Config{"both_segments_bce_sgd",
+               [](TrainParams& p) {
+                 p.input = "both";
+                 p.personalize = "segment-input";
+                 p.segment_embedding = 3;
+                 p.hidden = "16,16";
+                 p.activation = "relu";
+                 p.loss = "bce";
+                 p.optimizer = "sgd";
+                 p.lr = 0.05;
+                 p.weight_decay = 1e-3;
+                 p.clip = 1.0;
+                 p.warmup_steps = 3;
+                 p.lr_schedule = "step";
+                 p.lr_step_epochs = 2;
+                 p.history_weight = "log";
+               }},
+        // Projection only, no validation, Adam with decoupled weight decay.
+        Config{"projected_adamw",
+               [](TrainParams& p) {
+                 p.input = "projected";
+                 p.input_dropout = 0;
+                 p.val_users = 0;
+                 p.weight_decay = 0.01;
+                 p.lr_schedule = "constant";
+               }}),
+    [](const testing::TestParamInfo<Config>& i) { return std::string(i.param.name); });
+
+TEST(TrainMpi, ResumeMatchesAnUninterruptedRun) {
+  const Comm world = Comm::world();
+  const std::string dir = tmp_dir(world);
+  const std::string tag = "np" + std::to_string(world.size());
+  const TrainData d = block_of(global_data(301, 60), world);
+  TrainParams p = base_params();
+  p.epochs = 4;
+  p.dropout = 0.1;
+  p.checkpoint_every = 1;
+  p.checkpoint = dir + "/full-" + tag + ".ckpt.h5";
+  const TrainResult full = train(p, d, world);
+  const std::int64_t spe = full.steps_per_epoch;
+  ASSERT_GE(spe, 4);
+
+  p.checkpoint = dir + "/resumed-" + tag + ".ckpt.h5";
+  // Stop in the middle of epoch 1, then exactly at the end of epoch 2, then finish.
+  p.stop_after_steps = spe / 2;
+  EXPECT_THROW(train(p, d, world), Interrupted);
+  p.resume = true;
+  p.stop_after_steps = 2 * spe - spe / 2;
+  EXPECT_THROW(train(p, d, world), Interrupted);
+  p.stop_after_steps = 0;
+  const TrainResult resumed = train(p, d, world);
+
+  EXPECT_LE(rel_diff(resumed.model.params, full.model.params), 1e-6);
+  EXPECT_LE(max_rel_diff(resumed.model.params, full.model.params), 1e-6);
+  ASSERT_EQ(resumed.epochs.size(), full.epochs.size());
+  for (std::size_t e = 0; e < full.epochs.size(); ++e) {
+    EXPECT_NEAR(resumed.epochs[e].train_loss, full.epochs[e].train_loss,
+                1e-6 * std::abs(full.epochs[e].train_loss));
+    EXPECT_NEAR(resumed.epochs[e].val_ndcg, full.epochs[e].val_ndcg, 1e-9);
+  }
+  EXPECT_EQ(resumed.model.best_epoch, full.model.best_epoch);
+  // Resuming a finished run gives the same model again.
+  const TrainResult again = train(p, d, world);
+  EXPECT_EQ(again.model.params, resumed.model.params);
+}
+
+TEST(TrainMpi, StopRequestWritesACheckpointOnEveryRank) {
+  const Comm world = Comm::world();
+  const std::string dir = tmp_dir(world);
+  const TrainData d = block_of(global_data(120, 30), world);
+  TrainParams p = base_params();
+  p.batch_size = 20;
+  p.checkpoint = dir + "/stop-np" + std::to_string(world.size()) + ".ckpt.h5";
+  // Only rank 0 sees the request; the allreduced flag stops every rank at the same step.
+  if (world.is_root()) request_training_stop();
+  try {
+    (void)train(p, d, world);
+    ADD_FAILURE() << "training did not stop";
+  } catch (const Interrupted& e) {
+    EXPECT_NE(std::string(e.what()).find("step 1"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(p.checkpoint));
+  p.resume = true;
+  const TrainResult r = train(p, d, world);
+  EXPECT_EQ(r.epochs.size(), 3u);
+}
+
+TEST(TrainMpi, ParametersThatDifferAcrossRanksAreACollectiveError) {
+  const Comm world = Comm::world();
+  if (world.size() < 2) GTEST_SKIP() << "needs two ranks";
+  const TrainData d = block_of(global_data(60, 30), world);
+  TrainParams p = base_params();
+  p.batch_size = 10;
+  if (world.rank() == 1) setenv("SEGREC_FAULT", "train.init_params:1", 1);
+  try {
+    (void)train(p, d, world);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(e.collective());
+    EXPECT_NE(std::string(e.what()).find("differ across ranks"), std::string::npos) << e.what();
+  }
+  unsetenv("SEGREC_FAULT");
+}
+
+TEST(TrainMpi, ModelFileRoundTripAtWorldSize) {
+  const Comm world = Comm::world();
+  const std::string dir = tmp_dir(world);
+  const TrainData d = block_of(global_data(90, 30), world);
+  TrainParams p = base_params();
+  p.epochs = 1;
+  p.batch_size = 16;
+  const TrainResult r = train(p, d, world);
+  const std::string path = dir + "/model-np" + std::to_string(world.size()) + ".h5";
+  write_model(path, r.model, world);
+  const Model m = read_model(path, world);
+  EXPECT_EQ(m.params, r.model.params);
+  EXPECT_EQ(m.item_ids, d.item_ids);
+  EXPECT_EQ(m.val_ndcg.size(), 1u);
+}
+
+// Writes the global data as dataset.h5 / projection.h5 / segments.h5 and reads it back.
+TEST(TrainMpi, LoadsDatasetProjectionAndSegments) {
+  const Comm world = Comm::world();
+  const std::string dir = tmp_dir(world);
+  const std::string tag = "-np" + std::to_string(world.size());
+  const TrainData g = global_data(70, 30);
+  const TrainData mine = block_of(g, world);
+  const Block b = block_partition(g.n_users, world.size(), world.rank());
+  Dataset ds;
+  ds.n_users = g.n_users;
+  ds.user_begin = b.begin;
+  for (std::int64_t u = b.begin; u < b.end; ++u) {
+    std::string id = "u";
+    id += std::to_string(u);
+    ds.user_ids.push_back(id);
+  }
+  ds.item_ids = g.item_ids;
+  ds.item_users.assign(g.item_ids.size(), 1);
+  ds.event_types = {"view"};
+  ds.event_weights = {1};
+  ds.event_fill = {0};
+  ds.indptr = mine.indptr;
+  ds.indices = mine.indices;
+  ds.weights = mine.weights;
+  ds.counts.assign(mine.indices.size(), 1);
+  ds.log_ptr.assign(static_cast<std::size_t>(b.size() + 1), 0);
+  ds.first_time.assign(static_cast<std::size_t>(b.size()), 0.0);
+  ds.last_time.assign(static_cast<std::size_t>(b.size()), 0.0);
+  const std::string data = dir + "/dataset" + tag + ".h5";
+  write_dataset(data, ds, world);
+  const std::string proj = dir + "/projection" + tag + ".h5";
+  {
+    h5::File f = h5::File::create(proj, world, kProjectionFormat);
+    f.create_group("/users");
+    f.write_strings("/users/ids", ds.user_ids, true);
+    f.write_rows<float>("/H", std::span<const float>(mine.dense), mine.dense_dim);
+    f.commit();
+  }
+  const std::string seg = dir + "/segments" + tag + ".h5";
+  {
+    h5::File f = h5::File::create(seg, world, kSegmentsFormat);
+    f.set_attr("/", "k", std::int64_t{3});
+    f.write_rows<std::int32_t>("/labels", std::span<const std::int32_t>(mine.segments));
+    f.commit();
+  }
+  TrainParams p = base_params();
+  p.data = data;
+  p.projection = proj;
+  p.segments = seg;
+  p.input = "both";
+  p.personalize = "segment-input";
+  p.segment_embedding = 2;
+  const TrainData got = load_train_data(p, world);
+  EXPECT_EQ(got.n_users, g.n_users);
+  EXPECT_EQ(got.user_begin, b.begin);
+  EXPECT_EQ(got.item_ids, g.item_ids);
+  EXPECT_EQ(got.indptr, mine.indptr);
+  EXPECT_EQ(got.indices, mine.indices);
+  EXPECT_EQ(got.weights, mine.weights);
+  EXPECT_EQ(got.dense_dim, 4);
+  EXPECT_EQ(got.dense, mine.dense);
+  EXPECT_EQ(got.n_segments, 3);
+  EXPECT_EQ(got.segments, mine.segments);
+
+  // A projection of another user count is a DataError on every rank.
+  const std::string short_proj = dir + "/projection-short" + tag + ".h5";
+  {
+    h5::File f = h5::File::create(short_proj, world, kProjectionFormat);
+    const std::vector<float> one(world.is_root() ? 4 : 0, 1.0f);
+    f.write_rows<float>("/H", std::span<const float>(one), 4);
+    f.commit();
+  }
+  p.projection = short_proj;
+  EXPECT_THROW(load_train_data(p, world), DataError);
+  // Missing files for the chosen input are usage errors.
+  p.projection.clear();
+  EXPECT_THROW(load_train_data(p, world), UsageError);
+}
+
+}  // namespace
+}  // namespace segrec
