@@ -254,6 +254,7 @@ void write_atomically(const std::string& path, const std::string& text) {
     throw IoError("cannot write '" + path + "'");
   }
   unregister_temporary(tmp);
+  record_output(path);
 }
 
 }  // namespace
