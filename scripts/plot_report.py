@@ -37,6 +37,7 @@ try:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
 except ImportError as _e:  # reported by main() with its exit code
     _IMPORT_ERROR = _e
@@ -169,6 +170,7 @@ def plot_training(d, out, dpi, written):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(epochs, loss, "o-", color="tab:blue", label="training loss")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("training loss (per user)", color="tab:blue")
     if ndcg is not None and np.isfinite(ndcg).any():
         ax2 = ax.twinx()
@@ -176,8 +178,8 @@ def plot_training(d, out, dpi, written):
         ax2.set_ylabel(f"validation NDCG@{k}" if k else "validation NDCG", color="tab:orange")
         if best > 0:
             ax2.axvline(best, color="tab:red", ls="--", lw=1)
-            ax2.annotate(f"kept epoch {best}", (best, np.nanmax(ndcg)), fontsize=8,
-                         xytext=(4, -12), textcoords="offset points")
+            ax2.annotate(f"kept epoch {best}", (best, np.nanmax(ndcg)), fontsize=8, ha="right",
+                         xytext=(-4, -12), textcoords="offset points")
     ax.set_title("training curves")
     _save(fig, out, "training.png", dpi, written)
 
@@ -278,11 +280,10 @@ def _lift_from_h5(d, top, min_users):
     glob = counts.sum(axis=0) / max(n_users, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         lift = (counts / size[:, None]) / glob[None, :]
-    lift[counts < min_users] = np.nan
     segs = [j for j in range(k) if size[j] > 0]
     cols = []
-    for j in segs:
-        row = np.where(np.isfinite(lift[j]), lift[j], -np.inf)
+    for j in segs:  # columns: each segment's top items among those it has enough users of
+        row = np.where(np.isfinite(lift[j]) & (counts[j] >= min_users), lift[j], -np.inf)
         for i in np.argsort(-row, kind="stable")[:top]:
             if np.isfinite(row[i]) and i not in cols:
                 cols.append(int(i))
@@ -330,7 +331,8 @@ def plot_lift(d, out, dpi, written, top=3, min_users=5, max_items=40):
     ax.set_xticklabels([str(c)[:16] for c in cols], rotation=90, fontsize=7)
     ax.set_yticks(np.arange(len(segs)))
     ax.set_yticklabels([str(s) for s in segs], fontsize=7)
-    ax.set_xlabel("item (top by lift in some segment)")
+    ax.set_xlabel(f"item (top {top} by lift per segment; blue: rare or absent in the segment)"
+                  if source.startswith("dataset") else "item (listed in the segment report)")
     ax.set_ylabel("segment")
     fig.colorbar(im, ax=ax, label="log2 lift (segment rate / overall rate)")
     ax.set_title(f"item lift by segment ({source})")
