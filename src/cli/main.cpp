@@ -206,18 +206,22 @@ int main(int argc, char** argv) {
     rank = world.rank();
     code = cli::dispatch(argc, argv, world);
   } catch (const Error& e) {
+    progress::clear_line();
     if (!e.collective()) {
       std::fprintf(stderr, "segrec: error (rank %d): %s\n", rank, cli::one_line(e.what()).c_str());
       std::fflush(stderr);
       remove_registered_temporaries();
+      progress::finish(e.code(), {}, 0);  // closes the JSON log when this rank holds it
       MpiEnvironment::abort(e.code());
     }
     if (rank == 0) std::fprintf(stderr, "segrec: error: %s\n", cli::one_line(e.what()).c_str());
     code = e.code();
   } catch (const std::exception& e) {
+    progress::clear_line();
     std::fprintf(stderr, "segrec: error (rank %d): %s\n", rank, cli::one_line(e.what()).c_str());
     std::fflush(stderr);
     remove_registered_temporaries();
+    progress::finish(kExitOther, {}, 0);
     MpiEnvironment::abort(kExitOther);
   }
   return code;
