@@ -41,10 +41,16 @@ double since(clock::time_point t) {
   return std::chrono::duration<double>(clock::now() - t).count();
 }
 
+// Console figures: integers as such below a million, then 1.73M / 4.2G / 1.1T.
 std::string number(double v) {
   if (!std::isfinite(v)) return "-";
   char buf[48];
-  if (v == std::floor(v) && std::fabs(v) < 1e15)
+  const double a = std::fabs(v);
+  if (a >= 1e6 && a < 1e15) {
+    const char* suffix = a >= 1e12 ? "T" : a >= 1e9 ? "G" : "M";
+    const double scale = a >= 1e12 ? 1e12 : a >= 1e9 ? 1e9 : 1e6;
+    std::snprintf(buf, sizeof buf, "%.3g%s", v / scale, suffix);
+  } else if (v == std::floor(v) && a < 1e15)
     std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
   else
     std::snprintf(buf, sizeof buf, "%.4g", v);
@@ -272,16 +278,17 @@ std::string Task::line() const {
     std::snprintf(pct, sizeof pct, " (%.0f%%)", 100.0 * std::min(1.0, done_ / total_));
     out += pct;
   }
-  for (const auto& [name, value] : metrics_) out += "  " + name + " " + number(value);
   const double t = elapsed();
   double rate = 0;
   if (first_t_ >= 0 && t - first_t_ > 0.5 && done_ > first_done_)
     rate = (done_ - first_done_) / (t - first_t_);
   else if (t > 0)
     rate = done_ / t;
-  if (bytes && rate > 0) out += "  " + format_bytes(rate) + "/s";
+  // Most useful first: a narrow terminal cuts the end of the line.
   if (known && rate > 0 && done_ < total_)
     out += "  ETA " + format_duration((total_ - done_) / rate);
+  if (bytes && rate > 0) out += "  " + format_bytes(rate) + "/s";
+  for (const auto& [name, value] : metrics_) out += "  " + name + " " + number(value);
   return out;
 }
 
