@@ -142,7 +142,8 @@ class RunCommand final : public Command {
         "last stage to run: ingest, profile, project, cluster or train");
     std::set<std::string> seen;
     for (const auto& o : d.options()) seen.insert(o->long_name());
-    for (auto& [name, st] : stages_) {
+    for (const auto& name : order_) {
+      Stage& st = stages_.at(name);
       po::options_description pass(name + " options (as in 'segrec " + name + "')");
       for (const auto& o : st.own.options()) {
         const std::string& n = o->long_name();
