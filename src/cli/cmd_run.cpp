@@ -74,6 +74,10 @@ std::string value_text(const po::variable_value& v) {
   return std::string("?") + a.type().name();
 }
 
+bool exists_everywhere(const std::string& path, const Comm& comm) {
+  return comm.allreduce_value(std::filesystem::exists(path) ? 1 : 0, Op::kMin) == 1;
+}
+
 std::string made_by(const std::string& path, const Comm& comm) {
   const h5::File f = h5::File::open_any(path, comm);
   return f.has_attr("/", "made_by") ? f.attr_string("/", "made_by") : "";
@@ -217,6 +221,18 @@ class RunCommand final : public Command {
         sr.skipped = true;
         ctx.say("== " + name + ": up to date, skipped (--force re-runs it)");
       } else {
+        // An interrupted training run of the same configuration resumes from its checkpoint
+        // when it left no model (a requeued job needs nothing more than the same command line).
+        if (name == "train" && !force_ && !ctx.vm["resume"].as<bool>() &&
+            !exists_everywhere(path("model.h5"), comm)) {
+          const std::string ckpt = ctx.vm.count("checkpoint")
+                                       ? ctx.vm["checkpoint"].as<std::string>()
+                                       : path("model.h5") + ".ckpt.h5";
+          if (exists_everywhere(ckpt, comm) && made_by(ckpt, comm) == hash) {
+            st.set.emplace_back("resume", "");
+            ctx.say("== train: resuming from " + ckpt);
+          }
+        }
         ctx.say("== " + name);
         apply(st);
         h5::set_made_by(hash);
@@ -301,7 +317,7 @@ class RunCommand final : public Command {
     std::set<std::string> added;
     for (const auto& [k, v] : st.set) {
       args.push_back("--" + k);
-      args.push_back(v);
+      if (!v.empty()) args.push_back(v);  // "" = a switch
       if (added.insert(k).second)
         for (const auto& o : st.own.options())
           if (o->long_name() == k) d.add(o);

@@ -74,6 +74,20 @@ seg 1 run --events "$D/ev.csv" --epochs 3 --k 4 --out "$R" --until project &&
   [[ $(grep -c '^== ' "$WORK/out") -eq 3 ]] && ok "--until project stops after project" ||
   bad "--until: $(grep '^== ' "$WORK/out")"
 
+# An interrupted training resumes by itself when the same command runs again, and ends
+# with the model of an uninterrupted run.
+seg 2 run --events "$D/ev.csv" --epochs 3 --k 4 --out "$WORK/full" -q
+seg 2 run --events "$D/ev.csv" --epochs 3 --k 4 --out "$WORK/cut" --stop-after-steps 4; rc=$?
+[[ $rc -eq 5 && -f $WORK/cut/model.h5.ckpt.h5 && ! -f $WORK/cut/model.h5 ]] &&
+  ok "stopped training: exit 5, checkpoint, no model" || bad "stop: exit $rc $(tail -3 "$WORK/err")"
+seg 2 run --events "$D/ev.csv" --epochs 3 --k 4 --out "$WORK/cut" && grep -q '== train: resuming' "$WORK/out" &&
+  [[ $(stages_ran) == "train: resuming from $WORK/cut/model.h5.ckpt.h5 train " ]] &&
+  ok "same command again: resumed from the checkpoint" || bad "resume: $(grep '^==' "$WORK/out") $(tail -3 "$WORK/err")"
+seg 1 inspect --digest "$WORK/full/model.h5" && grep '/mlp/' "$WORK/out" >"$WORK/mf"
+seg 1 inspect --digest "$WORK/cut/model.h5" && grep '/mlp/' "$WORK/out" >"$WORK/mc"
+[[ -s $WORK/mf ]] && cmp -s "$WORK/mf" "$WORK/mc" && ok "resumed model identical to an uninterrupted run" ||
+  bad "resumed model differs: $(diff "$WORK/mf" "$WORK/mc" | head -4)"
+
 # One INI for the whole pipeline.
 printf '# pipeline\n[cluster]\nk = 3\n[train]\nepochs = 1\nhidden = 32\n' >"$D/p.ini"
 seg 2 run --events "$D/ev.csv" --out "$WORK/ini" --config "$D/p.ini" &&
