@@ -13,7 +13,8 @@ inputs are absent:
                        (segments.h5 /sweep, from `segrec cluster --k FROM:TO`)
   training.png         training loss and validation NDCG per epoch (model.h5 /curves)
   baselines.png        metrics of the model against the baselines (an evaluation JSON:
-                       --eval FILE, else DIR/evaluation.json or DIR/report.json)
+                       --eval FILE, else DIR/evaluation.json, else the "evaluation"
+                       section of DIR/report.json from `segrec run`)
   lift_heatmap.png     lift of the top items per segment (recomputed from dataset.h5 +
                        segments.h5, else taken from segments.json)
 
@@ -239,6 +240,10 @@ def plot_baselines(d, out, dpi, eval_path, written):
             doc = json.load(f)
     except (OSError, ValueError) as e:
         raise PlotError(f"cannot read {path}: {e}", EXIT_INPUT)
+    if isinstance(doc, dict) and isinstance(doc.get("evaluation"), (dict, list)):
+        doc = doc["evaluation"]  # report.json of `segrec run`: its evaluation section
+    elif os.path.basename(path) == "report.json":
+        return _note(f"baselines.png skipped: {path} has no evaluation section")
     table = parse_evaluation(doc)
     if not table:
         return _note(f"baselines.png skipped: no per-method metrics found in {path}")

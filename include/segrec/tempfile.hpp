@@ -20,4 +20,8 @@ std::vector<std::string> recorded_outputs();
 /// Unlinks every registered temporary (async-signal-unsafe; call from main's error path).
 void remove_registered_temporaries() noexcept;
 
+/// Writes `text` to `path` through a registered temporary and a rename (one rank;
+/// throws IoError naming the file).
+void write_file_atomically(const std::string& path, const std::string& text);
+
 }  // namespace segrec
