@@ -161,8 +161,16 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
     if (std::filesystem::exists(o)) outputs.push_back(o);
   if (!common.quiet && comm.is_root()) {
     progress::clear_line();
+    // "wrote a.h5" or, for files of one directory, "wrote DIR/: a.h5, b.csv".
+    std::string dir = outputs.size() > 1 ? std::filesystem::path(outputs[0]).parent_path().string()
+                                         : std::string();
+    for (const auto& o : outputs)
+      if (std::filesystem::path(o).parent_path().string() != dir) dir.clear();
     std::string wrote;
-    for (const auto& o : outputs) wrote += (wrote.empty() ? "; wrote " : ", ") + o;
+    for (const auto& o : outputs) {
+      wrote += wrote.empty() ? (dir.empty() ? "; wrote " : "; wrote " + dir + "/: ") : ", ";
+      wrote += dir.empty() ? o : std::filesystem::path(o).filename().string();
+    }
     const std::string job = po.job_id.empty() ? "" : " (job " + po.job_id + ")";
     std::printf(
         "segrec %s: done in %.2f s on %d rank(s)%s, peak memory %.1f MiB per rank (max)%s\n",
