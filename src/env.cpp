@@ -24,6 +24,12 @@ int default_threads() {
   return 1;
 }
 
+const char* default_threads_source() {
+  if (positive("OMP_NUM_THREADS")) return "OMP_NUM_THREADS";
+  if (positive("SLURM_CPUS_PER_TASK")) return "SLURM_CPUS_PER_TASK";
+  return "default";
+}
+
 std::string job_id() {
   const char* id = std::getenv("SLURM_JOB_ID");
   if (!id || !*id) return "";

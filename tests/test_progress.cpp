@@ -230,8 +230,10 @@ TEST(Environment, ThreadsFromOmpThenSlurm) {
   EXPECT_EQ(env::default_threads(), 6);
   ::setenv("OMP_NUM_THREADS", "3", 1);
   EXPECT_EQ(env::default_threads(), 3);
+  EXPECT_STREQ(env::default_threads_source(), "OMP_NUM_THREADS");
   ::setenv("OMP_NUM_THREADS", "3x", 1);  // not a number: ignored
   EXPECT_EQ(env::default_threads(), 6);
+  EXPECT_STREQ(env::default_threads_source(), "SLURM_CPUS_PER_TASK");
   ::setenv("SLURM_CPUS_PER_TASK", "0", 1);
   EXPECT_EQ(env::default_threads(), 1);
   if (omp)

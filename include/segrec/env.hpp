@@ -9,6 +9,9 @@ namespace segrec::env {
 /// $SLURM_CPUS_PER_TASK (Slurm's --cpus-per-task), else 1. Values outside
 /// [1, 1024] or not integers are ignored.
 int default_threads();
+/// Which variable default_threads() took its value from: "OMP_NUM_THREADS",
+/// "SLURM_CPUS_PER_TASK" or "default".
+const char* default_threads_source();
 
 /// The batch job this process runs in: $SLURM_JOB_ID, with "_<task>" appended for an
 /// array task ($SLURM_ARRAY_TASK_ID); "" outside Slurm.

@@ -59,10 +59,7 @@ class Info final : public Command {
        << "boost         " << BOOST_VERSION / 100000 << "." << BOOST_VERSION / 100 % 1000 << "\n"
        << "mpi           " << mpi_s << " (MPI " << SEGREC_MPI_CXX_VERSION << ")\n"
        << "ranks         " << ctx.comm.size() << "\n"
-       << "threads/rank  " << env::default_threads() << " ("
-       << (std::getenv("OMP_NUM_THREADS")       ? "OMP_NUM_THREADS"
-           : std::getenv("SLURM_CPUS_PER_TASK") ? "SLURM_CPUS_PER_TASK"
-                                                : "default")
+       << "threads/rank  " << env::default_threads() << " (" << env::default_threads_source()
        << "; --threads overrides)\n"
        << "hw threads    " << std::thread::hardware_concurrency() << "\n";
     if (const std::string job = env::job_id(); !job.empty()) os << "slurm job     " << job << "\n";
