@@ -116,7 +116,7 @@ def version(binary):
 def markdown(binary):
     top = run_help(binary)
     cmds = commands(top)
-    parts = [HEADER, INTRO, "## Commands\n\n| command | what it does |\n|---|---|\n"]
+    parts = [HEADER, INTRO, "\n## Commands\n\n| command | what it does |\n|---|---|\n"]
     parts += [f"| [`{c}`](#segrec-{c}) | {s} |\n" for c, s in cmds]
     parts.append("\n```text\n$ segrec --help\n" + top + "```\n")
     for c, _ in cmds:
