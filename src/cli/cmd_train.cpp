@@ -43,9 +43,24 @@ class TrainCommand final : public Command {
         "history-weight", po::value(&p.history_weight)->default_value(p.history_weight),
         "history values: binary | log (log1p of the summed event weight)")(
         "personalize", po::value(&p.personalize)->default_value(p.personalize),
-        "none | segment-input (the segment's embedding joins the first layer's input)")(
+        "none | segment-input (the segment's embedding joins the first layer's input) | "
+        "segment-heads (every segment fine-tunes its own copy of the top layers)")(
         "segment-embedding", po::value(&p.segment_embedding)->default_value(p.segment_embedding),
         "width of the learned segment embedding (0 = off)")(
+        "head-layers", po::value(&p.head_layers)->default_value(p.head_layers),
+        "segment-heads: layers per head (1 = the output layer, 2 = the last hidden layer too)")(
+        "head-epochs", po::value(&p.head_epochs)->default_value(p.head_epochs),
+        "segment-heads: fine-tuning epochs per segment (the best on its validation users is kept)")(
+        "head-lr", po::value(&p.head_lr)->default_value(p.head_lr),
+        "segment-heads: fine-tuning learning rate")(
+        "min-segment-users", po::value(&p.min_segment_users)->default_value(p.min_segment_users),
+        "segment-heads: smaller segments keep the global layers")(
+        "compare-personalize", po::bool_switch(&p.compare_personalize),
+        "train none, segment-input and segment-heads on the same split and print their quality "
+        "(the --personalize one is written)")(
+        "test-items", po::value(&p.test_items),
+        "CSV user_id,item_id of held-out items of users in the data: they are left out of "
+        "training and scored after it")(
         "hidden", po::value(&p.hidden)->default_value(p.hidden),
         "hidden layer widths, e.g. 600 or 256,256; none = linear model")(
         "activation", po::value(&p.activation)->default_value(p.activation), "relu | tanh")(
@@ -72,14 +87,17 @@ class TrainCommand final : public Command {
         "step schedule: decay every this many epochs")(
         "lr-gamma", po::value(&p.lr_gamma)->default_value(p.lr_gamma),
         "step schedule: decay factor")("epochs", po::value(&p.epochs)->default_value(p.epochs),
-                                       "passes over the training users")(
+                                       "passes over the training users (0 = auto: about 4000 "
+                                       "steps, 10 to 200 epochs; early stopping ends most runs)")(
         "batch-size", po::value(&p.batch_size)->default_value(p.batch_size),
-        "global batch (users per step, whatever the rank count)")(
+        "global batch (users per step, whatever the rank count; 0 = auto: 1/16 of the "
+        "training users, 32 to 500)")(
         "val-users", po::value(&p.val_users)->default_value(p.val_users),
         "share of users held out for validation (0 = none)")(
         "val-holdout", po::value(&p.val_holdout)->default_value(p.val_holdout),
         "share of a validation user's items held out and ranked")(
         "ndcg-k", po::value(&p.ndcg_k)->default_value(p.ndcg_k), "K of the validation NDCG@K")(
+        "recall-k", po::value(&p.recall_k)->default_value(p.recall_k), "K of the reported Recall@K")(
         "patience", po::value(&p.patience)->default_value(p.patience),
         "stop after this many epochs without a better validation NDCG (0 = off)")(
         "checkpoint-every", po::value(&p.checkpoint_every)->default_value(p.checkpoint_every),
@@ -99,13 +117,13 @@ class TrainCommand final : public Command {
     const TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
       char buf[256];
       const double comm_share = e.step_seconds > 0 ? 100.0 * e.comm_seconds / e.step_seconds : 0;
-      std::snprintf(buf, sizeof buf, "epoch %3lld/%lld  loss %10.4f",
-                    static_cast<long long>(e.epoch), static_cast<long long>(p_.epochs),
+      std::snprintf(buf, sizeof buf, "epoch %3lld  loss %10.4f", static_cast<long long>(e.epoch),
                     e.train_loss);
       std::string line = buf;
       if (e.val_ndcg == e.val_ndcg) {
-        std::snprintf(buf, sizeof buf, "  val NDCG@%lld %.5f%s", static_cast<long long>(p_.ndcg_k),
-                      e.val_ndcg, e.improved ? " *" : "  ");
+        std::snprintf(buf, sizeof buf, "  val NDCG@%lld %.5f Recall@%lld %.5f%s",
+                      static_cast<long long>(p_.ndcg_k), e.val_ndcg,
+                      static_cast<long long>(p_.recall_k), e.val_recall, e.improved ? " *" : "  ");
         line += buf;
       }
       std::snprintf(
@@ -126,8 +144,12 @@ class TrainCommand final : public Command {
     if (m.best_epoch > 0)
       os << "; kept epoch " << m.best_epoch << ": validation NDCG@" << m.ndcg_k << " "
          << m.best_ndcg << " on " << m.n_val_users << " users";
+    os << "; batch " << r.batch_size << ", up to " << r.planned_epochs << " epochs";
+    if (!m.head_segments.empty()) os << "; " << m.head_segments.size() << " segment heads";
     os << "; allreduce " << r.allreduce_bytes_per_step << " bytes/step/rank";
     ctx.say(os.str());
+    const std::string table = quality_table(m);
+    if (!table.empty()) ctx.say(table.substr(0, table.size() - 1));
     return 0;
   }
 
