@@ -281,7 +281,7 @@ struct EvalUsers {
 
 // Appends a user: fold-in (item, raw weight) pairs, the sorted known relevant items, their count
 // with unknown items included.
-void add_eval_user(EvalUsers& e, const TrainData& d, std::int64_t i,
+void add_eval_user(EvalUsers& e, const TrainData& d, bool dense, std::int64_t i,
                    const std::vector<std::pair<std::int32_t, float>>& fold_in,
                    const std::vector<std::int32_t>& relevant, std::int64_t n_rel) {
   for (const auto& [item, w] : fold_in) {
@@ -289,7 +289,7 @@ void add_eval_user(EvalUsers& e, const TrainData& d, std::int64_t i,
     e.in.weights.push_back(w);
   }
   e.in.indptr.push_back(std::ssize(e.in.indices));
-  if (d.dense_dim > 0 && !d.dense.empty())
+  if (dense)
     e.in.dense.insert(e.in.dense.end(), d.dense.begin() + i * d.dense_dim,
                       d.dense.begin() + (i + 1) * d.dense_dim);
   const std::int32_t seg = d.segments.empty() ? -1 : d.segments[static_cast<std::size_t>(i)];
@@ -632,7 +632,7 @@ void Trainer::load_test_items() {
     fold_in.clear();
     for (std::int64_t k = d_.indptr[i]; k < d_.indptr[i + 1]; ++k)
       fold_in.emplace_back(d_.indices[k], d_.weights[k]);
-    add_eval_user(test_eval_, d_, i, fold_in, rel, std::ssize(items));
+    add_eval_user(test_eval_, d_, shape_.dense_in > 0, i, fold_in, rel, std::ssize(items));
   }
   const std::int64_t found = comm_.allreduce_value(test_eval_.rows());
   test_eval_.missing = std::ssize(listed) - found;
@@ -657,7 +657,7 @@ void Trainer::build_validation() {
     }
     if (held.empty()) continue;
     std::sort(held.begin(), held.end());
-    add_eval_user(val_eval_, d_, i, fold_in, held, std::ssize(held));
+    add_eval_user(val_eval_, d_, shape_.dense_in > 0, i, fold_in, held, std::ssize(held));
   }
   probe_.shape = shape_;
   probe_.input = p_.input;
