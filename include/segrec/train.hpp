@@ -69,14 +69,14 @@ struct TrainParams {
   /// Train none, segment-input and segment-heads on the same split and report
   /// their quality side by side (the model written is the --personalize one).
   bool compare_personalize = false;
-  std::string hidden = "600";       ///< hidden widths, e.g. "600" or "256,256"; "none" = linear
+  std::string hidden = "1000";  ///< hidden widths, e.g. "1000" or "256,256"; "none" = linear
   std::string activation = "tanh";  ///< relu | tanh
   double input_dropout = 0.5;       ///< share of each user's history dropped from the input
   double dropout = 0;               ///< dropout rate of the hidden layers
   std::string loss = "softmax";     ///< softmax (multinomial) | bce (sigmoid + cross-entropy)
 
   std::string optimizer = "adam";                      ///< adam | sgd (with momentum)
-  double lr = 1e-3;                                    ///< peak learning rate
+  double lr = 5e-4;                                    ///< peak learning rate
   double momentum = 0.9;                               ///< SGD momentum
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;  ///< Adam constants
   double weight_decay = 0;             ///< decoupled for Adam (AdamW), L2 for SGD; not on biases
