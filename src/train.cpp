@@ -752,7 +752,8 @@ void Trainer::train_heads(Model& m) {
     for (std::int64_t e = 0; e < p_.head_epochs; ++e) {
       const detail::EpochBatches batches(
           static_cast<std::uint64_t>(N), static_cast<std::uint64_t>(steps),
-          hash_keys(p_.seed ^ kTagHead, static_cast<std::uint64_t>(s), static_cast<std::uint64_t>(e)));
+          hash_keys(p_.seed ^ kTagHead, static_cast<std::uint64_t>(s),
+                    static_cast<std::uint64_t>(e)));
       order.clear();
       for (std::size_t j = 0; j < seg_local.size(); ++j) {
         const auto tt = static_cast<std::uint64_t>(offset) + j;
@@ -762,7 +763,8 @@ void Trainer::train_heads(Model& m) {
       const auto cnt = batches.counts();
       std::size_t cursor = 0;
       for (std::int64_t st = 0; st < steps; ++st) {
-        const std::uint64_t end = (static_cast<std::uint64_t>(st) + 1) * static_cast<std::uint64_t>(N);
+        const std::uint64_t end =
+            (static_cast<std::uint64_t>(st) + 1) * static_cast<std::uint64_t>(N);
         bt.clear();
         for (; cursor < order.size() && order[cursor].first < end; ++cursor)
           add_train_user(bt, order[cursor].second, kHeadEpochBase + e * k + s);
@@ -1367,7 +1369,7 @@ void write_model(const std::string& path, const Model& m, const Comm& comm) {
   f.set_attr("/mlp", "n_segments", s.n_segments);
   f.set_attr("/mlp", "embed_dim", s.embed_dim);
   f.set_attr("/mlp", "n_items", s.n_out);
-  if (m.head_layers > 0) {
+  if (m.head_layers > 0 && !m.head_segments.empty()) {
     // Head h's block holds, layer after layer, W_l (fan_in x fan_out) then b_l.
     f.create_group("/mlp/heads");
     f.set_attr("/mlp/heads", "layers", m.head_layers);
@@ -1488,9 +1490,8 @@ Model read_model(const std::string& path, const Comm& comm) {
       const auto W = f.read_all<float>("/mlp/heads/W" + std::to_string(l));
       const auto b = f.read_all<float>("/mlp/heads/b" + std::to_string(l));
       if (std::ssize(W) != nh * nw || std::ssize(b) != nh * s.fan_out(l))
-        throw DataError("'" + path + "': /mlp/heads layer " + std::to_string(l) +
-                            " has the wrong size",
-                        true);
+        throw DataError(
+            "'" + path + "': /mlp/heads layer " + std::to_string(l) + " has the wrong size", true);
       for (std::int64_t h = 0; h < nh; ++h) {
         float* blk = m.heads.data() + h * hs + w0;
         std::copy(W.begin() + h * nw, W.begin() + (h + 1) * nw, blk);

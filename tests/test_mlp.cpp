@@ -947,9 +947,9 @@ TEST(Train, AutoBatchAndEpochsFollowTheTrainingUsers) {
   EXPECT_EQ(p.effective_batch(20), 20);   // never more than the users
   EXPECT_EQ(p.effective_batch(750), 47);
   EXPECT_EQ(p.effective_batch(10'000'000), 500);
-  EXPECT_EQ(p.effective_epochs(750), 200);         // 16 steps per epoch: capped at 200
-  EXPECT_EQ(p.effective_epochs(100'000), 20);      // 200 steps per epoch
-  EXPECT_EQ(p.effective_epochs(10'000'000), 10);   // 20000 steps per epoch: at least 10
+  EXPECT_EQ(p.effective_epochs(750), 200);        // 16 steps per epoch: capped at 200
+  EXPECT_EQ(p.effective_epochs(100'000), 20);     // 200 steps per epoch
+  EXPECT_EQ(p.effective_epochs(10'000'000), 10);  // 20000 steps per epoch: at least 10
   p.batch_size = 64;
   p.epochs = 3;
   EXPECT_EQ(p.effective_batch(750), 64);

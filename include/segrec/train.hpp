@@ -61,15 +61,15 @@ struct TrainParams {
   /// segment-heads (after global training every segment fine-tunes its own copy
   /// of the top --head-layers layers on its users)
   std::string personalize = "none";
-  std::int64_t segment_embedding = 0;  ///< width E of the learned segment embedding (0 = off)
-  std::int64_t head_layers = 1;        ///< segment-heads: layers per head (1 = the output layer)
-  std::int64_t head_epochs = 10;       ///< segment-heads: fine-tuning epochs per segment
-  double head_lr = 1e-3;               ///< segment-heads: fine-tuning learning rate (constant)
+  std::int64_t segment_embedding = 0;   ///< width E of the learned segment embedding (0 = off)
+  std::int64_t head_layers = 1;         ///< segment-heads: layers per head (1 = the output layer)
+  std::int64_t head_epochs = 10;        ///< segment-heads: fine-tuning epochs per segment
+  double head_lr = 1e-3;                ///< segment-heads: fine-tuning learning rate (constant)
   std::int64_t min_segment_users = 50;  ///< smaller segments keep the global head
   /// Train none, segment-input and segment-heads on the same split and report
   /// their quality side by side (the model written is the --personalize one).
   bool compare_personalize = false;
-  std::string hidden = "1000";  ///< hidden widths, e.g. "1000" or "256,256"; "none" = linear
+  std::string hidden = "1000";      ///< hidden widths, e.g. "1000" or "256,256"; "none" = linear
   std::string activation = "tanh";  ///< relu | tanh
   double input_dropout = 0.5;       ///< share of each user's history dropped from the input
   double dropout = 0;               ///< dropout rate of the hidden layers
@@ -93,11 +93,10 @@ struct TrainParams {
   /// within [kAutoMinBatch, kAutoMaxBatch].
   std::int64_t batch_size = 0;
   static constexpr std::int64_t kAutoSteps = 4000, kAutoMinEpochs = 10, kAutoMaxEpochs = 200;
-  static constexpr std::int64_t kAutoBatchesPerEpoch = 16, kAutoMinBatch = 32,
-                                kAutoMaxBatch = 500;
+  static constexpr std::int64_t kAutoBatchesPerEpoch = 16, kAutoMinBatch = 32, kAutoMaxBatch = 500;
 
-  double val_users = 0.1;     ///< share of users held out for validation (0 = none)
-  double val_holdout = 0.2;   ///< share of a validation user's items held out and ranked
+  double val_users = 0.1;      ///< share of users held out for validation (0 = none)
+  double val_holdout = 0.2;    ///< share of a validation user's items held out and ranked
   std::int64_t ndcg_k = 100;   ///< K of the validation NDCG@K
   std::int64_t recall_k = 20;  ///< K of the reported Recall@K
   std::int64_t patience = 10;  ///< stop after this many epochs without a better NDCG (0 = off)
@@ -147,7 +146,7 @@ struct TrainData {
   std::int64_t n_segments = 0;         ///< k
   std::vector<std::int32_t> segments;  ///< n_local labels in [0, k)
 
-  std::vector<std::string> user_ids;   ///< n_local (needed by --test-items)
+  std::vector<std::string> user_ids;  ///< n_local (needed by --test-items)
 
   std::int64_t n_local() const { return static_cast<std::int64_t>(indptr.size()) - 1; }
   std::int64_t n_items() const { return static_cast<std::int64_t>(item_ids.size()); }
@@ -159,8 +158,8 @@ TrainData load_train_data(const TrainParams& p, const Comm& comm);
 
 /// One row of the quality table: a mode scored on a set of users.
 struct QualityRow {
-  std::string mode;          ///< none | segment-input | segment-heads
-  std::string users;         ///< validation | test
+  std::string mode;           ///< none | segment-input | segment-heads
+  std::string users;          ///< validation | test
   std::int32_t segment = -1;  ///< -1: all users
   std::int64_t n_users = 0;
   double ndcg = 0, recall = 0;  ///< mean NDCG@ndcg_k, Recall@recall_k
@@ -197,7 +196,7 @@ struct Model {
 struct EpochStats {
   std::int64_t epoch = 0;  ///< 1-based
   double train_loss = 0;   ///< mean loss per training user
- double val_ndcg = std::numeric_limits<double>::quiet_NaN();
+  double val_ndcg = std::numeric_limits<double>::quiet_NaN();
   double val_recall = std::numeric_limits<double>::quiet_NaN();
   double lr = 0;                 ///< learning rate of the epoch's last step
   double seconds = 0;            ///< wall time of the epoch (with validation)
@@ -248,7 +247,7 @@ struct UserInputs {
   std::vector<float> dense;            ///< rows x model dense width (projection)
   std::vector<std::int32_t> segments;  ///< rows (segment labels), when the model has an embedding
                                        ///< or heads
-  bool segment_heads = true;  ///< score with the segment heads (when the model has them)
+  bool segment_heads = true;           ///< score with the segment heads (when the model has them)
   std::int64_t rows() const { return static_cast<std::int64_t>(indptr.size()) - 1; }
 };
 

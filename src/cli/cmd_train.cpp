@@ -91,13 +91,14 @@ class TrainCommand final : public Command {
                                        "steps, 10 to 200 epochs; early stopping ends most runs)")(
         "batch-size", po::value(&p.batch_size)->default_value(p.batch_size),
         "global batch (users per step, whatever the rank count; 0 = auto: 1/16 of the "
-        "training users, 32 to 500)")(
-        "val-users", po::value(&p.val_users)->default_value(p.val_users),
-        "share of users held out for validation (0 = none)")(
+        "training users, 32 to 500)")("val-users",
+                                      po::value(&p.val_users)->default_value(p.val_users),
+                                      "share of users held out for validation (0 = none)")(
         "val-holdout", po::value(&p.val_holdout)->default_value(p.val_holdout),
         "share of a validation user's items held out and ranked")(
         "ndcg-k", po::value(&p.ndcg_k)->default_value(p.ndcg_k), "K of the validation NDCG@K")(
-        "recall-k", po::value(&p.recall_k)->default_value(p.recall_k), "K of the reported Recall@K")(
+        "recall-k", po::value(&p.recall_k)->default_value(p.recall_k),
+        "K of the reported Recall@K")(
         "patience", po::value(&p.patience)->default_value(p.patience),
         "stop after this many epochs without a better validation NDCG (0 = off)")(
         "checkpoint-every", po::value(&p.checkpoint_every)->default_value(p.checkpoint_every),
