@@ -64,7 +64,7 @@ struct TrainParams {
   std::int64_t segment_embedding = 0;   ///< width E of the learned segment embedding (0 = off)
   std::int64_t head_layers = 1;         ///< segment-heads: layers per head (1 = the output layer)
   std::int64_t head_epochs = 10;        ///< segment-heads: fine-tuning epochs per segment
-  double head_lr = 1e-3;                ///< segment-heads: fine-tuning learning rate (constant)
+  double head_lr = 2e-4;                ///< segment-heads: fine-tuning learning rate (constant)
   std::int64_t min_segment_users = 50;  ///< smaller segments keep the global head
   /// Train none, segment-input and segment-heads on the same split and report
   /// their quality side by side (the model written is the --personalize one).
