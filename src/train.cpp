@@ -333,7 +333,7 @@ std::vector<double> quality_sums(const Model& m, const EvalUsers& e, std::int64_
                                  const Comm& comm) {
   std::vector<double> sums(static_cast<std::size_t>(3 * (n_segments + 1)), 0.0);
   const std::int64_t n = std::max(ndcg_k, recall_k);
-  constexpr std::int64_t kChunk = 4096;
+  constexpr std::int64_t kChunk = 32768;  // users per score_users call (one network copy each)
   const auto& in = e.in;
   const std::int64_t dd = e.rows() > 0 ? std::ssize(in.dense) / e.rows() : 0;
   UserInputs part;

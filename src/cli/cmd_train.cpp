@@ -26,6 +26,11 @@ class TrainCommand final : public Command {
            "  segrec train --data dataset.h5 --projection projection.h5 --input both \\\n"
            "               --segments segments.h5 --personalize segment-input \\\n"
            "               --segment-embedding 16 --out model.h5\n"
+           "  segrec train --data dataset.h5 --segments segments.h5 --personalize segment-heads "
+           "\\\n"
+           "               --compare-personalize --out model.h5\n"
+           "  segrec train --data dataset.h5 --test-items test.csv --out model.h5\n"
+           "               (held-out users: Recall@20 and NDCG@100 after training)\n"
            "  segrec train ... --resume        (continue from OUT.ckpt.h5)\n"
            "SIGUSR1 or SIGTERM: write a checkpoint at the next step and stop (exit 5).";
   }
