@@ -42,6 +42,7 @@
 #include "segrec/error.hpp"
 #include "segrec/params.hpp"
 #include "segrec/textio.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec {
 namespace {
@@ -839,6 +840,7 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
   const bool hamerly = p.use_hamerly(k);
   HamerlyState hs;  // fresh bounds for every run (restart)
   for (int it = 0; it < p.max_iter; ++it) {
+    watchdog::set_step("k-means iteration", it + 1);
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t b0 = bytes_sent(comm);
     KMeansIteration st;

@@ -17,10 +17,11 @@ namespace po = boost::program_options;
 
 /// Options every command accepts.
 struct CommonOptions {
-  std::uint64_t seed = 42;  ///< --seed: keys all randomness (with global user/item indices)
-  bool verbose = false;     ///< --verbose
-  bool quiet = false;       ///< --quiet
-  std::string config;       ///< --config FILE.ini
+  std::uint64_t seed = 42;     ///< --seed: keys all randomness (with global user/item indices)
+  bool verbose = false;        ///< --verbose
+  bool quiet = false;          ///< --quiet
+  std::string config;          ///< --config FILE.ini
+  double stall_timeout = 300;  ///< --stall-timeout: seconds a collective may wait (0 = off)
 };
 
 struct Context {

@@ -17,6 +17,7 @@
 #include "segrec/h5.hpp"
 #include "segrec/params.hpp"
 #include "segrec/tempfile.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec::cli {
 namespace {
@@ -36,7 +37,9 @@ po::options_description common_options(CommonOptions& c) {
       "seed", po::value(&c.seed)->default_value(c.seed),
       "seed for all randomness (results do not depend on the rank count)")(
       "verbose,v", po::bool_switch(&c.verbose), "print more detail")(
-      "quiet,q", po::bool_switch(&c.quiet), "print errors only");
+      "quiet,q", po::bool_switch(&c.quiet), "print errors only")(
+      "stall-timeout", po::value(&c.stall_timeout)->default_value(c.stall_timeout),
+      "end the job (exit 6) when a collective waits this many seconds (lost host); 0 = off");
   return d;
 }
 
@@ -106,6 +109,8 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
     throw UsageError(std::string(e.what()) + " (see 'segrec " + cmd.name() + " --help')");
   }
   const Context ctx{comm, common, vm};
+  require(common.stall_timeout >= 0, "stall-timeout", common.stall_timeout, "must be >= 0");
+  const watchdog::Scope stall_watch(comm, common.stall_timeout, cmd.name());
   const auto t0 = std::chrono::steady_clock::now();
   const int rc = cmd.run(ctx);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
