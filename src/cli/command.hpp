@@ -17,11 +17,12 @@ namespace po = boost::program_options;
 
 /// Options every command accepts.
 struct CommonOptions {
-  std::uint64_t seed = 42;     ///< --seed: keys all randomness (with global user/item indices)
-  bool verbose = false;        ///< --verbose
-  bool quiet = false;          ///< --quiet
-  std::string config;          ///< --config FILE.ini
-  double stall_timeout = 300;  ///< --stall-timeout: seconds a collective may wait (0 = off)
+  std::uint64_t seed = 42;  ///< --seed: keys all randomness (with global user/item indices)
+  bool verbose = false;     ///< --verbose
+  bool quiet = false;       ///< --quiet
+  std::string config;       ///< --config FILE.ini
+  /// --stall-timeout: seconds a collective may wait before the job ends (0 = off)
+  double stall_timeout = 300;
 };
 
 struct Context {
