@@ -22,7 +22,9 @@
 set -euo pipefail
 
 MH_DIR=${SEGREC_MH_DIR:-/run/segrec-multihost}
-PREFIX=srmh
+# Object names start with "srmh"; SEGREC_MH_PREFIX=srmhX lets two sets of hosts coexist.
+PREFIX=${SEGREC_MH_PREFIX:-srmh}
+[[ $PREFIX =~ ^srmh[a-z0-9]{0,4}$ ]] || { echo "multihost: SEGREC_MH_PREFIX must be srmh plus up to 4 of [a-z0-9]" >&2; exit 2; }
 SUBNET=10.213.0
 STATE=$MH_DIR/state
 
@@ -50,7 +52,7 @@ up() {
   [[ -e $STATE ]] && die "hosts already up ($STATE); run 'down' first"
   check || exit 1
   for ns in $(ip netns list | awk '{print $1}'); do
-    [[ $ns == "$PREFIX"-* ]] && die "namespace $ns exists but is not in a state file; remove it by hand"
+    [[ $ns == "$PREFIX"-* ]] && die "namespace $ns exists (another set of hosts?); use another SEGREC_MH_DIR and SEGREC_MH_PREFIX, or remove it"
   done
   mkdir -p "$MH_DIR"
   : >"$STATE"
@@ -71,9 +73,9 @@ up() {
     ip -n "$ns" addr add "$addr/24" dev eth0
     ip -n "$ns" link set eth0 up
     ip -n "$ns" link set lo up
-    # Give up on an unreachable peer after ~13 s of retransmissions (default ~15 min),
+    # Give up on an unreachable peer after ~6 s of retransmissions (default ~15 min),
     # so a cut link ends the launcher's connections in test time.
-    ip netns exec "$ns" sh -c 'echo 5 >/proc/sys/net/ipv4/tcp_retries2'
+    ip netns exec "$ns" sh -c 'echo 4 >/proc/sys/net/ipv4/tcp_retries2'
     ip -n "$PREFIX-sw" link set "$port" master "$PREFIX-br"
     ip -n "$PREFIX-sw" link set "$port" up
   }
@@ -93,6 +95,10 @@ up() {
 #!/bin/sh
 host=\$1; shift
 case "\$host" in $PREFIX-h*) ;; *) echo "multihost agent: unknown host \$host" >&2; exit 255 ;; esac
+# Every host has the same hostname, so its own TMPDIR keeps the Open MPI session
+# directories of the daemons apart (created concurrently in one directory they race).
+mkdir -p "$MH_DIR/tmp/\$host"
+export TMPDIR="$MH_DIR/tmp/\$host"
 exec ip netns exec "\$host" /bin/sh -c "\$*"
 EOF
   chmod +x "$MH_DIR/agent"
@@ -122,6 +128,7 @@ down() {
     fi
   done
   rm -f "$STATE" "$MH_DIR/hostfile" "$MH_DIR/agent" "$MH_DIR/mpirun"
+  rm -rf "$MH_DIR/tmp"
   rmdir "$MH_DIR" 2>/dev/null || true
   echo "multihost: down"
 }

@@ -46,12 +46,12 @@ run_case() {
   mkdir -p "$d"
   local run
   if [[ $where == hosts ]]; then run=("$MH_MPIRUN" -n "$np" --map-by node); else run=("${LOCAL[@]}" -n "$np"); fi
-  "${run[@]}" "$SEGREC" generate --users "$users" --items "$ITEMS" --seed 1 --events "$d/ev.csv" -q
-  "${run[@]}" "$SEGREC" ingest --events "$d/ev.csv" --out "$d/ds.h5" -q
-  "${run[@]}" "$SEGREC" profile --data "$d/ds.h5" --out "$d/p.h5" -q
+  "${run[@]}" "$SEGREC" generate --users "$users" --items "$ITEMS" --seed 1 --events "$d/ev.csv" >"$d/generate.txt"
+  "${run[@]}" "$SEGREC" ingest --events "$d/ev.csv" --out "$d/ds.h5" >"$d/ingest.txt"
+  "${run[@]}" "$SEGREC" profile --data "$d/ds.h5" --out "$d/p.h5" >"$d/profile.txt"
   "${run[@]}" "$SEGREC" project --profiles "$d/p.h5" --dims 16 --out "$d/h.h5" --verbose >"$d/project.txt"
   "${run[@]}" "$SEGREC" cluster --projection "$d/h.h5" --k 16 --n-init 1 --tol 0 --max-iter 20 \
-    --algorithm lloyd --silhouette-sample 0 --out "$d/seg.h5" -q
+    --algorithm lloyd --silhouette-sample 0 --out "$d/seg.h5" >"$d/cluster.txt"
   "${run[@]}" "$SEGREC" train --data "$d/ds.h5" --hidden 64 --epochs 2 --batch-size 500 \
     --patience 0 --out "$d/model.h5" >"$d/train.txt"
   record "$(python3 - "$kind" "$where" "$np" "$users" "$d" <<'PY'
@@ -68,6 +68,9 @@ with h5py.File(f"{d}/seg.h5", "r") as f:
     it_b = list(f["/iterations/bytes_sent"][:])
 with h5py.File(f"{d}/model.h5", "r") as f:
     ep_s = list(f["/curves/seconds"][:])
+def peak(stage):
+    return grab(r"peak memory ([0-9.]+) MiB", open(f"{d}/{stage}.txt").read())
+events = grab(r"([0-9]+) events", open(f"{d}/ingest.txt").read(), int)
 passes = (grab(r"products X: (\d+)", proj, int) or 0) + (grab(r"X\^T: (\d+)", proj, int) or 0)
 print(json.dumps({
     "bench": kind, "where": where, "ranks": int(np_), "users": int(users),
@@ -79,6 +82,10 @@ print(json.dumps({
     "kmeans_bytes_per_iter": int(statistics.median(it_b)),
     "train_epoch_s": ep_s[-1], "train_bytes_per_step": grab(r"allreduce (\d+) bytes/step/rank", train, int),
     "train_steps_per_epoch": grab(r"epochs of (\d+) steps", train, int),
+    "train_params": grab(r"\((\d+) parameters\)", train, int),
+    "train_users": grab(r"steps over (\d+) users", train, int),
+    "kmeans_k": 16, "kmeans_h": 16, "events": events,
+    "peak_mib": {s: peak(s) for s in ("ingest", "profile", "project", "cluster", "train")},
 }))
 PY
 )"

@@ -6,7 +6,7 @@ if ! "$MH" check 2>"$WORK/mhcheck"; then
   echo "skip: $(cat "$WORK/mhcheck")"
   exit 77
 fi
-export SEGREC_MH_DIR="$WORK/mh"
+export SEGREC_MH_DIR="$WORK/mh" PREFIX=${SEGREC_MH_PREFIX:-srmh}
 trap '"$MH" down >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 "$MH" up 3 >/dev/null || { echo "FAIL cannot create test hosts"; exit 1; }
 eval "$("$MH" env)"
@@ -17,7 +17,7 @@ hosts() {
   local np=$1; shift
   local x=()
   [[ -n ${SEGREC_TEST_STEP_DELAY_MS:-} ]] && x=(-x SEGREC_TEST_STEP_DELAY_MS)
-  timeout 300 "$MH_MPIRUN" -n "$np" --map-by node "${x[@]}" "$SEGREC" "$@" >"$WORK/out" 2>"$WORK/err"
+  timeout 150 "$MH_MPIRUN" -n "$np" --map-by node "${x[@]}" "$SEGREC" "$@" >"$WORK/out" 2>"$WORK/err"
 }
 
 # digest FILE: content digests of an HDF5 file's datasets, timings excluded.
