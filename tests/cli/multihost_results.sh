@@ -41,4 +41,17 @@ for f in ds p h seg model; do
     bad "inspect $f.h5 on 3 hosts: $(tail -c 400 "$WORK/err")"
   fi
 done
+
+# The whole pipeline in one job (segrec run): every file identical to -n 3 on one host.
+R=(run --events "$WORK/one/ev.csv" --epochs 2 --k 6)
+seg 3 "${R[@]}" --out "$WORK/run1" && hosts 3 "${R[@]}" --out "$WORK/run3" &&
+  ok "segrec run on one host and on 3 hosts" || bad "segrec run: $(tail -c 600 "$WORK/err")"
+cmp -s "$WORK/run1/segments.csv" "$WORK/run3/segments.csv" && ok "run: segments.csv identical" ||
+  bad "run: segments.csv differs"
+for f in dataset profiles projection segments model; do
+  digest "$WORK/run1/$f.h5" >"$WORK/d1" && digest "$WORK/run3/$f.h5" >"$WORK/d3"
+  [[ -s "$WORK/d1" ]] && diff -q "$WORK/d1" "$WORK/d3" >/dev/null &&
+    ok "run: $f.h5 from 3 hosts identical to -n 3 on one host" ||
+    bad "run: $f.h5 differs: $(diff "$WORK/d1" "$WORK/d3" | head -4)"
+done
 finish
