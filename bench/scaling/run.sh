@@ -11,6 +11,8 @@
 # Comm::stats() counters (/iterations/bytes_sent, train's "allreduce bytes/step/rank",
 # project's "bytes sent per X^T pass"). Needs root (namespaces).
 #   bench/scaling/run.sh [OUT.jsonl]   (default bench/scaling/results.jsonl)
+#   PARTS="ping" bench/scaling/run.sh  reruns only some parts (ping weak strong), replacing
+#                                      their lines in OUT
 # Above 2 ranks on a 2-core machine the runs are oversubscribed: use their
 # timings for communication volume and correctness, not for speed.
 set -euo pipefail
@@ -30,12 +32,18 @@ trap '"$MH" down >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 "$MH" up 4 >/dev/null
 eval "$("$MH" env)"
 LOCAL=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
-: >"$OUT"
+PARTS=${PARTS:-ping weak strong}
+touch "$OUT"
+for part in $PARTS; do  # drop the old lines of the parts rerun
+  case $part in ping) key=allreduce ;; *) key=$part ;; esac
+  grep -v "\"bench\": \"$key\"" "$OUT" >"$WORK/keep" || true
+  cp "$WORK/keep" "$OUT"
+done
 record() { echo "$1" | tee -a "$OUT"; }
 
 # 1. allreduce ping: 2 and 4 hosts (1 rank each), messages 8 B .. 16 MiB.
-for np in 2 4; do
-  "$MH_MPIRUN" -n $np --map-by node "$PING" $((16 << 20)) 0.5 | while read -r line; do
+[[ $PARTS == *ping* ]] && for np in 2 4; do
+  "$MH_MPIRUN" -n $np --map-by node "$PING" $((16 << 20)) 2 | while read -r line; do
     record "{\"bench\": \"allreduce\", \"where\": \"hosts\", ${line#\{}"
   done
 done
@@ -54,7 +62,7 @@ run_case() {
     --algorithm lloyd --silhouette-sample 0 --out "$d/seg.h5" >"$d/cluster.txt"
   "${run[@]}" "$SEGREC" train --data "$d/ds.h5" --hidden 64 --epochs 2 --batch-size 500 \
     --patience 0 --out "$d/model.h5" >"$d/train.txt"
-  record "$(python3 - "$kind" "$where" "$np" "$users" "$d" <<'PY'
+  record "$(/usr/bin/python3 - "$kind" "$where" "$np" "$users" "$d" <<'PY'
 import json, re, statistics, sys
 import h5py
 kind, where, np_, users, d = sys.argv[1:]
@@ -92,8 +100,8 @@ PY
 }
 
 # 2. weak scaling over hosts; 3. strong scaling on one host and over hosts.
-for np in 1 2 4; do run_case weak hosts $np $((USERS_PER_RANK * np)); done
-for where in local hosts; do
+[[ $PARTS == *weak* ]] && for np in 1 2 4; do run_case weak hosts $np $((USERS_PER_RANK * np)); done
+[[ $PARTS == *strong* ]] && for where in local hosts; do
   for np in 1 2 4; do run_case strong $where $np "$STRONG_USERS"; done
 done
-echo "results in $OUT; summary: python3 bench/scaling/summarize.py $OUT" >&2
+echo "results in $OUT; summary: /usr/bin/python3 bench/scaling/summarize.py $OUT" >&2

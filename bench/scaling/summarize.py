@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Tables from bench/scaling/run.sh results (JSON lines): allreduce ping with an
 alpha-beta fit, then weak and strong scaling per stage step.
 usage: summarize.py results.jsonl"""
