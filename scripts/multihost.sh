@@ -38,6 +38,13 @@ check() {
   # Probe: a namespace can be created and removed here (containers may forbid it).
   local probe="$PREFIX-probe$$"
   ip netns add "$probe" 2>/dev/null || { echo "multihost: cannot create network namespaces" >&2; return 1; }
+  # ... and hold a bridge and a veth pair (kernel modules may be missing).
+  if ! ip -n "$probe" link add br0 type bridge 2>/dev/null ||
+     ! ip -n "$probe" link add v0 type veth peer name v1 2>/dev/null; then
+    ip netns del "$probe"
+    echo "multihost: cannot create bridges or veth pairs in a namespace" >&2
+    return 1
+  fi
   ip netns del "$probe"
 }
 

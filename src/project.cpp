@@ -11,8 +11,8 @@
 
 #include "segrec/params.hpp"
 #include "segrec/profile.hpp"
-#include "segrec/watchdog.hpp"
 #include "segrec/progress.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec {
 
