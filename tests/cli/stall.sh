@@ -44,6 +44,11 @@ frozen "rank frozen mid-K-means" "test step 'cluster' k-means iteration 2" \
   "'cluster', k-means iteration [0-9]+" cluster --projection "$D/h.h5" --k 4 --n-init 1 --out "$WORK/o/s.h5"
 [[ -z $(ls -A "$WORK/o") ]] && ok "no partial segments" || bad "left files: $(ls -A "$WORK/o")"
 
+# segrec run names the pipeline stage that stalled.
+frozen "rank frozen in segrec run (cluster)" "test step 'cluster' k-means iteration 2" \
+  "'cluster', k-means iteration [0-9]+" run --events "$D/ev.csv" --k 4 --epochs 1 --out "$WORK/r"
+rm -rf "$WORK/r"
+
 M="$WORK/o/m.h5"
 frozen "rank frozen mid-training" "test step 'train epoch 2' step 2" \
   "'train epoch 2', step [0-9]+" "${T[@]}" --out "$M"
