@@ -7,6 +7,7 @@ PACKAGES=(
   g++ make cmake pkg-config
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
   libeigen3-dev libboost-program-options-dev libgtest-dev
+  iproute2
 )
 # Optional extras for benchmarks and plots: scripts/setup.sh --bench
 if [[ "${1:-}" == "--bench" ]]; then

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "segrec/error.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec {
 
@@ -140,6 +141,7 @@ Comm Comm::split(int color, int key) const {
   Comm c;
   if (!handle_) return c;
   c.handle_ = std::make_unique<detail::MpiCommHandle>();
+  const watchdog::InFlight wd(watchdog::Kind::kCommSplit, 0);
   check_mpi(MPI_Comm_split(as_mpi(handle_), color, key, &c.handle_->comm), "MPI_Comm_split");
   MPI_Comm_set_errhandler(c.handle_->comm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(c.handle_->comm, &c.rank_);
@@ -148,13 +150,16 @@ Comm Comm::split(int color, int key) const {
 }
 
 void Comm::barrier() const {
-  if (handle_) check_mpi(MPI_Barrier(as_mpi(handle_)), "MPI_Barrier");
+  if (!handle_) return;
+  const watchdog::InFlight wd(watchdog::Kind::kBarrier, 0);
+  check_mpi(MPI_Barrier(as_mpi(handle_)), "MPI_Barrier");
 }
 
 void Comm::allreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const {
   if (!handle_ || n == 0) return;
   stats_->allreduce_calls++;
   stats_->allreduce_bytes += n * elem;
+  const watchdog::InFlight wd(watchdog::Kind::kAllreduce, n * elem);
   auto* p = static_cast<char*>(data);
   const std::size_t step = kMaxChunk / elem;
   for (std::size_t off = 0; off < n; off += step) {
@@ -177,6 +182,7 @@ std::int64_t Comm::exscan_sum(std::int64_t v) const {
   std::int64_t out = 0;
   stats_->allreduce_calls++;
   stats_->allreduce_bytes += sizeof v;
+  const watchdog::InFlight wd(watchdog::Kind::kScan, sizeof v);
   check_mpi(MPI_Exscan(&v, &out, 1, MPI_INT64_T, MPI_SUM, as_mpi(handle_)), "MPI_Exscan");
   return rank_ == 0 ? 0 : out;
 }
@@ -185,6 +191,7 @@ void Comm::broadcast_raw(void* data, std::size_t bytes, int root) const {
   if (!handle_ || bytes == 0) return;
   stats_->bcast_calls++;
   if (rank_ == root) stats_->bcast_bytes += bytes;
+  const watchdog::InFlight wd(watchdog::Kind::kBroadcast, bytes);
   auto* p = static_cast<char*>(data);
   for (std::size_t off = 0; off < bytes; off += kMaxChunk) {
     const auto cnt = static_cast<int>(std::min(kMaxChunk, bytes - off));
@@ -208,6 +215,7 @@ std::vector<char> Comm::allgatherv_raw(const void* data, std::size_t bytes,
   }
   stats_->gather_calls++;
   stats_->gather_bytes += bytes * static_cast<std::uint64_t>(size_ - 1);
+  const watchdog::InFlight wd(watchdog::Kind::kAllgather, bytes);
   counts.assign(size_, 0);
   auto mine = static_cast<std::int64_t>(bytes);
   check_mpi(MPI_Allgather(&mine, 1, MPI_INT64_T, counts.data(), 1, MPI_INT64_T, as_mpi(handle_)),
@@ -273,6 +281,7 @@ void Comm::alltoallv_into(const std::vector<std::span<const char>>& send,
     return;
   }
   stats_->alltoall_calls++;
+  const watchdog::InFlight wd(watchdog::Kind::kAlltoall, 0);
   std::vector<std::int64_t> send_counts(size_);
   for (int r = 0; r < size_; ++r) {
     send_counts[r] = static_cast<std::int64_t>(send[r].size());

@@ -44,6 +44,7 @@
 #include "segrec/params.hpp"
 #include "segrec/progress.hpp"
 #include "segrec/textio.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec {
 namespace {
@@ -842,6 +843,7 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
   HamerlyState hs;  // fresh bounds for every run (restart)
   progress::Task task("kmeans", "k=" + std::to_string(k), p.max_iter, "iter", true);
   for (int it = 0; it < p.max_iter; ++it) {
+    watchdog::set_step("k-means iteration", it + 1);
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t b0 = bytes_sent(comm);
     KMeansIteration st;

@@ -12,6 +12,7 @@
 #include "segrec/params.hpp"
 #include "segrec/profile.hpp"
 #include "segrec/progress.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec {
 
@@ -225,6 +226,7 @@ ProjectionModel rsvd(const FeatureBlock& X, const PcaOptions& o, const Comm& com
   st.x_products++;
   passed();
   for (std::int64_t it = 0; it < o.power_iterations; ++it) {
+    watchdog::set_step("power iteration", it + 1);
     const RowMat<T> Z = orth_replicated(transpose_times(X, Y, m.mean, comm, st)).template cast<T>();
     times(X, Z, m.mean, Y);
     st.x_products++;

@@ -20,6 +20,7 @@
 #include "segrec/error.hpp"
 #include "segrec/fault.hpp"
 #include "segrec/params.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec {
 
@@ -965,6 +966,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
     EpochStats st;
     st.epoch = epoch_ + 1;
     build_order(epoch_);
+    watchdog::set_stage("train epoch " + std::to_string(epoch_ + 1));
     // Skip the batches done before a resume.
     std::size_t cursor = 0;
     const auto N = static_cast<std::uint64_t>(n_train_);
@@ -974,6 +976,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
     bool stop = false;
     double lr = p_.lr;
     for (std::int64_t s = step_in_epoch_; s < steps_per_epoch_; ++s) {
+      watchdog::set_step("step", s + 1);
       const auto t_step = std::chrono::steady_clock::now();
       const std::uint64_t end = (static_cast<std::uint64_t>(s) + 1) * N;
       bt.clear();

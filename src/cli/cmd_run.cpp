@@ -25,6 +25,7 @@
 #include "segrec/params.hpp"
 #include "segrec/pipeline_report.hpp"
 #include "segrec/tempfile.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec::cli {
 namespace {
@@ -234,6 +235,7 @@ class RunCommand final : public Command {
           }
         }
         ctx.say("== " + name);
+        watchdog::set_stage(name);  // names the stage in a stall message
         apply(st);
         h5::set_made_by(hash);
         reset_peak_rss();

@@ -23,6 +23,8 @@ struct CommonOptions {
   std::string config;             ///< --config FILE.ini
   double progress_interval = 10;  ///< --progress-interval: seconds between progress lines in logs
   std::string log_json;           ///< --log-json FILE: one JSON object per progress event
+  /// --stall-timeout: seconds a collective may wait before the job ends (0 = off)
+  double stall_timeout = 300;
 };
 
 struct Context {

@@ -20,6 +20,7 @@
 #include "segrec/params.hpp"
 #include "segrec/progress.hpp"
 #include "segrec/tempfile.hpp"
+#include "segrec/watchdog.hpp"
 
 namespace segrec::cli {
 namespace {
@@ -45,14 +46,17 @@ po::options_description common_options(CommonOptions& c) {
       "seconds between progress lines when stderr is not a terminal (batch logs)")(
       "log-json", po::value(&c.log_json),
       "append one JSON object per progress event to FILE (stage, step, metrics, elapsed_s, "
-      "ranks)");
+      "ranks)")(
+      "stall-timeout", po::value(&c.stall_timeout)->default_value(c.stall_timeout),
+      "end the job (exit 6) when a collective waits this many seconds (lost host); 0 = off");
   return d;
 }
 
 // Printed at the end of every --help.
 constexpr const char* kHelpEpilogue =
     "exit codes: 0 success, 1 other failure, 2 usage (bad option or value), 3 input data,\n"
-    "            4 I/O (file system, HDF5, MPI-IO), 5 interrupted after writing a checkpoint\n"
+    "            4 I/O (file system, HDF5, MPI-IO), 5 interrupted after writing a checkpoint,\n"
+    "            6 stalled (a collective waited --stall-timeout seconds: a lost host)\n"
     "environment: SEGREC_CONFIG (default --config), OMP_NUM_THREADS (threads per rank;\n"
     "            else SLURM_CPUS_PER_TASK, else 1), SLURM_JOB_ID (recorded in --log-json)\n";
 
@@ -145,6 +149,8 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
   comm.check_all(err, kExitIo);
 
   const Context ctx{comm, common, vm};
+  require(common.stall_timeout >= 0, "stall-timeout", common.stall_timeout, "must be >= 0");
+  const watchdog::Scope stall_watch(comm, common.stall_timeout, cmd.name());
   const auto t0 = std::chrono::steady_clock::now();
   int rc = kExitOther;
   try {
