@@ -1002,6 +1002,7 @@ void write_model(const std::string& path, const Model& m, const Comm& comm) {
   f.set_attr("/validation", "k", m.ndcg_k);
   f.set_attr("/validation", "n_users", m.n_val_users);
   f.set_attr("/validation", "n_train_users", m.n_train_users);
+  if (m.serving) write_serving_parts(f, *m.serving);
   f.commit();
 }
 
@@ -1060,6 +1061,7 @@ Model read_model(const std::string& path, const Comm& comm) {
   m.ndcg_k = f.attr_int("/validation", "k");
   m.n_val_users = f.attr_int("/validation", "n_users");
   m.n_train_users = f.attr_int("/validation", "n_train_users");
+  if (has_serving_parts(f)) m.serving = read_serving_parts(f);
   return m;
 }
 

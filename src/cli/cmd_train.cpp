@@ -1,9 +1,11 @@
 // segrec train: the personalisation model, trained data-parallel.
 #include <csignal>
+#include <optional>
 #include <cstdio>
 #include <sstream>
 
 #include "command.hpp"
+#include "segrec/bundle.hpp"
 #include "segrec/params.hpp"
 #include "segrec/train.hpp"
 
@@ -35,6 +37,8 @@ class TrainCommand final : public Command {
         "projection", po::value(&p.projection), "projection.h5 (/H) for --input projected|both")(
         "segments", po::value(&p.segments),
         "segments.h5 (/labels) for --personalize segment-input")(
+        "profiles", po::value(&p.profiles),
+        "profiles.h5: with --projection and --segments, store the serving bundle in model.h5")(
         "out", po::value(&p.out), "model.h5 to write")("checkpoint", po::value(&p.checkpoint),
                                                        "checkpoint file (default: OUT.ckpt.h5)")(
         "resume", po::bool_switch(&p.resume), "continue from the checkpoint")(
@@ -96,7 +100,13 @@ class TrainCommand final : public Command {
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const TrainData data = load_train_data(p_, ctx.comm);
-    const TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
+    std::optional<ServingParts> serving;
+    if (!p_.profiles.empty()) {
+      require(!p_.projection.empty() && !p_.segments.empty(), "profiles", p_.profiles,
+              "the serving bundle needs --projection and --segments too");
+      serving = load_serving_parts(p_.profiles, p_.projection, p_.segments, p_.data, ctx.comm);
+    }
+    TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
       char buf[256];
       const double comm_share = e.step_seconds > 0 ? 100.0 * e.comm_seconds / e.step_seconds : 0;
       std::snprintf(buf, sizeof buf, "epoch %3lld/%lld  loss %10.4f",
@@ -115,6 +125,7 @@ class TrainCommand final : public Command {
     });
     std::signal(SIGUSR1, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
+    r.model.serving = std::move(serving);
     write_model(p_.out, r.model, ctx.comm);
     const auto& m = r.model;
     std::ostringstream os;
