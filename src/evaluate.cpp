@@ -74,8 +74,9 @@ std::vector<std::int64_t> EvaluateParams::k_list() const {
 
 std::vector<std::string> model_modes(const Model& /*m*/) { return {"model"}; }
 
-void add_list_metrics(const std::vector<std::int32_t>& ranked, const std::vector<std::int32_t>& test,
-                      std::int64_t n_test, const std::vector<std::int64_t>& k, double* sums) {
+void add_list_metrics(const std::vector<std::int32_t>& ranked,
+                      const std::vector<std::int32_t>& test, std::int64_t n_test,
+                      const std::vector<std::int64_t>& k, double* sums) {
   const std::size_t nk = k.size();
   std::vector<double> dcg_at;  // cumulative DCG and hits by rank
   double dcg = 0, hits = 0, rr = 0;
@@ -213,7 +214,8 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
     for (std::size_t j = 0; j < nk; ++j) {
       const auto b = covered.begin() + static_cast<std::ptrdiff_t>((s * nk + j) * n_items);
       const auto c = std::count(b, b + n_items, std::uint8_t{1});
-      sm.coverage.push_back(n_items > 0 ? static_cast<double>(c) / static_cast<double>(n_items) : 0);
+      sm.coverage.push_back(n_items > 0 ? static_cast<double>(c) / static_cast<double>(n_items)
+                                        : 0);
       const double cnt = novelty[(s * nk + j) * 2 + 1];
       sm.novelty.push_back(cnt > 0 ? novelty[(s * nk + j) * 2] / cnt : 0.0);
     }
@@ -244,14 +246,14 @@ std::string EvaluateResult::table() const {
   os << users << " test users (" << users_without_foldin << " without fold-in events), "
      << unknown_test_items << " test items unknown to the model, " << n_items << " items\n";
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%-20s %5s %8s %8s %8s %9s %9s\n", "system", "K", "recall",
-                "ndcg", "hitrate", "coverage", "pop-rank");
+  std::snprintf(buf, sizeof buf, "%-20s %5s %8s %8s %8s %9s %9s\n", "system", "K", "recall", "ndcg",
+                "hitrate", "coverage", "pop-rank");
   os << buf;
   for (const auto& s : systems) {
     for (std::size_t j = 0; j < k.size(); ++j) {
-      std::snprintf(buf, sizeof buf, "%-20s %5lld %8.4f %8.4f %8.4f %9.4f %9.1f\n",
-                    s.name.c_str(), static_cast<long long>(k[j]), s.recall[j], s.ndcg[j],
-                    s.hitrate[j], s.coverage[j], s.novelty[j]);
+      std::snprintf(buf, sizeof buf, "%-20s %5lld %8.4f %8.4f %8.4f %9.4f %9.1f\n", s.name.c_str(),
+                    static_cast<long long>(k[j]), s.recall[j], s.ndcg[j], s.hitrate[j],
+                    s.coverage[j], s.novelty[j]);
       os << buf;
     }
     std::snprintf(buf, sizeof buf, "%-20s   MRR %8.4f\n", s.name.c_str(), s.mrr);

@@ -21,7 +21,8 @@ namespace segrec {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // A CSV field: quoted when it holds a delimiter, a quote or a line break.
@@ -100,7 +101,8 @@ UserInputs slice(const UserInputs& u, std::int64_t r0, std::int64_t r1, std::int
   for (std::int64_t r = r0; r < r1; ++r) b.indptr.push_back(u.indptr[r + 1] - q0);
   b.indices.assign(u.indices.begin() + q0, u.indices.begin() + q1);
   b.weights.assign(u.weights.begin() + q0, u.weights.begin() + q1);
-  if (dense_dim > 0) b.dense.assign(u.dense.begin() + r0 * dense_dim, u.dense.begin() + r1 * dense_dim);
+  if (dense_dim > 0)
+    b.dense.assign(u.dense.begin() + r0 * dense_dim, u.dense.begin() + r1 * dense_dim);
   if (!u.segments.empty()) b.segments.assign(u.segments.begin() + r0, u.segments.begin() + r1);
   return b;
 }
@@ -291,7 +293,8 @@ RecLists recommend_rows(const Model& m, const ServingUsers& u, std::int64_t r0, 
     return out;
   }
   const std::int64_t n_excluded = std::count(excluded.begin(), excluded.end(), std::uint8_t{1});
-  const std::int64_t nn = std::min<std::int64_t>(std::max<std::int64_t>(n_items, 1), n + n_excluded);
+  const std::int64_t nn =
+      std::min<std::int64_t>(std::max<std::int64_t>(n_items, 1), n + n_excluded);
   const UserInputs block = slice(u.inputs, r0, r1, m.shape.dense_in);
   const TopN top = score_users(m, block, nn);
   for (std::int64_t r = r0; r < r1; ++r) {
@@ -371,8 +374,8 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
     u = prepare(m, ds, item_map, true);
   } else {
     check_model_inputs(m, p.model, !p.projection.empty(), !p.segments.empty());
-    const bool need_bundle = m.serving && (p.segments.empty() ||
-                                           (m.shape.dense_in > 0 && p.projection.empty()));
+    const bool need_bundle =
+        m.serving && (p.segments.empty() || (m.shape.dense_in > 0 && p.projection.empty()));
     const Dataset ds = read_dataset(p.data, comm, /*with_log=*/need_bundle);
     check_items(m, ds.item_ids, "'" + p.data + "'");
     std::vector<std::int32_t> identity(ds.item_ids.size());
@@ -382,8 +385,10 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
     const auto check_users = [&](const h5::File& f, const std::string& path) {
       const auto ids = f.read_strings("/users/ids", b.begin, b.size());
       comm.check_all(ids == ds.user_ids ? ""
-                                        : "'" + path + "' lists other users, or another order, "
-                                                       "than '" + p.data + "'",
+                                        : "'" + path +
+                                              "' lists other users, or another order, "
+                                              "than '" +
+                                              p.data + "'",
                      kExitData);
     };
     if (!p.projection.empty() && m.shape.dense_in > 0) {
@@ -414,8 +419,8 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
 
   // Blocks: every rank takes part in as many collective appends as the busiest rank.
   const std::int64_t rows = u.n_local();
-  const std::int64_t blocks = comm.allreduce_value(
-      (rows + p.block_users - 1) / p.block_users, Op::kMax);
+  const std::int64_t blocks =
+      comm.allreduce_value((rows + p.block_users - 1) / p.block_users, Op::kMax);
   std::int64_t written = 0, cold = 0;
   std::vector<std::int64_t> seg_users(static_cast<std::size_t>(k), 0);
   for (auto g : u.segment)

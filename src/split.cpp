@@ -95,9 +95,8 @@ SplitSummary split_on_root(const SplitParams& p) {
         continue;
       }
       ++s.rows;
-      if (too_long ||
-          parse::parse_row(l, fl.layout, max_line, fields, scratch, row, nullptr) !=
-              parse::Bad::kNone) {
+      if (too_long || parse::parse_row(l, fl.layout, max_line, fields, scratch, row, nullptr) !=
+                          parse::Bad::kNone) {
         ++s.bad_rows;
         rows.push_back({kNoUser, 0, 0});
         continue;
@@ -107,8 +106,8 @@ SplitSummary split_on_root(const SplitParams& p) {
         rows.push_back({kNoUser, 0, 0});
         continue;
       }
-      auto [it, added] =
-          user_index.try_emplace(std::string(row.user), static_cast<std::uint32_t>(user_ids.size()));
+      auto [it, added] = user_index.try_emplace(std::string(row.user),
+                                                static_cast<std::uint32_t>(user_ids.size()));
       if (added) {
         user_ids.emplace_back(row.user);
         user_hash.push_back(seeded_hash(p.seed, row.user));
@@ -118,7 +117,8 @@ SplitSummary split_on_root(const SplitParams& p) {
                       row.has_time ? row.time : 0.0});
     }
   }
-  if (s.rows > 0 && static_cast<double>(s.bad_rows) > p.input.max_bad_fraction * static_cast<double>(s.rows))
+  if (s.rows > 0 &&
+      static_cast<double>(s.bad_rows) > p.input.max_bad_fraction * static_cast<double>(s.rows))
     throw DataError("'" + path + "': " + std::to_string(s.bad_rows) + " of " +
                     std::to_string(s.rows) + " rows are malformed (more than --max-bad-fraction " +
                     std::to_string(p.input.max_bad_fraction) + ")");
@@ -157,8 +157,8 @@ SplitSummary split_on_root(const SplitParams& p) {
     std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
       return user_hash[a] != user_hash[b] ? user_hash[a] < user_hash[b] : user_ids[a] < user_ids[b];
     });
-    const auto n_out = static_cast<std::size_t>(
-        std::llround(p.holdout_share * static_cast<double>(order.size())));
+    const auto n_out =
+        static_cast<std::size_t>(std::llround(p.holdout_share * static_cast<double>(order.size())));
     for (std::size_t j = 0; j < n_out && j < order.size(); ++j) heldout[order[j]] = 1;
   }
 
@@ -190,7 +190,8 @@ SplitSummary split_on_root(const SplitParams& p) {
         continue;
       }
       // The first n - n_test keys (ascending) stay in; the rest are test.
-      const std::uint64_t cut = n_test > 0 ? items[n - n_test] : std::numeric_limits<std::uint64_t>::max();
+      const std::uint64_t cut =
+          n_test > 0 ? items[n - n_test] : std::numeric_limits<std::uint64_t>::max();
       for (auto q = b; q < e; ++q) {
         const bool test = n_test > 0 && rows[by_user[q]].item >= cut;
         dest[by_user[q]] = test ? kTest : (strong ? kFoldin : kTrain);

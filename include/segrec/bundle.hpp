@@ -35,11 +35,11 @@ inline constexpr std::int64_t kCoocMaxHistory = 1000;
 
 struct ServingParts {
   ProfileModel profile;
-  std::int64_t dims = 0;      ///< H
-  std::vector<float> W;       ///< (n_items + d) x H, row-major: columns = directions
-  std::vector<double> mean;   ///< n_items + d: feature means used for centring
-  std::int64_t k = 0;         ///< segments
-  bool spherical = false;     ///< centroids compared by cosine (rows L2-normalised)
+  std::int64_t dims = 0;                  ///< H
+  std::vector<float> W;                   ///< (n_items + d) x H, row-major: columns = directions
+  std::vector<double> mean;               ///< n_items + d: feature means used for centring
+  std::int64_t k = 0;                     ///< segments
+  bool spherical = false;                 ///< centroids compared by cosine (rows L2-normalised)
   std::vector<float> centroids;           ///< k x H, row-major
   std::vector<std::int64_t> sizes;        ///< k: training users per segment
   std::vector<std::int64_t> item_users;   ///< k x n_items, row-major

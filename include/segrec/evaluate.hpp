@@ -32,9 +32,9 @@ struct EvaluateParams {
   std::string model;  ///< model.h5 (required)
   /// --foldin: the fold-in file and the reading options shared with --test.
   IngestParams foldin;
-  std::string test;               ///< test events (same format)
-  std::string k = "10,20,50,100";  ///< cut-offs K
-  std::string json;               ///< write the metrics as JSON here ("" = none)
+  std::string test;                 ///< test events (same format)
+  std::string k = "10,20,50,100";   ///< cut-offs K
+  std::string json;                 ///< write the metrics as JSON here ("" = none)
   std::int64_t block_users = 4096;  ///< users scored per block
 
   /// Throws UsageError naming the option and the value.
@@ -71,8 +71,9 @@ std::vector<std::string> model_modes(const Model& m);
 /// Local. Adds one ranked list's metrics to sums: recall, ndcg, hit per K, then
 /// the reciprocal rank (within the list). `ranked` best first (-1 padding);
 /// `test` the sorted known test items; `n_test` |test| with unknown items.
-void add_list_metrics(const std::vector<std::int32_t>& ranked, const std::vector<std::int32_t>& test,
-                      std::int64_t n_test, const std::vector<std::int64_t>& k, double* sums);
+void add_list_metrics(const std::vector<std::int32_t>& ranked,
+                      const std::vector<std::int32_t>& test, std::int64_t n_test,
+                      const std::vector<std::int64_t>& k, double* sums);
 
 /// Collective. `segrec evaluate`.
 EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm);

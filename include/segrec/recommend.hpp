@@ -40,11 +40,11 @@ struct RecommendParams {
   /// New users: event files and their reading options (as `segrec ingest`);
   /// `events.events` empty = batch mode. `events.out` is not used.
   IngestParams events;
-  std::string out;             ///< recs.csv, or recs.h5 (required)
-  std::int64_t top = 10;       ///< items per user (>= 1)
-  std::int64_t min_events = 3;  ///< fewer known events: popular-in-segment instead of the model
-  std::string exclude;         ///< file of item ids (one per line) never recommended
-  bool explain = false;        ///< add a reason column (CSV only)
+  std::string out;                  ///< recs.csv, or recs.h5 (required)
+  std::int64_t top = 10;            ///< items per user (>= 1)
+  std::int64_t min_events = 3;      ///< fewer known events: popular-in-segment instead of the model
+  std::string exclude;              ///< file of item ids (one per line) never recommended
+  bool explain = false;             ///< add a reason column (CSV only)
   std::int64_t block_users = 4096;  ///< users scored (and written) per block
 
   /// Throws UsageError naming the option and the value.
@@ -53,15 +53,15 @@ struct RecommendParams {
 };
 
 struct RecommendSummary {
-  std::int64_t users = 0;           ///< users given recommendations (global)
-  std::int64_t rows = 0;            ///< recommendations written
-  std::int64_t cold_users = 0;      ///< users served popular-in-segment
-  std::int64_t unknown_items = 0;   ///< new users: distinct items the model does not know
-  std::int64_t unknown_events = 0;  ///< new users: events on those items (ignored)
-  std::int64_t excluded_items = 0;  ///< items of --exclude known to the model
-  std::int64_t exclude_unknown = 0;  ///< ids of --exclude the model does not know
+  std::int64_t users = 0;                   ///< users given recommendations (global)
+  std::int64_t rows = 0;                    ///< recommendations written
+  std::int64_t cold_users = 0;              ///< users served popular-in-segment
+  std::int64_t unknown_items = 0;           ///< new users: distinct items the model does not know
+  std::int64_t unknown_events = 0;          ///< new users: events on those items (ignored)
+  std::int64_t excluded_items = 0;          ///< items of --exclude known to the model
+  std::int64_t exclude_unknown = 0;         ///< ids of --exclude the model does not know
   std::vector<std::int64_t> segment_users;  ///< users per segment (empty without segments)
-  bool bundle = false;              ///< the model's serving bundle was used
+  bool bundle = false;                      ///< the model's serving bundle was used
 };
 
 /// Collective. `segrec recommend`.
@@ -73,9 +73,9 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm);
 struct ServingUsers {
   std::vector<std::string> ids;
   UserInputs inputs;  ///< history over the model's items; dense / segments as the model reads
-  std::vector<std::int32_t> segment;         ///< -1 = no segment known
-  std::vector<std::int64_t> known_events;    ///< events on items the model knows
-  std::int64_t unknown_events = 0;           ///< events on other items (local)
+  std::vector<std::int32_t> segment;       ///< -1 = no segment known
+  std::vector<std::int64_t> known_events;  ///< events on items the model knows
+  std::int64_t unknown_events = 0;         ///< events on other items (local)
   std::int64_t n_local() const { return static_cast<std::int64_t>(ids.size()); }
 };
 

@@ -44,10 +44,10 @@ struct SplitParams {
 };
 
 struct SplitSummary {
-  std::int64_t rows = 0;        ///< data rows read
-  std::int64_t bad_rows = 0;    ///< malformed rows (dropped)
-  std::int64_t below_min = 0;   ///< rows under --min-value (dropped)
-  std::int64_t users = 0;       ///< users kept (>= min_user_items distinct items)
+  std::int64_t rows = 0;       ///< data rows read
+  std::int64_t bad_rows = 0;   ///< malformed rows (dropped)
+  std::int64_t below_min = 0;  ///< rows under --min-value (dropped)
+  std::int64_t users = 0;      ///< users kept (>= min_user_items distinct items)
   std::int64_t dropped_users = 0;
   std::int64_t heldout_users = 0;  ///< users with rows in test.csv
   std::int64_t train_rows = 0, foldin_rows = 0, test_rows = 0;

@@ -46,9 +46,9 @@ class SplitCommand final : public Command {
     std::ostringstream os;
     os << "wrote " << p_.out << "/{train,foldin,test}.csv (" << p_.protocol << "): " << s.rows
        << " rows read (" << s.bad_rows << " malformed, " << s.below_min << " under --min-value); "
-       << s.users << " users kept, " << s.dropped_users << " with fewer than "
-       << p_.min_user_items << " items dropped; " << s.heldout_users << " users scored; rows: "
-       << s.train_rows << " train, " << s.foldin_rows << " fold-in, " << s.test_rows << " test";
+       << s.users << " users kept, " << s.dropped_users << " with fewer than " << p_.min_user_items
+       << " items dropped; " << s.heldout_users << " users scored; rows: " << s.train_rows
+       << " train, " << s.foldin_rows << " fold-in, " << s.test_rows << " test";
     ctx.say(os.str());
     return 0;
   }

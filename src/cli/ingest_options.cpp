@@ -36,9 +36,9 @@ void add_ingest_read_options(po::options_description& d, IngestParams& p, bool f
         "min-item-users", po::value(&p.min_item_users)->default_value(p.min_item_users),
         "drop items with fewer distinct users");
   d.add_options()("max-line-bytes", po::value(&p.max_line_bytes)->default_value(p.max_line_bytes),
-                  "longer lines are malformed")(
-      "examples", po::value(&p.examples)->default_value(p.examples),
-      "malformed rows shown in the report");
+                  "longer lines are malformed")("examples",
+                                                po::value(&p.examples)->default_value(p.examples),
+                                                "malformed rows shown in the report");
 }
 
 }  // namespace segrec::cli
