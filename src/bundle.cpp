@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <numeric>
 
@@ -142,6 +145,9 @@ void write_serving_parts(h5::File& f, const ServingParts& s) {
   f.set_attr("/segments", "spherical", static_cast<std::int64_t>(s.spherical));
   f.write_replicated<float>("/segments/centroids", s.centroids, s.dims);
   f.write_replicated<std::int64_t>("/segments/sizes", s.sizes);
+  if (std::any_of(s.descriptions.begin(), s.descriptions.end(),
+                  [](const std::string& d) { return !d.empty(); }))
+    f.write_strings("/segments/descriptions", s.descriptions, false);
   f.write_replicated<std::int64_t>("/segments/item_users", s.item_users, s.n_items());
   if (s.cooc_width > 0) {
     f.create_group("/cooc");
@@ -164,6 +170,8 @@ ServingParts read_serving_parts(const h5::File& f) {
   s.spherical = f.attr_int("/segments", "spherical") != 0;
   s.centroids = f.read_all<float>("/segments/centroids");
   s.sizes = f.read_all<std::int64_t>("/segments/sizes");
+  if (f.exists("/segments/descriptions"))
+    s.descriptions = read_all_strings(f, "/segments/descriptions");
   s.item_users = f.read_all<std::int64_t>("/segments/item_users");
   if (f.exists("/cooc")) {
     s.cooc_width = f.shape("/cooc/items")[1];
@@ -174,6 +182,7 @@ ServingParts read_serving_parts(const h5::File& f) {
   const bool ok = s.dims > 0 && s.k > 0 && std::ssize(s.W) == D * s.dims &&
                   std::ssize(s.mean) == D && std::ssize(s.centroids) == s.k * s.dims &&
                   std::ssize(s.sizes) == s.k && std::ssize(s.item_users) == s.k * n &&
+                  (s.descriptions.empty() || std::ssize(s.descriptions) == s.k) &&
                   std::ssize(s.cooc_items) == n * s.cooc_width &&
                   s.cooc_counts.size() == s.cooc_items.size();
   if (!ok) throw DataError("'" + f.path() + "': inconsistent serving bundle shapes", true);
@@ -223,6 +232,20 @@ ServingParts load_serving_parts(const std::string& profiles, const std::string& 
     labels = f.read_rows<std::int32_t>("/labels", b.begin, b.size());
   }
   count_training_items(s, ds.indptr, ds.indices, labels, comm);
+  // The segment report written by the cluster stage next to segments.h5, if any.
+  std::string report;
+  if (comm.is_root()) {
+    std::string path = segments;
+    if (path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0)
+      path.resize(path.size() - 3);
+    std::ifstream in(path + ".json", std::ios::binary);
+    if (in) report.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  comm.broadcast(report);
+  s.descriptions = report_descriptions(report, s.k);
+  if (std::all_of(s.descriptions.begin(), s.descriptions.end(),
+                  [](const std::string& d) { return d.empty(); }))
+    s.descriptions.clear();
   return s;
 }
 
@@ -247,6 +270,33 @@ void count_training_items(ServingParts& s, const std::vector<std::int64_t>& indp
   comm.allreduce(s.sizes);
   comm.allreduce(s.item_users);
   count_cooccurrence(s, indptr, indices, comm);
+}
+
+std::vector<std::string> report_descriptions(const std::string& json, std::int64_t k) {
+  std::vector<std::string> out(static_cast<std::size_t>(std::max<std::int64_t>(k, 0)));
+  const std::string id_key = "{\"id\": ", desc_key = "\"description\": \"";
+  std::size_t at = json.find("\"segments\"");
+  while (at != std::string::npos) {
+    at = json.find(id_key, at);
+    if (at == std::string::npos) break;
+    at += id_key.size();
+    const long long id = std::strtoll(json.c_str() + at, nullptr, 10);
+    const std::size_t next = json.find(id_key, at);
+    std::size_t d = json.find(desc_key, at);
+    if (d == std::string::npos || d > next || id < 0 || id >= k) continue;
+    std::string text;
+    for (d += desc_key.size(); d < json.size() && json[d] != '"'; ++d) {
+      if (json[d] == '\\' && d + 1 < json.size()) {
+        const char e = json[++d];
+        text += e == 'n' ? ' ' : e == 't' ? ' ' : e == 'r' ? ' ' : e == 'u' ? '?' : e;
+        if (e == 'u') d += 4;
+      } else {
+        text += json[d];
+      }
+    }
+    out[static_cast<std::size_t>(id)] = text;
+  }
+  return out;
 }
 
 std::vector<float> project_profiles(const ServingParts& s, const ProfileBlock& b) {

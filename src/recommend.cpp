@@ -329,11 +329,13 @@ std::string explain(const Model& m, std::span<const std::int32_t> history, std::
     const double share = static_cast<double>(b.item_users[segment * n + item]) /
                          static_cast<double>(b.sizes[segment]);
     const double lift = share / (total / all);
-    const std::string g = "segment " + std::to_string(segment);
+    std::string g = "segment " + std::to_string(segment);
+    if (!b.descriptions.empty() && !b.descriptions[segment].empty())
+      g += " (" + b.descriptions[segment].substr(0, b.descriptions[segment].find(';')) + ")";
     if (lift >= 1.05)
       out = g + " likes it " + fmt_ratio(lift) + "x more than average";
     else
-      out = "liked across segments (" + fmt_ratio(lift) + "x average in " + g + ")";
+      out = "model score; " + g + " holds it " + fmt_ratio(lift) + "x as often as average";
   } else if (total > 0) {
     out = "held by " + fmt_ratio(100.0 * total / all) + "% of users";
   } else {

@@ -133,3 +133,25 @@ TEST(Bundle, CountsAndCooccurrence) {
 
 }  // namespace
 }  // namespace segrec
+
+namespace segrec {
+namespace {
+
+TEST(Bundle, ReportDescriptions) {
+  const std::string json =
+      "{\"k\": 3, \"notes\": [], \"segments\": [\n"
+      "    {\"id\": 0, \"size\": 5, \"share\": 0.5, \"described\": true, \"description\": "
+      "\"high \\\"sessions\\\"; item a over-represented\",\n     \"items\": []},\n"
+      "    {\"id\": 1, \"size\": 1, \"share\": 0.1, \"described\": false},\n"
+      "    {\"id\": 2, \"size\": 4, \"share\": 0.4, \"described\": true, \"description\": "
+      "\"low days\"}]}";
+  EXPECT_EQ(
+      report_descriptions(json, 3),
+      (std::vector<std::string>{"high \"sessions\"; item a over-represented", "", "low days"}));
+  EXPECT_EQ(report_descriptions("", 2), (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(report_descriptions(json, 1),
+            (std::vector<std::string>{"high \"sessions\"; item a over-represented"}));
+}
+
+}  // namespace
+}  // namespace segrec

@@ -8,6 +8,7 @@
 //   /projection   /W f32[(n_items + d) x H], /mean f64[n_items + d]; attribute dims
 //   /segments     /centroids f32[k x H]; /sizes i64[k] (training users per segment);
 //                 /item_users i64[k x n_items] (training users of the segment with the item);
+//                 /descriptions string[k] (from the segment report, when found);
 //                 attributes k, spherical
 //   /cooc         /items i32[n_items x C], /counts i32[n_items x C]: per item, the C items
 //                 most often held by the same training user (-1 / 0 padding); only when
@@ -42,6 +43,7 @@ struct ServingParts {
   bool spherical = false;                 ///< centroids compared by cosine (rows L2-normalised)
   std::vector<float> centroids;           ///< k x H, row-major
   std::vector<std::int64_t> sizes;        ///< k: training users per segment
+  std::vector<std::string> descriptions;  ///< k descriptions from the segment report, or empty
   std::vector<std::int64_t> item_users;   ///< k x n_items, row-major
   std::int64_t cooc_width = 0;            ///< C; 0 = no co-occurrence table
   std::vector<std::int32_t> cooc_items;   ///< n_items x C, best first, -1 padding
@@ -65,11 +67,17 @@ ServingParts read_serving_parts(const h5::File& f);
 /// Collective. Builds the bundle from the stage files of one run: the profile
 /// constants (profiles.h5), W and the mean (projection.h5), the centroids and
 /// labels (segments.h5), and from dataset.h5 the per-segment item counts and the
-/// co-occurrence table (one allreduce each; the table in blocks). The files must
+/// co-occurrence table (one allreduce each; the table in blocks). The segment
+/// descriptions come from the report next to segments.h5 (SEGMENTS without .h5,
+/// plus .json: the cluster stage's default), when it exists. The files must
 /// describe the same users and items (DataError otherwise).
 ServingParts load_serving_parts(const std::string& profiles, const std::string& projection,
                                 const std::string& segments, const std::string& data,
                                 const Comm& comm);
+
+/// The "description" of each segment in a segment report (segments.json text),
+/// by segment id; "" where a segment is not described.
+std::vector<std::string> report_descriptions(const std::string& json, std::int64_t k);
 
 /// Local. h = W^T (x - mean) for every row of a profile block: n_local x H, row-major.
 std::vector<float> project_profiles(const ServingParts& s, const ProfileBlock& b);

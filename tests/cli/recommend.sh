@@ -23,6 +23,9 @@ seg 1 recommend --model "$M" --data "$WORK/ds.h5" --top 7 --out "$WORK/b1.csv" -
   bad "batch -n 1: $(cat "$WORK/err")"
 head -1 "$WORK/b1.csv" | grep -qx "user_id,rank,item_id,score,segment,source,reason" &&
   ok "CSV header" || bad "header: $(head -1 "$WORK/b1.csv")"
+grep -qE ",segment [0-9]+ \(.*\) likes it [0-9.]+x more than average" "$WORK/b1.csv" &&
+  grep -q "; often taken with i0" "$WORK/b1.csv" && ok "--explain: lift, description, co-occurrence" ||
+  bad "--explain reasons: $(sed -n 2,4p "$WORK/b1.csv")"
 seg 3 recommend --model "$M" --data "$WORK/ds.h5" --top 7 --out "$WORK/b3.csv" --explain ||
   bad "batch -n 3: $(cat "$WORK/err")"
 awk -F, 'NR == FNR { if (FNR > 1) s[FNR] = $0; next }
