@@ -28,6 +28,7 @@ struct SilenceHdf5 {
 const SilenceHdf5 silence_hdf5;
 
 std::string g_command_line;
+std::string g_made_by;
 bool g_parallel_io = false;  // set once any file is opened on more than one rank
 
 herr_t walk_cb(unsigned n, const H5E_error2_t* e, void* data) {
@@ -79,6 +80,7 @@ void Handle::reset() {
 
 void set_command_line(const std::string& cmd) { g_command_line = cmd; }
 const std::string& command_line() { return g_command_line; }
+void set_made_by(const std::string& hash) { g_made_by = hash; }
 
 // ---- File ---------------------------------------------------------------------------
 
@@ -146,6 +148,7 @@ File File::create(const std::string& path, const Comm& comm, const Format& forma
   f.set_attr("/", "segrec_version", std::string(SEGREC_VERSION));
   f.set_attr("/", "command_line", g_command_line);
   f.set_attr("/", "ranks", static_cast<std::int64_t>(comm.size()));
+  if (!g_made_by.empty()) f.set_attr("/", "made_by", g_made_by);
   return f;
 }
 

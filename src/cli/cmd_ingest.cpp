@@ -31,8 +31,10 @@ class IngestCommand final : public Command {
     add_ingest_read_options(d, p);
   }
 
+  void check(const Context&) override { p_.validate(); }
+
   int run(const Context& ctx) override {
-    p_.validate();
+    check(ctx);
     const Dataset ds = ingest(p_, ctx.comm);
     write_dataset(p_.out, ds, ctx.comm);
     const std::int64_t nnz = ctx.comm.allreduce_value(static_cast<std::int64_t>(ds.indices.size()));
