@@ -16,7 +16,7 @@
 // As topn_quality.py: rows with a value under --min-value are dropped (e.g. 4 for
 // MovieLens ratings) and so are users with fewer than --min-user-items distinct
 // kept items; all rows of one (user, item) pair go to the same side.
-// Rank 0 streams the file twice (parse, then copy); memory is about 24 bytes per
+// Rank 0 streams the file twice (parse, then copy); memory is about 33 bytes per
 // row plus the user ids. Outputs are written under temporary names and renamed.
 #pragma once
 
