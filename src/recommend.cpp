@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <sstream>
 #include <unordered_map>
@@ -431,8 +432,15 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
   std::vector<std::int32_t> all_items;
   std::vector<float> all_scores;
   std::vector<std::uint8_t> all_source;
+  // CSV: each rank spools its text to a local temporary file (memory stays at one
+  // block), then all ranks copy their spools into the output in rank order.
   std::unique_ptr<OrderedWriter> csv;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> spool(nullptr, &std::fclose);
+  std::int64_t spooled = 0;
   if (!h5_out) {
+    spool.reset(std::tmpfile());
+    comm.check_all(spool ? "" : "cannot create a temporary spool file for '" + p.out + "'",
+                   kExitIo);
     csv = std::make_unique<OrderedWriter>(p.out, comm);
     if (comm.is_root())
       csv->append(std::string("user_id,rank,item_id,score,segment,source") +
@@ -477,9 +485,18 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
         if (h5_out) all_source.push_back(static_cast<std::uint8_t>(L.source[r - r0]));
       }
     }
-    if (csv) csv->append(text);
+    if (spool && !text.empty()) {
+      if (std::fwrite(text.data(), 1, text.size(), spool.get()) != text.size())
+        throw IoError("cannot write the spool file of '" + p.out + "'");
+      spooled += static_cast<std::int64_t>(text.size());
+    }
   }
-  if (csv) csv->commit();
+  if (csv) {
+    if (spool && std::fflush(spool.get()) != 0)
+      throw IoError("cannot write the spool file of '" + p.out + "'");
+    csv->append_file(spool.get(), spooled);
+    csv->commit();
+  }
   if (h5_out) {
     h5::File f = h5::File::create(p.out, comm, kRecommendationsFormat);
     for (const char* g : {"/users", "/items", "/recs"}) f.create_group(g);
