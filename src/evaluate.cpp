@@ -47,6 +47,7 @@ void EvaluateParams::validate() const {
           "give exactly one fold-in event file");
   require(!test.empty(), "test", test, "give the test event file");
   require(block_users >= 1, "block-users", block_users, "must be >= 1");
+  require(min_events >= 0, "min-events", min_events, "must be >= 0");
   (void)k_list();
   IngestParams ip = foldin;
   ip.out = model;  // not written; ingest checks that it is set
@@ -133,9 +134,17 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
     names = {"popularity", "segment-popularity"};
     how = {Source::kPopular, Source::kSegmentPopular};
   }
+  std::vector<std::int64_t> min_events;
   for (const auto& mode : model_modes(m)) {
     names.push_back(mode);
     how.push_back(Source::kModel);
+    min_events.push_back(0);
+  }
+  min_events.insert(min_events.begin(), names.size() - min_events.size(), 0);
+  if (!pop.empty() && p.min_events > 0) {
+    names.push_back("served");
+    how.push_back(Source::kModel);
+    min_events.push_back(p.min_events);
   }
   const std::size_t ns = names.size(), nb = static_cast<std::size_t>(kseg) + 2;
   // sums[(bucket * ns + system) * stride]: bucket 0 = all users, 1 + g = segment g, last = none.
@@ -160,7 +169,7 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
   for (std::int64_t r0 = 0; r0 < rows; r0 += p.block_users) {
     const std::int64_t r1 = std::min(rows, r0 + p.block_users);
     for (std::size_t s = 0; s < ns; ++s) {
-      const RecLists L = recommend_rows(m, u, r0, r1, kmax, how[s], 0, none, pop);
+      const RecLists L = recommend_rows(m, u, r0, r1, kmax, how[s], min_events[s], none, pop);
       for (std::int64_t r = r0; r < r1; ++r) {
         const auto it = test_row.find(u.ids[r]);
         if (it == test_row.end()) continue;

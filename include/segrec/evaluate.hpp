@@ -12,7 +12,8 @@
 // does not know count in |test| and are never hit; users with test items but no fold-in
 // events get empty lists (they count as misses), as in topn_quality.py.
 // Systems: global popularity and popularity within the user's segment (from the
-// training counts in the model's bundle), then each mode the model holds (model_modes).
+// training counts in the model's bundle), then each mode the model holds (model_modes),
+// then "served": the model with recommend's cold-start rule (--min-events).
 // Users are partitioned over ranks by ingest (the same user id lands on the same rank
 // in the fold-in and test files); metric sums are allreduced.
 #pragma once
@@ -32,9 +33,12 @@ struct EvaluateParams {
   std::string model;  ///< model.h5 (required)
   /// --foldin: the fold-in file and the reading options shared with --test.
   IngestParams foldin;
-  std::string test;                 ///< test events (same format)
-  std::string k = "10,20,50,100";   ///< cut-offs K
-  std::string json;                 ///< write the metrics as JSON here ("" = none)
+  std::string test;                ///< test events (same format)
+  std::string k = "10,20,50,100";  ///< cut-offs K
+  std::string json;                ///< write the metrics as JSON here ("" = none)
+  /// Also evaluate the policy of `segrec recommend`: users with fewer known fold-in
+  /// events get their segment's popular items (system "served"; 0 = off).
+  std::int64_t min_events = 3;
   std::int64_t block_users = 4096;  ///< users scored per block
 
   /// Throws UsageError naming the option and the value.

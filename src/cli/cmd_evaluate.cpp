@@ -26,6 +26,9 @@ class EvaluateCommand final : public Command {
         "test", po::value(&p.test), "held-out events to find")(
         "k", po::value(&p.k)->default_value(p.k), "cut-offs K, comma-separated")(
         "json", po::value(&p.json), "also write the metrics as JSON to this file")(
+        "min-events", po::value(&p.min_events)->default_value(p.min_events),
+        "system 'served': users with fewer known events get their segment's popular items "
+        "(as segrec recommend; 0 = leave out)")(
         "block-users", po::value(&p.block_users)->default_value(p.block_users),
         "users scored per block");
     add_ingest_read_options(d, p.foldin, /*filters=*/false);

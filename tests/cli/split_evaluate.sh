@@ -79,7 +79,7 @@ seg 1 "${E[@]}" --json "$WORK/e1.json" && seg 3 "${E[@]}" --json "$WORK/e3.json"
 cmp -s "$WORK/e1.json" "$WORK/e3.json" && ok "evaluate: -n 1 and -n 3 give the same metrics" ||
   bad "evaluate differs: $(diff "$WORK/e1.json" "$WORK/e3.json" | head -4)"
 grep -q "^popularity .* 10 " "$WORK/out" && grep -q "^segment-popularity" "$WORK/out" &&
-  grep -q "^model " "$WORK/out" && grep -q "^per segment" "$WORK/out" &&
+  grep -q "^model " "$WORK/out" && grep -q "^served " "$WORK/out" && grep -q "^per segment" "$WORK/out" &&
   ok "evaluate table: baselines, model, per-segment breakdown" || bad "table: $(cat "$WORK/out")"
 grep -q "\"users\": $held," "$WORK/e1.json" && ok "evaluate scores the $held held-out users" ||
   bad "evaluate users: $(head -3 "$WORK/e1.json")"
