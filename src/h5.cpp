@@ -222,6 +222,7 @@ void File::commit() {
     err = "cannot rename '" + tmp_path_ + "' to '" + path_ + "'";
   comm_->check_all(err, kExitIo);
   unregister_temporary(tmp_path_);
+  record_output(path_);
   tmp_path_.clear();
   writable_ = false;
 }

@@ -15,6 +15,7 @@
 #include "segrec/fault.hpp"
 #include "segrec/params.hpp"
 #include "segrec/parse.hpp"
+#include "segrec/progress.hpp"
 #include "segrec/textio.hpp"
 
 namespace segrec {
@@ -226,6 +227,13 @@ struct FileSpec {
   std::string default_event;  // for rows without an event
 };
 
+/// File size in bytes for progress estimates (0 when unknown).
+double size_or_zero(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0.0 : static_cast<double>(n);
+}
+
 std::string base_name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
 
 // Decides the layout of one file. Every rank computes the same answer, so
@@ -342,6 +350,8 @@ class Ingest {
   std::int64_t rows_read_ = 0, below_min_ = 0;
   std::vector<Example> examples_;
   std::vector<std::int64_t> line_base_;  // per file: lines before this rank's range
+  progress::Task* task_ = nullptr;       // reading progress (rank 0's share scaled by P)
+  double bytes_before_ = 0;              // sizes of the files read before this one
 
   // After the shuffle: owner-side state.
   std::vector<std::string> item_ids_, type_names_;
@@ -387,8 +397,12 @@ void Ingest::read_file(int index, const FileSpec& fs) {
       examples_.push_back(
           {index, n_lines, reason_name(reason) + (detail.empty() ? "" : ": " + detail)});
   };
+  const double scale = size_or_zero(fs.path) /
+                       static_cast<double>(std::max<std::int64_t>(1, range.end - range.begin));
   while (reader.next(line, too_long)) {
-    ++n_lines;
+    if ((++n_lines & 0xFFFF) == 0 && task_)
+      task_->update(bytes_before_ + static_cast<double>(reader.consumed()) * scale,
+                    {{"rows/s", static_cast<double>(rows_read_) * scale / task_->elapsed()}});
     const bool first_line = range.begin == 0 && n_lines == 1;
     if (first_line && fs.layout.header) continue;
     if (too_long) {
@@ -439,6 +453,7 @@ void Ingest::read_file(int index, const FileSpec& fs) {
     rows_.push_back(e);
   }
   line_base_[index] = comm_.exscan_sum(n_lines);
+  bytes_before_ += static_cast<double>(range.end - range.begin) * scale;
 }
 
 void Ingest::check_bad_rows() {
@@ -820,6 +835,9 @@ Dataset Ingest::run() {
   auto t = std::chrono::steady_clock::now();
   auto lap = [&](const char* what) {
     const auto now = std::chrono::steady_clock::now();
+    progress::note("ingest",
+                   std::string(what) + " " +
+                       progress::format_duration(std::chrono::duration<double>(now - t).count()));
     if (std::getenv("SEGREC_TIMING"))
       std::fprintf(stderr, "[rank %d] ingest %-12s %.3f s\n", comm_.rank(), what,
                    std::chrono::duration<double>(now - t).count());
@@ -827,7 +845,15 @@ Dataset Ingest::run() {
   };
   for (const auto& f : p_.events) files_.push_back(describe_file(f, p_));
   line_base_.assign(files_.size(), 0);
-  for (std::size_t i = 0; i < files_.size(); ++i) read_file(static_cast<int>(i), files_[i]);
+  double total = 0;
+  for (const auto& f : files_) total += size_or_zero(f.path);
+  {
+    progress::Task task("ingest", "reading events", total, "B");
+    task_ = &task;
+    for (std::size_t i = 0; i < files_.size(); ++i) read_file(static_cast<int>(i), files_[i]);
+    task.update(total);
+    task_ = nullptr;
+  }
   lap("read");
   fault_point("ingest.read", comm_);
   check_bad_rows();

@@ -39,8 +39,10 @@
 #include <immintrin.h>
 #endif
 
+#include "segrec/env.hpp"
 #include "segrec/error.hpp"
 #include "segrec/params.hpp"
+#include "segrec/progress.hpp"
 #include "segrec/textio.hpp"
 
 namespace segrec {
@@ -838,6 +840,7 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
   bool consistent = false;  // labels are the nearest-centroid labels of the final centroids
   const bool hamerly = p.use_hamerly(k);
   HamerlyState hs;  // fresh bounds for every run (restart)
+  progress::Task task("kmeans", "k=" + std::to_string(k), p.max_iter, "iter", true);
   for (int it = 0; it < p.max_iter; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t b0 = bytes_sent(comm);
@@ -863,6 +866,11 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
     st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     st.bytes = bytes_sent(comm) - b0;
     res.iterations.push_back(st);
+    task.update(it + 1,
+                {{"inertia", st.inertia},
+                 {"changed", static_cast<double>(st.changed)},
+                 {"shift", st.shift}},
+                true);
     res.relocated += st.relocated;
     res.n_iter = it + 1;
     C = std::move(Cn);
@@ -1081,15 +1089,7 @@ Exec exec_of(const KMeansParams& p) {
   return ex;
 }
 
-int threads_from_env() {
-  const char* s = std::getenv("OMP_NUM_THREADS");
-  if (!s) return 1;
-  int v = 0;
-  const char* end = s + std::strlen(s);
-  const auto r = std::from_chars(s, end, v);
-  if (r.ec != std::errc() || v < 1) return 1;
-  return std::min(v, 1024);
-}
+int threads_from_env() { return env::default_threads(); }
 
 bool parse_i64(const std::string& s, std::int64_t& v) {
   const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -1373,6 +1373,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const Comm& comm,
   const Criterion crit = p.criterion();
   ClusterRun run;
   double best_score = nan();
+  progress::Task task("cluster", "k sweep", sweep ? static_cast<double>(ks.size()) : 0, "k");
   for (const std::int64_t k : ks) {
     KMeansResult res = kmeans_prepared(Xs, k, p, comm, init);
     ClusterQuality q;
@@ -1387,6 +1388,12 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const Comm& comm,
       break;
     }
     run.sweep.push_back({k, res.inertia, res.n_iter, q});
+    task.update(static_cast<double>(run.sweep.size()),
+                {{"k", static_cast<double>(k)},
+                 {"inertia", res.inertia},
+                 {"silhouette", q.silhouette},
+                 {"davies_bouldin", q.davies_bouldin}},
+                true);
     double score = crit == Criterion::kSilhouette      ? q.silhouette
                    : crit == Criterion::kDaviesBouldin ? -q.davies_bouldin
                                                        : q.calinski_harabasz;

@@ -11,6 +11,7 @@
 
 #include "segrec/params.hpp"
 #include "segrec/profile.hpp"
+#include "segrec/progress.hpp"
 
 namespace segrec {
 
@@ -216,17 +217,23 @@ ProjectionModel rsvd(const FeatureBlock& X, const PcaOptions& o, const Comm& com
 
   moments(X, comm, m.mean, m.total_variance);
 
+  // Passes over the data: X Omega, then (X^T, X) per power iteration, then X^T Q.
+  progress::Task task("project", "PCA", static_cast<double>(2 + 2 * o.power_iterations), "pass");
+  const auto passed = [&] { task.update(st.x_products + st.xt_products, {}, true); };
   RowMat<T> Y;
   times(X, gaussian_test_matrix<T>(D, k, o.seed), m.mean, Y);
   st.x_products++;
+  passed();
   for (std::int64_t it = 0; it < o.power_iterations; ++it) {
     const RowMat<T> Z = orth_replicated(transpose_times(X, Y, m.mean, comm, st)).template cast<T>();
     times(X, Z, m.mean, Y);
     st.x_products++;
+    passed();
   }
   cholesky_qr2(Y, comm, &st);
   // B^T = Xc^T Q (D x k) = Qb R;  R = Ur S Vr^T  =>  right singular vectors Qb Ur.
   const RowMatD Bt = transpose_times(X, Y, m.mean, comm, st);
+  passed();
   const Eigen::HouseholderQR<Eigen::MatrixXd> qr(Bt);
   const Eigen::MatrixXd R = qr.matrixQR().topRows(k).template triangularView<Eigen::Upper>();
   const Eigen::JacobiSVD<Eigen::MatrixXd> svd(R, Eigen::ComputeFullU);

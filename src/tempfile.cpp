@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -19,6 +20,10 @@ std::set<std::string>& registry() {
   return s;
 }
 std::atomic<int> g_counter{0};
+std::vector<std::string>& outputs() {
+  static std::vector<std::string> v;
+  return v;
+}
 }  // namespace
 
 std::string temporary_name(const std::string& path) {
@@ -33,6 +38,17 @@ void register_temporary(const std::string& path) {
 void unregister_temporary(const std::string& path) {
   std::lock_guard<std::mutex> lock(g_mutex);
   registry().erase(path);
+}
+
+void record_output(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto& v = outputs();
+  if (std::find(v.begin(), v.end(), path) == v.end()) v.push_back(path);
+}
+
+std::vector<std::string> recorded_outputs() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return outputs();
 }
 
 void remove_registered_temporaries() noexcept {
@@ -55,6 +71,7 @@ void write_file_atomically(const std::string& path, const std::string& text) {
     throw IoError("cannot write '" + path + "'");
   }
   unregister_temporary(tmp);
+  record_output(path);
 }
 
 }  // namespace segrec

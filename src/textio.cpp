@@ -240,6 +240,7 @@ void OrderedWriter::commit() {
     err = sys_error("cannot rename to", path_);
   comm_.check_all(err, kExitIo);
   unregister_temporary(tmp_);
+  record_output(path_);
   done_ = true;
 }
 

@@ -61,7 +61,8 @@ struct KMeansParams {
   double tol = 1e-4;
   /// --spherical: cosine k-means (rows and centroids L2-normalised; zero rows stay zero).
   bool spherical = false;
-  /// --threads: threads per rank for the assignment step; 0 means $OMP_NUM_THREADS, else 1.
+  /// --threads: threads per rank for the assignment step; 0 means $OMP_NUM_THREADS, else
+  /// $SLURM_CPUS_PER_TASK, else 1 (env::default_threads).
   /// Results do not depend on it.
   int threads = 0;
   /// --kernel: assignment kernel. fused: distances and argmin in AVX-512 registers, rows read
@@ -93,7 +94,7 @@ struct KMeansParams {
   Criterion criterion() const;
   /// Whether the Lloyd iterations for k clusters use Hamerly's bounds (--algorithm).
   bool use_hamerly(std::int64_t k) const;
-  /// `threads`, or $OMP_NUM_THREADS, or 1.
+  /// `threads`, or $OMP_NUM_THREADS, or $SLURM_CPUS_PER_TASK, or 1.
   int resolved_threads() const;
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace segrec {
 
@@ -11,6 +12,11 @@ namespace segrec {
 std::string temporary_name(const std::string& path);
 void register_temporary(const std::string& path);
 void unregister_temporary(const std::string& path);
+/// Records a finished output (called where a temporary is renamed to `path`): the
+/// command summary lists what a run wrote.
+void record_output(const std::string& path);
+/// Outputs recorded so far, in order, without repeats.
+std::vector<std::string> recorded_outputs();
 /// Unlinks every registered temporary (async-signal-unsafe; call from main's error path).
 void remove_registered_temporaries() noexcept;
 

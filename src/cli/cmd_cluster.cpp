@@ -57,7 +57,8 @@ class Cluster final : public Command {
             "stop when the summed squared centroid shift <= tol * mean feature variance")(
             "spherical", po::bool_switch(&p_.spherical), "cosine k-means on L2-normalised rows")(
             "threads", po::value(&p_.threads)->default_value(p_.threads),
-            "threads per rank (0: $OMP_NUM_THREADS or 1); results do not depend on it")(
+            "threads per rank (0: $OMP_NUM_THREADS, else $SLURM_CPUS_PER_TASK, else 1); results do "
+            "not depend on it")(
             "kernel", po::value(&p_.kernel)->default_value(p_.kernel),
             "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
             "algorithm", po::value(&p_.algorithm)->default_value(p_.algorithm),

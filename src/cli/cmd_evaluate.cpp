@@ -34,8 +34,10 @@ class EvaluateCommand final : public Command {
     add_ingest_read_options(d, p.foldin, /*filters=*/false);
   }
 
+  void check(const Context&) override { p_.validate(); }
+
   int run(const Context& ctx) override {
-    p_.validate();
+    check(ctx);
     const EvaluateResult r = run_evaluate(p_, ctx.comm);
     ctx.say(r.table());
     return 0;

@@ -4,10 +4,12 @@
 
 #include <Eigen/Core>
 #include <boost/version.hpp>
+#include <cstdlib>
 #include <sstream>
 #include <thread>
 
 #include "command.hpp"
+#include "segrec/env.hpp"
 
 namespace segrec::cli {
 namespace {
@@ -27,8 +29,15 @@ class Info final : public Command {
     std::string mpi_s(mpi, static_cast<std::size_t>(len));
     if (auto nl = mpi_s.find_first_of("\r\n,"); nl != std::string::npos) mpi_s.resize(nl);
     os << "segrec " SEGREC_VERSION "\n"
-       << "compiler      " << __VERSION__ << "\n"
-       << "march         "
+       << "compiler      "
+#if defined(__clang__)
+       << "clang "
+#elif defined(__GNUC__)
+       << "gcc "
+#endif
+       << __VERSION__ << "\n"
+       << "build         " << SEGREC_BUILD_FLAGS << "\n"
+       << "cpu features  "
 #ifdef __AVX512F__
        << "avx512f "
 #endif
@@ -48,9 +57,12 @@ class Info final : public Command {
        << " (serial)\n"
 #endif
        << "boost         " << BOOST_VERSION / 100000 << "." << BOOST_VERSION / 100 % 1000 << "\n"
-       << "mpi           " << mpi_s << "\n"
+       << "mpi           " << mpi_s << " (MPI " << SEGREC_MPI_CXX_VERSION << ")\n"
        << "ranks         " << ctx.comm.size() << "\n"
+       << "threads/rank  " << env::default_threads() << " (" << env::default_threads_source()
+       << "; --threads overrides)\n"
        << "hw threads    " << std::thread::hardware_concurrency() << "\n";
+    if (const std::string job = env::job_id(); !job.empty()) os << "slurm job     " << job << "\n";
     ctx.say(os.str());
     return 0;
   }

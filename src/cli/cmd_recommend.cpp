@@ -45,8 +45,10 @@ class RecommendCommand final : public Command {
     add_ingest_read_options(d, p.events, /*filters=*/false);
   }
 
+  void check(const Context&) override { p_.validate(); }
+
   int run(const Context& ctx) override {
-    p_.validate();
+    check(ctx);
     const RecommendSummary s = run_recommend(p_, ctx.comm);
     std::ostringstream os;
     os << "wrote " << p_.out << ": " << s.rows << " recommendations for " << s.users << " users ("

@@ -39,9 +39,13 @@ class SplitCommand final : public Command {
     add_ingest_read_options(d, p.input, /*filters=*/false);
   }
 
-  int run(const Context& ctx) override {
+  void check(const Context& ctx) override {
     p_.seed = ctx.common.seed;
     p_.validate();
+  }
+
+  int run(const Context& ctx) override {
+    check(ctx);
     const SplitSummary s = run_split(p_, ctx.comm);
     std::ostringstream os;
     os << "wrote " << p_.out << "/{train,foldin,test}.csv (" << p_.protocol << "): " << s.rows

@@ -1,12 +1,14 @@
 // segrec train: the personalisation model, trained data-parallel.
+#include <cmath>
 #include <csignal>
-#include <optional>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "command.hpp"
 #include "segrec/bundle.hpp"
 #include "segrec/params.hpp"
+#include "segrec/progress.hpp"
 #include "segrec/train.hpp"
 
 namespace segrec::cli {
@@ -110,22 +112,17 @@ class TrainCommand final : public Command {
               "the serving bundle needs --projection and --segments too");
       serving = load_serving_parts(p_.profiles, p_.projection, p_.segments, p_.data, ctx.comm);
     }
+    progress::Task task("train", "", static_cast<double>(p_.epochs), "epoch");
     TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
-      char buf[256];
-      const double comm_share = e.step_seconds > 0 ? 100.0 * e.comm_seconds / e.step_seconds : 0;
-      std::snprintf(buf, sizeof buf, "epoch %3lld/%lld  loss %10.4f",
-                    static_cast<long long>(e.epoch), static_cast<long long>(p_.epochs),
-                    e.train_loss);
-      std::string line = buf;
-      if (e.val_ndcg == e.val_ndcg) {
-        std::snprintf(buf, sizeof buf, "  val NDCG@%lld %.5f%s", static_cast<long long>(p_.ndcg_k),
-                      e.val_ndcg, e.improved ? " *" : "  ");
-        line += buf;
-      }
-      std::snprintf(
-          buf, sizeof buf, "  lr %.2e  %.2f s  %.0f samples/s  comm %.0f%%", e.lr, e.seconds,
-          e.step_seconds > 0 ? static_cast<double>(e.samples) / e.step_seconds : 0, comm_share);
-      ctx.say(line + buf);
+      const double sps = e.step_seconds > 0 ? static_cast<double>(e.samples) / e.step_seconds : 0;
+      task.update(
+          static_cast<double>(e.epoch),
+          {{"loss", e.train_loss},
+           {"val_ndcg@" + std::to_string(p_.ndcg_k), e.val_ndcg},
+           {"lr", e.lr},
+           {"samples/s", std::round(sps)},
+           {"comm%", e.step_seconds > 0 ? std::round(100 * e.comm_seconds / e.step_seconds) : 0}},
+          true);
     });
     std::signal(SIGUSR1, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);

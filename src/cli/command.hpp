@@ -17,10 +17,12 @@ namespace po = boost::program_options;
 
 /// Options every command accepts.
 struct CommonOptions {
-  std::uint64_t seed = 42;  ///< --seed: keys all randomness (with global user/item indices)
-  bool verbose = false;     ///< --verbose
-  bool quiet = false;       ///< --quiet
-  std::string config;       ///< --config FILE.ini
+  std::uint64_t seed = 42;        ///< --seed: keys all randomness (with global user/item indices)
+  bool verbose = false;           ///< --verbose
+  bool quiet = false;             ///< --quiet
+  std::string config;             ///< --config FILE.ini
+  double progress_interval = 10;  ///< --progress-interval: seconds between progress lines in logs
+  std::string log_json;           ///< --log-json FILE: one JSON object per progress event
 };
 
 struct Context {

@@ -4,11 +4,13 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "segrec/progress.hpp"
 
 namespace segrec::cli {
 
 void Context::say(const std::string& text) const {
   if (comm.is_root() && !common.quiet) {
+    progress::clear_line();
     std::fputs(text.c_str(), stdout);
     if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
     std::fflush(stdout);

@@ -8,14 +8,17 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <set>
 #include <sstream>
 
 #include "command.hpp"
+#include "segrec/env.hpp"
 #include "segrec/error.hpp"
 #include "segrec/h5.hpp"
 #include "segrec/params.hpp"
+#include "segrec/progress.hpp"
 #include "segrec/tempfile.hpp"
 
 namespace segrec::cli {
@@ -35,10 +38,23 @@ po::options_description common_options(CommonOptions& c) {
       "line overrides it; default: $SEGREC_CONFIG")(
       "seed", po::value(&c.seed)->default_value(c.seed),
       "seed for all randomness (results do not depend on the rank count)")(
-      "verbose,v", po::bool_switch(&c.verbose), "print more detail")(
-      "quiet,q", po::bool_switch(&c.quiet), "print errors only");
+      "verbose,v", po::bool_switch(&c.verbose),
+      "print more detail: every PCA pass, K-means iteration and epoch, stage timings")(
+      "quiet,q", po::bool_switch(&c.quiet), "print errors only (no progress, no summary)")(
+      "progress-interval", po::value(&c.progress_interval)->default_value(c.progress_interval),
+      "seconds between progress lines when stderr is not a terminal (batch logs)")(
+      "log-json", po::value(&c.log_json),
+      "append one JSON object per progress event to FILE (stage, step, metrics, elapsed_s, "
+      "ranks)");
   return d;
 }
+
+// Printed at the end of every --help.
+constexpr const char* kHelpEpilogue =
+    "exit codes: 0 success, 1 other failure, 2 usage (bad option or value), 3 input data,\n"
+    "            4 I/O (file system, HDF5, MPI-IO), 5 interrupted after writing a checkpoint\n"
+    "environment: SEGREC_CONFIG (default --config), OMP_NUM_THREADS (threads per rank;\n"
+    "            else SLURM_CPUS_PER_TASK, else 1), SLURM_JOB_ID (recorded in --log-json)\n";
 
 void print_program_help(const Comm& comm) {
   if (!comm.is_root()) return;
@@ -48,7 +64,7 @@ void print_program_help(const Comm& comm) {
                "       segrec <command> --help\n       segrec --version\n\ncommands:\n";
   for (const auto& c : all_commands())
     std::printf("  %-10s %s\n", c->name().c_str(), c->summary().c_str());
-  std::cout << std::flush;
+  std::cout << "\n" << kHelpEpilogue << std::flush;
 }
 
 // Every long option name of every command: a config file may carry options of
@@ -97,7 +113,7 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
         std::cout << "usage: [mpirun -n P] segrec " << cmd.name() << " [options]\n\n"
                   << cmd.summary() << "\n";
         if (!cmd.usage().empty()) std::cout << "\n" << cmd.usage() << "\n";
-        std::cout << "\n" << all << std::flush;
+        std::cout << "\n" << all << "\n" << kHelpEpilogue << std::flush;
       }
       return kExitOk;
     }
@@ -105,14 +121,63 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see 'segrec " + cmd.name() + " --help')");
   }
+  require(!(common.quiet && common.verbose), "quiet", "--verbose",
+          "give at most one of --quiet and --verbose");
+  require(common.progress_interval > 0, "progress-interval", common.progress_interval,
+          "must be > 0 seconds");
+  progress::Options po;
+  po.verbosity = common.quiet     ? progress::Verbosity::kQuiet
+                 : common.verbose ? progress::Verbosity::kVerbose
+                                  : progress::Verbosity::kNormal;
+  po.interval = common.progress_interval;
+  po.json_path = common.log_json;
+  po.root = comm.is_root();
+  po.ranks = comm.size();
+  po.threads = env::default_threads();
+  po.command = cmd.name();
+  po.job_id = env::job_id();
+  std::string err;
+  try {
+    progress::configure(po);
+  } catch (const Error& e) {
+    err = e.what();
+  }
+  comm.check_all(err, kExitIo);
+
   const Context ctx{comm, common, vm};
   const auto t0 = std::chrono::steady_clock::now();
-  const int rc = cmd.run(ctx);
+  int rc = kExitOther;
+  try {
+    rc = cmd.run(ctx);
+  } catch (const Error& e) {
+    if (e.collective()) progress::finish(e.code(), recorded_outputs(), 0);
+    throw;
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto peak = comm.allreduce_value(peak_rss_bytes(), Op::kMax);
-  if (!common.quiet && comm.is_root())
-    std::printf("segrec %s: done in %.2f s on %d rank(s), peak memory %.1f MiB per rank (max)\n",
-                cmd.name().c_str(), secs, comm.size(), static_cast<double>(peak) / (1 << 20));
+  const double peak_mib = static_cast<double>(peak) / (1 << 20);
+  std::vector<std::string> outputs;
+  for (const auto& o : recorded_outputs())
+    if (std::filesystem::exists(o)) outputs.push_back(o);
+  if (!common.quiet && comm.is_root()) {
+    progress::clear_line();
+    // "wrote a.h5" or, for files of one directory, "wrote DIR/: a.h5, b.csv".
+    std::string dir = outputs.size() > 1 ? std::filesystem::path(outputs[0]).parent_path().string()
+                                         : std::string();
+    for (const auto& o : outputs)
+      if (std::filesystem::path(o).parent_path().string() != dir) dir.clear();
+    std::string wrote;
+    for (const auto& o : outputs) {
+      wrote += wrote.empty() ? (dir.empty() ? "; wrote " : "; wrote " + dir + "/: ") : ", ";
+      wrote += dir.empty() ? o : std::filesystem::path(o).filename().string();
+    }
+    const std::string job = po.job_id.empty() ? "" : " (job " + po.job_id + ")";
+    std::printf(
+        "segrec %s: done in %.2f s on %d rank(s)%s, peak memory %.1f MiB per rank (max)%s\n",
+        cmd.name().c_str(), secs, comm.size(), job.c_str(), peak_mib, wrote.c_str());
+    std::fflush(stdout);
+  }
+  progress::finish(rc, outputs, peak_mib);
   return rc;
 }
 
@@ -149,18 +214,22 @@ int main(int argc, char** argv) {
     rank = world.rank();
     code = cli::dispatch(argc, argv, world);
   } catch (const Error& e) {
+    progress::clear_line();
     if (!e.collective()) {
       std::fprintf(stderr, "segrec: error (rank %d): %s\n", rank, cli::one_line(e.what()).c_str());
       std::fflush(stderr);
       remove_registered_temporaries();
+      progress::finish(e.code(), {}, 0);  // closes the JSON log when this rank holds it
       MpiEnvironment::abort(e.code());
     }
     if (rank == 0) std::fprintf(stderr, "segrec: error: %s\n", cli::one_line(e.what()).c_str());
     code = e.code();
   } catch (const std::exception& e) {
+    progress::clear_line();
     std::fprintf(stderr, "segrec: error (rank %d): %s\n", rank, cli::one_line(e.what()).c_str());
     std::fflush(stderr);
     remove_registered_temporaries();
+    progress::finish(kExitOther, {}, 0);
     MpiEnvironment::abort(kExitOther);
   }
   return code;

@@ -55,9 +55,9 @@ done
 S="$WORK/sig"; mkdir -p "$S"
 # shellcheck disable=SC2086
 "$MPIEXEC" -n 2 $MPIFLAGS "$SEGREC" "${T[@]}" "${H[@]}" --epochs 100000 --patience 0 \
-  --out "$S/m.h5" >"$S/out" 2>"$S/err" &
+  --out "$S/m.h5" --progress-interval 0.05 >"$S/out" 2>"$S/err" &
 pid=$!
-for _ in $(seq 1 600); do grep -q "^epoch" "$S/out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do grep -q "train  epoch" "$S/err" 2>/dev/null && break; sleep 0.1; done
 kill -USR1 "$pid"  # mpirun forwards SIGUSR1 to every rank
 for _ in $(seq 1 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill "$pid" 2>/dev/null  # still running after 2 minutes: a hang
