@@ -73,7 +73,10 @@ std::vector<std::int64_t> EvaluateParams::k_list() const {
   return out;
 }
 
-std::vector<std::string> model_modes(const Model& /*m*/) { return {"model"}; }
+std::vector<std::string> model_modes(const Model& m) {
+  if (m.head_layers > 0 && !m.head_segments.empty()) return {"model", "model-global-head"};
+  return {"model"};
+}
 
 void add_list_metrics(const std::vector<std::int32_t>& ranked,
                       const std::vector<std::int32_t>& test, std::int64_t n_test,
@@ -122,6 +125,12 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
   const Dataset te = ingest(tp, comm);
 
   const ServingUsers u = prepare_new_users(m, fi, map_items(m, fi.item_ids));
+  // Models with segment heads are also scored with their global layers only.
+  ServingUsers u_global;
+  if (m.head_layers > 0 && !m.head_segments.empty()) {
+    u_global = u;
+    u_global.inputs.segment_heads = false;
+  }
   const std::vector<std::int32_t> tmap = map_items(m, te.item_ids);
   const Popularity pop = Popularity::from(m);
   const std::int64_t n_items = std::ssize(m.item_ids);
@@ -169,7 +178,8 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
   for (std::int64_t r0 = 0; r0 < rows; r0 += p.block_users) {
     const std::int64_t r1 = std::min(rows, r0 + p.block_users);
     for (std::size_t s = 0; s < ns; ++s) {
-      const RecLists L = recommend_rows(m, u, r0, r1, kmax, how[s], min_events[s], none, pop);
+      const ServingUsers& us = names[s] == "model-global-head" ? u_global : u;
+      const RecLists L = recommend_rows(m, us, r0, r1, kmax, how[s], min_events[s], none, pop);
       for (std::int64_t r = r0; r < r1; ++r) {
         const auto it = test_row.find(u.ids[r]);
         if (it == test_row.end()) continue;

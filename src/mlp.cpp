@@ -251,26 +251,29 @@ double Network<T>::loss_bce(const Batch<T>& bt, T* gb_out) {
 }
 
 template <class T>
-double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad) {
+double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad, int first_layer) {
   forward_impl(bt, dropout, /*output_bias=*/false);
   // The loss adds the output bias per row and, with a gradient, sums its gradient there.
   T* gb = grad ? grad + layout_.b[shape_.n_layers() - 1] : nullptr;
   if (gb && bias_pending_) std::fill(gb, gb + shape_.n_out, T(0));
   const bool pending = bias_pending_;
   const double loss = shape_.loss == Loss::kSoftmax ? loss_softmax(bt, gb) : loss_bce(bt, gb);
-  if (grad) backward(bt, dropout, grad, /*output_bias_done=*/pending);
+  if (grad) backward(bt, dropout, grad, /*output_bias_done=*/pending, first_layer);
   return loss;
 }
 
 template <class T>
-void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bias_done) {
+void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bias_done,
+                          int first_layer) {
   const int L = shape_.n_layers();
   const std::int64_t n = rows_;
+  first_layer = std::clamp(first_layer, 0, L - 1);
   if (n == 0) {
-    std::fill(grad, grad + layout_.size, T(0));
+    const std::int64_t from = first_layer == 0 ? 0 : layout_.w[first_layer];
+    std::fill(grad + from, grad + (first_layer == 0 ? layout_.size : layout_.emb), T(0));
     return;
   }
-  for (int l = L - 1; l >= 0; --l) {
+  for (int l = L - 1; l >= first_layer; --l) {
     const std::int64_t fi = shape_.fan_in(l), fo = shape_.fan_out(l);
     const auto dA = A_[l].topRows(n);  // dL/d(pre-activation of layer l), n x fo
     MatMap gW(grad + layout_.w[l], fi, fo);
@@ -282,6 +285,7 @@ void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bi
     if (l > 0) {
       const Matrix& in = dropout > 0 ? H_[l - 1] : A_[l - 1];
       gW.noalias() = in.topRows(n).transpose() * dA;
+      if (l == first_layer) break;  // the layers below are frozen
       auto G = G_[l - 1].topRows(n);
       G.noalias() = dA * W(l).transpose();
       if (dropout > 0) G.array() *= M_[l - 1].topRows(n).array();

@@ -105,6 +105,7 @@ UserInputs slice(const UserInputs& u, std::int64_t r0, std::int64_t r1, std::int
   if (dense_dim > 0)
     b.dense.assign(u.dense.begin() + r0 * dense_dim, u.dense.begin() + r1 * dense_dim);
   if (!u.segments.empty()) b.segments.assign(u.segments.begin() + r0, u.segments.begin() + r1);
+  b.segment_heads = u.segment_heads;
   return b;
 }
 
@@ -114,6 +115,17 @@ std::vector<std::int32_t> order_by_count(const std::int64_t* counts, std::int64_
   std::stable_sort(o.begin(), o.end(),
                    [counts](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
   return o;
+}
+
+bool has_heads(const Model& m) { return m.head_layers > 0 && !m.head_segments.empty(); }
+
+// Segment labels for a model that reads them (embedding or heads). Heads without a
+// known segment for every user fall back to the global layers.
+void set_segment_inputs(const Model& m, ServingUsers& u) {
+  const bool known =
+      std::none_of(u.segment.begin(), u.segment.end(), [](std::int32_t g) { return g < 0; });
+  if (m.shape.embed_dim > 0 || (has_heads(m) && known)) u.inputs.segments = u.segment;
+  if (has_heads(m) && !known) u.inputs.segment_heads = false;
 }
 
 // Users of `ds` with the model's inputs. `item_map` sends ds items to model items.
@@ -152,7 +164,7 @@ ServingUsers prepare(const Model& m, const Dataset& ds, const std::vector<std::i
     u.segment = nearest_segments(b, h);
     if (m.shape.dense_in > 0) u.inputs.dense = std::move(h);
   }
-  if (m.shape.embed_dim > 0) u.inputs.segments = u.segment;
+  set_segment_inputs(m, u);
   return u;
 }
 
@@ -413,7 +425,8 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
       check_users(f, p.segments);
       k = f.attr_int("/", "k");
       u.segment = f.read_rows<std::int32_t>("/labels", b.begin, b.size());
-      if (m.shape.embed_dim > 0) u.inputs.segments = u.segment;
+      u.inputs.segment_heads = true;
+      set_segment_inputs(m, u);
     }
   }
   const std::vector<std::uint8_t> excluded =

@@ -8,9 +8,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <numbers>
 #include <numeric>
 #include <sstream>
+#include <tuple>
+#include <unordered_map>
 
 #include "segrec/dataset.hpp"
 #include "segrec/error.hpp"
@@ -94,6 +98,9 @@ constexpr std::uint64_t kTagHoldout = 0x686f6c646f7574ULL;     // held-out items
 constexpr std::uint64_t kTagPerm = 0x7065726d75746521ULL;      // batch permutation
 constexpr std::uint64_t kTagInDrop = 0x696e2d64726f70ULL;      // input dropout
 constexpr std::uint64_t kTagHiddenDrop = 0x686964642d6472ULL;  // hidden dropout
+constexpr std::uint64_t kTagHead = 0x686561642d6570ULL;        // head fine-tuning batches
+// Epoch numbers of the head fine-tuning (input dropout keys), apart from the global epochs.
+constexpr std::int64_t kHeadEpochBase = std::int64_t{1} << 40;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -217,9 +224,9 @@ void check_data(const TrainParams& p, const TrainData& d, const Comm& comm) {
     for (std::size_t k = 0; err.empty() && k < d.dense.size(); ++k)
       if (!std::isfinite(d.dense[k])) err = "the projection holds a non-finite value";
   }
-  if (err.empty() && p.uses_segments()) {
+  if (err.empty() && (p.personalize != "none" || p.compare_personalize || !d.segments.empty())) {
     if (d.n_segments <= 0 || static_cast<std::int64_t>(d.segments.size()) != n)
-      err = "--personalize segment-input needs a segment label for every user";
+      err = "--personalize " + p.personalize + " needs a segment label for every user";
     for (std::size_t k = 0; err.empty() && k < d.segments.size(); ++k)
       if (d.segments[k] < 0 || d.segments[k] >= d.n_segments)
         err = "segment label " + std::to_string(d.segments[k]) + " outside [0, " +
@@ -261,6 +268,171 @@ void check_same_params(const std::vector<float>& v, const Comm& comm, const char
                 kExitOther, true);
 }
 
+// Users scored against held-out items: their fold-in histories and what to find.
+struct EvalUsers {
+  UserInputs in;                         // fold-in histories (raw weights), dense rows, labels
+  std::vector<std::int64_t> rel_ptr{0};  // CSR: relevant items known to the model, sorted
+  std::vector<std::int32_t> rel;
+  std::vector<std::int64_t> n_rel;    // relevant items per user, unknown items included
+  std::vector<std::int32_t> segment;  // label per user (-1: no segments)
+  std::int64_t missing = 0;           // listed users absent from the data (global; score 0)
+  std::int64_t rows() const { return in.rows(); }
+};
+
+// Appends a user: fold-in (item, raw weight) pairs, the sorted known relevant items, their count
+// with unknown items included.
+void add_eval_user(EvalUsers& e, const TrainData& d, bool dense, std::int64_t i,
+                   const std::vector<std::pair<std::int32_t, float>>& fold_in,
+                   const std::vector<std::int32_t>& relevant, std::int64_t n_rel) {
+  for (const auto& [item, w] : fold_in) {
+    e.in.indices.push_back(item);
+    e.in.weights.push_back(w);
+  }
+  e.in.indptr.push_back(std::ssize(e.in.indices));
+  if (dense)
+    e.in.dense.insert(e.in.dense.end(), d.dense.begin() + i * d.dense_dim,
+                      d.dense.begin() + (i + 1) * d.dense_dim);
+  const std::int32_t seg = d.segments.empty() ? -1 : d.segments[static_cast<std::size_t>(i)];
+  if (!d.segments.empty()) e.in.segments.push_back(seg);
+  e.segment.push_back(seg);
+  e.rel.insert(e.rel.end(), relevant.begin(), relevant.end());
+  e.rel_ptr.push_back(std::ssize(e.rel));
+  e.n_rel.push_back(n_rel);
+}
+
+// The rows of `e` for which keep(row) holds (missing users are not carried over).
+template <class Keep>
+EvalUsers eval_subset(const EvalUsers& e, Keep keep) {
+  EvalUsers out;
+  const auto& in = e.in;
+  const std::int64_t dd = e.rows() > 0 ? std::ssize(in.dense) / e.rows() : 0;
+  for (std::int64_t r = 0; r < e.rows(); ++r) {
+    if (!keep(r)) continue;
+    out.in.indices.insert(out.in.indices.end(), in.indices.begin() + in.indptr[r],
+                          in.indices.begin() + in.indptr[r + 1]);
+    out.in.weights.insert(out.in.weights.end(), in.weights.begin() + in.indptr[r],
+                          in.weights.begin() + in.indptr[r + 1]);
+    out.in.indptr.push_back(std::ssize(out.in.indices));
+    out.in.dense.insert(out.in.dense.end(), in.dense.begin() + r * dd,
+                        in.dense.begin() + (r + 1) * dd);
+    if (!in.segments.empty()) out.in.segments.push_back(in.segments[static_cast<std::size_t>(r)]);
+    out.segment.push_back(e.segment[static_cast<std::size_t>(r)]);
+    out.rel.insert(out.rel.end(), e.rel.begin() + e.rel_ptr[r], e.rel.begin() + e.rel_ptr[r + 1]);
+    out.rel_ptr.push_back(std::ssize(out.rel));
+    out.n_rel.push_back(e.n_rel[static_cast<std::size_t>(r)]);
+  }
+  return out;
+}
+
+// Quality sums (collective), 3 per row: NDCG@ndcg_k, Recall@recall_k, users; row 0 holds all
+// users, row 1 + s the users of segment s. NDCG's ideal DCG and the recall's denominator use
+// min(K, relevant items), unknown items included; listed users absent from the data count as
+// users with nothing found.
+std::vector<double> quality_sums(const Model& m, const EvalUsers& e, std::int64_t ndcg_k,
+                                 std::int64_t recall_k, std::int64_t n_segments, bool heads,
+                                 const Comm& comm) {
+  std::vector<double> sums(static_cast<std::size_t>(3 * (n_segments + 1)), 0.0);
+  const std::int64_t n = std::max(ndcg_k, recall_k);
+  constexpr std::int64_t kChunk = 32768;  // users per score_users call (one network copy each)
+  const auto& in = e.in;
+  const std::int64_t dd = e.rows() > 0 ? std::ssize(in.dense) / e.rows() : 0;
+  UserInputs part;
+  for (std::int64_t r0 = 0; r0 < e.rows(); r0 += kChunk) {
+    const std::int64_t r1 = std::min(e.rows(), r0 + kChunk);
+    const auto a = in.indptr[r0], b = in.indptr[r1];
+    part.indptr.assign(1, 0);
+    for (std::int64_t r = r0; r < r1; ++r) part.indptr.push_back(in.indptr[r + 1] - a);
+    part.indices.assign(in.indices.begin() + a, in.indices.begin() + b);
+    part.weights.assign(in.weights.begin() + a, in.weights.begin() + b);
+    part.dense.assign(in.dense.begin() + r0 * dd, in.dense.begin() + r1 * dd);
+    part.segments.clear();
+    if (!in.segments.empty())
+      part.segments.assign(in.segments.begin() + r0, in.segments.begin() + r1);
+    part.segment_heads = heads;
+    const TopN top = score_users(m, part, n);
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const auto rb = e.rel.begin() + e.rel_ptr[r], re = e.rel.begin() + e.rel_ptr[r + 1];
+      const std::int64_t n_rel = e.n_rel[static_cast<std::size_t>(r)];
+      double dcg = 0, idcg = 0, hits = 0;
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::int32_t item = top.items[static_cast<std::size_t>((r - r0) * n + j)];
+        if (item < 0 || !std::binary_search(rb, re, item)) continue;
+        if (j < ndcg_k) dcg += 1.0 / std::log2(static_cast<double>(j) + 2.0);
+        if (j < recall_k) hits += 1;
+      }
+      for (std::int64_t j = 0; j < std::min(ndcg_k, n_rel); ++j)
+        idcg += 1.0 / std::log2(static_cast<double>(j) + 2.0);
+      const double nd = idcg > 0 ? dcg / idcg : 0.0;
+      const double rc = n_rel > 0 ? hits / static_cast<double>(std::min(recall_k, n_rel)) : 0.0;
+      const std::int32_t seg = e.segment[static_cast<std::size_t>(r)];
+      const auto add = [&](std::int64_t row) {
+        sums[static_cast<std::size_t>(3 * row)] += nd;
+        sums[static_cast<std::size_t>(3 * row + 1)] += rc;
+        sums[static_cast<std::size_t>(3 * row + 2)] += 1;
+      };
+      add(0);
+      if (seg >= 0 && seg < n_segments) add(std::int64_t{seg} + 1);
+    }
+  }
+  comm.allreduce(sums);
+  sums[2] += static_cast<double>(e.missing);
+  return sums;
+}
+
+// One optimiser update of n parameters w from the allreduced gradient sum g: the gradient is
+// g * scale (the batch mean, clipped to the global norm); t is the 1-based step (Adam's bias
+// correction); decayed: the [a, b) ranges weight decay applies to. Plain loops with exact IEEE
+// operations only (this file is built with -fno-math-errno so that the square root vectorises):
+// every element gets the same result whatever the alignment of the arrays, so ranks never drift
+// apart.
+void optimiser_update(const TrainParams& p, float* __restrict g, float* __restrict w,
+                      float* __restrict m, float* __restrict v, std::int64_t n,
+                      const std::vector<std::pair<std::int64_t, std::int64_t>>& decayed, double t,
+                      double scale, double lr) {
+  if (p.clip > 0) {
+    double ss = 0;
+    for (std::int64_t k = 0; k < n; ++k) ss += static_cast<double>(g[k]) * g[k];
+    const double norm = scale * std::sqrt(ss);
+    if (norm > p.clip) scale *= p.clip / norm;
+  }
+  if (p.optimizer == "adam") {
+    if (p.weight_decay > 0) {  // decoupled (AdamW)
+      const auto f = static_cast<float>(1.0 - lr * p.weight_decay);
+      for (const auto& [a, b] : decayed)
+        for (std::int64_t k = a; k < b; ++k) w[k] *= f;
+    }
+    // w -= lr * (m / bc1) / (sqrt(v / bc2) + eps), with bc = 1 - beta^t.
+    const auto b1 = static_cast<float>(p.beta1), b2 = static_cast<float>(p.beta2);
+    const auto c1 = static_cast<float>((1.0 - p.beta1) * scale);
+    const auto c2 = static_cast<float>((1.0 - p.beta2) * scale * scale);
+    const auto step = static_cast<float>(lr / (1.0 - std::pow(p.beta1, t)));
+    const auto inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(p.beta2, t)));
+    const auto eps = static_cast<float>(p.adam_eps);
+    for (std::int64_t k = 0; k < n; ++k) {
+      const float gk = g[k];
+      const float mk = b1 * m[k] + c1 * gk;
+      const float vk = b2 * v[k] + c2 * (gk * gk);
+      m[k] = mk;
+      v[k] = vk;
+      w[k] -= step * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
+    }
+  } else {
+    const auto sc = static_cast<float>(scale);
+    if (p.weight_decay > 0) {  // L2: g += wd * w, in units of the scaled gradient
+      const auto f = static_cast<float>(p.weight_decay / scale);
+      for (const auto& [a, b] : decayed)
+        for (std::int64_t k = a; k < b; ++k) g[k] += f * w[k];
+    }
+    const auto mu = static_cast<float>(p.momentum);
+    const auto lrf = static_cast<float>(lr);
+    for (std::int64_t k = 0; k < n; ++k) {
+      const float mk = mu * m[k] + sc * g[k];
+      m[k] = mk;
+      w[k] -= lrf * mk;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 class Trainer {
@@ -284,12 +456,25 @@ class Trainer {
   void add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const;
   double lr_at(std::int64_t step, std::int64_t epoch) const;
   void optimiser_step(float inv_count, double lr);
-  double validation_ndcg();
+  void load_test_items();
+  void build_validation();
+  // Validation NDCG@K and Recall@K of the current weights (collective).
+  std::pair<double, double> validation_quality();
+  void train_heads(Model& m);
+  // Appends the validation (and test) quality of m to m.quality under the name `mode`.
+  void add_quality(Model& m, const std::string& mode, bool heads) const;
   std::string config_text() const;
   void write_checkpoint(const std::string& path);
   void read_checkpoint(const std::string& path);
   Model make_model() const;
 
+ public:
+  // The model's quality rows (run() adds those of its own mode).
+  void quality_of(Model& m, const std::string& mode, bool heads) const {
+    add_quality(m, mode, heads);
+  }
+
+ private:
   const TrainParams& p_;
   const TrainData& d_;
   const Comm& comm_;
@@ -301,6 +486,10 @@ class Trainer {
 
   std::vector<std::int64_t> train_local_, val_local_;  // local user indices
   std::int64_t n_train_ = 0, train_offset_ = 0, n_val_ = 0;
+  std::int64_t batch_ = 0, epochs_ = 0;  // resolved --batch-size and --epochs
+  std::vector<char> is_test_;            // local users listed in --test-items
+  EvalUsers val_eval_, test_eval_;
+  Model probe_;  // the current weights, for validation
   std::int64_t steps_per_epoch_ = 0;
   std::vector<std::pair<std::uint64_t, std::int64_t>> order_;  // (batch * N + t, local index)
   std::vector<std::int64_t> batch_count_;                      // users per global batch
@@ -319,6 +508,7 @@ void Trainer::assign_roles() {
   const std::int64_t n = d_.n_local();
   for (std::int64_t i = 0; i < n; ++i) {
     if (d_.indptr[i + 1] == d_.indptr[i]) continue;  // no history: nothing to learn or rank
+    if (!is_test_.empty() && is_test_[static_cast<std::size_t>(i)]) continue;
     const auto g = static_cast<std::uint64_t>(d_.user_begin + i);
     const bool val =
         p_.val_users > 0 && unit_uniform(hash_keys(p_.seed, kTagValUser, g)) < p_.val_users;
@@ -333,7 +523,9 @@ void Trainer::assign_roles() {
                         "' for --batch-size: larger than the " + std::to_string(n_train_) +
                         " training users",
                     true);
-  steps_per_epoch_ = (n_train_ + p_.batch_size - 1) / p_.batch_size;
+  batch_ = p_.effective_batch(n_train_);
+  epochs_ = p_.effective_epochs(n_train_);
+  steps_per_epoch_ = (n_train_ + batch_ - 1) / batch_;
 }
 
 // The epoch's batches. The global training users t in [0, N) are cut into
@@ -378,7 +570,7 @@ double Trainer::lr_at(std::int64_t step, std::int64_t epoch) const {
   if (step < p_.warmup_steps)
     return p_.lr * static_cast<double>(step + 1) / static_cast<double>(p_.warmup_steps);
   if (p_.lr_schedule == "cosine") {
-    const double total = static_cast<double>(p_.epochs * steps_per_epoch_ - p_.warmup_steps);
+    const double total = static_cast<double>(epochs_ * steps_per_epoch_ - p_.warmup_steps);
     const double t = static_cast<double>(step - p_.warmup_steps) / std::max(1.0, total);
     return p_.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * std::min(1.0, t)));
   }
@@ -387,114 +579,224 @@ double Trainer::lr_at(std::int64_t step, std::int64_t epoch) const {
   return p_.lr;
 }
 
-// One identical update on every rank from the allreduced gradient sum g: the
-// gradient is g * scale (the batch mean, clipped to the global norm). Plain
-// loops with exact IEEE operations only (this file is built with
-// -fno-math-errno so that the square root vectorises): every element gets the
-// same result whatever the alignment of the arrays, so ranks never drift apart.
+// One identical update on every rank from the allreduced gradient sum in flat_.
 void Trainer::optimiser_step(float inv_count, double lr) {
-  float* __restrict g = flat_.data();
-  float* __restrict w = net_.params().data();
-  float* __restrict m = m_.data();
-  const std::int64_t P = P_;
-  double scale = inv_count;
-  if (p_.clip > 0) {
-    double ss = 0;
-    for (std::int64_t k = 0; k < P; ++k) ss += static_cast<double>(g[k]) * g[k];
-    const double norm = scale * std::sqrt(ss);
-    if (norm > p_.clip) scale *= p_.clip / norm;
+  optimiser_update(p_, flat_.data(), net_.params().data(), m_.data(), v_.data(), P_, decayed_,
+                   static_cast<double>(global_step_ + 1), inv_count, lr);
+}
+
+// Reads --test-items: the listed users of this rank's block leave training and are scored
+// after it, with their data as the fold-in history.
+void Trainer::load_test_items() {
+  if (p_.test_items.empty()) return;
+  std::ifstream in(p_.test_items);
+  if (!in) throw IoError("cannot read --test-items '" + p_.test_items + "'", true);
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  const auto head = split_list(line);
+  std::size_t cu = 0, ci = 1;
+  for (std::size_t c = 0; c < head.size(); ++c) {
+    if (head[c] == "user_id") cu = c;
+    if (head[c] == "item_id") ci = c;
   }
-  if (p_.optimizer == "adam") {
-    if (p_.weight_decay > 0) {  // decoupled (AdamW)
-      const auto f = static_cast<float>(1.0 - lr * p_.weight_decay);
-      for (const auto& [a, b] : decayed_)
-        for (std::int64_t k = a; k < b; ++k) w[k] *= f;
+  std::map<std::string, std::vector<std::string>> listed;  // user -> items
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const auto f = split_list(line);
+    if (f.size() <= std::max(cu, ci))
+      throw DataError("--test-items '" + p_.test_items + "': short line '" + line + "'", true);
+    listed[f[cu]].push_back(f[ci]);
+  }
+  std::unordered_map<std::string, std::int64_t> local;
+  for (std::size_t i = 0; i < d_.user_ids.size(); ++i)
+    local.emplace(d_.user_ids[i], static_cast<std::int64_t>(i));
+  std::unordered_map<std::string, std::int32_t> item_index;
+  for (std::size_t i = 0; i < d_.item_ids.size(); ++i)
+    item_index.emplace(d_.item_ids[i], static_cast<std::int32_t>(i));
+  is_test_.assign(static_cast<std::size_t>(d_.n_local()), 0);
+  std::vector<std::pair<std::int32_t, float>> fold_in;
+  std::vector<std::int32_t> rel;
+  for (auto& [user, items] : listed) {
+    std::sort(items.begin(), items.end());
+    items.erase(std::unique(items.begin(), items.end()), items.end());
+    const auto it = local.find(user);
+    if (it == local.end()) continue;
+    const std::int64_t i = it->second;
+    is_test_[static_cast<std::size_t>(i)] = 1;
+    rel.clear();
+    for (const auto& id : items)
+      if (const auto j = item_index.find(id); j != item_index.end()) rel.push_back(j->second);
+    std::sort(rel.begin(), rel.end());
+    fold_in.clear();
+    for (std::int64_t k = d_.indptr[i]; k < d_.indptr[i + 1]; ++k)
+      fold_in.emplace_back(d_.indices[k], d_.weights[k]);
+    add_eval_user(test_eval_, d_, shape_.dense_in > 0, i, fold_in, rel, std::ssize(items));
+  }
+  const std::int64_t found = comm_.allreduce_value(test_eval_.rows());
+  test_eval_.missing = std::ssize(listed) - found;
+}
+
+// The validation users' fold-in histories and held-out items (both keyed by the seed and the
+// global user and item indices).
+void Trainer::build_validation() {
+  std::vector<std::pair<std::int32_t, float>> fold_in;
+  std::vector<std::int32_t> held;
+  for (const std::int64_t i : val_local_) {
+    const auto g = static_cast<std::uint64_t>(d_.user_begin + i);
+    fold_in.clear();
+    held.clear();
+    for (std::int64_t k = d_.indptr[i]; k < d_.indptr[i + 1]; ++k) {
+      const std::int32_t item = d_.indices[k];
+      if (unit_uniform(hash_keys(p_.seed ^ kTagHoldout, g, static_cast<std::uint64_t>(item))) <
+          p_.val_holdout)
+        held.push_back(item);
+      else
+        fold_in.emplace_back(item, d_.weights[k]);
     }
-    // w -= lr * (m / bc1) / (sqrt(v / bc2) + eps), with bc = 1 - beta^t.
-    const double t = static_cast<double>(global_step_ + 1);
-    const auto b1 = static_cast<float>(p_.beta1), b2 = static_cast<float>(p_.beta2);
-    const auto c1 = static_cast<float>((1.0 - p_.beta1) * scale);
-    const auto c2 = static_cast<float>((1.0 - p_.beta2) * scale * scale);
-    const auto step = static_cast<float>(lr / (1.0 - std::pow(p_.beta1, t)));
-    const auto inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(p_.beta2, t)));
-    const auto eps = static_cast<float>(p_.adam_eps);
-    float* __restrict v = v_.data();
-    for (std::int64_t k = 0; k < P; ++k) {
-      const float gk = g[k];
-      const float mk = b1 * m[k] + c1 * gk;
-      const float vk = b2 * v[k] + c2 * (gk * gk);
-      m[k] = mk;
-      v[k] = vk;
-      w[k] -= step * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
-    }
-  } else {
-    const auto sc = static_cast<float>(scale);
-    if (p_.weight_decay > 0) {  // L2: g += wd * w, in units of the scaled gradient
-      const auto f = static_cast<float>(p_.weight_decay / scale);
-      for (const auto& [a, b] : decayed_)
-        for (std::int64_t k = a; k < b; ++k) g[k] += f * w[k];
-    }
-    const auto mu = static_cast<float>(p_.momentum);
-    const auto lrf = static_cast<float>(lr);
-    for (std::int64_t k = 0; k < P; ++k) {
-      const float mk = mu * m[k] + sc * g[k];
-      m[k] = mk;
-      w[k] -= lrf * mk;
+    if (held.empty()) continue;
+    std::sort(held.begin(), held.end());
+    add_eval_user(val_eval_, d_, shape_.dense_in > 0, i, fold_in, held, std::ssize(held));
+  }
+  probe_.shape = shape_;
+  probe_.input = p_.input;
+  probe_.history_weight = p_.history_weight;
+  probe_.item_ids = d_.item_ids;
+}
+
+std::pair<double, double> Trainer::validation_quality() {
+  probe_.params = net_.params();
+  const auto s = quality_sums(probe_, val_eval_, p_.ndcg_k, p_.recall_k, 0, false, comm_);
+  n_val_ = static_cast<std::int64_t>(s[2]);
+  if (s[2] == 0) return {std::numeric_limits<double>::quiet_NaN(), 0.0};
+  return {s[0] / s[2], s[1] / s[2]};
+}
+
+void Trainer::add_quality(Model& m, const std::string& mode, bool heads) const {
+  const std::pair<const char*, const EvalUsers*> sets[] = {{"validation", &val_eval_},
+                                                           {"test", &test_eval_}};
+  const std::int64_t k = d_.n_segments;
+  for (const auto& [name, e] : sets) {
+    if (comm_.allreduce_value(e->rows()) + e->missing == 0) continue;
+    const auto s = quality_sums(m, *e, p_.ndcg_k, p_.recall_k, k, heads, comm_);
+    for (std::int64_t row = 0; row <= k; ++row) {
+      const double n = s[static_cast<std::size_t>(3 * row + 2)];
+      if (n == 0) continue;
+      QualityRow q;
+      q.mode = mode;
+      q.users = name;
+      q.segment = static_cast<std::int32_t>(row - 1);
+      q.n_users = static_cast<std::int64_t>(n);
+      q.ndcg = s[static_cast<std::size_t>(3 * row)] / n;
+      q.recall = s[static_cast<std::size_t>(3 * row + 1)] / n;
+      m.quality.push_back(q);
     }
   }
 }
 
-// Mean NDCG@K over the validation users that have held-out items (collective).
-double Trainer::validation_ndcg() {
-  double sums[2] = {0, 0};  // NDCG sum, users
-  std::vector<std::pair<std::int32_t, float>> fold_in;
-  std::vector<std::vector<std::int32_t>> exclude, relevant;
-  std::vector<std::int32_t> scratch, ranked;
+// Segment heads: after global training, every segment with at least --min-segment-users
+// training users fine-tunes its own copy of the top --head-layers layers on its users, all
+// ranks together, one segment after another (each segment's batches are keyed by the seed, the
+// segment and the user's index among the segment's training users, so the heads do not depend
+// on the rank count). Every head epoch is scored on the segment's validation users and the best
+// kept; a head that never beats the global layers there is dropped (the segment keeps them).
+// Without validation users the last epoch's head is kept.
+void Trainer::train_heads(Model& m) {
+  const int L = shape_.n_layers();
+  const mlp::Layout& lay = net_.layout();
+  m.head_layers = p_.head_layers;
+  const std::int64_t a = lay.w[L - p_.head_layers], b = lay.emb, hs = b - a;
+  std::vector<std::pair<std::int64_t, std::int64_t>> decayed;
+  for (int l = L - static_cast<int>(p_.head_layers); l < L; ++l)
+    decayed.emplace_back(lay.w[l] - a, lay.w[l] - a + shape_.fan_in(l) * shape_.fan_out(l));
+  const std::int64_t k = d_.n_segments;
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(k), 0);
+  for (const auto i : train_local_) ++counts[static_cast<std::size_t>(d_.segments[i])];
+  comm_.allreduce(counts);
+  const std::vector<float> base = m.params;
+  Model probe = m;
+  probe.head_layers = 0;
+  probe.heads.clear();
+  probe.head_segments.clear();
+  std::vector<float> hm(static_cast<std::size_t>(hs)), hv(static_cast<std::size_t>(hs));
+  std::vector<float> hbuf(static_cast<std::size_t>(hs) + 1), grad(static_cast<std::size_t>(P_));
+  std::vector<std::int64_t> seg_local;
+  std::vector<std::pair<std::uint64_t, std::int64_t>> order;
   mlp::Batch<float> bt;
-  const std::int64_t chunk = std::max<std::int64_t>(1, std::min<std::int64_t>(p_.batch_size, 1024));
-  std::size_t next = 0;
-  while (next < val_local_.size()) {
-    bt.clear();
-    exclude.clear();
-    relevant.clear();
-    while (next < val_local_.size() && bt.rows < chunk) {
-      const std::int64_t i = val_local_[next++];
-      const auto g = static_cast<std::uint64_t>(d_.user_begin + i);
-      fold_in.clear();
-      std::vector<std::int32_t> held, seen;
-      for (std::int64_t k = d_.indptr[i]; k < d_.indptr[i + 1]; ++k) {
-        const std::int32_t item = d_.indices[k];
-        if (unit_uniform(hash_keys(p_.seed ^ kTagHoldout, g, static_cast<std::uint64_t>(item))) <
-            p_.val_holdout) {
-          held.push_back(item);
-        } else {
-          fold_in.emplace_back(item, history_value(d_.weights[k], spec_.log_weight));
-          seen.push_back(item);
-        }
+  const auto dropout = static_cast<float>(p_.dropout);
+  for (std::int32_t s = 0; s < k; ++s) {
+    const std::int64_t N = counts[static_cast<std::size_t>(s)];
+    if (N < p_.min_segment_users) continue;
+    seg_local.clear();
+    for (const auto i : train_local_)
+      if (d_.segments[i] == s) seg_local.push_back(i);
+    const std::int64_t offset = comm_.exscan_sum(std::ssize(seg_local));
+    const std::int64_t bs = std::min(batch_, N), steps = (N + bs - 1) / bs;
+    const EvalUsers val = eval_subset(val_eval_, [&](std::int64_t r) {
+      return val_eval_.segment[static_cast<std::size_t>(r)] == s;
+    });
+    const bool has_val = comm_.allreduce_value(val.rows()) > 0;
+    const auto score = [&]() {
+      const auto q = quality_sums(probe, val, p_.ndcg_k, p_.recall_k, 0, false, comm_);
+      return q[2] > 0 ? q[0] / q[2] : 0.0;
+    };
+    net_.params() = base;
+    probe.params = base;
+    double best = has_val ? score() : 0.0;
+    bool keep = !has_val;
+    std::vector<float> best_head(base.begin() + a, base.begin() + b);
+    std::fill(hm.begin(), hm.end(), 0.0f);
+    std::fill(hv.begin(), hv.end(), 0.0f);
+    std::int64_t t = 0;
+    for (std::int64_t e = 0; e < p_.head_epochs; ++e) {
+      const detail::EpochBatches batches(
+          static_cast<std::uint64_t>(N), static_cast<std::uint64_t>(steps),
+          hash_keys(p_.seed ^ kTagHead, static_cast<std::uint64_t>(s),
+                    static_cast<std::uint64_t>(e)));
+      order.clear();
+      for (std::size_t j = 0; j < seg_local.size(); ++j) {
+        const auto tt = static_cast<std::uint64_t>(offset) + j;
+        order.emplace_back(batches.batch(tt) * static_cast<std::uint64_t>(N) + tt, seg_local[j]);
       }
-      if (held.empty()) continue;
-      std::sort(held.begin(), held.end());
-      relevant.push_back(std::move(held));
-      exclude.push_back(std::move(seen));
-      close_targets(bt);
-      add_input_row(bt, spec_, fold_in, 0.0, 0,
-                    spec_.dense_dim ? d_.dense.data() + i * spec_.dense_dim : nullptr,
-                    spec_.segments ? d_.segments[i] : 0, 0);
+      std::sort(order.begin(), order.end());
+      const auto cnt = batches.counts();
+      std::size_t cursor = 0;
+      for (std::int64_t st = 0; st < steps; ++st) {
+        const std::uint64_t end =
+            (static_cast<std::uint64_t>(st) + 1) * static_cast<std::uint64_t>(N);
+        bt.clear();
+        for (; cursor < order.size() && order[cursor].first < end; ++cursor)
+          add_train_user(bt, order[cursor].second, kHeadEpochBase + e * k + s);
+        const double loss =
+            net_.loss_and_grad(bt, dropout, grad.data(), L - static_cast<int>(p_.head_layers));
+        std::copy(grad.begin() + a, grad.begin() + b, hbuf.begin());
+        hbuf[static_cast<std::size_t>(hs)] = static_cast<float>(loss);
+        comm_.allreduce(hbuf);
+        if (!std::isfinite(hbuf[static_cast<std::size_t>(hs)]))
+          throw DataError("train: the loss is not finite while fine-tuning the head of segment " +
+                              std::to_string(s) + "; lower --head-lr",
+                          true);
+        optimiser_update(p_, hbuf.data(), net_.params().data() + a, hm.data(), hv.data(), hs,
+                         decayed, static_cast<double>(++t),
+                         1.0 / static_cast<double>(cnt[static_cast<std::size_t>(st)]), p_.head_lr);
+      }
+      if (!has_val) continue;
+      std::copy(net_.params().begin() + a, net_.params().begin() + b, probe.params.begin() + a);
+      const double q = score();
+      if (q > best) {
+        best = q;
+        keep = true;
+        best_head.assign(net_.params().begin() + a, net_.params().begin() + b);
+      }
     }
-    if (bt.rows == 0) continue;
-    net_.forward(bt, 0.0f);
-    auto Z = net_.logits();
-    for (std::int64_t r = 0; r < bt.rows; ++r) {
-      float* z = Z.row(r).data();
-      for (auto item : exclude[r]) z[item] = -std::numeric_limits<float>::infinity();
-      top_k(z, shape_.n_out, p_.ndcg_k, scratch, ranked);
-      sums[0] += ndcg_at(ranked, relevant[r], p_.ndcg_k);
-      sums[1] += 1;
-    }
+    if (!has_val) best_head.assign(net_.params().begin() + a, net_.params().begin() + b);
+    if (!keep) continue;
+    m.head_segments.push_back(s);
+    m.heads.insert(m.heads.end(), best_head.begin(), best_head.end());
   }
-  comm_.allreduce(std::span<double>(sums, 2));
-  n_val_ = static_cast<std::int64_t>(sums[1]);
-  return sums[1] > 0 ? sums[0] / sums[1] : std::numeric_limits<double>::quiet_NaN();
+  net_.params() = base;
+  check_same_params(m.heads, comm_, "after fine-tuning the segment heads");
 }
 
 std::string Trainer::config_text() const {
@@ -549,8 +851,12 @@ void Trainer::write_checkpoint(const std::string& path) {
   }
   static const char* const kCols[8] = {"epoch",   "train_loss",   "val_ndcg",     "lr",
                                        "seconds", "step_seconds", "comm_seconds", "samples"};
-  std::vector<double> improved;
-  for (const auto& e : history_) improved.push_back(e.improved ? 1 : 0);
+  std::vector<double> improved, recall;
+  for (const auto& e : history_) {
+    improved.push_back(e.improved ? 1 : 0);
+    recall.push_back(e.val_recall);
+  }
+  f.write_replicated<double>("/curves/val_recall", std::span<const double>(recall));
   for (int c = 0; c < 8; ++c)
     f.write_replicated<double>(std::string("/curves/") + kCols[c],
                                std::span<const double>(cols[c]));
@@ -606,6 +912,7 @@ void Trainer::read_checkpoint(const std::string& path) {
   const auto ep = col("epoch"), tl = col("train_loss"), vn = col("val_ndcg"), lr = col("lr"),
              sec = col("seconds"), ss = col("step_seconds"), cs = col("comm_seconds"),
              sa = col("samples"), im = col("improved");
+  const auto rc = f.exists("/curves/val_recall") ? col("val_recall") : std::vector<double>{};
   history_.clear();
   for (std::size_t e = 0; e < ep.size(); ++e) {
     EpochStats s;
@@ -618,6 +925,7 @@ void Trainer::read_checkpoint(const std::string& path) {
     s.comm_seconds = cs[e];
     s.samples = static_cast<std::int64_t>(sa[e]);
     s.improved = im[e] != 0;
+    if (e < rc.size()) s.val_recall = rc[e];
     history_.push_back(s);
   }
   if (epoch_ < 0 || step_in_epoch_ < 0 || step_in_epoch_ >= steps_per_epoch_ ||
@@ -626,7 +934,9 @@ void Trainer::read_checkpoint(const std::string& path) {
 }
 
 TrainResult Trainer::run(const EpochCallback& on_epoch) {
+  load_test_items();
   assign_roles();
+  build_validation();
   net_.init(p_.seed);
   m_.assign(static_cast<std::size_t>(P_), 0.0f);
   if (p_.optimizer == "adam") v_.assign(static_cast<std::size_t>(P_), 0.0f);
@@ -641,9 +951,11 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   flat_.assign(static_cast<std::size_t>(P_) + 2, 0.0f);
   TrainResult res;
   res.steps_per_epoch = steps_per_epoch_;
+  res.batch_size = batch_;
+  res.planned_epochs = epochs_;
   const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
   std::int64_t steps_this_run = 0;
-  bool finished = epoch_ >= p_.epochs;
+  bool finished = epoch_ >= epochs_;
   if (!history_.empty() && p_.patience > 0 && since_best_ >= p_.patience) finished = true;
   mlp::Batch<float> bt;
   const auto dropout = static_cast<float>(p_.dropout);
@@ -708,7 +1020,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
     st.train_loss = epoch_loss_ / static_cast<double>(n_train_);
     st.lr = lr;
     if (validate) {
-      st.val_ndcg = validation_ndcg();
+      std::tie(st.val_ndcg, st.val_recall) = validation_quality();
       if (std::isfinite(st.val_ndcg) && st.val_ndcg > best_ndcg_) {
         best_ndcg_ = st.val_ndcg;
         best_epoch_ = epoch_ + 1;
@@ -724,8 +1036,8 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
     step_in_epoch_ = 0;
     epoch_loss_ = 0;
     const bool early = validate && p_.patience > 0 && since_best_ >= p_.patience;
-    finished = epoch_ >= p_.epochs || early;
-    res.stopped_early = early && epoch_ < p_.epochs;
+    finished = epoch_ >= epochs_ || early;
+    res.stopped_early = early && epoch_ < epochs_;
     st.seconds = seconds_since(t_epoch);
     history_.push_back(st);
     if ((p_.checkpoint_every > 0 && (epoch_ % p_.checkpoint_every == 0 || finished)) ||
@@ -738,9 +1050,15 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
                              ? std::string("no checkpoint file")
                              : "checkpoint written to '" + ckpt + "' (rerun with --resume)"));
   }
-  if (validate && n_val_ == 0) validation_ndcg();  // counts the validation users after a resume
+  if (validate && n_val_ == 0) validation_quality();  // counts the validation users after a resume
   res.epochs = history_;
   res.model = make_model();
+  res.n_test_users = comm_.allreduce_value(test_eval_.rows()) + test_eval_.missing;
+  if (p_.uses_heads()) {
+    train_heads(res.model);
+    add_quality(res.model, "none", false);
+  }
+  add_quality(res.model, p_.personalize, true);
   return res;
 }
 
@@ -755,6 +1073,7 @@ Model Trainer::make_model() const {
   for (const auto& e : history_) {
     m.train_loss.push_back(e.train_loss);
     m.val_ndcg.push_back(e.val_ndcg);
+    m.val_recall.push_back(e.val_recall);
     m.lr.push_back(e.lr);
     m.seconds.push_back(e.seconds);
   }
@@ -763,6 +1082,7 @@ Model Trainer::make_model() const {
     m.best_ndcg = best_ndcg_;
   }
   m.ndcg_k = p_.ndcg_k;
+  m.recall_k = p_.recall_k;
   m.n_val_users = n_val_;
   m.n_train_users = n_train_;
   return m;
@@ -792,6 +1112,19 @@ std::vector<std::int64_t> TrainParams::hidden_sizes() const {
   return out;
 }
 
+std::int64_t TrainParams::effective_batch(std::int64_t n_train) const {
+  if (batch_size > 0) return batch_size;
+  const std::int64_t b = (n_train + kAutoBatchesPerEpoch - 1) / kAutoBatchesPerEpoch;
+  return std::max<std::int64_t>(1, std::min(n_train, std::clamp(b, kAutoMinBatch, kAutoMaxBatch)));
+}
+
+std::int64_t TrainParams::effective_epochs(std::int64_t n_train) const {
+  if (epochs > 0) return epochs;
+  const std::int64_t b = effective_batch(n_train);
+  const std::int64_t steps = std::max<std::int64_t>(1, (n_train + b - 1) / b);
+  return std::clamp((kAutoSteps + steps - 1) / steps, kAutoMinEpochs, kAutoMaxEpochs);
+}
+
 std::string TrainParams::checkpoint_path() const {
   if (!checkpoint.empty()) return checkpoint;
   return out.empty() ? std::string() : out + ".ckpt.h5";
@@ -802,8 +1135,18 @@ void TrainParams::validate() const {
           "use history, projected or both");
   require(history_weight == "binary" || history_weight == "log", "history-weight", history_weight,
           "use binary or log");
-  require(personalize == "none" || personalize == "segment-input", "personalize", personalize,
-          "use none or segment-input");
+  require(personalize == "none" || personalize == "segment-input" || personalize == "segment-heads",
+          "personalize", personalize, "use none, segment-input or segment-heads");
+  require(head_layers >= 1, "head-layers", head_layers, "must be >= 1");
+  require(head_layers <= std::ssize(hidden_sizes()) + 1, "head-layers", head_layers,
+          "at most the number of layers (hidden layers + 1)");
+  require(head_epochs >= 1, "head-epochs", head_epochs, "must be >= 1");
+  require(std::isfinite(head_lr) && head_lr > 0, "head-lr", head_lr, "must be > 0");
+  require(min_segment_users >= 1, "min-segment-users", min_segment_users, "must be >= 1");
+  if (compare_personalize) {
+    require(!resume, "resume", "true", "--compare-personalize runs are not checkpointed");
+    require(!segments.empty(), "segments", segments, "--compare-personalize needs --segments FILE");
+  }
   require(segment_embedding >= 0, "segment-embedding", segment_embedding, "must be >= 0");
   if (uses_segments())
     require(segment_embedding > 0, "segment-embedding", segment_embedding,
@@ -831,11 +1174,12 @@ void TrainParams::validate() const {
   require(warmup_steps >= 0, "warmup-steps", warmup_steps, "must be >= 0");
   require(lr_step_epochs >= 1, "lr-step-epochs", lr_step_epochs, "must be >= 1");
   require(lr_gamma > 0 && lr_gamma <= 1, "lr-gamma", lr_gamma, "must be in (0, 1]");
-  require(epochs >= 1, "epochs", epochs, "train for at least one epoch");
-  require(batch_size >= 1, "batch-size", batch_size, "must be >= 1");
+  require(epochs >= 0, "epochs", epochs, "train for at least one epoch (0 = auto)");
+  require(batch_size >= 0, "batch-size", batch_size, "must be >= 1 (0 = auto)");
   require(val_users >= 0 && val_users < 1, "val-users", val_users, "must be in [0, 1)");
   require(val_holdout > 0 && val_holdout < 1, "val-holdout", val_holdout, "must be in (0, 1)");
   require(ndcg_k >= 1, "ndcg-k", ndcg_k, "must be >= 1");
+  require(recall_k >= 1, "recall-k", recall_k, "must be >= 1");
   require(patience >= 0, "patience", patience, "must be >= 0 (0 = off)");
   require(checkpoint_every >= 0, "checkpoint-every", checkpoint_every, "must be >= 0 (0 = never)");
   require(stop_after_steps >= 0, "stop-after-steps", stop_after_steps, "must be >= 0 (0 = off)");
@@ -856,6 +1200,12 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"history-weight", history_weight},
           {"personalize", personalize},
           {"segment-embedding", i(segment_embedding)},
+          {"head-layers", i(head_layers)},
+          {"head-epochs", i(head_epochs)},
+          {"head-lr", d(head_lr)},
+          {"min-segment-users", i(min_segment_users)},
+          {"compare-personalize", compare_personalize ? "true" : "false"},
+          {"test-items", test_items},
           {"hidden", join_sizes(hidden_sizes())},
           {"activation", activation},
           {"input-dropout", d(input_dropout)},
@@ -878,6 +1228,7 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"val-users", d(val_users)},
           {"val-holdout", d(val_holdout)},
           {"ndcg-k", i(ndcg_k)},
+          {"recall-k", i(recall_k)},
           {"patience", i(patience)},
           {"checkpoint-every", i(checkpoint_every)},
           {"stop-after-steps", i(stop_after_steps)},
@@ -891,9 +1242,9 @@ TrainData load_train_data(const TrainParams& p, const Comm& comm) {
   if (p.uses_projection())
     require(!p.projection.empty(), "projection", p.projection,
             "--input " + p.input + " needs --projection FILE");
-  if (p.uses_segments())
+  if (p.personalize != "none")
     require(!p.segments.empty(), "segments", p.segments,
-            "--personalize segment-input needs --segments FILE");
+            "--personalize " + p.personalize + " needs --segments FILE");
   Dataset ds = read_dataset(p.data, comm, /*with_log=*/false);
   TrainData d;
   d.n_users = ds.n_users;
@@ -902,6 +1253,7 @@ TrainData load_train_data(const TrainParams& p, const Comm& comm) {
   d.indptr = std::move(ds.indptr);
   d.indices = std::move(ds.indices);
   d.weights = std::move(ds.weights);
+  d.user_ids = ds.user_ids;
   const Block b = block_partition(ds.n_users, comm.size(), comm.rank());
 
   // Per-user files must list the dataset's users in the dataset's order.
@@ -925,7 +1277,7 @@ TrainData load_train_data(const TrainParams& p, const Comm& comm) {
     d.dense_dim = s[1];
     d.dense = f.read_rows<float>("/H", b.begin, b.size());
   }
-  if (p.uses_segments()) {
+  if (p.reads_segments()) {
     const h5::File f = h5::File::open(p.segments, comm, kSegmentsFormat);
     const auto s = f.shape("/labels");
     if (s[0] != ds.n_users)
@@ -949,8 +1301,34 @@ TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
                   const EpochCallback& on_epoch) {
   p.validate();
   check_data(p, data, comm);
-  Trainer t(p, data, comm);
-  return t.run(on_epoch);
+  if (!p.compare_personalize) {
+    Trainer t(p, data, comm);
+    return t.run(on_epoch);
+  }
+  // The comparison: a global model with segment heads (scored with and without them) and a
+  // model with a segment embedding, on the same split; neither run is checkpointed.
+  TrainParams g = p;
+  g.compare_personalize = false;
+  g.out.clear();
+  g.checkpoint.clear();
+  g.personalize = "segment-heads";
+  g.segment_embedding = 0;
+  TrainParams e = g;
+  e.personalize = "segment-input";
+  e.segment_embedding = p.segment_embedding > 0 ? p.segment_embedding : 16;
+  TrainResult rg = Trainer(g, data, comm).run(on_epoch);
+  TrainResult re = Trainer(e, data, comm).run(on_epoch);
+  std::vector<QualityRow> table = rg.model.quality;
+  table.insert(table.end(), re.model.quality.begin(), re.model.quality.end());
+  TrainResult& r = p.personalize == "segment-input" ? re : rg;
+  if (p.personalize == "none") {
+    r.model.head_layers = 0;
+    r.model.heads.clear();
+    r.model.head_segments.clear();
+  }
+  r.model.quality = std::move(table);
+  r.model.config = p.config();
+  return std::move(r);
 }
 
 // ---- model file ------------------------------------------------------------------------------
@@ -958,6 +1336,8 @@ TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
 void write_model(const std::string& path, const Model& m, const Comm& comm) {
   const mlp::Layout lay(m.shape);
   SEGREC_ASSERT(std::ssize(m.params) == lay.size, "model parameters do not match the shape");
+  SEGREC_ASSERT(std::ssize(m.heads) == std::ssize(m.head_segments) * m.head_size(),
+                "segment heads do not match the shape");
   h5::File f = h5::File::create(path, comm, kModelFormat);
   for (const char* g : {"/items", "/mlp", "/config", "/curves", "/validation"}) f.create_group(g);
   f.write_strings("/items/ids", m.item_ids, false);
@@ -989,6 +1369,28 @@ void write_model(const std::string& path, const Model& m, const Comm& comm) {
   f.set_attr("/mlp", "n_segments", s.n_segments);
   f.set_attr("/mlp", "embed_dim", s.embed_dim);
   f.set_attr("/mlp", "n_items", s.n_out);
+  if (m.head_layers > 0 && !m.head_segments.empty()) {
+    // Head h's block holds, layer after layer, W_l (fan_in x fan_out) then b_l.
+    f.create_group("/mlp/heads");
+    f.set_attr("/mlp/heads", "layers", m.head_layers);
+    f.write_replicated<std::int32_t>("/mlp/heads/segments",
+                                     std::span<const std::int32_t>(m.head_segments));
+    const std::int64_t nh = std::ssize(m.head_segments), hs = m.head_size();
+    const int L = s.n_layers();
+    for (int l = L - static_cast<int>(m.head_layers); l < L; ++l) {
+      const std::int64_t w0 = lay.w[l] - lay.w[L - m.head_layers], nw = s.fan_in(l) * s.fan_out(l);
+      std::vector<float> W, b;
+      for (std::int64_t h = 0; h < nh; ++h) {
+        const float* blk = m.heads.data() + h * hs + w0;
+        W.insert(W.end(), blk, blk + nw);
+        b.insert(b.end(), blk + nw, blk + nw + s.fan_out(l));
+      }
+      f.write_replicated<float>("/mlp/heads/W" + std::to_string(l), std::span<const float>(W),
+                                s.fan_out(l));
+      f.write_replicated<float>("/mlp/heads/b" + std::to_string(l), std::span<const float>(b),
+                                s.fan_out(l));
+    }
+  }
   for (const auto& [k, v] : m.config) f.set_attr("/config", k, v);
   const auto curve = [&](const char* name, const std::vector<double>& v) {
     f.write_replicated<double>(std::string("/curves/") + name, std::span<const double>(v));
@@ -997,11 +1399,36 @@ void write_model(const std::string& path, const Model& m, const Comm& comm) {
   curve("val_ndcg", m.val_ndcg);
   curve("lr", m.lr);
   curve("seconds", m.seconds);
+  curve("val_recall", m.val_recall);
   f.set_attr("/validation", "best_epoch", m.best_epoch);
   f.set_attr("/validation", "best_ndcg", m.best_ndcg);
   f.set_attr("/validation", "k", m.ndcg_k);
   f.set_attr("/validation", "n_users", m.n_val_users);
   f.set_attr("/validation", "n_train_users", m.n_train_users);
+  f.set_attr("/validation", "recall_k", m.recall_k);
+  if (!m.quality.empty()) {
+    f.create_group("/validation/quality");
+    std::vector<std::string> mode, users;
+    std::vector<std::int32_t> seg;
+    std::vector<std::int64_t> n;
+    std::vector<double> ndcg, recall;
+    for (const auto& q : m.quality) {
+      mode.push_back(q.mode);
+      users.push_back(q.users);
+      seg.push_back(q.segment);
+      n.push_back(q.n_users);
+      ndcg.push_back(q.ndcg);
+      recall.push_back(q.recall);
+    }
+    f.write_strings("/validation/quality/mode", mode, false);
+    f.write_strings("/validation/quality/users", users, false);
+    f.write_replicated<std::int32_t>("/validation/quality/segment",
+                                     std::span<const std::int32_t>(seg));
+    f.write_replicated<std::int64_t>("/validation/quality/n_users",
+                                     std::span<const std::int64_t>(n));
+    f.write_replicated<double>("/validation/quality/ndcg", std::span<const double>(ndcg));
+    f.write_replicated<double>("/validation/quality/recall", std::span<const double>(recall));
+  }
   if (m.serving) write_serving_parts(f, *m.serving);
   f.commit();
 }
@@ -1048,6 +1475,31 @@ Model read_model(const std::string& path, const Comm& comm) {
     load("/mlp/b" + std::to_string(l), lay.b[l], s.fan_out(l));
   }
   if (s.embed_dim > 0) load("/mlp/segment_embedding", lay.emb, lay.size - lay.emb);
+  if (f.exists("/mlp/heads")) {
+    m.head_layers = f.attr_int("/mlp/heads", "layers");
+    if (m.head_layers < 1 || m.head_layers > s.n_layers())
+      throw DataError("'" + path + "': /mlp/heads has a bad layer count", true);
+    m.head_segments = f.read_all<std::int32_t>("/mlp/heads/segments");
+    for (auto g : m.head_segments)
+      if (g < 0 || (s.n_segments > 0 && g >= s.n_segments))
+        throw DataError("'" + path + "': /mlp/heads/segments holds a bad label", true);
+    const std::int64_t nh = std::ssize(m.head_segments), hs = m.head_size();
+    m.heads.assign(static_cast<std::size_t>(nh * hs), 0.0f);
+    const int L = s.n_layers();
+    for (int l = L - static_cast<int>(m.head_layers); l < L; ++l) {
+      const std::int64_t w0 = lay.w[l] - lay.w[L - m.head_layers], nw = s.fan_in(l) * s.fan_out(l);
+      const auto W = f.read_all<float>("/mlp/heads/W" + std::to_string(l));
+      const auto b = f.read_all<float>("/mlp/heads/b" + std::to_string(l));
+      if (std::ssize(W) != nh * nw || std::ssize(b) != nh * s.fan_out(l))
+        throw DataError(
+            "'" + path + "': /mlp/heads layer " + std::to_string(l) + " has the wrong size", true);
+      for (std::int64_t h = 0; h < nh; ++h) {
+        float* blk = m.heads.data() + h * hs + w0;
+        std::copy(W.begin() + h * nw, W.begin() + (h + 1) * nw, blk);
+        std::copy(b.begin() + h * s.fan_out(l), b.begin() + (h + 1) * s.fan_out(l), blk + nw);
+      }
+    }
+  }
   // The configuration, as written.
   TrainParams names;
   for (const auto& [k, v] : names.config())
@@ -1056,6 +1508,21 @@ Model read_model(const std::string& path, const Comm& comm) {
   m.val_ndcg = f.read_all<double>("/curves/val_ndcg");
   m.lr = f.read_all<double>("/curves/lr");
   m.seconds = f.read_all<double>("/curves/seconds");
+  if (f.exists("/curves/val_recall")) m.val_recall = f.read_all<double>("/curves/val_recall");
+  if (f.has_attr("/validation", "recall_k")) m.recall_k = f.attr_int("/validation", "recall_k");
+  if (f.exists("/validation/quality")) {
+    const auto n_rows = f.shape("/validation/quality/ndcg")[0];
+    const auto mode = f.read_strings("/validation/quality/mode", 0, n_rows);
+    const auto users = f.read_strings("/validation/quality/users", 0, n_rows);
+    const auto seg = f.read_all<std::int32_t>("/validation/quality/segment");
+    const auto n = f.read_all<std::int64_t>("/validation/quality/n_users");
+    const auto nd = f.read_all<double>("/validation/quality/ndcg");
+    const auto rc = f.read_all<double>("/validation/quality/recall");
+    for (std::int64_t r = 0; r < n_rows; ++r) {
+      const auto k = static_cast<std::size_t>(r);
+      m.quality.push_back({mode[k], users[k], seg[k], n[k], nd[k], rc[k]});
+    }
+  }
   m.best_epoch = f.attr_int("/validation", "best_epoch");
   m.best_ndcg = f.attr_double("/validation", "best_ndcg");
   m.ndcg_k = f.attr_int("/validation", "k");
@@ -1081,6 +1548,36 @@ void check_items(const Model& m, const std::vector<std::string>& item_ids,
 
 // ---- scoring ---------------------------------------------------------------------------------
 
+std::int64_t Model::head_size() const {
+  if (head_layers <= 0) return 0;
+  const mlp::Layout lay(shape);
+  return lay.emb - lay.w[shape.n_layers() - head_layers];
+}
+
+std::string quality_table(const Model& m) {
+  if (m.quality.empty()) return "";
+  std::ostringstream os;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%-14s %-10s %8s %8s %10s %10s", "mode", "users", "segment",
+                "n_users", ("NDCG@" + std::to_string(m.ndcg_k)).c_str(),
+                ("Recall@" + std::to_string(m.recall_k)).c_str());
+  os << buf << "\n";
+  // Overall rows first, then per segment.
+  for (const bool per_segment : {false, true})
+    for (const auto& q : m.quality) {
+      if ((q.segment >= 0) != per_segment) continue;
+      std::snprintf(buf, sizeof buf, "%-14s %-10s %8s %8lld %10.4f %10.4f", q.mode.c_str(),
+                    q.users.c_str(), q.segment < 0 ? "all" : std::to_string(q.segment).c_str(),
+                    static_cast<long long>(q.n_users), q.ndcg, q.recall);
+      os << buf << "\n";
+    }
+  const QualityRow* best = nullptr;
+  for (const auto& q : m.quality)
+    if (q.segment < 0 && q.users == "validation" && (!best || q.ndcg > best->ndcg)) best = &q;
+  if (best) os << "best on the validation users (NDCG@" << m.ndcg_k << "): " << best->mode << "\n";
+  return os.str();
+}
+
 TopN score_users(const Model& m, const UserInputs& u, std::int64_t n, bool exclude_history) {
   require(n >= 1, "top-n", n, "must be >= 1");
   const auto& s = m.shape;
@@ -1097,11 +1594,13 @@ TopN score_users(const Model& m, const UserInputs& u, std::int64_t n, bool exclu
     throw DataError("score_users: the model reads " + std::to_string(s.dense_in) +
                     " projection values per user; got " + std::to_string(u.dense.size()) + " for " +
                     std::to_string(rows) + " users");
-  if (s.embed_dim > 0) {
+  const bool heads = u.segment_heads && m.head_layers > 0 && !m.head_segments.empty();
+  if (s.embed_dim > 0 || heads) {
     if (std::ssize(u.segments) != rows)
-      throw DataError("score_users: the model needs a segment label per user");
+      throw DataError(std::string("score_users: the model needs a segment label per user") +
+                      (s.embed_dim > 0 ? "" : " (or scoring without its segment heads)"));
     for (auto g : u.segments)
-      if (g < 0 || g >= s.n_segments)
+      if (g < 0 || (s.n_segments > 0 && g >= s.n_segments))
         throw DataError("score_users: segment label " + std::to_string(g) + " outside [0, " +
                         std::to_string(s.n_segments) + ")");
   }
@@ -1113,6 +1612,24 @@ TopN score_users(const Model& m, const UserInputs& u, std::int64_t n, bool exclu
   spec.dense_dim = s.dense_in;
   spec.segments = s.embed_dim > 0;
 
+  // Rows grouped by the head they use (group 0: the global layers), each group in row order.
+  const std::int64_t hs = heads ? m.head_size() : 0;
+  const std::int64_t head_begin = heads ? mlp::Layout(s).w[s.n_layers() - m.head_layers] : 0;
+  std::vector<std::vector<std::int64_t>> groups(1);
+  if (heads) {
+    std::unordered_map<std::int32_t, std::size_t> group_of;
+    for (std::size_t h = 0; h < m.head_segments.size(); ++h)
+      group_of.emplace(m.head_segments[h], h + 1);
+    groups.resize(m.head_segments.size() + 1);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const auto it = group_of.find(u.segments[static_cast<std::size_t>(r)]);
+      groups[it == group_of.end() ? 0 : it->second].push_back(r);
+    }
+  } else {
+    groups[0].resize(static_cast<std::size_t>(rows));
+    std::iota(groups[0].begin(), groups[0].end(), std::int64_t{0});
+  }
+
   TopN out;
   out.n = n;
   out.items.assign(static_cast<std::size_t>(rows * n), -1);
@@ -1121,29 +1638,40 @@ TopN score_users(const Model& m, const UserInputs& u, std::int64_t n, bool exclu
   std::vector<std::pair<std::int32_t, float>> items;
   std::vector<std::int32_t> scratch, ranked;
   constexpr std::int64_t kChunk = 512;
-  for (std::int64_t r0 = 0; r0 < rows; r0 += kChunk) {
-    const std::int64_t r1 = std::min(rows, r0 + kChunk);
-    bt.clear();
-    for (std::int64_t r = r0; r < r1; ++r) {
-      items.clear();
-      for (std::int64_t k = u.indptr[r]; k < u.indptr[r + 1]; ++k)
-        items.emplace_back(u.indices[k], history_value(u.weights[k], spec.log_weight));
-      close_targets(bt);
-      add_input_row(bt, spec, items, 0.0, 0,
-                    spec.dense_dim ? u.dense.data() + r * s.dense_in : nullptr,
-                    spec.segments ? u.segments[r] : 0, 0);
+  for (std::size_t grp = 0; grp < groups.size(); ++grp) {
+    const auto& list = groups[grp];
+    if (list.empty()) continue;
+    if (heads) {  // this group's layers in place of the top ones
+      const float* src = grp == 0 ? m.params.data() + head_begin
+                                  : m.heads.data() + static_cast<std::int64_t>(grp - 1) * hs;
+      std::copy(src, src + hs, net.params().begin() + head_begin);
     }
-    net.forward(bt, 0.0f);
-    auto Z = net.logits();
-    for (std::int64_t r = r0; r < r1; ++r) {
-      float* z = Z.row(r - r0).data();
-      if (exclude_history)
+    for (std::size_t j0 = 0; j0 < list.size(); j0 += kChunk) {
+      const std::size_t j1 = std::min(list.size(), j0 + kChunk);
+      bt.clear();
+      for (std::size_t j = j0; j < j1; ++j) {
+        const std::int64_t r = list[j];
+        items.clear();
         for (std::int64_t k = u.indptr[r]; k < u.indptr[r + 1]; ++k)
-          z[u.indices[k]] = -std::numeric_limits<float>::infinity();
-      top_k(z, n_items, n, scratch, ranked);
-      for (std::size_t j = 0; j < ranked.size(); ++j) {
-        out.items[static_cast<std::size_t>(r * n) + j] = ranked[j];
-        out.scores[static_cast<std::size_t>(r * n) + j] = z[ranked[j]];
+          items.emplace_back(u.indices[k], history_value(u.weights[k], spec.log_weight));
+        close_targets(bt);
+        add_input_row(bt, spec, items, 0.0, 0,
+                      spec.dense_dim ? u.dense.data() + r * s.dense_in : nullptr,
+                      spec.segments ? u.segments[static_cast<std::size_t>(r)] : 0, 0);
+      }
+      net.forward(bt, 0.0f);
+      auto Z = net.logits();
+      for (std::size_t j = j0; j < j1; ++j) {
+        const std::int64_t r = list[j];
+        float* z = Z.row(static_cast<std::int64_t>(j - j0)).data();
+        if (exclude_history)
+          for (std::int64_t k = u.indptr[r]; k < u.indptr[r + 1]; ++k)
+            z[u.indices[k]] = -std::numeric_limits<float>::infinity();
+        top_k(z, n_items, n, scratch, ranked);
+        for (std::size_t q = 0; q < ranked.size(); ++q) {
+          out.items[static_cast<std::size_t>(r * n) + q] = ranked[q];
+          out.scores[static_cast<std::size_t>(r * n) + q] = z[ranked[q]];
+        }
       }
     }
   }

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <set>
@@ -591,10 +592,25 @@ TEST(Train, BadValuesAreUsageErrors) {
       {"hidden abc", [](TrainParams& p) { p.hidden = "abc"; }},
       {"hidden -5", [](TrainParams& p) { p.hidden = "-5"; }},
       {"hidden empty", [](TrainParams& p) { p.hidden = ""; }},
-      {"epochs 0", [](TrainParams& p) { p.epochs = 0; }},
+      {"epochs -1", [](TrainParams& p) { p.epochs = -1; }},
+      {"personalize", [](TrainParams& p) { p.personalize = "segment-output"; }},
+      {"head layers 0", [](TrainParams& p) { p.head_layers = 0; }},
+      {"head layers 3 of 2", [](TrainParams& p) { p.head_layers = 3; }},
+      {"head epochs 0", [](TrainParams& p) { p.head_epochs = 0; }},
+      {"head lr 0", [](TrainParams& p) { p.head_lr = 0; }},
+      {"min segment users 0", [](TrainParams& p) { p.min_segment_users = 0; }},
+      {"recall k 0", [](TrainParams& p) { p.recall_k = 0; }},
+      {"compare without segments", [](TrainParams& p) { p.compare_personalize = true; }},
+      {"compare with resume",
+       [](TrainParams& p) {
+         p.compare_personalize = true;
+         p.segments = "s.h5";
+         p.out = "m.h5";
+         p.resume = true;
+       }},
       {"lr 0", [](TrainParams& p) { p.lr = 0; }},
       {"lr -1", [](TrainParams& p) { p.lr = -1e-3; }},
-      {"batch 0", [](TrainParams& p) { p.batch_size = 0; }},
+      {"batch -1", [](TrainParams& p) { p.batch_size = -1; }},
       {"input", [](TrainParams& p) { p.input = "dense"; }},
       {"activation", [](TrainParams& p) { p.activation = "sigmoid"; }},
       {"loss", [](TrainParams& p) { p.loss = "mse"; }},
@@ -662,6 +678,282 @@ TEST(Train, InconsistentDataIsADataError) {
   d.n_segments = 2;
   d.segments.assign(10, 2);  // label outside [0, k)
   EXPECT_THROW((void)train(p, d, Comm()), DataError);
+}
+
+}  // namespace
+}  // namespace segrec
+
+namespace segrec {
+namespace {
+
+using mlp::Activation;
+using mlp::Batch;
+using mlp::Loss;
+using mlp::Network;
+using mlp::Shape;
+
+// Fine-tuning the top layers: the gradient of layers first_layer.. equals the full gradient
+// (itself checked against finite differences above); every other entry is left untouched.
+TEST(Mlp, TopLayerGradientEqualsTheFullGradientAndLeavesTheRest) {
+  for (const Activation act : {Activation::kTanh, Activation::kRelu})
+    for (const double dropout : {0.0, 0.3}) {
+      Shape s;
+      s.sparse_in = 9;
+      s.dense_in = 2;
+      s.n_segments = 3;
+      s.embed_dim = 2;
+      s.hidden = {6, 5};
+      s.n_out = 7;
+      s.activation = act;
+      s.loss = Loss::kSoftmax;
+      Network<double> net(s);
+      net.init(4);
+      std::mt19937_64 rng(5);
+      const Batch<double> b = random_batch(s, 8, rng);
+      std::vector<double> full(net.params().size());
+      const double loss = net.loss_and_grad(b, dropout, full.data());
+      const auto& lay = net.layout();
+      for (int first = 1; first < s.n_layers(); ++first) {
+        std::vector<double> g(full.size(), 7.0);
+        EXPECT_EQ(net.loss_and_grad(b, dropout, g.data(), first), loss);
+        for (std::int64_t k = 0; k < lay.size; ++k) {
+          const bool head = k >= lay.w[first] && k < lay.emb;
+          if (head)
+            EXPECT_NEAR(g[k], full[k], 1e-12 * std::max(1.0, std::abs(full[k]))) << k;
+          else
+            EXPECT_EQ(g[k], 7.0) << "entry " << k << " below layer " << first;
+        }
+      }
+    }
+}
+
+// Three segments, each with its own block of items; every user has the same (projected)
+// input, so the global network can only learn the overall item frequencies, while a head per
+// segment learns its segment's block.
+TrainData segmented_data(std::int64_t per_segment) {
+  TrainData d;
+  const std::int64_t k = 3, n_items = 12;
+  d.n_users = k * per_segment;
+  for (std::int64_t i = 0; i < n_items; ++i) {
+    std::string id = "item";
+    id += std::to_string(i);
+    d.item_ids.push_back(id);
+  }
+  d.dense_dim = 1;
+  d.n_segments = k;
+  for (std::int64_t u = 0; u < d.n_users; ++u) {
+    const auto s = static_cast<std::int32_t>(u % k);
+    for (std::int32_t j = 0; j < 4; ++j)
+      if ((u / k + j) % 4 != 0 || j == 0) {
+        d.indices.push_back(s * 4 + j);
+        d.weights.push_back(1.0f);
+      }
+    d.indptr.push_back(std::ssize(d.indices));
+    d.dense.push_back(1.0f);
+    d.segments.push_back(s);
+    std::string id = "u";
+    id += std::to_string(u);
+    d.user_ids.push_back(id);
+  }
+  return d;
+}
+
+TrainParams heads_params() {
+  TrainParams p = quiet_params();
+  p.input = "projected";
+  p.hidden = "4";
+  p.personalize = "segment-heads";
+  p.batch_size = 10;
+  p.epochs = 30;
+  p.lr = 0.02;
+  p.head_lr = 0.05;
+  p.head_epochs = 20;
+  p.min_segment_users = 10;
+  p.val_users = 0.2;
+  p.ndcg_k = 4;
+  p.recall_k = 4;
+  return p;
+}
+
+TEST(Train, SegmentHeadsLearnWhatTheGlobalLayersCannot) {
+  const TrainData d = segmented_data(40);
+  const TrainParams p = heads_params();
+  const TrainResult r = train(p, d, Comm());
+  const Model& m = r.model;
+  ASSERT_EQ(m.head_layers, 1);
+  EXPECT_EQ(m.head_segments, (std::vector<std::int32_t>{0, 1, 2}));
+  EXPECT_EQ(std::ssize(m.heads), 3 * m.head_size());
+  EXPECT_EQ(m.head_size(), 4 * 12 + 12);
+  // With heads, a segment's top 4 are its own block; without them, the same list for everyone.
+  UserInputs u;
+  for (std::int32_t s = 0; s < 3; ++s) {
+    u.indptr.push_back(0);
+    u.dense.push_back(1.0f);
+    u.segments.push_back(s);
+  }
+  const TopN with = score_users(m, u, 4);
+  for (std::int32_t s = 0; s < 3; ++s)
+    for (int j = 0; j < 4; ++j) EXPECT_EQ(with.items[s * 4 + j] / 4, s) << "segment " << s;
+  u.segment_heads = false;
+  const TopN without = score_users(m, u, 4);
+  for (int j = 0; j < 4; ++j) {
+    EXPECT_EQ(without.items[j], without.items[4 + j]);
+    EXPECT_EQ(without.items[j], without.items[8 + j]);
+  }
+  // A model with heads needs the labels unless it scores without them.
+  UserInputs no_labels = u;
+  no_labels.segments.clear();
+  EXPECT_NO_THROW(score_users(m, no_labels, 4));
+  no_labels.segment_heads = true;
+  EXPECT_THROW(score_users(m, no_labels, 4), DataError);
+  // The quality table: none and segment-heads on the validation users, overall and per segment.
+  double none = -1, heads = -1;
+  std::set<std::int32_t> segs;
+  for (const auto& q : m.quality) {
+    EXPECT_EQ(q.users, "validation");
+    if (q.segment < 0) (q.mode == "none" ? none : heads) = q.ndcg;
+    if (q.segment >= 0) segs.insert(q.segment);
+  }
+  EXPECT_GT(heads, none + 0.2);
+  EXPECT_EQ(segs, (std::set<std::int32_t>{0, 1, 2}));
+}
+
+TEST(Train, SmallSegmentsKeepTheGlobalHead) {
+  TrainData d = segmented_data(40);
+  // Segment 2 keeps 5 users: the rest move to segment 1 (their items stay in block 2).
+  int moved = 0;
+  for (auto& s : d.segments)
+    if (s == 2 && moved++ >= 5) s = 1;
+  TrainParams p = heads_params();
+  p.val_users = 0;
+  p.head_layers = 2;
+  const TrainResult r = train(p, d, Comm());
+  EXPECT_EQ(r.model.head_segments, (std::vector<std::int32_t>{0, 1}));
+  EXPECT_EQ(r.model.head_size(), (1 * 4 + 4) + (4 * 12 + 12));
+  // Segment 2 scores with the global layers.
+  UserInputs u;
+  u.indptr = {0, 0};
+  u.dense = {1.0f};
+  u.segments = {2};
+  const TopN a = score_users(r.model, u, 6);
+  u.segment_heads = false;
+  const TopN b = score_users(r.model, u, 6);
+  EXPECT_EQ(a.items, b.items);
+  EXPECT_EQ(a.scores, b.scores);
+}
+
+TEST(Train, ModelFileRoundTripWithHeadsAndQuality) {
+  const TrainData d = segmented_data(30);
+  TrainParams p = heads_params();
+  p.head_layers = 2;
+  p.val_users = 0.3;
+  const TrainResult r = train(p, d, Comm());
+  ASSERT_FALSE(r.model.head_segments.empty());
+  ASSERT_FALSE(r.model.quality.empty());
+  const std::string path = tmp_dir() + "/heads_model.h5";
+  write_model(path, r.model, Comm());
+  const Model m = read_model(path, Comm());
+  EXPECT_EQ(m.head_layers, 2);
+  EXPECT_EQ(m.head_segments, r.model.head_segments);
+  EXPECT_EQ(m.heads, r.model.heads);
+  EXPECT_EQ(m.val_recall, r.model.val_recall);
+  EXPECT_EQ(m.recall_k, 4);
+  ASSERT_EQ(m.quality.size(), r.model.quality.size());
+  for (std::size_t k = 0; k < m.quality.size(); ++k) {
+    EXPECT_EQ(m.quality[k].mode, r.model.quality[k].mode);
+    EXPECT_EQ(m.quality[k].users, r.model.quality[k].users);
+    EXPECT_EQ(m.quality[k].segment, r.model.quality[k].segment);
+    EXPECT_EQ(m.quality[k].n_users, r.model.quality[k].n_users);
+    EXPECT_EQ(m.quality[k].ndcg, r.model.quality[k].ndcg);
+    EXPECT_EQ(m.quality[k].recall, r.model.quality[k].recall);
+  }
+  EXPECT_NE(quality_table(m).find("segment-heads"), std::string::npos);
+  UserInputs u = inputs_of(d);
+  const TopN a = score_users(r.model, u, 5), b = score_users(m, u, 5);
+  EXPECT_EQ(a.items, b.items);
+  EXPECT_EQ(a.scores, b.scores);
+}
+
+// --test-items: listed users leave training; their quality is NDCG@K and Recall@K of the
+// model's top items for their data, against the listed items (unknown items count in the
+// denominators; a listed user absent from the data counts with nothing found).
+TEST(Train, TestItemsUsersAreLeftOutAndScoredLikeTheProtocol) {
+  std::vector<std::vector<std::pair<std::int32_t, float>>> rows(60);
+  for (std::size_t u = 0; u < rows.size(); ++u)
+    for (std::int32_t j = 0; j < 3; ++j)
+      rows[u].emplace_back(static_cast<std::int32_t>((u + 2 * j) % 10), 1.0f);
+  TrainData d = make_data(rows, 10);
+  for (std::size_t u = 0; u < rows.size(); ++u) {
+    std::string id = "u";
+    id += std::to_string(u);
+    d.user_ids.push_back(id);
+  }
+  const std::string csv = tmp_dir() + "/test_items.csv";
+  {
+    std::ofstream f(csv);
+    f << "user_id,item_id,event\n";
+    f << "u3,item9,x\nu3,item8,x\nu3,unknown,x\n";  // 3 relevant, one unknown
+    f << "u10,item1,x\n";
+    f << "ghost,item1,x\n";  // not in the data
+  }
+  TrainParams p = quiet_params();
+  p.hidden = "8";
+  p.batch_size = 10;
+  p.epochs = 5;
+  p.test_items = csv;
+  p.ndcg_k = 5;
+  p.recall_k = 2;
+  const TrainResult r = train(p, d, Comm());
+  EXPECT_EQ(r.model.n_train_users, 58);
+  EXPECT_EQ(r.n_test_users, 3);
+  const QualityRow* q = nullptr;
+  for (const auto& row : r.model.quality)
+    if (row.users == "test" && row.segment < 0) q = &row;
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->n_users, 3);
+  // By hand from score_users.
+  UserInputs u;
+  for (const std::size_t user : {std::size_t{3}, std::size_t{10}}) {
+    for (const auto& [i, w] : rows[user]) {
+      u.indices.push_back(i);
+      u.weights.push_back(w);
+    }
+    u.indptr.push_back(std::ssize(u.indices));
+  }
+  const TopN top = score_users(r.model, u, 5);
+  const std::vector<std::set<std::int32_t>> rel = {{9, 8}, {1}};
+  const std::vector<int> n_rel = {3, 1};
+  double ndcg = 0, recall = 0;
+  for (int x = 0; x < 2; ++x) {
+    double dcg = 0, idcg = 0, hits = 0;
+    for (int j = 0; j < 5; ++j)
+      if (rel[x].count(top.items[x * 5 + j])) {
+        dcg += 1 / std::log2(j + 2.0);
+        if (j < 2) hits += 1;
+      }
+    for (int j = 0; j < std::min(5, n_rel[x]); ++j) idcg += 1 / std::log2(j + 2.0);
+    ndcg += dcg / idcg;
+    recall += hits / std::min(2, n_rel[x]);
+  }
+  EXPECT_NEAR(q->ndcg, ndcg / 3, 1e-12);
+  EXPECT_NEAR(q->recall, recall / 3, 1e-12);
+  p.test_items = tmp_dir() + "/no_such.csv";
+  EXPECT_THROW(train(p, d, Comm()), IoError);
+}
+
+TEST(Train, AutoBatchAndEpochsFollowTheTrainingUsers) {
+  TrainParams p;
+  EXPECT_EQ(p.effective_batch(100), 32);  // 100 / 16 -> at least 32
+  EXPECT_EQ(p.effective_batch(20), 20);   // never more than the users
+  EXPECT_EQ(p.effective_batch(750), 47);
+  EXPECT_EQ(p.effective_batch(10'000'000), 500);
+  EXPECT_EQ(p.effective_epochs(750), 200);        // 16 steps per epoch: capped at 200
+  EXPECT_EQ(p.effective_epochs(100'000), 20);     // 200 steps per epoch
+  EXPECT_EQ(p.effective_epochs(10'000'000), 10);  // 20000 steps per epoch: at least 10
+  p.batch_size = 64;
+  p.epochs = 3;
+  EXPECT_EQ(p.effective_batch(750), 64);
+  EXPECT_EQ(p.effective_epochs(750), 3);
 }
 
 }  // namespace

@@ -192,6 +192,64 @@ INSTANTIATE_TEST_SUITE_P(
                }}),
     [](const testing::TestParamInfo<Config>& i) { return std::string(i.param.name); });
 
+// Segment heads (two layers each), fine-tuned one segment after another by all ranks: the same
+// heads as a single process, and the same quality table.
+TEST(TrainMpi, SegmentHeadsMatchASingleProcessRun) {
+  const Comm world = Comm::world();
+  TrainParams p = base_params();
+  p.personalize = "segment-heads";
+  p.head_layers = 2;
+  p.head_epochs = 3;
+  p.min_segment_users = 60;
+  p.val_users = 0;  // every head is kept: no validation decides
+  const TrainData g = global_data(301, 60);
+  const TrainResult serial = train(p, g, Comm());
+  const TrainResult par = train(p, block_of(g, world), world);
+  ASSERT_EQ(serial.model.head_segments, (std::vector<std::int32_t>{0, 1, 2}));
+  EXPECT_EQ(par.model.head_segments, serial.model.head_segments);
+  EXPECT_LT(rel_diff(par.model.params, serial.model.params), 1e-4);
+  EXPECT_LT(rel_diff(par.model.heads, serial.model.heads), 1e-4);
+  EXPECT_LT(max_rel_diff(par.model.heads, serial.model.heads), 1e-4);
+  // The heads moved away from the global layers they started from.
+  const std::int64_t hs = serial.model.head_size();
+  const auto L = serial.model.shape.n_layers();
+  const std::int64_t from = mlp::Layout(serial.model.shape).w[L - 2];
+  const std::vector<float> global(serial.model.params.begin() + from,
+                                  serial.model.params.begin() + from + hs);
+  const std::vector<float> head0(serial.model.heads.begin(), serial.model.heads.begin() + hs);
+  EXPECT_GT(rel_diff(head0, global), 1e-3);
+  // A segment below --min-segment-users keeps the global layers.
+  p.min_segment_users = 101;
+  const TrainResult few = train(p, block_of(g, world), world);
+  EXPECT_LT(few.model.head_segments.size(), 3u);
+}
+
+// The comparison trains the variants on the same split at any rank count.
+TEST(TrainMpi, CompareTableMatchesASingleProcessRun) {
+  const Comm world = Comm::world();
+  TrainParams p = base_params();
+  p.compare_personalize = true;
+  p.segments = "in-memory";
+  p.head_epochs = 2;
+  p.epochs = 2;
+  p.min_segment_users = 10;
+  const TrainData g = global_data(301, 60);
+  const TrainResult serial = train(p, g, Comm());
+  const TrainResult par = train(p, block_of(g, world), world);
+  ASSERT_EQ(par.model.quality.size(), serial.model.quality.size());
+  std::set<std::string> modes;
+  for (std::size_t k = 0; k < serial.model.quality.size(); ++k) {
+    const auto &a = par.model.quality[k], &b = serial.model.quality[k];
+    modes.insert(b.mode);
+    EXPECT_EQ(a.mode, b.mode);
+    EXPECT_EQ(a.segment, b.segment);
+    EXPECT_EQ(a.n_users, b.n_users);
+    EXPECT_NEAR(a.ndcg, b.ndcg, 1e-3) << a.mode << " " << a.segment;
+  }
+  EXPECT_EQ(modes, (std::set<std::string>{"none", "segment-input", "segment-heads"}));
+  EXPECT_TRUE(serial.model.head_segments.empty());  // --personalize none is written
+}
+
 TEST(TrainMpi, ResumeMatchesAnUninterruptedRun) {
   const Comm world = Comm::world();
   const std::string dir = tmp_dir(world);

@@ -69,7 +69,8 @@ struct EvaluateResult {
   std::string to_json() const;
 };
 
-/// The scoring modes a model holds, each evaluated as its own system.
+/// The scoring modes a model holds, each evaluated as its own system: "model" (as
+/// trained, with its segment heads), and "model-global-head" for a model with heads.
 std::vector<std::string> model_modes(const Model& m);
 
 /// Local. Adds one ranked list's metrics to sums: recall, ndcg, hit per K, then

@@ -158,8 +158,10 @@ class Network {
 
   /// Forward pass and the loss summed over the batch rows. When `grad` is not
   /// null it receives d(loss)/d(params) (layout().size values, overwritten).
-  /// The logits are overwritten by their gradient.
-  double loss_and_grad(const Batch<T>& batch, T dropout, T* grad);
+  /// The logits are overwritten by their gradient. With first_layer > 0 only
+  /// the layers first_layer.. get a gradient (the entries of the layers below,
+  /// and of the embedding, are left as they are): fine-tuning the top layers.
+  double loss_and_grad(const Batch<T>& batch, T dropout, T* grad, int first_layer = 0);
 
  private:
   Matrix& out_() { return A_.back(); }
@@ -168,7 +170,7 @@ class Network {
   // Loss over the rows; with gb (the output bias gradient) the logits become dL/dz.
   double loss_softmax(const Batch<T>& batch, T* gb);
   double loss_bce(const Batch<T>& batch, T* gb);
-  void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done);
+  void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done, int first_layer);
 
   Shape shape_;
   Layout layout_;

@@ -15,11 +15,16 @@
 //   /mlp/W<l>, /mlp/b<l>       f32 fan_in x fan_out, f32[fan_out]; layer 0 reads
 //                              [history (n_items) | dense (h) | embedding (E)]
 //   /mlp/segment_embedding     f32 k x E (when trained with one)
+//   /mlp/heads/segments        i32[n_heads]: the segment of each head (segment-heads)
+//   /mlp/heads/W<l>, b<l>      f32 (n_heads * fan_in) x fan_out, n_heads x fan_out: the
+//                              per-segment copies of the top `layers` layers
 //   /mlp (attributes)          input, history_weight, activation, loss, hidden,
 //                              sparse_in, dense_in, n_segments, embed_dim, n_items
 //   /config (attributes)       every training option
 //   /curves/train_loss, /curves/val_ndcg, /curves/lr, /curves/seconds   f64[epochs]
-//   /validation (attributes)   best_epoch, best_ndcg, k, n_users, n_train_users
+//   /curves/val_recall         f64[epochs]
+//   /validation (attributes)   best_epoch, best_ndcg, k, recall_k, n_users, n_train_users
+//   /validation/quality/...    the quality table (mode, users, segment, n_users, ndcg, recall)
 //   /profile, /projection, /segments, /cooc   the serving bundle (bundle.hpp), when
 //                              trained with --profiles, --projection and --segments
 #pragma once
@@ -48,23 +53,33 @@ struct TrainParams {
   std::string data;        ///< dataset.h5 (required by the CLI)
   std::string projection;  ///< projection.h5: /H read for --input projected|both
   std::string segments;    ///< segments.h5: /labels read for --personalize segment-input
-  std::string profiles;  ///< profiles.h5: with projection and segments, the serving bundle
+  std::string profiles;    ///< profiles.h5: with projection and segments, the serving bundle
   std::string out;         ///< model.h5 to write
   std::string checkpoint;  ///< checkpoint file; "" = OUT.ckpt.h5
   bool resume = false;     ///< continue from the checkpoint
 
   std::string input = "history";          ///< history | projected | both
   std::string history_weight = "binary";  ///< binary | log (log1p of the summed event weight)
-  std::string personalize = "none";       ///< none | segment-input
-  std::int64_t segment_embedding = 0;     ///< width E of the learned segment embedding (0 = off)
-  std::string hidden = "600";       ///< hidden widths, e.g. "600" or "256,256"; "none" = linear
+  /// none | segment-input (a learned segment embedding joins the input) |
+  /// segment-heads (after global training every segment fine-tunes its own copy
+  /// of the top --head-layers layers on its users)
+  std::string personalize = "none";
+  std::int64_t segment_embedding = 0;   ///< width E of the learned segment embedding (0 = off)
+  std::int64_t head_layers = 1;         ///< segment-heads: layers per head (1 = the output layer)
+  std::int64_t head_epochs = 10;        ///< segment-heads: fine-tuning epochs per segment
+  double head_lr = 2e-4;                ///< segment-heads: fine-tuning learning rate (constant)
+  std::int64_t min_segment_users = 50;  ///< smaller segments keep the global head
+  /// Train none, segment-input and segment-heads on the same split and report
+  /// their quality side by side (the model written is the --personalize one).
+  bool compare_personalize = false;
+  std::string hidden = "1000";      ///< hidden widths, e.g. "1000" or "256,256"; "none" = linear
   std::string activation = "tanh";  ///< relu | tanh
   double input_dropout = 0.5;       ///< share of each user's history dropped from the input
   double dropout = 0;               ///< dropout rate of the hidden layers
   std::string loss = "softmax";     ///< softmax (multinomial) | bce (sigmoid + cross-entropy)
 
   std::string optimizer = "adam";                      ///< adam | sgd (with momentum)
-  double lr = 1e-3;                                    ///< peak learning rate
+  double lr = 5e-4;                                    ///< peak learning rate
   double momentum = 0.9;                               ///< SGD momentum
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;  ///< Adam constants
   double weight_decay = 0;             ///< decoupled for Adam (AdamW), L2 for SGD; not on biases
@@ -73,13 +88,26 @@ struct TrainParams {
   std::int64_t warmup_steps = 0;       ///< linear warmup steps
   std::int64_t lr_step_epochs = 10;    ///< step schedule: decay every this many epochs
   double lr_gamma = 0.1;               ///< step schedule: decay factor
-  std::int64_t epochs = 20;            ///< passes over the training users
-  std::int64_t batch_size = 500;       ///< global batch, whatever the rank count
+  /// Passes over the training users; 0 = auto: enough epochs for kAutoSteps
+  /// optimiser steps, within [kAutoMinEpochs, kAutoMaxEpochs] (early stopping
+  /// on the validation NDCG ends most runs sooner).
+  std::int64_t epochs = 0;
+  /// Global batch, whatever the rank count; 0 = auto: n_train / kAutoBatchesPerEpoch,
+  /// within [kAutoMinBatch, kAutoMaxBatch].
+  std::int64_t batch_size = 0;
+  static constexpr std::int64_t kAutoSteps = 4000, kAutoMinEpochs = 10, kAutoMaxEpochs = 200;
+  static constexpr std::int64_t kAutoBatchesPerEpoch = 16, kAutoMinBatch = 32, kAutoMaxBatch = 500;
 
-  double val_users = 0.1;     ///< share of users held out for validation (0 = none)
-  double val_holdout = 0.2;   ///< share of a validation user's items held out and ranked
-  std::int64_t ndcg_k = 100;  ///< K of the validation NDCG@K
-  std::int64_t patience = 5;  ///< stop after this many epochs without a better NDCG (0 = off)
+  double val_users = 0.1;      ///< share of users held out for validation (0 = none)
+  double val_holdout = 0.2;    ///< share of a validation user's items held out and ranked
+  std::int64_t ndcg_k = 100;   ///< K of the validation NDCG@K
+  std::int64_t recall_k = 20;  ///< K of the reported Recall@K
+  std::int64_t patience = 10;  ///< stop after this many epochs without a better NDCG (0 = off)
+  /// CSV (header naming user_id and item_id columns) of held-out items of users
+  /// in the data: those users are left out of training and validation, and
+  /// after training are scored with their data as the fold-in history (every
+  /// rank reads the whole file; meant for evaluation splits).
+  std::string test_items;
 
   std::int64_t checkpoint_every = 1;  ///< epochs between checkpoints (0 = none)
   std::int64_t stop_after_steps =
@@ -95,6 +123,14 @@ struct TrainParams {
   bool uses_history() const { return input != "projected"; }
   bool uses_projection() const { return input != "history"; }
   bool uses_segments() const { return personalize == "segment-input"; }
+  bool uses_heads() const { return personalize == "segment-heads"; }
+  /// The segment labels are read (a segment mode, the comparison, or --segments given).
+  bool reads_segments() const {
+    return personalize != "none" || compare_personalize || !segments.empty();
+  }
+  /// The batch size and epochs for this many training users (auto values resolved).
+  std::int64_t effective_batch(std::int64_t n_train) const;
+  std::int64_t effective_epochs(std::int64_t n_train) const;
   /// Every option as (name, value) text, for the model file and the config hash.
   std::vector<std::pair<std::string, std::string>> config() const;
 };
@@ -113,6 +149,8 @@ struct TrainData {
   std::int64_t n_segments = 0;         ///< k
   std::vector<std::int32_t> segments;  ///< n_local labels in [0, k)
 
+  std::vector<std::string> user_ids;  ///< n_local (needed by --test-items)
+
   std::int64_t n_local() const { return static_cast<std::int64_t>(indptr.size()) - 1; }
   std::int64_t n_items() const { return static_cast<std::int64_t>(item_ids.size()); }
 };
@@ -121,6 +159,15 @@ struct TrainData {
 /// projection.h5 (/H) and segments.h5 (/labels); checks that they match.
 TrainData load_train_data(const TrainParams& p, const Comm& comm);
 
+/// One row of the quality table: a mode scored on a set of users.
+struct QualityRow {
+  std::string mode;           ///< none | segment-input | segment-heads
+  std::string users;          ///< validation | test
+  std::int32_t segment = -1;  ///< -1: all users
+  std::int64_t n_users = 0;
+  double ndcg = 0, recall = 0;  ///< mean NDCG@ndcg_k, Recall@recall_k
+};
+
 /// A trained model: the network and what it needs to read a user.
 struct Model {
   mlp::Shape shape;
@@ -128,13 +175,25 @@ struct Model {
   std::string history_weight = "binary";
   std::vector<std::string> item_ids;
   std::vector<float> params;  ///< flat, in mlp::Layout order
+  // Segment heads: head h replaces the parameters of the top head_layers layers
+  // (the flat range [Layout.w[L - head_layers], Layout.emb)) for the users of
+  // segment head_segments[h]; other segments use the global layers.
+  std::int64_t head_layers = 0;
+  std::vector<std::int32_t> head_segments;
+  std::vector<float> heads;  ///< n_heads x head_size(), row-major
   std::vector<std::pair<std::string, std::string>> config;
   // Training record.
   std::vector<double> train_loss, val_ndcg, lr, seconds;  ///< per epoch
+  std::vector<double> val_recall;                         ///< per epoch
+  std::vector<QualityRow> quality;  ///< validation (and test) quality per mode and segment
+  std::int64_t recall_k = 0;
   std::int64_t best_epoch = -1;  ///< 1-based epoch of the kept weights (-1: the last)
   double best_ndcg = std::numeric_limits<double>::quiet_NaN();
   std::int64_t ndcg_k = 0, n_val_users = 0, n_train_users = 0;
   std::optional<ServingParts> serving;  ///< what serves new users (bundle.hpp), if stored
+
+  /// Parameters per head (0 without heads).
+  std::int64_t head_size() const;
 };
 
 /// Per-epoch record of a training run.
@@ -142,6 +201,7 @@ struct EpochStats {
   std::int64_t epoch = 0;  ///< 1-based
   double train_loss = 0;   ///< mean loss per training user
   double val_ndcg = std::numeric_limits<double>::quiet_NaN();
+  double val_recall = std::numeric_limits<double>::quiet_NaN();
   double lr = 0;                 ///< learning rate of the epoch's last step
   double seconds = 0;            ///< wall time of the epoch (with validation)
   double step_seconds = 0;       ///< time in training steps
@@ -157,8 +217,13 @@ struct TrainResult {
   std::vector<EpochStats> epochs;  ///< every epoch, those before a resume included
   bool stopped_early = false;
   std::int64_t steps_per_epoch = 0;
-  std::uint64_t allreduce_bytes_per_step = 0;  ///< bytes this rank sends per step
+  std::int64_t batch_size = 0, planned_epochs = 0;  ///< as resolved (auto values)
+  std::uint64_t allreduce_bytes_per_step = 0;       ///< bytes this rank sends per step
+  std::int64_t n_test_users = 0;                    ///< users scored from --test-items
 };
+
+/// The quality table as text (one line per mode, then per segment).
+std::string quality_table(const Model& m);
 
 using EpochCallback = std::function<void(const EpochStats&)>;
 
@@ -185,6 +250,8 @@ struct UserInputs {
   std::vector<float> weights;
   std::vector<float> dense;            ///< rows x model dense width (projection)
   std::vector<std::int32_t> segments;  ///< rows (segment labels), when the model has an embedding
+                                       ///< or heads
+  bool segment_heads = true;           ///< score with the segment heads (when the model has them)
   std::int64_t rows() const { return static_cast<std::int64_t>(indptr.size()) - 1; }
 };
 

@@ -30,6 +30,11 @@ class TrainCommand final : public Command {
            "  segrec train --data dataset.h5 --projection projection.h5 --input both \\\n"
            "               --segments segments.h5 --personalize segment-input \\\n"
            "               --segment-embedding 16 --out model.h5\n"
+           "  segrec train --data dataset.h5 --segments segments.h5 --personalize segment-heads "
+           "\\\n"
+           "               --compare-personalize --out model.h5\n"
+           "  segrec train --data dataset.h5 --test-items test.csv --out model.h5\n"
+           "               (held-out users: Recall@20 and NDCG@100 after training)\n"
            "  segrec train ... --resume        (continue from OUT.ckpt.h5)\n"
            "SIGUSR1 or SIGTERM: write a checkpoint at the next step and stop (exit 5).";
   }
@@ -49,9 +54,24 @@ class TrainCommand final : public Command {
         "history-weight", po::value(&p.history_weight)->default_value(p.history_weight),
         "history values: binary | log (log1p of the summed event weight)")(
         "personalize", po::value(&p.personalize)->default_value(p.personalize),
-        "none | segment-input (the segment's embedding joins the first layer's input)")(
+        "none | segment-input (the segment's embedding joins the first layer's input) | "
+        "segment-heads (every segment fine-tunes its own copy of the top layers)")(
         "segment-embedding", po::value(&p.segment_embedding)->default_value(p.segment_embedding),
         "width of the learned segment embedding (0 = off)")(
+        "head-layers", po::value(&p.head_layers)->default_value(p.head_layers),
+        "segment-heads: layers per head (1 = the output layer, 2 = the last hidden layer too)")(
+        "head-epochs", po::value(&p.head_epochs)->default_value(p.head_epochs),
+        "segment-heads: fine-tuning epochs per segment (the best on its validation users is kept)")(
+        "head-lr", po::value(&p.head_lr)->default_value(p.head_lr),
+        "segment-heads: fine-tuning learning rate")(
+        "min-segment-users", po::value(&p.min_segment_users)->default_value(p.min_segment_users),
+        "segment-heads: smaller segments keep the global layers")(
+        "compare-personalize", po::bool_switch(&p.compare_personalize),
+        "train none, segment-input and segment-heads on the same split and print their quality "
+        "(the --personalize one is written)")(
+        "test-items", po::value(&p.test_items),
+        "CSV user_id,item_id of held-out items of users in the data: they are left out of "
+        "training and scored after it")(
         "hidden", po::value(&p.hidden)->default_value(p.hidden),
         "hidden layer widths, e.g. 600 or 256,256; none = linear model")(
         "activation", po::value(&p.activation)->default_value(p.activation), "relu | tanh")(
@@ -78,14 +98,18 @@ class TrainCommand final : public Command {
         "step schedule: decay every this many epochs")(
         "lr-gamma", po::value(&p.lr_gamma)->default_value(p.lr_gamma),
         "step schedule: decay factor")("epochs", po::value(&p.epochs)->default_value(p.epochs),
-                                       "passes over the training users")(
+                                       "passes over the training users (0 = auto: about 4000 "
+                                       "steps, 10 to 200 epochs; early stopping ends most runs)")(
         "batch-size", po::value(&p.batch_size)->default_value(p.batch_size),
-        "global batch (users per step, whatever the rank count)")(
-        "val-users", po::value(&p.val_users)->default_value(p.val_users),
-        "share of users held out for validation (0 = none)")(
+        "global batch (users per step, whatever the rank count; 0 = auto: 1/16 of the "
+        "training users, 32 to 500)")("val-users",
+                                      po::value(&p.val_users)->default_value(p.val_users),
+                                      "share of users held out for validation (0 = none)")(
         "val-holdout", po::value(&p.val_holdout)->default_value(p.val_holdout),
         "share of a validation user's items held out and ranked")(
         "ndcg-k", po::value(&p.ndcg_k)->default_value(p.ndcg_k), "K of the validation NDCG@K")(
+        "recall-k", po::value(&p.recall_k)->default_value(p.recall_k),
+        "K of the reported Recall@K")(
         "patience", po::value(&p.patience)->default_value(p.patience),
         "stop after this many epochs without a better validation NDCG (0 = off)")(
         "checkpoint-every", po::value(&p.checkpoint_every)->default_value(p.checkpoint_every),
@@ -112,13 +136,16 @@ class TrainCommand final : public Command {
               "the serving bundle needs --projection and --segments too");
       serving = load_serving_parts(p_.profiles, p_.projection, p_.segments, p_.data, ctx.comm);
     }
-    progress::Task task("train", "", static_cast<double>(p_.epochs), "epoch");
+    // Epochs at most (auto: sized from the users; early stopping may end sooner).
+    const auto max_epochs = p_.epochs > 0 ? p_.epochs : p_.effective_epochs(data.n_users);
+    progress::Task task("train", "", static_cast<double>(max_epochs), "epoch");
     TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
       const double sps = e.step_seconds > 0 ? static_cast<double>(e.samples) / e.step_seconds : 0;
       task.update(
           static_cast<double>(e.epoch),
           {{"loss", e.train_loss},
            {"val_ndcg@" + std::to_string(p_.ndcg_k), e.val_ndcg},
+           {"val_recall@" + std::to_string(p_.recall_k), e.val_recall},
            {"lr", e.lr},
            {"samples/s", std::round(sps)},
            {"comm%", e.step_seconds > 0 ? std::round(100 * e.comm_seconds / e.step_seconds) : 0}},
@@ -138,8 +165,12 @@ class TrainCommand final : public Command {
     if (m.best_epoch > 0)
       os << "; kept epoch " << m.best_epoch << ": validation NDCG@" << m.ndcg_k << " "
          << m.best_ndcg << " on " << m.n_val_users << " users";
+    os << "; batch " << r.batch_size << ", up to " << r.planned_epochs << " epochs";
+    if (!m.head_segments.empty()) os << "; " << m.head_segments.size() << " segment heads";
     os << "; allreduce " << r.allreduce_bytes_per_step << " bytes/step/rank";
     ctx.say(os.str());
+    const std::string table = quality_table(m);
+    if (!table.empty()) ctx.say(table.substr(0, table.size() - 1));
     return 0;
   }
 

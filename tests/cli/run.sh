@@ -98,6 +98,6 @@ for np in 1 3; do
   expect_fail "no events" $np 2 "events" run --out "$WORK/o/x"
   expect_fail "missing events file" $np 2 "cannot read" run --events "$WORK/none.csv" --out "$WORK/o/x"
   expect_fail "bad --until" $np 2 "until" run --events "$D/ev.csv" --out "$WORK/o/x" --until recommend2
-  expect_fail "bad stage option" $np 2 "epochs" run --events "$D/ev.csv" --out "$WORK/o/x" --epochs 0
+  expect_fail "bad stage option" $np 2 "lr" run --events "$D/ev.csv" --out "$WORK/o/x" --lr -1
 done
 finish

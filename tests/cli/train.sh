@@ -14,7 +14,7 @@ H=(--hidden 32)
 
 for np in 1 2; do
   expect_fail "hidden 0" $np 2 "invalid value '0' for --hidden" "${T[@]}" --out "$M" --hidden 0 --epochs 2
-  expect_fail "epochs 0" $np 2 "invalid value '0' for --epochs" "${T[@]}" "${H[@]}" --out "$M" --epochs 0
+  expect_fail "epochs -1" $np 2 "invalid value '-1' for --epochs" "${T[@]}" "${H[@]}" --out "$M" --epochs=-1
   expect_fail "lr 0" $np 2 "invalid value '0' for --lr" "${T[@]}" "${H[@]}" --out "$M" --lr 0
   expect_fail "negative lr" $np 2 "for --lr" "${T[@]}" "${H[@]}" --out "$M" --lr=-0.1
   expect_fail "batch larger than the users" $np 3 "for --batch-size: larger than the [0-9]+ training" \
@@ -25,6 +25,14 @@ for np in 1 2; do
   expect_fail "segments missing" $np 2 "needs --segments" \
     "${T[@]}" "${H[@]}" --out "$M" --personalize segment-input --segment-embedding 4
   expect_fail "resume without a checkpoint" $np 2 "no checkpoint" "${T[@]}" "${H[@]}" --out "$M" --resume
+  expect_fail "unknown personalize" $np 2 "invalid value 'segment' for --personalize" \
+    "${T[@]}" "${H[@]}" --out "$M" --personalize segment
+  expect_fail "heads without segments" $np 2 "segment-heads needs --segments" \
+    "${T[@]}" "${H[@]}" --out "$M" --personalize segment-heads
+  expect_fail "head layers 3 of 2" $np 2 "invalid value '3' for --head-layers" \
+    "${T[@]}" "${H[@]}" --out "$M" --head-layers 3
+  expect_fail "missing test items" $np 4 "nope.csv" "${T[@]}" "${H[@]}" --out "$M" \
+    --test-items "$WORK/nope.csv"
   expect_fail "missing dataset" $np 3 "nope.h5" train --data "$WORK/nope.h5" --out "$M"
   expect_fail "events file as dataset" $np 3 "not an HDF5 file" train --data "$WORK/ev.csv" --out "$M"
 done
@@ -73,4 +81,27 @@ for path in "/items/ids  \[150\]" "/mlp/W0  \[150 x 24\]" "/mlp/W1  \[24 x 16\]"
             "/mlp/b2  \[150\]" "/curves/train_loss  \[2\]" "/curves/val_ndcg  \[2\]"; do
   grep -qE "$path" "$WORK/out" && ok "model holds $path" || bad "model lacks $path: $(cat "$WORK/out")"
 done
+# Segment heads and the comparison of the three modes, on a k = 3 segmentation.
+seg 2 profile --data "$DS" --out "$WORK/prof.h5" >/dev/null &&
+  seg 2 project --profiles "$WORK/prof.h5" --out "$WORK/proj.h5" >/dev/null &&
+  seg 2 cluster --projection "$WORK/proj.h5" --k 3 --out "$WORK/seg.h5" >/dev/null ||
+  bad "segmentation: $(cat "$WORK/err")"
+seg 2 "${T[@]}" "${H[@]}" --epochs 3 --segments "$WORK/seg.h5" --personalize segment-heads \
+  --head-epochs 2 --min-segment-users 20 --val-users 0 --compare-personalize --out "$WORK/heads.h5" ||
+  bad "compare: $(cat "$WORK/err")"
+seg 1 inspect "$WORK/heads.h5" || bad "inspect heads: $(cat "$WORK/err")"
+grep -qE "/mlp/heads/segments  \[3\]" "$WORK/out" && grep -qE "/mlp/heads/W1  \[96 x 150\]" "$WORK/out" &&
+  ok "model holds three segment heads" || bad "model lacks the heads: $(cat "$WORK/out")"
+seg 2 "${T[@]}" "${H[@]}" --epochs 3 --segments "$WORK/seg.h5" --personalize segment-heads \
+  --head-epochs 2 --min-segment-users 20 --compare-personalize --out "$WORK/heads.h5" ||
+  bad "compare with validation: $(cat "$WORK/err")"
+for mode in none segment-heads segment-input; do
+  grep -qE "^$mode +validation +all" "$WORK/out" && ok "compare table has $mode" ||
+    bad "compare table lacks $mode: $(cat "$WORK/out")"
+done
+grep -qE "^best on the validation users" "$WORK/out" && ok "compare names the best mode" ||
+  bad "compare names no mode: $(cat "$WORK/out")"
+seg 1 inspect "$WORK/heads.h5" || bad "inspect heads: $(cat "$WORK/err")"
+grep -qE "/validation/quality/ndcg" "$WORK/out" && ok "model holds the quality table" ||
+  bad "model lacks the quality table: $(cat "$WORK/out")"
 finish
