@@ -880,4 +880,9 @@ Dataset ingest(const IngestParams& p, const Comm& comm) {
   return in.run();
 }
 
+EventFileLayout describe_event_file(const std::string& path, const IngestParams& p) {
+  FileSpec fs = describe_file(path, p);
+  return {std::move(fs.layout), std::move(fs.default_event)};
+}
+
 }  // namespace segrec

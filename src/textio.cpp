@@ -211,6 +211,25 @@ void OrderedWriter::append(std::string_view local) {
   write_fully(fd_, local.data(), local.size(), off, tmp_);
 }
 
+void OrderedWriter::append_file(std::FILE* local, std::int64_t bytes) {
+  const std::int64_t off = base_ + comm_.exscan_sum(bytes);
+  base_ += comm_.allreduce_value(bytes);
+  std::string err;
+  if (bytes > 0 && std::fseek(local, 0, SEEK_SET) != 0) err = "cannot rewind a spool file";
+  std::vector<char> buf(std::size_t{4} << 20);
+  for (std::int64_t done = 0; done < bytes && err.empty();) {
+    const auto want =
+        static_cast<std::size_t>(std::min<std::int64_t>(bytes - done, std::ssize(buf)));
+    if (std::fread(buf.data(), 1, want, local) != want) {
+      err = "cannot read back a spool file";
+      break;
+    }
+    write_fully(fd_, buf.data(), want, off + done, tmp_);
+    done += static_cast<std::int64_t>(want);
+  }
+  if (!err.empty()) throw IoError(err + " for '" + path_ + "'");
+}
+
 void OrderedWriter::commit() {
   std::string err;
   if (::fsync(fd_) != 0 && errno != EINVAL) err = sys_error("cannot flush", tmp_);

@@ -1432,6 +1432,7 @@ void write_model(const std::string& path, const Model& m, const Comm& comm) {
     f.write_replicated<double>("/validation/quality/ndcg", std::span<const double>(ndcg));
     f.write_replicated<double>("/validation/quality/recall", std::span<const double>(recall));
   }
+  if (m.serving) write_serving_parts(f, *m.serving);
   f.commit();
 }
 
@@ -1530,6 +1531,7 @@ Model read_model(const std::string& path, const Comm& comm) {
   m.ndcg_k = f.attr_int("/validation", "k");
   m.n_val_users = f.attr_int("/validation", "n_users");
   m.n_train_users = f.attr_int("/validation", "n_train_users");
+  if (has_serving_parts(f)) m.serving = read_serving_parts(f);
   return m;
 }
 

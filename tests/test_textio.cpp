@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -425,6 +427,34 @@ TEST(TextOrderedWriter, MissingDirectoryIsIoError) {
     EXPECT_NE(std::string(e.what()).find(".no-such-dir"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(p.parent_path()));
+}
+
+}  // namespace
+}  // namespace segrec
+
+namespace segrec {
+namespace {
+
+TEST(TextOrderedWriter, AppendsASpoolFile) {
+  const Comm comm;
+  const std::string p = test_file(".spool.out").string();
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> spool(std::tmpfile(), &std::fclose);
+  ASSERT_TRUE(spool);
+  const std::string body = std::string(5 << 20, 'x') + "end\n";  // more than one copy chunk
+  ASSERT_EQ(std::fwrite(body.data(), 1, body.size(), spool.get()), body.size());
+  std::fflush(spool.get());
+  {
+    OrderedWriter w(p, comm);
+    w.append("head\n");
+    w.append_file(spool.get(), static_cast<std::int64_t>(body.size()));
+    w.append_file(spool.get(), 0);
+    w.append("tail\n");
+    w.commit();
+  }
+  std::ifstream in(p, std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(got, "head\n" + body + "tail\n");
+  fs::remove(p);
 }
 
 }  // namespace

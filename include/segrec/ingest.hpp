@@ -15,6 +15,7 @@
 
 #include "segrec/comm.hpp"
 #include "segrec/dataset.hpp"
+#include "segrec/parse.hpp"
 
 namespace segrec {
 
@@ -49,5 +50,13 @@ double default_event_weight(const std::string& name);
 /// rank's users (global order) and the global report. Throws DataError for bad
 /// files or too many malformed rows.
 Dataset ingest(const IngestParams& p, const Comm& comm);
+
+/// How ingest reads one event file: its layout (columns, delimiter, header) and
+/// the event type of rows without one. Throws DataError/UsageError as ingest does.
+struct EventFileLayout {
+  parse::Layout layout;
+  std::string default_event;
+};
+EventFileLayout describe_event_file(const std::string& path, const IngestParams& p);
 
 }  // namespace segrec

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,7 +64,10 @@ class OrderedWriter {
   OrderedWriter(const OrderedWriter&) = delete;
   OrderedWriter& operator=(const OrderedWriter&) = delete;
   void append(std::string_view local);  // collective
-  void commit();                        // collective
+  /// Collective: like append, with this rank's text read from `bytes` bytes of
+  /// `local` (from its start), copied in bounded chunks.
+  void append_file(std::FILE* local, std::int64_t bytes);
+  void commit();  // collective
   std::int64_t bytes_written() const { return base_; }
 
  private:

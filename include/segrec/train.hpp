@@ -25,17 +25,19 @@
 //   /curves/val_recall         f64[epochs]
 //   /validation (attributes)   best_epoch, best_ndcg, k, recall_k, n_users, n_train_users
 //   /validation/quality/...    the quality table (mode, users, segment, n_users, ndcg, recall)
-// The groups /profile, /projection and /segments are reserved for the later
-// stages of the bundle.
+//   /profile, /projection, /segments, /cooc   the serving bundle (bundle.hpp), when
+//                              trained with --profiles, --projection and --segments
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "segrec/bundle.hpp"
 #include "segrec/comm.hpp"
 #include "segrec/h5.hpp"
 #include "segrec/mlp.hpp"
@@ -51,6 +53,7 @@ struct TrainParams {
   std::string data;        ///< dataset.h5 (required by the CLI)
   std::string projection;  ///< projection.h5: /H read for --input projected|both
   std::string segments;    ///< segments.h5: /labels read for --personalize segment-input
+  std::string profiles;    ///< profiles.h5: with projection and segments, the serving bundle
   std::string out;         ///< model.h5 to write
   std::string checkpoint;  ///< checkpoint file; "" = OUT.ckpt.h5
   bool resume = false;     ///< continue from the checkpoint
@@ -187,6 +190,7 @@ struct Model {
   std::int64_t best_epoch = -1;  ///< 1-based epoch of the kept weights (-1: the last)
   double best_ndcg = std::numeric_limits<double>::quiet_NaN();
   std::int64_t ndcg_k = 0, n_val_users = 0, n_train_users = 0;
+  std::optional<ServingParts> serving;  ///< what serves new users (bundle.hpp), if stored
 
   /// Parameters per head (0 without heads).
   std::int64_t head_size() const;

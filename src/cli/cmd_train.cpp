@@ -2,9 +2,11 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "command.hpp"
+#include "segrec/bundle.hpp"
 #include "segrec/params.hpp"
 #include "segrec/progress.hpp"
 #include "segrec/train.hpp"
@@ -42,6 +44,8 @@ class TrainCommand final : public Command {
         "projection", po::value(&p.projection), "projection.h5 (/H) for --input projected|both")(
         "segments", po::value(&p.segments),
         "segments.h5 (/labels) for --personalize segment-input")(
+        "profiles", po::value(&p.profiles),
+        "profiles.h5: with --projection and --segments, store the serving bundle in model.h5")(
         "out", po::value(&p.out), "model.h5 to write")("checkpoint", po::value(&p.checkpoint),
                                                        "checkpoint file (default: OUT.ckpt.h5)")(
         "resume", po::bool_switch(&p.resume), "continue from the checkpoint")(
@@ -126,10 +130,16 @@ class TrainCommand final : public Command {
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const TrainData data = load_train_data(p_, ctx.comm);
+    std::optional<ServingParts> serving;
+    if (!p_.profiles.empty()) {
+      require(!p_.projection.empty() && !p_.segments.empty(), "profiles", p_.profiles,
+              "the serving bundle needs --projection and --segments too");
+      serving = load_serving_parts(p_.profiles, p_.projection, p_.segments, p_.data, ctx.comm);
+    }
     // Epochs at most (auto: sized from the users; early stopping may end sooner).
     const auto max_epochs = p_.epochs > 0 ? p_.epochs : p_.effective_epochs(data.n_users);
     progress::Task task("train", "", static_cast<double>(max_epochs), "epoch");
-    const TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
+    TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
       const double sps = e.step_seconds > 0 ? static_cast<double>(e.samples) / e.step_seconds : 0;
       task.update(
           static_cast<double>(e.epoch),
@@ -143,6 +153,7 @@ class TrainCommand final : public Command {
     });
     std::signal(SIGUSR1, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
+    r.model.serving = std::move(serving);
     write_model(p_.out, r.model, ctx.comm);
     const auto& m = r.model;
     std::ostringstream os;

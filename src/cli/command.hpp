@@ -60,6 +60,9 @@ std::unique_ptr<Command> make_info();
 std::unique_ptr<Command> make_profile();
 std::unique_ptr<Command> make_project();
 std::unique_ptr<Command> make_cluster();
+std::unique_ptr<Command> make_recommend();
+std::unique_ptr<Command> make_split();
+std::unique_ptr<Command> make_evaluate();
 std::unique_ptr<Command> make_run();
 
 /// Every command, in the order --help lists them.
