@@ -200,6 +200,23 @@ void write_pipeline_report(const PipelineRecord& r, const Comm& comm) {
   if (exists_everywhere(p("projection.h5"), comm)) projection(p("projection.h5"), comm, o);
   if (exists_everywhere(p("segments.h5"), comm)) segments(r.out_dir, comm, o);
   if (exists_everywhere(p("model.h5"), comm)) training(p("model.h5"), comm, o);
+  if (exists_everywhere(p("recommendations.csv"), comm)) {
+    o.key("recommendations");
+    o.js << json::str("recommendations.csv");
+    o.md << "## Recommendations\n\n[recommendations.csv](recommendations.csv): columns "
+            "`user_id,rank,item_id,score,segment,source`, the items of each user's history "
+            "excluded.\n\n";
+  }
+  if (!r.plots.empty()) {
+    o.key("plots");
+    o.js << "[";
+    o.md << "## Pictures\n\n";
+    for (std::size_t i = 0; i < r.plots.size(); ++i) {
+      o.js << (i ? ", " : "") << json::str("plots/" + r.plots[i]);
+      o.md << "![" << r.plots[i] << "](plots/" << r.plots[i] << ")\n\n";
+    }
+    o.js << "]";
+  }
   o.js << "\n}\n";
   if (comm.is_root()) {
     write_file_atomically(p("report.json"), o.js.str());

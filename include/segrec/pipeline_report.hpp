@@ -22,10 +22,12 @@ struct PipelineRecord {
   std::string out_dir;
   int ranks = 1;
   std::vector<StageRecord> stages;  ///< in pipeline order
+  std::vector<std::string> plots;   ///< PNG files written in out_dir/plots (--plots)
 };
 
 /// Collective. Reads the outputs present in `r.out_dir` (dataset.h5, projection.h5,
-/// segments.h5 + segments.json, model.h5) and writes report.json and report.md there.
+/// segments.h5 + segments.json, model.h5,
+/// recommendations.csv) and writes report.json and report.md there.
 void write_pipeline_report(const PipelineRecord& r, const Comm& comm);
 
 }  // namespace segrec

@@ -8,11 +8,13 @@
 // its "made_by" attribute a hash of the options of its stage and of every stage
 // before it, and of the event files (path, size, modification time).
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -115,11 +117,13 @@ class RunCommand final : public Command {
     add("project", make_project(), {"projection.h5"});
     add("cluster", make_cluster(), {"segments.h5", "segments.csv", "segments.md", "segments.json"});
     add("train", make_train(), {"model.h5"});
+    add("recommend", make_recommend(), {"recommendations.csv"});
   }
 
   std::string name() const override { return "run"; }
   std::string summary() const override {
-    return "the whole pipeline: ingest, profile, project, cluster, train, with a report";
+    return "the whole pipeline: ingest, profile, project, cluster, train, recommend, with a "
+           "report";
   }
   std::string usage() const override {
     return "examples:\n"
@@ -127,10 +131,11 @@ class RunCommand final : public Command {
            "  mpirun -n 4 segrec run --events u.data --format movielens --min-value 4 --k 8 \\\n"
            "                         --epochs 50 --out ml100k\n"
            "  segrec run --config pipeline.ini        # any option of any stage, one INI\n"
-           "Every option of ingest, profile, project, cluster and train is accepted (the file\n"
-           "options are set by run). Outputs in --out: dataset.h5, profiles.h5, projection.h5,\n"
-           "segments.h5, segments.csv, segments.md, segments.json, model.h5, report.json,\n"
-           "report.md. Stages whose inputs and options are unchanged are skipped (--force).\n"
+           "Every option of ingest, profile, project, cluster, train and recommend is accepted\n"
+           "(the file options are set by run). Outputs in --out: dataset.h5, profiles.h5,\n"
+           "projection.h5, segments.h5, segments.csv, segments.md, segments.json, model.h5,\n"
+           "recommendations.csv, report.json, report.md (and plots/*.png with --plots).\n"
+           "Stages whose inputs and options are unchanged are skipped (--force).\n"
            "Defaults sized from the data (when not given): --k auto sweeps 2..K_MAX with\n"
            "K_MAX = clamp(sqrt(users / 10), 4, 20) (step 2 above 10) and picks by silhouette;\n"
            "the silhouette sample shrinks to 2000 users above 10^6 users.";
@@ -144,7 +149,10 @@ class RunCommand final : public Command {
         "segments: K, a sweep FROM:TO[:STEP], or auto (a sweep sized from the users)")(
         "force", po::bool_switch(&force_), "re-run every stage, even when up to date")(
         "until", po::value(&until_)->default_value(until_),
-        "last stage to run: ingest, profile, project, cluster or train");
+        "last stage to run: ingest, profile, project, cluster, train or recommend")(
+        "plots", po::bool_switch(&plots_),
+        "also draw the run's pictures into DIR/plots (scripts/plot_report.py; needs "
+        "python3-matplotlib and python3-h5py)");
     std::set<std::string> seen;
     for (const auto& o : d.options()) seen.insert(o->long_name());
     for (const auto& name : order_) {
@@ -164,7 +172,7 @@ class RunCommand final : public Command {
     require(!events_.empty(), "events", "", "give at least one event file");
     require(!out_.empty(), "out", "", "give the output directory");
     require(std::any_of(order_.begin(), order_.end(), [&](const auto& s) { return s == until_; }),
-            "until", until_, "must be one of ingest, profile, project, cluster, train");
+            "until", until_, "must be one of ingest, profile, project, cluster, train, recommend");
     const Comm& comm = ctx.comm;
     std::string missing;
     for (const auto& e : events_)
@@ -245,6 +253,8 @@ class RunCommand final : public Command {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         h5::set_made_by("");
         if (rc != kExitOk) return rc;
+        if (!is_h5(st.outputs.front()) && comm.is_root())
+          write_file_atomically(stamp(st.outputs.front()), hash + "\n");
         sr.seconds = comm.allgatherv(std::vector<double>{secs});
         sr.peak_bytes = comm.allgatherv(std::vector<std::int64_t>{peak_rss_since_reset()});
         upstream_ran = true;
@@ -252,6 +262,7 @@ class RunCommand final : public Command {
       record.stages.push_back(sr);
       if (name == until_) break;
     }
+    if (plots_) record.plots = draw_plots(ctx);
     write_pipeline_report(record, comm);
     ctx.say("wrote " + (fs::path(out_) / "report.md").string() + " and report.json");
     return kExitOk;
@@ -300,7 +311,14 @@ class RunCommand final : public Command {
       s = {{"data", path("dataset.h5")},
            {"projection", path("projection.h5")},
            {"segments", path("segments.h5")},
+           {"profiles", path("profiles.h5")},  // the serving bundle
            {"out", path("model.h5")}};
+    } else if (name == "recommend") {
+      s = {{"model", path("model.h5")},
+           {"data", path("dataset.h5")},
+           {"projection", path("projection.h5")},
+           {"segments", path("segments.h5")},
+           {"out", path("recommendations.csv")}};
     }
     return s;
   }
@@ -335,14 +353,79 @@ class RunCommand final : public Command {
       for (const auto& o : st.outputs)
         if (!fs::exists(path(o))) missing = 1;
     if (comm.allreduce_value(missing, Op::kMax)) return false;
-    return made_by(path(st.outputs.front()), comm) == hash;
+    const std::string& first = st.outputs.front();
+    if (is_h5(first)) return made_by(path(first), comm) == hash;
+    std::string recorded;
+    if (comm.is_root()) {
+      std::ifstream in(stamp(first));
+      std::getline(in, recorded);
+    }
+    comm.broadcast(recorded);
+    return recorded == hash;
+  }
+
+  static bool is_h5(const std::string& file) { return fs::path(file).extension() == ".h5"; }
+  // Where the hash of a non-HDF5 output is recorded: DIR/.FILE.made_by.
+  std::string stamp(const std::string& file) const { return path("." + file + ".made_by"); }
+
+  // Runs scripts/plot_report.py on DIR (rank 0); returns the pictures written.
+  std::vector<std::string> draw_plots(const Context& ctx) const {
+    std::vector<std::string> pngs;
+    std::string note;
+    if (ctx.comm.is_root()) {
+      const std::string script = find_plot_script();
+      if (script.empty()) {
+        note =
+            "--plots: scripts/plot_report.py not found next to the executable "
+            "(set SEGREC_PLOT_SCRIPT)";
+      } else {
+        // The system interpreter (Debian's matplotlib and h5py), not one first on PATH.
+        const std::string py = fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+        const std::string cmd = py + " '" + script + "' '" + out_ + "'" +
+                                (ctx.common.verbose ? "" : " >/dev/null 2>&1");
+        const int rc = std::system(cmd.c_str());
+        const int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+        if (code == 1)
+          note = "--plots: no pictures, python3-matplotlib or python3-h5py is not installed";
+        else if (code != 0)
+          note = "--plots: plot_report.py failed (exit " + std::to_string(code) + "; -v shows why)";
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(fs::path(out_) / "plots", ec))
+          if (e.path().extension() == ".png") pngs.push_back(e.path().filename().string());
+        std::sort(pngs.begin(), pngs.end());
+      }
+      if (!note.empty()) std::fprintf(stderr, "segrec: warning: %s\n", note.c_str());
+    }
+    std::string joined;
+    for (const auto& p : pngs) joined += p + "\n";
+    ctx.comm.broadcast(joined);
+    pngs.clear();
+    std::istringstream in(joined);
+    for (std::string line; std::getline(in, line);) pngs.push_back(line);
+    return pngs;
+  }
+
+  // $SEGREC_PLOT_SCRIPT, else beside the executable: ../scripts (build tree) or
+  // ../share/segrec/scripts (installed).
+  static std::string find_plot_script() {
+    if (const char* env = std::getenv("SEGREC_PLOT_SCRIPT")) return env;
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return "";
+    for (const fs::path& rel : {fs::path("../scripts/plot_report.py"),
+                                fs::path("../share/segrec/scripts/plot_report.py")}) {
+      const fs::path p = exe.parent_path() / rel;
+      if (fs::exists(p)) return fs::weakly_canonical(p).string();
+    }
+    return "";
   }
 
   std::vector<std::string> events_;
   std::string out_;
   std::string k_ = "auto";
-  std::string until_ = "train";
+  std::string until_ = "recommend";
   bool force_ = false;
+  bool plots_ = false;
   std::vector<std::string> order_;
   std::map<std::string, Stage> stages_;
 };
