@@ -21,6 +21,7 @@ struct CommonOptions {
   bool verbose = false;     ///< --verbose
   bool quiet = false;       ///< --quiet
   std::string config;       ///< --config FILE.ini
+  std::string max_memory_per_rank;  ///< --max-memory-per-rank: read budget per array, e.g. 8G
 };
 
 struct Context {

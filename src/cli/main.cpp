@@ -36,7 +36,10 @@ po::options_description common_options(CommonOptions& c) {
       "seed", po::value(&c.seed)->default_value(c.seed),
       "seed for all randomness (results do not depend on the rank count)")(
       "verbose,v", po::bool_switch(&c.verbose), "print more detail")(
-      "quiet,q", po::bool_switch(&c.quiet), "print errors only");
+      "quiet,q", po::bool_switch(&c.quiet), "print errors only")(
+      "max-memory-per-rank", po::value(&c.max_memory_per_rank),
+      "refuse to read an array from a file that needs more than this on one rank, e.g. 8G "
+      "(default: physical memory)");
   return d;
 }
 
@@ -102,6 +105,8 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
       return kExitOk;
     }
     po::notify(vm);
+    if (!common.max_memory_per_rank.empty())
+      h5::set_memory_budget(parse_bytes(common.max_memory_per_rank, "max-memory-per-rank"));
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see 'segrec " + cmd.name() + " --help')");
   }
