@@ -3,7 +3,11 @@
 #include "segrec/tempfile.hpp"
 
 #include <mpi.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cstdio>
@@ -141,6 +145,18 @@ File File::create(const std::string& path, const Comm& comm, const Format& forma
     else if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
       err = "cannot write '" + path + "': directory '" + (dir.empty() ? "." : dir.string()) +
             "' is not writable";
+  }
+  // A probe of the temporary name: a read-only file system or a folder that refuses new
+  // files (root passes access() everywhere) gives one clear error on every rank instead of a
+  // failure inside the collective create.
+  if (err.empty() && comm.is_root()) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+      err = "cannot write '" + path + "': " + std::strerror(errno);
+    else {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+    }
   }
   comm.check_all(err, kExitIo);
   register_temporary(tmp);
