@@ -2,8 +2,8 @@
 
 #include "segrec/tempfile.hpp"
 
-#include <mpi.h>
 #include <fcntl.h>
+#include <mpi.h>
 #include <unistd.h>
 
 #include <cerrno>

@@ -10,11 +10,13 @@
 #include <fstream>
 #include <memory>
 #include <numeric>
+#include <optional>
 
 #include "segrec/buffer.hpp"
 #include "segrec/fault.hpp"
 #include "segrec/params.hpp"
 #include "segrec/parse.hpp"
+#include "segrec/pseudonym.hpp"
 #include "segrec/textio.hpp"
 
 namespace segrec {
@@ -318,7 +320,9 @@ int owner_of(std::uint64_t h, int parts) {
 
 class Ingest {
  public:
-  Ingest(const IngestParams& p, const Comm& comm) : p_(p), comm_(comm) {}
+  Ingest(const IngestParams& p, const Comm& comm) : p_(p), comm_(comm) {
+    if (!p.pseudonymize.empty()) pseudo_.emplace(p.pseudonymize);
+  }
   Dataset run();
 
  private:
@@ -334,6 +338,7 @@ class Ingest {
 
   const IngestParams& p_;
   const Comm& comm_;
+  std::optional<Pseudonymizer> pseudo_;  // set by --pseudonymize
   std::vector<FileSpec> files_;
   Interner users_, items_;
   std::vector<std::string> types_;  // local event-type names (lower case)
@@ -383,10 +388,12 @@ void Ingest::read_file(int index, const FileSpec& fs) {
   const auto max_line = static_cast<std::size_t>(p_.max_line_bytes);
   auto bad = [&](int reason, const std::string& detail) {
     ++bad_[reason];
+    // With pseudonyms the detail (which may quote a raw id) stays out of the report.
+    const bool show = !detail.empty() && !pseudo_;
     if (static_cast<int>(examples_.size()) < p_.examples)
-      examples_.push_back(
-          {index, n_lines, reason_name(reason) + (detail.empty() ? "" : ": " + detail)});
+      examples_.push_back({index, n_lines, reason_name(reason) + (show ? ": " + detail : "")});
   };
+  std::string last_raw;  // raw id of last_user when pseudonymizing
   while (reader.next(line, too_long)) {
     ++n_lines;
     const bool first_line = range.begin == 0 && n_lines == 1;
@@ -420,7 +427,13 @@ void Ingest::read_file(int index, const FileSpec& fs) {
     }
     Event e;
     // Logs usually hold a user's events together: skip the hash for a repeat.
-    if (last_user != Interner::kEmpty && users_.str(last_user) == row.user) {
+    if (pseudo_) {
+      if (last_user == Interner::kEmpty || last_raw != row.user) {
+        last_user = users_.intern((*pseudo_)(row.user));
+        last_raw.assign(row.user);
+      }
+      e.user = last_user;
+    } else if (last_user != Interner::kEmpty && users_.str(last_user) == row.user) {
       e.user = last_user;
     } else {
       e.user = last_user = users_.intern(row.user);

@@ -3,7 +3,9 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "segrec/h5.hpp"
 #include "segrec/ingest.hpp"
+#include "segrec/pseudonym.hpp"
 
 namespace segrec::cli {
 namespace {
@@ -59,10 +61,23 @@ class IngestCommand final : public Command {
         "drop items with fewer distinct users")(
         "max-line-bytes", po::value(&p.max_line_bytes)->default_value(p.max_line_bytes),
         "longer lines are malformed")("examples", po::value(&p.examples)->default_value(p.examples),
-                                      "malformed rows shown in the report");
+                                      "malformed rows shown in the report")(
+        "pseudonymize", po::value(&p.pseudonymize),
+        "replace every user id by HMAC-SHA256(KEY, id) as it is read: KEY, env:NAME or "
+        "file:PATH (at least 16 bytes; see docs/privacy.md)");
   }
 
   int run(const Context& ctx) override {
+    if (!p_.pseudonymize.empty()) {
+      // The key never reaches a file: the command line recorded in the outputs is redacted.
+      std::string cmd = h5::command_line();
+      for (auto pos = cmd.find(p_.pseudonymize); pos != std::string::npos;
+           pos = cmd.find(p_.pseudonymize, pos))
+        cmd.replace(pos, p_.pseudonymize.size(), "<redacted>");
+      h5::set_command_line(cmd);
+      p_.pseudonymize = resolve_secret(p_.pseudonymize, "pseudonymize");
+      (void)Pseudonymizer(p_.pseudonymize);  // throws UsageError for a short key
+    }
     p_.validate();
     const Dataset ds = ingest(p_, ctx.comm);
     write_dataset(p_.out, ds, ctx.comm);

@@ -24,12 +24,12 @@ namespace {
 
 using namespace segrec::parse;
 
-#define require(ok)                                                      \
-  do {                                                                   \
-    if (!(ok)) {                                                         \
+#define require(ok)                                                              \
+  do {                                                                           \
+    if (!(ok)) {                                                                 \
       std::fprintf(stderr, "contract violated at line %d: %s\n", __LINE__, #ok); \
-      std::abort();                                                      \
-    }                                                                    \
+      std::abort();                                                              \
+    }                                                                            \
   } while (0)
 
 bool inside(std::string_view v, std::string_view line, const std::string& scratch) {
@@ -87,8 +87,8 @@ void fuzz_log(std::string_view text, std::uint8_t sel) {
       require(!row.user.empty() && !row.item.empty());
       require(inside(row.user, line, scratch) && inside(row.item, line, scratch) &&
               inside(row.event, line, scratch));
-      if (row.has_time) require(std::isfinite(row.time) && row.time >= 0 &&
-                                row.time <= kMaxUnixSeconds);
+      if (row.has_time)
+        require(std::isfinite(row.time) && row.time >= 0 && row.time <= kMaxUnixSeconds);
       if (row.has_value) require(std::isfinite(row.value));
       if (max_line) require(line.size() <= max_line);
     } else {
@@ -104,9 +104,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t mode = data[0], sel = data[1];
   const std::string_view text(reinterpret_cast<const char*>(data + 2), size - 2);
   switch (mode % 4) {
-    case 0: fuzz_time(text); break;
-    case 1: fuzz_split(text, sel); break;
-    default: fuzz_log(text, sel); break;
+    case 0:
+      fuzz_time(text);
+      break;
+    case 1:
+      fuzz_split(text, sel);
+      break;
+    default:
+      fuzz_log(text, sel);
+      break;
   }
   return 0;
 }
