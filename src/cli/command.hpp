@@ -17,11 +17,13 @@ namespace po = boost::program_options;
 
 /// Options every command accepts.
 struct CommonOptions {
-  std::uint64_t seed = 42;          ///< --seed: keys all randomness (with global user/item indices)
-  bool verbose = false;             ///< --verbose
-  bool quiet = false;               ///< --quiet
-  std::string config;               ///< --config FILE.ini
-  std::string max_memory_per_rank;  ///< --max-memory-per-rank: read budget per array, e.g. 8G
+  std::uint64_t seed = 42;  ///< --seed: keys all randomness (with global user/item indices)
+  bool verbose = false;     ///< --verbose
+  bool quiet = false;       ///< --quiet
+  std::string config;       ///< --config FILE.ini
+
+  /// --max-memory-per-rank: the largest array one rank may read from a file, e.g. "8G".
+  std::string max_memory_per_rank;
 };
 
 struct Context {
