@@ -36,6 +36,7 @@ std::int64_t g_memory_budget = [] {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? static_cast<std::int64_t>(pages) * page : INT64_MAX;
 }();
+std::string g_made_by;
 bool g_parallel_io = false;  // set once any file is opened on more than one rank
 
 herr_t walk_cb(unsigned n, const H5E_error2_t* e, void* data) {
@@ -90,6 +91,7 @@ std::int64_t memory_budget() { return g_memory_budget; }
 
 void set_command_line(const std::string& cmd) { g_command_line = cmd; }
 const std::string& command_line() { return g_command_line; }
+void set_made_by(const std::string& hash) { g_made_by = hash; }
 
 // ---- File ---------------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ File File::create(const std::string& path, const Comm& comm, const Format& forma
   f.set_attr("/", "segrec_version", std::string(SEGREC_VERSION));
   f.set_attr("/", "command_line", g_command_line);
   f.set_attr("/", "ranks", static_cast<std::int64_t>(comm.size()));
+  if (!g_made_by.empty()) f.set_attr("/", "made_by", g_made_by);
   return f;
 }
 

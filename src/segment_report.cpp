@@ -5,8 +5,8 @@
 // the owner computes lifts for its items and keeps each segment's best few, and an
 // allgather merges those short lists. Behavioural statistics need one allreduce of
 // k x d sums and counts.
-#include "segrec/profile.hpp"
 #include "segrec/segment_report.hpp"
+#include "segrec/profile.hpp"
 
 #include <unistd.h>
 
@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "segrec/error.hpp"
+#include "segrec/json.hpp"
 #include "segrec/params.hpp"
 #include "segrec/tempfile.hpp"
 
@@ -49,45 +50,6 @@ std::string fmt(double v, int prec) {
   if (!std::isfinite(v)) return "n/a";
   std::ostringstream os;
   os << std::fixed << std::setprecision(prec) << v;
-  return os.str();
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  std::ostringstream os;
-  os << std::setprecision(10) << v;
   return os.str();
 }
 
@@ -240,22 +202,6 @@ std::string describe(const SegmentSummary& s) {
   return out;
 }
 
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = temporary_name(path);
-  register_temporary(tmp);
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.flush();
-  const bool ok = static_cast<bool>(out);
-  out.close();
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    unregister_temporary(tmp);
-    throw IoError("cannot write '" + path + "'");
-  }
-  unregister_temporary(tmp);
-}
-
 }  // namespace
 
 void SegmentReportParams::validate() const {
@@ -347,34 +293,34 @@ std::string SegmentReport::json() const {
   std::ostringstream os;
   os << "{\n  \"n_users\": " << n_users << ",\n  \"k\": " << k
      << ",\n  \"min_report_users\": " << min_report_users
-     << ",\n  \"inertia\": " << json_number(inertia)
-     << ",\n  \"silhouette\": " << json_number(quality.silhouette)
+     << ",\n  \"inertia\": " << json::num(inertia)
+     << ",\n  \"silhouette\": " << json::num(quality.silhouette)
      << ",\n  \"silhouette_sample\": " << quality.silhouette_sample
-     << ",\n  \"davies_bouldin\": " << json_number(quality.davies_bouldin)
-     << ",\n  \"calinski_harabasz\": " << json_number(quality.calinski_harabasz)
+     << ",\n  \"davies_bouldin\": " << json::num(quality.davies_bouldin)
+     << ",\n  \"calinski_harabasz\": " << json::num(quality.calinski_harabasz)
      << ",\n  \"notes\": [";
-  for (std::size_t i = 0; i < notes.size(); ++i) os << (i ? ", " : "") << json_string(notes[i]);
+  for (std::size_t i = 0; i < notes.size(); ++i) os << (i ? ", " : "") << json::str(notes[i]);
   os << "],\n  \"segments\": [";
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const auto& s = segments[i];
     os << (i ? "," : "") << "\n    {\"id\": " << s.id << ", \"size\": " << s.size
-       << ", \"share\": " << json_number(s.share)
+       << ", \"share\": " << json::num(s.share)
        << ", \"described\": " << (s.described ? "true" : "false");
     if (s.described) {
-      os << ", \"description\": " << json_string(s.description) << ",\n     \"items\": [";
+      os << ", \"description\": " << json::str(s.description) << ",\n     \"items\": [";
       for (std::size_t j = 0; j < s.items.size(); ++j) {
         const auto& it = s.items[j];
-        os << (j ? ", " : "") << "{\"item_id\": " << json_string(it.item_id)
-           << ", \"users\": " << it.users << ", \"rate\": " << json_number(it.rate)
-           << ", \"global_rate\": " << json_number(it.global_rate)
-           << ", \"lift\": " << json_number(it.lift) << "}";
+        os << (j ? ", " : "") << "{\"item_id\": " << json::str(it.item_id)
+           << ", \"users\": " << it.users << ", \"rate\": " << json::num(it.rate)
+           << ", \"global_rate\": " << json::num(it.global_rate)
+           << ", \"lift\": " << json::num(it.lift) << "}";
       }
       os << "],\n     \"stats\": [";
       for (std::size_t j = 0; j < s.stats.size(); ++j) {
         const auto& c = s.stats[j];
-        os << (j ? ", " : "") << "{\"name\": " << json_string(c.name)
-           << ", \"mean\": " << json_number(c.mean)
-           << ", \"global_mean\": " << json_number(c.global_mean) << ", \"z\": " << json_number(c.z)
+        os << (j ? ", " : "") << "{\"name\": " << json::str(c.name)
+           << ", \"mean\": " << json::num(c.mean)
+           << ", \"global_mean\": " << json::num(c.global_mean) << ", \"z\": " << json::num(c.z)
            << "}";
       }
       os << "]";
@@ -390,8 +336,8 @@ void write_segment_report(const SegmentReport& report, const std::string& md_pat
   std::string err;
   if (comm.is_root()) {
     try {
-      write_atomically(md_path, report.markdown());
-      write_atomically(json_path, report.json());
+      write_file_atomically(md_path, report.markdown());
+      write_file_atomically(json_path, report.json());
     } catch (const Error& e) {
       err = e.what();
     }

@@ -3,8 +3,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <set>
+
+#include "segrec/error.hpp"
 
 namespace segrec {
 
@@ -35,6 +39,22 @@ void remove_registered_temporaries() noexcept {
   std::lock_guard<std::mutex> lock(g_mutex);
   for (const auto& p : registry()) ::unlink(p.c_str());
   registry().clear();
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = temporary_name(path);
+  register_temporary(tmp);
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.flush();
+  const bool ok = static_cast<bool>(out);
+  out.close();
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    unregister_temporary(tmp);
+    throw IoError("cannot write '" + path + "'");
+  }
+  unregister_temporary(tmp);
 }
 
 }  // namespace segrec

@@ -119,9 +119,9 @@ struct Config {
   void (*set)(TrainParams&);
 };
 
-class RankInvariance : public testing::TestWithParam<Config> {};
+class TrainRankInvariance : public testing::TestWithParam<Config> {};
 
-TEST_P(RankInvariance, WeightsMatchASingleProcessRunAfterThreeEpochs) {
+TEST_P(TrainRankInvariance, WeightsMatchASingleProcessRunAfterThreeEpochs) {
   const Comm world = Comm::world();
   TrainParams p = base_params();
   GetParam().set(p);
@@ -158,7 +158,7 @@ TEST_P(RankInvariance, WeightsMatchASingleProcessRunAfterThreeEpochs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Configs, RankInvariance,
+    Configs, TrainRankInvariance,
     testing::Values(
         // Mult-DAE: history input, tanh, input dropout, hidden dropout, Adam, cosine.
         Config{"dae", [](TrainParams& p) { p.dropout = 0.2; }},

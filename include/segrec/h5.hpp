@@ -87,6 +87,11 @@ std::int64_t memory_budget();
 void set_command_line(const std::string& cmd);
 const std::string& command_line();
 
+/// Sets the "made_by" attribute recorded in every file created from now on: a hash
+/// of the inputs and options that produced it ("" = none). `segrec run` uses it to
+/// skip stages whose outputs are up to date.
+void set_made_by(const std::string& hash);
+
 /// A segrec HDF5 file. Every member function is collective: all ranks of the
 /// file's communicator call it in the same order (metadata I/O is collective).
 class File {

@@ -14,4 +14,8 @@ void unregister_temporary(const std::string& path);
 /// Unlinks every registered temporary (async-signal-unsafe; call from main's error path).
 void remove_registered_temporaries() noexcept;
 
+/// Writes `text` to `path` through a registered temporary and a rename (one rank;
+/// throws IoError naming the file).
+void write_file_atomically(const std::string& path, const std::string& text);
+
 }  // namespace segrec

@@ -78,13 +78,17 @@ class Cluster final : public Command {
             "segment users an item needs to be listed");
   }
 
-  int run(const Context& ctx) override {
-    const Comm& comm = ctx.comm;
+  void check(const Context& ctx) override {
     p_.seed = ctx.common.seed;
     require(!projection_.empty(), "projection", projection_, "give the projection.h5 to cluster");
     require(!out_.empty(), "out", out_, "give the segments.h5 to write");
     p_.validate();
     rp_.validate();
+  }
+
+  int run(const Context& ctx) override {
+    const Comm& comm = ctx.comm;
+    check(ctx);
     if (!p_.is_sweep() && ctx.vm["silhouette-sample"].defaulted()) p_.silhouette_sample = 0;
     if (csv_.empty()) csv_ = replace_ext(out_, ".csv");
     if (report_.empty()) report_ = replace_ext(out_, "");

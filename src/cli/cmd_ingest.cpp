@@ -67,19 +67,25 @@ class IngestCommand final : public Command {
         "file:PATH (at least 16 bytes; see docs/privacy.md)");
   }
 
+  void check(const Context&) override {
+    if (!p_.pseudonymize.empty())
+      (void)Pseudonymizer(resolve_secret(p_.pseudonymize, "pseudonymize"));  // short key: 2
+    p_.validate();
+  }
+
   int run(const Context& ctx) override {
-    if (!p_.pseudonymize.empty()) {
+    check(ctx);
+    IngestParams p = p_;
+    if (!p.pseudonymize.empty()) {
       // The key never reaches a file: the command line recorded in the outputs is redacted.
       std::string cmd = h5::command_line();
-      for (auto pos = cmd.find(p_.pseudonymize); pos != std::string::npos;
-           pos = cmd.find(p_.pseudonymize, pos))
-        cmd.replace(pos, p_.pseudonymize.size(), "<redacted>");
+      for (auto pos = cmd.find(p.pseudonymize); pos != std::string::npos;
+           pos = cmd.find(p.pseudonymize, pos))
+        cmd.replace(pos, p.pseudonymize.size(), "<redacted>");
       h5::set_command_line(cmd);
-      p_.pseudonymize = resolve_secret(p_.pseudonymize, "pseudonymize");
-      (void)Pseudonymizer(p_.pseudonymize);  // throws UsageError for a short key
+      p.pseudonymize = resolve_secret(p.pseudonymize, "pseudonymize");
     }
-    p_.validate();
-    const Dataset ds = ingest(p_, ctx.comm);
+    const Dataset ds = ingest(p, ctx.comm);
     write_dataset(p_.out, ds, ctx.comm);
     const std::int64_t nnz = ctx.comm.allreduce_value(static_cast<std::int64_t>(ds.indices.size()));
     ctx.say(ds.report.table());

@@ -33,8 +33,10 @@ class ProfileCommand final : public Command {
         "CSV item_id,category (with header): adds each user's share of events per category");
   }
 
+  void check(const Context&) override { p_.validate(); }
+
   int run(const Context& ctx) override {
-    p_.validate();
+    check(ctx);
     const ProfileSummary s = run_profile(p_, ctx.comm);
     std::ostringstream os;
     os << "wrote " << p_.out << ": " << s.users << " users x (" << s.items << " items + " << s.dense

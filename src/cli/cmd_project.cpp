@@ -35,9 +35,13 @@ class ProjectCommand final : public Command {
         "float | double: scalar of the large products");
   }
 
-  int run(const Context& ctx) override {
+  void check(const Context& ctx) override {
     p_.seed = ctx.common.seed;
     p_.validate();
+  }
+
+  int run(const Context& ctx) override {
+    check(ctx);
     const ProjectSummary s = run_project(p_, ctx.comm);
     const ProjectionModel& m = s.model;
     if (ctx.comm.is_root())

@@ -88,10 +88,14 @@ class TrainCommand final : public Command {
         "write a checkpoint and stop after this many steps (0 = off; for time-limited jobs)");
   }
 
-  int run(const Context& ctx) override {
+  void check(const Context& ctx) override {
     p_.seed = ctx.common.seed;
     require(!p_.out.empty(), "out", p_.out, "give the model.h5 to write");
     p_.validate();
+  }
+
+  int run(const Context& ctx) override {
+    check(ctx);
     // A stop request that arrives while the data loads is served at the first step.
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);

@@ -45,7 +45,9 @@ class Command {
   virtual void add_options(po::options_description& opts) = 0;
   /// Names of options taken positionally, in order (e.g. "file").
   virtual std::vector<std::string> positional() const { return {}; }
-  /// Validates parameters (throws UsageError) and runs; returns the exit code.
+  /// Validates the parameters without running (throws UsageError naming the option).
+  virtual void check(const Context& ctx) { (void)ctx; }
+  /// Validates parameters (check) and runs; returns the exit code.
   virtual int run(const Context& ctx) = 0;
 };
 
@@ -57,6 +59,7 @@ std::unique_ptr<Command> make_info();
 std::unique_ptr<Command> make_profile();
 std::unique_ptr<Command> make_project();
 std::unique_ptr<Command> make_cluster();
+std::unique_ptr<Command> make_run();
 
 /// Every command, in the order --help lists them.
 std::vector<std::unique_ptr<Command>> all_commands();

@@ -29,6 +29,7 @@ std::vector<std::unique_ptr<Command>> all_commands() {
   v.push_back(make_project());
   v.push_back(make_cluster());
   v.push_back(make_train());
+  v.push_back(make_run());
   v.push_back(make_inspect());
   v.push_back(make_info());
   return v;
