@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the job scripts in jobs/ (sourced; see docs/slurm.md).
 #
 # Environment it reads:
@@ -78,7 +79,7 @@ launch() {
 
 # forward_signals SIG...: the batch shell passes these signals on to the running step
 # (srun and mpirun both hand them to every rank) and records the last in GOT_SIGNAL.
-GOT_SIGNAL=
+export GOT_SIGNAL=
 forward_signals() {
   local s
   for s in "$@"; do

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the Slurm tests (sourced). They run jobs on the private cluster of
 # scripts/slurm-local.sh in SLURM_LOCAL_DIR (started here when it is not up; CTest stops it).
 # Environment from CTest: SEGREC (the executable), SLURM_LOCAL_DIR, MPIEXEC, MPIFLAGS.
