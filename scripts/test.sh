@@ -51,7 +51,7 @@ if [[ $sanitize -eq 1 ]]; then
   timed "sanitizer build" bash -c "cmake -S '$ROOT' -B '$ASAN_BUILD_DIR' -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DSEGREC_SANITIZE=ON -DSEGREC_WERROR=ON >/dev/null && \
     cmake --build '$ASAN_BUILD_DIR' -j$(nproc) --target segrec_unit_tests segrec_mpi_tests" || status=1
-  (cd "$ASAN_BUILD_DIR" && timed "sanitizer tests" ctest --output-on-failure -L 'unit|mpi') || status=1
+  (cd "$ASAN_BUILD_DIR" && timed "sanitizer tests" ctest -j2 --output-on-failure -L 'unit|mpi') || status=1
 fi
 
 if [[ $fuzz -eq 1 ]]; then
