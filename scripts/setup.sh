@@ -6,14 +6,24 @@ set -euo pipefail
 PACKAGES=(
   g++ make cmake pkg-config
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-  libeigen3-dev libboost-program-options-dev libgtest-dev
+  libeigen3-dev libboost-program-options-dev libgtest-dev libssl-dev
   iproute2
 )
-# Optional extras for benchmarks and plots: scripts/setup.sh --bench
-if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(libopenblas0-pthread python3 python3-pandas python3-sklearn python3-h5py python3-threadpoolctl
-             python3-faiss python3-torch)
-fi
+# Optional extras, any of:
+#   --bench  benchmarks and their peers
+#   --slurm  a private Slurm cluster for the job-script tests (scripts/slurm-local.sh) and the
+#            k-sweep plot
+#   --fuzz   clang with libFuzzer (tests/fuzz)
+for flag in "$@"; do
+  case $flag in
+    --bench)
+      PACKAGES+=(libopenblas0-pthread python3 python3-pandas python3-sklearn python3-h5py
+                 python3-threadpoolctl python3-faiss python3-torch) ;;
+    --slurm) PACKAGES+=(slurmctld slurmd slurm-client munge python3 python3-h5py python3-matplotlib) ;;
+    --fuzz) PACKAGES+=(clang) ;;
+    *) echo "setup: unknown flag '$flag' (--bench, --slurm, --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,4 +41,6 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
+# The Slurm and munge packages may try to start system daemons; the tests never use them
+# (scripts/slurm-local.sh starts private ones with their own config, key and ports).
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,8 +1,60 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite through CTest.
+# Installs what is missing, builds, and runs the test suite through CTest.
+#
+#   scripts/test.sh [--slurm] [--sanitize] [--fuzz] [ctest arguments...]
+#
+#   (default)   the Release build in ${BUILD_DIR:-build}: every test but the Slurm ones
+#   --slurm     also the job-script tests on a private Slurm cluster (installs slurmctld, slurmd,
+#               slurm-client, munge; needs root; label slurm)
+#   --sanitize  also the unit and MPI tests built with AddressSanitizer and
+#               UndefinedBehaviorSanitizer in ${ASAN_BUILD_DIR:-build-asan}
+#   --fuzz      also the libFuzzer target of the ingest parser for ${FUZZ_SECONDS:-60} s
+# Each part prints its wall time. CI (.ci/run) runs all of them.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-$ROOT/build-asan}
+slurm=0 sanitize=0 fuzz=0
+args=()
+for a in "$@"; do
+  case $a in
+    --slurm) slurm=1 ;;
+    --sanitize) sanitize=1 ;;
+    --fuzz) fuzz=1 ;;
+    *) args+=("$a") ;;
+  esac
+done
+setup=()
+[[ $slurm -eq 1 ]] && setup+=(--slurm)
+[[ $fuzz -eq 1 ]] && setup+=(--fuzz)
+"$ROOT/scripts/setup.sh" "${setup[@]}"
+
+timed() {
+  local name=$1 start=$SECONDS rc=0
+  shift
+  echo "==== $name"
+  "$@" || rc=$?
+  echo "==== $name: $((SECONDS - start)) s, exit $rc"
+  return $rc
+}
+
 "$ROOT/scripts/build.sh"
-cd "$BUILD_DIR"
-ctest --output-on-failure "$@"
+labels=()
+[[ $slurm -eq 0 ]] && labels=(-LE slurm)
+status=0
+(cd "$BUILD_DIR" && timed "tests" ctest --output-on-failure "${labels[@]}" "${args[@]}") || status=1
+
+if [[ $sanitize -eq 1 ]]; then
+  # Leak checks are off: Open MPI and HDF5 keep allocations until exit by design.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+  timed "sanitizer build" bash -c "cmake -S '$ROOT' -B '$ASAN_BUILD_DIR' -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSEGREC_SANITIZE=ON -DSEGREC_WERROR=ON >/dev/null && \
+    cmake --build '$ASAN_BUILD_DIR' -j$(nproc) --target segrec_unit_tests segrec_mpi_tests" || status=1
+  (cd "$ASAN_BUILD_DIR" && timed "sanitizer tests" ctest -j2 --output-on-failure -L 'unit|mpi') || status=1
+fi
+
+if [[ $fuzz -eq 1 ]]; then
+  timed "fuzz" env FUZZ_SECONDS="${FUZZ_SECONDS:-60}" "$ROOT/scripts/fuzz.sh" || status=1
+fi
+exit $status

@@ -1,5 +1,7 @@
 #include "segrec/dataset.hpp"
 
+#include <cmath>
+
 #include "segrec/fault.hpp"
 
 #include <iomanip>
@@ -194,6 +196,9 @@ Dataset read_dataset(const std::string& path, const Comm& comm, bool with_log) {
         err = "'" + path + "': item index " + std::to_string(i) + " out of range";
         break;
       }
+    for (std::size_t j = 0; err.empty() && j < ds.weights.size(); ++j)
+      if (!std::isfinite(ds.weights[j]))
+        err = "'" + path + "': /interactions/weights holds a non-finite value (damaged file?)";
     comm.check_all(err, kExitData);
   }
   if (with_log) {
@@ -205,6 +210,18 @@ Dataset read_dataset(const std::string& path, const Comm& comm, bool with_log) {
     ds.log_type = f.read_rows<std::uint8_t>("/log/type", base, n);
     ds.log_time = f.read_rows<double>("/log/time", base, n);
     ds.log_value = f.read_rows<float>("/log/value", base, n);
+    // A damaged file must give a clear error, not an out-of-range access in a later stage.
+    std::string err;
+    for (std::size_t j = 0; err.empty() && j < ds.log_item.size(); ++j) {
+      if (ds.log_item[j] < 0 || ds.log_item[j] >= n_items)
+        err = "event log item index " + std::to_string(ds.log_item[j]) + " out of range";
+      else if (ds.log_type[j] >= n_types)
+        err = "event log type " + std::to_string(ds.log_type[j]) + " out of range (" +
+              std::to_string(n_types) + " types)";
+      else if (!std::isfinite(ds.log_time[j]) || !std::isfinite(ds.log_value[j]))
+        err = "event log holds a non-finite time or value";
+    }
+    comm.check_all(err.empty() ? err : "'" + path + "': " + err + " (damaged file?)", kExitData);
   } else {
     ds.log_ptr.assign(static_cast<std::size_t>(b.size() + 1), 0);
   }

@@ -2,8 +2,12 @@
 
 #include "segrec/tempfile.hpp"
 
+#include <fcntl.h>
 #include <mpi.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cstdio>
@@ -28,6 +32,10 @@ struct SilenceHdf5 {
 const SilenceHdf5 silence_hdf5;
 
 std::string g_command_line;
+std::int64_t g_memory_budget = [] {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<std::int64_t>(pages) * page : INT64_MAX;
+}();
 std::string g_made_by;
 bool g_parallel_io = false;  // set once any file is opened on more than one rank
 
@@ -77,6 +85,9 @@ void Handle::reset() {
   if (id_ >= 0 && closer_ && !local_unwind) closer_(id_);
   id_ = H5I_INVALID_HID;
 }
+
+void set_memory_budget(std::int64_t bytes) { g_memory_budget = bytes > 0 ? bytes : INT64_MAX; }
+std::int64_t memory_budget() { return g_memory_budget; }
 
 void set_command_line(const std::string& cmd) { g_command_line = cmd; }
 const std::string& command_line() { return g_command_line; }
@@ -136,6 +147,18 @@ File File::create(const std::string& path, const Comm& comm, const Format& forma
     else if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
       err = "cannot write '" + path + "': directory '" + (dir.empty() ? "." : dir.string()) +
             "' is not writable";
+  }
+  // A probe of the temporary name: a read-only file system or a folder that refuses new
+  // files (root passes access() everywhere) gives one clear error on every rank instead of a
+  // failure inside the collective create.
+  if (err.empty() && comm.is_root()) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+      err = "cannot write '" + path + "': " + std::strerror(errno);
+    else {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+    }
   }
   comm.check_all(err, kExitIo);
   register_temporary(tmp);
@@ -449,6 +472,31 @@ void File::read_impl(const std::string& name, hid_t type, void* data, std::int64
         "reading dataset '" + name + "' from '" + path_ + "'");
 }
 
+void File::check_read_size(const std::string& name, std::int64_t row_count, std::int64_t cols,
+                           std::size_t elem_bytes) const {
+  std::string err;
+  // In long double: a hostile shape must not overflow the product.
+  const long double bytes = static_cast<long double>(std::max<std::int64_t>(row_count, 0)) *
+                            static_cast<long double>(std::max<std::int64_t>(cols, 0)) *
+                            static_cast<long double>(elem_bytes);
+  if (bytes > static_cast<long double>(g_memory_budget)) {
+    auto human = [](long double b) {
+      const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+      int u = 0;
+      for (; b >= 1024 && u < 6; ++u) b /= 1024;
+      char out[48];
+      std::snprintf(out, sizeof out, "%.3Lg %s", b, units[u]);
+      return std::string(out);
+    };
+    err = "'" + path_ + "': dataset '" + name + "' needs " + human(bytes) + " on one rank (" +
+          std::to_string(row_count) + " x " + std::to_string(cols) + " x " +
+          std::to_string(elem_bytes) + " bytes), over the " +
+          human(static_cast<long double>(g_memory_budget)) +
+          " allowed per rank (--max-memory-per-rank): a damaged file, or too few ranks";
+  }
+  comm_->check_all(err, kExitData);
+}
+
 std::vector<char> File::read_bytes(const std::string& name) const {
   const auto s = shape(name);
   Handle dset(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT), H5Dclose,
@@ -456,6 +504,7 @@ std::vector<char> File::read_bytes(const std::string& name) const {
   Handle ftype(H5Dget_type(dset.id()), H5Tclose, "H5Dget_type");
   Handle mtype(H5Tget_native_type(ftype.id(), H5T_DIR_ASCEND), H5Tclose, "H5Tget_native_type");
   std::size_t n = H5Tget_size(mtype.id());
+  check_read_size(name, s[0], s.size() == 2 ? s[1] : 1, n);
   for (auto d : s) n *= static_cast<std::size_t>(d);
   std::vector<char> out(n);
   read_impl(name, mtype.id(), out.data(), 0, s[0]);
@@ -485,6 +534,7 @@ std::vector<std::string> File::read_strings(const std::string& name, std::int64_
   if (H5Tget_class(ftype.id()) != H5T_STRING || H5Tis_variable_str(ftype.id()) > 0)
     throw DataError("'" + path_ + "': dataset '" + name + "' is not fixed-length strings", true);
   const std::size_t len = H5Tget_size(ftype.id());
+  check_read_size(name, row_count, 1, len + sizeof(std::string));
   std::vector<char> buf(static_cast<std::size_t>(row_count) * len);
   read_impl(name, ftype.id(), buf.data(), row_begin, row_count);
   std::vector<std::string> out(static_cast<std::size_t>(row_count));

@@ -10,12 +10,14 @@
 #include <fstream>
 #include <memory>
 #include <numeric>
+#include <optional>
 
 #include "segrec/buffer.hpp"
 #include "segrec/fault.hpp"
 #include "segrec/params.hpp"
 #include "segrec/parse.hpp"
 #include "segrec/progress.hpp"
+#include "segrec/pseudonym.hpp"
 #include "segrec/textio.hpp"
 
 namespace segrec {
@@ -326,7 +328,9 @@ int owner_of(std::uint64_t h, int parts) {
 
 class Ingest {
  public:
-  Ingest(const IngestParams& p, const Comm& comm) : p_(p), comm_(comm) {}
+  Ingest(const IngestParams& p, const Comm& comm) : p_(p), comm_(comm) {
+    if (!p.pseudonymize.empty()) pseudo_.emplace(p.pseudonymize);
+  }
   Dataset run();
 
  private:
@@ -342,6 +346,7 @@ class Ingest {
 
   const IngestParams& p_;
   const Comm& comm_;
+  std::optional<Pseudonymizer> pseudo_;  // set by --pseudonymize
   std::vector<FileSpec> files_;
   Interner users_, items_;
   std::vector<std::string> types_;  // local event-type names (lower case)
@@ -393,12 +398,14 @@ void Ingest::read_file(int index, const FileSpec& fs) {
   const auto max_line = static_cast<std::size_t>(p_.max_line_bytes);
   auto bad = [&](int reason, const std::string& detail) {
     ++bad_[reason];
+    // With pseudonyms the detail (which may quote a raw id) stays out of the report.
+    const bool show = !detail.empty() && !pseudo_;
     if (static_cast<int>(examples_.size()) < p_.examples)
-      examples_.push_back(
-          {index, n_lines, reason_name(reason) + (detail.empty() ? "" : ": " + detail)});
+      examples_.push_back({index, n_lines, reason_name(reason) + (show ? ": " + detail : "")});
   };
   const double scale = size_or_zero(fs.path) /
                        static_cast<double>(std::max<std::int64_t>(1, range.end - range.begin));
+  std::string last_raw;  // raw id of last_user when pseudonymizing
   while (reader.next(line, too_long)) {
     if ((++n_lines & 0xFFFF) == 0 && task_)
       task_->update(bytes_before_ + static_cast<double>(reader.consumed()) * scale,
@@ -434,7 +441,13 @@ void Ingest::read_file(int index, const FileSpec& fs) {
     }
     Event e;
     // Logs usually hold a user's events together: skip the hash for a repeat.
-    if (last_user != Interner::kEmpty && users_.str(last_user) == row.user) {
+    if (pseudo_) {
+      if (last_user == Interner::kEmpty || last_raw != row.user) {
+        last_user = users_.intern((*pseudo_)(row.user));
+        last_raw.assign(row.user);
+      }
+      e.user = last_user;
+    } else if (last_user != Interner::kEmpty && users_.str(last_user) == row.user) {
       e.user = last_user;
     } else {
       e.user = last_user = users_.intern(row.user);

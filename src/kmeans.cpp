@@ -1209,7 +1209,10 @@ void KMeansParams::validate() const {
   require(threads >= 0 && threads <= 1024, "threads", threads,
           "must be between 0 ($OMP_NUM_THREADS or 1) and 1024");
   require(silhouette_sample >= 0, "silhouette-sample", silhouette_sample, "must be >= 0");
-  criterion();
+  if (criterion() == Criterion::kSilhouette && ks.size() > 1 && silhouette_sample == 0)
+    throw UsageError(
+        "--pick silhouette and --silhouette-sample 0 cannot be used together: the "
+        "sweep would have no silhouette to pick by (use --pick db or ch)");
 #ifdef __AVX512F__
   require(kernel == "auto" || kernel == "fused" || kernel == "gemm", "kernel", kernel,
           "use auto, fused or gemm");

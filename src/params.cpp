@@ -1,5 +1,6 @@
 #include "segrec/params.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +42,36 @@ std::pair<std::string, double> parse_assignment(const std::string& s, const std:
   require(!name.empty() && ec == std::errc() && p == num.data() + num.size(), option, s,
           "expected NAME=NUMBER");
   return {name, v};
+}
+
+std::int64_t parse_bytes(const std::string& text, const std::string& option) {
+  const std::string t = trim(text);
+  std::size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(t, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = t.substr(used);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();
+  if (unit.size() > 1 && unit.back() == 'I') unit.pop_back();
+  double scale = 0;
+  if (unit.empty() || unit == "B")
+    scale = 1;
+  else if (unit == "K")
+    scale = 1024.0;
+  else if (unit == "M")
+    scale = 1024.0 * 1024;
+  else if (unit == "G")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "T")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  const double bytes = v * scale;
+  require(used > 0 && scale > 0 && bytes >= 1 && bytes < 9.2e18, option, text,
+          "give a positive size such as 512M, 8G or 1000000");
+  return static_cast<std::int64_t>(bytes);
 }
 
 std::vector<IniEntry> read_ini(const std::string& path) {

@@ -900,6 +900,9 @@ void Trainer::read_checkpoint(const std::string& path) {
   if (std::ssize(net_.params()) != P_ || std::ssize(m_) != P_ ||
       (p_.optimizer == "adam" && std::ssize(v_) != P_))
     throw DataError("checkpoint '" + path + "': parameter arrays of the wrong size", true);
+  for (const auto* a : {&net_.params(), &m_, &v_, &best_params_})
+    if (!std::all_of(a->begin(), a->end(), [](float x) { return std::isfinite(x); }))
+      throw DataError("checkpoint '" + path + "': non-finite parameters (damaged file?)", true);
   epoch_ = f.attr_int("/", "epoch");
   step_in_epoch_ = f.attr_int("/", "step_in_epoch");
   global_step_ = f.attr_int("/", "global_step");
@@ -1471,6 +1474,8 @@ Model read_model(const std::string& path, const Comm& comm) {
     const auto v = f.read_all<float>(name);
     if (std::ssize(v) != n)
       throw DataError("'" + path + "': " + name + " has the wrong size", true);
+    if (!std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); }))
+      throw DataError("'" + path + "': " + name + " holds non-finite values (damaged file?)", true);
     std::copy(v.begin(), v.end(), m.params.begin() + off);
   };
   for (int l = 0; l < s.n_layers(); ++l) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "segrec/error.hpp"
+#include "segrec/pseudonym.hpp"
 
 namespace segrec {
 namespace {
@@ -204,6 +205,59 @@ TEST(ParamsReadIni, DirectoryIsUsageError) {
   const std::string msg = usage_message([&] { read_ini(d); });
   EXPECT_NE(msg.find(d.string()), std::string::npos) << msg;
   fs::remove(d);
+}
+
+}  // namespace
+}  // namespace segrec
+
+// ---- pseudonyms (HMAC-SHA256, RFC 4231) ----------------------------------------------------
+
+namespace segrec {
+namespace {
+
+TEST(Pseudonym, HmacSha256MatchesRfc4231) {
+  // RFC 4231 test case 2.
+  EXPECT_EQ(hmac_sha256_hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // Test case 1: key 0x0b x 20, "Hi There".
+  EXPECT_EQ(hmac_sha256_hex(std::string(20, '\x0b'), "Hi There"),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
+TEST(Pseudonym, KeyedTruncatedAndStable) {
+  const Pseudonymizer a("0123456789abcdef"), b("0123456789abcdeg");
+  EXPECT_EQ(a("user-1"), hmac_sha256_hex("0123456789abcdef", "user-1").substr(0, 32));
+  EXPECT_EQ(a("user-1"), a("user-1"));
+  EXPECT_NE(a("user-1"), a("user-2"));
+  EXPECT_NE(a("user-1"), b("user-1"));  // another key, another pseudonym
+  EXPECT_EQ(a("").size(), 32u);
+  EXPECT_THROW(Pseudonymizer("short"), UsageError);
+}
+
+TEST(Pseudonym, SecretFromEnvironmentOrFile) {
+  ::setenv("SEGREC_TEST_SECRET", "s3cret-from-the-environment", 1);
+  EXPECT_EQ(resolve_secret("env:SEGREC_TEST_SECRET", "pseudonymize"),
+            "s3cret-from-the-environment");
+  EXPECT_THROW(resolve_secret("env:SEGREC_NO_SUCH_VARIABLE", "pseudonymize"), UsageError);
+  EXPECT_THROW(resolve_secret("file:/nonexistent/key", "pseudonymize"), UsageError);
+  EXPECT_EQ(resolve_secret("literal-key-value", "pseudonymize"), "literal-key-value");
+}
+
+}  // namespace
+}  // namespace segrec
+
+namespace segrec {
+namespace {
+
+TEST(ParseBytes, UnitsAndErrors) {
+  EXPECT_EQ(parse_bytes("1000000", "m"), 1000000);
+  EXPECT_EQ(parse_bytes("512M", "m"), 512LL << 20);
+  EXPECT_EQ(parse_bytes("8G", "m"), 8LL << 30);
+  EXPECT_EQ(parse_bytes("8GiB", "m"), 8LL << 30);
+  EXPECT_EQ(parse_bytes("1.5k", "m"), 1536);
+  EXPECT_EQ(parse_bytes(" 2T ", "m"), 2LL << 40);
+  for (const char* bad : {"", "0", "-1G", "lots", "8X", "1e30", "G"})
+    EXPECT_THROW(parse_bytes(bad, "max-memory-per-rank"), UsageError) << bad;
 }
 
 }  // namespace

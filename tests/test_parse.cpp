@@ -604,6 +604,17 @@ TEST_F(ParseRow, WhyIsTruncated) {
   EXPECT_EQ(why, "value '" + std::string(39, 'x') + "...' is not a number");
 }
 
+// From the fuzzer (tests/fuzz): an unterminated quote followed by binary bytes. The detail
+// quotes at most 40 bytes, each escaped as \xNN at worst, so it stays short and printable.
+TEST_F(ParseRow, WhyOfBinaryTextIsBoundedAndEscaped) {
+  const std::string line = "\"\x02" + std::string(60, '\xff') + "\x01\xbb";
+  ASSERT_EQ(parse(line, full), Bad::kBadQuote);
+  EXPECT_LE(why.size(), 256u) << why;
+  EXPECT_NE(why.find("\\xff"), std::string::npos) << why;
+  EXPECT_NE(why.find("..."), std::string::npos) << why;
+  for (char c : why) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << why;
+}
+
 TEST_F(ParseRow, NullWhy) {
   EXPECT_EQ(parse_row("u,i", full, 0, fields, scratch, row, nullptr), Bad::kFieldCount);
   EXPECT_EQ(parse_row("u,i,v,1,2", full, 0, fields, scratch, row, nullptr), Bad::kNone);

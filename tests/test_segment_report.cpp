@@ -138,3 +138,35 @@ TEST(SegmentReport, BadParameters) {
 
 }  // namespace
 }  // namespace segrec
+
+namespace segrec {
+namespace {
+
+// The k-anonymity floor holds in the written report: a segment under --min-report-users shows
+// its size only, never its items, statistics or description, in the markdown and the JSON.
+TEST(SegmentReport, SmallSegmentsRevealOnlyTheirSize) {
+  const Comm comm;
+  const auto labels = report_fixture::labels(0, kUsers);
+  SegmentReportParams p;
+  p.min_report_users = 100;  // segment 0 qualifies, segment 1 does not
+  p.min_item_users = 1;
+  const auto ds = report_fixture::dataset(0, kUsers);
+  const auto rep = build_segment_report(labels, report_fixture::sizes(), &ds, nullptr, p, comm);
+  ASSERT_TRUE(rep.segments[0].described);
+  ASSERT_FALSE(rep.segments[1].described);
+  const std::string md = rep.markdown(), json = rep.json();
+  EXPECT_NE(md.find("## Segment 0"), std::string::npos);
+  EXPECT_EQ(md.find("## Segment 1"), std::string::npos);
+  EXPECT_NE(md.find("(not described: too few users)"), std::string::npos);
+  const auto at1 = json.find("{\"id\": 1,");
+  ASSERT_NE(at1, std::string::npos);
+  const std::string seg1 = json.substr(at1, json.find('}', at1) - at1);
+  EXPECT_EQ(seg1.find("items"), std::string::npos) << seg1;
+  EXPECT_EQ(seg1.find("description"), std::string::npos) << seg1;
+  EXPECT_NE(seg1.find("\"described\": false"), std::string::npos) << seg1;
+  // Everyone in one segment over the floor: all described; the default floor is 50.
+  EXPECT_EQ(SegmentReportParams{}.min_report_users, 50);
+}
+
+}  // namespace
+}  // namespace segrec

@@ -77,6 +77,12 @@ struct Format {
   int version;       ///< bumped on incompatible schema changes
 };
 
+/// Bytes one rank may allocate for one array read from a file (--max-memory-per-rank;
+/// default: the machine's physical memory). A read whose shape needs more is refused
+/// before anything is allocated: a damaged or hostile file cannot claim absurd shapes.
+void set_memory_budget(std::int64_t bytes);
+std::int64_t memory_budget();
+
 /// Sets the command line recorded in every file written by this process.
 void set_command_line(const std::string& cmd);
 const std::string& command_line();
@@ -150,6 +156,7 @@ class File {
                            std::int64_t row_count) const {
     const auto s = shape(name);
     const std::int64_t cols = s.size() == 2 ? s[1] : 1;
+    check_read_size(name, row_count, cols, sizeof(T));
     std::vector<T> out(static_cast<std::size_t>(row_count * cols));
     read_impl(name, native_type<T>(), out.data(), row_begin, row_count);
     return out;
@@ -177,6 +184,10 @@ class File {
   void read_impl(const std::string& name, hid_t type, void* data, std::int64_t row_begin,
                  std::int64_t row_count) const;
   Handle dxpl() const;
+  /// Collective. Throws DataError when row_count x cols elements of elem_bytes exceed the
+  /// memory budget on any rank (checked before the buffer is allocated).
+  void check_read_size(const std::string& name, std::int64_t row_count, std::int64_t cols,
+                       std::size_t elem_bytes) const;
 
   const Comm* comm_ = nullptr;
   std::string path_, tmp_path_;

@@ -37,6 +37,10 @@ struct IngestParams {
   std::int64_t min_item_users = 1;        ///< drop items with fewer distinct users
   std::int64_t max_line_bytes = 1 << 20;  ///< longer lines are malformed
   int examples = 5;                       ///< malformed rows shown in the report
+  /// Key of the user pseudonyms (resolved, see resolve_secret): "" = keep the ids. Otherwise
+  /// every user id is replaced, as it is read, by HMAC-SHA256(key, id) (32 hex digits), and
+  /// the report's examples give file:line and the reason only (no row text).
+  std::string pseudonymize;
 
   void validate() const;
 };

@@ -29,6 +29,10 @@ std::vector<std::string> split_list(const std::string& s, char sep = ',');
 /// Parses "NAME=NUMBER" (as in --event-weight view=1); throws UsageError naming `option`.
 std::pair<std::string, double> parse_assignment(const std::string& s, const std::string& option);
 
+/// Parses a byte count: "1000000", "512M", "8G", "1.5T" (powers of 1024; K, M, G, T, with or
+/// without a trailing "B" or "iB"). Throws UsageError naming `option` unless it is positive.
+std::int64_t parse_bytes(const std::string& text, const std::string& option);
+
 /// One "key = value" line of an INI file.
 struct IniEntry {
   std::string key, value;

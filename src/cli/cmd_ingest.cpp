@@ -4,7 +4,9 @@
 
 #include "command.hpp"
 #include "ingest_options.hpp"
+#include "segrec/h5.hpp"
 #include "segrec/ingest.hpp"
+#include "segrec/pseudonym.hpp"
 
 namespace segrec::cli {
 namespace {
@@ -27,15 +29,32 @@ class IngestCommand final : public Command {
     IngestParams& p = p_;
     d.add_options()("events", po::value(&p.events)->composing()->multitoken(),
                     "input event files (CSV/TSV/..., repeatable)")("out", po::value(&p.out),
-                                                                   "dataset.h5 to write");
+                                                                   "dataset.h5 to write")(
+        "pseudonymize", po::value(&p.pseudonymize),
+        "replace every user id by HMAC-SHA256(KEY, id) as it is read: KEY, env:NAME or "
+        "file:PATH (at least 16 bytes; see docs/privacy.md)");
     add_ingest_read_options(d, p);
   }
 
-  void check(const Context&) override { p_.validate(); }
+  void check(const Context&) override {
+    if (!p_.pseudonymize.empty())
+      (void)Pseudonymizer(resolve_secret(p_.pseudonymize, "pseudonymize"));  // short key: 2
+    p_.validate();
+  }
 
   int run(const Context& ctx) override {
     check(ctx);
-    const Dataset ds = ingest(p_, ctx.comm);
+    IngestParams p = p_;
+    if (!p.pseudonymize.empty()) {
+      // The key never reaches a file: the command line recorded in the outputs is redacted.
+      std::string cmd = h5::command_line();
+      for (auto pos = cmd.find(p.pseudonymize); pos != std::string::npos;
+           pos = cmd.find(p.pseudonymize, pos))
+        cmd.replace(pos, p.pseudonymize.size(), "<redacted>");
+      h5::set_command_line(cmd);
+      p.pseudonymize = resolve_secret(p.pseudonymize, "pseudonymize");
+    }
+    const Dataset ds = ingest(p, ctx.comm);
     write_dataset(p_.out, ds, ctx.comm);
     const std::int64_t nnz = ctx.comm.allreduce_value(static_cast<std::int64_t>(ds.indices.size()));
     ctx.say(ds.report.table());

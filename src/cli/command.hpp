@@ -25,6 +25,9 @@ struct CommonOptions {
   std::string log_json;           ///< --log-json FILE: one JSON object per progress event
   /// --stall-timeout: seconds a collective may wait before the job ends (0 = off)
   double stall_timeout = 300;
+
+  /// --max-memory-per-rank: the largest array one rank may read from a file, e.g. "8G".
+  std::string max_memory_per_rank;
 };
 
 struct Context {

@@ -48,7 +48,10 @@ po::options_description common_options(CommonOptions& c) {
       "append one JSON object per progress event to FILE (stage, step, metrics, elapsed_s, "
       "ranks)")(
       "stall-timeout", po::value(&c.stall_timeout)->default_value(c.stall_timeout),
-      "end the job (exit 6) when a collective waits this many seconds (lost host); 0 = off");
+      "end the job (exit 6) when a collective waits this many seconds (lost host); 0 = off")(
+      "max-memory-per-rank", po::value(&c.max_memory_per_rank),
+      "refuse to read an array from a file that needs more than this on one rank, e.g. 8G "
+      "(default: physical memory)");
   return d;
 }
 
@@ -122,6 +125,8 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
       return kExitOk;
     }
     po::notify(vm);
+    if (!common.max_memory_per_rank.empty())
+      h5::set_memory_budget(parse_bytes(common.max_memory_per_rank, "max-memory-per-rank"));
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see 'segrec " + cmd.name() + " --help')");
   }

@@ -63,4 +63,56 @@ head -c $(( $(stat -c %s "$D/dataset.h5") / 2 )) "$D/dataset.h5" >"$D/truncated.
 for np in 1 2; do
   expect_fail "truncated HDF5" $np 3 "truncated.h5' \(truncated or damaged" inspect "$D/truncated.h5"
 done
+# ---- the option table across the commands, at 1 and 3 ranks ----------------------------------
+# The stage files of a small data set (500 users, 100 items), and a second one with other items.
+seg 2 generate --users 500 --items 100 --seed 2 --events "$D/t.csv" >/dev/null &&
+  seg 2 ingest --events "$D/t.csv" --out "$D/t.h5" && seg 2 profile --data "$D/t.h5" --out "$D/tp.h5" &&
+  seg 2 project --profiles "$D/tp.h5" --dims 8 --out "$D/tj.h5" &&
+  seg 2 generate --users 300 --items 60 --seed 9 --events "$D/u.csv" >/dev/null &&
+  seg 2 ingest --events "$D/u.csv" --out "$D/u.h5" &&
+  seg 2 train --data "$D/t.h5" --hidden 8 --epochs 2 --batch-size 50 --out "$D/tm.h5" \
+    --stop-after-steps 2 >/dev/null
+[[ $? -eq 5 ]] || bad "table setup: $(cat "$WORK/err")"
+PY=python3
+python3 -c 'import h5py' 2>/dev/null || PY=/usr/bin/python3
+if $PY -c 'import h5py' 2>/dev/null; then
+  cp "$D/t.h5" "$D/v99.h5"
+  $PY -c "import h5py, numpy; h5py.File('$D/v99.h5','r+').attrs['format_version']=numpy.int64(99)"
+fi
+TR=(train --hidden 8 --batch-size 50)
+for np in 1 3; do
+  expect_fail "k = 0" $np 2 "invalid value '0' for --k" cluster --projection "$D/tj.h5" --k 0 --out "$OUT"
+  expect_fail "k > users" $np 3 "--k 600 asks for 600 segments but there are only 500 users" \
+    cluster --projection "$D/tj.h5" --k 600 --out "$OUT"
+  expect_fail "hidden 0" $np 2 "invalid value '0' for --hidden" train --data "$D/t.h5" --hidden 0 --out "$OUT"
+  expect_fail "epochs 0" $np 2 "invalid value '0' for --epochs" "${TR[@]}" --data "$D/t.h5" --epochs 0 --out "$OUT"
+  expect_fail "dims 0" $np 2 "for --dims" project --profiles "$D/tp.h5" --dims 0 --out "$OUT"
+  for cmd in generate ingest profile project cluster train inspect info; do
+    expect_fail "unknown option ($cmd)" $np 2 "unrecognised option '--no-such-option'" $cmd --no-such-option 1
+  done
+  expect_fail "conflicting: --no-header without --columns" $np 2 "header-less files need --columns" \
+    ingest --events "$D/t.csv" --no-header --out "$OUT"
+  expect_fail "conflicting: pick silhouette without a sample" $np 2 \
+    "--pick silhouette and --silhouette-sample 0 cannot be used together" \
+    cluster --projection "$D/tj.h5" --k 2:4 --pick silhouette --silhouette-sample 0 --out "$OUT"
+  expect_fail "conflicting: projected input without --projection" $np 2 "needs --projection" \
+    "${TR[@]}" --data "$D/t.h5" --input projected --out "$OUT"
+  expect_fail "model of other items than the data" $np 3 "written for other items" \
+    "${TR[@]}" --data "$D/u.h5" --epochs 2 --out "$OUT" --checkpoint "$D/tm.h5.ckpt.h5" --resume
+  expect_fail "projection of other users" $np 3 "rows" \
+    "${TR[@]}" --data "$D/u.h5" --input both --projection "$D/tj.h5" --out "$OUT"
+  expect_fail "a file of another kind" $np 3 "is a segrec-profiles file, expected segrec-dataset" \
+    profile --data "$D/tp.h5" --out "$OUT"
+  [[ -f "$D/v99.h5" ]] && expect_fail "format version mismatch" $np 3 "format version 99" \
+    profile --data "$D/v99.h5" --out "$OUT"
+  expect_fail "unwritable output (no folder)" $np 4 "does not exist" \
+    profile --data "$D/t.h5" --out "$WORK/o/none/p.h5"
+  expect_fail "unwritable output (refuses files)" $np 4 "cannot write '/proc/p.h5'" \
+    profile --data "$D/t.h5" --out /proc/p.h5
+  expect_fail "budget" $np 3 "over the 1 KiB allowed per rank" \
+    profile --data "$D/t.h5" --out "$OUT" --max-memory-per-rank 1K
+done
+# dims above the feature count is clamped, with a warning (documented in `segrec project`).
+seg 1 project --profiles "$D/tp.h5" --dims 5000 --out "$WORK/clamp.h5" && grep -q "warning: --dims 5000" "$WORK/err" &&
+  ok "dims > features: clamped with a warning" || bad "dims > features: $(cat "$WORK/err")"
 finish

@@ -1,0 +1,86 @@
+# shellcheck shell=bash
+# Shared helpers of the Slurm tests (sourced). They run jobs on the private cluster of
+# scripts/slurm-local.sh in SLURM_LOCAL_DIR (started here when it is not up; CTest stops it).
+# Environment from CTest: SEGREC (the executable), SLURM_LOCAL_DIR, MPIEXEC, MPIFLAGS.
+# Exit 77 (skipped) when the Slurm packages are not installed.
+set -uo pipefail
+: "${SEGREC:?}" "${MPIEXEC:=mpirun}" "${MPIFLAGS:=--oversubscribe --allow-run-as-root --bind-to none}"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SLURM_LOCAL=$ROOT/scripts/slurm-local.sh
+: "${SLURM_LOCAL_DIR:=$ROOT/build/slurm-local}"
+export SEGREC SEGREC_JOBS=$ROOT/jobs
+FAILS=0
+PASSES=0
+ok() { PASSES=$((PASSES + 1)); echo "ok   $*"; }
+bad() { FAILS=$((FAILS + 1)); echo "FAIL $*"; }
+finish() {
+  echo "$PASSES passed, $FAILS failed"
+  [[ $FAILS -eq 0 ]]
+}
+
+slurm_installed() {
+  for b in slurmctld slurmd sbatch munged; do
+    command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || return 1
+  done
+}
+if ! slurm_installed; then
+  echo "skipped: Slurm is not installed (scripts/setup.sh --slurm installs slurmctld slurmd" \
+    "slurm-client munge)"
+  exit 77
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "skipped: the private Slurm cluster needs root (munged runs as the munge user)"
+  exit 77
+fi
+"$SLURM_LOCAL" status "$SLURM_LOCAL_DIR" >/dev/null 2>&1 || "$SLURM_LOCAL" start "$SLURM_LOCAL_DIR" ||
+  { echo "FAIL the private Slurm cluster did not start"; exit 1; }
+eval "$("$SLURM_LOCAL" env "$SLURM_LOCAL_DIR")"
+
+mkdir -p "${SEGREC_TEST_TMP:-${TMPDIR:-/tmp}}"
+WORK=$(mktemp -d "${SEGREC_TEST_TMP:-${TMPDIR:-/tmp}}/segrec-slurm.XXXXXX")
+# Keep the work folder of a failed test for a look; remove it when all passed.
+trap '[[ $FAILS -eq 0 ]] && rm -rf "$WORK"' EXIT
+
+# job_field ID FIELD: a field of `scontrol show job` (JobState, ExitCode, Restarts, ...).
+job_field() {
+  scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
+}
+
+# wait_state ID SECONDS STATE...: waits until the job is in one of the states; fails after SECONDS.
+wait_state() {
+  local id=$1 limit=$2; shift 2
+  local end=$((SECONDS + limit)) s
+  while ((SECONDS < end)); do
+    s=$(job_field "$id" JobState)
+    for want in "$@"; do [[ $s == "$want" ]] && return 0; done
+    sleep 1
+  done
+  echo "job $id: state '$s' after $limit s, want $*" >&2
+  scontrol show job "$id" >&2
+  return 1
+}
+
+# wait_done ID SECONDS: waits until the job has ended; succeeds when it COMPLETED (exit 0).
+wait_done() {
+  wait_state "$1" "$2" COMPLETED FAILED CANCELLED TIMEOUT NODE_FAIL OUT_OF_MEMORY BOOT_FAIL DEADLINE ||
+    { scancel "$1" 2>/dev/null; return 1; }
+  [[ $(job_field "$1" JobState) == COMPLETED ]]
+}
+
+# digests FILE: the content digest of every dataset (provenance excluded).
+digests() { "$SEGREC" inspect --digest "$1" | grep " digest " | grep -v seconds; }
+# (wall times, e.g. /curves/seconds, differ between runs)
+
+# same_outputs DIR_A DIR_B FILE...: every dataset of each file is identical in both folders.
+same_outputs() {
+  local a=$1 b=$2 f; shift 2
+  for f in "$@"; do
+    if [[ ! -s $a/$f || ! -s $b/$f ]]; then bad "$f missing: $(ls "$a" "$b" | tr '\n' ' ')"; continue; fi
+    if diff <(digests "$a/$f") <(digests "$b/$f") >"$WORK/diff"; then
+      ok "$f identical ($(digests "$a/$f" | wc -l) datasets)"
+    else
+      bad "$f differs: $(head -4 "$WORK/diff")"
+    fi
+  done
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# jobs/preemptible.sbatch signalled mid-training (scancel --signal=USR1 --batch): train writes a
+# checkpoint and exits 5, the job requeues itself, the requeued run skips the finished stages
+# and resumes from the checkpoint, and the final model equals an uninterrupted run's.
+source "$(dirname "$0")/lib.sh"
+
+mkdir -p "$WORK/job" && cd "$WORK/job" || exit 1
+cat >pre.ini <<'INI'
+events = out/events.csv
+out = out
+seed = 11
+users = 2000
+items = 300
+dims = 8
+k = 4
+hidden = 128
+epochs = 40
+batch-size = 100
+patience = 0
+checkpoint-every = 1
+INI
+id=$(sbatch --parsable --ntasks=2 --time=00:15:00 "$ROOT/jobs/preemptible.sbatch" pre.ini)
+[[ -n $id ]] && ok "submitted job $id" || { bad "sbatch failed"; finish; exit; }
+log="segrec-preemptible-$id.out"
+# Signal once training is under way (an epoch line is in the log).
+end=$((SECONDS + 300))
+until grep -q "^epoch" "$log" 2>/dev/null || ((SECONDS > end)); do
+  [[ $(job_field "$id" JobState) =~ ^(COMPLETED|FAILED|CANCELLED)$ ]] && break
+  sleep 0.5
+done
+grep -q "^epoch" "$log" 2>/dev/null && ok "training started" ||
+  { bad "no training in the log: $(cat "$log")"; scancel "$id"; finish; exit; }
+scancel --signal=USR1 --batch "$id" && ok "sent SIGUSR1 to the batch shell" || bad "scancel --signal"
+# The job requeues itself: pending again with one restart.
+end=$((SECONDS + 120))
+until [[ $(job_field "$id" Restarts) == 1 ]] || ((SECONDS > end)); do sleep 0.5; done
+[[ $(job_field "$id" Restarts) == 1 ]] && ok "job requeued ($(job_field "$id" JobState))" ||
+  { bad "not requeued: $(job_field "$id" JobState) $(cat "$log")"; scancel "$id"; finish; exit; }
+wait_state "$id" 60 PENDING RUNNING COMPLETED >/dev/null
+# A requeued job waits about 2 minutes before it is eligible: release it now.
+scontrol update jobid="$id" StartTime=now 2>/dev/null
+wait_done "$id" 400 && ok "requeued job completed" ||
+  { bad "requeued job: $(job_field "$id" JobState)"; cat "$log"; finish; exit; }
+cat "$log"
+grep -q "checkpoint written to" "$log" && ok "train wrote a checkpoint and stopped" || bad "no checkpoint message"
+grep -q "requeueing job $id" "$log" && ok "the job requeued itself" || bad "no requeue message"
+grep -q "dataset.h5 is there, skipping" "$log" && ok "finished stages skipped on restart" ||
+  bad "stages not skipped"
+grep -q -- "--resume" "$log" && ok "train resumed from the checkpoint" || bad "no --resume"
+[[ -s out/model.h5 ]] && ok "model written" || bad "no model"
+
+# The uninterrupted run on the same data.
+mkdir -p full
+# shellcheck disable=SC2086
+timeout 600 "$MPIEXEC" -n 2 $MPIFLAGS "$SEGREC" train --config pre.ini --data out/dataset.h5 \
+  --out full/model.h5 >full/log 2>&1 || bad "uninterrupted run: $(tail -3 full/log)"
+if diff <(digests out/model.h5 | grep -E '/mlp/|/curves/(train_loss|val_ndcg)') \
+        <(digests full/model.h5 | grep -E '/mlp/|/curves/(train_loss|val_ndcg)') >diff.txt; then
+  ok "resumed model equals the uninterrupted run's ($(digests out/model.h5 | grep -c /mlp/) arrays)"
+else
+  bad "models differ: $(head -4 diff.txt)"
+fi
+finish
