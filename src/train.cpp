@@ -1180,7 +1180,8 @@ void TrainParams::validate() const {
   require(warmup_steps >= 0, "warmup-steps", warmup_steps, "must be >= 0");
   require(lr_step_epochs >= 1, "lr-step-epochs", lr_step_epochs, "must be >= 1");
   require(lr_gamma > 0 && lr_gamma <= 1, "lr-gamma", lr_gamma, "must be in (0, 1]");
-  require(epochs >= 0, "epochs", epochs, "train for at least one epoch (0 = auto)");
+  require(epochs >= 1 || epochs == -1, "epochs", epochs,
+          "train for at least one epoch (-1 = auto: sized from the users)");
   require(batch_size >= 0, "batch-size", batch_size, "must be >= 1 (0 = auto)");
   require(val_users >= 0 && val_users < 1, "val-users", val_users, "must be in [0, 1)");
   require(val_holdout > 0 && val_holdout < 1, "val-holdout", val_holdout, "must be in (0, 1)");

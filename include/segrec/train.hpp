@@ -88,10 +88,10 @@ struct TrainParams {
   std::int64_t warmup_steps = 0;       ///< linear warmup steps
   std::int64_t lr_step_epochs = 10;    ///< step schedule: decay every this many epochs
   double lr_gamma = 0.1;               ///< step schedule: decay factor
-  /// Passes over the training users; 0 = auto: enough epochs for kAutoSteps
+  /// Passes over the training users; -1 = auto: enough epochs for kAutoSteps
   /// optimiser steps, within [kAutoMinEpochs, kAutoMaxEpochs] (early stopping
   /// on the validation NDCG ends most runs sooner).
-  std::int64_t epochs = 0;
+  std::int64_t epochs = -1;
   /// Global batch, whatever the rank count; 0 = auto: n_train / kAutoBatchesPerEpoch,
   /// within [kAutoMinBatch, kAutoMaxBatch].
   std::int64_t batch_size = 0;

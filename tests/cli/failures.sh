@@ -11,7 +11,8 @@ seg 2 generate --users 800 --items 150 --seed 3 --events "$WORK/ev.csv" >/dev/nu
   seg 2 ingest --events "$WORK/ev.csv" --out "$WORK/ds.h5" ||
   { bad "setup: $(cat "$WORK/err")"; finish; exit; }
 DS="$WORK/ds.h5"
-T=(train --data "$DS" --batch-size 64 --hidden 32)
+# -v: a progress line per epoch on stderr, which the waits below look for.
+T=(train --data "$DS" --batch-size 64 --hidden 32 -v)
 
 # start_bg NP DIR ARGS...: segrec in the background under mpirun; sets BG (mpirun's pid).
 start_bg() {
@@ -40,14 +41,14 @@ ranks() { pgrep -P "$BG"; }
 # ---- SIGTERM (what Slurm sends every task at the time limit or on scancel) -------------------
 S="$WORK/term"
 start_bg 2 "$S" "${T[@]}" --epochs 100000 --patience 0 --out "$S/m.h5"
-wait_for "$S/out" "^epoch" || bad "SIGTERM: training did not start: $(cat "$S/err")"
+wait_for "$S/err" "train  epoch" || bad "SIGTERM: training did not start: $(cat "$S/err")"
 for p in $(ranks); do kill -TERM "$p"; done
 wait_bg 60
 [[ $RC -eq 5 && -f "$S/m.h5.ckpt.h5" && ! -f "$S/m.h5" ]] && grep -q "stopped" "$S/err" &&
   ok "SIGTERM on every rank: checkpoint, exit 5" || bad "SIGTERM: rc $RC $(cat "$S/err")"
 # A stop flag seen by one rank only is agreed by all at the step's allreduce.
 start_bg 3 "$S/one" "${T[@]}" --epochs 100000 --patience 0 --out "$S/one/m.h5"
-wait_for "$S/one/out" "^epoch" || bad "one rank: training did not start"
+wait_for "$S/one/err" "train  epoch" || bad "one rank: training did not start"
 kill -USR1 "$(ranks | tail -1)"
 wait_bg 60
 [[ $RC -eq 5 && -f "$S/one/m.h5.ckpt.h5" ]] && [[ $(grep -c "^segrec: error" "$S/one/err") -eq 1 ]] &&
@@ -59,7 +60,7 @@ seg 3 "${T[@]}" --epochs 100000 --patience 0 --out "$S/one/m.h5" --resume --stop
 # ---- SIGKILL of one rank mid-run: the job ends, a rerun with --resume completes -------------
 K="$WORK/kill"
 start_bg 3 "$K" "${T[@]}" --epochs 40 --patience 0 --out "$K/m.h5"
-wait_for "$K/out" "^epoch   2" || bad "SIGKILL: training did not start: $(cat "$K/err")"
+wait_for "$K/err" "train  epoch 2/" || bad "SIGKILL: training did not start: $(cat "$K/err")"
 kill -9 "$(ranks | sed -n 2p)"
 wait_bg 30
 [[ $RC -ne 0 && $TOOK -le 30 ]] && ok "rank killed: the job ended in $TOOK s (exit $RC)" ||

@@ -73,7 +73,8 @@ PY
 
 # With an evaluation from `segrec evaluate --json` when the program has it.
 if has_command evaluate; then
-  seg 2 evaluate --data "$R/dataset.h5" --model "$R/model.h5" --json "$R/evaluation.json" &&
+  seg 2 evaluate --model "$R/model.h5" --foldin "$R/split/foldin.csv" --test "$R/split/test.csv" \
+    --json "$R/evaluation.json" &&
     $PY "$PLOT" "$R" >/dev/null 2>"$WORK/err" && [[ -s $R/plots/baselines.png ]] &&
     ok "baselines.png from segrec evaluate --json" ||
     bad "baselines from evaluate: $(cat "$WORK/err")"

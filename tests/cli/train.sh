@@ -14,7 +14,7 @@ H=(--hidden 32)
 
 for np in 1 2; do
   expect_fail "hidden 0" $np 2 "invalid value '0' for --hidden" "${T[@]}" --out "$M" --hidden 0 --epochs 2
-  expect_fail "epochs -1" $np 2 "invalid value '-1' for --epochs" "${T[@]}" "${H[@]}" --out "$M" --epochs=-1
+  expect_fail "epochs -2" $np 2 "invalid value '-2' for --epochs" "${T[@]}" "${H[@]}" --out "$M" --epochs=-2
   expect_fail "lr 0" $np 2 "invalid value '0' for --lr" "${T[@]}" "${H[@]}" --out "$M" --lr 0
   expect_fail "negative lr" $np 2 "for --lr" "${T[@]}" "${H[@]}" --out "$M" --lr=-0.1
   expect_fail "batch larger than the users" $np 3 "for --batch-size: larger than the [0-9]+ training" \
