@@ -15,7 +15,7 @@ if srun --mpi=list 2>&1 | grep -qw pmix; then
   grep -q "srun --mpi=pmix" "$log" && ok "launched with srun --mpi=pmix" || bad "srun --mpi=pmix not used"
 fi
 
-# The same stages directly under mpirun -n 2, from the same config.
+# The same pipeline directly under mpirun -n 2, from the same config.
 mkdir -p "$WORK/direct" && cd "$WORK/direct" || exit 1
 O=demo-out
 run() {
@@ -26,14 +26,11 @@ run() {
 }
 mkdir -p $O
 run generate
-run ingest --out $O/dataset.h5
-run profile --data $O/dataset.h5 --out $O/profiles.h5
-run project --profiles $O/profiles.h5 --out $O/projection.h5
-run cluster --projection $O/projection.h5 --data $O/dataset.h5 --profiles $O/profiles.h5 \
-  --out $O/segments.h5
-run train --data $O/dataset.h5 --out $O/model.h5
+run run
 cmp -s "$WORK/job/$O/events.csv" "$O/events.csv" && ok "events.csv identical" || bad "events.csv differs"
 same_outputs "$WORK/job/$O" "$O" dataset.h5 profiles.h5 projection.h5 segments.h5 model.h5
 cmp -s "$WORK/job/$O/segments.csv" "$O/segments.csv" && ok "segments.csv identical" ||
   bad "segments.csv differs"
+cmp -s "$WORK/job/$O/recommendations.csv" "$O/recommendations.csv" &&
+  ok "recommendations.csv identical" || bad "recommendations.csv differs"
 finish

@@ -18,17 +18,18 @@ epochs = 40
 batch-size = 100
 patience = 0
 checkpoint-every = 1
+verbose = true  # a progress line per epoch in the job log
 INI
 id=$(sbatch --parsable --ntasks=2 --time=00:15:00 "$ROOT/jobs/preemptible.sbatch" pre.ini)
 [[ -n $id ]] && ok "submitted job $id" || { bad "sbatch failed"; finish; exit; }
 log="segrec-preemptible-$id.out"
 # Signal once training is under way (an epoch line is in the log).
 end=$((SECONDS + 300))
-until grep -q "^epoch" "$log" 2>/dev/null || ((SECONDS > end)); do
+until grep -q "train  epoch" "$log" 2>/dev/null || ((SECONDS > end)); do
   [[ $(job_field "$id" JobState) =~ ^(COMPLETED|FAILED|CANCELLED)$ ]] && break
   sleep 0.5
 done
-grep -q "^epoch" "$log" 2>/dev/null && ok "training started" ||
+grep -q "train  epoch" "$log" 2>/dev/null && ok "training started" ||
   { bad "no training in the log: $(cat "$log")"; scancel "$id"; finish; exit; }
 scancel --signal=USR1 --batch "$id" && ok "sent SIGUSR1 to the batch shell" || bad "scancel --signal"
 # The job requeues itself: pending again with one restart.
