@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the test suite through CTest.
 #
-#   scripts/test.sh [--slurm] [--sanitize] [--fuzz] [ctest arguments...]
+#   scripts/test.sh [--no-slurm] [--sanitize] [--fuzz] [ctest arguments...]
 #
-#   (default)   the Release build in ${BUILD_DIR:-build}: every test but the Slurm ones
-#   --slurm     also the job-script tests on a private Slurm cluster (installs slurmctld, slurmd,
-#               slurm-client, munge; needs root; label slurm)
+#   (default)   the Release build in ${BUILD_DIR:-build}: every test, the job-script tests on a
+#               private Slurm cluster included (installs slurmctld, slurmd, slurm-client, munge;
+#               they need root and are skipped without it)
+#   --no-slurm  leaves out the Slurm tests (label slurm) and their packages
 #   --sanitize  also the unit and MPI tests built with AddressSanitizer and
 #               UndefinedBehaviorSanitizer in ${ASAN_BUILD_DIR:-build-asan}
 #   --fuzz      also the libFuzzer target of the ingest parser for ${FUZZ_SECONDS:-60} s
@@ -14,11 +15,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-$ROOT/build-asan}
-slurm=0 sanitize=0 fuzz=0
+slurm=1 sanitize=0 fuzz=0
 args=()
 for a in "$@"; do
   case $a in
-    --slurm) slurm=1 ;;
+    --slurm) slurm=1 ;;  # the default; accepted for older command lines
+    --no-slurm) slurm=0 ;;
     --sanitize) sanitize=1 ;;
     --fuzz) fuzz=1 ;;
     *) args+=("$a") ;;
@@ -42,7 +44,7 @@ timed() {
 labels=()
 [[ $slurm -eq 0 ]] && labels=(-LE slurm)
 status=0
-(cd "$BUILD_DIR" && timed "tests" ctest --output-on-failure "${labels[@]}" "${args[@]}") || status=1
+(cd "$BUILD_DIR" && timed "tests" ctest -j"$(nproc)" --output-on-failure "${labels[@]}" "${args[@]}") || status=1
 
 if [[ $sanitize -eq 1 ]]; then
   # Leak checks are off: Open MPI and HDF5 keep allocations until exit by design.
