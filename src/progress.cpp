@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "segrec/error.hpp"
+#include "segrec/json.hpp"
 
 namespace segrec::progress {
 
@@ -129,37 +130,7 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-std::string json_string(std::string_view v) {
-  std::string out = "\"";
-  for (const char c : v) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string json_string(std::string_view v) { return json::str(std::string(v)); }
 
 void configure(const Options& o) {
   State& s = state();
