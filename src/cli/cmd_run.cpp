@@ -204,6 +204,7 @@ class RunCommand final : public Command {
             std::to_string(st.st_mtim.tv_nsec)})
         chain.append("\x1e").append(part);
     }
+    comm.broadcast(chain);  // rank 0's view of the files: every rank takes the same decisions
 
     PipelineRecord record;
     record.out_dir = out_;

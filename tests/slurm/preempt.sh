@@ -38,7 +38,10 @@ until [[ $(job_field "$id" Restarts) == 1 ]] || ((SECONDS > end)); do sleep 0.5;
 [[ $(job_field "$id" Restarts) == 1 ]] && ok "job requeued ($(job_field "$id" JobState))" ||
   { bad "not requeued: $(job_field "$id" JobState) $(cat "$log")"; scancel "$id"; finish; exit; }
 wait_state "$id" 60 PENDING RUNNING COMPLETED >/dev/null
-# A requeued job waits about 2 minutes before it is eligible: release it now.
+# A requeued job waits about 2 minutes before it is eligible: release it now, but not within
+# the second of the requeue (slurmd refuses a credential issued in the second its job's old
+# credential was revoked: "Job credential revoked").
+sleep 2
 scontrol update jobid="$id" StartTime=now 2>/dev/null
 wait_done "$id" 400 && ok "requeued job completed" ||
   { bad "requeued job: $(job_field "$id" JobState)"; cat "$log"; finish; exit; }
