@@ -31,11 +31,6 @@ std::string json_array(const std::vector<T>& v) {
   return s + "]";
 }
 
-bool exists_everywhere(const std::string& path, const Comm& comm) {
-  const int here = fs::exists(path) ? 1 : 0;
-  return comm.allreduce_value(here, Op::kMin) == 1;
-}
-
 // Both renderings of the report, built section by section.
 struct Out {
   std::ostringstream js, md;
@@ -185,6 +180,11 @@ void training(const std::string& path, const Comm& comm, Out& o) {
 
 }  // namespace
 
+bool exists_on_every_rank(const std::string& path, const Comm& comm) {
+  const int here = fs::exists(path) ? 1 : 0;
+  return comm.allreduce_value(here, Op::kMin) == 1;
+}
+
 void write_pipeline_report(const PipelineRecord& r, const Comm& comm) {
   const fs::path dir(r.out_dir);
   Out o;
@@ -196,11 +196,11 @@ void write_pipeline_report(const PipelineRecord& r, const Comm& comm) {
   o.js << r.ranks;
   stages(r, o);
   const auto p = [&](const char* f) { return (dir / f).string(); };
-  if (exists_everywhere(p("dataset.h5"), comm)) ingest(p("dataset.h5"), comm, o);
-  if (exists_everywhere(p("projection.h5"), comm)) projection(p("projection.h5"), comm, o);
-  if (exists_everywhere(p("segments.h5"), comm)) segments(r.out_dir, comm, o);
-  if (exists_everywhere(p("model.h5"), comm)) training(p("model.h5"), comm, o);
-  if (exists_everywhere(p("recommendations.csv"), comm)) {
+  if (exists_on_every_rank(p("dataset.h5"), comm)) ingest(p("dataset.h5"), comm, o);
+  if (exists_on_every_rank(p("projection.h5"), comm)) projection(p("projection.h5"), comm, o);
+  if (exists_on_every_rank(p("segments.h5"), comm)) segments(r.out_dir, comm, o);
+  if (exists_on_every_rank(p("model.h5"), comm)) training(p("model.h5"), comm, o);
+  if (exists_on_every_rank(p("recommendations.csv"), comm)) {
     o.key("recommendations");
     o.js << json::str("recommendations.csv");
     o.md << "## Recommendations\n\n[recommendations.csv](recommendations.csv): columns "

@@ -277,16 +277,7 @@ void Task::update(double done, std::initializer_list<Metric> metrics, bool miles
   for (const auto& m : metrics) metrics_.emplace_back(std::string(m.name), m.value);
   const double now = since(s.t0);
   if (s.json && (milestone || now - s.last_json >= s.o.interval)) {
-    std::string ms = "{";
-    for (std::size_t i = 0; i < metrics_.size(); ++i)
-      ms.append(i ? "," : "")
-          .append(json_string(metrics_[i].first))
-          .append(":")
-          .append(json_number(metrics_[i].second));
-    write_json(s, "\"event\":\"progress\",\"stage\":" + json_string(stage_) +
-                      ",\"task\":" + json_string(what_) + ",\"step\":" + json_number(done_) +
-                      ",\"total\":" + json_number(total_) + ",\"unit\":" + json_string(unit_) +
-                      ",\"task_elapsed_s\":" + json_number(elapsed()) + ",\"metrics\":" + ms + "}");
+    write_json(s, json_fields("progress"));
     if (!milestone) s.last_json = now;
   }
   if (s.o.verbosity == Verbosity::kQuiet) return;
@@ -323,22 +314,26 @@ void Task::update(double done, std::initializer_list<Metric> metrics, bool miles
   }
 }
 
+std::string Task::json_fields(const char* event) const {
+  std::string ms = "{";
+  for (std::size_t i = 0; i < metrics_.size(); ++i)
+    ms.append(i ? "," : "")
+        .append(json_string(metrics_[i].first))
+        .append(":")
+        .append(json_number(metrics_[i].second));
+  return "\"event\":" + json_string(event) + ",\"stage\":" + json_string(stage_) +
+         ",\"task\":" + json_string(what_) + ",\"step\":" + json_number(done_) +
+         ",\"total\":" + json_number(total_) + ",\"unit\":" + json_string(unit_) +
+         ",\"task_elapsed_s\":" + json_number(elapsed()) + ",\"metrics\":" + ms + "}";
+}
+
 Task::~Task() {
   State& s = state();
   if (!s.on) return;
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!s.on) return;
   if (s.json) {
-    std::string ms = "{";
-    for (std::size_t i = 0; i < metrics_.size(); ++i)
-      ms.append(i ? "," : "")
-          .append(json_string(metrics_[i].first))
-          .append(":")
-          .append(json_number(metrics_[i].second));
-    write_json(s, "\"event\":\"task_end\",\"stage\":" + json_string(stage_) +
-                      ",\"task\":" + json_string(what_) + ",\"step\":" + json_number(done_) +
-                      ",\"total\":" + json_number(total_) + ",\"unit\":" + json_string(unit_) +
-                      ",\"task_elapsed_s\":" + json_number(elapsed()) + ",\"metrics\":" + ms + "}");
+    write_json(s, json_fields("task_end"));
   }
   if (s.o.verbosity == Verbosity::kQuiet) return;
   clear_line_locked(s);

@@ -25,6 +25,9 @@ struct PipelineRecord {
   std::vector<std::string> plots;   ///< PNG files written in out_dir/plots (--plots)
 };
 
+/// Collective. Whether `path` exists as every rank sees it.
+bool exists_on_every_rank(const std::string& path, const Comm& comm);
+
 /// Collective. Reads the outputs present in `r.out_dir` (dataset.h5, projection.h5,
 /// segments.h5 + segments.json, model.h5,
 /// recommendations.csv) and writes report.json and report.md there.

@@ -91,6 +91,8 @@ class Task {
   double shown_done_ = -1;  // `done` of the last plain line printed
   std::vector<std::pair<std::string, double>> metrics_;
   std::string line() const;
+  /// The JSON fields of a progress or task_end event of this task.
+  std::string json_fields(const char* event) const;
 };
 
 /// Human formats used by the reports (exposed for tests).

@@ -77,10 +77,6 @@ std::string value_text(const po::variable_value& v) {
   return std::string("?") + a.type().name();
 }
 
-bool exists_everywhere(const std::string& path, const Comm& comm) {
-  return comm.allreduce_value(std::filesystem::exists(path) ? 1 : 0, Op::kMin) == 1;
-}
-
 std::string made_by(const std::string& path, const Comm& comm) {
   const h5::File f = h5::File::open_any(path, comm);
   return f.has_attr("/", "made_by") ? f.attr_string("/", "made_by") : "";
@@ -234,11 +230,11 @@ class RunCommand final : public Command {
         // An interrupted training run of the same configuration resumes from its checkpoint
         // when it left no model (a requeued job needs nothing more than the same command line).
         if (name == "train" && !force_ && !ctx.vm["resume"].as<bool>() &&
-            !exists_everywhere(path("model.h5"), comm)) {
+            !exists_on_every_rank(path("model.h5"), comm)) {
           const std::string ckpt = ctx.vm.count("checkpoint")
                                        ? ctx.vm["checkpoint"].as<std::string>()
                                        : path("model.h5") + ".ckpt.h5";
-          if (exists_everywhere(ckpt, comm) && made_by(ckpt, comm) == hash) {
+          if (exists_on_every_rank(ckpt, comm) && made_by(ckpt, comm) == hash) {
             st.set.emplace_back("resume", "");
             ctx.say("== train: resuming from " + ckpt);
           }
