@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   g++ make cmake pkg-config
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-  libeigen3-dev libboost-program-options-dev libgtest-dev libssl-dev
+  libeigen3-dev libopenblas-dev libboost-program-options-dev libgtest-dev libssl-dev
   iproute2
 )
 # Optional extras, any of:

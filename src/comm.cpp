@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "segrec/blas.hpp"
 #include "segrec/error.hpp"
 #include "segrec/watchdog.hpp"
 
@@ -80,6 +81,7 @@ constexpr std::size_t kMaxChunk = std::size_t{1} << 30;
 // ---- environment -----------------------------------------------------------------
 
 MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
+  blas::configure(argv != nullptr ? *argv : nullptr);  // may re-execute the process
   int provided = 0;
   check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -167,6 +169,167 @@ void Comm::allreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem,
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, p + off * elem, cnt, mpi_type(dtype), mpi_op(op),
                             as_mpi(handle_)),
               "MPI_Allreduce");
+  }
+}
+
+// ---- nonblocking allreduce ----------------------------------------------------------------
+
+namespace {
+struct RequestSet {
+  std::vector<MPI_Request> reqs;  // one per chunk of at most kMaxChunk bytes
+};
+RequestSet* as_set(void* h) { return static_cast<RequestSet*>(h); }
+}  // namespace
+
+Request::Request(Request&& o) noexcept : handle_(o.handle_), bytes_(o.bytes_) {
+  o.handle_ = nullptr;
+}
+
+Request& Request::operator=(Request&& o) noexcept {
+  if (this != &o) {
+    if (handle_ && std::uncaught_exceptions() == 0) {
+      try {
+        wait();
+      } catch (...) {
+      }
+    }
+    delete as_set(handle_);
+    handle_ = o.handle_;
+    bytes_ = o.bytes_;
+    o.handle_ = nullptr;
+  }
+  return *this;
+}
+
+Request::~Request() {
+  if (!handle_) return;
+  if (std::uncaught_exceptions() == 0) {
+    try {
+      wait();
+    } catch (...) {  // a failed collective: the caller's error path decides
+    }
+  }
+  delete as_set(handle_);
+}
+
+void Request::wait() {
+  if (!handle_) return;
+  auto* set = as_set(handle_);
+  const watchdog::InFlight wd(watchdog::Kind::kAllreduce, bytes_);
+  std::unique_ptr<RequestSet> owned(set);
+  handle_ = nullptr;
+  check_mpi(MPI_Waitall(static_cast<int>(set->reqs.size()), set->reqs.data(), MPI_STATUSES_IGNORE),
+            "MPI_Waitall");
+}
+
+bool Request::test() {
+  if (!handle_) return true;
+  auto* set = as_set(handle_);
+  int done = 0;
+  check_mpi(MPI_Testall(static_cast<int>(set->reqs.size()), set->reqs.data(), &done,
+                        MPI_STATUSES_IGNORE),
+            "MPI_Testall");
+  if (done) {
+    delete set;
+    handle_ = nullptr;
+  }
+  return done != 0;
+}
+
+Request Comm::iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem,
+                             Op op) const {
+  Request r;
+  if (!handle_ || n == 0) return r;
+  stats_->allreduce_calls++;
+  stats_->allreduce_bytes += n * elem;
+  auto set = std::make_unique<RequestSet>();
+  auto* p = static_cast<char*>(data);
+  const std::size_t step = kMaxChunk / elem;
+  for (std::size_t off = 0; off < n; off += step) {
+    const auto cnt = static_cast<int>(std::min(step, n - off));
+    set->reqs.push_back(MPI_REQUEST_NULL);
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, p + off * elem, cnt, mpi_type(dtype), mpi_op(op),
+                             as_mpi(handle_), &set->reqs.back()),
+              "MPI_Iallreduce");
+  }
+  r.handle_ = set.release();
+  r.bytes_ = n * elem;
+  return r;
+}
+
+// ---- reduce-scatter and allgather of blocks ------------------------------------------------
+
+void Comm::reduce_scatter_raw(const void* send, void* mine, std::span<const std::int64_t> offsets,
+                              int dtype, std::size_t elem, Op op) const {
+  if (offsets.size() != static_cast<std::size_t>(size_) + 1)
+    throw Error(detail::concat("reduce_scatter: ", offsets.size(), " offsets for ", size_,
+                               " ranks (need ranks + 1)"),
+                kExitOther, /*collective=*/true);
+  const auto* in = static_cast<const char*>(send);
+  const auto own = static_cast<std::size_t>(offsets[rank_ + 1] - offsets[rank_]);
+  if (!handle_) {
+    if (own) std::memcpy(mine, in + offsets[0] * elem, own * elem);
+    return;
+  }
+  const auto total = static_cast<std::size_t>(offsets[size_] - offsets[0]);
+  if (total == 0) return;
+  stats_->reduce_scatter_calls++;
+  stats_->reduce_scatter_bytes += total * elem;
+  const watchdog::InFlight wd(watchdog::Kind::kAllreduce, total * elem);
+  if (total * elem <= kMaxChunk) {
+    std::vector<int> counts(static_cast<std::size_t>(size_));
+    for (int r = 0; r < size_; ++r) counts[r] = static_cast<int>(offsets[r + 1] - offsets[r]);
+    check_mpi(MPI_Reduce_scatter(in + offsets[0] * elem, mine, counts.data(), mpi_type(dtype),
+                                 mpi_op(op), as_mpi(handle_)),
+              "MPI_Reduce_scatter");
+    return;
+  }
+  // Larger than one message: a chunked reduction of each block to its owner.
+  const std::size_t step = kMaxChunk / elem;
+  for (int r = 0; r < size_; ++r) {
+    const auto n = static_cast<std::size_t>(offsets[r + 1] - offsets[r]);
+    for (std::size_t off = 0; off < n; off += step) {
+      const auto cnt = static_cast<int>(std::min(step, n - off));
+      const char* src = in + (static_cast<std::size_t>(offsets[r]) + off) * elem;
+      void* dst = r == rank_ ? static_cast<char*>(mine) + off * elem : nullptr;
+      check_mpi(MPI_Reduce(src, dst, cnt, mpi_type(dtype), mpi_op(op), r, as_mpi(handle_)),
+                "MPI_Reduce");
+    }
+  }
+}
+
+void Comm::allgather_blocks_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
+                                std::size_t elem) const {
+  if (offsets.size() != static_cast<std::size_t>(size_) + 1)
+    throw Error(detail::concat("allgather_blocks: ", offsets.size(), " offsets for ", size_,
+                               " ranks (need ranks + 1)"),
+                kExitOther, /*collective=*/true);
+  if (!handle_) return;
+  auto* base = static_cast<char*>(data);
+  const auto total = static_cast<std::size_t>(offsets[size_] - offsets[0]);
+  if (total == 0) return;
+  stats_->gather_calls++;
+  stats_->gather_bytes +=
+      static_cast<std::size_t>(offsets[rank_ + 1] - offsets[rank_]) * elem * (size_ - 1);
+  const watchdog::InFlight wd(watchdog::Kind::kAllgather, total * elem);
+  if (total * elem <= kMaxChunk) {
+    std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
+    for (int r = 0; r < size_; ++r) {
+      counts[r] = static_cast<int>(offsets[r + 1] - offsets[r]);
+      displs[r] = static_cast<int>(offsets[r] - offsets[0]);
+    }
+    check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, base + offsets[0] * elem,
+                             counts.data(), displs.data(), mpi_type(dtype), as_mpi(handle_)),
+              "MPI_Allgatherv");
+    return;
+  }
+  for (int r = 0; r < size_; ++r) {
+    const auto bytes = static_cast<std::size_t>(offsets[r + 1] - offsets[r]) * elem;
+    char* p = base + static_cast<std::size_t>(offsets[r]) * elem;
+    for (std::size_t o = 0; o < bytes; o += kMaxChunk) {
+      const auto cnt = static_cast<int>(std::min(kMaxChunk, bytes - o));
+      check_mpi(MPI_Bcast(p + o, cnt, MPI_BYTE, r, as_mpi(handle_)), "MPI_Bcast");
+    }
   }
 }
 

@@ -251,26 +251,40 @@ double Network<T>::loss_bce(const Batch<T>& bt, T* gb_out) {
 }
 
 template <class T>
-double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad, int first_layer) {
+double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad, int first_layer,
+                                 const GradReady* buckets) {
   forward_impl(bt, dropout, /*output_bias=*/false);
   // The loss adds the output bias per row and, with a gradient, sums its gradient there.
   T* gb = grad ? grad + layout_.b[shape_.n_layers() - 1] : nullptr;
   if (gb && bias_pending_) std::fill(gb, gb + shape_.n_out, T(0));
   const bool pending = bias_pending_;
   const double loss = shape_.loss == Loss::kSoftmax ? loss_softmax(bt, gb) : loss_bce(bt, gb);
-  if (grad) backward(bt, dropout, grad, /*output_bias_done=*/pending, first_layer);
+  if (grad)
+    backward(bt, dropout, grad, /*output_bias_done=*/pending, first_layer,
+             first_layer == 0 ? buckets : nullptr);
   return loss;
 }
 
 template <class T>
+void Network<T>::announce(const GradReady* buckets, std::int64_t begin, std::int64_t end) {
+  if (buckets == nullptr || !buckets->ready) return;
+  const std::int64_t step = std::max<std::int64_t>(1, buckets->bucket_elems);
+  for (std::int64_t a = begin; a < end; a += step) buckets->ready(a, std::min(end, a + step));
+}
+
+template <class T>
 void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bias_done,
-                          int first_layer) {
+                          int first_layer, const GradReady* buckets) {
   const int L = shape_.n_layers();
   const std::int64_t n = rows_;
   first_layer = std::clamp(first_layer, 0, L - 1);
+  // Layer l's block [W_l, b_l] is contiguous in the flat layout.
+  const auto layer_end = [&](int l) { return layout_.b[l] + shape_.fan_out(l); };
   if (n == 0) {
     const std::int64_t from = first_layer == 0 ? 0 : layout_.w[first_layer];
     std::fill(grad + from, grad + (first_layer == 0 ? layout_.size : layout_.emb), T(0));
+    for (int l = L - 1; l >= first_layer; --l) announce(buckets, layout_.w[l], layer_end(l));
+    announce(buckets, layout_.emb, layout_.size);
     return;
   }
   for (int l = L - 1; l >= first_layer; --l) {
@@ -285,6 +299,7 @@ void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bi
     if (l > 0) {
       const Matrix& in = dropout > 0 ? H_[l - 1] : A_[l - 1];
       gW.noalias() = in.topRows(n).transpose() * dA;
+      announce(buckets, layout_.w[l], layer_end(l));
       if (l == first_layer) break;  // the layers below are frozen
       auto G = G_[l - 1].topRows(n);
       G.noalias() = dA * W(l).transpose();
@@ -319,6 +334,8 @@ void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bi
       gE.setZero();
       for (std::int64_t r = 0; r < n; ++r) gE.row(bt.segment[r]) += Eb.row(r);
     }
+    announce(buckets, layout_.w[0], layer_end(0));
+    announce(buckets, layout_.emb, layout_.size);
   }
 }
 

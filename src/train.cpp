@@ -1,6 +1,7 @@
 #include "segrec/train.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -102,6 +103,11 @@ constexpr std::uint64_t kTagHiddenDrop = 0x686964642d6472ULL;  // hidden dropout
 constexpr std::uint64_t kTagHead = 0x686561642d6570ULL;        // head fine-tuning batches
 // Epoch numbers of the head fine-tuning (input dropout keys), apart from the global epochs.
 constexpr std::int64_t kHeadEpochBase = std::int64_t{1} << 40;
+
+// Bytes this rank has sent in the collectives that exchange gradients and parameters.
+std::uint64_t sync_bytes(const CommStats& s) {
+  return s.allreduce_bytes + s.reduce_scatter_bytes + s.gather_bytes;
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -381,18 +387,22 @@ std::vector<double> quality_sums(const Model& m, const EvalUsers& e, std::int64_
 }
 
 // One optimiser update of n parameters w from the allreduced gradient sum g: the gradient is
-// g * scale (the batch mean, clipped to the global norm); t is the 1-based step (Adam's bias
-// correction); decayed: the [a, b) ranges weight decay applies to. Plain loops with exact IEEE
+// g * scale (the batch mean, clipped to the global norm, from global_sumsq = sum of g^2 over
+// all parameters when g is a shard); t is the 1-based step (Adam's bias correction); decayed:
+// the [a, b) ranges weight decay applies to, relative to w. Plain loops with exact IEEE
 // operations only (this file is built with -fno-math-errno so that the square root vectorises):
 // every element gets the same result whatever the alignment of the arrays, so ranks never drift
 // apart.
 void optimiser_update(const TrainParams& p, float* __restrict g, float* __restrict w,
                       float* __restrict m, float* __restrict v, std::int64_t n,
                       const std::vector<std::pair<std::int64_t, std::int64_t>>& decayed, double t,
-                      double scale, double lr) {
+                      double scale, double lr, const double* global_sumsq = nullptr) {
   if (p.clip > 0) {
     double ss = 0;
-    for (std::int64_t k = 0; k < n; ++k) ss += static_cast<double>(g[k]) * g[k];
+    if (global_sumsq != nullptr)
+      ss = *global_sumsq;
+    else
+      for (std::int64_t k = 0; k < n; ++k) ss += static_cast<double>(g[k]) * g[k];
     const double norm = scale * std::sqrt(ss);
     if (norm > p.clip) scale *= p.clip / norm;
   }
@@ -447,6 +457,7 @@ class Trainer {
     spec_.bce = shape_.loss == mlp::Loss::kBce;
     P_ = net_.layout().size;
     decayed_ = net_.layout().decayed_ranges(shape_);
+    setup_grad_sync();
   }
 
   TrainResult run(const EpochCallback& on_epoch);
@@ -456,7 +467,13 @@ class Trainer {
   void build_order(std::int64_t epoch);
   void add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const;
   double lr_at(std::int64_t step, std::int64_t epoch) const;
-  void optimiser_step(float inv_count, double lr);
+  void setup_grad_sync();
+  // Combines the ranks' gradients in flat_ (with the loss and stop flag); afterwards
+  // flat_[P_], flat_[P_ + 1] hold the sums and, for the dense modes, flat_[0, P_) the
+  // gradient sum (sharded: shard_g_ holds this rank's share). Returns the global sum of
+  // squares of the gradient sum when sharded and clipping (else 0).
+  double sync_gradients();
+  void optimiser_step(float inv_count, double lr, double sumsq);
   void load_test_items();
   void build_validation();
   // Validation NDCG@K and Recall@K of the current weights (collective).
@@ -496,7 +513,15 @@ class Trainer {
   std::vector<std::int64_t> batch_count_;                      // users per global batch
 
   std::vector<float> flat_;  // [gradient (P) | loss sum | stop flag]
-  std::vector<float> m_, v_, best_params_;
+  // --grad-sync
+  enum class Sync { kAllreduce, kBuckets, kSharded } sync_ = Sync::kAllreduce;
+  mlp::GradReady buckets_;        // kBuckets: starts an Iallreduce per finished range
+  std::vector<Request> pending_;  // kBuckets: the step's allreduces in flight
+  std::vector<std::int64_t> shard_off_;  // kSharded: ranks + 1 offsets of the parameter shares
+  std::vector<float> shard_g_;           // kSharded: this rank's share of the gradient sum
+  std::vector<std::pair<std::int64_t, std::int64_t>> shard_decayed_;  // decayed_ in the share
+  std::vector<float> m_, v_;  // optimiser moments (sharded: this rank's share only)
+  std::vector<float> best_params_;
   // Progress (checkpointed).
   std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
   double epoch_loss_ = 0;
@@ -580,10 +605,66 @@ double Trainer::lr_at(std::int64_t step, std::int64_t epoch) const {
   return p_.lr;
 }
 
-// One identical update on every rank from the allreduced gradient sum in flat_.
-void Trainer::optimiser_step(float inv_count, double lr) {
-  optimiser_update(p_, flat_.data(), net_.params().data(), m_.data(), v_.data(), P_, decayed_,
-                   static_cast<double>(global_step_ + 1), inv_count, lr);
+void Trainer::setup_grad_sync() {
+  sync_ = p_.grad_sync == "buckets"   ? Sync::kBuckets
+          : p_.grad_sync == "sharded" ? Sync::kSharded
+                                      : Sync::kAllreduce;
+  if (sync_ == Sync::kBuckets) {
+    buckets_.bucket_elems =
+        std::max<std::int64_t>(1024, std::llround(p_.bucket_mb * 1048576.0 / sizeof(float)));
+    buckets_.ready = [this](std::int64_t a, std::int64_t b) {
+      pending_.push_back(comm_.iallreduce(std::span<float>(flat_.data() + a, b - a)));
+      for (auto& r : pending_) r.test();  // progress the earlier buckets
+    };
+  }
+  // Shares of whole 64-byte lines, so that every rank's loop vectorises alike.
+  const int R = comm_.size();
+  shard_off_.assign(static_cast<std::size_t>(R) + 1, P_);
+  for (int r = 0; r < R; ++r)
+    shard_off_[r] = std::min(P_, (P_ * r / R) / 16 * 16);
+  const std::int64_t a = shard_off_[comm_.rank()], b = shard_off_[comm_.rank() + 1];
+  shard_decayed_.clear();
+  for (const auto& [lo, hi] : decayed_)
+    if (std::max(lo, a) < std::min(hi, b))
+      shard_decayed_.emplace_back(std::max(lo, a) - a, std::min(hi, b) - a);
+  if (sync_ == Sync::kSharded) shard_g_.assign(static_cast<std::size_t>(b - a), 0.0f);
+}
+
+double Trainer::sync_gradients() {
+  if (sync_ == Sync::kAllreduce) {
+    comm_.allreduce(flat_);
+    return 0;
+  }
+  if (sync_ == Sync::kBuckets) {
+    comm_.allreduce(std::span<float>(flat_.data() + P_, 2));
+    for (auto& r : pending_) r.wait();
+    pending_.clear();
+    return 0;
+  }
+  comm_.reduce_scatter(std::span<const float>(flat_.data(), static_cast<std::size_t>(P_)),
+                       std::span<float>(shard_g_), std::span<const std::int64_t>(shard_off_));
+  double ss = 0;
+  if (p_.clip > 0)
+    for (const float g : shard_g_) ss += static_cast<double>(g) * g;
+  std::array<double, 3> scalars = {flat_[P_], flat_[P_ + 1], ss};
+  comm_.allreduce(std::span<double>(scalars));
+  flat_[P_] = static_cast<float>(scalars[0]);
+  flat_[P_ + 1] = static_cast<float>(scalars[1]);
+  return scalars[2];
+}
+
+// One identical update on every rank from the gradient sum (sharded: each rank updates its
+// share; the caller gathers the parameters).
+void Trainer::optimiser_step(float inv_count, double lr, double sumsq) {
+  const auto t = static_cast<double>(global_step_ + 1);
+  if (sync_ != Sync::kSharded) {
+    optimiser_update(p_, flat_.data(), net_.params().data(), m_.data(), v_.data(), P_, decayed_,
+                     t, inv_count, lr);
+    return;
+  }
+  const std::int64_t a = shard_off_[comm_.rank()], n = shard_off_[comm_.rank() + 1] - a;
+  optimiser_update(p_, shard_g_.data(), net_.params().data() + a, m_.data(), v_.data(), n,
+                   shard_decayed_, t, inv_count, lr, &sumsq);
 }
 
 // Reads --test-items: the listed users of this rank's block leave training and are scored
@@ -804,7 +885,8 @@ std::string Trainer::config_text() const {
   std::ostringstream os;
   static const char* const kNotHashed[] = {
       "data",       "projection", "segments",         "out",
-      "checkpoint", "resume",     "stop-after-steps", "checkpoint-every"};
+      "checkpoint", "resume",     "stop-after-steps", "checkpoint-every",
+      "grad-sync",  "bucket-mb"};
   for (const auto& [k, v] : p_.config()) {
     if (std::find(std::begin(kNotHashed), std::end(kNotHashed), k) != std::end(kNotHashed))
       continue;
@@ -818,6 +900,9 @@ std::string Trainer::config_text() const {
 void Trainer::write_checkpoint(const std::string& path) {
   if (path.empty()) return;
   fault_point("train.checkpoint", comm_);
+  // Sharded: each rank holds the moments of its share; the file holds them all.
+  const std::vector<float> m_all = sync_ == Sync::kSharded ? comm_.allgatherv(m_) : m_;
+  const std::vector<float> v_all = sync_ == Sync::kSharded ? comm_.allgatherv(v_) : v_;
   h5::File f = h5::File::create(path, comm_, kTrainCheckpointFormat);
   for (const char* g : {"/items", "/opt", "/curves"}) f.create_group(g);
   const std::string cfg = config_text();
@@ -834,8 +919,8 @@ void Trainer::write_checkpoint(const std::string& path) {
   f.set_attr("/", "n_params", P_);
   f.write_strings("/items/ids", d_.item_ids, false);
   f.write_replicated<float>("/params", std::span<const float>(net_.params()));
-  f.write_replicated<float>("/opt/m", std::span<const float>(m_));
-  if (!v_.empty()) f.write_replicated<float>("/opt/v", std::span<const float>(v_));
+  f.write_replicated<float>("/opt/m", std::span<const float>(m_all));
+  if (!v_all.empty()) f.write_replicated<float>("/opt/v", std::span<const float>(v_all));
   if (!best_params_.empty())
     f.write_replicated<float>("/best_params", std::span<const float>(best_params_));
   std::vector<double> cols[8];
@@ -903,6 +988,11 @@ void Trainer::read_checkpoint(const std::string& path) {
   for (const auto* a : {&net_.params(), &m_, &v_, &best_params_})
     if (!std::all_of(a->begin(), a->end(), [](float x) { return std::isfinite(x); }))
       throw DataError("checkpoint '" + path + "': non-finite parameters (damaged file?)", true);
+  if (sync_ == Sync::kSharded) {  // keep this rank's share of the moments
+    const auto a = shard_off_[comm_.rank()], b = shard_off_[comm_.rank() + 1];
+    m_ = std::vector<float>(m_.begin() + a, m_.begin() + b);
+    if (!v_.empty()) v_ = std::vector<float>(v_.begin() + a, v_.begin() + b);
+  }
   epoch_ = f.attr_int("/", "epoch");
   step_in_epoch_ = f.attr_int("/", "step_in_epoch");
   global_step_ = f.attr_int("/", "global_step");
@@ -942,8 +1032,11 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   assign_roles();
   build_validation();
   net_.init(p_.seed);
-  m_.assign(static_cast<std::size_t>(P_), 0.0f);
-  if (p_.optimizer == "adam") v_.assign(static_cast<std::size_t>(P_), 0.0f);
+  // The optimiser's moments: this rank's share of the parameters when sharded, else all.
+  const std::int64_t n_moments =
+      sync_ == Sync::kSharded ? shard_off_[comm_.rank() + 1] - shard_off_[comm_.rank()] : P_;
+  m_.assign(static_cast<std::size_t>(n_moments), 0.0f);
+  if (p_.optimizer == "adam") v_.assign(static_cast<std::size_t>(n_moments), 0.0f);
   const std::string ckpt = p_.checkpoint_path();
   if (p_.resume) read_checkpoint(ckpt);
   // Fault injection for the test of the check below: SEGREC_FAULT=train.init_params:<rank>.
@@ -986,14 +1079,14 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       for (; cursor < order_.size() && order_[cursor].first < end; ++cursor)
         add_train_user(bt, order_[cursor].second, epoch_);
       const auto t_compute = std::chrono::steady_clock::now();
-      const double loss = net_.loss_and_grad(bt, dropout, flat_.data());
+      const auto bytes0 = sync_bytes(comm_.stats());
+      const double loss = net_.loss_and_grad(bt, dropout, flat_.data(), 0,
+                                             sync_ == Sync::kBuckets ? &buckets_ : nullptr);
       st.compute_seconds += seconds_since(t_compute);
       flat_[P_] = static_cast<float>(loss);
       flat_[P_ + 1] = g_stop_requested.load() ? 1.0f : 0.0f;
       const auto t_comm = std::chrono::steady_clock::now();
-      const auto bytes0 = comm_.stats().allreduce_bytes;
-      comm_.allreduce(flat_);
-      res.allreduce_bytes_per_step = comm_.stats().allreduce_bytes - bytes0;
+      const double sumsq = sync_gradients();
       st.comm_seconds += seconds_since(t_comm);
       const std::int64_t count = batch_count_[static_cast<std::size_t>(s)];
       if (!std::isfinite(flat_[P_]))
@@ -1002,8 +1095,15 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
                         true);
       lr = lr_at(global_step_, epoch_);
       const auto t_opt = std::chrono::steady_clock::now();
-      optimiser_step(1.0f / static_cast<float>(count), lr);
+      optimiser_step(1.0f / static_cast<float>(count), lr, sumsq);
       st.optimiser_seconds += seconds_since(t_opt);
+      if (sync_ == Sync::kSharded) {
+        const auto t_gather = std::chrono::steady_clock::now();
+        comm_.allgather_blocks(std::span<float>(net_.params()),
+                               std::span<const std::int64_t>(shard_off_));
+        st.comm_seconds += seconds_since(t_gather);
+      }
+      res.sync_bytes_per_step = sync_bytes(comm_.stats()) - bytes0;
       epoch_loss_ += flat_[P_];
       ++global_step_;
       ++steps_this_run;
@@ -1175,6 +1275,9 @@ void TrainParams::validate() const {
   require(weight_decay >= 0 && std::isfinite(weight_decay), "weight-decay", weight_decay,
           "must be >= 0");
   require(clip >= 0 && std::isfinite(clip), "clip", clip, "must be >= 0 (0 = off)");
+  require(grad_sync == "allreduce" || grad_sync == "buckets" || grad_sync == "sharded",
+          "grad-sync", grad_sync, "use allreduce, buckets or sharded");
+  require(std::isfinite(bucket_mb) && bucket_mb > 0, "bucket-mb", bucket_mb, "must be > 0");
   require(lr_schedule == "constant" || lr_schedule == "cosine" || lr_schedule == "step",
           "lr-schedule", lr_schedule, "use constant, cosine or step");
   require(warmup_steps >= 0, "warmup-steps", warmup_steps, "must be >= 0");
@@ -1226,6 +1329,8 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"adam-eps", d(adam_eps)},
           {"weight-decay", d(weight_decay)},
           {"clip", d(clip)},
+          {"grad-sync", grad_sync},
+          {"bucket-mb", d(bucket_mb)},
           {"lr-schedule", lr_schedule},
           {"warmup-steps", i(warmup_steps)},
           {"lr-step-epochs", i(lr_step_epochs)},

@@ -73,6 +73,77 @@ TEST(CommMpi, AllreduceVectors) {
   }
 }
 
+// Nonblocking allreduces: several in flight at once, completed out of order, equal the
+// closed-form sums; a serial communicator completes at once.
+TEST(CommMpi, IallreduceSeveralInFlight) {
+  const Comm c = Comm::world();
+  const int p = c.size(), r = c.rank();
+  std::vector<std::vector<float>> bufs;
+  for (int b = 0; b < 5; ++b) {
+    std::vector<float> v(static_cast<std::size_t>(1000 + 777 * b));
+    for (std::size_t k = 0; k < v.size(); ++k) v[k] = static_cast<float>((r + 1) * (b + 1)) + 0.25f * (k % 8);
+    bufs.push_back(std::move(v));
+  }
+  std::vector<Request> reqs;
+  for (auto& v : bufs) {
+    reqs.push_back(c.iallreduce(std::span<float>(v)));
+    for (auto& q : reqs) q.test();
+  }
+  for (int b = 4; b >= 0; --b) reqs[static_cast<std::size_t>(b)].wait();
+  for (auto& q : reqs) EXPECT_FALSE(q.active());
+  const float ranks_sum = static_cast<float>(p * (p + 1) / 2);
+  for (int b = 0; b < 5; ++b)
+    for (std::size_t k = 0; k < bufs[static_cast<std::size_t>(b)].size(); ++k)
+      ASSERT_FLOAT_EQ(bufs[static_cast<std::size_t>(b)][k],
+                      ranks_sum * static_cast<float>(b + 1) + static_cast<float>(p) * 0.25f * (k % 8))
+          << "buffer " << b << " element " << k;
+  std::vector<double> one = {3.0};
+  Request serial = Comm().iallreduce(std::span<double>(one));
+  EXPECT_FALSE(serial.active());
+  EXPECT_EQ(one[0], 3.0);
+}
+
+// Reduce-scatter then allgather of uneven blocks (one empty, offsets not starting at 0) equal
+// a naive sum; the data outside [offsets.front(), offsets.back()) is untouched.
+TEST(CommMpi, ReduceScatterAndAllgatherBlocks) {
+  const Comm c = Comm::world();
+  const int p = c.size(), r = c.rank();
+  std::vector<std::int64_t> off(static_cast<std::size_t>(p) + 1);
+  off[0] = 3;
+  for (int q = 0; q < p; ++q) off[q + 1] = off[q] + uneven(q) * 5;
+  const std::int64_t n = off[p] + 4;
+  const auto value = [](int rank, std::int64_t k) { return static_cast<double>(rank * 1000 + k); };
+  std::vector<double> send(static_cast<std::size_t>(n));
+  for (std::int64_t k = 0; k < n; ++k) send[k] = value(r, k);
+  std::vector<double> mine(static_cast<std::size_t>(off[r + 1] - off[r]), -1.0);
+  c.reduce_scatter(std::span<const double>(send), std::span<double>(mine),
+                   std::span<const std::int64_t>(off));
+  for (std::int64_t k = 0; k < std::ssize(mine); ++k) {
+    double want = 0;
+    for (int q = 0; q < p; ++q) want += value(q, off[r] + k);
+    ASSERT_EQ(mine[k], want) << "element " << off[r] + k;
+  }
+  // Each rank fills in its block; the gather gives every rank every block.
+  std::vector<double> all(static_cast<std::size_t>(n), -7.0);
+  std::copy(mine.begin(), mine.end(), all.begin() + off[r]);
+  c.allgather_blocks(std::span<double>(all), std::span<const std::int64_t>(off));
+  for (std::int64_t k = 0; k < n; ++k) {
+    double want = -7.0;
+    if (k >= off[0] && k < off[p]) {
+      want = 0;
+      for (int q = 0; q < p; ++q) want += value(q, k);
+    }
+    ASSERT_EQ(all[k], want) << "element " << k;
+  }
+  EXPECT_GT(c.stats().reduce_scatter_calls, 0u);
+  // Offsets of the wrong length are an error, raised on every rank alike.
+  std::vector<std::int64_t> bad = {0, 1};
+  if (p != 1) {
+    EXPECT_THROW(c.allgather_blocks(std::span<double>(all), std::span<const std::int64_t>(bad)),
+                 Error);
+  }
+}
+
 TEST(CommMpi, AllreduceScalars) {
   const Comm c = Comm::world();
   const int p = c.size(), r = c.rank();

@@ -179,6 +179,56 @@ TEST(Mlp, EmptyBatchGivesZeroGradient) {
   for (float x : g) EXPECT_EQ(x, 0.0f);
 }
 
+// Gradient buckets: the announced ranges tile the parameters exactly once, from the output
+// layer down, none longer than a bucket; each range is final when announced (equal to the
+// gradient after the pass); an empty batch announces the same ranges in the same order.
+TEST(Mlp, GradientBucketsTileTheParametersAndAreFinalWhenAnnounced) {
+  Shape s;
+  s.sparse_in = 9;
+  s.dense_in = 3;
+  s.n_segments = 4;
+  s.embed_dim = 2;
+  s.hidden = {6, 5};
+  s.n_out = 11;
+  Network<double> net(s);
+  net.init(5);
+  std::mt19937_64 rng(3);
+  const Batch<double> b = random_batch(s, 6, rng);
+  const auto P = net.layout().size;
+  std::vector<double> grad(static_cast<std::size_t>(P), 0.0);
+  std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
+  std::vector<std::vector<double>> snapshots;
+  mlp::GradReady buckets;
+  buckets.bucket_elems = 13;
+  buckets.ready = [&](std::int64_t lo, std::int64_t hi) {
+    ranges.emplace_back(lo, hi);
+    snapshots.emplace_back(grad.begin() + lo, grad.begin() + hi);
+  };
+  net.loss_and_grad(b, 0.0, grad.data(), 0, &buckets);
+  std::vector<int> covered(static_cast<std::size_t>(P), 0);
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    const auto [lo, hi] = ranges[i];
+    ASSERT_LT(lo, hi);
+    EXPECT_LE(hi - lo, 13);
+    for (std::int64_t k = lo; k < hi; ++k) {
+      ++covered[static_cast<std::size_t>(k)];
+      EXPECT_EQ(snapshots[i][static_cast<std::size_t>(k - lo)], grad[static_cast<std::size_t>(k)])
+          << "parameter " << k << " changed after its bucket was announced";
+    }
+  }
+  for (std::int64_t k = 0; k < P; ++k) EXPECT_EQ(covered[static_cast<std::size_t>(k)], 1) << k;
+  // The output layer comes first, the embedding last.
+  EXPECT_EQ(ranges.front().first, net.layout().w[2]);
+  EXPECT_EQ(ranges.back().second, P);
+  // An empty batch (a rank with no users in this batch) announces the same sequence.
+  const auto full = ranges;
+  ranges.clear();
+  snapshots.clear();
+  Batch<double> empty;
+  net.loss_and_grad(empty, 0.0, grad.data(), 0, &buckets);
+  EXPECT_EQ(ranges, full);
+}
+
 TEST(Mlp, InitIsKeyedBySeedAndScaledByFanIn) {
   Shape s;
   s.sparse_in = 400;
@@ -601,6 +651,8 @@ TEST(Train, BadValuesAreUsageErrors) {
       {"head lr 0", [](TrainParams& p) { p.head_lr = 0; }},
       {"min segment users 0", [](TrainParams& p) { p.min_segment_users = 0; }},
       {"recall k 0", [](TrainParams& p) { p.recall_k = 0; }},
+      {"grad sync", [](TrainParams& p) { p.grad_sync = "ring"; }},
+      {"bucket mb 0", [](TrainParams& p) { p.bucket_mb = 0; }},
       {"compare without segments", [](TrainParams& p) { p.compare_personalize = true; }},
       {"compare with resume",
        [](TrainParams& p) {

@@ -189,6 +189,25 @@ INSTANTIATE_TEST_SUITE_P(
                  p.val_users = 0;
                  p.weight_decay = 0.01;
                  p.lr_schedule = "constant";
+               }},
+        // The other gradient exchanges (the cases above use the default, sharded): one
+        // blocking allreduce; nonblocking buckets of 1024 floats (many per layer), with
+        // clipping and weight decay.
+        Config{"dae_allreduce",
+               [](TrainParams& p) {
+                 p.dropout = 0.2;
+                 p.grad_sync = "allreduce";
+               }},
+        Config{"both_segments_buckets_clip",
+               [](TrainParams& p) {
+                 p.input = "both";
+                 p.personalize = "segment-input";
+                 p.segment_embedding = 3;
+                 p.hidden = "16,16";
+                 p.clip = 0.5;
+                 p.weight_decay = 1e-3;
+                 p.grad_sync = "buckets";
+                 p.bucket_mb = 0.001;
                }}),
     [](const testing::TestParamInfo<Config>& i) { return std::string(i.param.name); });
 

@@ -5,7 +5,7 @@
 // runs). Prints one JSON object (rank 0) for the last epoch.
 //   [mpirun -n P] segrec_mlp_bench [--users 50000] [--input projected|history] [--d 64]
 //       [--hidden 256,256] [--items 3706] [--batch 256] [--loss softmax|bce]
-//       [--density 0.01] [--epochs 2]
+//       [--density 0.01] [--epochs 2] [--grad-sync allreduce|buckets|sharded] [--bucket-mb 4]
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> a = {
       {"users", "50000"}, {"input", "projected"}, {"d", "64"},         {"hidden", "256,256"},
       {"items", "3706"},  {"batch", "256"},       {"loss", "softmax"}, {"density", "0.01"},
-      {"epochs", "2"},    {"activation", "relu"}};
+      {"epochs", "2"},    {"activation", "relu"}, {"grad-sync", "sharded"},
+      {"bucket-mb", "4"}};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k.rfind("--", 0) != 0 || !a.count(k.substr(2))) {
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
     const double density = std::stod(a["density"]);
     TrainParams p;
     p.input = a["input"];
+    p.grad_sync = a["grad-sync"];
+    p.bucket_mb = std::stod(a["bucket-mb"]);
     p.hidden = a["hidden"];
     p.activation = a["activation"];
     p.loss = a["loss"];
@@ -101,15 +104,15 @@ int main(int argc, char** argv) {
           "%lld, "
           "\"batch\": %lld, \"loss\": \"%s\", \"samples_per_s\": %.0f, \"gflops\": %.1f, "
           "\"step_ms\": %.3f, \"comm_share\": %.4f, \"compute_share\": %.4f, "
-          "\"optimiser_share\": %.4f, \"allreduce_bytes_per_step\": %llu, "
+          "\"optimiser_share\": %.4f, \"grad_sync\": \"%s\", \"sync_bytes_per_step\": %llu, "
           "\"params\": %zu, \"final_loss\": %.4f}\n",
           comm.size(), p.input.c_str(), static_cast<long long>(s.in_dim()), p.hidden.c_str(),
           static_cast<long long>(n_items), static_cast<long long>(p.batch_size), p.loss.c_str(),
           static_cast<double>(e.samples) / step_s,
           6.0 * static_cast<double>(e.samples) * mults / step_s / 1e9,
           1e3 * step_s / static_cast<double>(r.steps_per_epoch), comm_s / step_s,
-          compute_s / step_s, opt_s / step_s,
-          static_cast<unsigned long long>(r.allreduce_bytes_per_step), r.model.params.size(),
+          compute_s / step_s, opt_s / step_s, p.grad_sync.c_str(),
+          static_cast<unsigned long long>(r.sync_bytes_per_step), r.model.params.size(),
           e.train_loss);
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "mlp_bench: %s\n", ex.what());

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # segrec train against PyTorch (CPU, 2 threads) on the same MLP shape, batch and loss:
-# training samples/s, allreduce bytes per step, share of step time in the allreduce,
-# and the strong scaling from 1 to 2 ranks.
+# training samples/s, bytes per step, share of step time in the gradient exchange for each
+# --grad-sync mode (allreduce, buckets, sharded), and the strong scaling from 1 to 2 ranks.
 #   bench/mlp/run.sh [REPEATS] [PEER_REPEATS]   (default 5 and 2: the best run of each
 #   contender is kept, which filters out other jobs on a shared machine)
 # Shapes: input 64 (dense, the projection) or the item history (sparse in segrec,
@@ -38,8 +38,9 @@ PY
   echo "$best"
 }
 
-printf '%-9s %-6s %6s | %10s | %10s %7s %6s | %10s %7s %6s %7s | %13s\n' \
-  input items users "torch s/s" "segrec -n1" "x torch" "comm" "segrec -n2" "x torch" "comm" "scaling" "allreduce B"
+printf '%-9s %-6s %6s | %9s | %9s %6s | %-24s | %-24s | %-24s | %7s | %11s\n' \
+  input items users "torch s/s" "-n1 s/s" "x" "-n2 allreduce s/s x comm" "-n2 buckets s/s x comm" \
+  "-n2 sharded s/s x comm" "scaling" "sync B/step"
 for cfg in "projected 3706 10000 64" "projected 20000 4000 64" \
            "history 3706 10000 3706" "history 20000 3000 20000"; do
   read -r input items users d <<<"$cfg"
@@ -48,16 +49,24 @@ for cfg in "projected 3706 10000 64" "projected 20000 4000 64" \
   args=(--users "$users" --input "$input" --d 64 --hidden 256,256 --items "$items" --batch 256 \
         --loss softmax --epochs 2)
   s1=$(best_of "$REPEATS" "$BENCH" "${args[@]}")
-  s2=$(best_of "$REPEATS" "${MPI[@]}" -n 2 "$BENCH" "${args[@]}")
-  python3 - "$input" "$items" "$users" "$peer" "$s1" "$s2" <<'PY'
+  runs=()
+  for sync in allreduce buckets sharded; do
+    runs+=("$(best_of "$REPEATS" "${MPI[@]}" -n 2 "$BENCH" "${args[@]}" --grad-sync "$sync")")
+  done
+  python3 - "$input" "$items" "$users" "$peer" "$s1" "${runs[@]}" <<'PY'
 import json, sys
 inp, items, users = sys.argv[1:4]
-p, a, b = (json.loads(x) for x in sys.argv[4:7])
-t, r1, r2 = p["samples_per_s"], a["samples_per_s"], b["samples_per_s"]
-print(f"{inp:9s} {items:6s} {users:>6s} | {t:10.0f} | {r1:10.0f} {r1/t:6.2f}x {100*a['comm_share']:5.1f}% "
-      f"| {r2:10.0f} {r2/t:6.2f}x {100*b['comm_share']:5.1f}% {r2/r1:6.2f}x | {b['allreduce_bytes_per_step']:13d}")
+p, a, *two = (json.loads(x) for x in sys.argv[4:])
+t, r1 = p["samples_per_s"], a["samples_per_s"]
+cells = [f"{b['samples_per_s']:7.0f} {b['samples_per_s']/t:5.2f}x {100*b['comm_share']:5.1f}%" for b in two]
+best = max(two, key=lambda b: b["samples_per_s"])
+sharded = two[2]
+print(f"{inp:9s} {items:6s} {users:>6s} | {t:9.0f} | {r1:9.0f} {r1/t:5.2f}x | " + " | ".join(f"{c:24s}" for c in cells)
+      + f" | {sharded['samples_per_s']/r1:6.2f}x | {sharded['sync_bytes_per_step']:11d}")
 PY
 done
-echo "comm: share of the -n 2 step time in the gradient allreduce (waiting for the slower rank"
-echo "included); allreduce B: bytes each rank sends per step (the flat gradient + 2 floats)."
+echo "x: samples/s against PyTorch; comm: share of the -n 2 step time in the gradient exchange"
+echo "(waiting for the slower rank included); scaling: -n 2 (sharded, the default) over -n 1;"
+echo "sync B/step: bytes each rank sends per step in the default exchange (reduce-scatter of the"
+echo "gradient + allgather of the parameters + 3 doubles)."
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; other jobs on the machine slow every contender)"

@@ -31,7 +31,8 @@ struct ValueIndex {
 
 /// Bytes and calls issued by this rank, per collective kind.
 struct CommStats {
-  std::uint64_t allreduce_calls = 0, allreduce_bytes = 0;
+  std::uint64_t allreduce_calls = 0, allreduce_bytes = 0;  // incl. nonblocking ones
+  std::uint64_t reduce_scatter_calls = 0, reduce_scatter_bytes = 0;
   std::uint64_t bcast_calls = 0, bcast_bytes = 0;
   std::uint64_t gather_calls = 0, gather_bytes = 0;
   std::uint64_t alltoall_calls = 0, alltoall_bytes = 0;
@@ -82,6 +83,30 @@ constexpr int dtype_id() {
 }
 }  // namespace detail
 
+class Comm;
+
+/// A nonblocking collective in flight (RAII). wait() completes it and raises
+/// an IoError on failure; test() lets it progress (MPI progresses a
+/// collective only inside MPI calls unless the library has a progress thread).
+/// The destructor waits, except while an exception unwinds the stack (the
+/// job is about to be aborted then, and waiting could hang).
+class Request {
+ public:
+  Request() = default;
+  Request(Request&&) noexcept;
+  Request& operator=(Request&&) noexcept;
+  ~Request();
+  void wait();
+  /// True once complete.
+  bool test();
+  bool active() const { return handle_ != nullptr; }
+
+ private:
+  friend class Comm;
+  void* handle_ = nullptr;  // MPI_Request*, owned
+  std::size_t bytes_ = 0;
+};
+
 class Comm {
  public:
   /// Serial communicator: rank 0 of 1, collectives are local copies.
@@ -120,6 +145,29 @@ class Comm {
     allreduce(std::span<typename Derived::Scalar>(m.data(), static_cast<std::size_t>(m.size())),
               op);
   }
+  /// Nonblocking in-place allreduce (MPI_Iallreduce): `data` must stay alive
+  /// and untouched until the request completes. Serial: complete at once.
+  template <class T>
+  Request iallreduce(std::span<T> data, Op op = Op::kSum) const {
+    return iallreduce_raw(data.data(), data.size(), detail::dtype_id<T>(), sizeof(T), op);
+  }
+
+  // ---- reduce-scatter and allgather of blocks (sharded updates) -------------
+  /// `offsets`: size()+1 ascending element offsets into `send`, the same on
+  /// every rank; rank r owns block [offsets[r], offsets[r+1]). Each rank gets
+  /// the reduction of its own block over all ranks in `mine` (its block's size).
+  template <class T>
+  void reduce_scatter(std::span<const T> send, std::span<T> mine,
+                      std::span<const std::int64_t> offsets, Op op = Op::kSum) const {
+    reduce_scatter_raw(send.data(), mine.data(), offsets, detail::dtype_id<T>(), sizeof(T), op);
+  }
+  /// The inverse, in place: every rank's block of `data` (its own block filled
+  /// in) is copied to every other rank.
+  template <class T>
+  void allgather_blocks(std::span<T> data, std::span<const std::int64_t> offsets) const {
+    allgather_blocks_raw(data.data(), offsets, detail::dtype_id<T>(), sizeof(T));
+  }
+
   template <class T>
   T allreduce_value(T v, Op op = Op::kSum) const {
     allreduce(std::span<T>(&v, 1), op);
@@ -237,6 +285,11 @@ class Comm {
 
  private:
   void allreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const;
+  Request iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const;
+  void reduce_scatter_raw(const void* send, void* mine, std::span<const std::int64_t> offsets,
+                          int dtype, std::size_t elem, Op op) const;
+  void allgather_blocks_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
+                            std::size_t elem) const;
   void broadcast_raw(void* data, std::size_t bytes, int root) const;
   std::vector<char> allgatherv_raw(const void* data, std::size_t bytes,
                                    std::vector<std::int64_t>& counts) const;

@@ -18,6 +18,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -114,6 +115,18 @@ inline std::uint64_t hash_keys(std::uint64_t a, std::uint64_t b, std::uint64_t c
 /// Uniform in [0, 1) from the top 53 bits of a hash.
 inline double unit_uniform(std::uint64_t h) { return static_cast<double>(h >> 11) * 0x1.0p-53; }
 
+/// Gradient buckets: during the backward pass `ready(begin, end)` is called
+/// for ranges of the flat gradient that are final, at most `bucket_elems`
+/// long, from the output layer down (layer l's weights and bias, then the
+/// embedding after layer 0), so that their reduction can start while the
+/// layers below are still computed. The ranges depend only on the shape, so
+/// every rank calls `ready` with the same ranges in the same order, even with
+/// an empty batch slice.
+struct GradReady {
+  std::int64_t bucket_elems = 1 << 20;
+  std::function<void(std::int64_t begin, std::int64_t end)> ready;
+};
+
 template <class T>
 class Network {
  public:
@@ -161,7 +174,10 @@ class Network {
   /// The logits are overwritten by their gradient. With first_layer > 0 only
   /// the layers first_layer.. get a gradient (the entries of the layers below,
   /// and of the embedding, are left as they are): fine-tuning the top layers.
-  double loss_and_grad(const Batch<T>& batch, T dropout, T* grad, int first_layer = 0);
+  /// With `buckets` (first_layer 0 only), finished gradient ranges are
+  /// announced as they are computed (see GradReady).
+  double loss_and_grad(const Batch<T>& batch, T dropout, T* grad, int first_layer = 0,
+                       const GradReady* buckets = nullptr);
 
  private:
   Matrix& out_() { return A_.back(); }
@@ -170,7 +186,10 @@ class Network {
   // Loss over the rows; with gb (the output bias gradient) the logits become dL/dz.
   double loss_softmax(const Batch<T>& batch, T* gb);
   double loss_bce(const Batch<T>& batch, T* gb);
-  void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done, int first_layer);
+  void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done, int first_layer,
+                const GradReady* buckets);
+  // Announces [begin, end) to `buckets` in pieces of at most bucket_elems.
+  static void announce(const GradReady* buckets, std::int64_t begin, std::int64_t end);
 
   Shape shape_;
   Layout layout_;

@@ -84,6 +84,14 @@ struct TrainParams {
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;  ///< Adam constants
   double weight_decay = 0;             ///< decoupled for Adam (AdamW), L2 for SGD; not on biases
   double clip = 0;                     ///< clip the gradient to this global L2 norm (0 = off)
+  /// How the ranks combine their gradients each step (the same model either way):
+  ///   allreduce  one blocking MPI_Allreduce of the flat gradient after the backward pass
+  ///   buckets    an MPI_Iallreduce per bucket (--bucket-mb), started during the backward
+  ///              pass as each layer's gradient is final, awaited before the update
+  ///   sharded    reduce-scatter of the gradient, each rank updates its 1/P share of the
+  ///              parameters and moments, then an allgather of the parameters
+  std::string grad_sync = "sharded";
+  double bucket_mb = 4;  ///< buckets: MiB of gradient per nonblocking allreduce
   std::string lr_schedule = "cosine";  ///< constant | cosine | step (after the warmup)
   std::int64_t warmup_steps = 0;       ///< linear warmup steps
   std::int64_t lr_step_epochs = 10;    ///< step schedule: decay every this many epochs
@@ -218,7 +226,7 @@ struct TrainResult {
   bool stopped_early = false;
   std::int64_t steps_per_epoch = 0;
   std::int64_t batch_size = 0, planned_epochs = 0;  ///< as resolved (auto values)
-  std::uint64_t allreduce_bytes_per_step = 0;       ///< bytes this rank sends per step
+  std::uint64_t sync_bytes_per_step = 0;  ///< bytes this rank sends per step (gradients and parameters)
   std::int64_t n_test_users = 0;                    ///< users scored from --test-items
 };
 

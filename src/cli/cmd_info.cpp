@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "command.hpp"
+#include "segrec/blas.hpp"
 #include "segrec/env.hpp"
 
 namespace segrec::cli {
@@ -50,6 +51,7 @@ class Info final : public Command {
        << "\n"
        << "eigen         " << EIGEN_WORLD_VERSION << "." << EIGEN_MAJOR_VERSION << "."
        << EIGEN_MINOR_VERSION << " (" << Eigen::SimdInstructionSetsInUse() << ")\n"
+       << "blas          " << blas::describe() << "\n"
        << "hdf5          " << maj << "." << min << "." << rel
 #ifdef H5_HAVE_PARALLEL
        << " (parallel)\n"

@@ -90,6 +90,11 @@ class TrainCommand final : public Command {
         "weight decay (decoupled for Adam, L2 for SGD; biases excluded)")(
         "clip", po::value(&p.clip)->default_value(p.clip),
         "clip the gradient to this global L2 norm (0 = off)")(
+        "grad-sync", po::value(&p.grad_sync)->default_value(p.grad_sync),
+        "gradient exchange: allreduce (one per step) | buckets (nonblocking, overlapping the "
+        "backward pass) | sharded (reduce-scatter, sharded update, allgather)")(
+        "bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb),
+        "--grad-sync buckets: MiB of gradient per nonblocking allreduce")(
         "lr-schedule", po::value(&p.lr_schedule)->default_value(p.lr_schedule),
         "after the warmup: constant | cosine | step")(
         "warmup-steps", po::value(&p.warmup_steps)->default_value(p.warmup_steps),
@@ -167,7 +172,7 @@ class TrainCommand final : public Command {
          << m.best_ndcg << " on " << m.n_val_users << " users";
     os << "; batch " << r.batch_size << ", up to " << r.planned_epochs << " epochs";
     if (!m.head_segments.empty()) os << "; " << m.head_segments.size() << " segment heads";
-    os << "; allreduce " << r.allreduce_bytes_per_step << " bytes/step/rank";
+    os << "; gradient sync (" << p_.grad_sync << ") " << r.sync_bytes_per_step << " bytes/step/rank";
     ctx.say(os.str());
     const std::string table = quality_table(m);
     if (!table.empty()) ctx.say(table.substr(0, table.size() - 1));
