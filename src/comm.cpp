@@ -259,42 +259,56 @@ Request Comm::iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t e
 
 // ---- reduce-scatter and allgather of blocks ------------------------------------------------
 
-void Comm::reduce_scatter_raw(const void* send, void* mine, std::span<const std::int64_t> offsets,
-                              int dtype, std::size_t elem, Op op) const {
+void Comm::reduce_scatter_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
+                              std::size_t elem, Op op) const {
   if (offsets.size() != static_cast<std::size_t>(size_) + 1)
     throw Error(detail::concat("reduce_scatter: ", offsets.size(), " offsets for ", size_,
                                " ranks (need ranks + 1)"),
                 kExitOther, /*collective=*/true);
-  const auto* in = static_cast<const char*>(send);
-  const auto own = static_cast<std::size_t>(offsets[rank_ + 1] - offsets[rank_]);
-  if (!handle_) {
-    if (own) std::memcpy(mine, in + offsets[0] * elem, own * elem);
-    return;
-  }
+  if (!handle_ || size_ == 1) return;
   const auto total = static_cast<std::size_t>(offsets[size_] - offsets[0]);
   if (total == 0) return;
   stats_->reduce_scatter_calls++;
   stats_->reduce_scatter_bytes += total * elem;
   const watchdog::InFlight wd(watchdog::Kind::kAllreduce, total * elem);
-  if (total * elem <= kMaxChunk) {
-    std::vector<int> counts(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) counts[r] = static_cast<int>(offsets[r + 1] - offsets[r]);
-    check_mpi(MPI_Reduce_scatter(in + offsets[0] * elem, mine, counts.data(), mpi_type(dtype),
-                                 mpi_op(op), as_mpi(handle_)),
-              "MPI_Reduce_scatter");
-    return;
-  }
-  // Larger than one message: a chunked reduction of each block to its owner.
+  // Ring: in step k rank r sends its partial sum of block r-k-1 to rank r+1 and adds the
+  // partial sum of block r-k-2 from rank r-1 into its own; after P-1 steps block r is
+  // complete. Each rank sends and adds (P-1)/P of the data once (the library's
+  // MPI_Reduce_scatter was slower than a whole allreduce for large blocks here).
+  const int P = size_, r = rank_, next = (r + 1) % P, prev = (r + P - 1) % P;
+  const auto mod = [P](int x) { return ((x % P) + P) % P; };
+  auto* base = static_cast<char*>(data);
+  const auto count = [&](int b) { return static_cast<std::size_t>(offsets[b + 1] - offsets[b]); };
+  const auto at = [&](int b) { return base + static_cast<std::size_t>(offsets[b]) * elem; };
+  std::size_t largest = 0;
+  for (int b = 0; b < P; ++b) largest = std::max(largest, count(b));
+  std::vector<char> tmp(largest * elem);
   const std::size_t step = kMaxChunk / elem;
-  for (int r = 0; r < size_; ++r) {
-    const auto n = static_cast<std::size_t>(offsets[r + 1] - offsets[r]);
-    for (std::size_t off = 0; off < n; off += step) {
-      const auto cnt = static_cast<int>(std::min(step, n - off));
-      const char* src = in + (static_cast<std::size_t>(offsets[r]) + off) * elem;
-      void* dst = r == rank_ ? static_cast<char*>(mine) + off * elem : nullptr;
-      check_mpi(MPI_Reduce(src, dst, cnt, mpi_type(dtype), mpi_op(op), r, as_mpi(handle_)),
-                "MPI_Reduce");
+  const MPI_Datatype type = mpi_type(dtype);
+  const MPI_Op mop = mpi_op(op);
+  std::vector<MPI_Request> reqs;
+  for (int k = 0; k + 1 < P; ++k) {
+    const int bs = mod(r - k - 1), br = mod(r - k - 2);
+    const std::size_t ns = count(bs), nr = count(br);
+    reqs.clear();
+    for (std::size_t o = 0; o < nr; o += step) {
+      reqs.push_back(MPI_REQUEST_NULL);
+      check_mpi(MPI_Irecv(tmp.data() + o * elem, static_cast<int>(std::min(step, nr - o)), type,
+                          prev, k, as_mpi(handle_), &reqs.back()),
+                "MPI_Irecv");
     }
+    for (std::size_t o = 0; o < ns; o += step) {
+      reqs.push_back(MPI_REQUEST_NULL);
+      check_mpi(MPI_Isend(at(bs) + o * elem, static_cast<int>(std::min(step, ns - o)), type, next,
+                          k, as_mpi(handle_), &reqs.back()),
+                "MPI_Isend");
+    }
+    check_mpi(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE),
+              "MPI_Waitall");
+    for (std::size_t o = 0; o < nr; o += step)
+      check_mpi(MPI_Reduce_local(tmp.data() + o * elem, at(br) + o * elem,
+                                 static_cast<int>(std::min(step, nr - o)), type, mop),
+                "MPI_Reduce_local");
   }
 }
 

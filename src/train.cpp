@@ -470,7 +470,7 @@ class Trainer {
   void setup_grad_sync();
   // Combines the ranks' gradients in flat_ (with the loss and stop flag); afterwards
   // flat_[P_], flat_[P_ + 1] hold the sums and, for the dense modes, flat_[0, P_) the
-  // gradient sum (sharded: shard_g_ holds this rank's share). Returns the global sum of
+  // gradient sum (sharded: only this rank's share of flat_ does). Returns the global sum of
   // squares of the gradient sum when sharded and clipping (else 0).
   double sync_gradients();
   void optimiser_step(float inv_count, double lr, double sumsq);
@@ -518,7 +518,6 @@ class Trainer {
   mlp::GradReady buckets_;        // kBuckets: starts an Iallreduce per finished range
   std::vector<Request> pending_;  // kBuckets: the step's allreduces in flight
   std::vector<std::int64_t> shard_off_;  // kSharded: ranks + 1 offsets of the parameter shares
-  std::vector<float> shard_g_;           // kSharded: this rank's share of the gradient sum
   std::vector<std::pair<std::int64_t, std::int64_t>> shard_decayed_;  // decayed_ in the share
   std::vector<float> m_, v_;  // optimiser moments (sharded: this rank's share only)
   std::vector<float> best_params_;
@@ -627,7 +626,6 @@ void Trainer::setup_grad_sync() {
   for (const auto& [lo, hi] : decayed_)
     if (std::max(lo, a) < std::min(hi, b))
       shard_decayed_.emplace_back(std::max(lo, a) - a, std::min(hi, b) - a);
-  if (sync_ == Sync::kSharded) shard_g_.assign(static_cast<std::size_t>(b - a), 0.0f);
 }
 
 double Trainer::sync_gradients() {
@@ -641,11 +639,12 @@ double Trainer::sync_gradients() {
     pending_.clear();
     return 0;
   }
-  comm_.reduce_scatter(std::span<const float>(flat_.data(), static_cast<std::size_t>(P_)),
-                       std::span<float>(shard_g_), std::span<const std::int64_t>(shard_off_));
+  comm_.reduce_scatter(std::span<float>(flat_.data(), static_cast<std::size_t>(P_)),
+                       std::span<const std::int64_t>(shard_off_));
   double ss = 0;
   if (p_.clip > 0)
-    for (const float g : shard_g_) ss += static_cast<double>(g) * g;
+    for (std::int64_t k = shard_off_[comm_.rank()]; k < shard_off_[comm_.rank() + 1]; ++k)
+      ss += static_cast<double>(flat_[k]) * flat_[k];
   std::array<double, 3> scalars = {flat_[P_], flat_[P_ + 1], ss};
   comm_.allreduce(std::span<double>(scalars));
   flat_[P_] = static_cast<float>(scalars[0]);
@@ -663,7 +662,7 @@ void Trainer::optimiser_step(float inv_count, double lr, double sumsq) {
     return;
   }
   const std::int64_t a = shard_off_[comm_.rank()], n = shard_off_[comm_.rank() + 1] - a;
-  optimiser_update(p_, shard_g_.data(), net_.params().data() + a, m_.data(), v_.data(), n,
+  optimiser_update(p_, flat_.data() + a, net_.params().data() + a, m_.data(), v_.data(), n,
                    shard_decayed_, t, inv_count, lr, &sumsq);
 }
 

@@ -153,13 +153,14 @@ class Comm {
   }
 
   // ---- reduce-scatter and allgather of blocks (sharded updates) -------------
-  /// `offsets`: size()+1 ascending element offsets into `send`, the same on
-  /// every rank; rank r owns block [offsets[r], offsets[r+1]). Each rank gets
-  /// the reduction of its own block over all ranks in `mine` (its block's size).
+  /// In place. `offsets`: size()+1 ascending element offsets into `data`, the
+  /// same on every rank; rank r owns block [offsets[r], offsets[r+1]).
+  /// Afterwards each rank's own block holds the reduction of that block over
+  /// all ranks; its other blocks hold partial sums (scratch).
   template <class T>
-  void reduce_scatter(std::span<const T> send, std::span<T> mine,
-                      std::span<const std::int64_t> offsets, Op op = Op::kSum) const {
-    reduce_scatter_raw(send.data(), mine.data(), offsets, detail::dtype_id<T>(), sizeof(T), op);
+  void reduce_scatter(std::span<T> data, std::span<const std::int64_t> offsets,
+                      Op op = Op::kSum) const {
+    reduce_scatter_raw(data.data(), offsets, detail::dtype_id<T>(), sizeof(T), op);
   }
   /// The inverse, in place: every rank's block of `data` (its own block filled
   /// in) is copied to every other rank.
@@ -286,8 +287,8 @@ class Comm {
  private:
   void allreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const;
   Request iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const;
-  void reduce_scatter_raw(const void* send, void* mine, std::span<const std::int64_t> offsets,
-                          int dtype, std::size_t elem, Op op) const;
+  void reduce_scatter_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
+                          std::size_t elem, Op op) const;
   void allgather_blocks_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
                             std::size_t elem) const;
   void broadcast_raw(void* data, std::size_t bytes, int root) const;
