@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 
 #include "segrec/blas.hpp"
 #include "segrec/error.hpp"
@@ -151,6 +152,96 @@ Comm Comm::split(int color, int key) const {
   return c;
 }
 
+Comm Comm::node() const {
+  Comm c;
+  if (!handle_) return c;
+  c.handle_ = std::make_unique<detail::MpiCommHandle>();
+  const watchdog::InFlight wd(watchdog::Kind::kCommSplit, 0);
+  check_mpi(MPI_Comm_split_type(as_mpi(handle_), MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL,
+                                &c.handle_->comm),
+            "MPI_Comm_split_type");
+  MPI_Comm_set_errhandler(c.handle_->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(c.handle_->comm, &c.rank_);
+  MPI_Comm_size(c.handle_->comm, &c.size_);
+  return c;
+}
+
+SharedWindow Comm::allocate_shared(std::size_t count, std::size_t elem) const {
+  SharedWindow w;
+  if (!handle_) {
+    w.local_.assign(std::max<std::size_t>(1, count * elem), 0);
+    w.parts_.push_back(w.local_.data());
+    return w;
+  }
+  auto win = std::make_unique<MPI_Win>(MPI_WIN_NULL);
+  void* base = nullptr;
+  // Contiguous parts; MPI aligns each part for any type.
+  check_mpi(MPI_Win_allocate_shared(static_cast<MPI_Aint>(count * elem), static_cast<int>(elem),
+                                    MPI_INFO_NULL, as_mpi(handle_), &base, win.get()),
+            "MPI_Win_allocate_shared");
+  MPI_Win_set_errhandler(*win, MPI_ERRORS_RETURN);
+  w.win_ = win.release();
+  w.comm_ = &handle_->comm;
+  w.parts_.resize(static_cast<std::size_t>(size_));
+  for (int q = 0; q < size_; ++q) {
+    MPI_Aint bytes = 0;
+    int disp = 0;
+    check_mpi(MPI_Win_shared_query(*static_cast<MPI_Win*>(w.win_), q, &bytes, &disp,
+                                   &w.parts_[static_cast<std::size_t>(q)]),
+              "MPI_Win_shared_query");
+  }
+  // One passive-target epoch for the window's life: fence() synchronises.
+  check_mpi(MPI_Win_lock_all(MPI_MODE_NOCHECK, *static_cast<MPI_Win*>(w.win_)), "MPI_Win_lock_all");
+  return w;
+}
+
+SharedWindow::SharedWindow(SharedWindow&& o) noexcept
+    : win_(o.win_), comm_(o.comm_), parts_(std::move(o.parts_)), local_(std::move(o.local_)) {
+  o.win_ = nullptr;
+  o.parts_.clear();
+  if (!local_.empty()) parts_.assign(1, local_.data());
+}
+
+SharedWindow& SharedWindow::operator=(SharedWindow&& o) noexcept {
+  if (this != &o) {
+    release();
+    win_ = o.win_;
+    comm_ = o.comm_;
+    parts_ = std::move(o.parts_);
+    local_ = std::move(o.local_);
+    if (!local_.empty()) parts_.assign(1, local_.data());
+    o.win_ = nullptr;
+    o.parts_.clear();
+  }
+  return *this;
+}
+
+SharedWindow::~SharedWindow() { release(); }
+
+void SharedWindow::release() noexcept {
+  if (win_ == nullptr) return;
+  auto* win = static_cast<MPI_Win*>(win_);
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  // MPI_Win_free is collective: skip it while an error unwinds (the job is being aborted).
+  if (!finalized && std::uncaught_exceptions() == 0) {
+    MPI_Win_unlock_all(*win);
+    MPI_Win_free(win);
+  }
+  delete win;
+  win_ = nullptr;
+  parts_.clear();
+}
+
+void SharedWindow::fence() const {
+  if (win_ == nullptr) return;
+  auto& win = *static_cast<MPI_Win*>(win_);
+  const watchdog::InFlight wd(watchdog::Kind::kBarrier, 0);
+  check_mpi(MPI_Win_sync(win), "MPI_Win_sync");
+  check_mpi(MPI_Barrier(*static_cast<MPI_Comm*>(comm_)), "MPI_Barrier");
+  check_mpi(MPI_Win_sync(win), "MPI_Win_sync");
+}
+
 void Comm::barrier() const {
   if (!handle_) return;
   const watchdog::InFlight wd(watchdog::Kind::kBarrier, 0);
@@ -271,45 +362,59 @@ void Comm::reduce_scatter_raw(void* data, std::span<const std::int64_t> offsets,
   stats_->reduce_scatter_calls++;
   stats_->reduce_scatter_bytes += total * elem;
   const watchdog::InFlight wd(watchdog::Kind::kAllreduce, total * elem);
-  // Ring: in step k rank r sends its partial sum of block r-k-1 to rank r+1 and adds the
-  // partial sum of block r-k-2 from rank r-1 into its own; after P-1 steps block r is
-  // complete. Each rank sends and adds (P-1)/P of the data once (the library's
+  // Direct: every rank sends block q to rank q, and rank q adds the P contributions in rank
+  // order, ((x_0 + x_1) + x_2) + ..., the same order whatever the placement of the ranks on
+  // hosts. Each rank sends and adds (P-1)/P of the data once, as a ring would (the library's
   // MPI_Reduce_scatter was slower than a whole allreduce for large blocks here).
-  const int P = size_, r = rank_, next = (r + 1) % P, prev = (r + P - 1) % P;
-  const auto mod = [P](int x) { return ((x % P) + P) % P; };
+  const int P = size_, r = rank_;
   auto* base = static_cast<char*>(data);
   const auto count = [&](int b) { return static_cast<std::size_t>(offsets[b + 1] - offsets[b]); };
   const auto at = [&](int b) { return base + static_cast<std::size_t>(offsets[b]) * elem; };
-  std::size_t largest = 0;
-  for (int b = 0; b < P; ++b) largest = std::max(largest, count(b));
-  std::vector<char> tmp(largest * elem);
-  const std::size_t step = kMaxChunk / elem;
+  const std::size_t own = count(r), step = kMaxChunk / elem;
   const MPI_Datatype type = mpi_type(dtype);
   const MPI_Op mop = mpi_op(op);
-  std::vector<MPI_Request> reqs;
-  for (int k = 0; k + 1 < P; ++k) {
-    const int bs = mod(r - k - 1), br = mod(r - k - 2);
-    const std::size_t ns = count(bs), nr = count(br);
-    reqs.clear();
-    for (std::size_t o = 0; o < nr; o += step) {
-      reqs.push_back(MPI_REQUEST_NULL);
-      check_mpi(MPI_Irecv(tmp.data() + o * elem, static_cast<int>(std::min(step, nr - o)), type,
-                          prev, k, as_mpi(handle_), &reqs.back()),
-                "MPI_Irecv");
-    }
-    for (std::size_t o = 0; o < ns; o += step) {
-      reqs.push_back(MPI_REQUEST_NULL);
-      check_mpi(MPI_Isend(at(bs) + o * elem, static_cast<int>(std::min(step, ns - o)), type, next,
-                          k, as_mpi(handle_), &reqs.back()),
+  std::vector<MPI_Request> sends;
+  for (int q = 0; q < P; ++q) {
+    if (q == r) continue;
+    for (std::size_t o = 0; o < count(q); o += step) {
+      sends.push_back(MPI_REQUEST_NULL);
+      check_mpi(MPI_Isend(at(q) + o * elem, static_cast<int>(std::min(step, count(q) - o)), type, q,
+                          0, as_mpi(handle_), &sends.back()),
                 "MPI_Isend");
     }
-    check_mpi(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE),
-              "MPI_Waitall");
-    for (std::size_t o = 0; o < nr; o += step)
-      check_mpi(MPI_Reduce_local(tmp.data() + o * elem, at(br) + o * elem,
-                                 static_cast<int>(std::min(step, nr - o)), type, mop),
+  }
+  // (x + y) == (y + x) exactly, so ranks 0 and 1 can sum in place into their own block;
+  // later ranks add into `acc` and copy at the end.
+  std::vector<char> tmp(own * elem), acc(r >= 2 ? own * elem : 0);
+  char* sum = r >= 2 ? acc.data() : at(r);
+  std::vector<MPI_Request> recvs;
+  for (int s = 0; s < P; ++s) {
+    const char* term = at(r);
+    if (s != r) {
+      recvs.clear();
+      for (std::size_t o = 0; o < own; o += step) {
+        recvs.push_back(MPI_REQUEST_NULL);
+        check_mpi(MPI_Irecv(tmp.data() + o * elem, static_cast<int>(std::min(step, own - o)), type,
+                            s, 0, as_mpi(handle_), &recvs.back()),
+                  "MPI_Irecv");
+      }
+      check_mpi(MPI_Waitall(static_cast<int>(recvs.size()), recvs.data(), MPI_STATUSES_IGNORE),
+                "MPI_Waitall");
+      term = tmp.data();
+    }
+    if (s == 0 && r != 1) {  // the first term (r = 1 adds x_0 to its own block instead)
+      if (sum != term) std::memcpy(sum, term, own * elem);
+      continue;
+    }
+    if (s == r && r <= 1) continue;  // already in place (r = 1: x_0 was added to x_1)
+    for (std::size_t o = 0; o < own; o += step)
+      check_mpi(MPI_Reduce_local(term + o * elem, sum + o * elem,
+                                 static_cast<int>(std::min(step, own - o)), type, mop),
                 "MPI_Reduce_local");
   }
+  if (r >= 2 && own) std::memcpy(at(r), acc.data(), own * elem);
+  check_mpi(MPI_Waitall(static_cast<int>(sends.size()), sends.data(), MPI_STATUSES_IGNORE),
+            "MPI_Waitall");
 }
 
 void Comm::allgather_blocks_raw(void* data, std::span<const std::int64_t> offsets, int dtype,

@@ -468,12 +468,18 @@ class Trainer {
   void add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const;
   double lr_at(std::int64_t step, std::int64_t epoch) const;
   void setup_grad_sync();
-  // Combines the ranks' gradients in flat_ (with the loss and stop flag); afterwards
-  // flat_[P_], flat_[P_ + 1] hold the sums and, for the dense modes, flat_[0, P_) the
-  // gradient sum (sharded: only this rank's share of flat_ does). Returns the global sum of
+  // Combines the ranks' gradients in grad_ (with the loss and stop flag); afterwards
+  // scalars_ hold the sums and grad_[0, P_) the gradient sum (sharded: only in
+  // [upd_lo_, upd_hi_)). Returns the global sum of
   // squares of the gradient sum when sharded and clipping (else 0).
   double sync_gradients();
   void optimiser_step(float inv_count, double lr, double sumsq);
+  void gather_parameters();
+  std::vector<float> all_moments(const std::vector<float>& share) const;
+  // Bytes this rank has sent in the gradient and parameter exchange, over all communicators.
+  std::uint64_t sent_bytes() const {
+    return sync_bytes(comm_.stats()) + (hierarchical_ ? sync_bytes(node_.stats()) + sync_bytes(cross_.stats()) : 0);
+  }
   void load_test_items();
   void build_validation();
   // Validation NDCG@K and Recall@K of the current weights (collective).
@@ -512,13 +518,23 @@ class Trainer {
   std::vector<std::pair<std::uint64_t, std::int64_t>> order_;  // (batch * N + t, local index)
   std::vector<std::int64_t> batch_count_;                      // users per global batch
 
-  std::vector<float> flat_;  // [gradient (P) | loss sum | stop flag]
+  std::vector<float> flat_;  // [gradient (P) | loss sum | stop flag]; see setup_grad_sync()
   // --grad-sync
   enum class Sync { kAllreduce, kBuckets, kSharded } sync_ = Sync::kAllreduce;
   mlp::GradReady buckets_;        // kBuckets: starts an Iallreduce per finished range
   std::vector<Request> pending_;  // kBuckets: the step's allreduces in flight
-  std::vector<std::int64_t> shard_off_;  // kSharded: ranks + 1 offsets of the parameter shares
-  std::vector<std::pair<std::int64_t, std::int64_t>> shard_decayed_;  // decayed_ in the share
+  float* grad_ = nullptr;     // the gradient: flat_ or (hierarchical) this rank's shared part
+  float* scalars_ = nullptr;  // loss sum and stop flag, in flat_
+  // kSharded. Flat: rank r updates [shard_off_[r], shard_off_[r + 1]) and the shares are
+  // exchanged over all ranks. Hierarchical (several ranks per node, as many on every node):
+  // node rank l sums block [node_off_[l], node_off_[l + 1]) from the node's shared gradients,
+  // and splits it with the other nodes' rank l (cross_) at cross_off_.
+  bool hierarchical_ = false;
+  Comm node_, cross_;      // before grad_win_, which uses node_
+  SharedWindow grad_win_;  // node ranks x P floats
+  std::vector<std::int64_t> shard_off_, node_off_, cross_off_;
+  std::int64_t upd_lo_ = 0, upd_hi_ = 0;  // the parameters this rank updates
+  std::vector<std::pair<std::int64_t, std::int64_t>> upd_decayed_;  // decayed_ in them
   std::vector<float> m_, v_;  // optimiser moments (sharded: this rank's share only)
   std::vector<float> best_params_;
   // Progress (checkpointed).
@@ -604,6 +620,15 @@ double Trainer::lr_at(std::int64_t step, std::int64_t epoch) const {
   return p_.lr;
 }
 
+// Even parts of [lo, hi) in whole 64-byte lines (so that every rank's loops vectorise alike):
+// parts + 1 offsets.
+std::vector<std::int64_t> line_partition(std::int64_t lo, std::int64_t hi, int parts) {
+  std::vector<std::int64_t> off(static_cast<std::size_t>(parts) + 1, hi);
+  for (int r = 0; r < parts; ++r)
+    off[r] = std::min(hi, lo + ((hi - lo) * r / parts) / 16 * 16);
+  return off;
+}
+
 void Trainer::setup_grad_sync() {
   sync_ = p_.grad_sync == "buckets"   ? Sync::kBuckets
           : p_.grad_sync == "sharded" ? Sync::kSharded
@@ -612,20 +637,55 @@ void Trainer::setup_grad_sync() {
     buckets_.bucket_elems =
         std::max<std::int64_t>(1024, std::llround(p_.bucket_mb * 1048576.0 / sizeof(float)));
     buckets_.ready = [this](std::int64_t a, std::int64_t b) {
-      pending_.push_back(comm_.iallreduce(std::span<float>(flat_.data() + a, b - a)));
+      pending_.push_back(comm_.iallreduce(std::span<float>(grad_ + a, b - a)));
       for (auto& r : pending_) r.test();  // progress the earlier buckets
     };
   }
-  // Shares of whole 64-byte lines, so that every rank's loop vectorises alike.
-  const int R = comm_.size();
-  shard_off_.assign(static_cast<std::size_t>(R) + 1, P_);
-  for (int r = 0; r < R; ++r)
-    shard_off_[r] = std::min(P_, (P_ * r / R) / 16 * 16);
-  const std::int64_t a = shard_off_[comm_.rank()], b = shard_off_[comm_.rank() + 1];
-  shard_decayed_.clear();
+  // Which parameters this rank updates: all of them, or (sharded) its share.
+  upd_lo_ = 0;
+  upd_hi_ = P_;
+  hierarchical_ = false;
+  shard_off_ = line_partition(0, P_, comm_.size());
+  if (sync_ == Sync::kSharded && comm_.size() > 1) {
+    node_ = comm_.node();
+    const int L = node_.size();
+    hierarchical_ = L > 1 && comm_.allreduce_value(L, Op::kMin) == comm_.allreduce_value(L, Op::kMax);
+    if (hierarchical_) {
+      // Node rank l owns block l of the parameters on its node and, with the same node rank
+      // on the other nodes (cross_), splits it further by node.
+      cross_ = comm_.split(node_.rank(), comm_.rank());
+      node_off_ = line_partition(0, P_, L);
+      cross_off_ = line_partition(node_off_[node_.rank()], node_off_[node_.rank() + 1],
+                                  cross_.size());
+      upd_lo_ = cross_off_[cross_.rank()];
+      upd_hi_ = cross_off_[cross_.rank() + 1];
+      // The gradients of all the node's ranks, side by side in shared memory. Where the MPI
+      // library cannot share memory, every rank falls back to the flat exchange together.
+      int ok = 1;
+      try {
+        grad_win_ = node_.allocate_shared(static_cast<std::size_t>(P_), sizeof(float));
+      } catch (const Error&) {
+        ok = 0;
+      }
+      if (comm_.allreduce_value(ok, Op::kMin) == 0) {
+        grad_win_ = SharedWindow();
+        hierarchical_ = false;
+      }
+    }
+    if (!hierarchical_) {
+      upd_lo_ = shard_off_[comm_.rank()];
+      upd_hi_ = shard_off_[comm_.rank() + 1];
+    }
+  }
+  upd_decayed_.clear();
   for (const auto& [lo, hi] : decayed_)
-    if (std::max(lo, a) < std::min(hi, b))
-      shard_decayed_.emplace_back(std::max(lo, a) - a, std::min(hi, b) - a);
+    if (std::max(lo, upd_lo_) < std::min(hi, upd_hi_))
+      upd_decayed_.emplace_back(std::max(lo, upd_lo_) - upd_lo_, std::min(hi, upd_hi_) - upd_lo_);
+  // The gradient buffer, followed by the loss and the stop flag (hierarchical: the gradient
+  // lives in the shared window, flat_ holds the two scalars only).
+  flat_.assign(static_cast<std::size_t>(hierarchical_ ? 0 : P_) + 2, 0.0f);
+  grad_ = hierarchical_ ? grad_win_.part<float>(node_.rank()) : flat_.data();
+  scalars_ = flat_.data() + (hierarchical_ ? 0 : P_);
 }
 
 double Trainer::sync_gradients() {
@@ -634,36 +694,94 @@ double Trainer::sync_gradients() {
     return 0;
   }
   if (sync_ == Sync::kBuckets) {
-    comm_.allreduce(std::span<float>(flat_.data() + P_, 2));
+    comm_.allreduce(std::span<float>(scalars_, 2));
     for (auto& r : pending_) r.wait();
     pending_.clear();
     return 0;
   }
-  comm_.reduce_scatter(std::span<float>(flat_.data(), static_cast<std::size_t>(P_)),
-                       std::span<const std::int64_t>(shard_off_));
+  if (hierarchical_) {
+    // Sum block l of every node rank's gradient straight from shared memory, in node rank
+    // order as Comm::reduce_scatter does (one node gives the bits of one rank per node),
+    // then across the nodes (each node rank l with its counterparts).
+    grad_win_.fence();
+    const int l = node_.rank(), L = node_.size();
+    const std::int64_t b0 = node_off_[l], b1 = node_off_[l + 1];
+    std::vector<const float*> parts(static_cast<std::size_t>(L));
+    for (int q = 0; q < L; ++q) parts[q] = grad_win_.part<float>(q);
+    float* mine = grad_;
+    constexpr std::int64_t kTile = 1024;  // floats per tile, summed in registers over the parts
+    for (std::int64_t t = b0; t < b1; t += kTile) {
+      const std::int64_t e = std::min(b1, t + kTile);
+      float acc[kTile];
+      std::copy(parts[0] + t, parts[0] + e, acc);
+      for (int q = 1; q < L; ++q) {
+        const float* __restrict x = parts[q] + t;
+        for (std::int64_t k = 0; k < e - t; ++k) acc[k] += x[k];
+      }
+      std::copy(acc, acc + (e - t), mine + t);
+    }
+    std::vector<std::int64_t> rel(cross_off_.size());
+    for (std::size_t i = 0; i < rel.size(); ++i) rel[i] = cross_off_[i] - b0;
+    cross_.reduce_scatter(std::span<float>(mine + b0, static_cast<std::size_t>(b1 - b0)),
+                          std::span<const std::int64_t>(rel));
+  } else {
+    comm_.reduce_scatter(std::span<float>(grad_, static_cast<std::size_t>(P_)),
+                         std::span<const std::int64_t>(shard_off_));
+  }
+  // Every parameter is in exactly one rank's share: the squared norm sums over the ranks.
   double ss = 0;
   if (p_.clip > 0)
-    for (std::int64_t k = shard_off_[comm_.rank()]; k < shard_off_[comm_.rank() + 1]; ++k)
-      ss += static_cast<double>(flat_[k]) * flat_[k];
-  std::array<double, 3> scalars = {flat_[P_], flat_[P_ + 1], ss};
-  comm_.allreduce(std::span<double>(scalars));
-  flat_[P_] = static_cast<float>(scalars[0]);
-  flat_[P_ + 1] = static_cast<float>(scalars[1]);
-  return scalars[2];
+    for (std::int64_t k = upd_lo_; k < upd_hi_; ++k) ss += static_cast<double>(grad_[k]) * grad_[k];
+  std::array<double, 3> sums = {scalars_[0], scalars_[1], ss};
+  comm_.allreduce(std::span<double>(sums));
+  scalars_[0] = static_cast<float>(sums[0]);
+  scalars_[1] = static_cast<float>(sums[1]);
+  return sums[2];
+}
+
+// Sharded: every rank gets the parameters that the other ranks updated.
+void Trainer::gather_parameters() {
+  auto& w = net_.params();
+  if (!hierarchical_) {
+    comm_.allgather_blocks(std::span<float>(w), std::span<const std::int64_t>(shard_off_));
+    return;
+  }
+  const int l = node_.rank();
+  const std::int64_t b0 = node_off_[l], b1 = node_off_[l + 1];
+  std::vector<std::int64_t> rel(cross_off_.size());
+  for (std::size_t i = 0; i < rel.size(); ++i) rel[i] = cross_off_[i] - b0;
+  cross_.allgather_blocks(std::span<float>(w.data() + b0, static_cast<std::size_t>(b1 - b0)),
+                          std::span<const std::int64_t>(rel));
+  node_.allgather_blocks(std::span<float>(w), std::span<const std::int64_t>(node_off_));
+}
+
+// All the moments of one kind, in parameter order, from every rank's share (collective).
+std::vector<float> Trainer::all_moments(const std::vector<float>& share) const {
+  if (sync_ != Sync::kSharded || comm_.size() == 1) return share;
+  std::vector<std::int64_t> counts;
+  const std::vector<float> flat = comm_.allgatherv(share, &counts);
+  const std::vector<std::int64_t> starts = comm_.allgatherv(std::vector<std::int64_t>{upd_lo_});
+  if (flat.empty()) return {};
+  std::vector<float> all(static_cast<std::size_t>(P_));
+  std::size_t off = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(off), counts[r], all.begin() + starts[r]);
+    off += static_cast<std::size_t>(counts[r]);
+  }
+  return all;
 }
 
 // One identical update on every rank from the gradient sum (sharded: each rank updates its
-// share; the caller gathers the parameters).
+// share; gather_parameters() then completes every rank's copy).
 void Trainer::optimiser_step(float inv_count, double lr, double sumsq) {
   const auto t = static_cast<double>(global_step_ + 1);
   if (sync_ != Sync::kSharded) {
-    optimiser_update(p_, flat_.data(), net_.params().data(), m_.data(), v_.data(), P_, decayed_,
-                     t, inv_count, lr);
+    optimiser_update(p_, grad_, net_.params().data(), m_.data(), v_.data(), P_, decayed_, t,
+                     inv_count, lr);
     return;
   }
-  const std::int64_t a = shard_off_[comm_.rank()], n = shard_off_[comm_.rank() + 1] - a;
-  optimiser_update(p_, flat_.data() + a, net_.params().data() + a, m_.data(), v_.data(), n,
-                   shard_decayed_, t, inv_count, lr, &sumsq);
+  optimiser_update(p_, grad_ + upd_lo_, net_.params().data() + upd_lo_, m_.data(), v_.data(),
+                   upd_hi_ - upd_lo_, upd_decayed_, t, inv_count, lr, &sumsq);
 }
 
 // Reads --test-items: the listed users of this rank's block leave training and are scored
@@ -900,8 +1018,8 @@ void Trainer::write_checkpoint(const std::string& path) {
   if (path.empty()) return;
   fault_point("train.checkpoint", comm_);
   // Sharded: each rank holds the moments of its share; the file holds them all.
-  const std::vector<float> m_all = sync_ == Sync::kSharded ? comm_.allgatherv(m_) : m_;
-  const std::vector<float> v_all = sync_ == Sync::kSharded ? comm_.allgatherv(v_) : v_;
+  const std::vector<float> m_all = all_moments(m_);
+  const std::vector<float> v_all = all_moments(v_);
   h5::File f = h5::File::create(path, comm_, kTrainCheckpointFormat);
   for (const char* g : {"/items", "/opt", "/curves"}) f.create_group(g);
   const std::string cfg = config_text();
@@ -988,9 +1106,8 @@ void Trainer::read_checkpoint(const std::string& path) {
     if (!std::all_of(a->begin(), a->end(), [](float x) { return std::isfinite(x); }))
       throw DataError("checkpoint '" + path + "': non-finite parameters (damaged file?)", true);
   if (sync_ == Sync::kSharded) {  // keep this rank's share of the moments
-    const auto a = shard_off_[comm_.rank()], b = shard_off_[comm_.rank() + 1];
-    m_ = std::vector<float>(m_.begin() + a, m_.begin() + b);
-    if (!v_.empty()) v_ = std::vector<float>(v_.begin() + a, v_.begin() + b);
+    m_ = std::vector<float>(m_.begin() + upd_lo_, m_.begin() + upd_hi_);
+    if (!v_.empty()) v_ = std::vector<float>(v_.begin() + upd_lo_, v_.begin() + upd_hi_);
   }
   epoch_ = f.attr_int("/", "epoch");
   step_in_epoch_ = f.attr_int("/", "step_in_epoch");
@@ -1032,8 +1149,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   build_validation();
   net_.init(p_.seed);
   // The optimiser's moments: this rank's share of the parameters when sharded, else all.
-  const std::int64_t n_moments =
-      sync_ == Sync::kSharded ? shard_off_[comm_.rank() + 1] - shard_off_[comm_.rank()] : P_;
+  const std::int64_t n_moments = upd_hi_ - upd_lo_;
   m_.assign(static_cast<std::size_t>(n_moments), 0.0f);
   if (p_.optimizer == "adam") v_.assign(static_cast<std::size_t>(n_moments), 0.0f);
   const std::string ckpt = p_.checkpoint_path();
@@ -1044,9 +1160,12 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
     net_.params()[0] += 1.0f;
   check_same_params(net_.params(), comm_, "at the start");
 
-  flat_.assign(static_cast<std::size_t>(P_) + 2, 0.0f);
   TrainResult res;
   res.steps_per_epoch = steps_per_epoch_;
+  res.sync_layout =
+      hierarchical_ ? p_.grad_sync + " over " + std::to_string(cross_.size()) + " node(s) x " +
+                          std::to_string(node_.size()) + " ranks (shared memory within a node)"
+                    : p_.grad_sync + " over " + std::to_string(comm_.size()) + " rank(s)";
   res.batch_size = batch_;
   res.planned_epochs = epochs_;
   const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
@@ -1078,17 +1197,17 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       for (; cursor < order_.size() && order_[cursor].first < end; ++cursor)
         add_train_user(bt, order_[cursor].second, epoch_);
       const auto t_compute = std::chrono::steady_clock::now();
-      const auto bytes0 = sync_bytes(comm_.stats());
-      const double loss = net_.loss_and_grad(bt, dropout, flat_.data(), 0,
+      const auto bytes0 = sent_bytes();
+      const double loss = net_.loss_and_grad(bt, dropout, grad_, 0,
                                              sync_ == Sync::kBuckets ? &buckets_ : nullptr);
       st.compute_seconds += seconds_since(t_compute);
-      flat_[P_] = static_cast<float>(loss);
-      flat_[P_ + 1] = g_stop_requested.load() ? 1.0f : 0.0f;
+      scalars_[0] = static_cast<float>(loss);
+      scalars_[1] = g_stop_requested.load() ? 1.0f : 0.0f;
       const auto t_comm = std::chrono::steady_clock::now();
       const double sumsq = sync_gradients();
       st.comm_seconds += seconds_since(t_comm);
       const std::int64_t count = batch_count_[static_cast<std::size_t>(s)];
-      if (!std::isfinite(flat_[P_]))
+      if (!std::isfinite(scalars_[0]))
         throw DataError("train: the loss is not finite at epoch " + std::to_string(epoch_ + 1) +
                             " step " + std::to_string(s + 1) + "; lower --lr or set --clip",
                         true);
@@ -1098,18 +1217,17 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       st.optimiser_seconds += seconds_since(t_opt);
       if (sync_ == Sync::kSharded) {
         const auto t_gather = std::chrono::steady_clock::now();
-        comm_.allgather_blocks(std::span<float>(net_.params()),
-                               std::span<const std::int64_t>(shard_off_));
+        gather_parameters();
         st.comm_seconds += seconds_since(t_gather);
       }
-      res.sync_bytes_per_step = sync_bytes(comm_.stats()) - bytes0;
-      epoch_loss_ += flat_[P_];
+      res.sync_bytes_per_step = sent_bytes() - bytes0;
+      epoch_loss_ += scalars_[0];
       ++global_step_;
       ++steps_this_run;
       st.samples += count;
       st.step_seconds += seconds_since(t_step);
       stop =
-          flat_[P_ + 1] > 0 || (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
+          scalars_[1] > 0 || (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
       if (stop) g_stop_requested.store(0);  // the request is served
       if (stop && s + 1 < steps_per_epoch_) {
         step_in_epoch_ = s + 1;

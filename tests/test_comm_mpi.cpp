@@ -136,6 +136,20 @@ TEST(CommMpi, ReduceScatterAndAllgatherBlocks) {
     ASSERT_EQ(all[k], want) << "element " << k;
   }
   EXPECT_EQ(c.stats().reduce_scatter_calls > 0, p > 1);  // one rank: nothing to send
+  // Floats whose sum depends on the order of the additions: the result is the rank-order sum
+  // ((x_0 + x_1) + x_2) + ..., bit for bit, whatever the rank owning the block.
+  const auto x = [](int rank, std::int64_t k) {
+    const float big[4] = {1e8f, 3.0f, -1e8f, 0.7f};
+    return big[(rank + k) % 4] * (1.0f + 0.01f * static_cast<float>(k % 7));
+  };
+  std::vector<float> fl(static_cast<std::size_t>(n));
+  for (std::int64_t k = 0; k < n; ++k) fl[k] = x(r, k);
+  c.reduce_scatter(std::span<float>(fl), std::span<const std::int64_t>(off));
+  for (std::int64_t k = off[r]; k < off[r + 1]; ++k) {
+    float want = x(0, k);
+    for (int q = 1; q < p; ++q) want += x(q, k);
+    ASSERT_EQ(fl[k], want) << "element " << k;
+  }
   // Offsets of the wrong length are an error, raised on every rank alike.
   std::vector<std::int64_t> bad = {0, 1};
   if (p != 1) {

@@ -307,6 +307,38 @@ TEST(TrainMpi, ResumeMatchesAnUninterruptedRun) {
   EXPECT_EQ(again.model.params, resumed.model.params);
 }
 
+// A checkpoint holds every parameter's optimiser moments whatever the exchange: a run stopped
+// on this many ranks with --grad-sync sharded (each rank updating its share) resumes in one
+// process, and in one process with --grad-sync allreduce, to the model of an uninterrupted run.
+TEST(TrainMpi, ShardedCheckpointResumesAtAnotherRankCount) {
+  const Comm world = Comm::world();
+  const std::string dir = tmp_dir(world);
+  const TrainData g = global_data(301, 60);
+  TrainParams p = base_params();
+  p.epochs = 4;
+  p.grad_sync = "sharded";
+  p.checkpoint_every = 1;
+  p.checkpoint = dir + "/shard-full-np" + std::to_string(world.size()) + ".ckpt.h5";
+  const TrainResult full = train(p, block_of(g, world), world);
+  p.checkpoint = dir + "/shard-np" + std::to_string(world.size()) + ".ckpt.h5";
+  p.stop_after_steps = 2 * full.steps_per_epoch + 1;  // stop inside epoch 3
+  EXPECT_THROW(train(p, block_of(g, world), world), Interrupted);
+  p.stop_after_steps = 0;
+  p.resume = true;
+  for (const char* sync : {"sharded", "allreduce"}) {
+    // Every rank resumes on its own copy of the file, in one process.
+    const std::string own = p.checkpoint + ".r" + std::to_string(world.rank()) + "." + sync;
+    fs::copy_file(p.checkpoint, own, fs::copy_options::overwrite_existing);
+    TrainParams q = p;
+    q.checkpoint = own;
+    q.grad_sync = sync;
+    const TrainResult resumed = train(q, g, Comm());
+    EXPECT_LT(rel_diff(resumed.model.params, full.model.params), 1e-4) << sync;
+    EXPECT_LT(max_rel_diff(resumed.model.params, full.model.params), 1e-4) << sync;
+    fs::remove(own);
+  }
+}
+
 TEST(TrainMpi, StopRequestWritesACheckpointOnEveryRank) {
   const Comm world = Comm::world();
   const std::string dir = tmp_dir(world);

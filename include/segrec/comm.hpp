@@ -107,6 +107,34 @@ class Request {
   std::size_t bytes_ = 0;
 };
 
+/// Memory shared by the ranks of one node (RAII over MPI_Win_allocate_shared):
+/// each rank of a node communicator (Comm::node()) contributes `count`
+/// elements; part(q) is node rank q's part, readable and writable by every
+/// rank of the node. fence() is collective over the node: every write made
+/// before it, by any rank, is visible to every read after it. Over a serial
+/// communicator it is ordinary memory.
+class SharedWindow {
+ public:
+  SharedWindow() = default;
+  SharedWindow(SharedWindow&&) noexcept;
+  SharedWindow& operator=(SharedWindow&&) noexcept;
+  ~SharedWindow();
+  template <class T>
+  T* part(int q) const {
+    return static_cast<T*>(parts_[static_cast<std::size_t>(q)]);
+  }
+  void fence() const;
+  bool empty() const { return parts_.empty(); }
+
+ private:
+  friend class Comm;
+  void release() noexcept;
+  void* win_ = nullptr;    // MPI_Win*, owned (null when serial)
+  void* comm_ = nullptr;   // MPI_Comm of the node (borrowed)
+  std::vector<void*> parts_;
+  std::vector<char> local_;  // serial storage
+};
+
 class Comm {
  public:
   /// Serial communicator: rank 0 of 1, collectives are local copies.
@@ -127,6 +155,12 @@ class Comm {
 
   /// New communicator of the ranks passing the same `color`, ordered by `key` (MPI_Comm_split).
   Comm split(int color, int key) const;
+  /// The ranks of this communicator that share memory with this one (one node;
+  /// MPI_Comm_split_type SHARED), in rank order. Serial: a serial communicator.
+  Comm node() const;
+  /// Collective over this communicator, which must be a node (see node()):
+  /// `count` elements of `elem` bytes per rank in one shared window.
+  SharedWindow allocate_shared(std::size_t count, std::size_t elem) const;
 
   void barrier() const;
 

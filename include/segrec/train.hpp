@@ -227,6 +227,9 @@ struct TrainResult {
   std::int64_t steps_per_epoch = 0;
   std::int64_t batch_size = 0, planned_epochs = 0;  ///< as resolved (auto values)
   std::uint64_t sync_bytes_per_step = 0;  ///< bytes this rank sends per step (gradients and parameters)
+  /// How the gradients were combined, e.g. "sharded over 2 nodes x 2 ranks (shared memory
+  /// within a node)" or "allreduce over 4 ranks".
+  std::string sync_layout;
   std::int64_t n_test_users = 0;                    ///< users scored from --test-items
 };
 

@@ -172,7 +172,8 @@ class TrainCommand final : public Command {
          << m.best_ndcg << " on " << m.n_val_users << " users";
     os << "; batch " << r.batch_size << ", up to " << r.planned_epochs << " epochs";
     if (!m.head_segments.empty()) os << "; " << m.head_segments.size() << " segment heads";
-    os << "; gradient sync (" << p_.grad_sync << ") " << r.sync_bytes_per_step << " bytes/step/rank";
+    os << "; gradients " << r.sync_layout << ", " << r.sync_bytes_per_step
+       << " bytes/step/rank sent";
     ctx.say(os.str());
     const std::string table = quality_table(m);
     if (!table.empty()) ctx.say(table.substr(0, table.size() - 1));

@@ -42,6 +42,43 @@ for f in ds p h seg model; do
   fi
 done
 
+# Two hosts x 2 ranks: the ranks of a host sum their gradients in shared memory and the hosts
+# exchange those sums (--grad-sync sharded, hierarchical); the model agrees with -n 4 on one
+# host (where one shared-memory sum covers every rank) within float rounding.
+T=(train --data "$WORK/one/ds.h5" --hidden 32 --epochs 3 --batch-size 200 --input-dropout 0.2)
+if seg 4 "${T[@]}" --out "$WORK/m4.h5" &&
+  timeout 150 "$MH_MPIRUN" -n 4 --oversubscribe --map-by ppr:2:node "$SEGREC" "${T[@]}" \
+    --out "$WORK/m22.h5" >"$WORK/out" 2>"$WORK/err"; then
+  grep -q "sharded over 2 node(s) x 2 ranks" "$WORK/out" "$WORK/err" &&
+    ok "2 hosts x 2 ranks: the exchange is hierarchical" ||
+    bad "2 hosts x 2 ranks: not hierarchical: $(grep -h gradients "$WORK/out" "$WORK/err")"
+  PY=python3
+  $PY -c 'import h5py' 2>/dev/null || PY=/usr/bin/python3
+  if $PY -c 'import h5py' 2>/dev/null; then
+    if rel=$($PY - "$WORK/m4.h5" "$WORK/m22.h5" <<'PY'
+import sys, h5py, numpy as np
+a, b = (h5py.File(f, "r") for f in sys.argv[1:3])
+num = den = 0.0
+for k in a["/mlp"]:
+    if isinstance(a["/mlp"][k], h5py.Dataset):
+        x, y = a["/mlp"][k][...].astype(float), b["/mlp"][k][...].astype(float)
+        num += ((x - y) ** 2).sum(); den += (x ** 2).sum()
+r = (num / den) ** 0.5
+print(f"{r:.2e}")
+sys.exit(0 if r < 1e-4 else 1)
+PY
+    ); then
+      ok "train on 2 hosts x 2 ranks (hierarchical exchange) = -n 4 on one host (relative difference $rel)"
+    else
+      bad "train on 2 hosts x 2 ranks differs from -n 4 on one host: $rel"
+    fi
+  else
+    echo "skip: no h5py to compare the 2 x 2 model"
+  fi
+else
+  bad "train on 2 hosts x 2 ranks: $(tail -c 600 "$WORK/err")"
+fi
+
 # The whole pipeline in one job (segrec run): every file identical to -n 3 on one host.
 R=(run --events "$WORK/one/ev.csv" --epochs 2 --k 6)
 seg 3 "${R[@]}" --out "$WORK/run1" && hosts 3 "${R[@]}" --out "$WORK/run3" &&
