@@ -223,8 +223,9 @@ void SharedWindow::release() noexcept {
   auto* win = static_cast<MPI_Win*>(win_);
   int finalized = 0;
   MPI_Finalized(&finalized);
-  // MPI_Win_free is collective: skip it while an error unwinds (the job is being aborted).
-  if (!finalized && std::uncaught_exceptions() == 0) {
+  // MPI_Win_free is collective: skip it while an error of this rank alone unwinds (the job
+  // is being aborted); a collective error unwinds every rank, which free it together.
+  if (!finalized && (std::uncaught_exceptions() == 0 || detail::last_error_collective)) {
     MPI_Win_unlock_all(*win);
     MPI_Win_free(win);
   }

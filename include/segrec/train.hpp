@@ -89,7 +89,9 @@ struct TrainParams {
   ///   buckets    an MPI_Iallreduce per bucket (--bucket-mb), started during the backward
   ///              pass as each layer's gradient is final, awaited before the update
   ///   sharded    reduce-scatter of the gradient, each rank updates its 1/P share of the
-  ///              parameters and moments, then an allgather of the parameters
+  ///              parameters and moments, then an allgather of the parameters; with
+  ///              several ranks on each node, the ranks of a node sum their gradients
+  ///              in shared memory and only the nodes exchange messages
   std::string grad_sync = "sharded";
   double bucket_mb = 4;  ///< buckets: MiB of gradient per nonblocking allreduce
   std::string lr_schedule = "cosine";  ///< constant | cosine | step (after the warmup)
