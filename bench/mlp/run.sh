@@ -67,6 +67,6 @@ PY
 done
 echo "x: samples/s against PyTorch; comm: share of the -n 2 step time in the gradient exchange"
 echo "(waiting for the slower rank included); scaling: -n 2 (sharded, the default) over -n 1;"
-echo "sync B/step: bytes each rank sends per step in the default exchange (reduce-scatter of the"
-echo "gradient + allgather of the parameters + 3 doubles)."
+echo "sync B/step: bytes each rank sends in messages per step in the default exchange (on one"
+echo "host the gradients are added in shared memory; the parameter shares and 3 doubles are sent)."
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores; other jobs on the machine slow every contender)"
