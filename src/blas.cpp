@@ -27,7 +27,9 @@ std::string kernel_for_cpu() {
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("flags", 0) != 0) continue;
-    const auto has = [&](const char* f) { return (" " + line + " ").find(std::string(" ") + f + " ") != std::string::npos; };
+    const auto has = [&](const char* f) {
+      return (" " + line + " ").find(std::string(" ") + f + " ") != std::string::npos;
+    };
     if (has("avx512f")) return "SkylakeX";
     if (has("avx2")) return "Haswell";
     return "";

@@ -318,9 +318,9 @@ bool Request::test() {
   if (!handle_) return true;
   auto* set = as_set(handle_);
   int done = 0;
-  check_mpi(MPI_Testall(static_cast<int>(set->reqs.size()), set->reqs.data(), &done,
-                        MPI_STATUSES_IGNORE),
-            "MPI_Testall");
+  check_mpi(
+      MPI_Testall(static_cast<int>(set->reqs.size()), set->reqs.data(), &done, MPI_STATUSES_IGNORE),
+      "MPI_Testall");
   if (done) {
     delete set;
     handle_ = nullptr;
@@ -328,8 +328,7 @@ bool Request::test() {
   return done != 0;
 }
 
-Request Comm::iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem,
-                             Op op) const {
+Request Comm::iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const {
   Request r;
   if (!handle_ || n == 0) return r;
   stats_->allreduce_calls++;

@@ -468,17 +468,17 @@ class Trainer {
   void add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const;
   double lr_at(std::int64_t step, std::int64_t epoch) const;
   void setup_grad_sync();
-  // Combines the ranks' gradients in grad_ (with the loss and stop flag); afterwards
-  // scalars_ hold the sums and grad_[0, P_) the gradient sum (sharded: only in
-  // [upd_lo_, upd_hi_)). Returns the global sum of
-  // squares of the gradient sum when sharded and clipping (else 0).
+  // Combines the ranks' gradients in grad_ (with the loss and stop flag): afterwards
+  // scalars_ hold the sums and grad_ the gradient sum (sharded: only in [upd_lo_, upd_hi_)).
+  // Returns the global sum of squares of the gradient sum when sharded and clipping, else 0.
   double sync_gradients();
   void optimiser_step(float inv_count, double lr, double sumsq);
   void gather_parameters();
   std::vector<float> all_moments(const std::vector<float>& share) const;
   // Bytes this rank has sent in the gradient and parameter exchange, over all communicators.
   std::uint64_t sent_bytes() const {
-    return sync_bytes(comm_.stats()) + (hierarchical_ ? sync_bytes(node_.stats()) + sync_bytes(cross_.stats()) : 0);
+    return sync_bytes(comm_.stats()) +
+           (hierarchical_ ? sync_bytes(node_.stats()) + sync_bytes(cross_.stats()) : 0);
   }
   void load_test_items();
   void build_validation();
@@ -523,8 +523,8 @@ class Trainer {
   enum class Sync { kAllreduce, kBuckets, kSharded } sync_ = Sync::kAllreduce;
   mlp::GradReady buckets_;        // kBuckets: starts an Iallreduce per finished range
   std::vector<Request> pending_;  // kBuckets: the step's allreduces in flight
-  float* grad_ = nullptr;     // the gradient: flat_ or (hierarchical) this rank's shared part
-  float* scalars_ = nullptr;  // loss sum and stop flag, in flat_
+  float* grad_ = nullptr;         // the gradient: flat_ or (hierarchical) this rank's shared part
+  float* scalars_ = nullptr;      // loss sum and stop flag, in flat_
   // kSharded. Flat: rank r updates [shard_off_[r], shard_off_[r + 1]) and the shares are
   // exchanged over all ranks. Hierarchical (several ranks per node, as many on every node):
   // node rank l sums block [node_off_[l], node_off_[l + 1]) from the node's shared gradients,
@@ -624,8 +624,7 @@ double Trainer::lr_at(std::int64_t step, std::int64_t epoch) const {
 // parts + 1 offsets.
 std::vector<std::int64_t> line_partition(std::int64_t lo, std::int64_t hi, int parts) {
   std::vector<std::int64_t> off(static_cast<std::size_t>(parts) + 1, hi);
-  for (int r = 0; r < parts; ++r)
-    off[r] = std::min(hi, lo + ((hi - lo) * r / parts) / 16 * 16);
+  for (int r = 0; r < parts; ++r) off[r] = std::min(hi, lo + ((hi - lo) * r / parts) / 16 * 16);
   return off;
 }
 
@@ -649,14 +648,15 @@ void Trainer::setup_grad_sync() {
   if (sync_ == Sync::kSharded && comm_.size() > 1) {
     node_ = comm_.node();
     const int L = node_.size();
-    hierarchical_ = L > 1 && comm_.allreduce_value(L, Op::kMin) == comm_.allreduce_value(L, Op::kMax);
+    hierarchical_ =
+        L > 1 && comm_.allreduce_value(L, Op::kMin) == comm_.allreduce_value(L, Op::kMax);
     if (hierarchical_) {
       // Node rank l owns block l of the parameters on its node and, with the same node rank
       // on the other nodes (cross_), splits it further by node.
       cross_ = comm_.split(node_.rank(), comm_.rank());
       node_off_ = line_partition(0, P_, L);
-      cross_off_ = line_partition(node_off_[node_.rank()], node_off_[node_.rank() + 1],
-                                  cross_.size());
+      cross_off_ =
+          line_partition(node_off_[node_.rank()], node_off_[node_.rank() + 1], cross_.size());
       upd_lo_ = cross_off_[cross_.rank()];
       upd_hi_ = cross_off_[cross_.rank() + 1];
       // The gradients of all the node's ranks, side by side in shared memory. Where the MPI
@@ -765,7 +765,8 @@ std::vector<float> Trainer::all_moments(const std::vector<float>& share) const {
   std::vector<float> all(static_cast<std::size_t>(P_));
   std::size_t off = 0;
   for (std::size_t r = 0; r < counts.size(); ++r) {
-    std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(off), counts[r], all.begin() + starts[r]);
+    std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(off), counts[r],
+                all.begin() + starts[r]);
     off += static_cast<std::size_t>(counts[r]);
   }
   return all;
@@ -1001,9 +1002,8 @@ void Trainer::train_heads(Model& m) {
 std::string Trainer::config_text() const {
   std::ostringstream os;
   static const char* const kNotHashed[] = {
-      "data",       "projection", "segments",         "out",
-      "checkpoint", "resume",     "stop-after-steps", "checkpoint-every",
-      "grad-sync",  "bucket-mb"};
+      "data",   "projection",       "segments",         "out",       "checkpoint",
+      "resume", "stop-after-steps", "checkpoint-every", "grad-sync", "bucket-mb"};
   for (const auto& [k, v] : p_.config()) {
     if (std::find(std::begin(kNotHashed), std::end(kNotHashed), k) != std::end(kNotHashed))
       continue;
@@ -1162,10 +1162,10 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
 
   TrainResult res;
   res.steps_per_epoch = steps_per_epoch_;
-  res.sync_layout =
-      hierarchical_ ? p_.grad_sync + " over " + std::to_string(cross_.size()) + " node(s) x " +
-                          std::to_string(node_.size()) + " ranks (shared memory within a node)"
-                    : p_.grad_sync + " over " + std::to_string(comm_.size()) + " rank(s)";
+  res.sync_layout = hierarchical_
+                        ? p_.grad_sync + " over " + std::to_string(cross_.size()) + " node(s) x " +
+                              std::to_string(node_.size()) + " ranks (shared memory within a node)"
+                        : p_.grad_sync + " over " + std::to_string(comm_.size()) + " rank(s)";
   res.batch_size = batch_;
   res.planned_epochs = epochs_;
   const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
@@ -1198,8 +1198,8 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
         add_train_user(bt, order_[cursor].second, epoch_);
       const auto t_compute = std::chrono::steady_clock::now();
       const auto bytes0 = sent_bytes();
-      const double loss = net_.loss_and_grad(bt, dropout, grad_, 0,
-                                             sync_ == Sync::kBuckets ? &buckets_ : nullptr);
+      const double loss =
+          net_.loss_and_grad(bt, dropout, grad_, 0, sync_ == Sync::kBuckets ? &buckets_ : nullptr);
       st.compute_seconds += seconds_since(t_compute);
       scalars_[0] = static_cast<float>(loss);
       scalars_[1] = g_stop_requested.load() ? 1.0f : 0.0f;
@@ -1226,8 +1226,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       ++steps_this_run;
       st.samples += count;
       st.step_seconds += seconds_since(t_step);
-      stop =
-          scalars_[1] > 0 || (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
+      stop = scalars_[1] > 0 || (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
       if (stop) g_stop_requested.store(0);  // the request is served
       if (stop && s + 1 < steps_per_epoch_) {
         step_in_epoch_ = s + 1;
@@ -1392,8 +1391,8 @@ void TrainParams::validate() const {
   require(weight_decay >= 0 && std::isfinite(weight_decay), "weight-decay", weight_decay,
           "must be >= 0");
   require(clip >= 0 && std::isfinite(clip), "clip", clip, "must be >= 0 (0 = off)");
-  require(grad_sync == "allreduce" || grad_sync == "buckets" || grad_sync == "sharded",
-          "grad-sync", grad_sync, "use allreduce, buckets or sharded");
+  require(grad_sync == "allreduce" || grad_sync == "buckets" || grad_sync == "sharded", "grad-sync",
+          grad_sync, "use allreduce, buckets or sharded");
   require(std::isfinite(bucket_mb) && bucket_mb > 0, "bucket-mb", bucket_mb, "must be > 0");
   require(lr_schedule == "constant" || lr_schedule == "cosine" || lr_schedule == "step",
           "lr-schedule", lr_schedule, "use constant, cosine or step");

@@ -81,7 +81,8 @@ TEST(CommMpi, IallreduceSeveralInFlight) {
   std::vector<std::vector<float>> bufs;
   for (int b = 0; b < 5; ++b) {
     std::vector<float> v(static_cast<std::size_t>(1000 + 777 * b));
-    for (std::size_t k = 0; k < v.size(); ++k) v[k] = static_cast<float>((r + 1) * (b + 1)) + 0.25f * (k % 8);
+    for (std::size_t k = 0; k < v.size(); ++k)
+      v[k] = static_cast<float>((r + 1) * (b + 1)) + 0.25f * (k % 8);
     bufs.push_back(std::move(v));
   }
   std::vector<Request> reqs;
@@ -94,8 +95,9 @@ TEST(CommMpi, IallreduceSeveralInFlight) {
   const float ranks_sum = static_cast<float>(p * (p + 1) / 2);
   for (int b = 0; b < 5; ++b)
     for (std::size_t k = 0; k < bufs[static_cast<std::size_t>(b)].size(); ++k)
-      ASSERT_FLOAT_EQ(bufs[static_cast<std::size_t>(b)][k],
-                      ranks_sum * static_cast<float>(b + 1) + static_cast<float>(p) * 0.25f * (k % 8))
+      ASSERT_FLOAT_EQ(
+          bufs[static_cast<std::size_t>(b)][k],
+          ranks_sum * static_cast<float>(b + 1) + static_cast<float>(p) * 0.25f * (k % 8))
           << "buffer " << b << " element " << k;
   std::vector<double> one = {3.0};
   Request serial = Comm().iallreduce(std::span<double>(one));

@@ -41,15 +41,15 @@ int main(int argc, char** argv) {
       comm.barrier();
       const auto t0 = std::chrono::steady_clock::now();
       f();
-      const double s =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       t.push_back(comm.allreduce_value(s, segrec::Op::kMax));
     }
     std::sort(t.begin(), t.end());
     if (comm.is_root())
-      std::printf("{\"ranks\": %d, \"floats\": %lld, \"method\": \"%s\", \"median_ms\": %.3f, "
-                  "\"min_ms\": %.3f}\n",
-                  P, static_cast<long long>(n), name, 1e3 * t[t.size() / 2], 1e3 * t.front());
+      std::printf(
+          "{\"ranks\": %d, \"floats\": %lld, \"method\": \"%s\", \"median_ms\": %.3f, "
+          "\"min_ms\": %.3f}\n",
+          P, static_cast<long long>(n), name, 1e3 * t[t.size() / 2], 1e3 * t.front());
     std::fflush(stdout);
   };
   time("allreduce (--grad-sync allreduce)", [&] { comm.allreduce(all); });

@@ -103,7 +103,7 @@ class Request {
 
  private:
   friend class Comm;
-  void* handle_ = nullptr;  // MPI_Request*, owned
+  void* handle_ = nullptr;  // the MPI requests (one per chunk), owned
   std::size_t bytes_ = 0;
 };
 
@@ -112,7 +112,8 @@ class Request {
 /// elements; part(q) is node rank q's part, readable and writable by every
 /// rank of the node. fence() is collective over the node: every write made
 /// before it, by any rank, is visible to every read after it. Over a serial
-/// communicator it is ordinary memory.
+/// communicator it is ordinary memory. The node communicator must outlive
+/// the window (freeing it is collective over the node).
 class SharedWindow {
  public:
   SharedWindow() = default;
@@ -129,8 +130,8 @@ class SharedWindow {
  private:
   friend class Comm;
   void release() noexcept;
-  void* win_ = nullptr;    // MPI_Win*, owned (null when serial)
-  void* comm_ = nullptr;   // MPI_Comm of the node (borrowed)
+  void* win_ = nullptr;   // MPI_Win*, owned (null when serial)
+  void* comm_ = nullptr;  // MPI_Comm of the node (borrowed)
   std::vector<void*> parts_;
   std::vector<char> local_;  // serial storage
 };
@@ -190,7 +191,8 @@ class Comm {
   /// In place. `offsets`: size()+1 ascending element offsets into `data`, the
   /// same on every rank; rank r owns block [offsets[r], offsets[r+1]).
   /// Afterwards each rank's own block holds the reduction of that block over
-  /// all ranks; its other blocks hold partial sums (scratch).
+  /// all ranks, combined in rank order (((x_0 + x_1) + x_2) + ...: the same bits
+  /// however the ranks are placed on hosts); its other blocks are unchanged.
   template <class T>
   void reduce_scatter(std::span<T> data, std::span<const std::int64_t> offsets,
                       Op op = Op::kSum) const {

@@ -82,8 +82,8 @@ struct TrainParams {
   double lr = 5e-4;                                    ///< peak learning rate
   double momentum = 0.9;                               ///< SGD momentum
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;  ///< Adam constants
-  double weight_decay = 0;             ///< decoupled for Adam (AdamW), L2 for SGD; not on biases
-  double clip = 0;                     ///< clip the gradient to this global L2 norm (0 = off)
+  double weight_decay = 0;  ///< decoupled for Adam (AdamW), L2 for SGD; not on biases
+  double clip = 0;          ///< clip the gradient to this global L2 norm (0 = off)
   /// How the ranks combine their gradients each step (the same model either way):
   ///   allreduce  one blocking MPI_Allreduce of the flat gradient after the backward pass
   ///   buckets    an MPI_Iallreduce per bucket (--bucket-mb), started during the backward
@@ -93,7 +93,7 @@ struct TrainParams {
   ///              several ranks on each node, the ranks of a node sum their gradients
   ///              in shared memory and only the nodes exchange messages
   std::string grad_sync = "sharded";
-  double bucket_mb = 4;  ///< buckets: MiB of gradient per nonblocking allreduce
+  double bucket_mb = 4;                ///< buckets: MiB of gradient per nonblocking allreduce
   std::string lr_schedule = "cosine";  ///< constant | cosine | step (after the warmup)
   std::int64_t warmup_steps = 0;       ///< linear warmup steps
   std::int64_t lr_step_epochs = 10;    ///< step schedule: decay every this many epochs
@@ -228,11 +228,12 @@ struct TrainResult {
   bool stopped_early = false;
   std::int64_t steps_per_epoch = 0;
   std::int64_t batch_size = 0, planned_epochs = 0;  ///< as resolved (auto values)
-  std::uint64_t sync_bytes_per_step = 0;  ///< bytes this rank sends per step (gradients and parameters)
+  std::uint64_t sync_bytes_per_step =
+      0;  ///< bytes this rank sends per step (gradients and parameters)
   /// How the gradients were combined, e.g. "sharded over 2 nodes x 2 ranks (shared memory
   /// within a node)" or "allreduce over 4 ranks".
   std::string sync_layout;
-  std::int64_t n_test_users = 0;                    ///< users scored from --test-items
+  std::int64_t n_test_users = 0;  ///< users scored from --test-items
 };
 
 /// The quality table as text (one line per mode, then per segment).
