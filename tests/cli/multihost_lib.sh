@@ -17,7 +17,8 @@ hosts() {
   local np=$1; shift
   local x=()
   [[ -n ${SEGREC_TEST_STEP_DELAY_MS:-} ]] && x=(-x SEGREC_TEST_STEP_DELAY_MS)
-  timeout 150 "$MH_MPIRUN" -n "$np" --map-by node "${x[@]}" "$SEGREC" "$@" >"$WORK/out" 2>"$WORK/err"
+  timeout "${HOSTS_TIMEOUT:-150}" "$MH_MPIRUN" -n "$np" --map-by node "${x[@]}" "$SEGREC" "$@" \
+    >"$WORK/out" 2>"$WORK/err"
 }
 
 # digest FILE: content digests of an HDF5 file's datasets, timings excluded.
