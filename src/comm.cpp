@@ -77,6 +77,14 @@ MPI_Comm as_mpi(const std::unique_ptr<detail::MpiCommHandle>& h) { return h->com
 // Largest message one MPI call carries here: counts are ints.
 constexpr std::size_t kMaxChunk = std::size_t{1} << 30;
 
+// MPI_Bcast of `bytes` from `root` in messages of at most kMaxChunk (no counting).
+void bcast_chunked(char* p, std::size_t bytes, int root, MPI_Comm comm) {
+  for (std::size_t off = 0; off < bytes; off += kMaxChunk) {
+    const auto cnt = static_cast<int>(std::min(kMaxChunk, bytes - off));
+    check_mpi(MPI_Bcast(p + off, cnt, MPI_BYTE, root, comm), "MPI_Bcast");
+  }
+}
+
 }  // namespace
 
 // ---- environment -----------------------------------------------------------------
@@ -121,14 +129,18 @@ void MpiEnvironment::abort(int code) {
 
 Comm::Comm() : stats_(std::make_unique<CommStats>()) {}
 
+void Comm::adopt() {
+  MPI_Comm_set_errhandler(handle_->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(handle_->comm, &rank_);
+  MPI_Comm_size(handle_->comm, &size_);
+}
+
 Comm Comm::world() {
   SEGREC_ASSERT(MpiEnvironment::initialized(), "Comm::world() needs MPI");
   Comm c;
   c.handle_ = std::make_unique<detail::MpiCommHandle>();
   check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &c.handle_->comm), "MPI_Comm_dup");
-  MPI_Comm_set_errhandler(c.handle_->comm, MPI_ERRORS_RETURN);
-  MPI_Comm_rank(c.handle_->comm, &c.rank_);
-  MPI_Comm_size(c.handle_->comm, &c.size_);
+  c.adopt();
   return c;
 }
 
@@ -146,9 +158,7 @@ Comm Comm::split(int color, int key) const {
   c.handle_ = std::make_unique<detail::MpiCommHandle>();
   const watchdog::InFlight wd(watchdog::Kind::kCommSplit, 0);
   check_mpi(MPI_Comm_split(as_mpi(handle_), color, key, &c.handle_->comm), "MPI_Comm_split");
-  MPI_Comm_set_errhandler(c.handle_->comm, MPI_ERRORS_RETURN);
-  MPI_Comm_rank(c.handle_->comm, &c.rank_);
-  MPI_Comm_size(c.handle_->comm, &c.size_);
+  c.adopt();
   return c;
 }
 
@@ -160,9 +170,7 @@ Comm Comm::node() const {
   check_mpi(MPI_Comm_split_type(as_mpi(handle_), MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL,
                                 &c.handle_->comm),
             "MPI_Comm_split_type");
-  MPI_Comm_set_errhandler(c.handle_->comm, MPI_ERRORS_RETURN);
-  MPI_Comm_rank(c.handle_->comm, &c.rank_);
-  MPI_Comm_size(c.handle_->comm, &c.size_);
+  c.adopt();
   return c;
 }
 
@@ -279,13 +287,7 @@ Request::Request(Request&& o) noexcept : handle_(o.handle_), bytes_(o.bytes_) {
 
 Request& Request::operator=(Request&& o) noexcept {
   if (this != &o) {
-    if (handle_ && std::uncaught_exceptions() == 0) {
-      try {
-        wait();
-      } catch (...) {
-      }
-    }
-    delete as_set(handle_);
+    finish();
     handle_ = o.handle_;
     bytes_ = o.bytes_;
     o.handle_ = nullptr;
@@ -293,15 +295,19 @@ Request& Request::operator=(Request&& o) noexcept {
   return *this;
 }
 
-Request::~Request() {
+Request::~Request() { finish(); }
+
+void Request::finish() noexcept {
   if (!handle_) return;
   if (std::uncaught_exceptions() == 0) {
     try {
-      wait();
+      wait();  // completes and frees the requests
+      return;
     } catch (...) {  // a failed collective: the caller's error path decides
     }
   }
   delete as_set(handle_);
+  handle_ = nullptr;
 }
 
 void Request::wait() {
@@ -350,12 +356,16 @@ Request Comm::iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t e
 
 // ---- reduce-scatter and allgather of blocks ------------------------------------------------
 
-void Comm::reduce_scatter_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
-                              std::size_t elem, Op op) const {
+void Comm::check_block_offsets(const char* what, std::span<const std::int64_t> offsets) const {
   if (offsets.size() != static_cast<std::size_t>(size_) + 1)
-    throw Error(detail::concat("reduce_scatter: ", offsets.size(), " offsets for ", size_,
+    throw Error(detail::concat(what, ": ", offsets.size(), " offsets for ", size_,
                                " ranks (need ranks + 1)"),
                 kExitOther, /*collective=*/true);
+}
+
+void Comm::reduce_scatter_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
+                              std::size_t elem, Op op) const {
+  check_block_offsets("reduce_scatter", offsets);
   if (!handle_ || size_ == 1) return;
   const auto total = static_cast<std::size_t>(offsets[size_] - offsets[0]);
   if (total == 0) return;
@@ -419,10 +429,7 @@ void Comm::reduce_scatter_raw(void* data, std::span<const std::int64_t> offsets,
 
 void Comm::allgather_blocks_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
                                 std::size_t elem) const {
-  if (offsets.size() != static_cast<std::size_t>(size_) + 1)
-    throw Error(detail::concat("allgather_blocks: ", offsets.size(), " offsets for ", size_,
-                               " ranks (need ranks + 1)"),
-                kExitOther, /*collective=*/true);
+  check_block_offsets("allgather_blocks", offsets);
   if (!handle_) return;
   auto* base = static_cast<char*>(data);
   const auto total = static_cast<std::size_t>(offsets[size_] - offsets[0]);
@@ -442,14 +449,10 @@ void Comm::allgather_blocks_raw(void* data, std::span<const std::int64_t> offset
               "MPI_Allgatherv");
     return;
   }
-  for (int r = 0; r < size_; ++r) {
-    const auto bytes = static_cast<std::size_t>(offsets[r + 1] - offsets[r]) * elem;
-    char* p = base + static_cast<std::size_t>(offsets[r]) * elem;
-    for (std::size_t o = 0; o < bytes; o += kMaxChunk) {
-      const auto cnt = static_cast<int>(std::min(kMaxChunk, bytes - o));
-      check_mpi(MPI_Bcast(p + o, cnt, MPI_BYTE, r, as_mpi(handle_)), "MPI_Bcast");
-    }
-  }
+  // Over 1 GiB: one chunked broadcast per rank.
+  for (int r = 0; r < size_; ++r)
+    bcast_chunked(base + static_cast<std::size_t>(offsets[r]) * elem,
+                  static_cast<std::size_t>(offsets[r + 1] - offsets[r]) * elem, r, as_mpi(handle_));
 }
 
 ValueIndex Comm::allreduce_maxloc(ValueIndex v) const {
@@ -474,11 +477,7 @@ void Comm::broadcast_raw(void* data, std::size_t bytes, int root) const {
   stats_->bcast_calls++;
   if (rank_ == root) stats_->bcast_bytes += bytes;
   const watchdog::InFlight wd(watchdog::Kind::kBroadcast, bytes);
-  auto* p = static_cast<char*>(data);
-  for (std::size_t off = 0; off < bytes; off += kMaxChunk) {
-    const auto cnt = static_cast<int>(std::min(kMaxChunk, bytes - off));
-    check_mpi(MPI_Bcast(p + off, cnt, MPI_BYTE, root, as_mpi(handle_)), "MPI_Bcast");
-  }
+  bcast_chunked(static_cast<char*>(data), bytes, root, as_mpi(handle_));
 }
 
 void Comm::broadcast(std::string& s, int root) const {
@@ -521,10 +520,7 @@ std::vector<char> Comm::allgatherv_raw(const void* data, std::size_t bytes,
   std::size_t off = 0;
   for (int r = 0; r < size_; ++r) {
     if (r == rank_ && bytes) std::memcpy(out.data() + off, data, bytes);
-    for (std::size_t o = 0; o < static_cast<std::size_t>(counts[r]); o += kMaxChunk) {
-      const auto cnt = static_cast<int>(std::min(kMaxChunk, counts[r] - o));
-      check_mpi(MPI_Bcast(out.data() + off + o, cnt, MPI_BYTE, r, as_mpi(handle_)), "MPI_Bcast");
-    }
+    bcast_chunked(out.data() + off, static_cast<std::size_t>(counts[r]), r, as_mpi(handle_));
     off += static_cast<std::size_t>(counts[r]);
   }
   return out;

@@ -528,7 +528,7 @@ class Trainer {
   // kSharded. Flat: rank r updates [shard_off_[r], shard_off_[r + 1]) and the shares are
   // exchanged over all ranks. Hierarchical (several ranks per node, as many on every node):
   // node rank l sums block [node_off_[l], node_off_[l + 1]) from the node's shared gradients,
-  // and splits it with the other nodes' rank l (cross_) at cross_off_.
+  // and splits it with the other nodes' rank l (cross_) at cross_off_ (relative to the block).
   bool hierarchical_ = false;
   Comm node_, cross_;      // before grad_win_, which uses node_
   SharedWindow grad_win_;  // node ranks x P floats
@@ -655,10 +655,11 @@ void Trainer::setup_grad_sync() {
       // on the other nodes (cross_), splits it further by node.
       cross_ = comm_.split(node_.rank(), comm_.rank());
       node_off_ = line_partition(0, P_, L);
-      cross_off_ =
-          line_partition(node_off_[node_.rank()], node_off_[node_.rank() + 1], cross_.size());
-      upd_lo_ = cross_off_[cross_.rank()];
-      upd_hi_ = cross_off_[cross_.rank() + 1];
+      // The nodes' parts of this rank's block, relative to the block.
+      const std::int64_t b0 = node_off_[node_.rank()], b1 = node_off_[node_.rank() + 1];
+      cross_off_ = line_partition(0, b1 - b0, cross_.size());
+      upd_lo_ = b0 + cross_off_[cross_.rank()];
+      upd_hi_ = b0 + cross_off_[cross_.rank() + 1];
       // The gradients of all the node's ranks, side by side in shared memory. Where the MPI
       // library cannot share memory, every rank falls back to the flat exchange together.
       int ok = 1;
@@ -706,24 +707,21 @@ double Trainer::sync_gradients() {
     grad_win_.fence();
     const int l = node_.rank(), L = node_.size();
     const std::int64_t b0 = node_off_[l], b1 = node_off_[l + 1];
-    std::vector<const float*> parts(static_cast<std::size_t>(L));
-    for (int q = 0; q < L; ++q) parts[q] = grad_win_.part<float>(q);
+    const auto part = [this](int q) { return grad_win_.part<const float>(q); };
     float* mine = grad_;
     constexpr std::int64_t kTile = 1024;  // floats per tile, summed in registers over the parts
     for (std::int64_t t = b0; t < b1; t += kTile) {
       const std::int64_t e = std::min(b1, t + kTile);
       float acc[kTile];
-      std::copy(parts[0] + t, parts[0] + e, acc);
+      std::copy(part(0) + t, part(0) + e, acc);
       for (int q = 1; q < L; ++q) {
-        const float* __restrict x = parts[q] + t;
+        const float* __restrict x = part(q) + t;
         for (std::int64_t k = 0; k < e - t; ++k) acc[k] += x[k];
       }
       std::copy(acc, acc + (e - t), mine + t);
     }
-    std::vector<std::int64_t> rel(cross_off_.size());
-    for (std::size_t i = 0; i < rel.size(); ++i) rel[i] = cross_off_[i] - b0;
     cross_.reduce_scatter(std::span<float>(mine + b0, static_cast<std::size_t>(b1 - b0)),
-                          std::span<const std::int64_t>(rel));
+                          std::span<const std::int64_t>(cross_off_));
   } else {
     comm_.reduce_scatter(std::span<float>(grad_, static_cast<std::size_t>(P_)),
                          std::span<const std::int64_t>(shard_off_));
@@ -748,10 +746,8 @@ void Trainer::gather_parameters() {
   }
   const int l = node_.rank();
   const std::int64_t b0 = node_off_[l], b1 = node_off_[l + 1];
-  std::vector<std::int64_t> rel(cross_off_.size());
-  for (std::size_t i = 0; i < rel.size(); ++i) rel[i] = cross_off_[i] - b0;
   cross_.allgather_blocks(std::span<float>(w.data() + b0, static_cast<std::size_t>(b1 - b0)),
-                          std::span<const std::int64_t>(rel));
+                          std::span<const std::int64_t>(cross_off_));
   node_.allgather_blocks(std::span<float>(w), std::span<const std::int64_t>(node_off_));
 }
 

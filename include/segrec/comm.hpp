@@ -103,6 +103,7 @@ class Request {
 
  private:
   friend class Comm;
+  void finish() noexcept;   // wait (unless unwinding) and free
   void* handle_ = nullptr;  // the MPI requests (one per chunk), owned
   std::size_t bytes_ = 0;
 };
@@ -321,6 +322,8 @@ class Comm {
   void* native() const;
 
  private:
+  void adopt();  // a new handle_->comm: error handler, rank and size
+  void check_block_offsets(const char* what, std::span<const std::int64_t> offsets) const;
   void allreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const;
   Request iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const;
   void reduce_scatter_raw(void* data, std::span<const std::int64_t> offsets, int dtype,

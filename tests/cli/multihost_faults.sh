@@ -18,9 +18,12 @@ C=(cluster --projection "$D/h.h5" --k 6 --n-init 1 --tol 0)
 T=(train --data "$D/ds.h5" --hidden 32 --epochs 3 --batch-size 100 --patience 0)
 STALL=20
 
+# model_digest FILE: the digests of a model's weights and curves (what a resume must reproduce).
+model_digest() { digest "$1" | grep -E '/mlp/|/curves/(train_loss|val_ndcg)'; }
+
 # References: uninterrupted runs at -n 3.
 seg 3 "${C[@]}" --out "$D/seg_ref.h5" && digest "$D/seg_ref.h5" >"$D/seg_ref.d" &&
-  seg 3 "${T[@]}" --out "$D/model_ref.h5" && digest "$D/model_ref.h5" | grep -E '/mlp/|/curves/(train_loss|val_ndcg)' >"$D/model_ref.d" ||
+  seg 3 "${T[@]}" --out "$D/model_ref.h5" && model_digest "$D/model_ref.h5" >"$D/model_ref.d" ||
   { bad "reference runs: $(tail -c 600 "$WORK/err")"; finish; exit 1; }
 
 # faulty NAME FAULT PATTERN ARGS...: starts ARGS on the 3 hosts with a slow step
@@ -70,6 +73,13 @@ again() {
   HOSTS_TIMEOUT=90 hosts 3 "$@"
 }
 
+# resume_matches OK_TEXT BAD_TEXT: --resume on the 3 hosts gives the reference model.
+resume_matches() {
+  again "${T[@]}" --out "$M" --resume && model_digest "$M" >"$WORK/m.d" &&
+    diff -q "$D/model_ref.d" "$WORK/m.d" >/dev/null && ok "$1" ||
+    bad "$2: $(diff "$D/model_ref.d" "$WORK/m.d" | head -3) $(tail -c 300 "$WORK/err")"
+}
+
 # 1. Link cut mid-K-means: watchdog ends the job; no segments left; rerun = reference.
 STEP_MS=1000
 faulty "link cut mid-K-means" cut "test step 'cluster' k-means iteration 3" "${C[@]}" --out "$WORK/o/seg.h5"
@@ -94,9 +104,7 @@ expect_stall "link cut mid-training" "'train epoch 2', step [0-9]+" stall
 digest "$M.ckpt.h5" >"$WORK/ckpt_after.d" && [[ -s "$WORK/ckpt_before.d" ]] &&
   diff -q "$WORK/ckpt_before.d" "$WORK/ckpt_after.d" >/dev/null && ok "last checkpoint intact" ||
   bad "checkpoint changed or unreadable: $(diff "$WORK/ckpt_before.d" "$WORK/ckpt_after.d" | head -3)"
-again "${T[@]}" --out "$M" --resume && digest "$M" | grep -E '/mlp/|/curves/(train_loss|val_ndcg)' >"$WORK/m.d" &&
-  diff -q "$D/model_ref.d" "$WORK/m.d" >/dev/null && ok "--resume after the link is back = uninterrupted model" ||
-  bad "resume: $(diff "$D/model_ref.d" "$WORK/m.d" | head -3) $(tail -c 300 "$WORK/err")"
+resume_matches "--resume after the link is back = uninterrupted model" "resume"
 rm -rf "$WORK/o"/*
 
 # 3. Host lost for good mid-training (its processes killed): the job ends, the
@@ -109,9 +117,7 @@ expect_stall "host killed mid-training" "'train epoch 2', step [0-9]+" any
   bad "outputs after the kill: $(ls -A "$WORK/o")"
 digest "$M.ckpt.h5" >"$WORK/ckpt_after.d" && diff -q "$WORK/ckpt_before.d" "$WORK/ckpt_after.d" >/dev/null &&
   ok "last checkpoint intact (host killed)" || bad "checkpoint changed after the kill"
-again "${T[@]}" --out "$M" --resume && digest "$M" | grep -E '/mlp/|/curves/(train_loss|val_ndcg)' >"$WORK/m.d" &&
-  diff -q "$D/model_ref.d" "$WORK/m.d" >/dev/null && ok "--resume after a lost host = uninterrupted model" ||
-  bad "resume after kill: $(diff "$D/model_ref.d" "$WORK/m.d" | head -3) $(tail -c 300 "$WORK/err")"
+resume_matches "--resume after a lost host = uninterrupted model" "resume after kill"
 rm -rf "$WORK/o"/*
 
 # 4. Host lost mid-K-means (killed).
