@@ -1,13 +1,17 @@
-// GCC 12 reports false "may be used uninitialized" warnings inside Eigen's
-// AVX-512 GEMM kernels for double; they are not about this code.
+// GCC 12 reports false "(may be) used uninitialized" warnings inside Eigen's
+// AVX-512 kernels (GEMM for double; the _mm512_undefined_* operands of its
+// vectorised exp); they are not about this code.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "segrec/mlp.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
+#include "segrec/comm.hpp"
 #include "segrec/error.hpp"
 #include "segrec/params.hpp"
 
@@ -119,7 +123,7 @@ void Network<T>::forward(const Batch<T>& bt, T dropout) {
 // With output_bias false (and a hidden layer), the output layer's bias is left
 // for the loss to add row by row, while each row is in cache.
 template <class T>
-void Network<T>::forward_impl(const Batch<T>& bt, T dropout, bool output_bias) {
+void Network<T>::forward_impl(const Batch<T>& bt, T dropout, bool output_bias, bool skip_output) {
   const int L = shape_.n_layers();
   bias_pending_ = false;
   const std::int64_t n = bt.rows;
@@ -175,6 +179,7 @@ void Network<T>::forward_impl(const Batch<T>& bt, T dropout, bool output_bias) {
       H_[l].topRows(n).array() = S.array() * M_[l].topRows(n).array();
       in = &H_[l];
     }
+    if (skip_output && l + 2 == L) break;
     auto Anext = A_[l + 1].topRows(n);
     if (l + 2 == L && !output_bias) {
       Anext.noalias() = in->topRows(n) * W(l + 1);
@@ -261,7 +266,128 @@ double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad, int fir
   const double loss = shape_.loss == Loss::kSoftmax ? loss_softmax(bt, gb) : loss_bce(bt, gb);
   if (grad)
     backward(bt, dropout, grad, /*output_bias_done=*/pending, first_layer,
-             first_layer == 0 ? buckets : nullptr);
+             first_layer == 0 ? buckets : nullptr, shape_.n_layers() - 1);
+  return loss;
+}
+
+template <class T>
+double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T* grad_out,
+                                       const Comm& comm, std::span<const std::int64_t> cols) {
+  const int L = shape_.n_layers(), P = comm.size(), me = comm.rank();
+  if (L < 2 || std::ssize(cols) != P + 1 || cols.front() != 0 || cols.back() != shape_.n_out)
+    throw UsageError("mlp: the item-parallel step needs a hidden layer and one column range per rank");
+  const std::int64_t h = shape_.hidden.back(), n = bt.rows;
+  const std::int64_t c0 = cols[me], nc = cols[me + 1] - c0;
+  forward_impl(bt, dropout, /*output_bias=*/false, /*skip_output=*/true);
+
+  // The global batch: every rank's rows of the last hidden layer, in rank order (N x h).
+  const auto rows_of = comm.allgatherv(std::vector<std::int64_t>{n});
+  std::vector<std::int64_t> row_off(static_cast<std::size_t>(P) + 1, 0), elem_off(row_off);
+  for (int r = 0; r < P; ++r) {
+    row_off[r + 1] = row_off[r] + rows_of[r];
+    elem_off[r + 1] = row_off[r + 1] * h;
+  }
+  const std::int64_t N = row_off[P], r0 = row_off[me];
+  if (Hall_.rows() < N) Hall_.resize(N, h);
+  if (n > 0) Hall_.middleRows(r0, n) = top_input(dropout).topRows(n);
+  comm.allgather_blocks(std::span<T>(Hall_.data(), static_cast<std::size_t>(N * h)),
+                        std::span<const std::int64_t>(elem_off));
+  const auto Hall = Hall_.topRows(N);
+  // ... and their targets (CSR over the N rows).
+  const std::int64_t nt = bt.tgt_ptr[static_cast<std::size_t>(n)];
+  std::vector<std::int64_t> tn(static_cast<std::size_t>(n));
+  for (std::int64_t r = 0; r < n; ++r) tn[r] = bt.tgt_ptr[r + 1] - bt.tgt_ptr[r];
+  const auto tn_all = comm.allgatherv(tn);
+  const auto ti = comm.allgatherv(std::span<const std::int32_t>(bt.tgt_idx.data(), nt));
+  const auto tv = comm.allgatherv(std::span<const T>(bt.tgt_val.data(), nt));
+  std::vector<std::int64_t> tp(static_cast<std::size_t>(N) + 1, 0);
+  for (std::int64_t r = 0; r < N; ++r) tp[r + 1] = tp[r] + tn_all[r];
+  const auto mine = [&](std::int64_t k) { return ti[k] >= c0 && ti[k] < c0 + nc; };
+
+  // This rank's columns of the logits: Z = Hall W_out[:, cols] + b_out[cols] (N x nc).
+  if (Zc_.rows() < N || Zc_.cols() != nc) Zc_.resize(std::max(N, Zc_.rows()), nc);
+  auto Z = Zc_.topRows(N);
+  const CMatMap Wo(params_.data() + layout_.w[L - 1], h, shape_.n_out);
+  const auto Wc = Wo.middleCols(c0, nc);
+  const auto bc = b(L - 1).segment(c0, nc).transpose();
+  if (nc > 0 && N > 0) {
+    Z.noalias() = Hall * Wc;
+    Z.rowwise() += bc;
+  }
+
+  // Loss and dL/dz on this rank's columns.
+  double loss = 0;
+  if (shape_.loss == Loss::kSoftmax) {
+    // Row maxima, then sum exp(z - max) and the targets' sum x z over all columns.
+    std::vector<T> mx(static_cast<std::size_t>(N), -std::numeric_limits<T>::infinity());
+    if (nc > 0)
+      for (std::int64_t r = 0; r < N; ++r) mx[r] = Z.row(r).maxCoeff();
+    comm.allreduce(mx, Op::kMax);
+    std::vector<double> st(static_cast<std::size_t>(2 * N), 0.0);
+    for (std::int64_t r = 0; r < N; ++r) {
+      auto z = Z.row(r);
+      double tz = 0;
+      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
+        if (mine(k)) tz += static_cast<double>(tv[k]) * static_cast<double>(z(ti[k] - c0));
+      z.array() = (z.array() - mx[r]).exp();
+      st[2 * r] = static_cast<double>(z.sum());
+      st[2 * r + 1] = tz;
+    }
+    comm.allreduce(st);
+    for (std::int64_t r = 0; r < N; ++r) {
+      auto z = Z.row(r);
+      T tsum = 0;
+      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k) tsum += tv[k];
+      if (tsum == T(0)) {
+        z.setZero();
+        continue;
+      }
+      z *= tsum / static_cast<T>(st[2 * r]);
+      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
+        if (mine(k)) z(ti[k] - c0) -= tv[k];
+      if (r >= r0 && r < r0 + n)
+        loss += static_cast<double>(tsum) *
+                    (static_cast<double>(mx[r]) + std::log(st[2 * r])) -
+                st[2 * r + 1];
+    }
+  } else {
+    for (std::int64_t r = 0; r < N; ++r) {
+      auto z = Z.row(r);
+      double tz = 0;
+      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
+        if (mine(k)) tz += static_cast<double>(tv[k]) * static_cast<double>(z(ti[k] - c0));
+      const T sp = (z.array().max(T(0)) + (-z.array().abs()).exp().log1p()).sum();
+      loss += static_cast<double>(sp) - tz;
+      z.array() = T(1) / (T(1) + (-z.array()).exp());
+      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
+        if (mine(k)) z(ti[k] - c0) -= tv[k];
+    }
+  }
+
+  // The output layer's gradient on this rank's columns is complete: the whole batch is here.
+  MatMap gW(grad_out, h, nc);
+  VecMap gb(grad_out + h * nc, nc);
+  if (N > 0) {
+    gW.noalias() = Hall.transpose() * Z;
+    gb = Z.colwise().sum().transpose();
+  } else {
+    gW.setZero();
+    gb.setZero();
+  }
+  // dL/dH of every row from this rank's columns, summed over the ranks onto the rows' owners.
+  if (dHall_.rows() < N) dHall_.resize(N, h);
+  auto dH = dHall_.topRows(N);
+  if (nc > 0)
+    dH.noalias() = Z * Wc.transpose();
+  else
+    dH.setZero();
+  comm.reduce_scatter(std::span<T>(dHall_.data(), static_cast<std::size_t>(N * h)),
+                      std::span<const std::int64_t>(elem_off));
+  if (n > 0) {
+    G_[L - 2].topRows(n) = dH.middleRows(r0, n);
+    hidden_grad(L - 2, n, dropout);
+  }
+  backward(bt, dropout, grad, /*output_bias_done=*/false, 0, nullptr, L - 2);
   return loss;
 }
 
@@ -273,21 +399,32 @@ void Network<T>::announce(const GradReady* buckets, std::int64_t begin, std::int
 }
 
 template <class T>
+void Network<T>::hidden_grad(int j, std::int64_t n, T dropout) {
+  auto G = G_[j].topRows(n);
+  if (dropout > 0) G.array() *= M_[j].topRows(n).array();
+  auto S = A_[j].topRows(n);  // the activation; becomes dL/dA_j
+  if (shape_.activation == Activation::kRelu)
+    S.array() = (S.array() > T(0)).select(G.array(), T(0));
+  else
+    S.array() = G.array() * (T(1) - S.array().square());
+}
+
+template <class T>
 void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bias_done,
-                          int first_layer, const GradReady* buckets) {
+                          int first_layer, const GradReady* buckets, int top) {
   const int L = shape_.n_layers();
   const std::int64_t n = rows_;
-  first_layer = std::clamp(first_layer, 0, L - 1);
+  first_layer = std::clamp(first_layer, 0, top);
   // Layer l's block [W_l, b_l] is contiguous in the flat layout.
   const auto layer_end = [&](int l) { return layout_.b[l] + shape_.fan_out(l); };
   if (n == 0) {
-    const std::int64_t from = first_layer == 0 ? 0 : layout_.w[first_layer];
-    std::fill(grad + from, grad + (first_layer == 0 ? layout_.size : layout_.emb), T(0));
-    for (int l = L - 1; l >= first_layer; --l) announce(buckets, layout_.w[l], layer_end(l));
+    std::fill(grad + layout_.w[first_layer], grad + layer_end(top), T(0));
+    if (first_layer == 0) std::fill(grad + layout_.emb, grad + layout_.size, T(0));
+    for (int l = top; l >= first_layer; --l) announce(buckets, layout_.w[l], layer_end(l));
     announce(buckets, layout_.emb, layout_.size);
     return;
   }
-  for (int l = L - 1; l >= first_layer; --l) {
+  for (int l = top; l >= first_layer; --l) {
     const std::int64_t fi = shape_.fan_in(l), fo = shape_.fan_out(l);
     const auto dA = A_[l].topRows(n);  // dL/d(pre-activation of layer l), n x fo
     MatMap gW(grad + layout_.w[l], fi, fo);
@@ -301,14 +438,8 @@ void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bi
       gW.noalias() = in.topRows(n).transpose() * dA;
       announce(buckets, layout_.w[l], layer_end(l));
       if (l == first_layer) break;  // the layers below are frozen
-      auto G = G_[l - 1].topRows(n);
-      G.noalias() = dA * W(l).transpose();
-      if (dropout > 0) G.array() *= M_[l - 1].topRows(n).array();
-      auto S = A_[l - 1].topRows(n);  // the activation; becomes dL/dA_{l-1}
-      if (shape_.activation == Activation::kRelu)
-        S.array() = (S.array() > T(0)).select(G.array(), T(0));
-      else
-        S.array() = G.array() * (T(1) - S.array().square());
+      G_[l - 1].topRows(n).noalias() = dA * W(l).transpose();
+      hidden_grad(l - 1, n, dropout);
       continue;
     }
     // Layer 0: the sparse rows of W0 get X^T dA as a scatter of row updates.

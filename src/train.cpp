@@ -474,7 +474,11 @@ class Trainer {
   double sync_gradients();
   void optimiser_step(float inv_count, double lr, double sumsq);
   void gather_parameters();
+  // --grad-sync items: every rank gets the output columns the others updated.
+  void gather_output_columns();
   std::vector<float> all_moments(const std::vector<float>& share) const;
+  // This rank's part of full (P_) moments: its owned ranges, concatenated.
+  std::vector<float> own_moments(const std::vector<float>& all) const;
   // Bytes this rank has sent in the gradient and parameter exchange, over all communicators.
   std::uint64_t sent_bytes() const {
     return sync_bytes(comm_.stats()) +
@@ -520,7 +524,7 @@ class Trainer {
 
   std::vector<float> flat_;  // [gradient (P) | loss sum | stop flag]; see setup_grad_sync()
   // --grad-sync
-  enum class Sync { kAllreduce, kBuckets, kSharded } sync_ = Sync::kAllreduce;
+  enum class Sync { kAllreduce, kBuckets, kSharded, kItems } sync_ = Sync::kAllreduce;
   mlp::GradReady buckets_;        // kBuckets: starts an Iallreduce per finished range
   std::vector<Request> pending_;  // kBuckets: the step's allreduces in flight
   float* grad_ = nullptr;         // the gradient: flat_ or (hierarchical) this rank's shared part
@@ -533,9 +537,24 @@ class Trainer {
   Comm node_, cross_;      // before grad_win_, which uses node_
   SharedWindow grad_win_;  // node ranks x P floats
   std::vector<std::int64_t> shard_off_, node_off_, cross_off_;
-  std::int64_t upd_lo_ = 0, upd_hi_ = 0;  // the parameters this rank updates
-  std::vector<std::pair<std::int64_t, std::int64_t>> upd_decayed_;  // decayed_ in them
-  std::vector<float> m_, v_;  // optimiser moments (sharded: this rank's share only)
+  std::int64_t upd_lo_ = 0, upd_hi_ = 0;  // the share of [0, D_) this rank updates
+  // kItems (several ranks, a hidden layer): the output layer is split by item columns, rank r
+  // owning [cols_[r], cols_[r + 1]) (see Network::loss_and_grad_split); the parameters below
+  // it, [0, D_), are sharded as above; the small embedding is allreduced and updated by all.
+  bool items_ = false;
+  std::int64_t D_ = 0;             // end of the sharded parameters (P_ unless items_)
+  std::vector<std::int64_t> cols_;  // items_: column offsets of the output layer
+  std::vector<float> grad_out_;     // items_: (h + 1) x nc, this rank's output-layer gradient
+  // The parameter ranges this rank updates, with their gradient; the moments m_, v_ hold
+  // these ranges back to back. Replicated ranges are updated alike on every rank.
+  struct Owned {
+    std::int64_t param = 0, n = 0;
+    float* grad = nullptr;
+    bool replicated = false;
+    std::vector<std::pair<std::int64_t, std::int64_t>> decayed;  // relative to param
+  };
+  std::vector<Owned> own_;
+  std::vector<float> m_, v_;  // optimiser moments of own_
   std::vector<float> best_params_;
   // Progress (checkpointed).
   std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
@@ -631,6 +650,7 @@ std::vector<std::int64_t> line_partition(std::int64_t lo, std::int64_t hi, int p
 void Trainer::setup_grad_sync() {
   sync_ = p_.grad_sync == "buckets"   ? Sync::kBuckets
           : p_.grad_sync == "sharded" ? Sync::kSharded
+          : p_.grad_sync == "items"   ? Sync::kItems
                                       : Sync::kAllreduce;
   if (sync_ == Sync::kBuckets) {
     buckets_.bucket_elems =
@@ -640,12 +660,19 @@ void Trainer::setup_grad_sync() {
       for (auto& r : pending_) r.test();  // progress the earlier buckets
     };
   }
-  // Which parameters this rank updates: all of them, or (sharded) its share.
+  const int L_net = shape_.n_layers();
+  const mlp::Layout& lay = net_.layout();
+  // Item columns need a hidden layer (the split exchanges its rows) and several ranks;
+  // otherwise items behaves as sharded.
+  if (sync_ == Sync::kItems && (comm_.size() == 1 || L_net < 2)) sync_ = Sync::kSharded;
+  items_ = sync_ == Sync::kItems;
+  D_ = items_ ? lay.w[L_net - 1] : P_;
+  // Which parameters of [0, D_) this rank updates: all of them, or (sharded) its share.
   upd_lo_ = 0;
-  upd_hi_ = P_;
+  upd_hi_ = D_;
   hierarchical_ = false;
-  shard_off_ = line_partition(0, P_, comm_.size());
-  if (sync_ == Sync::kSharded && comm_.size() > 1) {
+  shard_off_ = line_partition(0, D_, comm_.size());
+  if ((sync_ == Sync::kSharded || items_) && comm_.size() > 1) {
     node_ = comm_.node();
     const int L = node_.size();
     hierarchical_ =
@@ -654,7 +681,7 @@ void Trainer::setup_grad_sync() {
       // Node rank l owns block l of the parameters on its node and, with the same node rank
       // on the other nodes (cross_), splits it further by node.
       cross_ = comm_.split(node_.rank(), comm_.rank());
-      node_off_ = line_partition(0, P_, L);
+      node_off_ = line_partition(0, D_, L);
       // The nodes' parts of this rank's block, relative to the block.
       const std::int64_t b0 = node_off_[node_.rank()], b1 = node_off_[node_.rank() + 1];
       cross_off_ = line_partition(0, b1 - b0, cross_.size());
@@ -678,15 +705,33 @@ void Trainer::setup_grad_sync() {
       upd_hi_ = shard_off_[comm_.rank() + 1];
     }
   }
-  upd_decayed_.clear();
-  for (const auto& [lo, hi] : decayed_)
-    if (std::max(lo, upd_lo_) < std::min(hi, upd_hi_))
-      upd_decayed_.emplace_back(std::max(lo, upd_lo_) - upd_lo_, std::min(hi, upd_hi_) - upd_lo_);
   // The gradient buffer, followed by the loss and the stop flag (hierarchical: the gradient
   // lives in the shared window, flat_ holds the two scalars only).
   flat_.assign(static_cast<std::size_t>(hierarchical_ ? 0 : P_) + 2, 0.0f);
   grad_ = hierarchical_ ? grad_win_.part<float>(node_.rank()) : flat_.data();
   scalars_ = flat_.data() + (hierarchical_ ? 0 : P_);
+
+  // The ranges this rank updates.
+  own_.clear();
+  const auto add_owned = [&](std::int64_t param, std::int64_t n, float* g, bool replicated) {
+    Owned o{param, n, g, replicated, {}};
+    for (const auto& [lo, hi] : decayed_)
+      if (std::max(lo, param) < std::min(hi, param + n))
+        o.decayed.emplace_back(std::max(lo, param) - param, std::min(hi, param + n) - param);
+    own_.push_back(std::move(o));
+  };
+  const bool shared_update = sync_ == Sync::kSharded || items_;
+  add_owned(upd_lo_, upd_hi_ - upd_lo_, grad_ + upd_lo_, !shared_update || comm_.size() == 1);
+  if (items_) {
+    cols_ = line_partition(0, shape_.n_out, comm_.size());
+    const std::int64_t h = shape_.fan_in(L_net - 1), c0 = cols_[comm_.rank()],
+                       nc = cols_[comm_.rank() + 1] - c0;
+    grad_out_.assign(static_cast<std::size_t>((h + 1) * nc), 0.0f);
+    for (std::int64_t i = 0; i < h; ++i)
+      add_owned(lay.w[L_net - 1] + i * shape_.n_out + c0, nc, grad_out_.data() + i * nc, false);
+    add_owned(lay.b[L_net - 1] + c0, nc, grad_out_.data() + h * nc, false);
+    if (P_ > lay.emb) add_owned(lay.emb, P_ - lay.emb, grad_ + lay.emb, true);
+  }
 }
 
 double Trainer::sync_gradients() {
@@ -723,62 +768,122 @@ double Trainer::sync_gradients() {
     cross_.reduce_scatter(std::span<float>(mine + b0, static_cast<std::size_t>(b1 - b0)),
                           std::span<const std::int64_t>(cross_off_));
   } else {
-    comm_.reduce_scatter(std::span<float>(grad_, static_cast<std::size_t>(P_)),
+    comm_.reduce_scatter(std::span<float>(grad_, static_cast<std::size_t>(D_)),
                          std::span<const std::int64_t>(shard_off_));
   }
-  // Every parameter is in exactly one rank's share: the squared norm sums over the ranks.
+  // Every parameter is in exactly one rank's share (a replicated range counts on rank 0): the
+  // squared norm sums over the ranks. items_: the embedding's gradient is summed here, with
+  // the loss, and counted after.
+  const auto sumsq = [](const float* g, std::int64_t n) {
+    double ss = 0;
+    for (std::int64_t k = 0; k < n; ++k) ss += static_cast<double>(g[k]) * g[k];
+    return ss;
+  };
+  const std::int64_t e0 = net_.layout().emb, ne = items_ ? P_ - e0 : 0;
   double ss = 0;
   if (p_.clip > 0)
-    for (std::int64_t k = upd_lo_; k < upd_hi_; ++k) ss += static_cast<double>(grad_[k]) * grad_[k];
-  std::array<double, 3> sums = {scalars_[0], scalars_[1], ss};
-  comm_.allreduce(std::span<double>(sums));
+    for (const auto& o : own_)
+      if (!o.replicated || (!items_ && comm_.rank() == 0)) ss += sumsq(o.grad, o.n);
+  std::vector<double> sums(static_cast<std::size_t>(3 + ne));
+  sums[0] = scalars_[0];
+  sums[1] = scalars_[1];
+  sums[2] = ss;
+  std::copy(grad_ + e0, grad_ + e0 + ne, sums.begin() + 3);
+  comm_.allreduce(sums);
   scalars_[0] = static_cast<float>(sums[0]);
   scalars_[1] = static_cast<float>(sums[1]);
-  return sums[2];
+  std::transform(sums.begin() + 3, sums.end(), grad_ + e0,
+                 [](double x) { return static_cast<float>(x); });
+  return sums[2] + (p_.clip > 0 ? sumsq(grad_ + e0, ne) : 0.0);
 }
 
 // Sharded: every rank gets the parameters that the other ranks updated.
 void Trainer::gather_parameters() {
-  auto& w = net_.params();
+  const std::span<float> w(net_.params().data(), static_cast<std::size_t>(D_));
   if (!hierarchical_) {
-    comm_.allgather_blocks(std::span<float>(w), std::span<const std::int64_t>(shard_off_));
+    comm_.allgather_blocks(w, std::span<const std::int64_t>(shard_off_));
     return;
   }
   const int l = node_.rank();
   const std::int64_t b0 = node_off_[l], b1 = node_off_[l + 1];
-  cross_.allgather_blocks(std::span<float>(w.data() + b0, static_cast<std::size_t>(b1 - b0)),
+  cross_.allgather_blocks(w.subspan(static_cast<std::size_t>(b0), static_cast<std::size_t>(b1 - b0)),
                           std::span<const std::int64_t>(cross_off_));
-  node_.allgather_blocks(std::span<float>(w), std::span<const std::int64_t>(node_off_));
+  node_.allgather_blocks(w, std::span<const std::int64_t>(node_off_));
 }
 
-// All the moments of one kind, in parameter order, from every rank's share (collective).
+// The output layer's columns, packed per rank as (h + 1) x nc (weights, then bias).
+void Trainer::gather_output_columns() {
+  if (!items_) return;
+  const int L = shape_.n_layers(), P = comm_.size();
+  const std::int64_t h = shape_.fan_in(L - 1), n_out = shape_.n_out;
+  float* W = net_.params().data() + net_.layout().w[L - 1];
+  float* bias = net_.params().data() + net_.layout().b[L - 1];
+  const auto pack = [&](int r, float* buf, bool out) {
+    const std::int64_t c0 = cols_[r], nc = cols_[r + 1] - c0;
+    for (std::int64_t i = 0; i <= h; ++i) {
+      float* p = i < h ? W + i * n_out + c0 : bias + c0;
+      if (out)
+        std::copy(p, p + nc, buf + i * nc);
+      else
+        std::copy(buf + i * nc, buf + (i + 1) * nc, p);
+    }
+  };
+  std::vector<float> mine(static_cast<std::size_t>((h + 1) * (cols_[comm_.rank() + 1] -
+                                                              cols_[comm_.rank()])));
+  pack(comm_.rank(), mine.data(), true);
+  std::vector<float> all = comm_.allgatherv(mine);
+  for (int r = 0; r < P; ++r) pack(r, all.data() + (h + 1) * cols_[r], false);
+}
+
+// All the moments of one kind, in parameter order, from every rank's ranges (collective).
 std::vector<float> Trainer::all_moments(const std::vector<float>& share) const {
-  if (sync_ != Sync::kSharded || comm_.size() == 1) return share;
-  std::vector<std::int64_t> counts;
-  const std::vector<float> flat = comm_.allgatherv(share, &counts);
-  const std::vector<std::int64_t> starts = comm_.allgatherv(std::vector<std::int64_t>{upd_lo_});
-  if (flat.empty()) return {};
+  if (share.empty() || comm_.size() == 1 || (sync_ != Sync::kSharded && !items_)) return share;
+  std::vector<std::int64_t> where;  // (param, n) per range sent
+  std::vector<float> values;
+  std::int64_t off = 0;
+  for (const auto& o : own_) {
+    if (!o.replicated || comm_.rank() == 0) {
+      where.insert(where.end(), {o.param, o.n});
+      values.insert(values.end(), share.begin() + off, share.begin() + off + o.n);
+    }
+    off += o.n;
+  }
+  const std::vector<std::int64_t> all_where = comm_.allgatherv(where);
+  const std::vector<float> all_values = comm_.allgatherv(values);
   std::vector<float> all(static_cast<std::size_t>(P_));
-  std::size_t off = 0;
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(off), counts[r],
-                all.begin() + starts[r]);
-    off += static_cast<std::size_t>(counts[r]);
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < all_where.size(); i += 2) {
+    std::copy_n(all_values.begin() + static_cast<std::ptrdiff_t>(k), all_where[i + 1],
+                all.begin() + all_where[i]);
+    k += static_cast<std::size_t>(all_where[i + 1]);
   }
   return all;
+}
+
+std::vector<float> Trainer::own_moments(const std::vector<float>& all) const {
+  if (all.empty()) return all;
+  std::vector<float> mine;
+  for (const auto& o : own_)
+    mine.insert(mine.end(), all.begin() + o.param, all.begin() + o.param + o.n);
+  return mine;
 }
 
 // One identical update on every rank from the gradient sum (sharded: each rank updates its
 // share; gather_parameters() then completes every rank's copy).
 void Trainer::optimiser_step(float inv_count, double lr, double sumsq) {
   const auto t = static_cast<double>(global_step_ + 1);
-  if (sync_ != Sync::kSharded) {
+  if (sync_ != Sync::kSharded && !items_) {
     optimiser_update(p_, grad_, net_.params().data(), m_.data(), v_.data(), P_, decayed_, t,
                      inv_count, lr);
     return;
   }
-  optimiser_update(p_, grad_ + upd_lo_, net_.params().data() + upd_lo_, m_.data(), v_.data(),
-                   upd_hi_ - upd_lo_, upd_decayed_, t, inv_count, lr, &sumsq);
+  std::int64_t off = 0;
+  for (const auto& o : own_) {
+    optimiser_update(p_, o.grad, net_.params().data() + o.param, m_.data() + off,
+                     v_.empty() ? nullptr : v_.data() + off, o.n, o.decayed, t, inv_count, lr,
+                     &sumsq);
+    off += o.n;
+  }
 }
 
 // Reads --test-items: the listed users of this rank's block leave training and are scored
@@ -1101,10 +1206,8 @@ void Trainer::read_checkpoint(const std::string& path) {
   for (const auto* a : {&net_.params(), &m_, &v_, &best_params_})
     if (!std::all_of(a->begin(), a->end(), [](float x) { return std::isfinite(x); }))
       throw DataError("checkpoint '" + path + "': non-finite parameters (damaged file?)", true);
-  if (sync_ == Sync::kSharded) {  // keep this rank's share of the moments
-    m_ = std::vector<float>(m_.begin() + upd_lo_, m_.begin() + upd_hi_);
-    if (!v_.empty()) v_ = std::vector<float>(v_.begin() + upd_lo_, v_.begin() + upd_hi_);
-  }
+  m_ = own_moments(m_);  // keep this rank's ranges of the moments
+  v_ = own_moments(v_);
   epoch_ = f.attr_int("/", "epoch");
   step_in_epoch_ = f.attr_int("/", "step_in_epoch");
   global_step_ = f.attr_int("/", "global_step");
@@ -1145,7 +1248,8 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   build_validation();
   net_.init(p_.seed);
   // The optimiser's moments: this rank's share of the parameters when sharded, else all.
-  const std::int64_t n_moments = upd_hi_ - upd_lo_;
+  std::int64_t n_moments = 0;
+  for (const auto& o : own_) n_moments += o.n;
   m_.assign(static_cast<std::size_t>(n_moments), 0.0f);
   if (p_.optimizer == "adam") v_.assign(static_cast<std::size_t>(n_moments), 0.0f);
   const std::string ckpt = p_.checkpoint_path();
@@ -1158,10 +1262,13 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
 
   TrainResult res;
   res.steps_per_epoch = steps_per_epoch_;
+  const std::string mode = items_ ? "output layer split by items, the layers below sharded"
+                           : sync_ == Sync::kSharded ? "sharded"
+                                                     : p_.grad_sync;
   res.sync_layout = hierarchical_
-                        ? p_.grad_sync + " over " + std::to_string(cross_.size()) + " node(s) x " +
+                        ? mode + " over " + std::to_string(cross_.size()) + " node(s) x " +
                               std::to_string(node_.size()) + " ranks (shared memory within a node)"
-                        : p_.grad_sync + " over " + std::to_string(comm_.size()) + " rank(s)";
+                        : mode + " over " + std::to_string(comm_.size()) + " rank(s)";
   res.batch_size = batch_;
   res.planned_epochs = epochs_;
   const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
@@ -1195,7 +1302,10 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       const auto t_compute = std::chrono::steady_clock::now();
       const auto bytes0 = sent_bytes();
       const double loss =
-          net_.loss_and_grad(bt, dropout, grad_, 0, sync_ == Sync::kBuckets ? &buckets_ : nullptr);
+          items_ ? net_.loss_and_grad_split(bt, dropout, grad_, grad_out_.data(), comm_,
+                                            std::span<const std::int64_t>(cols_))
+                 : net_.loss_and_grad(bt, dropout, grad_, 0,
+                                      sync_ == Sync::kBuckets ? &buckets_ : nullptr);
       st.compute_seconds += seconds_since(t_compute);
       scalars_[0] = static_cast<float>(loss);
       scalars_[1] = g_stop_requested.load() ? 1.0f : 0.0f;
@@ -1211,7 +1321,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       const auto t_opt = std::chrono::steady_clock::now();
       optimiser_step(1.0f / static_cast<float>(count), lr, sumsq);
       st.optimiser_seconds += seconds_since(t_opt);
-      if (sync_ == Sync::kSharded) {
+      if (sync_ == Sync::kSharded || items_) {
         const auto t_gather = std::chrono::steady_clock::now();
         gather_parameters();
         st.comm_seconds += seconds_since(t_gather);
@@ -1226,6 +1336,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       if (stop) g_stop_requested.store(0);  // the request is served
       if (stop && s + 1 < steps_per_epoch_) {
         step_in_epoch_ = s + 1;
+        gather_output_columns();
         write_checkpoint(ckpt);
         throw Interrupted("train: stopped at epoch " + std::to_string(epoch_ + 1) + " step " +
                           std::to_string(s + 1) + "; " +
@@ -1235,6 +1346,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       }
     }
     // End of the epoch: validation, early stopping, checkpoint.
+    gather_output_columns();
     st.train_loss = epoch_loss_ / static_cast<double>(n_train_);
     st.lr = lr;
     if (validate) {
@@ -1387,8 +1499,9 @@ void TrainParams::validate() const {
   require(weight_decay >= 0 && std::isfinite(weight_decay), "weight-decay", weight_decay,
           "must be >= 0");
   require(clip >= 0 && std::isfinite(clip), "clip", clip, "must be >= 0 (0 = off)");
-  require(grad_sync == "allreduce" || grad_sync == "buckets" || grad_sync == "sharded", "grad-sync",
-          grad_sync, "use allreduce, buckets or sharded");
+  require(grad_sync == "allreduce" || grad_sync == "buckets" || grad_sync == "sharded" ||
+              grad_sync == "items",
+          "grad-sync", grad_sync, "use allreduce, buckets, sharded or items");
   require(std::isfinite(bucket_mb) && bucket_mb > 0, "bucket-mb", bucket_mb, "must be > 0");
   require(lr_schedule == "constant" || lr_schedule == "cosine" || lr_schedule == "step",
           "lr-schedule", lr_schedule, "use constant, cosine or step");

@@ -19,9 +19,12 @@
 #include "segrec/error.hpp"
 #include "segrec/mlp.hpp"
 #include "segrec/train.hpp"
+#include "mlp_fixture.hpp"
 
 namespace segrec {
 namespace {
+
+using testing_mlp::random_batch;
 
 namespace fs = std::filesystem;
 using mlp::Activation;
@@ -47,37 +50,6 @@ struct GradCase {
   Loss loss;
   double dropout;
 };
-
-// A random batch for the shape: sparse rows of 0..4 items, dense rows, labels, targets.
-Batch<double> random_batch(const Shape& s, std::int64_t rows, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> U(-1, 1), P(0.2, 1.5);
-  Batch<double> b;
-  b.rows = rows;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    if (s.sparse_in > 0) {
-      std::set<std::int32_t> items;
-      const auto k = static_cast<int>(rng() % 5);
-      for (int j = 0; j < k; ++j) items.insert(static_cast<std::int32_t>(rng() % s.sparse_in));
-      for (auto i : items) {
-        b.in_idx.push_back(i);
-        b.in_val.push_back(P(rng));
-      }
-    }
-    b.in_ptr.push_back(static_cast<std::int64_t>(b.in_idx.size()));
-    for (std::int64_t j = 0; j < s.dense_in; ++j) b.dense.push_back(U(rng));
-    if (s.embed_dim > 0) b.segment.push_back(static_cast<std::int32_t>(rng() % s.n_segments));
-    std::set<std::int32_t> tg;
-    const auto k = 1 + static_cast<int>(rng() % 3);
-    for (int j = 0; j < k; ++j) tg.insert(static_cast<std::int32_t>(rng() % s.n_out));
-    for (auto i : tg) {
-      b.tgt_idx.push_back(i);
-      b.tgt_val.push_back(s.loss == Loss::kBce ? 1.0 : P(rng));
-    }
-    b.tgt_ptr.push_back(static_cast<std::int64_t>(b.tgt_idx.size()));
-    b.key.push_back(rng());
-  }
-  return b;
-}
 
 class GradientCheck : public testing::TestWithParam<GradCase> {};
 
@@ -738,6 +710,8 @@ TEST(Train, InconsistentDataIsADataError) {
 
 namespace segrec {
 namespace {
+
+using testing_mlp::random_batch;
 
 using mlp::Activation;
 using mlp::Batch;

@@ -6,12 +6,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <set>
 
 #include "segrec/dataset.hpp"
 #include "segrec/error.hpp"
 #include "segrec/mlp.hpp"
 #include "segrec/train.hpp"
+#include "mlp_fixture.hpp"
 
 namespace segrec {
 namespace {
@@ -190,13 +192,32 @@ INSTANTIATE_TEST_SUITE_P(
                  p.weight_decay = 0.01;
                  p.lr_schedule = "constant";
                }},
-        // The other gradient exchanges (the cases above use the default, sharded): one
-        // blocking allreduce; nonblocking buckets of 1024 floats (many per layer), with
-        // clipping and weight decay.
+        // The other gradient exchanges (the cases above use the default, items): one
+        // blocking allreduce; sharded, with dropout, and with BCE, SGD, clipping and weight
+        // decay; nonblocking buckets of 1024 floats (many per layer), with clipping and
+        // weight decay.
         Config{"dae_allreduce",
                [](TrainParams& p) {
                  p.dropout = 0.2;
                  p.grad_sync = "allreduce";
+               }},
+        Config{"dae_sharded",
+               [](TrainParams& p) {
+                 p.dropout = 0.2;
+                 p.grad_sync = "sharded";
+               }},
+        Config{"both_segments_sharded_bce_sgd_clip",
+               [](TrainParams& p) {
+                 p.input = "both";
+                 p.personalize = "segment-input";
+                 p.segment_embedding = 3;
+                 p.hidden = "16,16";
+                 p.loss = "bce";
+                 p.optimizer = "sgd";
+                 p.lr = 0.05;
+                 p.clip = 0.5;
+                 p.weight_decay = 1e-3;
+                 p.grad_sync = "sharded";
                }},
         Config{"both_segments_buckets_clip",
                [](TrainParams& p) {
@@ -210,6 +231,74 @@ INSTANTIATE_TEST_SUITE_P(
                  p.bucket_mb = 0.001;
                }}),
     [](const testing::TestParamInfo<Config>& i) { return std::string(i.param.name); });
+
+// The item-parallel step (--grad-sync items) against the whole batch in one process, in
+// double: the ranks' loss shares sum to the loss, their gradients of the layers below the
+// output layer (and of the embedding) sum to its gradient, and each rank's columns of the
+// output layer are its gradient there. Uneven row slices and column ranges (at 4 ranks one
+// rank has no rows and another no columns); every layer type, both losses and activations.
+TEST(MlpSplit, MatchesTheWholeBatchGradient) {
+  const Comm world = Comm::world();
+  const int P = world.size(), me = world.rank();
+  struct Case {
+    std::int64_t sparse_in, dense_in, n_segments, embed_dim;
+    std::vector<std::int64_t> hidden;
+    mlp::Activation act;
+    mlp::Loss loss;
+    double dropout;
+  };
+  const Case cases[] = {
+      {9, 0, 0, 0, {6}, mlp::Activation::kTanh, mlp::Loss::kSoftmax, 0.0},
+      {9, 2, 3, 2, {6, 5}, mlp::Activation::kRelu, mlp::Loss::kSoftmax, 0.3},
+      {0, 3, 3, 2, {4, 5}, mlp::Activation::kTanh, mlp::Loss::kBce, 0.2},
+      {9, 2, 0, 0, {5}, mlp::Activation::kRelu, mlp::Loss::kBce, 0.0}};
+  for (std::size_t c = 0; c < std::size(cases); ++c) {
+    const Case& k = cases[c];
+    mlp::Shape s;
+    s.sparse_in = k.sparse_in;
+    s.dense_in = k.dense_in;
+    s.n_segments = k.n_segments;
+    s.embed_dim = k.embed_dim;
+    s.hidden = k.hidden;
+    s.n_out = 13;
+    s.activation = k.act;
+    s.loss = k.loss;
+    mlp::Network<double> net(s);
+    net.init(3);
+    std::mt19937_64 rng(11 + c);
+    std::uniform_real_distribution<double> U(-0.3, 0.3);
+    for (auto& w : net.params()) w += U(rng);
+    const std::int64_t N = 10;
+    const mlp::Batch<double> all = testing_mlp::random_batch(s, N, rng);
+    std::vector<double> ref(net.params().size());
+    const double ref_loss = net.loss_and_grad(all, k.dropout, ref.data());
+
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(P) + 1), cols(rows);
+    for (int r = 0; r <= P; ++r) {
+      rows[r] = N * r * r / (P * P);
+      cols[r] = s.n_out * r * r / (P * P);
+    }
+    const mlp::Batch<double> mine = testing_mlp::slice_rows(all, rows[me], rows[me + 1]);
+    const std::int64_t h = s.hidden.back(), c0 = cols[me], nc = cols[me + 1] - c0;
+    std::vector<double> grad(ref.size(), 0.0), gout(static_cast<std::size_t>((h + 1) * nc));
+    const double loss =
+        net.loss_and_grad_split(mine, k.dropout, grad.data(), gout.data(), world, cols);
+    EXPECT_NEAR(world.allreduce_value(loss), ref_loss, 1e-10 * std::abs(ref_loss)) << c;
+    world.allreduce(grad);
+    const mlp::Layout& lay = net.layout();
+    const int L = s.n_layers();
+    for (std::int64_t i = 0; i < lay.size; ++i) {
+      if (i >= lay.w[L - 1] && i < lay.emb) continue;  // the output layer: below
+      EXPECT_NEAR(grad[i], ref[i], 1e-10 * std::max(1.0, std::abs(ref[i]))) << c << " " << i;
+    }
+    for (std::int64_t i = 0; i <= h; ++i)
+      for (std::int64_t j = 0; j < nc; ++j) {
+        const std::int64_t at = i < h ? lay.w[L - 1] + i * s.n_out + c0 + j : lay.b[L - 1] + c0 + j;
+        EXPECT_NEAR(gout[i * nc + j], ref[at], 1e-10 * std::max(1.0, std::abs(ref[at])))
+            << c << " output " << i << "," << c0 + j;
+      }
+  }
+}
 
 // Segment heads (two layers each), fine-tuned one segment after another by all ranks: the same
 // heads as a single process, and the same quality table.
@@ -308,34 +397,43 @@ TEST(TrainMpi, ResumeMatchesAnUninterruptedRun) {
 }
 
 // A checkpoint holds every parameter's optimiser moments whatever the exchange: a run stopped
-// on this many ranks with --grad-sync sharded (each rank updating its share) resumes in one
-// process, and in one process with --grad-sync allreduce, to the model of an uninterrupted run.
+// on this many ranks with --grad-sync sharded or items (each rank updating its share, or its
+// columns of the output layer) resumes in one process, under every exchange, to the model of
+// an uninterrupted run; and at this rank count under the other layout.
 TEST(TrainMpi, ShardedCheckpointResumesAtAnotherRankCount) {
   const Comm world = Comm::world();
   const std::string dir = tmp_dir(world);
   const TrainData g = global_data(301, 60);
-  TrainParams p = base_params();
-  p.epochs = 4;
-  p.grad_sync = "sharded";
-  p.checkpoint_every = 1;
-  p.checkpoint = dir + "/shard-full-np" + std::to_string(world.size()) + ".ckpt.h5";
-  const TrainResult full = train(p, block_of(g, world), world);
-  p.checkpoint = dir + "/shard-np" + std::to_string(world.size()) + ".ckpt.h5";
-  p.stop_after_steps = 2 * full.steps_per_epoch + 1;  // stop inside epoch 3
-  EXPECT_THROW(train(p, block_of(g, world), world), Interrupted);
-  p.stop_after_steps = 0;
-  p.resume = true;
-  for (const char* sync : {"sharded", "allreduce"}) {
-    // Every rank resumes on its own copy of the file, in one process.
-    const std::string own = p.checkpoint + ".r" + std::to_string(world.rank()) + "." + sync;
-    fs::copy_file(p.checkpoint, own, fs::copy_options::overwrite_existing);
+  for (const std::string written : {"sharded", "items"}) {
+    TrainParams p = base_params();
+    p.epochs = 4;
+    p.grad_sync = written;
+    p.checkpoint_every = 1;
+    const std::string tag = written + "-np" + std::to_string(world.size());
+    p.checkpoint = dir + "/full-" + tag + ".ckpt.h5";
+    const TrainResult full = train(p, block_of(g, world), world);
+    p.checkpoint = dir + "/stopped-" + tag + ".ckpt.h5";
+    p.stop_after_steps = 2 * full.steps_per_epoch + 1;  // stop inside epoch 3
+    EXPECT_THROW(train(p, block_of(g, world), world), Interrupted);
+    p.stop_after_steps = 0;
+    p.resume = true;
+    for (const char* sync : {"sharded", "allreduce", "items"}) {
+      // Every rank resumes on its own copy of the file, in one process.
+      const std::string own = p.checkpoint + ".r" + std::to_string(world.rank()) + "." + sync;
+      fs::copy_file(p.checkpoint, own, fs::copy_options::overwrite_existing);
+      TrainParams q = p;
+      q.checkpoint = own;
+      q.grad_sync = sync;
+      const TrainResult resumed = train(q, g, Comm());
+      EXPECT_LT(rel_diff(resumed.model.params, full.model.params), 1e-4) << written << sync;
+      EXPECT_LT(max_rel_diff(resumed.model.params, full.model.params), 1e-4) << written << sync;
+      fs::remove(own);
+    }
+    // All ranks together, under the other layout.
     TrainParams q = p;
-    q.checkpoint = own;
-    q.grad_sync = sync;
-    const TrainResult resumed = train(q, g, Comm());
-    EXPECT_LT(rel_diff(resumed.model.params, full.model.params), 1e-4) << sync;
-    EXPECT_LT(max_rel_diff(resumed.model.params, full.model.params), 1e-4) << sync;
-    fs::remove(own);
+    q.grad_sync = written == "items" ? "sharded" : "items";
+    const TrainResult resumed = train(q, block_of(g, world), world);
+    EXPECT_LT(max_rel_diff(resumed.model.params, full.model.params), 1e-4) << written;
   }
 }
 

@@ -5,7 +5,7 @@
 // runs). Prints one JSON object (rank 0) for the last epoch.
 //   [mpirun -n P] segrec_mlp_bench [--users 50000] [--input projected|history] [--d 64]
 //       [--hidden 256,256] [--items 3706] [--batch 256] [--loss softmax|bce]
-//       [--density 0.01] [--epochs 2] [--grad-sync allreduce|buckets|sharded] [--bucket-mb 4]
+//       [--density 0.01] [--epochs 2] [--grad-sync allreduce|buckets|sharded|items] [--bucket-mb 4]
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
       {"users", "50000"},     {"input", "projected"},   {"d", "64"},
       {"hidden", "256,256"},  {"items", "3706"},        {"batch", "256"},
       {"loss", "softmax"},    {"density", "0.01"},      {"epochs", "2"},
-      {"activation", "relu"}, {"grad-sync", "sharded"}, {"bucket-mb", "4"}};
+      {"activation", "relu"}, {"grad-sync", "items"}, {"bucket-mb", "4"}};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k.rfind("--", 0) != 0 || !a.count(k.substr(2))) {

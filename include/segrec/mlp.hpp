@@ -19,8 +19,13 @@
 #include <Eigen/Core>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
+
+namespace segrec {
+class Comm;
+}
 
 namespace segrec::mlp {
 
@@ -179,15 +184,41 @@ class Network {
   double loss_and_grad(const Batch<T>& batch, T dropout, T* grad, int first_layer = 0,
                        const GradReady* buckets = nullptr);
 
+  /// Item-parallel step (collective over `comm`; needs a hidden layer): the
+  /// output layer is split by item columns, rank r owning [cols[r], cols[r+1])
+  /// (size()+1 offsets, the same on every rank). `batch` is this rank's slice
+  /// of the global batch (the slices in rank order make the batch). The ranks
+  /// exchange the last hidden layer's rows (N x h, N the global batch), their
+  /// targets and per-row softmax sums, and reduce-scatter dL/dH back to the
+  /// row owners, so the output layer's gradient is never summed over ranks.
+  /// `grad` (flat layout) receives this rank's rows' gradient of the layers
+  /// below the output layer and of the embedding (to be summed over ranks; the
+  /// output layer's entries are not touched). `grad_out` receives the complete
+  /// gradient of this rank's columns, (h + 1) x nc row-major: W_out[:, cols]
+  /// then the bias. Reads only this rank's columns of the output layer.
+  /// Returns this rank's share of the batch loss (the shares sum to it).
+  double loss_and_grad_split(const Batch<T>& batch, T dropout, T* grad, T* grad_out,
+                             const Comm& comm, std::span<const std::int64_t> cols);
+
  private:
   Matrix& out_() { return A_.back(); }
   void reserve_rows(std::int64_t rows);
-  void forward_impl(const Batch<T>& batch, T dropout, bool output_bias);
+  // With skip_output the output layer is not computed (its input is left in
+  // A_ or H_ of the last hidden layer).
+  void forward_impl(const Batch<T>& batch, T dropout, bool output_bias, bool skip_output = false);
   // Loss over the rows; with gb (the output bias gradient) the logits become dL/dz.
   double loss_softmax(const Batch<T>& batch, T* gb);
   double loss_bce(const Batch<T>& batch, T* gb);
+  // Layers top..first_layer; A_[top] holds dL/d(pre-activation of layer top).
   void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done, int first_layer,
-                const GradReady* buckets);
+                const GradReady* buckets, int top);
+  // G_[j] (dL/dH_j, n rows) through the dropout mask and the activation: A_[j] becomes
+  // dL/d(pre-activation of hidden layer j).
+  void hidden_grad(int j, std::int64_t n, T dropout);
+  // The input of the output layer: the last hidden layer after dropout.
+  const Matrix& top_input(T dropout) const {
+    return dropout > 0 ? H_[H_.size() - 1] : A_[A_.size() - 2];
+  }
   // Announces [begin, end) to `buckets` in pieces of at most bucket_elems.
   static void announce(const GradReady* buckets, std::int64_t begin, std::int64_t end);
 
@@ -203,6 +234,9 @@ class Network {
   std::vector<Matrix> A_, H_, M_;
   std::vector<Matrix> G_;  // scratch per hidden layer: dL/dH
   Matrix Emb_;             // rows x embed_dim: the batch's segment embeddings
+  // Item-parallel step: the global batch's last hidden rows (N x h), this rank's
+  // columns of the logits (N x nc, then dL/dz), dL/dH of all rows (N x h).
+  Matrix Hall_, Zc_, dHall_;
 };
 
 extern template class Network<float>;

@@ -92,7 +92,13 @@ struct TrainParams {
   ///              parameters and moments, then an allgather of the parameters; with
   ///              several ranks on each node, the ranks of a node sum their gradients
   ///              in shared memory and only the nodes exchange messages
-  std::string grad_sync = "sharded";
+  ///   items      the output layer (hidden x items) is split by item columns over the
+  ///              ranks: each rank scores the whole global batch on its columns (the
+  ///              last hidden rows, targets and softmax sums are exchanged, dL/dH is
+  ///              reduce-scattered back), so that layer's gradient is never summed or
+  ///              its weights gathered per step; the layers below are sharded as
+  ///              above. Needs a hidden layer (else, and on one rank, it is sharded)
+  std::string grad_sync = "items";
   double bucket_mb = 4;                ///< buckets: MiB of gradient per nonblocking allreduce
   std::string lr_schedule = "cosine";  ///< constant | cosine | step (after the warmup)
   std::int64_t warmup_steps = 0;       ///< linear warmup steps

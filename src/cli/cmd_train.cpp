@@ -93,7 +93,8 @@ class TrainCommand final : public Command {
         "grad-sync", po::value(&p.grad_sync)->default_value(p.grad_sync),
         "gradient exchange: allreduce (one per step) | buckets (nonblocking, overlapping the "
         "backward pass) | sharded (reduce-scatter, sharded update, allgather; shared memory "
-        "within a node)")("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb),
+        "within a node) | items (the output layer split by item columns over the ranks, the "
+        "layers below sharded)")("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb),
                           "--grad-sync buckets: MiB of gradient per nonblocking allreduce")(
         "lr-schedule", po::value(&p.lr_schedule)->default_value(p.lr_schedule),
         "after the warmup: constant | cosine | step")(
