@@ -123,7 +123,8 @@ void Network<T>::forward(const Batch<T>& bt, T dropout) {
 // With output_bias false (and a hidden layer), the output layer's bias is left
 // for the loss to add row by row, while each row is in cache.
 template <class T>
-void Network<T>::forward_impl(const Batch<T>& bt, T dropout, bool output_bias, bool skip_output) {
+void Network<T>::forward_impl(const Batch<T>& bt, T dropout, bool output_bias, bool skip_output,
+                              const T* sparse_part) {
   const int L = shape_.n_layers();
   bias_pending_ = false;
   const std::int64_t n = bt.rows;
@@ -137,7 +138,9 @@ void Network<T>::forward_impl(const Batch<T>& bt, T dropout, bool output_bias, b
     const auto b0 = b(0).transpose();
     for (std::int64_t r = 0; r < n; ++r) A.row(r) = b0;
     const CMatMap W0(params_.data() + layout_.w[0], shape_.in_dim(), shape_.fan_out(0));
-    if (shape_.sparse_in > 0) {
+    if (sparse_part != nullptr) {
+      A.noalias() += CMatMap(sparse_part, n, shape_.fan_out(0));
+    } else if (shape_.sparse_in > 0) {
       for (std::int64_t r = 0; r < n; ++r) {
         auto Ar = A.row(r);
         for (std::int64_t k = bt.in_ptr[r]; k < bt.in_ptr[r + 1]; ++k)
@@ -266,42 +269,86 @@ double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad, int fir
   const double loss = shape_.loss == Loss::kSoftmax ? loss_softmax(bt, gb) : loss_bce(bt, gb);
   if (grad)
     backward(bt, dropout, grad, /*output_bias_done=*/pending, first_layer,
-             first_layer == 0 ? buckets : nullptr, shape_.n_layers() - 1);
+             first_layer == 0 ? buckets : nullptr, shape_.n_layers() - 1, false);
   return loss;
+}
+
+// The CSR rows (ptr, idx, val) of every rank's slice, concatenated in rank order.
+template <class T>
+static void gather_csr(const Comm& comm, std::int64_t n, const std::vector<std::int64_t>& ptr,
+                       const std::vector<std::int32_t>& idx, const std::vector<T>& val,
+                       std::vector<std::int64_t>& ptr_all, std::vector<std::int32_t>& idx_all,
+                       std::vector<T>& val_all) {
+  const std::int64_t nnz = ptr[static_cast<std::size_t>(n)];
+  std::vector<std::int64_t> len(static_cast<std::size_t>(n));
+  for (std::int64_t r = 0; r < n; ++r) len[r] = ptr[r + 1] - ptr[r];
+  const auto len_all = comm.allgatherv(len);
+  idx_all = comm.allgatherv(std::span<const std::int32_t>(idx.data(), nnz));
+  val_all = comm.allgatherv(std::span<const T>(val.data(), nnz));
+  ptr_all.assign(len_all.size() + 1, 0);
+  for (std::size_t r = 0; r < len_all.size(); ++r) ptr_all[r + 1] = ptr_all[r] + len_all[r];
 }
 
 template <class T>
 double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T* grad_out,
-                                       const Comm& comm, std::span<const std::int64_t> cols) {
+                                       const Comm& comm, std::span<const std::int64_t> cols,
+                                       std::span<const std::int64_t> in_rows) {
   const int L = shape_.n_layers(), P = comm.size(), me = comm.rank();
-  if (L < 2 || std::ssize(cols) != P + 1 || cols.front() != 0 || cols.back() != shape_.n_out)
-    throw UsageError("mlp: the item-parallel step needs a hidden layer and one column range per rank");
+  const bool split_in = !in_rows.empty();
+  if (L < 2 || std::ssize(cols) != P + 1 || cols.front() != 0 || cols.back() != shape_.n_out ||
+      (split_in && (std::ssize(in_rows) != P + 1 || in_rows.front() != 0 ||
+                    in_rows.back() != shape_.sparse_in || shape_.sparse_in == 0)))
+    throw UsageError(
+        "mlp: the item-parallel step needs a hidden layer and one column range per rank");
   const std::int64_t h = shape_.hidden.back(), n = bt.rows;
   const std::int64_t c0 = cols[me], nc = cols[me + 1] - c0;
-  forward_impl(bt, dropout, /*output_bias=*/false, /*skip_output=*/true);
 
-  // The global batch: every rank's rows of the last hidden layer, in rank order (N x h).
+  // The global batch: rows_of[r] rows from rank r, in rank order.
   const auto rows_of = comm.allgatherv(std::vector<std::int64_t>{n});
-  std::vector<std::int64_t> row_off(static_cast<std::size_t>(P) + 1, 0), elem_off(row_off);
-  for (int r = 0; r < P; ++r) {
-    row_off[r + 1] = row_off[r] + rows_of[r];
-    elem_off[r + 1] = row_off[r + 1] * h;
-  }
+  std::vector<std::int64_t> row_off(static_cast<std::size_t>(P) + 1, 0);
+  for (int r = 0; r < P; ++r) row_off[r + 1] = row_off[r] + rows_of[r];
   const std::int64_t N = row_off[P], r0 = row_off[me];
+  const auto elem_off = [&](std::int64_t width) {
+    std::vector<std::int64_t> o(row_off);
+    for (auto& x : o) x *= width;
+    return o;
+  };
+
+  // The sparse input split by items too: rank r holds W0's rows [in_rows[r], in_rows[r + 1]),
+  // adds their part of X W0 for the whole batch and reduce-scatters it to the rows' owners.
+  const std::int64_t h0 = shape_.fan_out(0);
+  const std::int64_t i0 = split_in ? in_rows[me] : 0, i1 = split_in ? in_rows[me + 1] : 0;
+  std::vector<std::int64_t> xp;
+  std::vector<std::int32_t> xi;
+  std::vector<T> xv;
+  if (split_in) {
+    gather_csr(comm, n, bt.in_ptr, bt.in_idx, bt.in_val, xp, xi, xv);
+    if (Pin_.rows() < N) Pin_.resize(N, h0);
+    auto X0 = Pin_.topRows(N);
+    X0.setZero();
+    const CMatMap W0(params_.data() + layout_.w[0], shape_.in_dim(), h0);
+    for (std::int64_t r = 0; r < N; ++r)
+      for (std::int64_t k = xp[r]; k < xp[r + 1]; ++k)
+        if (xi[k] >= i0 && xi[k] < i1) X0.row(r).noalias() += xv[k] * W0.row(xi[k]);
+    const auto off = elem_off(h0);
+    comm.reduce_scatter(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
+                        std::span<const std::int64_t>(off));
+  }
+  forward_impl(bt, dropout, /*output_bias=*/false, /*skip_output=*/true,
+               split_in ? Pin_.data() + r0 * h0 : nullptr);
+
+  // Every rank's rows of the last hidden layer (N x h) ...
+  const auto hoff = elem_off(h);
   if (Hall_.rows() < N) Hall_.resize(N, h);
   if (n > 0) Hall_.middleRows(r0, n) = top_input(dropout).topRows(n);
   comm.allgather_blocks(std::span<T>(Hall_.data(), static_cast<std::size_t>(N * h)),
-                        std::span<const std::int64_t>(elem_off));
+                        std::span<const std::int64_t>(hoff));
   const auto Hall = Hall_.topRows(N);
   // ... and their targets (CSR over the N rows).
-  const std::int64_t nt = bt.tgt_ptr[static_cast<std::size_t>(n)];
-  std::vector<std::int64_t> tn(static_cast<std::size_t>(n));
-  for (std::int64_t r = 0; r < n; ++r) tn[r] = bt.tgt_ptr[r + 1] - bt.tgt_ptr[r];
-  const auto tn_all = comm.allgatherv(tn);
-  const auto ti = comm.allgatherv(std::span<const std::int32_t>(bt.tgt_idx.data(), nt));
-  const auto tv = comm.allgatherv(std::span<const T>(bt.tgt_val.data(), nt));
-  std::vector<std::int64_t> tp(static_cast<std::size_t>(N) + 1, 0);
-  for (std::int64_t r = 0; r < N; ++r) tp[r + 1] = tp[r] + tn_all[r];
+  std::vector<std::int64_t> tp;
+  std::vector<std::int32_t> ti;
+  std::vector<T> tv;
+  gather_csr(comm, n, bt.tgt_ptr, bt.tgt_idx, bt.tgt_val, tp, ti, tv);
   const auto mine = [&](std::int64_t k) { return ti[k] >= c0 && ti[k] < c0 + nc; };
 
   // This rank's columns of the logits: Z = Hall W_out[:, cols] + b_out[cols] (N x nc).
@@ -315,24 +362,32 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
     Z.rowwise() += bc;
   }
 
-  // Loss and dL/dz on this rank's columns.
+  // Loss and dL/dz on this rank's columns; gb sums dL/dz over the rows (in row order, as in
+  // backward(), while each row is in cache).
+  MatMap gW(grad_out, h, nc);
+  VecMap gb(grad_out + h * nc, nc);
+  gb.setZero();
   double loss = 0;
   if (shape_.loss == Loss::kSoftmax) {
-    // Row maxima, then sum exp(z - max) and the targets' sum x z over all columns.
-    std::vector<T> mx(static_cast<std::size_t>(N), -std::numeric_limits<T>::infinity());
-    if (nc > 0)
-      for (std::int64_t r = 0; r < N; ++r) mx[r] = Z.row(r).maxCoeff();
-    comm.allreduce(mx, Op::kMax);
-    std::vector<double> st(static_cast<std::size_t>(2 * N), 0.0);
-    for (std::int64_t r = 0; r < N; ++r) {
+    // Per row, in one pass over this rank's columns: the local maximum m_r, z <- exp(z - m_r),
+    // their sum s_r and the targets' sum x z. Then the global maximum M and the global sum
+    // S = sum over ranks of s_r exp(m_r - M): two allreduces of N values, no second pass.
+    std::vector<T> mloc(static_cast<std::size_t>(N), -std::numeric_limits<T>::infinity());
+    std::vector<double> st(static_cast<std::size_t>(2 * N), 0.0);  // (s_r, x z) per row
+    for (std::int64_t r = 0; r < N && nc > 0; ++r) {
       auto z = Z.row(r);
       double tz = 0;
       for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
         if (mine(k)) tz += static_cast<double>(tv[k]) * static_cast<double>(z(ti[k] - c0));
-      z.array() = (z.array() - mx[r]).exp();
+      mloc[r] = z.maxCoeff();
+      z.array() = (z.array() - mloc[r]).exp();
       st[2 * r] = static_cast<double>(z.sum());
       st[2 * r + 1] = tz;
     }
+    std::vector<T> mx(mloc);
+    comm.allreduce(mx, Op::kMax);
+    for (std::int64_t r = 0; r < N; ++r)
+      st[2 * r] *= nc > 0 ? std::exp(static_cast<double>(mloc[r]) - mx[r]) : 0.0;
     comm.allreduce(st);
     for (std::int64_t r = 0; r < N; ++r) {
       auto z = Z.row(r);
@@ -342,12 +397,15 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
         z.setZero();
         continue;
       }
-      z *= tsum / static_cast<T>(st[2 * r]);
-      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
-        if (mine(k)) z(ti[k] - c0) -= tv[k];
+      if (nc > 0) {
+        z *= static_cast<T>(static_cast<double>(tsum) *
+                            std::exp(static_cast<double>(mloc[r]) - mx[r]) / st[2 * r]);
+        for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
+          if (mine(k)) z(ti[k] - c0) -= tv[k];
+        gb += z.transpose();
+      }
       if (r >= r0 && r < r0 + n)
-        loss += static_cast<double>(tsum) *
-                    (static_cast<double>(mx[r]) + std::log(st[2 * r])) -
+        loss += static_cast<double>(tsum) * (static_cast<double>(mx[r]) + std::log(st[2 * r])) -
                 st[2 * r + 1];
     }
   } else {
@@ -361,19 +419,15 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
       z.array() = T(1) / (T(1) + (-z.array()).exp());
       for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
         if (mine(k)) z(ti[k] - c0) -= tv[k];
+      gb += z.transpose();
     }
   }
 
   // The output layer's gradient on this rank's columns is complete: the whole batch is here.
-  MatMap gW(grad_out, h, nc);
-  VecMap gb(grad_out + h * nc, nc);
-  if (N > 0) {
+  if (N > 0)
     gW.noalias() = Hall.transpose() * Z;
-    gb = Z.colwise().sum().transpose();
-  } else {
+  else
     gW.setZero();
-    gb.setZero();
-  }
   // dL/dH of every row from this rank's columns, summed over the ranks onto the rows' owners.
   if (dHall_.rows() < N) dHall_.resize(N, h);
   auto dH = dHall_.topRows(N);
@@ -382,12 +436,24 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   else
     dH.setZero();
   comm.reduce_scatter(std::span<T>(dHall_.data(), static_cast<std::size_t>(N * h)),
-                      std::span<const std::int64_t>(elem_off));
+                      std::span<const std::int64_t>(hoff));
   if (n > 0) {
     G_[L - 2].topRows(n) = dH.middleRows(r0, n);
     hidden_grad(L - 2, n, dropout);
   }
-  backward(bt, dropout, grad, /*output_bias_done=*/false, 0, nullptr, L - 2);
+  backward(bt, dropout, grad, /*output_bias_done=*/false, 0, nullptr, L - 2, split_in);
+  if (split_in) {
+    // W0's rows of this rank from the whole batch's dL/dA0 (gathered into Pin_).
+    const auto off = elem_off(h0);
+    if (n > 0) Pin_.middleRows(r0, n) = A_[0].topRows(n);
+    comm.allgather_blocks(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
+                          std::span<const std::int64_t>(off));
+    MatMap gW0(grad + layout_.w[0], shape_.in_dim(), h0);
+    gW0.middleRows(i0, i1 - i0).setZero();
+    for (std::int64_t r = 0; r < N; ++r)
+      for (std::int64_t k = xp[r]; k < xp[r + 1]; ++k)
+        if (xi[k] >= i0 && xi[k] < i1) gW0.row(xi[k]).noalias() += xv[k] * Pin_.row(r);
+  }
   return loss;
 }
 
@@ -411,14 +477,17 @@ void Network<T>::hidden_grad(int j, std::int64_t n, T dropout) {
 
 template <class T>
 void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bias_done,
-                          int first_layer, const GradReady* buckets, int top) {
+                          int first_layer, const GradReady* buckets, int top, bool sparse_split) {
   const int L = shape_.n_layers();
   const std::int64_t n = rows_;
   first_layer = std::clamp(first_layer, 0, top);
   // Layer l's block [W_l, b_l] is contiguous in the flat layout.
   const auto layer_end = [&](int l) { return layout_.b[l] + shape_.fan_out(l); };
   if (n == 0) {
-    std::fill(grad + layout_.w[first_layer], grad + layer_end(top), T(0));
+    const std::int64_t from = first_layer == 0 && sparse_split
+                                  ? shape_.sparse_in * shape_.fan_out(0)
+                                  : layout_.w[first_layer];
+    std::fill(grad + from, grad + layer_end(top), T(0));
     if (first_layer == 0) std::fill(grad + layout_.emb, grad + layout_.size, T(0));
     for (int l = top; l >= first_layer; --l) announce(buckets, layout_.w[l], layer_end(l));
     announce(buckets, layout_.emb, layout_.size);
@@ -443,7 +512,7 @@ void Network<T>::backward(const Batch<T>& bt, T dropout, T* grad, bool output_bi
       continue;
     }
     // Layer 0: the sparse rows of W0 get X^T dA as a scatter of row updates.
-    if (shape_.sparse_in > 0) {
+    if (shape_.sparse_in > 0 && !sparse_split) {
       std::fill(gW.data(), gW.data() + shape_.sparse_in * fo, T(0));
       for (std::int64_t r = 0; r < n; ++r) {
         const auto dr = dA.row(r);

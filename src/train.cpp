@@ -474,8 +474,9 @@ class Trainer {
   double sync_gradients();
   void optimiser_step(float inv_count, double lr, double sumsq);
   void gather_parameters();
-  // --grad-sync items: every rank gets the output columns the others updated.
-  void gather_output_columns();
+  // --grad-sync items: every rank gets the output columns (and sparse input rows) that the
+  // others updated.
+  void gather_item_parts();
   std::vector<float> all_moments(const std::vector<float>& share) const;
   // This rank's part of full (P_) moments: its owned ranges, concatenated.
   std::vector<float> own_moments(const std::vector<float>& all) const;
@@ -537,14 +538,15 @@ class Trainer {
   Comm node_, cross_;      // before grad_win_, which uses node_
   SharedWindow grad_win_;  // node ranks x P floats
   std::vector<std::int64_t> shard_off_, node_off_, cross_off_;
-  std::int64_t upd_lo_ = 0, upd_hi_ = 0;  // the share of [0, D_) this rank updates
+  std::int64_t upd_lo_ = 0, upd_hi_ = 0;  // the share of [S_, D_) this rank updates
   // kItems (several ranks, a hidden layer): the output layer is split by item columns, rank r
-  // owning [cols_[r], cols_[r + 1]) (see Network::loss_and_grad_split); the parameters below
-  // it, [0, D_), are sharded as above; the small embedding is allreduced and updated by all.
+  // owning [cols_[r], cols_[r + 1]), and so are the sparse input's rows of W0, [in_rows_[r],
+  // in_rows_[r + 1]) (see Network::loss_and_grad_split); the parameters between,
+  // [S_, D_), are sharded as above; the small embedding is allreduced and updated by all.
   bool items_ = false;
-  std::int64_t D_ = 0;             // end of the sharded parameters (P_ unless items_)
-  std::vector<std::int64_t> cols_;  // items_: column offsets of the output layer
-  std::vector<float> grad_out_;     // items_: (h + 1) x nc, this rank's output-layer gradient
+  std::int64_t S_ = 0, D_ = 0;  // the sharded parameters (all, [0, P_), unless items_)
+  std::vector<std::int64_t> cols_, in_rows_;  // items_: column and input row offsets
+  std::vector<float> grad_out_;  // items_: (h + 1) x nc, this rank's output-layer gradient
   // The parameter ranges this rank updates, with their gradient; the moments m_, v_ hold
   // these ranges back to back. Replicated ranges are updated alike on every rank.
   struct Owned {
@@ -667,11 +669,12 @@ void Trainer::setup_grad_sync() {
   if (sync_ == Sync::kItems && (comm_.size() == 1 || L_net < 2)) sync_ = Sync::kSharded;
   items_ = sync_ == Sync::kItems;
   D_ = items_ ? lay.w[L_net - 1] : P_;
-  // Which parameters of [0, D_) this rank updates: all of them, or (sharded) its share.
-  upd_lo_ = 0;
+  S_ = items_ ? shape_.sparse_in * shape_.fan_out(0) : 0;
+  // Which parameters of [S_, D_) this rank updates: all of them, or (sharded) its share.
+  upd_lo_ = S_;
   upd_hi_ = D_;
   hierarchical_ = false;
-  shard_off_ = line_partition(0, D_, comm_.size());
+  shard_off_ = line_partition(S_, D_, comm_.size());
   if ((sync_ == Sync::kSharded || items_) && comm_.size() > 1) {
     node_ = comm_.node();
     const int L = node_.size();
@@ -681,7 +684,7 @@ void Trainer::setup_grad_sync() {
       // Node rank l owns block l of the parameters on its node and, with the same node rank
       // on the other nodes (cross_), splits it further by node.
       cross_ = comm_.split(node_.rank(), comm_.rank());
-      node_off_ = line_partition(0, D_, L);
+      node_off_ = line_partition(S_, D_, L);
       // The nodes' parts of this rank's block, relative to the block.
       const std::int64_t b0 = node_off_[node_.rank()], b1 = node_off_[node_.rank() + 1];
       cross_off_ = line_partition(0, b1 - b0, cross_.size());
@@ -730,6 +733,12 @@ void Trainer::setup_grad_sync() {
     for (std::int64_t i = 0; i < h; ++i)
       add_owned(lay.w[L_net - 1] + i * shape_.n_out + c0, nc, grad_out_.data() + i * nc, false);
     add_owned(lay.b[L_net - 1] + c0, nc, grad_out_.data() + h * nc, false);
+    if (S_ > 0) {
+      const std::int64_t h0 = shape_.fan_out(0);
+      in_rows_ = line_partition(0, shape_.sparse_in, comm_.size());
+      const std::int64_t a = in_rows_[comm_.rank()] * h0, b = in_rows_[comm_.rank() + 1] * h0;
+      add_owned(a, b - a, grad_ + a, false);
+    }
     if (P_ > lay.emb) add_owned(lay.emb, P_ - lay.emb, grad_ + lay.emb, true);
   }
 }
@@ -806,14 +815,22 @@ void Trainer::gather_parameters() {
   }
   const int l = node_.rank();
   const std::int64_t b0 = node_off_[l], b1 = node_off_[l + 1];
-  cross_.allgather_blocks(w.subspan(static_cast<std::size_t>(b0), static_cast<std::size_t>(b1 - b0)),
-                          std::span<const std::int64_t>(cross_off_));
+  cross_.allgather_blocks(
+      w.subspan(static_cast<std::size_t>(b0), static_cast<std::size_t>(b1 - b0)),
+      std::span<const std::int64_t>(cross_off_));
   node_.allgather_blocks(w, std::span<const std::int64_t>(node_off_));
 }
 
-// The output layer's columns, packed per rank as (h + 1) x nc (weights, then bias).
-void Trainer::gather_output_columns() {
+// The output layer's columns, packed per rank as (h + 1) x nc (weights, then bias), and the
+// sparse input's rows of W0.
+void Trainer::gather_item_parts() {
   if (!items_) return;
+  if (S_ > 0) {
+    std::vector<std::int64_t> off(in_rows_);
+    for (auto& x : off) x *= shape_.fan_out(0);
+    comm_.allgather_blocks(std::span<float>(net_.params().data(), static_cast<std::size_t>(S_)),
+                           std::span<const std::int64_t>(off));
+  }
   const int L = shape_.n_layers(), P = comm_.size();
   const std::int64_t h = shape_.fan_in(L - 1), n_out = shape_.n_out;
   float* W = net_.params().data() + net_.layout().w[L - 1];
@@ -828,8 +845,8 @@ void Trainer::gather_output_columns() {
         std::copy(buf + i * nc, buf + (i + 1) * nc, p);
     }
   };
-  std::vector<float> mine(static_cast<std::size_t>((h + 1) * (cols_[comm_.rank() + 1] -
-                                                              cols_[comm_.rank()])));
+  std::vector<float> mine(
+      static_cast<std::size_t>((h + 1) * (cols_[comm_.rank() + 1] - cols_[comm_.rank()])));
   pack(comm_.rank(), mine.data(), true);
   std::vector<float> all = comm_.allgatherv(mine);
   for (int r = 0; r < P; ++r) pack(r, all.data() + (h + 1) * cols_[r], false);
@@ -837,7 +854,7 @@ void Trainer::gather_output_columns() {
 
 // All the moments of one kind, in parameter order, from every rank's ranges (collective).
 std::vector<float> Trainer::all_moments(const std::vector<float>& share) const {
-  if (share.empty() || comm_.size() == 1 || (sync_ != Sync::kSharded && !items_)) return share;
+  if (comm_.size() == 1 || (sync_ != Sync::kSharded && !items_)) return share;
   std::vector<std::int64_t> where;  // (param, n) per range sent
   std::vector<float> values;
   std::int64_t off = 0;
@@ -1120,7 +1137,7 @@ void Trainer::write_checkpoint(const std::string& path) {
   fault_point("train.checkpoint", comm_);
   // Sharded: each rank holds the moments of its share; the file holds them all.
   const std::vector<float> m_all = all_moments(m_);
-  const std::vector<float> v_all = all_moments(v_);
+  const std::vector<float> v_all = p_.optimizer == "adam" ? all_moments(v_) : std::vector<float>{};
   h5::File f = h5::File::create(path, comm_, kTrainCheckpointFormat);
   for (const char* g : {"/items", "/opt", "/curves"}) f.create_group(g);
   const std::string cfg = config_text();
@@ -1262,7 +1279,9 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
 
   TrainResult res;
   res.steps_per_epoch = steps_per_epoch_;
-  const std::string mode = items_ ? "output layer split by items, the layers below sharded"
+  const std::string mode = items_ ? std::string("output layer ") +
+                                        (S_ > 0 ? "and history input " : "") +
+                                        "split by items, the layers between sharded"
                            : sync_ == Sync::kSharded ? "sharded"
                                                      : p_.grad_sync;
   res.sync_layout = hierarchical_
@@ -1303,7 +1322,8 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       const auto bytes0 = sent_bytes();
       const double loss =
           items_ ? net_.loss_and_grad_split(bt, dropout, grad_, grad_out_.data(), comm_,
-                                            std::span<const std::int64_t>(cols_))
+                                            std::span<const std::int64_t>(cols_),
+                                            std::span<const std::int64_t>(in_rows_))
                  : net_.loss_and_grad(bt, dropout, grad_, 0,
                                       sync_ == Sync::kBuckets ? &buckets_ : nullptr);
       st.compute_seconds += seconds_since(t_compute);
@@ -1336,7 +1356,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       if (stop) g_stop_requested.store(0);  // the request is served
       if (stop && s + 1 < steps_per_epoch_) {
         step_in_epoch_ = s + 1;
-        gather_output_columns();
+        gather_item_parts();
         write_checkpoint(ckpt);
         throw Interrupted("train: stopped at epoch " + std::to_string(epoch_ + 1) + " step " +
                           std::to_string(s + 1) + "; " +
@@ -1346,7 +1366,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       }
     }
     // End of the epoch: validation, early stopping, checkpoint.
-    gather_output_columns();
+    gather_item_parts();
     st.train_loss = epoch_loss_ / static_cast<double>(n_train_);
     st.lr = lr;
     if (validate) {

@@ -10,7 +10,8 @@
 namespace segrec::testing_mlp {
 
 // A random batch for the shape: sparse rows of 0..4 items, dense rows, labels, targets.
-inline mlp::Batch<double> random_batch(const mlp::Shape& s, std::int64_t rows, std::mt19937_64& rng) {
+inline mlp::Batch<double> random_batch(const mlp::Shape& s, std::int64_t rows,
+                                       std::mt19937_64& rng) {
   std::uniform_real_distribution<double> U(-1, 1), P(0.2, 1.5);
   mlp::Batch<double> b;
   b.rows = rows;
@@ -50,7 +51,8 @@ inline mlp::Batch<double> slice_rows(const mlp::Batch<double>& x, std::int64_t a
       y.in_val.push_back(x.in_val[k]);
     }
     y.in_ptr.push_back(static_cast<std::int64_t>(y.in_idx.size()));
-    const auto dense = static_cast<std::int64_t>(x.dense.size()) / std::max<std::int64_t>(1, x.rows);
+    const auto dense =
+        static_cast<std::int64_t>(x.dense.size()) / std::max<std::int64_t>(1, x.rows);
     y.dense.insert(y.dense.end(), x.dense.begin() + r * dense, x.dense.begin() + (r + 1) * dense);
     if (!x.segment.empty()) y.segment.push_back(x.segment[r]);
     for (std::int64_t k = x.tgt_ptr[r]; k < x.tgt_ptr[r + 1]; ++k) {

@@ -16,10 +16,10 @@
 #include <random>
 #include <set>
 
+#include "mlp_fixture.hpp"
 #include "segrec/error.hpp"
 #include "segrec/mlp.hpp"
 #include "segrec/train.hpp"
-#include "mlp_fixture.hpp"
 
 namespace segrec {
 namespace {

@@ -9,11 +9,11 @@
 #include <random>
 #include <set>
 
+#include "mlp_fixture.hpp"
 #include "segrec/dataset.hpp"
 #include "segrec/error.hpp"
 #include "segrec/mlp.hpp"
 #include "segrec/train.hpp"
-#include "mlp_fixture.hpp"
 
 namespace segrec {
 namespace {
@@ -235,8 +235,10 @@ INSTANTIATE_TEST_SUITE_P(
 // The item-parallel step (--grad-sync items) against the whole batch in one process, in
 // double: the ranks' loss shares sum to the loss, their gradients of the layers below the
 // output layer (and of the embedding) sum to its gradient, and each rank's columns of the
-// output layer are its gradient there. Uneven row slices and column ranges (at 4 ranks one
-// rank has no rows and another no columns); every layer type, both losses and activations.
+// output layer are its gradient there; with the sparse input split too, each rank's rows of
+// W0 are their gradient and it leaves the other rows untouched. Uneven row slices and column
+// ranges (at 4 ranks one rank has no rows and another no columns); every layer type, both
+// losses and activations.
 TEST(MlpSplit, MatchesTheWholeBatchGradient) {
   const Comm world = Comm::world();
   const int P = world.size(), me = world.rank();
@@ -247,11 +249,10 @@ TEST(MlpSplit, MatchesTheWholeBatchGradient) {
     mlp::Loss loss;
     double dropout;
   };
-  const Case cases[] = {
-      {9, 0, 0, 0, {6}, mlp::Activation::kTanh, mlp::Loss::kSoftmax, 0.0},
-      {9, 2, 3, 2, {6, 5}, mlp::Activation::kRelu, mlp::Loss::kSoftmax, 0.3},
-      {0, 3, 3, 2, {4, 5}, mlp::Activation::kTanh, mlp::Loss::kBce, 0.2},
-      {9, 2, 0, 0, {5}, mlp::Activation::kRelu, mlp::Loss::kBce, 0.0}};
+  const Case cases[] = {{9, 0, 0, 0, {6}, mlp::Activation::kTanh, mlp::Loss::kSoftmax, 0.0},
+                        {9, 2, 3, 2, {6, 5}, mlp::Activation::kRelu, mlp::Loss::kSoftmax, 0.3},
+                        {0, 3, 3, 2, {4, 5}, mlp::Activation::kTanh, mlp::Loss::kBce, 0.2},
+                        {9, 2, 0, 0, {5}, mlp::Activation::kRelu, mlp::Loss::kBce, 0.0}};
   for (std::size_t c = 0; c < std::size(cases); ++c) {
     const Case& k = cases[c];
     mlp::Shape s;
@@ -273,20 +274,33 @@ TEST(MlpSplit, MatchesTheWholeBatchGradient) {
     std::vector<double> ref(net.params().size());
     const double ref_loss = net.loss_and_grad(all, k.dropout, ref.data());
 
-    std::vector<std::int64_t> rows(static_cast<std::size_t>(P) + 1), cols(rows);
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(P) + 1), cols(rows), in_rows(rows);
     for (int r = 0; r <= P; ++r) {
       rows[r] = N * r * r / (P * P);
       cols[r] = s.n_out * r * r / (P * P);
+      in_rows[r] = s.sparse_in * r / P;
     }
+    const bool split_in = s.sparse_in > 0 && c % 2 == 1;
+    if (!split_in) in_rows.clear();
     const mlp::Batch<double> mine = testing_mlp::slice_rows(all, rows[me], rows[me + 1]);
     const std::int64_t h = s.hidden.back(), c0 = cols[me], nc = cols[me + 1] - c0;
     std::vector<double> grad(ref.size(), 0.0), gout(static_cast<std::size_t>((h + 1) * nc));
     const double loss =
-        net.loss_and_grad_split(mine, k.dropout, grad.data(), gout.data(), world, cols);
+        net.loss_and_grad_split(mine, k.dropout, grad.data(), gout.data(), world, cols, in_rows);
     EXPECT_NEAR(world.allreduce_value(loss), ref_loss, 1e-10 * std::abs(ref_loss)) << c;
-    world.allreduce(grad);
     const mlp::Layout& lay = net.layout();
     const int L = s.n_layers();
+    if (split_in) {
+      const std::int64_t h0 = s.fan_out(0);
+      for (std::int64_t i = 0; i < s.sparse_in * h0; ++i) {
+        const std::int64_t row = i / h0;
+        if (row >= in_rows[me] && row < in_rows[me + 1])
+          EXPECT_NEAR(grad[i], ref[i], 1e-10 * std::max(1.0, std::abs(ref[i]))) << c << " " << i;
+        else
+          EXPECT_EQ(grad[i], 0.0) << c << ": W0 row " << row << " of another rank was written";
+      }
+    }
+    world.allreduce(grad);
     for (std::int64_t i = 0; i < lay.size; ++i) {
       if (i >= lay.w[L - 1] && i < lay.emb) continue;  // the output layer: below
       EXPECT_NEAR(grad[i], ref[i], 1e-10 * std::max(1.0, std::abs(ref[i]))) << c << " " << i;

@@ -23,9 +23,9 @@ int main(int argc, char** argv) {
   MpiEnvironment env(&argc, &argv);
   const Comm comm = Comm::world();
   std::map<std::string, std::string> a = {
-      {"users", "50000"},     {"input", "projected"},   {"d", "64"},
-      {"hidden", "256,256"},  {"items", "3706"},        {"batch", "256"},
-      {"loss", "softmax"},    {"density", "0.01"},      {"epochs", "2"},
+      {"users", "50000"},     {"input", "projected"}, {"d", "64"},
+      {"hidden", "256,256"},  {"items", "3706"},      {"batch", "256"},
+      {"loss", "softmax"},    {"density", "0.01"},    {"epochs", "2"},
       {"activation", "relu"}, {"grad-sync", "items"}, {"bucket-mb", "4"}};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];

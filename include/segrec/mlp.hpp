@@ -196,22 +196,30 @@ class Network {
   /// output layer's entries are not touched). `grad_out` receives the complete
   /// gradient of this rank's columns, (h + 1) x nc row-major: W_out[:, cols]
   /// then the bias. Reads only this rank's columns of the output layer.
+  /// With `in_rows` (size()+1 offsets over the sparse input) the sparse rows
+  /// of W0 are split alike: rank r adds rows [in_rows[r], in_rows[r+1]) of
+  /// X W0 for the whole batch (reduce-scattered to the rows' owners) and gets
+  /// their complete gradient in `grad` (the other sparse rows are not touched).
   /// Returns this rank's share of the batch loss (the shares sum to it).
   double loss_and_grad_split(const Batch<T>& batch, T dropout, T* grad, T* grad_out,
-                             const Comm& comm, std::span<const std::int64_t> cols);
+                             const Comm& comm, std::span<const std::int64_t> cols,
+                             std::span<const std::int64_t> in_rows = {});
 
  private:
   Matrix& out_() { return A_.back(); }
   void reserve_rows(std::int64_t rows);
   // With skip_output the output layer is not computed (its input is left in
-  // A_ or H_ of the last hidden layer).
-  void forward_impl(const Batch<T>& batch, T dropout, bool output_bias, bool skip_output = false);
+  // A_ or H_ of the last hidden layer). sparse_part: rows x fan_out(0), the
+  // sparse input's X W0 computed elsewhere.
+  void forward_impl(const Batch<T>& batch, T dropout, bool output_bias, bool skip_output = false,
+                    const T* sparse_part = nullptr);
   // Loss over the rows; with gb (the output bias gradient) the logits become dL/dz.
   double loss_softmax(const Batch<T>& batch, T* gb);
   double loss_bce(const Batch<T>& batch, T* gb);
   // Layers top..first_layer; A_[top] holds dL/d(pre-activation of layer top).
+  // sparse_split: the sparse rows of W0 get their gradient elsewhere (untouched here).
   void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done, int first_layer,
-                const GradReady* buckets, int top);
+                const GradReady* buckets, int top, bool sparse_split);
   // G_[j] (dL/dH_j, n rows) through the dropout mask and the activation: A_[j] becomes
   // dL/d(pre-activation of hidden layer j).
   void hidden_grad(int j, std::int64_t n, T dropout);
@@ -236,7 +244,8 @@ class Network {
   Matrix Emb_;             // rows x embed_dim: the batch's segment embeddings
   // Item-parallel step: the global batch's last hidden rows (N x h), this rank's
   // columns of the logits (N x nc, then dL/dz), dL/dH of all rows (N x h).
-  Matrix Hall_, Zc_, dHall_;
+  // Pin_: the whole batch's X W0 parts, then dL/dA0 (N x fan_out(0)).
+  Matrix Hall_, Zc_, dHall_, Pin_;
 };
 
 extern template class Network<float>;

@@ -95,7 +95,7 @@ class TrainCommand final : public Command {
         "backward pass) | sharded (reduce-scatter, sharded update, allgather; shared memory "
         "within a node) | items (the output layer split by item columns over the ranks, the "
         "layers below sharded)")("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb),
-                          "--grad-sync buckets: MiB of gradient per nonblocking allreduce")(
+                                 "--grad-sync buckets: MiB of gradient per nonblocking allreduce")(
         "lr-schedule", po::value(&p.lr_schedule)->default_value(p.lr_schedule),
         "after the warmup: constant | cosine | step")(
         "warmup-steps", po::value(&p.warmup_steps)->default_value(p.warmup_steps),
