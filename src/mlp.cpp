@@ -7,6 +7,7 @@
 #include "segrec/mlp.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -302,9 +303,16 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
         "mlp: the item-parallel step needs a hidden layer and one column range per rank");
   const std::int64_t h = shape_.hidden.back(), n = bt.rows;
   const std::int64_t c0 = cols[me], nc = cols[me + 1] - c0;
+  // Runs a collective, adding its time (waiting for the other ranks included) to comm_seconds_.
+  const auto timed = [this](auto&& collective) {
+    const auto t0 = std::chrono::steady_clock::now();
+    collective();
+    comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
 
   // The global batch: rows_of[r] rows from rank r, in rank order.
-  const auto rows_of = comm.allgatherv(std::vector<std::int64_t>{n});
+  std::vector<std::int64_t> rows_of;
+  timed([&] { rows_of = comm.allgatherv(std::vector<std::int64_t>{n}); });
   std::vector<std::int64_t> row_off(static_cast<std::size_t>(P) + 1, 0);
   for (int r = 0; r < P; ++r) row_off[r + 1] = row_off[r] + rows_of[r];
   const std::int64_t N = row_off[P], r0 = row_off[me];
@@ -322,7 +330,7 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   std::vector<std::int32_t> xi;
   std::vector<T> xv;
   if (split_in) {
-    gather_csr(comm, n, bt.in_ptr, bt.in_idx, bt.in_val, xp, xi, xv);
+    timed([&] { gather_csr(comm, n, bt.in_ptr, bt.in_idx, bt.in_val, xp, xi, xv); });
     if (Pin_.rows() < N) Pin_.resize(N, h0);
     auto X0 = Pin_.topRows(N);
     X0.setZero();
@@ -331,8 +339,10 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
       for (std::int64_t k = xp[r]; k < xp[r + 1]; ++k)
         if (xi[k] >= i0 && xi[k] < i1) X0.row(r).noalias() += xv[k] * W0.row(xi[k]);
     const auto off = elem_off(h0);
-    comm.reduce_scatter(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
-                        std::span<const std::int64_t>(off));
+    timed([&] {
+      comm.reduce_scatter(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
+                          std::span<const std::int64_t>(off));
+    });
   }
   forward_impl(bt, dropout, /*output_bias=*/false, /*skip_output=*/true,
                split_in ? Pin_.data() + r0 * h0 : nullptr);
@@ -341,14 +351,16 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   const auto hoff = elem_off(h);
   if (Hall_.rows() < N) Hall_.resize(N, h);
   if (n > 0) Hall_.middleRows(r0, n) = top_input(dropout).topRows(n);
-  comm.allgather_blocks(std::span<T>(Hall_.data(), static_cast<std::size_t>(N * h)),
-                        std::span<const std::int64_t>(hoff));
+  timed([&] {
+    comm.allgather_blocks(std::span<T>(Hall_.data(), static_cast<std::size_t>(N * h)),
+                          std::span<const std::int64_t>(hoff));
+  });
   const auto Hall = Hall_.topRows(N);
   // ... and their targets (CSR over the N rows).
   std::vector<std::int64_t> tp;
   std::vector<std::int32_t> ti;
   std::vector<T> tv;
-  gather_csr(comm, n, bt.tgt_ptr, bt.tgt_idx, bt.tgt_val, tp, ti, tv);
+  timed([&] { gather_csr(comm, n, bt.tgt_ptr, bt.tgt_idx, bt.tgt_val, tp, ti, tv); });
   const auto mine = [&](std::int64_t k) { return ti[k] >= c0 && ti[k] < c0 + nc; };
 
   // This rank's columns of the logits: Z = Hall W_out[:, cols] + b_out[cols] (N x nc).
@@ -385,10 +397,10 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
       st[2 * r + 1] = tz;
     }
     std::vector<T> mx(mloc);
-    comm.allreduce(mx, Op::kMax);
+    timed([&] { comm.allreduce(mx, Op::kMax); });
     for (std::int64_t r = 0; r < N; ++r)
       st[2 * r] *= nc > 0 ? std::exp(static_cast<double>(mloc[r]) - mx[r]) : 0.0;
-    comm.allreduce(st);
+    timed([&] { comm.allreduce(st); });
     for (std::int64_t r = 0; r < N; ++r) {
       auto z = Z.row(r);
       T tsum = 0;
@@ -435,8 +447,10 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
     dH.noalias() = Z * Wc.transpose();
   else
     dH.setZero();
-  comm.reduce_scatter(std::span<T>(dHall_.data(), static_cast<std::size_t>(N * h)),
-                      std::span<const std::int64_t>(hoff));
+  timed([&] {
+    comm.reduce_scatter(std::span<T>(dHall_.data(), static_cast<std::size_t>(N * h)),
+                        std::span<const std::int64_t>(hoff));
+  });
   if (n > 0) {
     G_[L - 2].topRows(n) = dH.middleRows(r0, n);
     hidden_grad(L - 2, n, dropout);
@@ -446,8 +460,10 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
     // W0's rows of this rank from the whole batch's dL/dA0 (gathered into Pin_).
     const auto off = elem_off(h0);
     if (n > 0) Pin_.middleRows(r0, n) = A_[0].topRows(n);
-    comm.allgather_blocks(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
-                          std::span<const std::int64_t>(off));
+    timed([&] {
+      comm.allgather_blocks(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
+                            std::span<const std::int64_t>(off));
+    });
     MatMap gW0(grad + layout_.w[0], shape_.in_dim(), h0);
     gW0.middleRows(i0, i1 - i0).setZero();
     for (std::int64_t r = 0; r < N; ++r)

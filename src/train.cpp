@@ -1320,13 +1320,17 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
         add_train_user(bt, order_[cursor].second, epoch_);
       const auto t_compute = std::chrono::steady_clock::now();
       const auto bytes0 = sent_bytes();
+      const double split_comm0 = net_.comm_seconds();
       const double loss =
           items_ ? net_.loss_and_grad_split(bt, dropout, grad_, grad_out_.data(), comm_,
                                             std::span<const std::int64_t>(cols_),
                                             std::span<const std::int64_t>(in_rows_))
                  : net_.loss_and_grad(bt, dropout, grad_, 0,
                                       sync_ == Sync::kBuckets ? &buckets_ : nullptr);
-      st.compute_seconds += seconds_since(t_compute);
+      // The item-parallel step's own collectives count as communication.
+      const double split_comm = net_.comm_seconds() - split_comm0;
+      st.compute_seconds += seconds_since(t_compute) - split_comm;
+      st.comm_seconds += split_comm;
       scalars_[0] = static_cast<float>(loss);
       scalars_[1] = g_stop_requested.load() ? 1.0f : 0.0f;
       const auto t_comm = std::chrono::steady_clock::now();

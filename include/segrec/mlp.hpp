@@ -204,6 +204,8 @@ class Network {
   double loss_and_grad_split(const Batch<T>& batch, T dropout, T* grad, T* grad_out,
                              const Comm& comm, std::span<const std::int64_t> cols,
                              std::span<const std::int64_t> in_rows = {});
+  /// Seconds spent in the item-parallel step's collectives so far (waits included).
+  double comm_seconds() const { return comm_seconds_; }
 
  private:
   Matrix& out_() { return A_.back(); }
@@ -246,6 +248,7 @@ class Network {
   // columns of the logits (N x nc, then dL/dz), dL/dH of all rows (N x h).
   // Pin_: the whole batch's X W0 parts, then dL/dA0 (N x fan_out(0)).
   Matrix Hall_, Zc_, dHall_, Pin_;
+  double comm_seconds_ = 0;
 };
 
 extern template class Network<float>;

@@ -57,7 +57,7 @@ expect_stall() {
   local msg; msg=$(grep '^segrec: error' "$WORK/ferr" | head -1)
   if [[ $3 == stall ]]; then
     [[ $RC -eq 6 ]] || { bad "$name: exit $RC, want 6: $(tail -c 400 "$WORK/ferr")"; return 1; }
-    grep '^segrec: error' "$WORK/ferr" | grep -qE "stalled: no progress for [0-9]+ s \(--stall-timeout $STALL\) in stage $stage, waiting in allreduce" ||
+    grep '^segrec: error' "$WORK/ferr" | grep -qE "stalled: no progress for [0-9]+ s \(--stall-timeout $STALL\) in stage $stage, waiting in (allreduce|allgather|barrier)" ||
       { bad "$name: message: $msg"; return 1; }
   fi
   ok "$name: job ended $WAITED s after the fault (exit $RC): ${msg:-$(grep -m1 -iE 'lost|abort|killed' "$WORK/ferr")}"

@@ -33,7 +33,7 @@ frozen() {
   wait $pid; RC=$?
   [[ -n $victim ]] && kill -KILL "$victim" 2>/dev/null
   if [[ $RC -eq 6 ]] && grep '^segrec: error' "$WORK/ferr" |
-       grep -qE "stalled: no progress for [0-9]+ s \(--stall-timeout 5\) in stage $stage, waiting in (allreduce|barrier)"; then
+       grep -qE "stalled: no progress for [0-9]+ s \(--stall-timeout 5\) in stage $stage, waiting in (allreduce|allgather|barrier)"; then
     ok "$name: exit 6: $(grep -m1 '^segrec: error' "$WORK/ferr" | cut -c1-160)"
   else
     bad "$name: exit $RC (victim '${victim}'): $(grep -m2 'segrec: error\|abort' "$WORK/ferr")"
