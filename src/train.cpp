@@ -1264,7 +1264,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   assign_roles();
   build_validation();
   net_.init(p_.seed);
-  // The optimiser's moments: this rank's share of the parameters when sharded, else all.
+  // The optimiser's moments: of the ranges this rank updates (own_), back to back.
   std::int64_t n_moments = 0;
   for (const auto& o : own_) n_moments += o.n;
   m_.assign(static_cast<std::size_t>(n_moments), 0.0f);
