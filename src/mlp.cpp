@@ -326,6 +326,7 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   // adds their part of X W0 for the whole batch and reduce-scatters it to the rows' owners.
   const std::int64_t h0 = shape_.fan_out(0);
   const std::int64_t i0 = split_in ? in_rows[me] : 0, i1 = split_in ? in_rows[me + 1] : 0;
+  const auto in_off = elem_off(h0);
   std::vector<std::int64_t> xp;
   std::vector<std::int32_t> xi;
   std::vector<T> xv;
@@ -338,10 +339,9 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
     for (std::int64_t r = 0; r < N; ++r)
       for (std::int64_t k = xp[r]; k < xp[r + 1]; ++k)
         if (xi[k] >= i0 && xi[k] < i1) X0.row(r).noalias() += xv[k] * W0.row(xi[k]);
-    const auto off = elem_off(h0);
     timed([&] {
       comm.reduce_scatter(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
-                          std::span<const std::int64_t>(off));
+                          std::span<const std::int64_t>(in_off));
     });
   }
   forward_impl(bt, dropout, /*output_bias=*/false, /*skip_output=*/true,
@@ -458,11 +458,10 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   backward(bt, dropout, grad, /*output_bias_done=*/false, 0, nullptr, L - 2, split_in);
   if (split_in) {
     // W0's rows of this rank from the whole batch's dL/dA0 (gathered into Pin_).
-    const auto off = elem_off(h0);
     if (n > 0) Pin_.middleRows(r0, n) = A_[0].topRows(n);
     timed([&] {
       comm.allgather_blocks(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
-                            std::span<const std::int64_t>(off));
+                            std::span<const std::int64_t>(in_off));
     });
     MatMap gW0(grad + layout_.w[0], shape_.in_dim(), h0);
     gW0.middleRows(i0, i1 - i0).setZero();

@@ -4,10 +4,35 @@
 #include <cstdint>
 #include <random>
 #include <set>
+#include <vector>
 
 #include "segrec/mlp.hpp"
 
 namespace segrec::testing_mlp {
+
+// A network's layers for the gradient tests: input parts, hidden widths, activation, loss and
+// hidden dropout.
+struct GradCase {
+  const char* name;
+  std::int64_t sparse_in, dense_in, n_segments, embed_dim;
+  std::vector<std::int64_t> hidden;
+  mlp::Activation act;
+  mlp::Loss loss;
+  double dropout;
+
+  mlp::Shape shape(std::int64_t n_out) const {
+    mlp::Shape s;
+    s.sparse_in = sparse_in;
+    s.dense_in = dense_in;
+    s.n_segments = n_segments;
+    s.embed_dim = embed_dim;
+    s.hidden = hidden;
+    s.n_out = n_out;
+    s.activation = act;
+    s.loss = loss;
+    return s;
+  }
+};
 
 // A random batch for the shape: sparse rows of 0..4 items, dense rows, labels, targets.
 inline mlp::Batch<double> random_batch(const mlp::Shape& s, std::int64_t rows,

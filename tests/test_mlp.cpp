@@ -24,6 +24,7 @@
 namespace segrec {
 namespace {
 
+using testing_mlp::GradCase;
 using testing_mlp::random_batch;
 
 namespace fs = std::filesystem;
@@ -42,28 +43,11 @@ std::string tmp_dir() {
 
 // ---- gradient checks -------------------------------------------------------------------------
 
-struct GradCase {
-  const char* name;
-  std::int64_t sparse_in, dense_in, n_segments, embed_dim;
-  std::vector<std::int64_t> hidden;
-  Activation act;
-  Loss loss;
-  double dropout;
-};
-
 class GradientCheck : public testing::TestWithParam<GradCase> {};
 
 TEST_P(GradientCheck, MatchesFiniteDifferences) {
   const GradCase& c = GetParam();
-  Shape s;
-  s.sparse_in = c.sparse_in;
-  s.dense_in = c.dense_in;
-  s.n_segments = c.n_segments;
-  s.embed_dim = c.embed_dim;
-  s.hidden = c.hidden;
-  s.n_out = 7;
-  s.activation = c.act;
-  s.loss = c.loss;
+  const Shape s = c.shape(7);
   Network<double> net(s);
   net.init(3);
   std::mt19937_64 rng(11);

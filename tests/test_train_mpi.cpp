@@ -121,6 +121,14 @@ struct Config {
   void (*set)(TrainParams&);
 };
 
+// Projection + history input with a 3-wide segment embedding, two hidden layers of 16.
+void both_inputs_with_segments(TrainParams& p) {
+  p.input = "both";
+  p.personalize = "segment-input";
+  p.segment_embedding = 3;
+  p.hidden = "16,16";
+}
+
 class TrainRankInvariance : public testing::TestWithParam<Config> {};
 
 TEST_P(TrainRankInvariance, WeightsMatchASingleProcessRunAfterThreeEpochs) {
@@ -168,10 +176,7 @@ INSTANTIATE_TEST_SUITE_P(
         // weight decay, clipping, warmup and step decay, log weights.
         Config{"both_segments_bce_sgd",
                [](TrainParams& p) {
-                 p.input = "both";
-                 p.personalize = "segment-input";
-                 p.segment_embedding = 3;
-                 p.hidden = "16,16";
+                 both_inputs_with_segments(p);
                  p.activation = "relu";
                  p.loss = "bce";
                  p.optimizer = "sgd";
@@ -208,10 +213,7 @@ INSTANTIATE_TEST_SUITE_P(
                }},
         Config{"both_segments_sharded_bce_sgd_clip",
                [](TrainParams& p) {
-                 p.input = "both";
-                 p.personalize = "segment-input";
-                 p.segment_embedding = 3;
-                 p.hidden = "16,16";
+                 both_inputs_with_segments(p);
                  p.loss = "bce";
                  p.optimizer = "sgd";
                  p.lr = 0.05;
@@ -221,10 +223,7 @@ INSTANTIATE_TEST_SUITE_P(
                }},
         Config{"both_segments_buckets_clip",
                [](TrainParams& p) {
-                 p.input = "both";
-                 p.personalize = "segment-input";
-                 p.segment_embedding = 3;
-                 p.hidden = "16,16";
+                 both_inputs_with_segments(p);
                  p.clip = 0.5;
                  p.weight_decay = 1e-3;
                  p.grad_sync = "buckets";
@@ -242,28 +241,15 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(MlpSplit, MatchesTheWholeBatchGradient) {
   const Comm world = Comm::world();
   const int P = world.size(), me = world.rank();
-  struct Case {
-    std::int64_t sparse_in, dense_in, n_segments, embed_dim;
-    std::vector<std::int64_t> hidden;
-    mlp::Activation act;
-    mlp::Loss loss;
-    double dropout;
-  };
-  const Case cases[] = {{9, 0, 0, 0, {6}, mlp::Activation::kTanh, mlp::Loss::kSoftmax, 0.0},
-                        {9, 2, 3, 2, {6, 5}, mlp::Activation::kRelu, mlp::Loss::kSoftmax, 0.3},
-                        {0, 3, 3, 2, {4, 5}, mlp::Activation::kTanh, mlp::Loss::kBce, 0.2},
-                        {9, 2, 0, 0, {5}, mlp::Activation::kRelu, mlp::Loss::kBce, 0.0}};
+  using mlp::Activation, mlp::Loss;
+  const testing_mlp::GradCase cases[] = {
+      {"sparse_tanh_softmax", 9, 0, 0, 0, {6}, Activation::kTanh, Loss::kSoftmax, 0.0},
+      {"all_relu_softmax_dropout", 9, 2, 3, 2, {6, 5}, Activation::kRelu, Loss::kSoftmax, 0.3},
+      {"dense_embedding_tanh_bce_dropout", 0, 3, 3, 2, {4, 5}, Activation::kTanh, Loss::kBce, 0.2},
+      {"sparse_dense_relu_bce", 9, 2, 0, 0, {5}, Activation::kRelu, Loss::kBce, 0.0}};
   for (std::size_t c = 0; c < std::size(cases); ++c) {
-    const Case& k = cases[c];
-    mlp::Shape s;
-    s.sparse_in = k.sparse_in;
-    s.dense_in = k.dense_in;
-    s.n_segments = k.n_segments;
-    s.embed_dim = k.embed_dim;
-    s.hidden = k.hidden;
-    s.n_out = 13;
-    s.activation = k.act;
-    s.loss = k.loss;
+    const testing_mlp::GradCase& k = cases[c];
+    const mlp::Shape s = k.shape(13);
     mlp::Network<double> net(s);
     net.init(3);
     std::mt19937_64 rng(11 + c);
@@ -287,7 +273,7 @@ TEST(MlpSplit, MatchesTheWholeBatchGradient) {
     std::vector<double> grad(ref.size(), 0.0), gout(static_cast<std::size_t>((h + 1) * nc));
     const double loss =
         net.loss_and_grad_split(mine, k.dropout, grad.data(), gout.data(), world, cols, in_rows);
-    EXPECT_NEAR(world.allreduce_value(loss), ref_loss, 1e-10 * std::abs(ref_loss)) << c;
+    EXPECT_NEAR(world.allreduce_value(loss), ref_loss, 1e-10 * std::abs(ref_loss)) << k.name;
     const mlp::Layout& lay = net.layout();
     const int L = s.n_layers();
     if (split_in) {
@@ -295,21 +281,22 @@ TEST(MlpSplit, MatchesTheWholeBatchGradient) {
       for (std::int64_t i = 0; i < s.sparse_in * h0; ++i) {
         const std::int64_t row = i / h0;
         if (row >= in_rows[me] && row < in_rows[me + 1])
-          EXPECT_NEAR(grad[i], ref[i], 1e-10 * std::max(1.0, std::abs(ref[i]))) << c << " " << i;
+          EXPECT_NEAR(grad[i], ref[i], 1e-10 * std::max(1.0, std::abs(ref[i])))
+              << k.name << " " << i;
         else
-          EXPECT_EQ(grad[i], 0.0) << c << ": W0 row " << row << " of another rank was written";
+          EXPECT_EQ(grad[i], 0.0) << k.name << ": W0 row " << row << " of another rank was written";
       }
     }
     world.allreduce(grad);
     for (std::int64_t i = 0; i < lay.size; ++i) {
       if (i >= lay.w[L - 1] && i < lay.emb) continue;  // the output layer: below
-      EXPECT_NEAR(grad[i], ref[i], 1e-10 * std::max(1.0, std::abs(ref[i]))) << c << " " << i;
+      EXPECT_NEAR(grad[i], ref[i], 1e-10 * std::max(1.0, std::abs(ref[i]))) << k.name << " " << i;
     }
     for (std::int64_t i = 0; i <= h; ++i)
       for (std::int64_t j = 0; j < nc; ++j) {
         const std::int64_t at = i < h ? lay.w[L - 1] + i * s.n_out + c0 + j : lay.b[L - 1] + c0 + j;
         EXPECT_NEAR(gout[i * nc + j], ref[at], 1e-10 * std::max(1.0, std::abs(ref[at])))
-            << c << " output " << i << "," << c0 + j;
+            << k.name << " output " << i << "," << c0 + j;
       }
   }
 }
