@@ -14,7 +14,7 @@ command -v "$CXX" >/dev/null || { echo "fuzz: $CXX not found (scripts/setup.sh -
 mkdir -p "$OUT/corpus"
 "$CXX" -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -I"$ROOT/include" \
-  "$ROOT/tests/fuzz/fuzz_parse.cpp" "$ROOT/src/parse.cpp" -o "$OUT/fuzz_parse"
+  "$ROOT/tests/fuzz/fuzz_parse.cpp" "$ROOT/src/io/parse.cpp" -o "$OUT/fuzz_parse"
 cd "$OUT"
 # -timeout: one input may take at most 10 s; -rss_limit_mb bounds memory.
 ./fuzz_parse -max_total_time="$SECONDS_TO_RUN" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \

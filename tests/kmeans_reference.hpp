@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "segrec/kmeans.hpp"
+#include "segrec/segmentation/kmeans.hpp"
 
 namespace segrec::testing_ref {
 

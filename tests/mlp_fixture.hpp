@@ -6,7 +6,7 @@
 #include <set>
 #include <vector>
 
-#include "segrec/mlp.hpp"
+#include "segrec/personalisation/mlp.hpp"
 
 namespace segrec::testing_mlp {
 

@@ -2,7 +2,7 @@
 // whole binary, and only rank 0 (and ranks with failures) print results.
 #include <gtest/gtest.h>
 
-#include "segrec/comm.hpp"
+#include "segrec/core/comm.hpp"
 
 namespace {
 class QuietListener : public testing::EmptyTestEventListener {};

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "segrec/dataset.hpp"
-#include "segrec/segment_report.hpp"
+#include "segrec/ingest/dataset.hpp"
+#include "segrec/segmentation/segment_report.hpp"
 
 namespace segrec::report_fixture {
 

@@ -11,9 +11,9 @@
 
 #include <Eigen/Dense>
 
-#include "segrec/comm.hpp"
-#include "segrec/dataset.hpp"
-#include "segrec/project.hpp"
+#include "segrec/core/comm.hpp"
+#include "segrec/ingest/dataset.hpp"
+#include "segrec/segmentation/project.hpp"
 
 namespace segrec::test {
 

@@ -16,12 +16,12 @@
 
 #include "kmeans_reference.hpp"
 #include "segment_report_fixture.hpp"
-#include "segrec/cluster.hpp"
-#include "segrec/profile.hpp"
-#include "segrec/project.hpp"
-#include "segrec/dataset.hpp"
-#include "segrec/error.hpp"
-#include "segrec/h5.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/ingest/dataset.hpp"
+#include "segrec/io/h5.hpp"
+#include "segrec/segmentation/cluster.hpp"
+#include "segrec/segmentation/profile.hpp"
+#include "segrec/segmentation/project.hpp"
 
 namespace segrec {
 namespace {

@@ -9,8 +9,8 @@
 
 #include <Eigen/Core>
 
-#include "segrec/comm.hpp"
-#include "segrec/error.hpp"
+#include "segrec/core/comm.hpp"
+#include "segrec/core/error.hpp"
 
 namespace segrec {
 namespace {

@@ -1,6 +1,6 @@
 // Comm as a serial communicator (no MPI): every collective is a local copy,
 // and block_partition tiles a row range.
-#include "segrec/comm.hpp"
+#include "segrec/core/comm.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 
 #include <Eigen/Core>
 
-#include "segrec/error.hpp"
+#include "segrec/core/error.hpp"
 
 namespace segrec {
 namespace {

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <vector>
 
-#include "segrec/bundle.hpp"
-#include "segrec/evaluate.hpp"
-#include "segrec/split.hpp"
+#include "segrec/personalisation/bundle.hpp"
+#include "segrec/serving/evaluate.hpp"
+#include "segrec/serving/split.hpp"
 
 namespace segrec {
 namespace {

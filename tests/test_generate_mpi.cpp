@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "segrec/comm.hpp"
-#include "segrec/error.hpp"
-#include "segrec/generate.hpp"
-#include "segrec/parse.hpp"
+#include "segrec/core/comm.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/ingest/generate.hpp"
+#include "segrec/io/parse.hpp"
 
 namespace segrec {
 namespace {

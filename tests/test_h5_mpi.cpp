@@ -1,7 +1,7 @@
 // h5::File over MPI_COMM_WORLD: round trips of row-partitioned and replicated
 // data where ranks own different row counts (one owns none), attributes,
 // provenance, format checks, unreadable inputs and atomic commits.
-#include "segrec/h5.hpp"
+#include "segrec/io/h5.hpp"
 
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "segrec/comm.hpp"
-#include "segrec/error.hpp"
+#include "segrec/core/comm.hpp"
+#include "segrec/core/error.hpp"
 
 namespace segrec {
 namespace {

@@ -6,8 +6,8 @@
 #include <fstream>
 #include <random>
 
-#include "segrec/dataset.hpp"
-#include "segrec/ingest.hpp"
+#include "segrec/ingest/dataset.hpp"
+#include "segrec/ingest/ingest.hpp"
 
 namespace fs = std::filesystem;
 using namespace segrec;

@@ -17,8 +17,8 @@
 #include <tuple>
 
 #include "kmeans_reference.hpp"
-#include "segrec/error.hpp"
-#include "segrec/kmeans.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/segmentation/kmeans.hpp"
 
 namespace segrec {
 namespace {

@@ -15,10 +15,10 @@
 
 #include "kmeans_reference.hpp"
 #include "segment_report_fixture.hpp"
-#include "segrec/error.hpp"
-#include "segrec/h5.hpp"
-#include "segrec/kmeans.hpp"
-#include "segrec/segment_report.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/io/h5.hpp"
+#include "segrec/segmentation/kmeans.hpp"
+#include "segrec/segmentation/segment_report.hpp"
 
 namespace segrec {
 namespace {

@@ -17,9 +17,9 @@
 #include <set>
 
 #include "mlp_fixture.hpp"
-#include "segrec/error.hpp"
-#include "segrec/mlp.hpp"
-#include "segrec/train.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/personalisation/mlp.hpp"
+#include "segrec/personalisation/train.hpp"
 
 namespace segrec {
 namespace {

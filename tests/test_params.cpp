@@ -1,5 +1,5 @@
 // Parameter helpers: value checks, list and assignment parsing, INI files.
-#include "segrec/params.hpp"
+#include "segrec/core/params.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "segrec/error.hpp"
-#include "segrec/pseudonym.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/ingest/pseudonym.hpp"
 
 namespace segrec {
 namespace {
@@ -195,7 +195,7 @@ TEST(ParamsReadIni, MissingFile) {
   EXPECT_NE(msg.find(p.string()), std::string::npos) << msg;
 }
 
-// Known defect in src/params.cpp: std::ifstream opens a directory without
+// Known defect in src/core/params.cpp: std::ifstream opens a directory without
 // error and getline then just ends, so read_ini returns no entries instead of
 // failing. Fix: in read_ini, throw UsageError("cannot read config file '<path>':
 // is a directory") when std::filesystem::is_directory(path).

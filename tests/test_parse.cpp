@@ -1,4 +1,4 @@
-#include "segrec/parse.hpp"
+#include "segrec/io/parse.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "segrec/error.hpp"
+#include "segrec/core/error.hpp"
 
 namespace segrec::parse {
 namespace {

@@ -6,8 +6,8 @@
 #include <fstream>
 
 #include "segmentation_fixture.hpp"
-#include "segrec/error.hpp"
-#include "segrec/profile.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/segmentation/profile.hpp"
 
 using namespace segrec;
 using segrec::test::Event;

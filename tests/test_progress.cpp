@@ -1,6 +1,6 @@
 // Progress reporter: formats, the JSON event log, throttling and verbosity, and
 // the environment helpers.
-#include "segrec/progress.hpp"
+#include "segrec/core/progress.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "segrec/env.hpp"
-#include "segrec/error.hpp"
+#include "segrec/core/env.hpp"
+#include "segrec/core/error.hpp"
 
 namespace segrec::progress {
 namespace {

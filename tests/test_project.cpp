@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "segmentation_fixture.hpp"
-#include "segrec/error.hpp"
-#include "segrec/project.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/segmentation/project.hpp"
 
 using namespace segrec;
 using namespace segrec::test;

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "segrec/bundle.hpp"
-#include "segrec/recommend.hpp"
+#include "segrec/personalisation/bundle.hpp"
+#include "segrec/serving/recommend.hpp"
 
 namespace segrec {
 namespace {

@@ -15,8 +15,8 @@
 #include <sstream>
 
 #include "segment_report_fixture.hpp"
-#include "segrec/error.hpp"
-#include "segrec/segment_report.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/segmentation/segment_report.hpp"
 
 namespace segrec {
 namespace {

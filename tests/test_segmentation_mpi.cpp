@@ -7,10 +7,10 @@
 #include <fstream>
 
 #include "segmentation_fixture.hpp"
-#include "segrec/error.hpp"
-#include "segrec/h5.hpp"
-#include "segrec/profile.hpp"
-#include "segrec/project.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/io/h5.hpp"
+#include "segrec/segmentation/profile.hpp"
+#include "segrec/segmentation/project.hpp"
 
 namespace fs = std::filesystem;
 using namespace segrec;

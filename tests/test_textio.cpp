@@ -1,6 +1,6 @@
 // Parallel text I/O on one process: line-aligned byte ranges, the bounded
 // line reader, read_first_line and the ordered writer with a serial Comm.
-#include "segrec/textio.hpp"
+#include "segrec/io/textio.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "segrec/comm.hpp"
-#include "segrec/error.hpp"
+#include "segrec/core/comm.hpp"
+#include "segrec/core/error.hpp"
 
 namespace segrec {
 namespace {

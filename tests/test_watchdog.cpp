@@ -8,8 +8,8 @@
 #include <string>
 #include <thread>
 
-#include "segrec/comm.hpp"
-#include "segrec/watchdog.hpp"
+#include "segrec/core/comm.hpp"
+#include "segrec/core/watchdog.hpp"
 
 namespace segrec::watchdog {
 namespace {

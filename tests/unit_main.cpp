@@ -1,7 +1,7 @@
 // GoogleTest main for the serial unit tests: the BLAS is set up as in segrec.
 #include <gtest/gtest.h>
 
-#include "segrec/blas.hpp"
+#include "segrec/core/blas.hpp"
 
 int main(int argc, char** argv) {
   segrec::blas::configure(argv);

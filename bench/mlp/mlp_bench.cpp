@@ -13,9 +13,9 @@
 #include <numbers>
 #include <string>
 
-#include "segrec/comm.hpp"
-#include "segrec/error.hpp"
-#include "segrec/train.hpp"
+#include "segrec/core/comm.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/personalisation/train.hpp"
 
 using namespace segrec;
 

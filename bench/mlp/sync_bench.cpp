@@ -15,7 +15,7 @@
 #include <span>
 #include <vector>
 
-#include "segrec/comm.hpp"
+#include "segrec/core/comm.hpp"
 
 using segrec::Comm;
 

@@ -12,7 +12,7 @@
 #include <span>
 #include <vector>
 
-#include "segrec/comm.hpp"
+#include "segrec/core/comm.hpp"
 
 int main(int argc, char** argv) {
   segrec::MpiEnvironment env(&argc, &argv);

@@ -4,8 +4,8 @@
 #include <sstream>
 
 #include "command.hpp"
-#include "segrec/cluster.hpp"
-#include "segrec/params.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/segmentation/cluster.hpp"
 
 namespace segrec::cli {
 namespace {

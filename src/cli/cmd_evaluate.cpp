@@ -1,7 +1,7 @@
 // segrec evaluate: top-N quality of a model and of popularity baselines.
 #include "command.hpp"
 #include "ingest_options.hpp"
-#include "segrec/evaluate.hpp"
+#include "segrec/serving/evaluate.hpp"
 
 namespace segrec::cli {
 namespace {

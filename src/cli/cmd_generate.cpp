@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "command.hpp"
-#include "segrec/generate.hpp"
+#include "segrec/ingest/generate.hpp"
 
 namespace segrec::cli {
 namespace {

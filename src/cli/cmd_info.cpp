@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "command.hpp"
-#include "segrec/blas.hpp"
-#include "segrec/env.hpp"
+#include "segrec/core/blas.hpp"
+#include "segrec/core/env.hpp"
 
 namespace segrec::cli {
 namespace {

@@ -4,9 +4,9 @@
 
 #include "command.hpp"
 #include "ingest_options.hpp"
-#include "segrec/h5.hpp"
-#include "segrec/ingest.hpp"
-#include "segrec/pseudonym.hpp"
+#include "segrec/ingest/ingest.hpp"
+#include "segrec/ingest/pseudonym.hpp"
+#include "segrec/io/h5.hpp"
 
 namespace segrec::cli {
 namespace {

@@ -4,9 +4,9 @@
 #include <sstream>
 
 #include "command.hpp"
-#include "segrec/dataset.hpp"
-#include "segrec/h5.hpp"
-#include "segrec/params.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/ingest/dataset.hpp"
+#include "segrec/io/h5.hpp"
 
 namespace segrec::cli {
 namespace {

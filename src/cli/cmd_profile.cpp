@@ -2,7 +2,7 @@
 #include <sstream>
 
 #include "command.hpp"
-#include "segrec/profile.hpp"
+#include "segrec/segmentation/profile.hpp"
 
 namespace segrec::cli {
 namespace {

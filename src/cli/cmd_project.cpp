@@ -3,7 +3,7 @@
 #include <sstream>
 
 #include "command.hpp"
-#include "segrec/project.hpp"
+#include "segrec/segmentation/project.hpp"
 
 namespace segrec::cli {
 namespace {

@@ -3,7 +3,7 @@
 
 #include "command.hpp"
 #include "ingest_options.hpp"
-#include "segrec/recommend.hpp"
+#include "segrec/serving/recommend.hpp"
 
 namespace segrec::cli {
 namespace {

@@ -22,12 +22,13 @@
 #include <sstream>
 
 #include "command.hpp"
-#include "segrec/error.hpp"
-#include "segrec/h5.hpp"
-#include "segrec/params.hpp"
-#include "segrec/pipeline_report.hpp"
-#include "segrec/tempfile.hpp"
-#include "segrec/watchdog.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/core/random.hpp"
+#include "segrec/core/tempfile.hpp"
+#include "segrec/core/watchdog.hpp"
+#include "segrec/io/h5.hpp"
+#include "segrec/pipeline/pipeline_report.hpp"
 
 namespace segrec::cli {
 namespace {
@@ -43,10 +44,7 @@ const std::set<std::string> kNoEffect = {"threads",          "kernel",     "algo
                                          "resume",           "checkpoint", "checkpoint-every",
                                          "stop-after-steps", "examples"};
 
-std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 1469598103934665603ULL) {
-  for (const unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
+using rng::fnv1a;
 
 std::string hex(std::uint64_t v) {
   char buf[17];

@@ -3,7 +3,7 @@
 
 #include "command.hpp"
 #include "ingest_options.hpp"
-#include "segrec/split.hpp"
+#include "segrec/serving/split.hpp"
 
 namespace segrec::cli {
 namespace {

@@ -6,10 +6,10 @@
 #include <sstream>
 
 #include "command.hpp"
-#include "segrec/bundle.hpp"
-#include "segrec/params.hpp"
-#include "segrec/progress.hpp"
-#include "segrec/train.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
+#include "segrec/personalisation/bundle.hpp"
+#include "segrec/personalisation/train.hpp"
 
 namespace segrec::cli {
 namespace {

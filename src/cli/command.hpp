@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "segrec/comm.hpp"
+#include "segrec/core/comm.hpp"
 
 namespace segrec::cli {
 

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "command.hpp"
-#include "segrec/progress.hpp"
+#include "segrec/core/progress.hpp"
 
 namespace segrec::cli {
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "command.hpp"
-#include "segrec/ingest.hpp"
+#include "segrec/ingest/ingest.hpp"
 
 namespace segrec::cli {
 

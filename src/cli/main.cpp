@@ -14,13 +14,13 @@
 #include <sstream>
 
 #include "command.hpp"
-#include "segrec/env.hpp"
-#include "segrec/error.hpp"
-#include "segrec/h5.hpp"
-#include "segrec/params.hpp"
-#include "segrec/progress.hpp"
-#include "segrec/tempfile.hpp"
-#include "segrec/watchdog.hpp"
+#include "segrec/core/env.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
+#include "segrec/core/tempfile.hpp"
+#include "segrec/core/watchdog.hpp"
+#include "segrec/io/h5.hpp"
 
 namespace segrec::cli {
 namespace {

@@ -1,4 +1,4 @@
-// libFuzzer target for the text layer of `segrec ingest` (include/segrec/parse.hpp): the
+// libFuzzer target for the text layer of `segrec ingest` (include/segrec/io/parse.hpp): the
 // event-line parser and the timestamp parser. Built and run by scripts/fuzz.sh.
 //
 // Input: the first byte picks a mode, the rest is the text.
@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "segrec/error.hpp"
-#include "segrec/parse.hpp"
+#include "segrec/core/error.hpp"
+#include "segrec/io/parse.hpp"
 
 namespace {
 

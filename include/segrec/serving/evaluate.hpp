@@ -1,0 +1,86 @@
+// `segrec evaluate`: top-N quality of a model on held-out users, with baselines.
+//
+// Fold-in users are served like new users (profile -> project -> nearest centroid
+// -> score; history excluded). For every user with test items, and each K:
+//   Recall@K  = hits in the top K / min(K, |test|)
+//   NDCG@K    = DCG@K / ideal DCG over min(K, |test|) hits, DCG = sum_r hit_r / log2(r + 2)
+//   HitRate@K = 1 when the top K hold a test item
+// and, per system, MRR = mean 1 / rank of the first hit within the top max(K) (0 when
+// none), catalogue coverage@K = distinct items in some top-K list / catalogue size, and
+// novelty@K = mean training-popularity rank (1 = most popular) of the recommended items.
+// The definitions are those of topn_quality.py (recall, NDCG); test items the model
+// does not know count in |test| and are never hit; users with test items but no fold-in
+// events get empty lists (they count as misses), as in topn_quality.py.
+// Systems: global popularity and popularity within the user's segment (from the
+// training counts in the model's bundle), then each mode the model holds (model_modes),
+// then "served": the model with recommend's cold-start rule (--min-events).
+// Users are partitioned over ranks by ingest (the same user id lands on the same rank
+// in the fold-in and test files); metric sums are allreduced.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "segrec/core/comm.hpp"
+#include "segrec/ingest/ingest.hpp"
+#include "segrec/personalisation/train.hpp"
+
+namespace segrec {
+
+struct EvaluateParams {
+  std::string model;  ///< model.h5 (required)
+  /// --foldin: the fold-in file and the reading options shared with --test.
+  IngestParams foldin;
+  std::string test;                ///< test events (same format)
+  std::string k = "10,20,50,100";  ///< cut-offs K
+  std::string json;                ///< write the metrics as JSON here ("" = none)
+  /// Also evaluate the policy of `segrec recommend`: users with fewer known fold-in
+  /// events get their segment's popular items (system "served"; 0 = off).
+  std::int64_t min_events = 3;
+  std::int64_t block_users = 4096;  ///< users scored per block
+
+  /// Throws UsageError naming the option and the value.
+  void validate() const;
+  std::vector<std::int64_t> k_list() const;
+};
+
+/// Metrics of one system (or one system on one segment).
+struct SystemMetrics {
+  std::string name;
+  std::int64_t users = 0;
+  std::vector<double> recall, ndcg, hitrate;  ///< per K
+  std::vector<double> coverage, novelty;      ///< per K (whole run only)
+  double mrr = 0;
+};
+
+struct EvaluateResult {
+  std::vector<std::int64_t> k;
+  std::int64_t users = 0;                 ///< users with test items (global)
+  std::int64_t users_without_foldin = 0;  ///< of them, users with no fold-in events
+  std::int64_t unknown_test_items = 0;    ///< test (user, item) pairs the model does not know
+  std::int64_t n_items = 0;
+  std::vector<SystemMetrics> systems;
+  /// per_segment[g][s]: system s on the users of segment g (g = k: no segment).
+  std::vector<std::vector<SystemMetrics>> per_segment;
+
+  std::string table() const;  ///< human-readable, with the per-segment breakdown
+  std::string to_json() const;
+};
+
+/// The scoring modes a model holds, each evaluated as its own system: "model" (as
+/// trained, with its segment heads), and "model-global-head" for a model with heads.
+std::vector<std::string> model_modes(const Model& m);
+
+/// Local. Adds one ranked list's metrics to sums: recall, ndcg, hit per K, then
+/// the reciprocal rank (within the list). `ranked` best first (-1 padding);
+/// `test` the sorted known test items; `n_test` |test| with unknown items.
+void add_list_metrics(const std::vector<std::int32_t>& ranked,
+                      const std::vector<std::int32_t>& test, std::int64_t n_test,
+                      const std::vector<std::int64_t>& k, double* sums);
+
+/// Collective. `segrec evaluate`.
+EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm);
+
+}  // namespace segrec

@@ -1,0 +1,115 @@
+// The cluster stage: projection.h5 in; segments.h5, segments.csv and the report out.
+#include "segrec/segmentation/cluster.hpp"
+#include "segrec/segmentation/profile.hpp"
+#include "segrec/segmentation/project.hpp"
+
+#include <filesystem>
+
+#include "segrec/core/error.hpp"
+#include "segrec/ingest/dataset.hpp"
+#include "segrec/io/h5.hpp"
+
+namespace segrec {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// `ref` as written in `base_file`'s attribute: as is when it exists, else relative to the
+/// directory of `base_file`; "" when neither exists.
+std::string resolve_reference(const std::string& ref, const std::string& base_file) {
+  if (ref.empty()) return "";
+  std::error_code ec;
+  if (fs::is_regular_file(ref, ec)) return ref;
+  const fs::path alt = fs::path(base_file).parent_path() / ref;
+  if (!fs::path(ref).is_absolute() && fs::is_regular_file(alt, ec)) return alt.string();
+  return "";
+}
+
+}  // namespace
+
+ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
+                                 const SegmentReportParams& rp, const Comm& comm) {
+  ClusterOutcome out;
+  // ---- input: this rank's even block of /H and /users/ids. Problems are raised once the
+  // file is closed: a handle open while an error unwinds a parallel job is not closed.
+  MatrixRF X;
+  std::vector<std::string> ids;
+  std::string profiles_ref, err;
+  Block b{0, 0};
+  {
+    const h5::File f = h5::File::open(files.projection, comm, kProjectionFormat);
+    const auto s = f.shape("/H");
+    const auto n_ids = f.shape("/users/ids")[0];
+    if (s.size() != 2 || s[1] < 1) {
+      err = "'" + files.projection + "': /H must be a users x dims matrix";
+    } else if (n_ids != s[0]) {
+      err = "'" + files.projection + "': /users/ids and /H differ in length";
+    } else {
+      out.n_users = s[0];
+      out.dims = s[1];
+      b = block_partition(out.n_users, comm.size(), comm.rank());
+      const auto v = f.read_rows<float>("/H", b.begin, b.size());
+      X = Eigen::Map<const MatrixRF>(v.data(), b.size(), s[1]);
+      ids = f.read_strings("/users/ids", b.begin, b.size());
+      if (f.has_attr("/", "profiles")) profiles_ref = f.attr_string("/", "profiles");
+      for (Eigen::Index i = 0; i < X.rows() && err.empty(); ++i)
+        if (!X.row(i).allFinite())
+          err = "'" + files.projection + "': /H row " + std::to_string(b.begin + i) +
+                " holds NaN or Inf";
+    }
+  }
+  comm.check_all(err, kExitData);
+  MatrixRF init;
+  const bool from_file = p.init_method() == InitMethod::kFile;
+  if (from_file) init = read_centroid_file(p.init, comm);
+
+  out.run = cluster(X, p, comm, from_file ? &init : nullptr);
+  const KMeansResult& r = out.run.result;
+  write_segments(files.out, out.run, ids, p, files.projection, comm);
+  write_segments_csv(files.segments_csv, ids, r.labels, comm);
+
+  // ---- report inputs, following the attribute chain projection -> profiles -> dataset
+  std::string profiles = files.profiles;
+  if (profiles.empty() && !profiles_ref.empty()) {
+    profiles = resolve_reference(profiles_ref, files.projection);
+    if (profiles.empty())
+      out.notes.push_back("profiles '" + profiles_ref + "' named by the projection was not found");
+  }
+  std::string data = files.data;
+  if (data.empty() && !profiles.empty()) {
+    const h5::File pf = h5::File::open(profiles, comm, kProfilesFormat);
+    if (pf.has_attr("/", "dataset")) {
+      const std::string ref = pf.attr_string("/", "dataset");
+      data = resolve_reference(ref, profiles);
+      if (data.empty())
+        out.notes.push_back("dataset '" + ref + "' named by the profiles was not found");
+    }
+  }
+  LocalStats stats;
+  if (!profiles.empty()) stats = read_profile_stats(profiles, out.n_users, b.begin, ids, comm);
+  Dataset ds;
+  if (!data.empty()) {
+    ds = read_dataset(data, comm, /*with_log=*/false);
+    if (ds.n_users != out.n_users)
+      throw DataError("'" + data + "' holds " + std::to_string(ds.n_users) +
+                          " users, the projection " + std::to_string(out.n_users),
+                      true);
+    err.clear();
+    for (std::size_t i = 0; i < ids.size() && err.empty(); ++i)
+      if (ds.user_ids[i] != ids[i])
+        err = "'" + data + "': user " + std::to_string(b.begin + static_cast<std::int64_t>(i)) +
+              " is '" + ds.user_ids[i] + "', the projection has '" + ids[i] + "'";
+    comm.check_all(err, kExitData);
+  }
+  out.profiles_used = profiles;
+  out.data_used = data;
+  SegmentReport rep = build_segment_report(r.labels, r.sizes, data.empty() ? nullptr : &ds,
+                                           profiles.empty() ? nullptr : &stats, rp, comm);
+  rep.inertia = r.inertia;
+  rep.quality = out.run.quality;
+  rep.notes.insert(rep.notes.begin(), out.notes.begin(), out.notes.end());
+  write_segment_report(rep, files.report + ".md", files.report + ".json", comm);
+  return out;
+}
+
+}  // namespace segrec
