@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "segrec/core/error.hpp"
@@ -18,6 +21,29 @@ void require(bool ok, const std::string& option, const T& value, const std::stri
   std::ostringstream os;
   os << "invalid value '" << value << "' for --" << option << ": " << rule;
   throw UsageError(os.str());
+}
+
+/// A mode's spellings: {{"adam", Optimizer::kAdam}, {"sgd", Optimizer::kSgd}}.
+template <class E>
+using ModeNames = std::initializer_list<std::pair<std::string_view, E>>;
+
+/// Parses a mode option (an `enum class`), once, in a params struct's validate(). Throws
+/// UsageError "invalid value 'V' for --OPTION: RULE" unless `text` is one of `names`.
+template <class E>
+E parse_mode(const std::string& text, ModeNames<E> names, const std::string& option,
+             const std::string& rule) {
+  for (const auto& [name, mode] : names)
+    if (text == name) return mode;
+  require(false, option, text, rule);
+  return names.begin()->second;
+}
+
+/// The spelling of a mode (the inverse of parse_mode).
+template <class E>
+std::string_view mode_name(E mode, ModeNames<E> names) {
+  for (const auto& [name, m] : names)
+    if (m == mode) return name;
+  return "?";
 }
 
 /// Throws UsageError "--A and --B cannot be used together" when both are set.

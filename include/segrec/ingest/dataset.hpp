@@ -29,11 +29,10 @@
 #include <vector>
 
 #include "segrec/core/comm.hpp"
+#include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
 
 namespace segrec {
-
-inline const h5::Format kDatasetFormat{"segrec-dataset", 1};
 
 /// What ingest read, kept and dropped, and why. Global figures (identical on
 /// every rank after ingest).

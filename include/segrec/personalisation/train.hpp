@@ -38,16 +38,12 @@
 #include <vector>
 
 #include "segrec/core/comm.hpp"
+#include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
 #include "segrec/personalisation/bundle.hpp"
 #include "segrec/personalisation/mlp.hpp"
 
 namespace segrec {
-
-inline const h5::Format kModelFormat{"segrec-model", 1};
-inline const h5::Format kTrainCheckpointFormat{"segrec-train-checkpoint", 1};
-inline const h5::Format kProjectionFormat{"segrec-projection", 1};
-inline const h5::Format kSegmentsFormat{"segrec-segments", 1};
 
 struct TrainParams {
   std::string data;        ///< dataset.h5 (required by the CLI)

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "segrec/core/comm.hpp"
+#include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
 
 namespace segrec {
@@ -29,9 +30,6 @@ namespace segrec {
 using MatrixRF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 /// Row-major double matrix.
 using MatrixRD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-/// segments.h5, written by `segrec cluster`.
-inline const h5::Format kSegmentsFormat{"segrec-segments", 1};
 
 enum class InitMethod { kKMeansPlusPlus, kKMeansParallel, kRandom, kFile };
 enum class Criterion { kSilhouette, kDaviesBouldin, kCalinskiHarabasz };

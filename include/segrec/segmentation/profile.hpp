@@ -36,11 +36,10 @@
 
 #include "segrec/core/comm.hpp"
 #include "segrec/ingest/dataset.hpp"
+#include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
 
 namespace segrec {
-
-inline const h5::Format kProfilesFormat{"segrec-profiles", 1};
 
 struct ProfileParams {
   std::string data;  ///< dataset.h5 to read (required)

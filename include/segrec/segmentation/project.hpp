@@ -34,11 +34,10 @@
 #include <Eigen/Core>
 
 #include "segrec/core/comm.hpp"
+#include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
 
 namespace segrec {
-
-inline const h5::Format kProjectionFormat{"segrec-projection", 1};
 
 struct ProjectParams {
   std::string profiles;  ///< profiles.h5 to read (required)

@@ -26,11 +26,10 @@
 #include "segrec/core/comm.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/ingest/ingest.hpp"
+#include "segrec/io/formats.hpp"
 #include "segrec/personalisation/train.hpp"
 
 namespace segrec {
-
-inline const h5::Format kRecommendationsFormat{"segrec-recommendations", 1};
 
 struct RecommendParams {
   std::string model;       ///< model.h5 (required)
