@@ -15,6 +15,7 @@
 
 #include "segrec/core/comm.hpp"
 #include "segrec/core/error.hpp"
+#include "segrec/core/random.hpp"
 #include "segrec/personalisation/train.hpp"
 
 using namespace segrec;
@@ -83,7 +84,7 @@ int main(int argc, char** argv) {
       data.dense.resize(static_cast<std::size_t>(b.size() * d));
       for (std::size_t k = 0; k < data.dense.size(); ++k) {
         const auto h = mlp::hash_keys(11, static_cast<std::uint64_t>(b.begin * d) + k);
-        const double u1 = 1.0 - mlp::unit_uniform(h), u2 = mlp::unit_uniform(mlp::mix64(h));
+        const double u1 = 1.0 - mlp::unit_uniform(h), u2 = mlp::unit_uniform(rng::splitmix64(h));
         data.dense[k] =
             static_cast<float>(std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2));
       }
