@@ -71,7 +71,4 @@ std::unique_ptr<Command> make_run();
 /// Every command, in the order --help lists them.
 std::vector<std::unique_ptr<Command>> all_commands();
 
-/// Peak resident memory of this process, in bytes.
-std::int64_t peak_rss_bytes();
-
 }  // namespace segrec::cli

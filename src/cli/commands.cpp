@@ -1,5 +1,3 @@
-#include <sys/resource.h>
-
 #include <cstdio>
 #include <iostream>
 
@@ -15,12 +13,6 @@ void Context::say(const std::string& text) const {
     if (!text.empty() && text.back() != '\n') std::fputc('\n', stdout);
     std::fflush(stdout);
   }
-}
-
-std::int64_t peak_rss_bytes() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;
 }
 
 std::vector<std::unique_ptr<Command>> all_commands() {

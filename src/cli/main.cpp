@@ -21,6 +21,7 @@
 #include "segrec/core/tempfile.hpp"
 #include "segrec/core/watchdog.hpp"
 #include "segrec/io/h5.hpp"
+#include "segrec/pipeline/run.hpp"
 
 namespace segrec::cli {
 namespace {
@@ -166,7 +167,7 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
     throw;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto peak = comm.allreduce_value(peak_rss_bytes(), Op::kMax);
+  const auto peak = comm.allreduce_value(pipeline::peak_rss_bytes(), Op::kMax);
   const double peak_mib = static_cast<double>(peak) / (1 << 20);
   std::vector<std::string> outputs;
   for (const auto& o : recorded_outputs())

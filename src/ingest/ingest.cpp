@@ -25,10 +25,13 @@ namespace segrec {
 
 // ---- parameters ------------------------------------------------------------------------
 
-void IngestParams::validate() const {
+IngestModes IngestParams::validate() const {
   require(!events.empty(), "events", "", "give at least one input file");
   require(!out.empty(), "out", out, "give the dataset file to write");
-  require(format == "auto" || format == "movielens", "format", format, "use auto or movielens");
+  IngestModes m;
+  m.format = parse_mode<EventFormat>(
+      format, {{"auto", EventFormat::kAuto}, {"movielens", EventFormat::kMovieLens}}, "format",
+      "use auto or movielens");
   require(!no_header || !columns.empty(), "no-header", "true",
           "header-less files need --columns (e.g. user_id,item_id,event,timestamp)");
   require(columns.empty() || no_header, "columns", columns, "only with --no-header");
@@ -52,6 +55,7 @@ void IngestParams::validate() const {
   require(min_item_users >= 1, "min-item-users", min_item_users, "must be at least 1");
   require(max_line_bytes >= 64, "max-line-bytes", max_line_bytes, "must be at least 64");
   require(examples >= 0, "examples", examples, "must be >= 0");
+  return m;
 }
 
 double default_event_weight(const std::string& name) {
@@ -219,7 +223,7 @@ std::string base_name(const std::string& p) { return std::filesystem::path(p).fi
 
 // Decides the layout of one file. Every rank computes the same answer, so
 // errors here are collective.
-FileSpec describe_file(const std::string& path, const IngestParams& p) {
+FileSpec describe_file(const std::string& path, const IngestParams& p, const IngestModes& m) {
   FileSpec fs{path, {}, p.event_name.empty() ? "interaction" : parse::lower(p.event_name)};
   auto fail = [&](const std::string& msg) { throw DataError(msg, true); };
   std::error_code ec;
@@ -239,7 +243,7 @@ FileSpec describe_file(const std::string& path, const IngestParams& p) {
   std::string delim = p.delimiter == "tab" ? "\t" : p.delimiter;
   bool header = !p.no_header;
   std::string spec = p.columns;
-  if (p.format == "movielens") {
+  if (m.format == EventFormat::kMovieLens) {
     const std::string b = base_name(path);
     if (b == "ratings.csv" || (b.size() > 4 && b.substr(b.size() - 4) == ".csv")) {
       delim = ",";
@@ -307,7 +311,8 @@ int owner_of(std::uint64_t h, int parts) {
 
 class Ingest {
  public:
-  Ingest(const IngestParams& p, const Comm& comm) : p_(p), comm_(comm) {
+  Ingest(const IngestParams& p, const IngestModes& m, const Comm& comm)
+      : p_(p), m_(m), comm_(comm) {
     if (!p.pseudonymize.empty()) pseudo_.emplace(p.pseudonymize);
   }
   Dataset run();
@@ -324,6 +329,7 @@ class Ingest {
   Dataset assemble();
 
   const IngestParams& p_;
+  const IngestModes m_;
   const Comm& comm_;
   std::optional<Pseudonymizer> pseudo_;  // set by --pseudonymize
   std::vector<FileSpec> files_;
@@ -835,7 +841,7 @@ Dataset Ingest::run() {
                    std::chrono::duration<double>(now - t).count());
     t = now;
   };
-  for (const auto& f : p_.events) files_.push_back(describe_file(f, p_));
+  for (const auto& f : p_.events) files_.push_back(describe_file(f, p_, m_));
   line_base_.assign(files_.size(), 0);
   double total = 0;
   for (const auto& f : files_) total += size_or_zero(f.path);
@@ -867,13 +873,14 @@ Dataset Ingest::run() {
 }  // namespace
 
 Dataset ingest(const IngestParams& p, const Comm& comm) {
-  p.validate();
-  Ingest in(p, comm);
+  const IngestModes m = p.validate();
+  Ingest in(p, m, comm);
   return in.run();
 }
 
-EventFileLayout describe_event_file(const std::string& path, const IngestParams& p) {
-  FileSpec fs = describe_file(path, p);
+EventFileLayout describe_event_file(const std::string& path, const IngestParams& p,
+                                    const IngestModes& m) {
+  FileSpec fs = describe_file(path, p, m);
   return {std::move(fs.layout), std::move(fs.default_event)};
 }
 

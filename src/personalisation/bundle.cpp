@@ -12,6 +12,7 @@
 
 #include "segrec/core/error.hpp"
 #include "segrec/ingest/dataset.hpp"
+#include "segrec/io/companion.hpp"
 #include "segrec/segmentation/kmeans.hpp"
 #include "segrec/segmentation/project.hpp"
 
@@ -224,12 +225,13 @@ ServingParts load_serving_parts(const std::string& profiles, const std::string& 
     s.k = shape[0];
     s.centroids = f.read_all<float>("/centroids");
     s.spherical = f.has_attr("/", "spherical") && f.attr_int("/", "spherical") != 0;
-    if (f.shape("/labels")[0] != ds.n_users)
-      throw DataError("'" + segments + "' has " + std::to_string(f.shape("/labels")[0]) +
-                          " users; '" + data + "' has " + std::to_string(ds.n_users),
-                      true);
+    UserRowsSpec spec;  // a label per user of the data set
+    spec.path = segments;
+    spec.name = "/labels";
+    spec.users = ds.n_users;
+    spec.source = data;
     const Block b = block_partition(ds.n_users, comm.size(), comm.rank());
-    labels = f.read_rows<std::int32_t>("/labels", b.begin, b.size());
+    labels = read_user_rows<std::int32_t>(f, spec, b, comm);
   }
   count_training_items(s, ds.indptr, ds.indices, labels, comm);
   // The segment report written by the cluster stage next to segments.h5, if any.

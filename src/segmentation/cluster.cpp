@@ -7,6 +7,7 @@
 
 #include "segrec/core/error.hpp"
 #include "segrec/ingest/dataset.hpp"
+#include "segrec/io/companion.hpp"
 #include "segrec/io/h5.hpp"
 
 namespace segrec {
@@ -38,25 +39,22 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   Block b{0, 0};
   {
     const h5::File f = h5::File::open(files.projection, comm, kProjectionFormat);
-    const auto s = f.shape("/H");
-    const auto n_ids = f.shape("/users/ids")[0];
-    if (s.size() != 2 || s[1] < 1) {
-      err = "'" + files.projection + "': /H must be a users x dims matrix";
-    } else if (n_ids != s[0]) {
-      err = "'" + files.projection + "': /users/ids and /H differ in length";
-    } else {
-      out.n_users = s[0];
-      out.dims = s[1];
-      b = block_partition(out.n_users, comm.size(), comm.rank());
-      const auto v = f.read_rows<float>("/H", b.begin, b.size());
-      X = Eigen::Map<const MatrixRF>(v.data(), b.size(), s[1]);
-      ids = f.read_strings("/users/ids", b.begin, b.size());
-      if (f.has_attr("/", "profiles")) profiles_ref = f.attr_string("/", "profiles");
-      for (Eigen::Index i = 0; i < X.rows() && err.empty(); ++i)
-        if (!X.row(i).allFinite())
-          err = "'" + files.projection + "': /H row " + std::to_string(b.begin + i) +
-                " holds NaN or Inf";
-    }
+    UserRowsSpec spec;
+    spec.path = files.projection;
+    spec.name = "/H";
+    spec.cols = -1;  // users x dims, both from the file
+    const auto s = user_rows_shape(f, spec);
+    out.n_users = s[0];
+    out.dims = s[1];
+    b = block_partition(out.n_users, comm.size(), comm.rank());
+    ids = read_user_ids(f, spec, b);
+    const auto v = read_user_rows<float>(f, spec, b, comm);
+    X = Eigen::Map<const MatrixRF>(v.data(), b.size(), s[1]);
+    if (f.has_attr("/", "profiles")) profiles_ref = f.attr_string("/", "profiles");
+    for (Eigen::Index i = 0; i < X.rows() && err.empty(); ++i)
+      if (!X.row(i).allFinite())
+        err = "'" + files.projection + "': /H row " + std::to_string(b.begin + i) +
+              " holds NaN or Inf";
   }
   comm.check_all(err, kExitData);
   MatrixRF init;

@@ -14,6 +14,7 @@
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/io/companion.hpp"
 #include "segrec/io/textio.hpp"
 #include "segrec/personalisation/bundle.hpp"
 #include "segrec/segmentation/profile.hpp"
@@ -397,34 +398,25 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
     std::iota(identity.begin(), identity.end(), 0);
     u = prepare(m, ds, identity, need_bundle);
     const Block b{ds.user_begin, ds.user_begin + ds.n_local()};
-    const auto check_users = [&](const h5::File& f, const std::string& path) {
-      const auto ids = f.read_strings("/users/ids", b.begin, b.size());
-      comm.check_all(ids == ds.user_ids ? ""
-                                        : "'" + path +
-                                              "' lists other users, or another order, "
-                                              "than '" +
-                                              p.data + "'",
-                     kExitData);
-    };
+    // Companion files: the data set's users, in its order.
+    UserRowsSpec spec;
+    spec.users = ds.n_users;
+    spec.source = p.data;
+    spec.ids = &ds.user_ids;
     if (!p.projection.empty() && m.shape.dense_in > 0) {
       const h5::File f = h5::File::open(p.projection, comm, kProjectionFormat);
-      const auto s = f.shape("/H");
-      if (s.size() != 2 || s[0] != ds.n_users || s[1] != m.shape.dense_in)
-        throw DataError("'" + p.projection + "': /H is not " + std::to_string(ds.n_users) + " x " +
-                            std::to_string(m.shape.dense_in) + " (users x the model's dims)",
-                        true);
-      check_users(f, p.projection);
-      u.inputs.dense = f.read_rows<float>("/H", b.begin, b.size());
+      spec.path = p.projection;
+      spec.name = "/H";
+      spec.cols = m.shape.dense_in;  // users x the model's dims
+      u.inputs.dense = read_user_rows<float>(f, spec, b, comm);
     }
     if (!p.segments.empty()) {
       const h5::File f = h5::File::open(p.segments, comm, kSegmentsFormat);
-      if (f.shape("/labels")[0] != ds.n_users)
-        throw DataError("'" + p.segments + "' has " + std::to_string(f.shape("/labels")[0]) +
-                            " users; '" + p.data + "' has " + std::to_string(ds.n_users),
-                        true);
-      check_users(f, p.segments);
+      spec.path = p.segments;
+      spec.name = "/labels";
+      spec.cols = 0;
+      u.segment = read_user_rows<std::int32_t>(f, spec, b, comm);
       k = f.attr_int("/", "k");
-      u.segment = f.read_rows<std::int32_t>("/labels", b.begin, b.size());
       u.inputs.segment_heads = true;
       set_segment_inputs(m, u);
     }

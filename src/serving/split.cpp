@@ -60,10 +60,10 @@ struct Output {
   }
 };
 
-SplitSummary split_on_root(const SplitParams& p) {
+SplitSummary split_on_root(const SplitParams& p, const SplitModes& m) {
   SplitSummary s;
   const std::string& path = p.input.events.front();
-  const EventFileLayout fl = describe_event_file(path, p.input);
+  const EventFileLayout fl = describe_event_file(path, p.input, m.input);
   const auto max_line = static_cast<std::size_t>(p.input.max_line_bytes);
   std::error_code ec;
   const auto size = static_cast<std::int64_t>(std::filesystem::file_size(path, ec));
@@ -146,7 +146,7 @@ SplitSummary split_on_root(const SplitParams& p) {
 
   // Held-out users (strong): the smallest seeded user hashes, ties by id.
   std::vector<std::uint8_t> heldout(nu, 0);
-  if (p.protocol == "strong") {
+  if (m.protocol == SplitProtocol::kStrong) {
     std::vector<std::uint32_t> order;
     for (std::size_t u = 0; u < nu; ++u)
       if (eligible[u]) order.push_back(static_cast<std::uint32_t>(u));
@@ -164,7 +164,7 @@ SplitSummary split_on_root(const SplitParams& p) {
     if (!eligible[u]) continue;
     const auto b = ptr[u], e = ptr[u + 1];
     bool has_test = false;
-    if (p.protocol == "temporal") {
+    if (m.protocol == SplitProtocol::kTemporal) {
       std::vector<std::int64_t> idx(by_user.begin() + b, by_user.begin() + e);
       std::stable_sort(idx.begin(), idx.end(),
                        [&](std::int64_t x, std::int64_t y) { return rows[x].time < rows[y].time; });
@@ -180,7 +180,7 @@ SplitSummary split_on_root(const SplitParams& p) {
       const auto n = static_cast<std::int64_t>(items.size());
       // topn_quality.py folds in ceil(0.8 n) items: floor(test_share n) are scored.
       const auto n_test = static_cast<std::int64_t>(std::floor(p.test_share * n + 1e-9));
-      const bool strong = p.protocol == "strong";
+      const bool strong = m.protocol == SplitProtocol::kStrong;
       if (strong && !heldout[u]) {
         for (auto q = b; q < e; ++q) dest[by_user[q]] = kTrain;
         continue;
@@ -196,7 +196,7 @@ SplitSummary split_on_root(const SplitParams& p) {
     }
     if (has_test) {
       ++s.heldout_users;
-      if (p.protocol != "strong")
+      if (m.protocol != SplitProtocol::kStrong)
         for (auto q = b; q < e; ++q)
           if (dest[by_user[q]] == kTrain) dest[by_user[q]] |= kFoldin;
     }
@@ -248,11 +248,15 @@ std::uint64_t seeded_hash(std::uint64_t seed, std::string_view s) {
   return splitmix64(h ^ s.size());
 }
 
-void SplitParams::validate() const {
+SplitModes SplitParams::validate() const {
   require(input.events.size() == 1, "events", input.events.size(), "give exactly one event file");
   require(!out.empty(), "out", out, "give the output directory");
-  require(protocol == "strong" || protocol == "weak" || protocol == "temporal", "protocol",
-          protocol, "use strong, weak or temporal");
+  SplitModes m;
+  m.protocol = parse_mode<SplitProtocol>(protocol,
+                                         {{"strong", SplitProtocol::kStrong},
+                                          {"weak", SplitProtocol::kWeak},
+                                          {"temporal", SplitProtocol::kTemporal}},
+                                         "protocol", "use strong, weak or temporal");
   require(holdout_share > 0 && holdout_share < 1, "holdout-share", holdout_share,
           "must be in (0, 1)");
   require(test_share > 0 && test_share < 1, "test-share", test_share, "must be in (0, 1)");
@@ -260,17 +264,18 @@ void SplitParams::validate() const {
   require(min_user_items >= 1, "min-user-items", min_user_items, "must be >= 1");
   IngestParams ip = input;
   ip.out = out;
-  ip.validate();
+  m.input = ip.validate();
+  return m;
 }
 
 SplitSummary run_split(const SplitParams& p, const Comm& comm) {
-  p.validate();
+  const SplitModes m = p.validate();
   SplitSummary s;
   std::string err;
   int code = 0;
   if (comm.is_root()) {
     try {
-      s = split_on_root(p);
+      s = split_on_root(p, m);
     } catch (const Error& e) {
       err = e.what();
       code = e.code();

@@ -19,6 +19,17 @@
 
 namespace segrec {
 
+/// --format: how event files are read.
+enum class EventFormat {
+  kAuto,       ///< the header (or --columns) and a detected delimiter
+  kMovieLens,  ///< by file name: u.data, ratings.dat, ratings.csv
+};
+
+/// IngestParams' modes, parsed once by validate().
+struct IngestModes {
+  EventFormat format = EventFormat::kAuto;
+};
+
 struct IngestParams {
   std::vector<std::string> events;  ///< input files (CSV/TSV/...), at least one
   std::string out;                  ///< dataset.h5 to write
@@ -42,7 +53,8 @@ struct IngestParams {
   /// the report's examples give file:line and the reason only (no row text).
   std::string pseudonymize;
 
-  void validate() const;
+  /// Throws UsageError naming the option and the value; returns the parsed modes.
+  IngestModes validate() const;
 };
 
 /// Default weight of an event type (lower-case name), or NaN when unknown:
@@ -56,11 +68,13 @@ double default_event_weight(const std::string& name);
 Dataset ingest(const IngestParams& p, const Comm& comm);
 
 /// How ingest reads one event file: its layout (columns, delimiter, header) and
-/// the event type of rows without one. Throws DataError/UsageError as ingest does.
+/// the event type of rows without one (`m`: p.validate()). Throws DataError/UsageError as
+/// ingest does.
 struct EventFileLayout {
   parse::Layout layout;
   std::string default_event;
 };
-EventFileLayout describe_event_file(const std::string& path, const IngestParams& p);
+EventFileLayout describe_event_file(const std::string& path, const IngestParams& p,
+                                    const IngestModes& m);
 
 }  // namespace segrec

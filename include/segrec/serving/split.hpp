@@ -28,6 +28,19 @@
 
 namespace segrec {
 
+/// --protocol: who and what is held out.
+enum class SplitProtocol {
+  kStrong,    ///< a share of the users: their folded-in and test items
+  kWeak,      ///< every user: a share of the items in test
+  kTemporal,  ///< every user: the last events in time in test
+};
+
+/// SplitParams' modes, parsed once by validate().
+struct SplitModes {
+  SplitProtocol protocol = SplitProtocol::kStrong;
+  IngestModes input;  ///< the event file's reading modes
+};
+
 struct SplitParams {
   /// The event file (exactly one in `input.events`) and its reading options (as ingest).
   IngestParams input;
@@ -39,8 +52,8 @@ struct SplitParams {
   std::int64_t min_user_items = 5;  ///< drop users with fewer distinct items (>= 1)
   std::uint64_t seed = 42;          ///< keys every choice (with the user and item ids)
 
-  /// Throws UsageError naming the option and the value.
-  void validate() const;
+  /// Throws UsageError naming the option and the value; returns the parsed modes.
+  SplitModes validate() const;
 };
 
 struct SplitSummary {

@@ -1,0 +1,51 @@
+// Per-user companion files: a dataset with one row per user of a data set, in its order
+// (the /H of projection.h5, users x dims; the /labels of segments.h5, users), beside the
+// users' ids in /users/ids. Collective readers that check the shape and the user order and
+// read this rank's block of rows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "segrec/core/comm.hpp"
+#include "segrec/io/h5.hpp"
+
+namespace segrec {
+
+/// What a companion dataset must match.
+struct UserRowsSpec {
+  std::string path;         ///< the file (for messages)
+  std::string name;         ///< its dataset: "/H", "/labels"
+  std::int64_t users = -1;  ///< rows expected; -1: any
+  std::int64_t cols = 0;    ///< a users x cols matrix: cols expected, -1: any >= 1; 0: unchecked
+  std::string source;       ///< where the expected users come from (for messages)
+  /// This rank's block of the expected user ids, checked against /users/ids (when the file
+  /// has it); nullptr: unchecked.
+  const std::vector<std::string>* ids = nullptr;
+};
+
+/// The shape of spec.name in `f`, checked. Throws DataError (collective: the shape is the same
+/// on every rank): "'P': /H must be a users x dims matrix", "'P': /H has R rows; 'S' has N
+/// users", "'P': /H has C columns, expected D".
+std::vector<std::int64_t> user_rows_shape(const h5::File& f, const UserRowsSpec& spec);
+
+/// Collective. This rank's block of /users/ids; throws DataError (collective) "'P': /users/ids
+/// and /H differ in length" unless it has a row per row of spec.name.
+std::vector<std::string> read_user_ids(const h5::File& f, const UserRowsSpec& spec, Block b);
+
+/// Collective. With spec.ids, and when the file has /users/ids: check_all (kExitData) "'P'
+/// lists other users, or another order, than 'S'" unless its block b equals *spec.ids.
+void check_user_order(const h5::File& f, const UserRowsSpec& spec, Block b, const Comm& comm);
+
+/// Collective. user_rows_shape, check_user_order, then rows [b.begin, b.end) of spec.name
+/// (row-major, b.size() x cols).
+template <class T>
+std::vector<T> read_user_rows(const h5::File& f, const UserRowsSpec& spec, Block b,
+                              const Comm& comm) {
+  user_rows_shape(f, spec);
+  check_user_order(f, spec, b, comm);
+  return f.read_rows<T>(spec.name, b.begin, b.size());
+}
+
+}  // namespace segrec
