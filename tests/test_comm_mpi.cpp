@@ -148,8 +148,14 @@ TEST(CommMpi, ReduceScatterAndAllgatherBlocks) {
   for (std::int64_t k = 0; k < n; ++k) fl[k] = x(r, k);
   c.reduce_scatter(std::span<float>(fl), std::span<const std::int64_t>(off));
   for (std::int64_t k = off[r]; k < off[r + 1]; ++k) {
-    float want = x(0, k);
-    for (int q = 1; q < p; ++q) want += x(q, k);
+    // Each term is rounded to float first, as the ranks hold it: through a volatile, so the
+    // compiler cannot fuse x's product into the sum (FMA), which would round once less.
+    volatile float term = x(0, k);
+    float want = term;
+    for (int q = 1; q < p; ++q) {
+      term = x(q, k);
+      want += term;
+    }
     ASSERT_EQ(fl[k], want) << "element " << k;
   }
   // Offsets of the wrong length are an error, raised on every rank alike.
