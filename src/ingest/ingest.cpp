@@ -20,144 +20,17 @@
 #include "segrec/ingest/pseudonym.hpp"
 #include "segrec/io/parse.hpp"
 #include "segrec/io/textio.hpp"
+#include "string_ids.hpp"
 
 namespace segrec {
 
-// ---- parameters ------------------------------------------------------------------------
-
-IngestModes IngestParams::validate() const {
-  require(!events.empty(), "events", "", "give at least one input file");
-  require(!out.empty(), "out", out, "give the dataset file to write");
-  IngestModes m;
-  m.format = parse_mode<EventFormat>(
-      format, {{"auto", EventFormat::kAuto}, {"movielens", EventFormat::kMovieLens}}, "format",
-      "use auto or movielens");
-  require(!no_header || !columns.empty(), "no-header", "true",
-          "header-less files need --columns (e.g. user_id,item_id,event,timestamp)");
-  require(columns.empty() || no_header, "columns", columns, "only with --no-header");
-  static const std::vector<std::string> delims = {"", ",", "\t", "tab", ";", "|", "::"};
-  require(std::find(delims.begin(), delims.end(), delimiter) != delims.end(), "delimiter",
-          delimiter, "use one of , tab ; | ::");
-  require(std::isfinite(default_event_weight) && default_event_weight >= 0, "default-event-weight",
-          default_event_weight, "must be finite and >= 0");
-  for (const auto& w : event_weights) {
-    const auto [n, v] = parse_assignment(w, "event-weight");
-    require(std::isfinite(v) && v >= 0, "event-weight", w, "weight must be finite and >= 0");
-  }
-  for (const auto& f : fill_values) {
-    const auto [n, v] = parse_assignment(f, "fill-value");
-    require(std::isfinite(v), "fill-value", f, "value must be finite");
-  }
-  require(!std::isnan(min_value), "min-value", min_value, "must be a number");
-  require(max_bad_fraction >= 0 && max_bad_fraction <= 1, "max-bad-fraction", max_bad_fraction,
-          "must be in [0, 1]");
-  require(min_user_events >= 1, "min-user-events", min_user_events, "must be at least 1");
-  require(min_item_users >= 1, "min-item-users", min_item_users, "must be at least 1");
-  require(max_line_bytes >= 64, "max-line-bytes", max_line_bytes, "must be at least 64");
-  require(examples >= 0, "examples", examples, "must be >= 0");
-  return m;
-}
-
-double default_event_weight(const std::string& name) {
-  static const std::pair<const char*, double> table[] = {
-      {"view", 1}, {"pv", 1},       {"click", 1},      {"cart", 3}, {"add_to_cart", 3},
-      {"fav", 3},  {"favorite", 3}, {"purchase", 5},   {"buy", 5},  {"transaction", 5},
-      {"rate", 1}, {"rating", 1},   {"interaction", 1}};
-  for (const auto& [n, w] : table)
-    if (name == n) return w;
-  return std::nan("");
-}
-
 namespace {
 
-// ---- hashing and string interning ------------------------------------------------------
-
-using rng::string_hash64;
-
-/// Dense ids for distinct strings: open addressing over stable arena storage.
-class Interner {
- public:
-  std::uint32_t intern(std::string_view s) { return intern(s, string_hash64(s)); }
-  std::uint32_t intern(std::string_view s, std::uint64_t h) {
-    if ((strs_.size() + 1) * 2 > table_.size()) grow();
-    std::size_t mask = table_.size() - 1, i = h & mask;
-    for (;; i = (i + 1) & mask) {
-      const std::uint32_t id = table_[i];
-      if (id == kEmpty) break;
-      if (hashes_[id] == h && strs_[id] == s) return id;
-    }
-    const auto id = static_cast<std::uint32_t>(strs_.size());
-    table_[i] = id;
-    strs_.push_back(store(s));
-    hashes_.push_back(h);
-    return id;
-  }
-  /// Id of s, or kEmpty.
-  std::uint32_t find(std::string_view s) const {
-    if (table_.empty()) return kEmpty;
-    const std::uint64_t h = string_hash64(s);
-    const std::size_t mask = table_.size() - 1;
-    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-      const std::uint32_t id = table_[i];
-      if (id == kEmpty) return kEmpty;
-      if (hashes_[id] == h && strs_[id] == s) return id;
-    }
-  }
-  std::size_t size() const { return strs_.size(); }
-  std::string_view str(std::uint32_t id) const { return strs_[id]; }
-  std::uint64_t hash(std::uint32_t id) const { return hashes_[id]; }
-  void clear() { *this = Interner(); }
-
-  static constexpr std::uint32_t kEmpty = 0xffffffffu;
-
- private:
-  std::string_view store(std::string_view s) {
-    if (s.size() > block_cap_ - block_used_) {
-      block_cap_ = std::max<std::size_t>(1 << 20, s.size());
-      blocks_.push_back(std::make_unique<char[]>(block_cap_));
-      block_used_ = 0;
-    }
-    char* p = blocks_.back().get() + block_used_;
-    if (!s.empty()) std::memcpy(p, s.data(), s.size());
-    block_used_ += s.size();
-    return {p, s.size()};
-  }
-  void grow() {
-    std::vector<std::uint32_t> t(std::max<std::size_t>(64, table_.size() * 2), kEmpty);
-    const std::size_t mask = t.size() - 1;
-    for (std::uint32_t id = 0; id < strs_.size(); ++id) {
-      std::size_t i = hashes_[id] & mask;
-      while (t[i] != kEmpty) i = (i + 1) & mask;
-      t[i] = id;
-    }
-    table_.swap(t);
-  }
-  std::vector<std::uint32_t> table_;
-  std::vector<std::string_view> strs_;
-  std::vector<std::uint64_t> hashes_;
-  std::vector<std::unique_ptr<char[]>> blocks_;
-  std::size_t block_used_ = 0, block_cap_ = 0;
-};
-
-/// Strings as [u32 length][bytes]... for the wire.
-void pack(std::vector<char>& buf, std::string_view s) {
-  const auto n = static_cast<std::uint32_t>(s.size());
-  const std::size_t at = buf.size();
-  buf.resize(at + 4 + n);
-  std::memcpy(buf.data() + at, &n, 4);
-  if (n) std::memcpy(buf.data() + at + 4, s.data(), n);
-}
-
-template <class F>
-void unpack(const char* p, std::size_t bytes, F&& f) {
-  std::size_t off = 0;
-  while (off < bytes) {
-    std::uint32_t n;
-    std::memcpy(&n, p + off, 4);
-    f(std::string_view(p + off + 4, n));
-    off += 4 + n;
-  }
-}
+using ingest_ids::Interner;
+using ingest_ids::owner_of;
+using ingest_ids::pack;
+using ingest_ids::sort_ids;
+using ingest_ids::unpack;
 
 // ---- rows ---------------------------------------------------------------------------------
 
@@ -219,92 +92,9 @@ double size_or_zero(const std::string& path) {
   return ec ? 0.0 : static_cast<double>(n);
 }
 
-std::string base_name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
-
-// Decides the layout of one file. Every rank computes the same answer, so
-// errors here are collective.
 FileSpec describe_file(const std::string& path, const IngestParams& p, const IngestModes& m) {
-  FileSpec fs{path, {}, p.event_name.empty() ? "interaction" : parse::lower(p.event_name)};
-  auto fail = [&](const std::string& msg) { throw DataError(msg, true); };
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) fail("cannot open '" + path + "': no such file");
-  if (std::filesystem::is_directory(path, ec)) fail("cannot read '" + path + "': is a directory");
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail("cannot open '" + path + "': permission denied");
-    char sig[8] = {};
-    in.read(sig, 8);
-    if (in.gcount() == 8 && std::memcmp(sig, "\x89HDF\r\n\x1a\n", 8) == 0)
-      fail("'" + path + "' is an HDF5 file, not an event log (did you mean another command?)");
-  }
-  if (std::filesystem::file_size(path, ec) == 0) fail("'" + path + "' is empty");
-
-  parse::ColumnNames names{p.col_user, p.col_item, p.col_event, p.col_time, p.col_value};
-  std::string delim = p.delimiter == "tab" ? "\t" : p.delimiter;
-  bool header = !p.no_header;
-  std::string spec = p.columns;
-  if (m.format == EventFormat::kMovieLens) {
-    const std::string b = base_name(path);
-    if (b == "ratings.csv" || (b.size() > 4 && b.substr(b.size() - 4) == ".csv")) {
-      delim = ",";
-      header = true;
-      spec.clear();
-    } else if (b.size() > 4 && b.substr(b.size() - 4) == ".dat") {
-      delim = "::";
-      header = false;
-      spec = "user_id,item_id,rating,timestamp";
-    } else if (b == "u.data" || (b.size() > 5 && b.substr(b.size() - 5) == ".data")) {
-      delim = "\t";
-      header = false;
-      spec = "user_id,item_id,rating,timestamp";
-    } else {
-      throw UsageError("--format movielens reads u.data, ratings.dat or ratings.csv, not '" + b +
-                       "'");
-    }
-    if (p.event_name.empty()) fs.default_event = "rating";
-  }
-  bool too_long = false;
-  const std::string first =
-      read_first_line(path, static_cast<std::size_t>(p.max_line_bytes), &too_long);
-  if (too_long && header)
-    fail(path + ":1: header line longer than --max-line-bytes " + std::to_string(p.max_line_bytes));
-  const std::string_view line = parse::strip_line(first, true);
-  if (delim.empty()) delim = parse::detect_delimiter(line);
-  try {
-    if (header) {
-      std::vector<std::string_view> fields;
-      std::string scratch;
-      if (!parse::split(line, delim, fields, scratch)) fail(path + ":1: bad quoting in header");
-      fs.layout = parse::layout_from_header(fields, delim, names);
-    } else {
-      fs.layout = parse::layout_from_spec(spec, delim, names);
-    }
-  } catch (const DataError& e) {
-    fail(path + ":1: " + e.what());
-  }
-  fs.layout.header = header;
-  return fs;
-}
-
-/// Sorts ids numerically when all are canonical non-negative integers, else by bytes.
-void sort_ids(std::vector<std::string>& ids) {
-  const bool numeric = std::all_of(ids.begin(), ids.end(), [](const std::string& s) {
-    return !s.empty() && s.size() <= 18 && (s == "0" || s[0] != '0') &&
-           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-  });
-  if (numeric)
-    std::sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
-      return a.size() != b.size() ? a.size() < b.size() : a < b;
-    });
-  else
-    std::sort(ids.begin(), ids.end());
-}
-
-/// Owner rank of a user hash: contiguous hash ranges, so concatenating the
-/// ranks' users sorted by (hash, id) gives one global order for any rank count.
-int owner_of(std::uint64_t h, int parts) {
-  __extension__ using u128 = unsigned __int128;
-  return static_cast<int>((static_cast<u128>(h) * static_cast<unsigned>(parts)) >> 64);
+  EventFileLayout l = describe_event_file(path, p, m);
+  return {path, std::move(l.layout), std::move(l.default_event)};
 }
 
 // ---- the stage ----------------------------------------------------------------------------
@@ -876,12 +666,6 @@ Dataset ingest(const IngestParams& p, const Comm& comm) {
   const IngestModes m = p.validate();
   Ingest in(p, m, comm);
   return in.run();
-}
-
-EventFileLayout describe_event_file(const std::string& path, const IngestParams& p,
-                                    const IngestModes& m) {
-  FileSpec fs = describe_file(path, p, m);
-  return {std::move(fs.layout), std::move(fs.default_event)};
 }
 
 }  // namespace segrec
