@@ -17,7 +17,7 @@
 #include "segrec/core/params.hpp"
 #include "segrec/core/watchdog.hpp"
 #include "segrec/io/h5.hpp"
-#include "segrec/pipeline/pipeline_report.hpp"
+#include "segrec/pipeline/report.hpp"
 
 namespace segrec::pipeline {
 namespace {

@@ -1,6 +1,6 @@
 // The stage runner of `segrec run`: ingest -> profile -> project -> cluster -> train
 // (-> recommend) under one output directory, each stage skipped when up to date
-// (pipeline/cache.hpp), then the run's report (pipeline/pipeline_report.hpp). The stages
+// (pipeline/cache.hpp), then the run's report (pipeline/report.hpp). The stages
 // themselves come from the command layer as callbacks over plain data.
 #pragma once
 

@@ -1,4 +1,4 @@
-#include "segrec/pipeline/pipeline_report.hpp"
+#include "segrec/pipeline/report.hpp"
 
 #include <algorithm>
 #include <cmath>
