@@ -78,12 +78,12 @@ int main(int argc, char** argv) {
       }
       data.indptr.push_back(static_cast<std::int64_t>(data.indices.size()));
     }
-    if (p.uses_projection()) {
+    if (p.validate().uses_projection()) {
       data.dense_dim = d;
       data.dense.resize(static_cast<std::size_t>(b.size() * d));
       for (std::size_t k = 0; k < data.dense.size(); ++k) {
         const auto h = mlp::hash_keys(11, static_cast<std::uint64_t>(b.begin * d) + k);
-        const double u1 = 1.0 - mlp::unit_uniform(h), u2 = mlp::unit_uniform(mlp::mix64(h));
+        const double u1 = 1.0 - mlp::unit_uniform(h), u2 = mlp::unit_uniform(mlp::splitmix64(h));
         data.dense[k] =
             static_cast<float>(std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2));
       }
