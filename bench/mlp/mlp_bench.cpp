@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
       }
       data.indptr.push_back(static_cast<std::int64_t>(data.indices.size()));
     }
-    if (p.uses_projection()) {
+    if (p.validate().uses_projection()) {
       data.dense_dim = d;
       data.dense.resize(static_cast<std::size_t>(b.size() * d));
       for (std::size_t k = 0; k < data.dense.size(); ++k) {

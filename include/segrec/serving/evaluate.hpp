@@ -25,7 +25,7 @@
 
 #include "segrec/core/comm.hpp"
 #include "segrec/ingest/ingest.hpp"
-#include "segrec/personalisation/train.hpp"
+#include "segrec/personalisation/model.hpp"
 
 namespace segrec {
 

@@ -27,7 +27,7 @@
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/ingest/ingest.hpp"
 #include "segrec/io/formats.hpp"
-#include "segrec/personalisation/train.hpp"
+#include "segrec/personalisation/model.hpp"
 
 namespace segrec {
 

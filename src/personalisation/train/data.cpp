@@ -1,0 +1,112 @@
+#include "segrec/personalisation/train/data.hpp"
+
+#include <cmath>
+#include <utility>
+
+#include "segrec/core/error.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/ingest/dataset.hpp"
+#include "segrec/io/formats.hpp"
+#include "segrec/io/h5.hpp"
+
+namespace segrec {
+
+void check_data(const TrainParams& p, const TrainModes& modes, const TrainData& d,
+                const Comm& comm) {
+  std::string err;
+  const std::int64_t n = d.n_local();
+  const auto n_items = d.n_items();
+  if (n < 0 || d.indptr.empty() || d.indptr[0] != 0 ||
+      static_cast<std::int64_t>(d.indices.size()) != d.indptr.back() ||
+      d.weights.size() != d.indices.size())
+    err = "malformed interaction matrix";
+  for (std::int64_t i = 0; err.empty() && i < n; ++i)
+    if (d.indptr[i + 1] < d.indptr[i]) err = "malformed interaction matrix (row pointer)";
+  for (std::size_t k = 0; err.empty() && k < d.indices.size(); ++k)
+    if (d.indices[k] < 0 || d.indices[k] >= n_items)
+      err = "item index " + std::to_string(d.indices[k]) + " out of range";
+  if (err.empty() && modes.uses_projection()) {
+    if (d.dense_dim <= 0 || static_cast<std::int64_t>(d.dense.size()) != n * d.dense_dim)
+      err = "--input " + p.input + " needs the projection rows of every user";
+    for (std::size_t k = 0; err.empty() && k < d.dense.size(); ++k)
+      if (!std::isfinite(d.dense[k])) err = "the projection holds a non-finite value";
+  }
+  if (err.empty() && (modes.personalize != TrainModes::Personalize::kNone ||
+                      p.compare_personalize || !d.segments.empty())) {
+    if (d.n_segments <= 0 || static_cast<std::int64_t>(d.segments.size()) != n)
+      err = "--personalize " + p.personalize + " needs a segment label for every user";
+    for (std::size_t k = 0; err.empty() && k < d.segments.size(); ++k)
+      if (d.segments[k] < 0 || d.segments[k] >= d.n_segments)
+        err = "segment label " + std::to_string(d.segments[k]) + " outside [0, " +
+              std::to_string(d.n_segments) + ")";
+  }
+  comm.check_all(err, kExitData);
+  const std::int64_t total = comm.allreduce_value(n);
+  const std::int64_t begin = comm.exscan_sum(n);
+  const std::int64_t items_min = comm.allreduce_value(n_items, Op::kMin);
+  const std::int64_t items_max = comm.allreduce_value(n_items, Op::kMax);
+  if (total != d.n_users || items_min != items_max)
+    throw DataError("training data: ranks disagree on the users or items", true);
+  comm.check_all(begin == d.user_begin ? "" : "training data: user blocks are not in rank order",
+                 kExitData);
+  if (n_items == 0) throw DataError("training data: no items", true);
+}
+
+TrainData load_train_data(const TrainParams& p, const Comm& comm) {
+  require(!p.data.empty(), "data", p.data, "give the dataset.h5 to train on");
+  const TrainModes modes = p.validate();
+  if (modes.uses_projection())
+    require(!p.projection.empty(), "projection", p.projection,
+            "--input " + p.input + " needs --projection FILE");
+  if (modes.personalize != TrainModes::Personalize::kNone)
+    require(!p.segments.empty(), "segments", p.segments,
+            "--personalize " + p.personalize + " needs --segments FILE");
+  Dataset ds = read_dataset(p.data, comm, /*with_log=*/false);
+  TrainData d;
+  d.n_users = ds.n_users;
+  d.user_begin = ds.user_begin;
+  d.item_ids = std::move(ds.item_ids);
+  d.indptr = std::move(ds.indptr);
+  d.indices = std::move(ds.indices);
+  d.weights = std::move(ds.weights);
+  d.user_ids = ds.user_ids;
+  const Block b = block_partition(ds.n_users, comm.size(), comm.rank());
+
+  // Per-user files must list the dataset's users in the dataset's order.
+  const auto check_users = [&](const h5::File& f, const std::string& path) {
+    if (!f.exists("/users/ids")) return;
+    const auto ids = f.read_strings("/users/ids", b.begin, b.size());
+    comm.check_all(
+        ids == ds.user_ids
+            ? ""
+            : "'" + path + "' lists other users, or another order, than '" + p.data + "'",
+        kExitData);
+  };
+  if (modes.uses_projection()) {
+    const h5::File f = h5::File::open(p.projection, comm, kProjectionFormat);
+    const auto s = f.shape("/H");
+    if (s.size() != 2 || s[0] != ds.n_users)
+      throw DataError("'" + p.projection + "': /H has " + std::to_string(s[0]) + " rows; '" +
+                          p.data + "' has " + std::to_string(ds.n_users) + " users",
+                      true);
+    check_users(f, p.projection);
+    d.dense_dim = s[1];
+    d.dense = f.read_rows<float>("/H", b.begin, b.size());
+  }
+  if (modes.reads_segments) {
+    const h5::File f = h5::File::open(p.segments, comm, kSegmentsFormat);
+    const auto s = f.shape("/labels");
+    if (s[0] != ds.n_users)
+      throw DataError("'" + p.segments + "': /labels has " + std::to_string(s[0]) + " rows; '" +
+                          p.data + "' has " + std::to_string(ds.n_users) + " users",
+                      true);
+    check_users(f, p.segments);
+    d.n_segments = f.attr_int("/", "k");
+    if (d.n_segments <= 0)
+      throw DataError("'" + p.segments + "': attribute k must be positive", true);
+    d.segments = f.read_rows<std::int32_t>("/labels", b.begin, b.size());
+  }
+  return d;
+}
+
+}  // namespace segrec

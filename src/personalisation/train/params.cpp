@@ -1,0 +1,201 @@
+#include "segrec/personalisation/train/params.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <sstream>
+
+#include "segrec/core/params.hpp"
+
+namespace segrec {
+
+namespace {
+
+std::string fmt_double(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string join_sizes(const std::vector<std::int64_t>& v) {
+  if (v.empty()) return "none";
+  std::ostringstream os;
+  for (std::size_t i = 0; i < v.size(); ++i) os << (i ? "," : "") << v[i];
+  return os.str();
+}
+
+std::vector<std::int64_t> TrainParams::hidden_sizes() const {
+  std::vector<std::int64_t> out;
+  if (hidden == "none") return out;
+  const auto parts = split_list(hidden);
+  require(!parts.empty(), "hidden", hidden, "give layer widths such as 600 or 256,256 (or none)");
+  for (const auto& s : parts) {
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require(used == s.size() && v > 0, "hidden", hidden,
+            "layer widths must be positive integers, e.g. 600 or 256,256");
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::int64_t TrainParams::effective_batch(std::int64_t n_train) const {
+  if (batch_size > 0) return batch_size;
+  const std::int64_t b = (n_train + kAutoBatchesPerEpoch - 1) / kAutoBatchesPerEpoch;
+  return std::max<std::int64_t>(1, std::min(n_train, std::clamp(b, kAutoMinBatch, kAutoMaxBatch)));
+}
+
+std::int64_t TrainParams::effective_epochs(std::int64_t n_train) const {
+  if (epochs > 0) return epochs;
+  const std::int64_t b = effective_batch(n_train);
+  const std::int64_t steps = std::max<std::int64_t>(1, (n_train + b - 1) / b);
+  return std::clamp((kAutoSteps + steps - 1) / steps, kAutoMinEpochs, kAutoMaxEpochs);
+}
+
+std::string TrainParams::checkpoint_path() const {
+  if (!checkpoint.empty()) return checkpoint;
+  return out.empty() ? std::string() : out + ".ckpt.h5";
+}
+
+TrainModes TrainParams::validate() const {
+  using M = TrainModes;
+  M m;
+  m.input = parse_mode<M::Input>(input,
+                                 {{"history", M::Input::kHistory},
+                                  {"projected", M::Input::kProjected},
+                                  {"both", M::Input::kBoth}},
+                                 "input", "use history, projected or both");
+  m.history_weight = parse_mode<M::HistoryWeight>(
+      history_weight, {{"binary", M::HistoryWeight::kBinary}, {"log", M::HistoryWeight::kLog}},
+      "history-weight", "use binary or log");
+  m.personalize =
+      parse_mode<M::Personalize>(personalize,
+                                 {{"none", M::Personalize::kNone},
+                                  {"segment-input", M::Personalize::kSegmentInput},
+                                  {"segment-heads", M::Personalize::kSegmentHeads}},
+                                 "personalize", "use none, segment-input or segment-heads");
+  m.reads_segments =
+      m.personalize != M::Personalize::kNone || compare_personalize || !segments.empty();
+  require(head_layers >= 1, "head-layers", head_layers, "must be >= 1");
+  require(head_layers <= std::ssize(hidden_sizes()) + 1, "head-layers", head_layers,
+          "at most the number of layers (hidden layers + 1)");
+  require(head_epochs >= 1, "head-epochs", head_epochs, "must be >= 1");
+  require(std::isfinite(head_lr) && head_lr > 0, "head-lr", head_lr, "must be > 0");
+  require(min_segment_users >= 1, "min-segment-users", min_segment_users, "must be >= 1");
+  if (compare_personalize) {
+    require(!resume, "resume", "true", "--compare-personalize runs are not checkpointed");
+    require(!segments.empty(), "segments", segments, "--compare-personalize needs --segments FILE");
+  }
+  require(segment_embedding >= 0, "segment-embedding", segment_embedding, "must be >= 0");
+  if (m.uses_segments())
+    require(segment_embedding > 0, "segment-embedding", segment_embedding,
+            "--personalize segment-input needs an embedding width > 0");
+  else
+    require(segment_embedding == 0, "segment-embedding", segment_embedding,
+            "an embedding needs --personalize segment-input");
+  (void)hidden_sizes();
+  m.activation = mlp::parse_activation(activation);
+  m.loss = mlp::parse_loss(loss);
+  require(input_dropout >= 0 && input_dropout < 1, "input-dropout", input_dropout,
+          "must be in [0, 1)");
+  require(dropout >= 0 && dropout < 1, "dropout", dropout, "must be in [0, 1)");
+  m.optimizer = parse_mode<M::Optimizer>(
+      optimizer, {{"adam", M::Optimizer::kAdam}, {"sgd", M::Optimizer::kSgd}}, "optimizer",
+      "use adam or sgd");
+  require(std::isfinite(lr) && lr > 0, "lr", lr, "the learning rate must be > 0");
+  require(momentum >= 0 && momentum < 1, "momentum", momentum, "must be in [0, 1)");
+  require(beta1 >= 0 && beta1 < 1, "beta1", beta1, "must be in [0, 1)");
+  require(beta2 >= 0 && beta2 < 1, "beta2", beta2, "must be in [0, 1)");
+  require(adam_eps > 0, "adam-eps", adam_eps, "must be > 0");
+  require(weight_decay >= 0 && std::isfinite(weight_decay), "weight-decay", weight_decay,
+          "must be >= 0");
+  require(clip >= 0 && std::isfinite(clip), "clip", clip, "must be >= 0 (0 = off)");
+  m.grad_sync = parse_mode<M::GradSync>(grad_sync,
+                                        {{"allreduce", M::GradSync::kAllreduce},
+                                         {"buckets", M::GradSync::kBuckets},
+                                         {"sharded", M::GradSync::kSharded},
+                                         {"items", M::GradSync::kItems}},
+                                        "grad-sync", "use allreduce, buckets, sharded or items");
+  require(std::isfinite(bucket_mb) && bucket_mb > 0, "bucket-mb", bucket_mb, "must be > 0");
+  m.lr_schedule = parse_mode<M::LrSchedule>(lr_schedule,
+                                            {{"constant", M::LrSchedule::kConstant},
+                                             {"cosine", M::LrSchedule::kCosine},
+                                             {"step", M::LrSchedule::kStep}},
+                                            "lr-schedule", "use constant, cosine or step");
+  require(warmup_steps >= 0, "warmup-steps", warmup_steps, "must be >= 0");
+  require(lr_step_epochs >= 1, "lr-step-epochs", lr_step_epochs, "must be >= 1");
+  require(lr_gamma > 0 && lr_gamma <= 1, "lr-gamma", lr_gamma, "must be in (0, 1]");
+  require(epochs >= 1 || epochs == -1, "epochs", epochs,
+          "train for at least one epoch (-1 = auto: sized from the users)");
+  require(batch_size >= 0, "batch-size", batch_size, "must be >= 1 (0 = auto)");
+  require(val_users >= 0 && val_users < 1, "val-users", val_users, "must be in [0, 1)");
+  require(val_holdout > 0 && val_holdout < 1, "val-holdout", val_holdout, "must be in (0, 1)");
+  require(ndcg_k >= 1, "ndcg-k", ndcg_k, "must be >= 1");
+  require(recall_k >= 1, "recall-k", recall_k, "must be >= 1");
+  require(patience >= 0, "patience", patience, "must be >= 0 (0 = off)");
+  require(checkpoint_every >= 0, "checkpoint-every", checkpoint_every, "must be >= 0 (0 = never)");
+  require(stop_after_steps >= 0, "stop-after-steps", stop_after_steps, "must be >= 0 (0 = off)");
+  if (resume)
+    require(!checkpoint_path().empty(), "resume", "true", "needs --checkpoint FILE or --out FILE");
+  return m;
+}
+
+std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
+  const auto d = [](double v) { return fmt_double(v); };
+  const auto i = [](std::int64_t v) { return std::to_string(v); };
+  return {{"data", data},
+          {"projection", projection},
+          {"segments", segments},
+          {"out", out},
+          {"checkpoint", checkpoint_path()},
+          {"resume", resume ? "true" : "false"},
+          {"input", input},
+          {"history-weight", history_weight},
+          {"personalize", personalize},
+          {"segment-embedding", i(segment_embedding)},
+          {"head-layers", i(head_layers)},
+          {"head-epochs", i(head_epochs)},
+          {"head-lr", d(head_lr)},
+          {"min-segment-users", i(min_segment_users)},
+          {"compare-personalize", compare_personalize ? "true" : "false"},
+          {"test-items", test_items},
+          {"hidden", join_sizes(hidden_sizes())},
+          {"activation", activation},
+          {"input-dropout", d(input_dropout)},
+          {"dropout", d(dropout)},
+          {"loss", loss},
+          {"optimizer", optimizer},
+          {"lr", d(lr)},
+          {"momentum", d(momentum)},
+          {"beta1", d(beta1)},
+          {"beta2", d(beta2)},
+          {"adam-eps", d(adam_eps)},
+          {"weight-decay", d(weight_decay)},
+          {"clip", d(clip)},
+          {"grad-sync", grad_sync},
+          {"bucket-mb", d(bucket_mb)},
+          {"lr-schedule", lr_schedule},
+          {"warmup-steps", i(warmup_steps)},
+          {"lr-step-epochs", i(lr_step_epochs)},
+          {"lr-gamma", d(lr_gamma)},
+          {"epochs", i(epochs)},
+          {"batch-size", i(batch_size)},
+          {"val-users", d(val_users)},
+          {"val-holdout", d(val_holdout)},
+          {"ndcg-k", i(ndcg_k)},
+          {"recall-k", i(recall_k)},
+          {"patience", i(patience)},
+          {"checkpoint-every", i(checkpoint_every)},
+          {"stop-after-steps", i(stop_after_steps)},
+          {"seed", std::to_string(seed)}};
+}
+
+}  // namespace segrec
