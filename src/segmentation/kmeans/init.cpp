@@ -219,7 +219,6 @@ MatrixRF init_centroids(const MatrixRF& X, std::int64_t k, const KMeansParams& p
 
 }  // namespace kmeans_detail
 
-using kmeans_detail::key_of;
 using namespace kmeans_detail;
 
 MatrixRF kmeans_plus_plus(const MatrixRF& X, std::span<const double> weights, std::int64_t k,

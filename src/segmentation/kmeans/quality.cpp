@@ -11,9 +11,10 @@
 #include "segrec/segmentation/kmeans/quality.hpp"
 
 namespace segrec {
-namespace {
 
 using namespace kmeans_detail;
+
+namespace {
 
 /// Means of the labelled users per cluster, counts, and the global mean (collective).
 struct LabelMeans {
