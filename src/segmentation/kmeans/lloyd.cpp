@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "internal.hpp"
-#include "segrec/core/env.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/progress.hpp"
 #include "segrec/core/watchdog.hpp"
@@ -35,6 +34,8 @@ Exec exec_of(const KMeansParams& p, const KMeansModes& m) {
   ex.threads = p.resolved_threads();
 #ifdef __AVX512F__
   ex.fused = m.kernel != KMeansKernel::kGemm;
+#else
+  (void)m;
 #endif
   return ex;
 }
