@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "segrec/segmentation/kmeans.hpp"
+#include "segrec/segmentation/kmeans/kmeans.hpp"
 
 namespace segrec::testing_ref {
 

@@ -18,7 +18,10 @@
 
 #include "kmeans_reference.hpp"
 #include "segrec/core/error.hpp"
-#include "segrec/segmentation/kmeans.hpp"
+#include "segrec/segmentation/kmeans/init.hpp"
+#include "segrec/segmentation/kmeans/kmeans.hpp"
+#include "segrec/segmentation/kmeans/output.hpp"
+#include "segrec/segmentation/kmeans/quality.hpp"
 
 namespace segrec {
 namespace {

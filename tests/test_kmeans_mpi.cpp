@@ -17,7 +17,10 @@
 #include "segment_report_fixture.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/io/h5.hpp"
-#include "segrec/segmentation/kmeans.hpp"
+#include "segrec/segmentation/kmeans/init.hpp"
+#include "segrec/segmentation/kmeans/kmeans.hpp"
+#include "segrec/segmentation/kmeans/output.hpp"
+#include "segrec/segmentation/kmeans/quality.hpp"
 #include "segrec/segmentation/segment_report.hpp"
 
 namespace segrec {

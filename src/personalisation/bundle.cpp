@@ -13,7 +13,7 @@
 #include "segrec/core/error.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/io/companion.hpp"
-#include "segrec/segmentation/kmeans.hpp"
+#include "segrec/io/formats.hpp"
 #include "segrec/segmentation/project.hpp"
 
 namespace segrec {

@@ -9,6 +9,7 @@
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/io/companion.hpp"
 #include "segrec/io/h5.hpp"
+#include "segrec/segmentation/kmeans/output.hpp"
 
 namespace segrec {
 namespace {
@@ -30,6 +31,7 @@ std::string resolve_reference(const std::string& ref, const std::string& base_fi
 
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
                                  const SegmentReportParams& rp, const Comm& comm) {
+  const KMeansModes modes = p.validate();
   ClusterOutcome out;
   // ---- input: this rank's even block of /H and /users/ids. Problems are raised once the
   // file is closed: a handle open while an error unwinds a parallel job is not closed.
@@ -58,10 +60,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   }
   comm.check_all(err, kExitData);
   MatrixRF init;
-  const bool from_file = p.init_method() == InitMethod::kFile;
+  const bool from_file = modes.init == InitMethod::kFile;
   if (from_file) init = read_centroid_file(p.init, comm);
 
-  out.run = cluster(X, p, comm, from_file ? &init : nullptr);
+  out.run = cluster(X, p, modes, comm, from_file ? &init : nullptr);
   const KMeansResult& r = out.run.result;
   write_segments(files.out, out.run, ids, p, files.projection, comm);
   write_segments_csv(files.segments_csv, ids, r.labels, comm);

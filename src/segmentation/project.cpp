@@ -308,17 +308,22 @@ template int cholesky_qr2<double>(RowMatD&, const Comm&, PcaStats*);
 
 // ---- public entry points ----------------------------------------------------------------------
 
-void ProjectParams::validate() const {
+ProjectModes ProjectParams::validate() const {
   require(!profiles.empty(), "profiles", profiles, "give the profiles file to read");
   require(!out.empty(), "out", out, "give the projection file to write");
   require(dims >= 1, "dims", dims, "must be >= 1");
-  require(method == "pca" || method == "random", "method", method, "use pca or random");
+  ProjectModes m;
+  m.method = parse_mode<ProjectionMethod>(
+      method, {{"pca", ProjectionMethod::kPca}, {"random", ProjectionMethod::kRandom}}, "method",
+      "use pca or random");
   require(oversampling >= 0 && oversampling <= 100000, "oversampling", oversampling,
           "must be in [0, 100000]");
   require(power_iterations >= 0 && power_iterations <= 1000, "power-iterations", power_iterations,
           "must be in [0, 1000]");
-  require(precision == "float" || precision == "double", "precision", precision,
-          "use float or double");
+  m.precision = parse_mode<ProjectionPrecision>(
+      precision, {{"float", ProjectionPrecision::kFloat}, {"double", ProjectionPrecision::kDouble}},
+      "precision", "use float or double");
+  return m;
 }
 
 ProjectionModel randomized_pca(const FeatureBlock& X, const PcaOptions& o, const Comm& comm) {
@@ -377,7 +382,7 @@ std::vector<float> project_rows(const FeatureBlock& X, const ProjectionModel& m)
 }
 
 ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
-  p.validate();
+  const ProjectModes modes = p.validate();
   using clock = std::chrono::steady_clock;
   const auto seconds = [](clock::time_point a, clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
@@ -397,13 +402,13 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
 
   ProjectSummary s;
   const auto t1 = clock::now();
-  if (p.method == "pca") {
+  if (modes.method == ProjectionMethod::kPca) {
     PcaOptions o;
     o.dims = p.dims;
     o.oversampling = p.oversampling;
     o.power_iterations = p.power_iterations;
     o.seed = p.seed;
-    o.double_precision = p.precision == "double";
+    o.double_precision = modes.precision == ProjectionPrecision::kDouble;
     s.model = randomized_pca(X, o, comm);
   } else {
     s.model = random_projection(X, p.dims, p.seed, comm);

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "segrec/core/comm.hpp"
-#include "segrec/segmentation/kmeans.hpp"
+#include "segrec/segmentation/kmeans/kmeans.hpp"
 #include "segrec/segmentation/segment_report.hpp"
 
 namespace segrec {
@@ -32,7 +32,8 @@ struct ClusterOutcome {
   std::vector<std::string> notes;        ///< report inputs that were named but not found
 };
 
-/// Collective. Runs the whole stage (parameters already validated).
+/// Collective. Runs the whole stage (parameters already validated; the modes are taken from
+/// p.validate() once here).
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
                                  const SegmentReportParams& rp, const Comm& comm);
 

@@ -39,6 +39,15 @@
 
 namespace segrec {
 
+enum class ProjectionMethod { kPca, kRandom };
+enum class ProjectionPrecision { kFloat, kDouble };
+
+/// The mode options of ProjectParams, parsed once by validate().
+struct ProjectModes {
+  ProjectionMethod method = ProjectionMethod::kPca;             ///< --method
+  ProjectionPrecision precision = ProjectionPrecision::kFloat;  ///< --precision
+};
+
 struct ProjectParams {
   std::string profiles;  ///< profiles.h5 to read (required)
   std::string out;       ///< projection.h5 to write (required)
@@ -51,8 +60,9 @@ struct ProjectParams {
   std::string precision = "float";    ///< float | double: scalar of the big products
   std::uint64_t seed = 42;            ///< keys the random matrices (with the feature index)
 
-  /// Throws UsageError naming the offending option and value.
-  void validate() const;
+  /// Checks every option and returns the parsed modes. Throws UsageError naming the
+  /// offending option and value.
+  ProjectModes validate() const;
 };
 
 /// This rank's rows of a feature matrix X = [S | F] (views, not owned):

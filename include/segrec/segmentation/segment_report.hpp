@@ -14,7 +14,7 @@
 
 #include "segrec/core/comm.hpp"
 #include "segrec/ingest/dataset.hpp"
-#include "segrec/segmentation/kmeans.hpp"
+#include "segrec/segmentation/kmeans/kmeans.hpp"
 
 namespace segrec {
 

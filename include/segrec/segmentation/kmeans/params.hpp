@@ -1,0 +1,90 @@
+// Parameters of `segrec cluster` (K-means) and the modes validate() parses from them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace segrec {
+
+enum class InitMethod { kKMeansPlusPlus, kKMeansParallel, kRandom, kFile };
+enum class Criterion { kSilhouette, kDaviesBouldin, kCalinskiHarabasz };
+enum class KMeansKernel { kAuto, kFused, kGemm };
+enum class KMeansAlgorithm { kAuto, kLloyd, kHamerly };
+
+/// The mode options of KMeansParams, parsed once by validate().
+struct KMeansModes {
+  InitMethod init = InitMethod::kKMeansPlusPlus;       ///< --init
+  KMeansKernel kernel = KMeansKernel::kAuto;           ///< --kernel
+  KMeansAlgorithm algorithm = KMeansAlgorithm::kAuto;  ///< --algorithm
+  Criterion pick = Criterion::kSilhouette;             ///< --pick
+  /// Whether the Lloyd iterations for k clusters use Hamerly's bounds.
+  bool use_hamerly(std::int64_t k) const {
+    return algorithm == KMeansAlgorithm::kHamerly ||
+           (algorithm == KMeansAlgorithm::kAuto && k >= 16);
+  }
+};
+
+/// Parameters of `segrec cluster`.
+struct KMeansParams {
+  /// --k: number of segments K, or a sweep FROM:TO[:STEP] (e.g. 4:64:4) that clusters
+  /// every k and keeps the one `pick` prefers. Required.
+  std::string k;
+  /// --init: k-means++ (greedy, 2 + ln k candidates per pick), k-means|| (Bahmani et al.),
+  /// random (k distinct users), or a centroid file (.csv: one row of h numbers per centroid,
+  /// optional header; .h5: dataset /centroids, e.g. an earlier segments.h5).
+  std::string init = "k-means++";
+  /// --init-rounds: sampling rounds of k-means||.
+  int init_rounds = 5;
+  /// --oversampling-factor: k-means|| expected points drawn per round; 0 means 2k.
+  double oversampling_factor = 0;
+  /// --n-init: restarts with derived seeds; the lowest inertia wins (1 with a centroid file).
+  /// 3 by default: one k-means++ start can merge two segments and split another, and
+  /// restarts cost little next to profiling and projection.
+  int n_init = 3;
+  /// --max-iter: Lloyd iterations at most.
+  int max_iter = 300;
+  /// --tol: stop when the total squared centroid shift of an iteration is at most
+  /// tol * (mean per-feature variance of the data), scikit-learn's rule; an iteration in
+  /// which no label changes always stops. 0 stops only on unchanged labels or max-iter.
+  double tol = 1e-4;
+  /// --spherical: cosine k-means (rows and centroids L2-normalised; zero rows stay zero).
+  bool spherical = false;
+  /// --threads: threads per rank for the assignment step; 0 means $OMP_NUM_THREADS, else
+  /// $SLURM_CPUS_PER_TASK, else 1 (env::default_threads).
+  /// Results do not depend on it.
+  int threads = 0;
+  /// --kernel: assignment kernel. fused: distances and argmin in AVX-512 registers, rows read
+  /// in place (builds with AVX-512 only); gemm: blocked Eigen GEMM, then argmin; auto: fused
+  /// when built with AVX-512. Labels agree except at ties closer than float rounding.
+  std::string kernel = "auto";
+  /// --algorithm: lloyd (every user against every centroid each iteration) or hamerly (exact
+  /// Lloyd with Hamerly's triangle-inequality bounds: per user an upper bound on the distance
+  /// to its centroid and a lower bound on the others; only users whose bounds overlap are
+  /// compared with all centroids). Both give the same labels every iteration and the same
+  /// centroids. auto: hamerly when k >= 16, else lloyd.
+  std::string algorithm = "auto";
+  /// --silhouette-sample: users (chosen by a seeded hash of the global index) whose
+  /// silhouette is averaged, each against ALL users; 0 disables the silhouette. Costs
+  /// 2 * sample * n_users * h flops per k.
+  std::int64_t silhouette_sample = 10000;
+  /// --pick: criterion that chooses k in a sweep: silhouette (max), db (Davies-Bouldin, min)
+  /// or ch (Calinski-Harabasz, max).
+  std::string pick = "silhouette";
+  /// --seed (common option): keys every random draw together with global user indices.
+  std::uint64_t seed = 42;
+
+  /// Checks every option and returns the parsed modes. Throws UsageError naming the option
+  /// and value.
+  KMeansModes validate() const;
+  /// The k values of --k, ascending (one value unless a sweep).
+  std::vector<std::int64_t> k_values() const;
+  bool is_sweep() const { return k_values().size() > 1; }
+  /// Whether the Lloyd iterations for k clusters use Hamerly's bounds (--algorithm; throws
+  /// UsageError on a bad value, as validate() does).
+  bool use_hamerly(std::int64_t k) const;
+  /// `threads`, or $OMP_NUM_THREADS, or $SLURM_CPUS_PER_TASK, or 1.
+  int resolved_threads() const;
+};
+
+}  // namespace segrec

@@ -1,0 +1,25 @@
+// Clustering quality figures: silhouette, Davies-Bouldin, Calinski-Harabasz (collective).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "segrec/core/comm.hpp"
+#include "segrec/segmentation/kmeans/kmeans.hpp"
+
+namespace segrec {
+
+/// Mean silhouette of `sample` users (chosen by a seeded hash of the global index; all users
+/// when sample >= n), each against all users; Euclidean distances. NaN when fewer than two
+/// clusters are non-empty. `sample_used` receives the sample size.
+double silhouette_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
+                        std::int64_t sample, std::uint64_t seed, int threads, const Comm& comm,
+                        std::int64_t* sample_used = nullptr);
+/// Davies-Bouldin index over non-empty clusters (centroids = means of the labelled users).
+double davies_bouldin_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
+                            const Comm& comm);
+/// Calinski-Harabasz index (between / within dispersion, scaled by (n - c) / (c - 1)).
+double calinski_harabasz_score(const MatrixRF& X, std::span<const std::int32_t> labels,
+                               std::int64_t k, const Comm& comm);
+
+}  // namespace segrec

@@ -1,0 +1,196 @@
+// K-means files: centroid files in (CSV or .h5 /centroids), segments.h5 and the
+// user_id,segment CSV out.
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "segrec/core/error.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/io/h5.hpp"
+#include "segrec/io/textio.hpp"
+#include "segrec/segmentation/kmeans/output.hpp"
+
+namespace segrec {
+namespace {
+
+std::string lower_ext(const std::string& path) {
+  std::string e = std::filesystem::path(path).extension().string();
+  for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return e;
+}
+
+}  // namespace
+
+MatrixRF read_centroid_file(const std::string& path, const Comm& comm) {
+  const std::string ext = lower_ext(path);
+  if (ext == ".h5" || ext == ".hdf5") {
+    MatrixRF C;
+    std::string err;  // raised once the file is closed
+    {
+      const h5::File f = h5::File::open_any(path, comm);
+      if (!f.exists("/centroids") || f.shape("/centroids").size() != 2) {
+        err = "'" + path + "': no 2-D dataset /centroids to start from";
+      } else {
+        const auto s = f.shape("/centroids");
+        const auto v = f.read_all<float>("/centroids");
+        C = Eigen::Map<const MatrixRF>(v.data(), s[0], s[1]);
+        if (!C.allFinite()) err = "'" + path + "': /centroids holds NaN or Inf";
+      }
+    }
+    comm.check_all(err, kExitData);
+    return C;
+  }
+  std::string err;
+  std::vector<std::vector<float>> rows;
+  std::ifstream in(path);
+  if (!in) err = "cannot open centroid file '" + path + "'";
+  std::string line;
+  int lineno = 0;
+  while (err.empty() && std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    std::vector<float> row;
+    bool numeric = true;
+    for (const auto& field : split_list(line, ',')) {
+      float x = 0;
+      const auto r = std::from_chars(field.data(), field.data() + field.size(), x);
+      if (r.ec != std::errc() || r.ptr != field.data() + field.size() || !std::isfinite(x)) {
+        numeric = false;
+        break;
+      }
+      row.push_back(x);
+    }
+    if (!numeric) {
+      if (rows.empty() && lineno == 1) continue;  // header
+      err = path + ":" + std::to_string(lineno) + ": not a row of finite numbers";
+    } else if (!rows.empty() && row.size() != rows[0].size()) {
+      err = path + ":" + std::to_string(lineno) + ": " + std::to_string(row.size()) +
+            " values, the first row has " + std::to_string(rows[0].size());
+    } else {
+      rows.push_back(std::move(row));
+    }
+  }
+  if (err.empty() && rows.empty()) err = "centroid file '" + path + "' holds no rows";
+  comm.check_all(err, kExitData);
+  MatrixRF C(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(rows[0].size()));
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    for (std::size_t f = 0; f < rows[r].size(); ++f) C(r, f) = rows[r][f];
+  return C;
+}
+
+namespace {
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+}  // namespace
+
+void write_segments_csv(const std::string& path, const std::vector<std::string>& local_user_ids,
+                        std::span<const std::int32_t> labels, const Comm& comm) {
+  SEGREC_ASSERT(local_user_ids.size() == labels.size(), "one label per user");
+  OrderedWriter out(path, comm);
+  constexpr std::int64_t kChunk = 1 << 16;
+  const auto n = static_cast<std::int64_t>(labels.size());
+  const std::int64_t rounds =
+      comm.allreduce_value(std::max<std::int64_t>(1, (n + kChunk - 1) / kChunk), Op::kMax);
+  for (std::int64_t r = 0; r < rounds; ++r) {
+    std::string text;
+    if (r == 0 && comm.is_root()) text = "user_id,segment\n";
+    for (std::int64_t i = r * kChunk; i < std::min(n, (r + 1) * kChunk); ++i) {
+      text += csv_field(local_user_ids[i]);
+      text += ',';
+      text += std::to_string(labels[i]);
+      text += '\n';
+    }
+    out.append(text);
+  }
+  out.commit();
+}
+
+void write_segments(const std::string& path, const ClusterRun& run,
+                    const std::vector<std::string>& local_user_ids, const KMeansParams& p,
+                    const std::string& projection_path, const Comm& comm) {
+  const KMeansResult& r = run.result;
+  const std::int64_t k = r.k, h = r.centroids.cols();
+  h5::File f = h5::File::create(path, comm, kSegmentsFormat);
+  const MatrixRF cf = r.centroids.cast<float>();
+  f.write_replicated<float>("/centroids", std::span<const float>(cf.data(), cf.size()), h);
+  f.write_rows<std::int32_t>("/labels", r.labels);
+  f.write_replicated<std::int64_t>("/sizes", r.sizes);
+  f.create_group("/users");
+  f.write_strings("/users/ids", local_user_ids, /*partitioned=*/true);
+  f.create_group("/iterations");
+  std::vector<double> inertia, shift, seconds;
+  std::vector<std::int64_t> changed, bytes, relocated, recomputed;
+  for (const auto& it : r.iterations) {
+    inertia.push_back(it.inertia);
+    shift.push_back(it.shift);
+    seconds.push_back(it.seconds);
+    changed.push_back(it.changed);
+    bytes.push_back(static_cast<std::int64_t>(it.bytes));
+    relocated.push_back(it.relocated);
+    recomputed.push_back(it.recomputed);
+  }
+  f.write_replicated<double>("/iterations/inertia", inertia);
+  f.write_replicated<double>("/iterations/shift", shift);
+  f.write_replicated<std::int64_t>("/iterations/changed", changed);
+  f.write_replicated<double>("/iterations/seconds", seconds);
+  f.write_replicated<std::int64_t>("/iterations/bytes_sent", bytes);
+  f.write_replicated<std::int64_t>("/iterations/relocated", relocated);
+  f.write_replicated<std::int64_t>("/iterations/recomputed", recomputed);
+  if (!run.sweep.empty()) {
+    f.create_group("/sweep");
+    std::vector<std::int64_t> ks, iters;
+    std::vector<double> in, sil, db, ch;
+    for (const auto& row : run.sweep) {
+      ks.push_back(row.k);
+      iters.push_back(row.n_iter);
+      in.push_back(row.inertia);
+      sil.push_back(row.quality.silhouette);
+      db.push_back(row.quality.davies_bouldin);
+      ch.push_back(row.quality.calinski_harabasz);
+    }
+    f.write_replicated<std::int64_t>("/sweep/k", ks);
+    f.write_replicated<std::int64_t>("/sweep/n_iter", iters);
+    f.write_replicated<double>("/sweep/inertia", in);
+    f.write_replicated<double>("/sweep/silhouette", sil);
+    f.write_replicated<double>("/sweep/davies_bouldin", db);
+    f.write_replicated<double>("/sweep/calinski_harabasz", ch);
+    f.set_attr("/sweep", "pick", p.pick);
+  }
+  f.set_attr("/", "k", k);
+  f.set_attr("/", "dims", h);
+  f.set_attr("/", "init", p.init);
+  f.set_attr("/", "algorithm", std::string(r.hamerly ? "hamerly" : "lloyd"));
+  f.set_attr("/", "inertia", r.inertia);
+  f.set_attr("/", "n_iter", static_cast<std::int64_t>(r.n_iter));
+  f.set_attr("/", "converged", static_cast<std::int64_t>(r.converged));
+  f.set_attr("/", "restart", static_cast<std::int64_t>(r.restart));
+  f.set_attr("/", "n_init", static_cast<std::int64_t>(p.n_init));
+  f.set_attr("/", "max_iter", static_cast<std::int64_t>(p.max_iter));
+  f.set_attr("/", "tol", p.tol);
+  f.set_attr("/", "spherical", static_cast<std::int64_t>(p.spherical));
+  f.set_attr("/", "seed", static_cast<std::int64_t>(p.seed));
+  f.set_attr("/", "relocated", r.relocated);
+  f.set_attr("/", "lloyd_seconds", r.seconds);
+  f.set_attr("/", "silhouette", run.quality.silhouette);
+  f.set_attr("/", "silhouette_sample", run.quality.silhouette_sample);
+  f.set_attr("/", "davies_bouldin", run.quality.davies_bouldin);
+  f.set_attr("/", "calinski_harabasz", run.quality.calinski_harabasz);
+  f.set_attr("/", "allreduce_bytes_per_iteration",
+             static_cast<std::int64_t>(lloyd_allreduce_bytes(k, h)));
+  f.set_attr("/", "projection", projection_path);
+  f.commit();
+}
+
+}  // namespace segrec
