@@ -466,8 +466,20 @@ stop_multi() {
       sleep 0.2
     done
   fi
-  for f in "$DIR"/run/slurmd-*.pid; do if [[ -e $f ]]; then stop_pidfile "$f"; fi; done
-  stop_pidfile "$DIR/run/slurmctld.pid"
+  # The daemons by their pid files: SIGTERM to all at once, then SIGKILL to any left after 10 s.
+  local pids=()
+  for f in "$DIR"/run/slurmd-*.pid "$DIR/run/slurmctld.pid"; do
+    if pid_alive "$f"; then pids+=("$(cat "$f")"); kill "$(cat "$f")" 2>/dev/null || true; fi
+    rm -f "$f"
+  done
+  local left
+  for _ in $(seq 1 100); do
+    left=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left=1; done
+    [[ $left -eq 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   # Then whatever is left in the namespaces (steps, ranks), and the namespaces themselves:
   # only the objects the state file lists, with the prefix.
   if [[ -s $NSTATE ]]; then

@@ -9,6 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 [[ ${SLURM_LOCAL_NODES:-1} -ge 3 ]] || { echo "skipped: needs SLURM_TEST_NODES >= 3"; exit 77; }
 LAUNCHER=${SLURM_TEST_LAUNCHER:-srun}
+FAULT=${SLURM_TEST_FAULT:-kill}  # kill: every process of the node; cut: its link down
 if [[ $LAUNCHER == srun ]] && ! srun --mpi=list 2>&1 | grep -qw pmix; then
   echo "skipped: this Slurm has no pmix plugin"; exit 77
 fi
@@ -62,9 +63,10 @@ lost=$(job_nodes "$id" | grep -vx "$batch" | head -1)
 VICTIM=${lost#"${NODE[0]%0}"}
 [[ $VICTIM =~ ^[0-9]+$ ]] || { bad "no second node: $(job_field "$id" NodeList)"; scancel "$id"; finish; exit; }
 
-# Kill every process of the other node: its slurmd, the job step there and the rank.
-"$SLURM_LOCAL" node-kill "$VICTIM" && ok "killed every process of $lost (batch host $batch)" ||
-  bad "node-kill"
+# Kill every process of the other node (its slurmd, the job step there and the rank), or cut
+# its link.
+"$SLURM_LOCAL" "node-$FAULT" "$VICTIM" && ok "node-$FAULT $lost (batch host $batch)" ||
+  bad "node-$FAULT"
 t0=$SECONDS
 limit=$((STALL + 30))
 end=$((SECONDS + limit + 60))
@@ -85,9 +87,18 @@ if grep -q "^segrec job: exit" "$log"; then
   else
     bad "the job ended $waited s after the fault, over $limit s"
   fi
-  [[ $rc -ne 0 ]] && ok "segrec's exit code $rc is the job's" || bad "the job exited 0 after losing a node"
   msg=$(grep -m1 "^segrec: error" "$log")
-  echo "note: segrec's message: ${msg:-none}"
+  if [[ $LAUNCHER == srun ]]; then
+    # srun --kill-on-bad-exit passes on segrec's own code: 6, the stall watchdog's.
+    [[ $rc -eq 6 ]] && ok "the job's exit code is segrec's: 6 (stalled)" ||
+      bad "the job's exit code is $rc, want segrec's 6: ${msg:-no segrec error line}"
+    grep -qE "^segrec: error.*stalled: no progress for [0-9]+ s \(--stall-timeout $STALL\)" "$log" &&
+      ok "segrec named the stall: $msg" || bad "no stall message: ${msg:-none}"
+  else
+    # mpirun sees its daemon on the lost node go first and ends the job with its own code.
+    [[ $rc -ne 0 ]] && ok "the job's exit code is the launcher's: $rc (${msg:-no segrec error line})" ||
+      bad "the job exited 0 after losing a node"
+  fi
 else
   bad "the job did not end within $((limit + 60)) s of the fault (state $state)"
 fi
