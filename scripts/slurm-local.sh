@@ -417,6 +417,7 @@ WRAP
 ns_daemon() {
   local ns=$1 host=$2 prog
   prog=$(path_of "$3"); shift 3
+  # shellcheck disable=SC2016  # expanded by the inner shell
   nsenter --net="/run/netns/$ns" unshare --uts /bin/sh -c 'hostname "$0" && exec "$@"' \
     "$host" "$prog" "$@"
 }
@@ -501,7 +502,7 @@ stop_multi() {
   fi
   stop_pidfile "$MUNGE_DIR/munged.pid"
   rm -f "$NSTATE" "$DIR/nodes"
-  rm -rf "$DIR/bin"
+  rm -rf "${DIR:?}/bin"
   [[ ${1:-} == quiet ]] || say "stopped ($DIR)"
 }
 

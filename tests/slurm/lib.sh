@@ -48,7 +48,7 @@ fi
   "$SLURM_LOCAL" start "$SLURM_LOCAL_DIR" --nodes "$SLURM_TEST_NODES" ||
   { echo "FAIL the private Slurm cluster did not start"; exit 1; }
 eval "$("$SLURM_LOCAL" env "$SLURM_LOCAL_DIR")"
-# shellcheck disable=SC2206
+# shellcheck disable=SC2206,SC2034  # (used by the tests that source this file)
 LAYOUT=($SLURM_TEST_LAYOUT)
 
 mkdir -p "${SEGREC_TEST_TMP:-${TMPDIR:-/tmp}}"
