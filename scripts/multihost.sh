@@ -9,6 +9,7 @@
 #   scripts/multihost.sh cut I | restore I  take host I's link down / up again
 #   scripts/multihost.sh kill I             kill every process inside host I's namespace
 #   scripts/multihost.sh check              exit 0 when this machine can create hosts (root, ip netns)
+#   scripts/multihost.sh route              exit 0 when the root namespace's guard route is in place
 #
 # Layout (all inside namespaces; the root namespace gets no address and no link):
 #   srmh-sw      holds the bridge srmh-br and one port per host (pI, plus pctl)
@@ -19,6 +20,10 @@
 # `$MH_MPIRUN -n 3 segrec ...` runs a job with TCP as the only transport.
 # State: $SEGREC_MH_DIR (default /run/segrec-multihost); `down` reads its state
 # file and deletes only prefix-named objects listed there.
+# While hosts are up the root namespace holds `unreachable 10.213.0.0/24`: it has no
+# address on the test subnet, so a client started there by mistake would otherwise send
+# its packets out of the machine's default route; with the route it fails at once here.
+# `down` removes the route when no other set of hosts (another prefix) is still up.
 set -euo pipefail
 
 MH_DIR=${SEGREC_MH_DIR:-/run/segrec-multihost}
@@ -50,6 +55,23 @@ check() {
 
 record() { echo "$1 $2" >>"$STATE"; }  # kind name
 
+# The guard route: added once (shared by every set of hosts), listed in each state file.
+route_present() { [[ -n $(ip route show type unreachable "$SUBNET.0/24" 2>/dev/null) ]]; }
+guard_route() {
+  route_present || ip route add unreachable "$SUBNET.0/24"
+  route_present || die "cannot add the guard route 'unreachable $SUBNET.0/24'"
+  record route "$SUBNET.0/24"
+}
+# Removed when no set of hosts is left (the switch namespaces are named PREFIX-sw).
+unguard_route() {
+  if ip netns list | awk '{print $1}' | grep -qE '^srmh[a-z0-9]{0,4}-sw$'; then
+    echo "multihost: another set of hosts is up; keeping the route for $1" >&2
+    return 0
+  fi
+  route_present && ip route del unreachable "$1"
+  return 0
+}
+
 up() {
   local n=$1 slots=1
   shift
@@ -64,6 +86,7 @@ up() {
   mkdir -p "$MH_DIR"
   : >"$STATE"
   trap 'echo "multihost: up failed; cleaning up" >&2; down' ERR
+  guard_route
 
   ip netns add "$PREFIX-sw" && record ns "$PREFIX-sw"
   ip -n "$PREFIX-sw" link add "$PREFIX-br" type bridge
@@ -128,6 +151,7 @@ down() {
   [[ -e $STATE ]] || { echo "multihost: nothing to remove ($STATE missing)"; return 0; }
   # Hosts first (their processes, then the namespaces), the switch last.
   tac "$STATE" | while read -r kind name; do
+    if [[ $kind == route && $name == "$SUBNET.0/24" ]]; then unguard_route "$name"; continue; fi
     [[ $kind == ns && $name == "$PREFIX"-* ]] || { echo "multihost: skipping '$kind $name'" >&2; continue; }
     if ip netns list | awk '{print $1}' | grep -qx "$name"; then
       for pid in $(ip netns pids "$name" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
@@ -151,6 +175,7 @@ case "${1:-}" in
   up) shift; up "$@" ;;
   down) down ;;
   check) check ;;
+  route) route_present && ip route show type unreachable "$SUBNET.0/24" ;;  # exit 0 when in place
   env)
     [[ -e $STATE ]] || die "no hosts up"
     echo "export MH_DIR=$MH_DIR MH_MPIRUN=$MH_DIR/mpirun MH_HOSTFILE=$MH_DIR/hostfile"

@@ -11,15 +11,16 @@ PACKAGES=(
 )
 # Optional extras, any of:
 #   --bench  benchmarks and their peers
-#   --slurm  a private Slurm cluster for the job-script tests (scripts/slurm-local.sh) and the
-#            k-sweep plot
+#   --slurm  a private Slurm cluster for the job-script tests (scripts/slurm-local.sh; srun
+#            --mpi=pmix loads libpmix.so, from libpmix-dev) and the k-sweep plot
 #   --fuzz   clang with libFuzzer (tests/fuzz)
 for flag in "$@"; do
   case $flag in
     --bench)
       PACKAGES+=(libopenblas0-pthread python3 python3-pandas python3-sklearn python3-h5py
                  python3-threadpoolctl python3-faiss python3-torch) ;;
-    --slurm) PACKAGES+=(slurmctld slurmd slurm-client munge python3 python3-h5py python3-matplotlib) ;;
+    --slurm) PACKAGES+=(slurmctld slurmd slurm-client munge libpmix-dev util-linux python3 python3-h5py
+                        python3-matplotlib) ;;
     --fuzz) PACKAGES+=(clang) ;;
     *) echo "setup: unknown flag '$flag' (--bench, --slurm, --fuzz)" >&2; exit 2 ;;
   esac

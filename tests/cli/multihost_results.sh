@@ -5,6 +5,22 @@
 source "$(dirname "$0")/lib.sh"
 source "$HERE/multihost_lib.sh"
 
+# While the hosts are up the root namespace has an unreachable route for the test subnet: a
+# client started outside the namespaces fails here at once instead of using the default route.
+if "$MH" route >/dev/null; then
+  ok "guard route in place: $("$MH" route)"
+  t0=$SECONDS
+  if timeout 10 bash -c 'exec 3<>/dev/tcp/10.213.0.10/9' 2>"$WORK/stray"; then
+    bad "a connection from the root namespace to a test address succeeded"
+  elif grep -qi "no route to host" "$WORK/stray" && ((SECONDS - t0 < 3)); then
+    ok "a stray client in the root namespace fails at once ($(tr -d '\n' <"$WORK/stray" | tail -c 60))"
+  else
+    bad "a stray client did not fail with 'No route to host': $(cat "$WORK/stray")"
+  fi
+else
+  bad "no unreachable route for 10.213.0.0/24 in the root namespace while the hosts are up"
+fi
+
 G=(generate --users 3000 --items 300 --seed 5)
 pipeline() {  # pipeline RUNNER DIR
   local run=$1 d=$2

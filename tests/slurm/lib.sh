@@ -33,9 +33,23 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "skipped: the private Slurm cluster needs root (munged runs as the munge user)"
   exit 77
 fi
-"$SLURM_LOCAL" status "$SLURM_LOCAL_DIR" >/dev/null 2>&1 || "$SLURM_LOCAL" start "$SLURM_LOCAL_DIR" ||
+# SLURM_TEST_NODES > 1 (from CTest): a multi-node cluster, one network namespace per node;
+# skipped where namespaces cannot be made. SLURM_TEST_LAYOUT: the sbatch options of a 2-rank job.
+: "${SLURM_TEST_NODES:=1}"
+if [[ $SLURM_TEST_NODES -gt 1 ]]; then
+  : "${SLURM_TEST_LAYOUT:=-N 2 --ntasks-per-node=1}"
+  if ! why=$("$SLURM_LOCAL" check-nodes 2>&1); then
+    echo "skipped: a multi-node cluster cannot be made here: $why"
+    exit 77
+  fi
+fi
+: "${SLURM_TEST_LAYOUT:=--ntasks=2}"
+"$SLURM_LOCAL" status "$SLURM_LOCAL_DIR" >/dev/null 2>&1 ||
+  "$SLURM_LOCAL" start "$SLURM_LOCAL_DIR" --nodes "$SLURM_TEST_NODES" ||
   { echo "FAIL the private Slurm cluster did not start"; exit 1; }
 eval "$("$SLURM_LOCAL" env "$SLURM_LOCAL_DIR")"
+# shellcheck disable=SC2206,SC2034  # (used by the tests that source this file)
+LAYOUT=($SLURM_TEST_LAYOUT)
 
 mkdir -p "${SEGREC_TEST_TMP:-${TMPDIR:-/tmp}}"
 WORK=$(mktemp -d "${SEGREC_TEST_TMP:-${TMPDIR:-/tmp}}/segrec-slurm.XXXXXX")
@@ -59,6 +73,36 @@ wait_state() {
   echo "job $id: state '$s' after $limit s, want $*" >&2
   scontrol show job "$id" >&2
   return 1
+}
+
+# job_nodes ID: the job's nodes, one per line (srsl-n[0-1] expanded).
+job_nodes() { scontrol show hostnames "$(job_field "$1" NodeList)" 2>/dev/null; }
+
+# guard_route: with a multi-node cluster up, the root namespace must hold the unreachable route
+# for the test subnet, and a client there must fail without reaching anything.
+guard_route() {
+  [[ ${SLURM_LOCAL_NODES:-1} -gt 1 ]] || return 0
+  local r
+  r=$(ip route show type unreachable "$SLURM_LOCAL_SUBNET")
+  [[ -n $r ]] && ok "guard route in the root namespace: $r" ||
+    { bad "no unreachable route for $SLURM_LOCAL_SUBNET in the root namespace"; return 1; }
+  # A connection from the root namespace to the controller fails at once, on this machine.
+  local t0=$SECONDS out ctl=${SLURM_LOCAL_SUBNET%.0/24}.1
+  if timeout 10 bash -c "exec 3<>/dev/tcp/$ctl/6817" 2>"$WORK/stray"; then
+    bad "a connection from the root namespace reached the controller $ctl"
+  elif grep -qi "no route to host" "$WORK/stray" && ((SECONDS - t0 < 3)); then
+    ok "a connection from the root namespace to $ctl fails at once: No route to host"
+  else
+    bad "a stray connection did not fail with 'No route to host': $(cat "$WORK/stray")"
+  fi
+  # So does a Slurm client there, without the wrapper (it retries for ~9 s: not waited for).
+  if out=$(timeout 3 /usr/bin/sinfo 2>&1); then
+    bad "sinfo in the root namespace reached the cluster: $out"
+  else
+    ok "sinfo in the root namespace, without the wrapper, fails"
+  fi
+  [[ $(sinfo -h -N -o %N | wc -l) -eq $SLURM_LOCAL_NODES ]] &&
+    ok "the client wrapper reaches the cluster ($SLURM_LOCAL_NODES nodes)" || bad "wrapper sinfo failed"
 }
 
 # wait_done ID SECONDS: waits until the job has ended; succeeds when it COMPLETED (exit 0).

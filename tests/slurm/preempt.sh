@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# jobs/preemptible.sbatch signalled mid-training (scancel --signal=USR1 --batch): train writes a
+# jobs/preemptible.sbatch (2 ranks: SLURM_TEST_LAYOUT, on one node or across two) signalled mid-training (scancel --signal=USR1 --batch): train writes a
 # checkpoint and exits 5, the job requeues itself, the requeued run skips the finished stages
 # and resumes from the checkpoint, and the final model equals an uninterrupted run's.
 source "$(dirname "$0")/lib.sh"
@@ -20,7 +20,7 @@ patience = 0
 checkpoint-every = 1
 verbose = true  # a progress line per epoch in the job log
 INI
-id=$(sbatch --parsable --ntasks=2 --time=00:15:00 "$ROOT/jobs/preemptible.sbatch" pre.ini)
+id=$(sbatch --parsable "${LAYOUT[@]}" --time=00:15:00 "$ROOT/jobs/preemptible.sbatch" pre.ini)
 [[ -n $id ]] && ok "submitted job $id" || { bad "sbatch failed"; finish; exit; }
 log="segrec-preemptible-$id.out"
 # Signal once training is under way (an epoch line is in the log).
@@ -52,6 +52,11 @@ grep -q "dataset.h5 is there, skipping" "$log" && ok "finished stages skipped on
   bad "stages not skipped"
 grep -q -- "--resume" "$log" && ok "train resumed from the checkpoint" || bad "no --resume"
 [[ -s out/model.h5 ]] && ok "model written" || bad "no model"
+if [[ $SLURM_TEST_NODES -gt 1 ]]; then
+  nodes=$(job_nodes "$id" | tr '\n' ' ')
+  [[ $(wc -w <<<"$nodes") -eq 2 ]] && ok "the resumed job ran across 2 nodes: $nodes" ||
+    bad "resumed job nodes: '$nodes'"
+fi
 
 # The uninterrupted run on the same data.
 mkdir -p full

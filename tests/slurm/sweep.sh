@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# jobs/sweep-k.sbatch: a prepare job, a job array over k (each task in its own folder) and a
+# jobs/sweep-k.sbatch (on one node, or spread over several: SLURM_TEST_NODES): a prepare job, a job array over k (each task in its own folder) and a
 # summary job (--dependency=afterok) that gathers inertia and silhouette into a table and a plot.
 source "$(dirname "$0")/lib.sh"
 
@@ -31,10 +31,18 @@ dep=$(job_field "$summary" Dependency)
 
 wait_done "$summary" 500 && ok "summary job completed" ||
   { bad "summary job: $(job_field "$summary" JobState) $(cat segrec-sweep-*.out)"; finish; exit; }
+hosts=()
 for i in 0 1 2 3; do
   s=$(job_field "${array}_$i" JobState)
   [[ $s == COMPLETED ]] && ok "array task $i completed" || bad "array task $i: '$s'"
+  hosts+=("$(job_field "${array}_$i" BatchHost)")
 done
+if [[ $SLURM_TEST_NODES -gt 1 ]]; then
+  spread=$(printf '%s\n' "${hosts[@]}" | sort -u | grep -c .)
+  [[ $spread -ge 2 ]] && ok "the array ran on $spread nodes: ${hosts[*]}" ||
+    bad "the array did not spread over the nodes: ${hosts[*]}"
+  ok "summary job ran on $(job_field "$summary" BatchHost)"
+fi
 for k in 2 4 6 8; do
   [[ -s out/sweep/k$k/segments.h5 && -s out/sweep/k$k/segments.md ]] && ok "k=$k in its own folder" ||
     bad "k=$k outputs: $(ls out/sweep/k$k 2>&1)"
