@@ -102,30 +102,41 @@ free_port_pair() {
 }
 
 write_conf() {
-  local port cpus mem user
+  local port cpus mem
   port=$(free_port_pair)
   cpus=${SLURM_LOCAL_CPUS:-$(($(nproc) > 4 ? $(nproc) : 4))}
   mem=${SLURM_LOCAL_MEM_MB:-4096}
-  user=$(id -un)
   mkdir -p "$DIR/etc" "$DIR/state" "$DIR/spool" "$DIR/log" "$DIR/run"
   : >"$DIR/etc/plugstack.conf"
-  cat >"$CONF" <<EOF
+  {
+    cat <<EOF
 # Written by scripts/slurm-local.sh: a private single-node cluster (not a system Slurm).
 ClusterName=segreclocal
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
-SlurmUser=$user
-SlurmdUser=$user
+SlurmdSpoolDir=$DIR/spool
+EOF
+    conf_common "" CR_Core 30
+    echo "NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN"
+    echo "PartitionName=local Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
+  } >"$CONF"
+}
+
+# The settings both layouts share. $1: suffix of slurmd's pid and log files ("" or "-%n");
+# $2: SelectTypeParameters; $3: SlurmdTimeout (seconds before a silent node is DOWN).
+conf_common() {
+  cat <<EOF
+SlurmUser=$(id -un)
+SlurmdUser=$(id -un)
 AuthType=auth/munge
 AuthInfo=socket=$SOCK
 CredType=cred/munge
 StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/run/slurmctld.pid
-SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmdPidFile=$DIR/run/slurmd$1.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
+SlurmdLogFile=$DIR/log/slurmd$1.log
 PlugStackConfig=$DIR/etc/plugstack.conf
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -134,19 +145,17 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+SelectTypeParameters=$2
 MpiDefault=none
 SlurmdParameters=config_overrides
 ReturnToService=2
 SlurmctldTimeout=30
-SlurmdTimeout=30
+SlurmdTimeout=$3
 MinJobAge=600
 KillWait=10
 InactiveLimit=0
 # Signals and requeue: a requeued job waits before it may start again (see docs/slurm.md).
 JobRequeue=1
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=local Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
 }
 
@@ -324,10 +333,9 @@ net_up() {
 }
 
 write_conf_multi() {
-  local n=$1 cpus mem user i
+  local n=$1 cpus mem i
   cpus=${SLURM_LOCAL_CPUS:-$(($(nproc) > 4 ? $(nproc) : 4))}
   mem=${SLURM_LOCAL_MEM_MB:-4096}
-  user=$(id -un)
   mkdir -p "$DIR/etc" "$DIR/state" "$DIR/log" "$DIR/run"
   for ((i = 0; i < n; i++)); do mkdir -p "$DIR/spool/$PFX-n$i" "$DIR/tmp/$PFX-n$i"; done
   : >"$DIR/etc/plugstack.conf"
@@ -338,40 +346,13 @@ ClusterName=segreclocal
 SlurmctldHost=$PFX-ctl($SUBNET.1)
 SlurmctldPort=6817
 SlurmdPort=6818
-SlurmUser=$user
-SlurmdUser=$user
-AuthType=auth/munge
-AuthInfo=socket=$SOCK
-CredType=cred/munge
-StateSaveLocation=$DIR/state
 # Per node (%n): spool, TmpFS (srun --mpi=pmix keeps its files there), pid and log files.
 SlurmdSpoolDir=$DIR/spool/%n
 TmpFS=$DIR/tmp/%n
-SlurmctldPidFile=$DIR/run/slurmctld.pid
-SlurmdPidFile=$DIR/run/slurmd-%n.pid
-SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd-%n.log
-PlugStackConfig=$DIR/etc/plugstack.conf
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-# LLN: a job goes to the least loaded node, so small jobs (an array's tasks) spread out.
-SelectTypeParameters=CR_Core,CR_LLN
-MpiDefault=none
-SlurmdParameters=config_overrides
-ReturnToService=2
-SlurmctldTimeout=30
-# A node whose slurmd is gone (killed, link cut) is marked DOWN after 15 s.
-SlurmdTimeout=15
-MinJobAge=600
-KillWait=10
-InactiveLimit=0
-JobRequeue=1
 CONF
+    # LLN: a job goes to the least loaded node, so small jobs (an array's tasks) spread out.
+    # A node whose slurmd is gone (killed, link cut) is marked DOWN after 15 s.
+    conf_common -%n CR_Core,CR_LLN 15
     for ((i = 0; i < n; i++)); do
       echo "NodeName=$PFX-n$i NodeAddr=$SUBNET.$((10 + i)) NodeHostname=$PFX-n$i CPUs=$cpus RealMemory=$mem State=UNKNOWN"
     done

@@ -116,6 +116,21 @@ wait_done() {
 digests() { "$SEGREC" inspect --digest "$1" | grep " digest " | grep -v seconds; }
 # (wall times, e.g. /curves/seconds, differ between runs)
 
+# same_as_uninterrupted INI: out/model.h5 (a run that was stopped and resumed) equals a run of
+# `segrec train --config INI` on out/dataset.h5 without interruption, in full/.
+same_as_uninterrupted() {
+  mkdir -p full
+  # shellcheck disable=SC2086
+  timeout 600 "$MPIEXEC" -n 2 $MPIFLAGS "$SEGREC" train --config "$1" --data out/dataset.h5 \
+    --out full/model.h5 >full/log 2>&1 || bad "uninterrupted run: $(tail -3 full/log)"
+  if diff <(digests out/model.h5 | grep -E '/mlp/|/curves/(train_loss|val_ndcg)') \
+          <(digests full/model.h5 | grep -E '/mlp/|/curves/(train_loss|val_ndcg)') >diff.txt; then
+    ok "resumed model equals the uninterrupted run's ($(digests out/model.h5 | grep -c /mlp/) arrays)"
+  else
+    bad "models differ: $(head -4 diff.txt)"
+  fi
+}
+
 # same_outputs DIR_A DIR_B FILE...: every dataset of each file is identical in both folders.
 same_outputs() {
   local a=$1 b=$2 f; shift 2

@@ -141,16 +141,7 @@ nodes=$(job_nodes "$id" | tr '\n' ' ')
 grep -q -- "--resume" "$log" && ok "train resumed from the checkpoint" || bad "no --resume in the log"
 
 # The uninterrupted run on the same data.
-mkdir -p full
-# shellcheck disable=SC2086
-timeout 600 "$MPIEXEC" -n 2 $MPIFLAGS "$SEGREC" train --config fail.ini --data out/dataset.h5 \
-  --out full/model.h5 >full/log 2>&1 || bad "uninterrupted run: $(tail -3 full/log)"
-if diff <(digests out/model.h5 | grep -E '/mlp/|/curves/(train_loss|val_ndcg)') \
-        <(digests full/model.h5 | grep -E '/mlp/|/curves/(train_loss|val_ndcg)') >diff.txt; then
-  ok "resumed model equals the uninterrupted run's ($(digests out/model.h5 | grep -c /mlp/) arrays)"
-else
-  bad "models differ: $(head -4 diff.txt)"
-fi
+same_as_uninterrupted fail.ini
 
 # The node comes back for the other tests.
 "$SLURM_LOCAL" node-restore "$VICTIM" && VICTIM= && ok "$lost is back: $(sinfo -h -n "$lost" -o %T)" ||

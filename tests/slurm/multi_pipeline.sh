@@ -30,29 +30,26 @@ job() {
 job one auto -N 1 --ntasks=2 || { finish; exit; }
 [[ $(job_nodes "$JOB" | wc -l) -eq 1 ]] && ok "one: ran on one node" || bad "one: $(job_nodes "$JOB")"
 
+# The job NAME (just run) ran on 2 nodes, was launched as its log's PATTERN says, and wrote
+# what the one-node run wrote.
+two_nodes_like_one() {
+  local name=$1 pattern=$2 f
+  [[ $(job_nodes "$JOB" | wc -l) -eq 2 ]] && ok "$name: ran on 2 nodes" || bad "$name: $(job_nodes "$JOB")"
+  grep -q "$pattern" "$WORK/$name/segrec-$JOB.out" && ok "$name: launched with $pattern" ||
+    bad "$name: $pattern not used"
+  same_outputs "$WORK/one/$O" "$WORK/$name/$O" dataset.h5 profiles.h5 projection.h5 segments.h5 model.h5
+  for f in events.csv segments.csv recommendations.csv; do
+    cmp -s "$WORK/one/$O/$f" "$WORK/$name/$O/$f" && ok "$name: $f identical" || bad "$name: $f differs"
+  done
+}
+
 # Two nodes, one rank each, srun --mpi=pmix.
 if srun --mpi=list 2>&1 | grep -qw pmix; then
-  if job srun srun -N 2 --ntasks-per-node=1; then
-    [[ $(job_nodes "$JOB" | wc -l) -eq 2 ]] && ok "srun: ran on 2 nodes" || bad "srun: $(job_nodes "$JOB")"
-    grep -q "srun --mpi=pmix" "$WORK/srun/segrec-$JOB.out" && ok "srun: launched with srun --mpi=pmix" ||
-      bad "srun: srun --mpi=pmix not used"
-    same_outputs "$WORK/one/$O" "$WORK/srun/$O" dataset.h5 profiles.h5 projection.h5 segments.h5 model.h5
-    for f in events.csv segments.csv recommendations.csv; do
-      cmp -s "$WORK/one/$O/$f" "$WORK/srun/$O/$f" && ok "srun: $f identical" || bad "srun: $f differs"
-    done
-  fi
+  job srun srun -N 2 --ntasks-per-node=1 && two_nodes_like_one srun "srun --mpi=pmix"
 else
   echo "note: this Slurm has no pmix plugin; srun --mpi=pmix not tested"
 fi
 
 # Two nodes, one rank each, mpirun inside the allocation (it starts its daemons through srun).
-if job mpirun mpirun -N 2 --ntasks-per-node=1; then
-  [[ $(job_nodes "$JOB" | wc -l) -eq 2 ]] && ok "mpirun: ran on 2 nodes" || bad "mpirun: $(job_nodes "$JOB")"
-  grep -q "^+ mpirun" "$WORK/mpirun/segrec-$JOB.out" && ok "mpirun: launched with mpirun" ||
-    bad "mpirun: mpirun not used"
-  same_outputs "$WORK/one/$O" "$WORK/mpirun/$O" dataset.h5 profiles.h5 projection.h5 segments.h5 model.h5
-  for f in events.csv segments.csv recommendations.csv; do
-    cmp -s "$WORK/one/$O/$f" "$WORK/mpirun/$O/$f" && ok "mpirun: $f identical" || bad "mpirun: $f differs"
-  done
-fi
+job mpirun mpirun -N 2 --ntasks-per-node=1 && two_nodes_like_one mpirun "^+ mpirun"
 finish
