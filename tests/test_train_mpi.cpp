@@ -14,6 +14,7 @@
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/personalisation/mlp.hpp"
 #include "segrec/personalisation/train.hpp"
+#include "segrec/personalisation/train/item_exchange.hpp"
 
 namespace segrec {
 namespace {
@@ -271,8 +272,8 @@ TEST(MlpSplit, MatchesTheWholeBatchGradient) {
     const mlp::Batch<double> mine = testing_mlp::slice_rows(all, rows[me], rows[me + 1]);
     const std::int64_t h = s.hidden.back(), c0 = cols[me], nc = cols[me + 1] - c0;
     std::vector<double> grad(ref.size(), 0.0), gout(static_cast<std::size_t>((h + 1) * nc));
-    const double loss =
-        net.loss_and_grad_split(mine, k.dropout, grad.data(), gout.data(), world, cols, in_rows);
+    const double loss = net.loss_and_grad_split(mine, k.dropout, grad.data(), gout.data(),
+                                                CommItemExchange<double>(world), cols, in_rows);
     EXPECT_NEAR(world.allreduce_value(loss), ref_loss, 1e-10 * std::abs(ref_loss)) << k.name;
     const mlp::Layout& lay = net.layout();
     const int L = s.n_layers();

@@ -13,7 +13,6 @@
 #include <limits>
 #include <numbers>
 
-#include "segrec/core/comm.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 
@@ -278,25 +277,26 @@ double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad, int fir
 
 // The CSR rows (ptr, idx, val) of every rank's slice, concatenated in rank order.
 template <class T>
-static void gather_csr(const Comm& comm, std::int64_t n, const std::vector<std::int64_t>& ptr,
-                       const std::vector<std::int32_t>& idx, const std::vector<T>& val,
-                       std::vector<std::int64_t>& ptr_all, std::vector<std::int32_t>& idx_all,
-                       std::vector<T>& val_all) {
+static void gather_csr(const ItemExchange<T>& ex, std::int64_t n,
+                       const std::vector<std::int64_t>& ptr, const std::vector<std::int32_t>& idx,
+                       const std::vector<T>& val, std::vector<std::int64_t>& ptr_all,
+                       std::vector<std::int32_t>& idx_all, std::vector<T>& val_all) {
   const std::int64_t nnz = ptr[static_cast<std::size_t>(n)];
   std::vector<std::int64_t> len(static_cast<std::size_t>(n));
   for (std::int64_t r = 0; r < n; ++r) len[r] = ptr[r + 1] - ptr[r];
-  const auto len_all = comm.allgatherv(len);
-  idx_all = comm.allgatherv(std::span<const std::int32_t>(idx.data(), nnz));
-  val_all = comm.allgatherv(std::span<const T>(val.data(), nnz));
+  const auto len_all = ex.allgatherv(std::span<const std::int64_t>(len));
+  idx_all = ex.allgatherv(std::span<const std::int32_t>(idx.data(), nnz));
+  val_all = ex.allgatherv(std::span<const T>(val.data(), nnz));
   ptr_all.assign(len_all.size() + 1, 0);
   for (std::size_t r = 0; r < len_all.size(); ++r) ptr_all[r + 1] = ptr_all[r] + len_all[r];
 }
 
 template <class T>
 double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T* grad_out,
-                                       const Comm& comm, std::span<const std::int64_t> cols,
+                                       const ItemExchange<T>& ex,
+                                       std::span<const std::int64_t> cols,
                                        std::span<const std::int64_t> in_rows) {
-  const int L = shape_.n_layers(), P = comm.size(), me = comm.rank();
+  const int L = shape_.n_layers(), P = ex.size(), me = ex.rank();
   const bool split_in = !in_rows.empty();
   if (L < 2 || std::ssize(cols) != P + 1 || cols.front() != 0 || cols.back() != shape_.n_out ||
       (split_in && (std::ssize(in_rows) != P + 1 || in_rows.front() != 0 ||
@@ -314,7 +314,7 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
 
   // The global batch: rows_of[r] rows from rank r, in rank order.
   std::vector<std::int64_t> rows_of;
-  timed([&] { rows_of = comm.allgatherv(std::vector<std::int64_t>{n}); });
+  timed([&] { rows_of = ex.allgatherv(std::span<const std::int64_t>(&n, 1)); });
   std::vector<std::int64_t> row_off(static_cast<std::size_t>(P) + 1, 0);
   for (int r = 0; r < P; ++r) row_off[r + 1] = row_off[r] + rows_of[r];
   const std::int64_t N = row_off[P], r0 = row_off[me];
@@ -333,7 +333,7 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   std::vector<std::int32_t> xi;
   std::vector<T> xv;
   if (split_in) {
-    timed([&] { gather_csr(comm, n, bt.in_ptr, bt.in_idx, bt.in_val, xp, xi, xv); });
+    timed([&] { gather_csr(ex, n, bt.in_ptr, bt.in_idx, bt.in_val, xp, xi, xv); });
     if (Pin_.rows() < N) Pin_.resize(N, h0);
     auto X0 = Pin_.topRows(N);
     X0.setZero();
@@ -342,8 +342,8 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
       for (std::int64_t k = xp[r]; k < xp[r + 1]; ++k)
         if (xi[k] >= i0 && xi[k] < i1) X0.row(r).noalias() += xv[k] * W0.row(xi[k]);
     timed([&] {
-      comm.reduce_scatter(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
-                          std::span<const std::int64_t>(in_off));
+      ex.reduce_scatter(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
+                        std::span<const std::int64_t>(in_off));
     });
   }
   forward_impl(bt, dropout, /*output_bias=*/false, /*skip_output=*/true,
@@ -354,15 +354,15 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   if (Hall_.rows() < N) Hall_.resize(N, h);
   if (n > 0) Hall_.middleRows(r0, n) = top_input(dropout).topRows(n);
   timed([&] {
-    comm.allgather_blocks(std::span<T>(Hall_.data(), static_cast<std::size_t>(N * h)),
-                          std::span<const std::int64_t>(hoff));
+    ex.allgather_blocks(std::span<T>(Hall_.data(), static_cast<std::size_t>(N * h)),
+                        std::span<const std::int64_t>(hoff));
   });
   const auto Hall = Hall_.topRows(N);
   // ... and their targets (CSR over the N rows).
   std::vector<std::int64_t> tp;
   std::vector<std::int32_t> ti;
   std::vector<T> tv;
-  timed([&] { gather_csr(comm, n, bt.tgt_ptr, bt.tgt_idx, bt.tgt_val, tp, ti, tv); });
+  timed([&] { gather_csr(ex, n, bt.tgt_ptr, bt.tgt_idx, bt.tgt_val, tp, ti, tv); });
   const auto mine = [&](std::int64_t k) { return ti[k] >= c0 && ti[k] < c0 + nc; };
 
   // This rank's columns of the logits: Z = Hall W_out[:, cols] + b_out[cols] (N x nc).
@@ -399,10 +399,10 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
       st[2 * r + 1] = tz;
     }
     std::vector<T> mx(mloc);
-    timed([&] { comm.allreduce(mx, Op::kMax); });
+    timed([&] { ex.allreduce_max(std::span<T>(mx)); });
     for (std::int64_t r = 0; r < N; ++r)
       st[2 * r] *= nc > 0 ? std::exp(static_cast<double>(mloc[r]) - mx[r]) : 0.0;
-    timed([&] { comm.allreduce(st); });
+    timed([&] { ex.allreduce_sum(std::span<double>(st)); });
     for (std::int64_t r = 0; r < N; ++r) {
       auto z = Z.row(r);
       T tsum = 0;
@@ -450,8 +450,8 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   else
     dH.setZero();
   timed([&] {
-    comm.reduce_scatter(std::span<T>(dHall_.data(), static_cast<std::size_t>(N * h)),
-                        std::span<const std::int64_t>(hoff));
+    ex.reduce_scatter(std::span<T>(dHall_.data(), static_cast<std::size_t>(N * h)),
+                      std::span<const std::int64_t>(hoff));
   });
   if (n > 0) {
     G_[L - 2].topRows(n) = dH.middleRows(r0, n);
@@ -462,8 +462,8 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
     // W0's rows of this rank from the whole batch's dL/dA0 (gathered into Pin_).
     if (n > 0) Pin_.middleRows(r0, n) = A_[0].topRows(n);
     timed([&] {
-      comm.allgather_blocks(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
-                            std::span<const std::int64_t>(in_off));
+      ex.allgather_blocks(std::span<T>(Pin_.data(), static_cast<std::size_t>(N * h0)),
+                          std::span<const std::int64_t>(in_off));
     });
     MatMap gW0(grad + layout_.w[0], shape_.in_dim(), h0);
     gW0.middleRows(i0, i1 - i0).setZero();

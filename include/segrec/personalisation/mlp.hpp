@@ -25,10 +25,6 @@
 #include <string>
 #include <vector>
 
-namespace segrec {
-class Comm;
-}
-
 namespace segrec::mlp {
 
 enum class Activation { kRelu, kTanh };
@@ -123,6 +119,29 @@ struct GradReady {
   std::function<void(std::int64_t begin, std::int64_t end)> ready;
 };
 
+/// The collectives of the item-parallel step (Network::loss_and_grad_split)
+/// over the ranks that share a batch, rank r of size(); every rank calls them
+/// in the same order. Offsets: size()+1 element offsets, rank r's block
+/// [off[r], off[r+1]). The one over Comm: train/item_exchange.hpp.
+template <class T>
+struct ItemExchange {
+  virtual ~ItemExchange() = default;
+  virtual int size() const = 0;
+  virtual int rank() const = 0;
+  /// Every rank's `local`, concatenated in rank order.
+  virtual std::vector<std::int64_t> allgatherv(std::span<const std::int64_t> local) const = 0;
+  virtual std::vector<std::int32_t> allgatherv(std::span<const std::int32_t> local) const = 0;
+  virtual std::vector<T> allgatherv(std::span<const T> local) const = 0;
+  /// Sums `data` over the ranks; rank r keeps block r of the sum (the rest is scratch).
+  virtual void reduce_scatter(std::span<T> data, std::span<const std::int64_t> off) const = 0;
+  /// Rank r's block r of `data` to every rank.
+  virtual void allgather_blocks(std::span<T> data, std::span<const std::int64_t> off) const = 0;
+  /// In place: the element-wise maximum over the ranks.
+  virtual void allreduce_max(std::span<T> data) const = 0;
+  /// In place: the element-wise sum over the ranks.
+  virtual void allreduce_sum(std::span<double> data) const = 0;
+};
+
 template <class T>
 class Network {
  public:
@@ -175,9 +194,9 @@ class Network {
   double loss_and_grad(const Batch<T>& batch, T dropout, T* grad, int first_layer = 0,
                        const GradReady* buckets = nullptr);
 
-  /// Item-parallel step (collective over `comm`; needs a hidden layer): the
+  /// Item-parallel step (collective over `ex`; needs a hidden layer): the
   /// output layer is split by item columns, rank r owning [cols[r], cols[r+1])
-  /// (size()+1 offsets, the same on every rank). `batch` is this rank's slice
+  /// (ex.size()+1 offsets, the same on every rank). `batch` is this rank's slice
   /// of the global batch (the slices in rank order make the batch). The ranks
   /// exchange the last hidden layer's rows (N x h, N the global batch), their
   /// targets and per-row softmax sums, and reduce-scatter dL/dH back to the
@@ -193,7 +212,7 @@ class Network {
   /// their complete gradient in `grad` (the other sparse rows are not touched).
   /// Returns this rank's share of the batch loss (the shares sum to it).
   double loss_and_grad_split(const Batch<T>& batch, T dropout, T* grad, T* grad_out,
-                             const Comm& comm, std::span<const std::int64_t> cols,
+                             const ItemExchange<T>& ex, std::span<const std::int64_t> cols,
                              std::span<const std::int64_t> in_rows = {});
   /// Seconds spent in the item-parallel step's collectives so far (waits included).
   double comm_seconds() const { return comm_seconds_; }

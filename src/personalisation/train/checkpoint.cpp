@@ -46,9 +46,9 @@ void Trainer::write_checkpoint(const std::string& path) {
   if (path.empty()) return;
   fault_point("train.checkpoint", comm_);
   // Sharded: each rank holds the moments of its share; the file holds them all.
-  const std::vector<float> m_all = all_moments(m_);
+  const std::vector<float> m_all = sync_->all_moments(m_);
   const std::vector<float> v_all =
-      opt_.kind == TrainModes::Optimizer::kAdam ? all_moments(v_) : std::vector<float>{};
+      opt_.kind == TrainModes::Optimizer::kAdam ? sync_->all_moments(v_) : std::vector<float>{};
   h5::File f = h5::File::create(path, comm_, kTrainCheckpointFormat);
   for (const char* g : {"/items", "/opt", "/curves"}) f.create_group(g);
   const std::string cfg = config_text();
@@ -134,8 +134,8 @@ void Trainer::read_checkpoint(const std::string& path) {
   for (const auto* a : {&net_.params(), &m_, &v_, &best_params_})
     if (!std::all_of(a->begin(), a->end(), [](float x) { return std::isfinite(x); }))
       throw DataError("checkpoint '" + path + "': non-finite parameters (damaged file?)", true);
-  m_ = own_moments(m_);  // keep this rank's ranges of the moments
-  v_ = own_moments(v_);
+  m_ = sync_->own_moments(m_);  // keep this rank's ranges of the moments
+  v_ = sync_->own_moments(v_);
   epoch_ = f.attr_int("/", "epoch");
   step_in_epoch_ = f.attr_int("/", "step_in_epoch");
   global_step_ = f.attr_int("/", "global_step");

@@ -130,258 +130,17 @@ void Trainer::add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t
                 spec_.segments ? d_.segments[i] : 0, hash_keys(p_.seed ^ kTagHiddenDrop, e, g));
 }
 
-// Even parts of [lo, hi) in whole 64-byte lines (so that every rank's loops vectorise alike):
-// parts + 1 offsets.
-std::vector<std::int64_t> line_partition(std::int64_t lo, std::int64_t hi, int parts) {
-  std::vector<std::int64_t> off(static_cast<std::size_t>(parts) + 1, hi);
-  for (int r = 0; r < parts; ++r) off[r] = std::min(hi, lo + ((hi - lo) * r / parts) / 16 * 16);
-  return off;
-}
-
-void Trainer::setup_grad_sync() {
-  sync_ = static_cast<Sync>(modes_.grad_sync);
-  if (sync_ == Sync::kBuckets) {
-    buckets_.bucket_elems =
-        std::max<std::int64_t>(1024, std::llround(p_.bucket_mb * 1048576.0 / sizeof(float)));
-    buckets_.ready = [this](std::int64_t a, std::int64_t b) {
-      pending_.push_back(comm_.iallreduce(std::span<float>(grad_ + a, b - a)));
-      for (auto& r : pending_) r.test();  // progress the earlier buckets
-    };
-  }
-  const int L_net = shape_.n_layers();
-  const mlp::Layout& lay = net_.layout();
-  // Item columns need a hidden layer (the split exchanges its rows) and several ranks;
-  // otherwise items behaves as sharded.
-  if (sync_ == Sync::kItems && (comm_.size() == 1 || L_net < 2)) sync_ = Sync::kSharded;
-  items_ = sync_ == Sync::kItems;
-  D_ = items_ ? lay.w[L_net - 1] : P_;
-  S_ = items_ ? shape_.sparse_in * shape_.fan_out(0) : 0;
-  // Which parameters of [S_, D_) this rank updates: all of them, or (sharded) its share.
-  upd_lo_ = S_;
-  upd_hi_ = D_;
-  hierarchical_ = false;
-  shard_off_ = line_partition(S_, D_, comm_.size());
-  if ((sync_ == Sync::kSharded || items_) && comm_.size() > 1) {
-    node_ = comm_.node();
-    const int L = node_.size();
-    hierarchical_ =
-        L > 1 && comm_.allreduce_value(L, Op::kMin) == comm_.allreduce_value(L, Op::kMax);
-    if (hierarchical_) {
-      // Node rank l owns block l of the parameters on its node and, with the same node rank
-      // on the other nodes (cross_), splits it further by node.
-      cross_ = comm_.split(node_.rank(), comm_.rank());
-      node_off_ = line_partition(S_, D_, L);
-      // The nodes' parts of this rank's block, relative to the block.
-      const std::int64_t b0 = node_off_[node_.rank()], b1 = node_off_[node_.rank() + 1];
-      cross_off_ = line_partition(0, b1 - b0, cross_.size());
-      upd_lo_ = b0 + cross_off_[cross_.rank()];
-      upd_hi_ = b0 + cross_off_[cross_.rank() + 1];
-      // The gradients of all the node's ranks, side by side in shared memory. Where the MPI
-      // library cannot share memory, every rank falls back to the flat exchange together.
-      int ok = 1;
-      try {
-        grad_win_ = node_.allocate_shared(static_cast<std::size_t>(P_), sizeof(float));
-      } catch (const Error&) {
-        ok = 0;
-      }
-      if (comm_.allreduce_value(ok, Op::kMin) == 0) {
-        grad_win_ = SharedWindow();
-        hierarchical_ = false;
-      }
-    }
-    if (!hierarchical_) {
-      upd_lo_ = shard_off_[comm_.rank()];
-      upd_hi_ = shard_off_[comm_.rank() + 1];
-    }
-  }
-  // The gradient buffer, followed by the loss and the stop flag (hierarchical: the gradient
-  // lives in the shared window, flat_ holds the two scalars only).
-  flat_.assign(static_cast<std::size_t>(hierarchical_ ? 0 : P_) + 2, 0.0f);
-  grad_ = hierarchical_ ? grad_win_.part<float>(node_.rank()) : flat_.data();
-  scalars_ = flat_.data() + (hierarchical_ ? 0 : P_);
-
-  // The ranges this rank updates.
-  own_.clear();
-  const auto add_owned = [&](std::int64_t param, std::int64_t n, float* g, bool replicated) {
-    Owned o{param, n, g, replicated, {}};
-    for (const auto& [lo, hi] : decayed_)
-      if (std::max(lo, param) < std::min(hi, param + n))
-        o.decayed.emplace_back(std::max(lo, param) - param, std::min(hi, param + n) - param);
-    own_.push_back(std::move(o));
-  };
-  const bool shared_update = sync_ == Sync::kSharded || items_;
-  add_owned(upd_lo_, upd_hi_ - upd_lo_, grad_ + upd_lo_, !shared_update || comm_.size() == 1);
-  if (items_) {
-    cols_ = line_partition(0, shape_.n_out, comm_.size());
-    const std::int64_t h = shape_.fan_in(L_net - 1), c0 = cols_[comm_.rank()],
-                       nc = cols_[comm_.rank() + 1] - c0;
-    grad_out_.assign(static_cast<std::size_t>((h + 1) * nc), 0.0f);
-    for (std::int64_t i = 0; i < h; ++i)
-      add_owned(lay.w[L_net - 1] + i * shape_.n_out + c0, nc, grad_out_.data() + i * nc, false);
-    add_owned(lay.b[L_net - 1] + c0, nc, grad_out_.data() + h * nc, false);
-    if (S_ > 0) {
-      const std::int64_t h0 = shape_.fan_out(0);
-      in_rows_ = line_partition(0, shape_.sparse_in, comm_.size());
-      const std::int64_t a = in_rows_[comm_.rank()] * h0, b = in_rows_[comm_.rank() + 1] * h0;
-      add_owned(a, b - a, grad_ + a, false);
-    }
-    if (P_ > lay.emb) add_owned(lay.emb, P_ - lay.emb, grad_ + lay.emb, true);
-  }
-}
-
-double Trainer::sync_gradients() {
-  if (sync_ == Sync::kAllreduce) {
-    comm_.allreduce(flat_);
-    return 0;
-  }
-  if (sync_ == Sync::kBuckets) {
-    comm_.allreduce(std::span<float>(scalars_, 2));
-    for (auto& r : pending_) r.wait();
-    pending_.clear();
-    return 0;
-  }
-  if (hierarchical_) {
-    // Sum block l of every node rank's gradient straight from shared memory, in node rank
-    // order as Comm::reduce_scatter does (one node gives the bits of one rank per node),
-    // then across the nodes (each node rank l with its counterparts).
-    grad_win_.fence();
-    const int l = node_.rank(), L = node_.size();
-    const std::int64_t b0 = node_off_[l], b1 = node_off_[l + 1];
-    const auto part = [this](int q) { return grad_win_.part<const float>(q); };
-    float* mine = grad_;
-    constexpr std::int64_t kTile = 1024;  // floats per tile, summed in registers over the parts
-    for (std::int64_t t = b0; t < b1; t += kTile) {
-      const std::int64_t e = std::min(b1, t + kTile);
-      float acc[kTile];
-      std::copy(part(0) + t, part(0) + e, acc);
-      for (int q = 1; q < L; ++q) {
-        const float* __restrict x = part(q) + t;
-        for (std::int64_t k = 0; k < e - t; ++k) acc[k] += x[k];
-      }
-      std::copy(acc, acc + (e - t), mine + t);
-    }
-    cross_.reduce_scatter(std::span<float>(mine + b0, static_cast<std::size_t>(b1 - b0)),
-                          std::span<const std::int64_t>(cross_off_));
-  } else {
-    comm_.reduce_scatter(std::span<float>(grad_, static_cast<std::size_t>(D_)),
-                         std::span<const std::int64_t>(shard_off_));
-  }
-  // Every parameter is in exactly one rank's share (a replicated range counts on rank 0): the
-  // squared norm sums over the ranks. items_: the embedding's gradient is summed here, with
-  // the loss, and counted after.
-  const auto sumsq = [](const float* g, std::int64_t n) {
-    double ss = 0;
-    for (std::int64_t k = 0; k < n; ++k) ss += static_cast<double>(g[k]) * g[k];
-    return ss;
-  };
-  const std::int64_t e0 = net_.layout().emb, ne = items_ ? P_ - e0 : 0;
-  double ss = 0;
-  if (p_.clip > 0)
-    for (const auto& o : own_)
-      if (!o.replicated || (!items_ && comm_.rank() == 0)) ss += sumsq(o.grad, o.n);
-  std::vector<double> sums(static_cast<std::size_t>(3 + ne));
-  sums[0] = scalars_[0];
-  sums[1] = scalars_[1];
-  sums[2] = ss;
-  std::copy(grad_ + e0, grad_ + e0 + ne, sums.begin() + 3);
-  comm_.allreduce(sums);
-  scalars_[0] = static_cast<float>(sums[0]);
-  scalars_[1] = static_cast<float>(sums[1]);
-  std::transform(sums.begin() + 3, sums.end(), grad_ + e0,
-                 [](double x) { return static_cast<float>(x); });
-  return sums[2] + (p_.clip > 0 ? sumsq(grad_ + e0, ne) : 0.0);
-}
-
-// Sharded: every rank gets the parameters that the other ranks updated.
-void Trainer::gather_parameters() {
-  const std::span<float> w(net_.params().data(), static_cast<std::size_t>(D_));
-  if (!hierarchical_) {
-    comm_.allgather_blocks(w, std::span<const std::int64_t>(shard_off_));
-    return;
-  }
-  const int l = node_.rank();
-  const std::int64_t b0 = node_off_[l], b1 = node_off_[l + 1];
-  cross_.allgather_blocks(
-      w.subspan(static_cast<std::size_t>(b0), static_cast<std::size_t>(b1 - b0)),
-      std::span<const std::int64_t>(cross_off_));
-  node_.allgather_blocks(w, std::span<const std::int64_t>(node_off_));
-}
-
-// The output layer's columns, packed per rank as (h + 1) x nc (weights, then bias), and the
-// sparse input's rows of W0.
-void Trainer::gather_item_parts() {
-  if (!items_) return;
-  if (S_ > 0) {
-    std::vector<std::int64_t> off(in_rows_);
-    for (auto& x : off) x *= shape_.fan_out(0);
-    comm_.allgather_blocks(std::span<float>(net_.params().data(), static_cast<std::size_t>(S_)),
-                           std::span<const std::int64_t>(off));
-  }
-  const int L = shape_.n_layers(), P = comm_.size();
-  const std::int64_t h = shape_.fan_in(L - 1), n_out = shape_.n_out;
-  float* W = net_.params().data() + net_.layout().w[L - 1];
-  float* bias = net_.params().data() + net_.layout().b[L - 1];
-  const auto pack = [&](int r, float* buf, bool out) {
-    const std::int64_t c0 = cols_[r], nc = cols_[r + 1] - c0;
-    for (std::int64_t i = 0; i <= h; ++i) {
-      float* p = i < h ? W + i * n_out + c0 : bias + c0;
-      if (out)
-        std::copy(p, p + nc, buf + i * nc);
-      else
-        std::copy(buf + i * nc, buf + (i + 1) * nc, p);
-    }
-  };
-  std::vector<float> mine(
-      static_cast<std::size_t>((h + 1) * (cols_[comm_.rank() + 1] - cols_[comm_.rank()])));
-  pack(comm_.rank(), mine.data(), true);
-  std::vector<float> all = comm_.allgatherv(mine);
-  for (int r = 0; r < P; ++r) pack(r, all.data() + (h + 1) * cols_[r], false);
-}
-
-// All the moments of one kind, in parameter order, from every rank's ranges (collective).
-std::vector<float> Trainer::all_moments(const std::vector<float>& share) const {
-  if (comm_.size() == 1 || (sync_ != Sync::kSharded && !items_)) return share;
-  std::vector<std::int64_t> where;  // (param, n) per range sent
-  std::vector<float> values;
-  std::int64_t off = 0;
-  for (const auto& o : own_) {
-    if (!o.replicated || comm_.rank() == 0) {
-      where.insert(where.end(), {o.param, o.n});
-      values.insert(values.end(), share.begin() + off, share.begin() + off + o.n);
-    }
-    off += o.n;
-  }
-  const std::vector<std::int64_t> all_where = comm_.allgatherv(where);
-  const std::vector<float> all_values = comm_.allgatherv(values);
-  std::vector<float> all(static_cast<std::size_t>(P_));
-  std::size_t k = 0;
-  for (std::size_t i = 0; i < all_where.size(); i += 2) {
-    std::copy_n(all_values.begin() + static_cast<std::ptrdiff_t>(k), all_where[i + 1],
-                all.begin() + all_where[i]);
-    k += static_cast<std::size_t>(all_where[i + 1]);
-  }
-  return all;
-}
-
-std::vector<float> Trainer::own_moments(const std::vector<float>& all) const {
-  if (all.empty()) return all;
-  std::vector<float> mine;
-  for (const auto& o : own_)
-    mine.insert(mine.end(), all.begin() + o.param, all.begin() + o.param + o.n);
-  return mine;
-}
-
 // One identical update on every rank from the gradient sum (sharded: each rank updates its
 // share; gather_parameters() then completes every rank's copy).
 void Trainer::optimiser_step(float inv_count, double lr, double sumsq) {
   const auto t = static_cast<double>(global_step_ + 1);
-  if (sync_ != Sync::kSharded && !items_) {
-    optimiser_update(opt_, grad_, net_.params().data(), m_.data(), v_.data(), P_, decayed_, t,
-                     inv_count, lr);
+  if (!sync_->shares_update()) {
+    optimiser_update(opt_, sync_->grad(), net_.params().data(), m_.data(), v_.data(), P_, decayed_,
+                     t, inv_count, lr);
     return;
   }
   std::int64_t off = 0;
-  for (const auto& o : own_) {
+  for (const auto& o : sync_->owned()) {
     optimiser_update(opt_, o.grad, net_.params().data() + o.param, m_.data() + off,
                      v_.empty() ? nullptr : v_.data() + off, o.n, o.decayed, t, inv_count, lr,
                      &sumsq);
@@ -504,9 +263,9 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   assign_roles();
   build_validation();
   net_.init(p_.seed);
-  // The optimiser's moments: of the ranges this rank updates (own_), back to back.
+  // The optimiser's moments: of the ranges this rank updates, back to back.
   std::int64_t n_moments = 0;
-  for (const auto& o : own_) n_moments += o.n;
+  for (const auto& o : sync_->owned()) n_moments += o.n;
   m_.assign(static_cast<std::size_t>(n_moments), 0.0f);
   if (opt_.kind == TrainModes::Optimizer::kAdam)
     v_.assign(static_cast<std::size_t>(n_moments), 0.0f);
@@ -520,15 +279,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
 
   TrainResult res;
   res.steps_per_epoch = steps_per_epoch_;
-  const std::string mode = items_ ? std::string("output layer ") +
-                                        (S_ > 0 ? "and history input " : "") +
-                                        "split by items, the layers between sharded"
-                           : sync_ == Sync::kSharded ? "sharded"
-                                                     : p_.grad_sync;
-  res.sync_layout = hierarchical_
-                        ? mode + " over " + std::to_string(cross_.size()) + " node(s) x " +
-                              std::to_string(node_.size()) + " ranks (shared memory within a node)"
-                        : mode + " over " + std::to_string(comm_.size()) + " rank(s)";
+  res.sync_layout = sync_->layout();
   res.batch_size = batch_;
   res.planned_epochs = epochs_;
   const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
@@ -560,25 +311,21 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       for (; cursor < order_.size() && order_[cursor].first < end; ++cursor)
         add_train_user(bt, order_[cursor].second, epoch_);
       const auto t_compute = std::chrono::steady_clock::now();
-      const auto bytes0 = sent_bytes();
+      const auto bytes0 = sync_->sent_bytes();
       const double split_comm0 = net_.comm_seconds();
-      const double loss =
-          items_ ? net_.loss_and_grad_split(bt, dropout, grad_, grad_out_.data(), comm_,
-                                            std::span<const std::int64_t>(cols_),
-                                            std::span<const std::int64_t>(in_rows_))
-                 : net_.loss_and_grad(bt, dropout, grad_, 0,
-                                      sync_ == Sync::kBuckets ? &buckets_ : nullptr);
+      const double loss = sync_->loss_and_grad(net_, bt, dropout);
       // The item-parallel step's own collectives count as communication.
       const double split_comm = net_.comm_seconds() - split_comm0;
       st.compute_seconds += seconds_since(t_compute) - split_comm;
       st.comm_seconds += split_comm;
-      scalars_[0] = static_cast<float>(loss);
-      scalars_[1] = g_stop_requested.load() ? 1.0f : 0.0f;
+      float* scalars = sync_->scalars();  // loss sum, stop flag
+      scalars[0] = static_cast<float>(loss);
+      scalars[1] = g_stop_requested.load() ? 1.0f : 0.0f;
       const auto t_comm = std::chrono::steady_clock::now();
-      const double sumsq = sync_gradients();
+      const double sumsq = sync_->exchange();
       st.comm_seconds += seconds_since(t_comm);
       const std::int64_t count = batch_count_[static_cast<std::size_t>(s)];
-      if (!std::isfinite(scalars_[0]))
+      if (!std::isfinite(scalars[0]))
         throw DataError("train: the loss is not finite at epoch " + std::to_string(epoch_ + 1) +
                             " step " + std::to_string(s + 1) + "; lower --lr or set --clip",
                         true);
@@ -586,22 +333,22 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       const auto t_opt = std::chrono::steady_clock::now();
       optimiser_step(1.0f / static_cast<float>(count), lr, sumsq);
       st.optimiser_seconds += seconds_since(t_opt);
-      if (sync_ == Sync::kSharded || items_) {
+      if (sync_->shares_update()) {
         const auto t_gather = std::chrono::steady_clock::now();
-        gather_parameters();
+        sync_->gather_parameters(net_);
         st.comm_seconds += seconds_since(t_gather);
       }
-      res.sync_bytes_per_step = sent_bytes() - bytes0;
-      epoch_loss_ += scalars_[0];
+      res.sync_bytes_per_step = sync_->sent_bytes() - bytes0;
+      epoch_loss_ += scalars[0];
       ++global_step_;
       ++steps_this_run;
       st.samples += count;
       st.step_seconds += seconds_since(t_step);
-      stop = scalars_[1] > 0 || (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
+      stop = scalars[1] > 0 || (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
       if (stop) g_stop_requested.store(0);  // the request is served
       if (stop && s + 1 < steps_per_epoch_) {
         step_in_epoch_ = s + 1;
-        gather_item_parts();
+        sync_->gather_item_parts(net_);
         write_checkpoint(ckpt);
         throw Interrupted("train: stopped at epoch " + std::to_string(epoch_ + 1) + " step " +
                           std::to_string(s + 1) + "; " +
@@ -611,7 +358,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       }
     }
     // End of the epoch: validation, early stopping, checkpoint.
-    gather_item_parts();
+    sync_->gather_item_parts(net_);
     st.train_loss = epoch_loss_ / static_cast<double>(n_train_);
     st.lr = lr;
     if (validate) {

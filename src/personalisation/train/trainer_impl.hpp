@@ -5,10 +5,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "grad_sync.hpp"
 #include "segrec/core/comm.hpp"
 #include "segrec/personalisation/input_rows.hpp"
 #include "segrec/personalisation/mlp.hpp"
@@ -37,11 +39,6 @@ inline constexpr std::uint64_t kTagHead = 0x686561642d6570ULL;        // head fi
 inline constexpr std::int64_t kHeadEpochBase = std::int64_t{1} << 40;
 // Epoch numbers of the head fine-tuning (input dropout keys), apart from the global epochs.
 
-// Bytes this rank has sent in the collectives that exchange gradients and parameters.
-inline std::uint64_t sync_bytes(const CommStats& s) {
-  return s.allreduce_bytes + s.reduce_scatter_bytes + s.gather_bytes;
-}
-
 /// The network shape the options and data ask for.
 mlp::Shape make_shape(const TrainParams& p, const TrainModes& modes, const TrainData& d);
 
@@ -65,7 +62,7 @@ class Trainer {
     spec_.bce = shape_.loss == mlp::Loss::kBce;
     P_ = net_.layout().size;
     decayed_ = net_.layout().decayed_ranges(shape_);
-    setup_grad_sync();
+    sync_ = make_grad_sync(modes, p.grad_sync, p.bucket_mb, p.clip, net_, decayed_, comm);
   }
 
   TrainResult run(const EpochCallback& on_epoch);
@@ -74,24 +71,8 @@ class Trainer {
   void assign_roles();
   void build_order(std::int64_t epoch);
   void add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const;
-  void setup_grad_sync();
-  // Combines the ranks' gradients in grad_ (with the loss and stop flag): afterwards
-  // scalars_ hold the sums and grad_ the gradient sum (sharded: only in [upd_lo_, upd_hi_)).
-  // Returns the global sum of squares of the gradient sum when sharded and clipping, else 0.
-  double sync_gradients();
+  // One identical update on every rank from the gradient sum (or of this rank's share).
   void optimiser_step(float inv_count, double lr, double sumsq);
-  void gather_parameters();
-  // --grad-sync items: every rank gets the output columns (and sparse input rows) that the
-  // others updated.
-  void gather_item_parts();
-  std::vector<float> all_moments(const std::vector<float>& share) const;
-  // This rank's part of full (P_) moments: its owned ranges, concatenated.
-  std::vector<float> own_moments(const std::vector<float>& all) const;
-  // Bytes this rank has sent in the gradient and parameter exchange, over all communicators.
-  std::uint64_t sent_bytes() const {
-    return sync_bytes(comm_.stats()) +
-           (hierarchical_ ? sync_bytes(node_.stats()) + sync_bytes(cross_.stats()) : 0);
-  }
   void load_test_items();
   void build_validation();
   // Validation NDCG@K and Recall@K of the current weights (collective).
@@ -132,40 +113,8 @@ class Trainer {
   std::vector<std::pair<std::uint64_t, std::int64_t>> order_;  // (batch * N + t, local index)
   std::vector<std::int64_t> batch_count_;                      // users per global batch
 
-  std::vector<float> flat_;  // [gradient (P) | loss sum | stop flag]; see setup_grad_sync()
-  // --grad-sync
-  enum class Sync { kAllreduce, kBuckets, kSharded, kItems } sync_ = Sync::kAllreduce;
-  mlp::GradReady buckets_;        // kBuckets: starts an Iallreduce per finished range
-  std::vector<Request> pending_;  // kBuckets: the step's allreduces in flight
-  float* grad_ = nullptr;         // the gradient: flat_ or (hierarchical) this rank's shared part
-  float* scalars_ = nullptr;      // loss sum and stop flag, in flat_
-  // kSharded. Flat: rank r updates [shard_off_[r], shard_off_[r + 1]) and the shares are
-  // exchanged over all ranks. Hierarchical (several ranks per node, as many on every node):
-  // node rank l sums block [node_off_[l], node_off_[l + 1]) from the node's shared gradients,
-  // and splits it with the other nodes' rank l (cross_) at cross_off_ (relative to the block).
-  bool hierarchical_ = false;
-  Comm node_, cross_;      // before grad_win_, which uses node_
-  SharedWindow grad_win_;  // node ranks x P floats
-  std::vector<std::int64_t> shard_off_, node_off_, cross_off_;
-  std::int64_t upd_lo_ = 0, upd_hi_ = 0;  // the share of [S_, D_) this rank updates
-  // kItems (several ranks, a hidden layer): the output layer is split by item columns, rank r
-  // owning [cols_[r], cols_[r + 1]), and so are the sparse input's rows of W0, [in_rows_[r],
-  // in_rows_[r + 1]) (see Network::loss_and_grad_split); the parameters between,
-  // [S_, D_), are sharded as above; the small embedding is allreduced and updated by all.
-  bool items_ = false;
-  std::int64_t S_ = 0, D_ = 0;  // the sharded parameters (all, [0, P_), unless items_)
-  std::vector<std::int64_t> cols_, in_rows_;  // items_: column and input row offsets
-  std::vector<float> grad_out_;  // items_: (h + 1) x nc, this rank's output-layer gradient
-  // The parameter ranges this rank updates, with their gradient; the moments m_, v_ hold
-  // these ranges back to back. Replicated ranges are updated alike on every rank.
-  struct Owned {
-    std::int64_t param = 0, n = 0;
-    float* grad = nullptr;
-    bool replicated = false;
-    std::vector<std::pair<std::int64_t, std::int64_t>> decayed;  // relative to param
-  };
-  std::vector<Owned> own_;
-  std::vector<float> m_, v_;  // optimiser moments of own_
+  std::unique_ptr<GradSync> sync_;  // --grad-sync: the gradient buffer and its exchange
+  std::vector<float> m_, v_;        // optimiser moments of sync_->owned(), back to back
   std::vector<float> best_params_;
   // Progress (checkpointed).
   std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
