@@ -25,6 +25,8 @@
 # its packets out of the machine's default route; with the route it fails at once here.
 # `down` removes the route when no other set of hosts (another prefix) is still up.
 set -euo pipefail
+# shellcheck source=netns_lib.sh
+source "$(dirname "$0")/netns_lib.sh"
 
 MH_DIR=${SEGREC_MH_DIR:-/run/segrec-multihost}
 # Object names start with "srmh"; SEGREC_MH_PREFIX=srmhX lets two sets of hosts coexist.
@@ -88,31 +90,11 @@ up() {
   trap 'echo "multihost: up failed; cleaning up" >&2; down' ERR
   guard_route
 
-  ip netns add "$PREFIX-sw" && record ns "$PREFIX-sw"
-  ip -n "$PREFIX-sw" link add "$PREFIX-br" type bridge
-  ip -n "$PREFIX-sw" link set "$PREFIX-br" up
-  ip -n "$PREFIX-sw" link set lo up
-
-  # attach NS PORT ADDR: veth pair with one end as eth0 in NS, the other a bridge port.
-  attach() {
-    local ns=$1 port=$2 addr=$3
-    ip netns add "$ns" && record ns "$ns"
-    ip link add "$PREFIX-tmp$$" type veth peer name "$port" netns "$PREFIX-sw"
-    ip link set "$PREFIX-tmp$$" netns "$ns"
-    ip -n "$ns" link set "$PREFIX-tmp$$" name eth0
-    ip -n "$ns" addr add "$addr/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
-    # Give up on an unreachable peer after ~6 s of retransmissions (default ~15 min),
-    # so a cut link ends the launcher's connections in test time.
-    ip netns exec "$ns" sh -c 'echo 4 >/proc/sys/net/ipv4/tcp_retries2'
-    ip -n "$PREFIX-sw" link set "$port" master "$PREFIX-br"
-    ip -n "$PREFIX-sw" link set "$port" up
-  }
-  attach "$PREFIX-ctl" pctl "$SUBNET.1"
+  netns_bridge "$PREFIX"
+  netns_attach "$PREFIX" "$PREFIX-ctl" pctl "$SUBNET.1"
   local hosts=()
   for ((i = 0; i < n; i++)); do
-    attach "$PREFIX-h$i" "p$i" "$SUBNET.$((10 + i))"
+    netns_attach "$PREFIX" "$PREFIX-h$i" "p$i" "$SUBNET.$((10 + i))"
     hosts+=("$PREFIX-h$i")
   done
 

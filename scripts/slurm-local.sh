@@ -42,6 +42,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=netns_lib.sh
+source "$ROOT/scripts/netns_lib.sh"
 cmd=${1:-status}
 [[ $# -gt 0 ]] && shift
 DIR=${SLURM_LOCAL_DIR:-$ROOT/build/slurm-local}
@@ -296,24 +298,8 @@ check_nodes() {
   ip netns del "$probe"
 }
 
-nrecord() { echo "$1 $2" >>"$NSTATE"; }  # kind name
+record() { echo "$1 $2" >>"$NSTATE"; }  # kind name (netns_lib.sh)
 route_present() { [[ -n $(ip route show type unreachable "$SUBNET.0/24" 2>/dev/null) ]]; }
-
-# attach NS PORT ADDR: a namespace whose eth0 (ADDR/24) is a port of the bridge.
-attach() {
-  local ns=$1 port=$2 addr=$3
-  ip netns add "$ns" && nrecord ns "$ns"
-  ip link add "$PFX-tmp$$" type veth peer name "$port" netns "$PFX-sw"
-  ip link set "$PFX-tmp$$" netns "$ns"
-  ip -n "$ns" link set "$PFX-tmp$$" name eth0
-  ip -n "$ns" addr add "$addr/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" link set lo up
-  # An unreachable peer (a cut link) ends TCP connections in seconds, not ~15 minutes.
-  nsenter --net="/run/netns/$ns" sh -c 'echo 4 >/proc/sys/net/ipv4/tcp_retries2'
-  ip -n "$PFX-sw" link set "$port" master "$PFX-br"
-  ip -n "$PFX-sw" link set "$port" up
-}
 
 net_up() {
   local n=$1 ns i
@@ -324,12 +310,10 @@ net_up() {
   # The guard route first: from here on no packet for the test subnet leaves the machine.
   route_present || ip route add unreachable "$SUBNET.0/24"
   route_present || die "cannot add the route 'unreachable $SUBNET.0/24'"
-  nrecord route "$SUBNET.0/24"
-  ip netns add "$PFX-sw" && nrecord ns "$PFX-sw"
-  ip -n "$PFX-sw" link add "$PFX-br" type bridge
-  ip -n "$PFX-sw" link set "$PFX-br" up
-  attach "$PFX-ctl" pctl "$SUBNET.1"
-  for ((i = 0; i < n; i++)); do attach "$PFX-n$i" "p$i" "$SUBNET.$((10 + i))"; done
+  record route "$SUBNET.0/24"
+  netns_bridge "$PFX"
+  netns_attach "$PFX" "$PFX-ctl" pctl "$SUBNET.1"
+  for ((i = 0; i < n; i++)); do netns_attach "$PFX" "$PFX-n$i" "p$i" "$SUBNET.$((10 + i))"; done
 }
 
 write_conf_multi() {
