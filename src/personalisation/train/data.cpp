@@ -6,6 +6,7 @@
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/ingest/dataset.hpp"
+#include "segrec/io/companion.hpp"
 #include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
 
@@ -73,38 +74,19 @@ TrainData load_train_data(const TrainParams& p, const Comm& comm) {
   const Block b = block_partition(ds.n_users, comm.size(), comm.rank());
 
   // Per-user files must list the dataset's users in the dataset's order.
-  const auto check_users = [&](const h5::File& f, const std::string& path) {
-    if (!f.exists("/users/ids")) return;
-    const auto ids = f.read_strings("/users/ids", b.begin, b.size());
-    comm.check_all(
-        ids == ds.user_ids
-            ? ""
-            : "'" + path + "' lists other users, or another order, than '" + p.data + "'",
-        kExitData);
-  };
   if (modes.uses_projection()) {
     const h5::File f = h5::File::open(p.projection, comm, kProjectionFormat);
-    const auto s = f.shape("/H");
-    if (s.size() != 2 || s[0] != ds.n_users)
-      throw DataError("'" + p.projection + "': /H has " + std::to_string(s[0]) + " rows; '" +
-                          p.data + "' has " + std::to_string(ds.n_users) + " users",
-                      true);
-    check_users(f, p.projection);
-    d.dense_dim = s[1];
-    d.dense = f.read_rows<float>("/H", b.begin, b.size());
+    const UserRowsSpec spec{p.projection, "/H", ds.n_users, -1, p.data, &ds.user_ids};
+    d.dense_dim = user_rows_shape(f, spec)[1];
+    d.dense = read_user_rows<float>(f, spec, b, comm);
   }
   if (modes.reads_segments) {
     const h5::File f = h5::File::open(p.segments, comm, kSegmentsFormat);
-    const auto s = f.shape("/labels");
-    if (s[0] != ds.n_users)
-      throw DataError("'" + p.segments + "': /labels has " + std::to_string(s[0]) + " rows; '" +
-                          p.data + "' has " + std::to_string(ds.n_users) + " users",
-                      true);
-    check_users(f, p.segments);
+    const UserRowsSpec spec{p.segments, "/labels", ds.n_users, 0, p.data, &ds.user_ids};
+    d.segments = read_user_rows<std::int32_t>(f, spec, b, comm);
     d.n_segments = f.attr_int("/", "k");
     if (d.n_segments <= 0)
       throw DataError("'" + p.segments + "': attribute k must be positive", true);
-    d.segments = f.read_rows<std::int32_t>("/labels", b.begin, b.size());
   }
   return d;
 }
