@@ -7,20 +7,18 @@
 namespace segrec {
 
 OptimiserParams OptimiserParams::from(const TrainParams& p, const TrainModes& modes) {
-  OptimiserParams o;
-  o.kind = modes.optimizer;
-  o.momentum = p.momentum;
-  o.beta1 = p.beta1;
-  o.beta2 = p.beta2;
-  o.adam_eps = p.adam_eps;
-  o.weight_decay = p.weight_decay;
-  o.clip = p.clip;
-  o.lr = p.lr;
-  o.schedule = modes.lr_schedule;
-  o.warmup_steps = p.warmup_steps;
-  o.step_epochs = p.lr_step_epochs;
-  o.gamma = p.lr_gamma;
-  return o;
+  return {.kind = modes.optimizer,
+          .momentum = p.momentum,
+          .beta1 = p.beta1,
+          .beta2 = p.beta2,
+          .adam_eps = p.adam_eps,
+          .weight_decay = p.weight_decay,
+          .clip = p.clip,
+          .lr = p.lr,
+          .schedule = modes.lr_schedule,
+          .warmup_steps = p.warmup_steps,
+          .step_epochs = p.lr_step_epochs,
+          .gamma = p.lr_gamma};
 }
 
 // g * scale (the batch mean, clipped to the global norm, from global_sumsq = sum of g^2 over
