@@ -15,8 +15,8 @@ namespace {
 
 // Options that name files a command reads, and files it writes (by option name; "events"
 // and "foldin" are repeatable).
-constexpr const char* kInputOptions[] = {"events",  "data",    "profiles", "projection",
-                                         "segments", "model",  "exclude",  "foldin",
+constexpr const char* kInputOptions[] = {"events",   "data",   "profiles",       "projection",
+                                         "segments", "model",  "exclude",        "foldin",
                                          "test",     "config", "item-categories"};
 constexpr const char* kOutputOptions[] = {"out", "checkpoint", "json", "log-json"};
 
@@ -51,8 +51,7 @@ void check_io_paths(const Command& cmd, const po::variables_map& vm) {
         throw UsageError("--" + option + " '" + path + "' exists and is not a directory");
       for (const auto& [in_option, in_path] : inputs) {
         struct stat in {};
-        if (::stat(in_path.c_str(), &in) == 0 && in.st_dev == out.st_dev &&
-            in.st_ino == out.st_ino)
+        if (::stat(in_path.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
           throw UsageError("--" + option + " '" + path + "' is the input --" + in_option + " '" +
                            in_path + "'; refusing to overwrite an input");
       }

@@ -6,8 +6,8 @@
 
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "segrec/core/comm.hpp"
