@@ -71,15 +71,44 @@ EventFileLayout describe_event_file(const std::string& path, const IngestParams&
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) fail("cannot open '" + path + "': no such file");
   if (std::filesystem::is_directory(path, ec)) fail("cannot read '" + path + "': is a directory");
+  // Before opening it: opening a FIFO would wait for a writer.
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail("cannot read '" + path + "': not a regular file (a FIFO, device or socket); segrec " +
+         "reads its inputs by offset, so copy it to a file first");
+  std::streamsize got = 0;
   {
     std::ifstream in(path, std::ios::binary);
     if (!in) fail("cannot open '" + path + "': permission denied");
     char sig[8] = {};
     in.read(sig, 8);
-    if (in.gcount() == 8 && std::memcmp(sig, "\x89HDF\r\n\x1a\n", 8) == 0)
+    got = in.gcount();
+    const auto starts = [&](const char* magic, std::size_t n) {
+      return static_cast<std::size_t>(got) >= n && std::memcmp(sig, magic, n) == 0;
+    };
+    if (starts("\x89HDF\r\n\x1a\n", 8))
       fail("'" + path + "' is an HDF5 file, not an event log (did you mean another command?)");
+    // Compressed logs: named, with the way out.
+    static constexpr struct {
+      const char* magic;
+      std::size_t n;
+      const char* name;
+      const char* tool;
+    } kCompressed[] = {{"\x1f\x8b", 2, "gzip", "gunzip -k"},
+                       {"\x28\xb5\x2f\xfd", 4, "zstd", "zstd -d"},
+                       {"BZh", 3, "bzip2", "bunzip2 -k"},
+                       {"\xfd"
+                        "7zXZ",
+                        5, "xz", "unxz -k"},
+                       {"PK\x03\x04", 4, "zip", "unzip"}};
+    for (const auto& c : kCompressed)
+      if (starts(c.magic, c.n))
+        fail("'" + path + "' is " + c.name + "-compressed; segrec reads plain text by offset: " +
+             "decompress it first (" + c.tool + " '" + path + "')");
   }
-  if (std::filesystem::file_size(path, ec) == 0) fail("'" + path + "' is empty");
+  if (std::filesystem::file_size(path, ec) == 0)
+    fail(got > 0 ? "cannot read '" + path + "': it has no fixed size (a /proc or /sys file?); " +
+                       "copy it to a regular file first"
+                 : "'" + path + "' is empty");
 
   parse::ColumnNames names{p.col_user, p.col_item, p.col_event, p.col_time, p.col_value};
   std::string delim = p.delimiter == "tab" ? "\t" : p.delimiter;

@@ -432,6 +432,11 @@ Layout layout_from_header(const std::vector<std::string_view>& header, std::stri
     const Match m = classify(header[c], names);
     if (m.field == Field::kIgnore) continue;
     const auto f = static_cast<std::size_t>(m.field);
+    if (m.rank == best_rank[f])
+      throw DataError("the header names the " + std::string(kFields[f].name) +
+                      " column twice: " + quoted(header[static_cast<std::size_t>(best_col[f])]) +
+                      " (column " + std::to_string(best_col[f] + 1) + ") and " + quoted(header[c]) +
+                      " (column " + std::to_string(c + 1) + ")");
     if (m.rank < best_rank[f]) {
       best_rank[f] = m.rank;
       best_col[f] = static_cast<int>(c);

@@ -20,6 +20,10 @@ echo "$H" >"$D/header_only.csv"
 { echo "$H"; good 200; echo "u1,i1,view"; } >"$D/half_percent.csv"
 { echo "$H"; good 20; echo "u1,i1,view,1700000000,1e39"; } >"$D/float_range.csv"
 { echo "$H"; good 20; printf 'u\0x,i1,view,1700000000,1\n'; } >"$D/nul.csv"
+{ echo "$H"; good 20; } | gzip >"$D/log.csv.gz"
+{ printf '\x28\xb5\x2f\xfd'; good 3; } >"$D/log.csv.zst"
+mkfifo "$D/fifo.csv"
+{ echo "user_id,item_id,event,User_ID"; good 3; } >"$D/dup_header.csv"
 # Under 1% bad: five ids that differ only after a NUL, and an id holding a quoted newline.
 { echo "$H"; good 1000; for x in a b c d e; do printf 'u\0%s,i1,view,1700000000,1\n' $x; done
   printf '"line1\nline2",i1,view,1700000000,1\n'; good 3; } >"$D/nul_quoted.csv"
@@ -42,6 +46,15 @@ for np in 1 2; do
   expect_fail "10 MB line" $np 3 "long_line.csv:22: line too long" \
     ingest --events "$D/long_line.csv" --out "$OUT"
   expect_fail "NaN value" $np 3 "nan.csv:22: non-finite value" ingest --events "$D/nan.csv" --out "$OUT"
+  expect_fail "gzip log" $np 3 "log.csv.gz' is gzip-compressed.*gunzip" \
+    ingest --events "$D/log.csv.gz" --out "$OUT"
+  expect_fail "zstd log" $np 3 "log.csv.zst' is zstd-compressed" ingest --events "$D/log.csv.zst" --out "$OUT"
+  expect_fail "a FIFO" $np 3 "fifo.csv': not a regular file" ingest --events "$D/fifo.csv" --out "$OUT"
+  expect_fail "a device" $np 3 "/dev/zero': not a regular file" ingest --events /dev/zero --out "$OUT"
+  expect_fail "a /proc file" $np 3 "no fixed size" ingest --events /proc/self/status --out "$OUT"
+  expect_fail "a duplicate header name" $np 3 \
+    "dup_header.csv:1: the header names the user column twice: 'user_id' \(column 1\) and 'User_ID' \(column 4\)" \
+    ingest --events "$D/dup_header.csv" --out "$OUT"
   expect_fail "value beyond float32" $np 3 "float_range.csv:22: value out of range" \
     ingest --events "$D/float_range.csv" --out "$OUT"
   expect_fail "NUL inside an id" $np 3 "nul.csv:22: NUL byte" ingest --events "$D/nul.csv" --out "$OUT"

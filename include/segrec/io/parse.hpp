@@ -51,7 +51,7 @@ bool split(std::string_view line, std::string_view delim, std::vector<std::strin
 ///   value: value, rating, dwell
 /// A non-empty name in `names` replaces the aliases of that field. Columns not chosen
 /// become kIgnore. Throws DataError naming the header and delimiter when no user or
-/// item column is found.
+/// item column is found, and naming both columns when two carry the same chosen name.
 Layout layout_from_header(const std::vector<std::string_view>& header, std::string_view delim,
                           const ColumnNames& names);
 
