@@ -58,8 +58,9 @@ po::options_description common_options(CommonOptions& c) {
 
 // Printed at the end of every --help.
 constexpr const char* kHelpEpilogue =
-    "exit codes: 0 success, 1 other failure, 2 usage (bad option or value), 3 input data,\n"
-    "            4 I/O (file system, HDF5, MPI-IO), 5 interrupted after writing a checkpoint,\n"
+    "exit codes: 0 success, 1 other failure, 2 usage (bad option or value), 3 input data\n"
+    "            (missing, unreadable or malformed), 4 I/O writing outputs (file system, HDF5,\n"
+    "            MPI-IO), 5 interrupted after writing a checkpoint,\n"
     "            6 stalled (a collective waited --stall-timeout seconds: a lost host)\n"
     "environment: SEGREC_CONFIG (default --config), OMP_NUM_THREADS (threads per rank;\n"
     "            else SLURM_CPUS_PER_TASK, else 1), SLURM_JOB_ID (recorded in --log-json),\n"

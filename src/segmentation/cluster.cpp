@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "segrec/core/error.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/io/companion.hpp"
 #include "segrec/io/h5.hpp"
@@ -103,6 +104,16 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   }
   out.profiles_used = profiles;
   out.data_used = data;
+  if (rp.min_report_users < SegmentReportParams{}.min_report_users) {
+    const std::string floor = std::to_string(rp.min_report_users);
+    const std::string w =
+        "--min-report-users " + floor + " lowers the privacy floor from " +
+        std::to_string(SegmentReportParams{}.min_report_users) +
+        (rp.min_report_users == 1 ? ": it is off, so every segment is described however small"
+                                  : ": segments of " + floor + " users are described");
+    progress::warning("cluster", w);
+    out.notes.push_back(w);
+  }
   SegmentReport rep = build_segment_report(r.labels, r.sizes, data.empty() ? nullptr : &ds,
                                            profiles.empty() ? nullptr : &stats, rp, comm);
   rep.inertia = r.inertia;

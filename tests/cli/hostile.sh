@@ -53,6 +53,12 @@ else
   echo "skip NaN row and label range cases: no h5py"
 fi
 
+# ---- --min-report-users 1 turns the privacy floor off: said, not silent ----------------------
+seg 1 cluster --projection "$D/j.h5" --k 3 --min-report-users 1 --out "$WORK/s1.h5" &&
+  grep -q "warning: --min-report-users 1 lowers the privacy floor from 50: it is off" "$WORK/err" &&
+  grep -q "privacy floor" "$WORK/s1.md" && ok "--min-report-users 1 is warned about, in the report too" ||
+  bad "min-report-users warning: $(cat "$WORK/err")"
+
 # ---- --dims far above the features: warned at once, solved at the clamped size ------------
 start=$SECONDS
 seg 2 project --profiles "$D/p.h5" --dims 100000 --out "$WORK/clamp.h5" --progress-interval 0.2
