@@ -34,9 +34,12 @@ EXIT_CODES = [
     ("0", "success"),
     ("1", "any other failure (internal error, out of memory, a crash on one rank)"),
     ("2", "usage: unknown option, bad value, conflicting options (the message names the option)"),
-    ("3", "input data: malformed or inconsistent input files"),
-    ("4", "I/O: file system, HDF5 or MPI-IO failure"),
-    ("5", "interrupted (SIGUSR1/SIGTERM) after writing a checkpoint: resume with --resume"),
+    ("3", "input data: a missing, unreadable, malformed or inconsistent input file"),
+    ("4", "I/O writing outputs: file system, HDF5 or MPI-IO failure"),
+    ("5", "interrupted (SIGUSR1/SIGTERM) after writing a checkpoint: resume with --resume "
+          "(under mpirun send SIGUSR1; SIGTERM to mpirun ends with mpirun's own code, 1)"),
+    ("6", "stalled: a collective, or a collective HDF5/MPI-IO call, waited --stall-timeout "
+          "seconds (a lost or stopped rank)"),
 ]
 
 ENVIRONMENT = [
