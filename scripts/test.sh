@@ -52,8 +52,10 @@ if [[ $sanitize -eq 1 ]]; then
   # Leak checks are off: Open MPI and HDF5 keep allocations until exit by design.
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+  # -O1 -g1: what the sanitizers need (line tables for their reports) at half the compile time
+  # of -O2 -g.
   timed "sanitizer build" bash -c "cmake -S '$ROOT' -B '$ASAN_BUILD_DIR' -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DSEGREC_SANITIZE=ON -DSEGREC_WERROR=ON >/dev/null && \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO='-O1 -g1 -DNDEBUG' -DSEGREC_SANITIZE=ON -DSEGREC_WERROR=ON >/dev/null && \
     cmake --build '$ASAN_BUILD_DIR' -j$(nproc) --target segrec_unit_tests segrec_mpi_tests" || status=1
   (cd "$ASAN_BUILD_DIR" && timed "sanitizer tests" ctest -j2 --output-on-failure -L 'unit|mpi') || status=1
 fi
