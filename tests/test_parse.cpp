@@ -185,7 +185,6 @@ TEST(Layout, HeaderAliases) {
       {"item,category,user,price", ",", {2, 0, -1, -1, -1}},
       // Several matches: the earlier alias wins, regardless of column order.
       {"type,user,event,user_id,item", ",", {3, 4, 2, -1, -1}},
-      {"user,user,item", ",", {0, 2, -1, -1, -1}},  // same name twice: first column
   };
   for (const Case& c : cases) {
     const Layout l = header_layout(c.line, c.delim);
@@ -193,6 +192,18 @@ TEST(Layout, HeaderAliases) {
     EXPECT_EQ(l.delimiter, c.delim);
     EXPECT_TRUE(l.header);
   }
+}
+
+TEST(Layout, SameChosenNameTwiceIsAnError) {
+  try {
+    header_layout("user,item,User", ",");
+    ADD_FAILURE() << "accepted";
+  } catch (const DataError& e) {
+    EXPECT_STREQ(e.what(),
+                 "the header names the user column twice: 'user' (column 1) and 'User' (column 3)");
+  }
+  // Different aliases of one field are not duplicates: the earlier alias wins.
+  EXPECT_EQ(header_layout("user,item,user_id", ",").user, 2);
 }
 
 TEST(Layout, HeaderColumnsVector) {

@@ -44,8 +44,6 @@ class ProjectCommand final : public Command {
     check(ctx);
     const ProjectSummary s = run_project(p_, ctx.comm);
     const ProjectionModel& m = s.model;
-    if (ctx.comm.is_root())
-      for (const auto& w : m.warnings) std::fprintf(stderr, "segrec: warning: %s\n", w.c_str());
     std::ostringstream os;
     os << "wrote " << p_.out << ": " << s.users << " users x " << s.dims << " dims (" << m.method
        << ", from " << s.features << " features)\n";

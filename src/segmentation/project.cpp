@@ -417,10 +417,11 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
 
   // Clamped and said before any work, not after a solve sized by the request.
   std::int64_t dims = p.dims;
+  std::string clamped;
   if (dims > X.n_features() && X.n_features() >= 1) {
-    progress::warning("project", "--dims " + std::to_string(dims) + " is more than the " +
-                                     std::to_string(X.n_features()) + " features; using " +
-                                     std::to_string(X.n_features()));
+    clamped = "--dims " + std::to_string(dims) + " is more than the " +
+              std::to_string(X.n_features()) + " features; using " + std::to_string(X.n_features());
+    progress::warning("project", clamped);
     dims = X.n_features();
   }
   ProjectSummary s;
@@ -436,6 +437,7 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   } else {
     s.model = random_projection(X, dims, p.seed, comm);
   }
+  if (!clamped.empty()) s.model.warnings.push_back(clamped);
   const ProjectionModel& m = s.model;
   const std::int64_t H = m.components.cols(), D = X.n_features();
   const auto t2 = clock::now();

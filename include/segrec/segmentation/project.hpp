@@ -105,7 +105,7 @@ struct ProjectionModel {
   Eigen::VectorXd singular_values;           ///< H: ||Xc w|| / ||w||
   Eigen::VectorXd explained_variance_ratio;  ///< H: ||Xc w||^2 / (||w||^2 ||Xc||_F^2)
   double total_variance = 0;                 ///< ||Xc||_F^2 (sum of squares of the centred data)
-  std::vector<std::string> warnings;         ///< e.g. dims clamped
+  std::vector<std::string> warnings;         ///< e.g. dims clamped (run_project also says it at once)
   PcaStats stats;
 };
 
