@@ -3,6 +3,7 @@
 #include "segrec/serving/audience.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "segrec/core/error.hpp"
 #include "segrec/core/json.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/core/tempfile.hpp"
 #include "segrec/ingest/pseudonym.hpp"
 #include "segrec/personalisation/input_rows.hpp"
@@ -392,6 +394,11 @@ AudienceSummary run_audience(const AudienceParams& p, const Comm& comm) {
                           "'",
                       true);
 
+  using Clock = std::chrono::steady_clock;
+  const auto seconds = [](Clock::time_point a) {
+    return fmt("%.3f s", std::chrono::duration<double>(Clock::now() - a).count());
+  };
+  auto t0 = Clock::now();
   std::int64_t k = m.serving ? m.serving->k : 0;
   const ServingUsers u = prepare_data_users(m, p.model, p.data, p.projection, p.segments, comm, k);
   AudienceFilter f;
@@ -402,8 +409,12 @@ AudienceSummary run_audience(const AudienceParams& p, const Comm& comm) {
     require(g < k, "segment", p.segment,
             "'" + p.segments + "' has segments 0.." + std::to_string(k - 1));
 
+  progress::note("audience", "users read and prepared in " + seconds(t0));
+  t0 = Clock::now();
   std::vector<std::int64_t> eligible;
   const auto local = local_audiences(m, u, items, p.top, f, p.block_users, eligible);
+  progress::note("audience", "scored in " + seconds(t0) + " (rank 0's users)");
+  t0 = Clock::now();
   const auto chosen = merge_audiences(local, p.top, comm);
   comm.allreduce(eligible);
 
@@ -463,6 +474,7 @@ AudienceSummary run_audience(const AudienceParams& p, const Comm& comm) {
     }
   }
   comm.check_all(err, kExitIo);
+  progress::note("audience", "merged and written in " + seconds(t0));
   sum.rows = comm.allreduce_value(sum.rows);
   return sum;
 }
