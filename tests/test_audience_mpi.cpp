@@ -151,6 +151,15 @@ TEST(AudienceMpi, MatchesANaiveSingleProcessReference) {
     world.allreduce(eligible);
     const auto want = reference(m, items, cs.n, cs.f, want_eligible);
     expect_same(got, want);
+    // Bit for bit the scores of one process holding every user (blocks aligned to the
+    // global user index).
+    std::vector<std::int64_t> unused;
+    const auto one = local_audiences(m, make_users(0, kUsers), items, cs.n, cs.f, 5, unused);
+    for (std::size_t c = 0; c < items.size(); ++c)
+      for (std::size_t j = 0; j < one[c].size(); ++j) {
+        EXPECT_EQ(got[c][j].user, one[c][j].user);
+        EXPECT_EQ(got[c][j].score, one[c][j].score);
+      }
     EXPECT_EQ(eligible, want_eligible);
     // The cases are not trivial: a filter leaves someone out, and the audiences differ.
     const bool filtered = cs.f.exclude_owned || cs.f.min_events > 0 || !cs.f.segments.empty();

@@ -216,57 +216,81 @@ std::vector<std::vector<AudienceMember>> local_audiences(const Model& m, const S
   std::vector<Best> best(static_cast<std::size_t>(k));
   eligible.assign(static_cast<std::size_t>(k), 0);
 
-  // Rows grouped by the parameters they use (group 0: the global layers).
-  std::vector<std::vector<std::int64_t>> groups(cn.params.size());
+  // Each row's parameter group (0: the global layers, h + 1: head h); -1: filtered out.
+  std::vector<std::int32_t> group(static_cast<std::size_t>(rows), 0);
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int32_t g = u.segment[static_cast<std::size_t>(r)];
-    if (u.known_events[r] < f.min_events) continue;
-    if (!f.segments.empty() &&
-        std::find(f.segments.begin(), f.segments.end(), g) == f.segments.end())
-      continue;
+    const bool kept = u.known_events[r] >= f.min_events &&
+                      (f.segments.empty() ||
+                       std::find(f.segments.begin(), f.segments.end(), g) != f.segments.end());
     const auto it = heads ? cn.group_of.find(u.inputs.segments[static_cast<std::size_t>(r)])
                           : cn.group_of.end();
-    groups[it == cn.group_of.end() ? 0 : it->second].push_back(r);
+    group[r] = !kept ? -1 : it == cn.group_of.end() ? 0 : static_cast<std::int32_t>(it->second);
   }
+  // Slot of each model item among `items` (-1: not requested), for the owned check.
+  std::vector<std::int32_t> slot(static_cast<std::size_t>(s.n_out), -1);
+  for (std::int64_t c = 0; c < k; ++c) slot[items[c]] = static_cast<std::int32_t>(c);
+  std::vector<std::uint8_t> owned(static_cast<std::size_t>(k), 0);
+
   RowSpec spec;
   spec.history = s.sparse_in > 0;
   spec.log_weight = m.history_weight == "log";
   spec.dense_dim = s.dense_in;
   spec.segments = s.embed_dim > 0;
+  const std::vector<float> no_dense(static_cast<std::size_t>(s.dense_in), 0.0f);
   mlp::Network<float> net(cn.shape);
   mlp::Batch<float> bt;
   std::vector<std::pair<std::int32_t, float>> hist;
-  for (std::size_t grp = 0; grp < groups.size(); ++grp) {
-    const auto& list = groups[grp];
-    if (list.empty()) continue;
-    net.params() = cn.params[grp];
-    for (std::size_t j0 = 0; j0 < list.size(); j0 += static_cast<std::size_t>(block_users)) {
-      const std::size_t j1 = std::min(list.size(), j0 + static_cast<std::size_t>(block_users));
+  std::size_t loaded = cn.params.size();
+  // Blocks of block_users users aligned to the global user index, padded with empty
+  // rows: a user always sits at the same row of a batch of the same size, so its scores
+  // are the same bits at any rank count.
+  const std::int64_t B = block_users;
+  for (std::int64_t g0 = u.first / B * B; g0 < u.first + rows; g0 += B) {
+    const std::int64_t r0 = std::max<std::int64_t>(0, g0 - u.first);
+    const std::int64_t r1 = std::min(rows, g0 + B - u.first);
+    for (std::size_t grp = 0; grp < cn.params.size(); ++grp) {
+      const auto in_group = [&](std::int64_t r) {
+        return group[r] == static_cast<std::int32_t>(grp);
+      };
+      if (std::find(group.begin() + r0, group.begin() + r1, static_cast<std::int32_t>(grp)) ==
+          group.begin() + r1)
+        continue;
+      if (loaded != grp) net.params() = cn.params[loaded = grp];
       bt.clear();
-      for (std::size_t j = j0; j < j1; ++j) {
-        const std::int64_t r = list[j];
+      for (std::int64_t at = 0; at < B; ++at) {
+        const std::int64_t r = g0 + at - u.first;
+        const bool real = r >= r0 && r < r1 && in_group(r);
         hist.clear();
-        for (std::int64_t q = u.inputs.indptr[r]; q < u.inputs.indptr[r + 1]; ++q)
-          hist.emplace_back(u.inputs.indices[q],
-                            history_value(u.inputs.weights[q], spec.log_weight));
+        if (real)
+          for (std::int64_t q = u.inputs.indptr[r]; q < u.inputs.indptr[r + 1]; ++q)
+            hist.emplace_back(u.inputs.indices[q],
+                              history_value(u.inputs.weights[q], spec.log_weight));
         close_targets(bt);
         add_input_row(bt, spec, hist, 0.0, 0,
-                      spec.dense_dim ? u.inputs.dense.data() + r * s.dense_in : nullptr,
-                      spec.segments ? u.inputs.segments[static_cast<std::size_t>(r)] : 0, 0);
+                      !spec.dense_dim ? nullptr
+                      : real          ? u.inputs.dense.data() + r * s.dense_in
+                                      : no_dense.data(),
+                      real && spec.segments ? u.inputs.segments[static_cast<std::size_t>(r)] : 0,
+                      0);
       }
       net.forward(bt, 0.0f);
-      auto Z = net.logits();  // (j1 - j0) x k
-      for (std::size_t j = j0; j < j1; ++j) {
-        const std::int64_t r = list[j];
-        const auto hb = u.inputs.indices.begin() + u.inputs.indptr[r];
-        const auto he = u.inputs.indices.begin() + u.inputs.indptr[r + 1];
+      auto Z = net.logits();  // B x k
+      for (std::int64_t r = r0; r < r1; ++r) {
+        if (!in_group(r)) continue;
+        const auto q0 = u.inputs.indptr[r], q1 = u.inputs.indptr[r + 1];
+        if (f.exclude_owned)
+          for (auto q = q0; q < q1; ++q)
+            if (slot[u.inputs.indices[q]] >= 0) owned[slot[u.inputs.indices[q]]] = 1;
         for (std::int64_t c = 0; c < k; ++c) {
-          if (f.exclude_owned && std::binary_search(hb, he, items[c])) continue;
+          if (owned[c]) continue;
           ++eligible[c];
-          best[c].offer({Z(static_cast<std::int64_t>(j - j0), c),
-                         u.segment[static_cast<std::size_t>(r)], u.first + r},
-                        n);
+          best[c].offer(
+              {Z(u.first + r - g0, c), u.segment[static_cast<std::size_t>(r)], u.first + r}, n);
         }
+        if (f.exclude_owned)
+          for (auto q = q0; q < q1; ++q)
+            if (slot[u.inputs.indices[q]] >= 0) owned[slot[u.inputs.indices[q]]] = 0;
       }
     }
   }
