@@ -137,7 +137,7 @@ ColumnNet column_net(const Model& m, std::span<const std::int32_t> items, bool h
   return c;
 }
 
-// Keeps the best n of what it is offered; `top` is the worst kept while full.
+// Keeps the best n of what it is offered: a heap whose front is the worst kept.
 struct Best {
   std::vector<AudienceMember> heap;
   void offer(const AudienceMember& x, std::int64_t n) {
@@ -244,11 +244,14 @@ std::vector<std::vector<AudienceMember>> local_audiences(const Model& m, const S
   std::size_t loaded = cn.params.size();
   // Blocks of block_users users aligned to the global user index, padded with empty
   // rows: a user always sits at the same row of a batch of the same size, so its scores
-  // are the same bits at any rank count.
+  // are the same bits at any rank count. A block holding users of several head groups
+  // is scored once per group.
   const std::int64_t B = block_users;
   for (std::int64_t g0 = u.first / B * B; g0 < u.first + rows; g0 += B) {
     const std::int64_t r0 = std::max<std::int64_t>(0, g0 - u.first);
     const std::int64_t r1 = std::min(rows, g0 + B - u.first);
+    // The last block of the data set is as long as its users (the same at any rank count).
+    const std::int64_t size = u.n_users > g0 ? std::min(B, u.n_users - g0) : B;
     for (std::size_t grp = 0; grp < cn.params.size(); ++grp) {
       const auto in_group = [&](std::int64_t r) {
         return group[r] == static_cast<std::int32_t>(grp);
@@ -258,7 +261,7 @@ std::vector<std::vector<AudienceMember>> local_audiences(const Model& m, const S
         continue;
       if (loaded != grp) net.params() = cn.params[loaded = grp];
       bt.clear();
-      for (std::int64_t at = 0; at < B; ++at) {
+      for (std::int64_t at = 0; at < size; ++at) {
         const std::int64_t r = g0 + at - u.first;
         const bool real = r >= r0 && r < r1 && in_group(r);
         hist.clear();
@@ -275,7 +278,7 @@ std::vector<std::vector<AudienceMember>> local_audiences(const Model& m, const S
                       0);
       }
       net.forward(bt, 0.0f);
-      auto Z = net.logits();  // B x k
+      auto Z = net.logits();  // size x k
       for (std::int64_t r = r0; r < r1; ++r) {
         if (!in_group(r)) continue;
         const auto q0 = u.inputs.indptr[r], q1 = u.inputs.indptr[r + 1];
