@@ -239,6 +239,44 @@ ServingUsers prepare_new_users(const Model& m, const Dataset& ds,
   return prepare(m, ds, item_map, true);
 }
 
+ServingUsers prepare_data_users(const Model& m, const std::string& model_path,
+                                const std::string& data, const std::string& projection,
+                                const std::string& segments, const Comm& comm, std::int64_t& k) {
+  check_model_inputs(m, model_path, !projection.empty(), !segments.empty());
+  const bool need_bundle =
+      m.serving && (segments.empty() || (m.shape.dense_in > 0 && projection.empty()));
+  const Dataset ds = read_dataset(data, comm, /*with_log=*/need_bundle);
+  check_items(m, ds.item_ids, "'" + data + "'");
+  std::vector<std::int32_t> identity(ds.item_ids.size());
+  std::iota(identity.begin(), identity.end(), 0);
+  ServingUsers u = prepare(m, ds, identity, need_bundle);
+  u.first = ds.user_begin;
+  u.n_users = ds.n_users;
+  const Block b{ds.user_begin, ds.user_begin + ds.n_local()};
+  // Companion files: the data set's users, in its order.
+  UserRowsSpec spec;
+  spec.users = ds.n_users;
+  spec.source = data;
+  spec.ids = &ds.user_ids;
+  if (!projection.empty() && m.shape.dense_in > 0) {
+    const h5::File f = h5::File::open(projection, comm, kProjectionFormat);
+    spec.path = projection;
+    spec.name = "/H";
+    spec.cols = m.shape.dense_in;  // users x the model's dims
+    u.inputs.dense = read_user_rows<float>(f, spec, b, comm);
+  }
+  if (!segments.empty()) {
+    const h5::File f = h5::File::open(segments, comm, kSegmentsFormat);
+    spec.path = segments;
+    spec.name = "/labels";
+    spec.cols = 0;
+    u.segment = read_user_labels(f, spec, b, comm, k);
+    u.inputs.segment_heads = true;
+    set_segment_inputs(m, u);
+  }
+  return u;
+}
+
 const char* to_string(Source s) {
   switch (s) {
     case Source::kModel:
@@ -389,36 +427,7 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
     sum.unknown_items = std::count(item_map.begin(), item_map.end(), -1);
     u = prepare(m, ds, item_map, true);
   } else {
-    check_model_inputs(m, p.model, !p.projection.empty(), !p.segments.empty());
-    const bool need_bundle =
-        m.serving && (p.segments.empty() || (m.shape.dense_in > 0 && p.projection.empty()));
-    const Dataset ds = read_dataset(p.data, comm, /*with_log=*/need_bundle);
-    check_items(m, ds.item_ids, "'" + p.data + "'");
-    std::vector<std::int32_t> identity(ds.item_ids.size());
-    std::iota(identity.begin(), identity.end(), 0);
-    u = prepare(m, ds, identity, need_bundle);
-    const Block b{ds.user_begin, ds.user_begin + ds.n_local()};
-    // Companion files: the data set's users, in its order.
-    UserRowsSpec spec;
-    spec.users = ds.n_users;
-    spec.source = p.data;
-    spec.ids = &ds.user_ids;
-    if (!p.projection.empty() && m.shape.dense_in > 0) {
-      const h5::File f = h5::File::open(p.projection, comm, kProjectionFormat);
-      spec.path = p.projection;
-      spec.name = "/H";
-      spec.cols = m.shape.dense_in;  // users x the model's dims
-      u.inputs.dense = read_user_rows<float>(f, spec, b, comm);
-    }
-    if (!p.segments.empty()) {
-      const h5::File f = h5::File::open(p.segments, comm, kSegmentsFormat);
-      spec.path = p.segments;
-      spec.name = "/labels";
-      spec.cols = 0;
-      u.segment = read_user_labels(f, spec, b, comm, k);
-      u.inputs.segment_heads = true;
-      set_segment_inputs(m, u);
-    }
+    u = prepare_data_users(m, p.model, p.data, p.projection, p.segments, comm, k);
   }
   const std::vector<std::uint8_t> excluded =
       read_exclusions(p.exclude, m, sum.excluded_items, sum.exclude_unknown, comm);

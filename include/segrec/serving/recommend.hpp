@@ -75,6 +75,8 @@ struct ServingUsers {
   std::vector<std::int32_t> segment;       ///< -1 = no segment known
   std::vector<std::int64_t> known_events;  ///< events on items the model knows
   std::int64_t unknown_events = 0;         ///< events on other items (local)
+  std::int64_t first = 0;                  ///< --data: global index of this rank's first user
+  std::int64_t n_users = 0;                ///< --data: users of the data set (global)
   std::int64_t n_local() const { return static_cast<std::int64_t>(ids.size()); }
 };
 
@@ -87,6 +89,14 @@ std::vector<std::int32_t> map_items(const Model& m, const std::vector<std::strin
 /// segments are then -1.
 ServingUsers prepare_new_users(const Model& m, const Dataset& ds,
                                const std::vector<std::int32_t>& item_map);
+
+/// Collective. This rank's even block of the users of dataset.h5 `data` (items must be the
+/// model's), with the projection and segment of each user from `projection` / `segments`
+/// when given, else from the model's serving bundle. `k` (segments) is replaced by the
+/// segments file's when one is given.
+ServingUsers prepare_data_users(const Model& m, const std::string& model_path,
+                                const std::string& data, const std::string& projection,
+                                const std::string& segments, const Comm& comm, std::int64_t& k);
 
 /// How a list is made.
 enum class Source : std::uint8_t { kModel = 0, kSegmentPopular = 1, kPopular = 2 };
