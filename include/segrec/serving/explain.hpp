@@ -1,0 +1,71 @@
+// Faithful explanations: which history items made the model rank a recommended item,
+// measured by leave-one-out. For a user with history items i_1..i_h the model is run
+// once with the full history and once without each i_k (h + 1 input rows, one batch:
+// the first layer by a rank-one update of the full row, the layers above as one GEMM
+// each, the output layer only for the recommended items' columns). The effect of i_k
+// on item c is score(full, c) - score(without i_k, c): exact, not a gradient estimate.
+// The rank of c without its strongest history item comes from that variant's full
+// output row, counted among the same candidates as the list (items not in the history
+// and not excluded; ties to the smaller item index, as the list).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "segrec/io/items.hpp"
+#include "segrec/personalisation/model.hpp"
+
+namespace segrec {
+
+/// What one history item did to a recommended item's score.
+struct HistoryEffect {
+  std::int32_t item = -1;  ///< model item index (in the history)
+  float effect = 0;        ///< score with the full history minus score without this item
+};
+
+/// One recommended item, explained.
+struct ItemExplanation {
+  std::int32_t item = -1;
+  std::int64_t rank = 0;             ///< 1-based position in the list (full history)
+  float score = 0;                   ///< logit with the full history
+  std::vector<HistoryEffect> named;  ///< items with the largest positive effects, largest first
+  std::int64_t rank_without = 0;     ///< rank without named[0] (0 when nothing is named)
+};
+
+class Explainer {
+ public:
+  /// `named`: history items named per recommended item (>= 1).
+  explicit Explainer(const Model& m, std::int64_t named = 3);
+
+  /// Local. Explains `list` (model items, best first; -1 ends it), the list of row r
+  /// of `u`. `excluded`: per model item, 1 = never a candidate.
+  std::vector<ItemExplanation> explain(const UserInputs& u, std::int64_t r,
+                                       std::span<const std::int32_t> list,
+                                       const std::vector<std::uint8_t>& excluded) const;
+
+ private:
+  struct Pass;  // one user's leave-one-out rows
+  Pass run(const UserInputs& u, std::int64_t r) const;
+  const float* weights(int layer, std::size_t group) const;  // fan_in x fan_out, row-major
+  const float* bias(int layer, std::size_t group) const;
+  std::size_t group_of(const UserInputs& u, std::int64_t r) const;  // 0: the global layers
+
+  const Model& m_;
+  std::int64_t named_;
+  std::int64_t head_begin_ = 0, head_size_ = 0;
+};
+
+/// Display names per model item: the --items name when the file has the item and a
+/// name, else the item id.
+std::vector<std::string> item_display_names(const Model& m, const ItemAttributes* items);
+
+/// "ranked 3rd; without Toy Story (1995) it would be 41st (score -2.1); also raised by
+/// Fargo (1996) (-0.9), Heat (1995) (-0.4)".
+std::string describe(const ItemExplanation& e, const std::vector<std::string>& names);
+
+/// "1st", "2nd", "3rd", "4th", "11th", "21st", ...
+std::string ordinal(std::int64_t n);
+
+}  // namespace segrec

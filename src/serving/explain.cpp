@@ -1,0 +1,237 @@
+// Leave-one-out explanations of recommended items (see explain.hpp).
+#include "segrec/serving/explain.hpp"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <unordered_map>
+
+#include "segrec/core/error.hpp"
+#include "segrec/personalisation/input_rows.hpp"
+
+namespace segrec {
+namespace {
+
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using CMap = Eigen::Map<const Matrix>;
+using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+using CRowMap = Eigen::Map<const RowVec>;
+
+void activate(Matrix& A, mlp::Activation a) {
+  if (a == mlp::Activation::kRelu)
+    A.array() = A.array().max(0.0f);
+  else
+    A.array() = A.array().tanh();
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+// Rows: 0 = the full history, 1 + k = without history position k.
+struct Explainer::Pass {
+  std::int64_t h = 0;
+  std::size_t group = 0;
+  Matrix top;  ///< (h + 1) x width: the output layer's input (hidden), or the logits (linear)
+};
+
+Explainer::Explainer(const Model& m, std::int64_t named) : m_(m), named_(named) {
+  SEGREC_ASSERT(named >= 1, "at least one history item is named");
+  if (m.head_layers > 0 && !m.head_segments.empty()) {
+    head_begin_ = mlp::Layout(m.shape).w[m.shape.n_layers() - m.head_layers];
+    head_size_ = m.head_size();
+  }
+}
+
+std::size_t Explainer::group_of(const UserInputs& u, std::int64_t r) const {
+  if (head_size_ == 0 || !u.segment_heads || u.segments.empty()) return 0;
+  const std::int32_t g = u.segments[static_cast<std::size_t>(r)];
+  for (std::size_t h = 0; h < m_.head_segments.size(); ++h)
+    if (m_.head_segments[h] == g) return h + 1;
+  return 0;
+}
+
+const float* Explainer::weights(int l, std::size_t group) const {
+  const mlp::Layout lay(m_.shape);
+  if (group > 0 && lay.w[l] >= head_begin_)
+    return m_.heads.data() + static_cast<std::int64_t>(group - 1) * head_size_ + lay.w[l] -
+           head_begin_;
+  return m_.params.data() + lay.w[l];
+}
+
+const float* Explainer::bias(int l, std::size_t group) const {
+  const mlp::Layout lay(m_.shape);
+  if (group > 0 && lay.b[l] >= head_begin_)
+    return m_.heads.data() + static_cast<std::int64_t>(group - 1) * head_size_ + lay.b[l] -
+           head_begin_;
+  return m_.params.data() + lay.b[l];
+}
+
+Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r) const {
+  const mlp::Shape& s = m_.shape;
+  const int L = s.n_layers();
+  Pass p;
+  p.group = group_of(u, r);
+  const std::int64_t q0 = u.indptr[r];
+  p.h = s.sparse_in > 0 ? u.indptr[r + 1] - q0 : 0;
+  const std::int64_t f0 = s.fan_out(0), rows = p.h + 1;
+  const CMap W0(weights(0, p.group), s.in_dim(), f0);
+
+  // The input part that no history item changes: bias, projection, segment embedding.
+  RowVec base = CRowMap(bias(0, p.group), f0);
+  if (s.dense_in > 0)
+    base.noalias() += CRowMap(u.dense.data() + r * s.dense_in, s.dense_in) *
+                      W0.middleRows(s.sparse_in, s.dense_in);
+  if (s.embed_dim > 0) {
+    const CMap table(m_.params.data() + mlp::Layout(s).emb, s.n_segments, s.embed_dim);
+    base.noalias() += table.row(u.segments[static_cast<std::size_t>(r)]) * W0.bottomRows(s.embed_dim);
+  }
+  // S = sum_k v_k W0[i_k] (before the L2 normalisation of add_input_row).
+  const bool log_weight = m_.history_weight == "log";
+  std::vector<float> v(static_cast<std::size_t>(p.h));
+  double ss = 0;
+  RowVec S = RowVec::Zero(f0);
+  for (std::int64_t k = 0; k < p.h; ++k) {
+    v[k] = history_value(u.weights[q0 + k], log_weight);
+    ss += static_cast<double>(v[k]) * v[k];
+    S.noalias() += v[k] * W0.row(u.indices[q0 + k]);
+  }
+  const auto inv_norm = [](double x) { return static_cast<float>(x > 0 ? 1.0 / std::sqrt(x) : 0.0); };
+  Matrix A(rows, f0);
+  A.row(0) = base + inv_norm(ss) * S;
+  for (std::int64_t k = 0; k < p.h; ++k) {
+    // Without item k: the other items, normalised by their own norm (none left: 0).
+    const double rest = p.h == 1 ? 0.0 : std::max(0.0, ss - static_cast<double>(v[k]) * v[k]);
+    A.row(1 + k) = base + inv_norm(rest) * (S - v[k] * W0.row(u.indices[q0 + k]));
+  }
+  for (int l = 1; l < L; ++l) {
+    activate(A, s.activation);
+    if (l + 1 == L) break;  // A is the output layer's input
+    Matrix next(rows, s.fan_out(l));
+    next.rowwise() = CRowMap(bias(l, p.group), s.fan_out(l));
+    next.noalias() += A * CMap(weights(l, p.group), s.fan_in(l), s.fan_out(l));
+    A = std::move(next);
+  }
+  p.top = std::move(A);
+  return p;
+}
+
+std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_t r,
+                                                std::span<const std::int32_t> list,
+                                                const std::vector<std::uint8_t>& excluded) const {
+  std::vector<ItemExplanation> out;
+  std::vector<std::int32_t> items;
+  for (std::int32_t i : list) {
+    if (i < 0) break;
+    items.push_back(i);
+  }
+  if (items.empty()) return out;
+  const mlp::Shape& s = m_.shape;
+  const int L = s.n_layers();
+  const Pass p = run(u, r);
+  const std::int64_t nc = std::ssize(items), rows = p.h + 1;
+
+  // Scores of the listed items in every row: rows x nc.
+  Matrix Z(rows, nc);
+  if (L == 1) {
+    for (std::int64_t c = 0; c < nc; ++c) Z.col(c) = p.top.col(items[c]);
+  } else {
+    const CMap Wout(weights(L - 1, p.group), s.fan_in(L - 1), s.n_out);
+    const float* bout = bias(L - 1, p.group);
+    Matrix Wsel(s.fan_in(L - 1), nc);
+    for (std::int64_t c = 0; c < nc; ++c) Wsel.col(c) = Wout.col(items[c]);
+    Z.noalias() = p.top * Wsel;
+    for (std::int64_t c = 0; c < nc; ++c) Z.col(c).array() += bout[items[c]];
+  }
+
+  // Per item, the history positions with the largest positive effects.
+  const auto hist = u.indices.begin() + u.indptr[r];
+  std::vector<std::int64_t> order(static_cast<std::size_t>(p.h));
+  std::vector<std::int64_t> strongest(static_cast<std::size_t>(nc), -1);
+  for (std::int64_t c = 0; c < nc; ++c) {
+    ItemExplanation e;
+    e.item = items[c];
+    e.rank = c + 1;
+    e.score = Z(0, c);
+    std::iota(order.begin(), order.end(), std::int64_t{0});
+    const auto effect = [&](std::int64_t k) { return Z(0, c) - Z(1 + k, c); };
+    const auto n = std::min<std::int64_t>(named_, p.h);
+    std::partial_sort(order.begin(), order.begin() + n, order.end(),
+                      [&](std::int64_t a, std::int64_t b) {
+                        const float ea = effect(a), eb = effect(b);
+                        return ea > eb || (ea == eb && hist[a] < hist[b]);
+                      });
+    for (std::int64_t j = 0; j < n && effect(order[j]) > 0; ++j)
+      e.named.push_back({hist[order[j]], effect(order[j])});
+    if (!e.named.empty()) strongest[c] = order[0];
+    out.push_back(std::move(e));
+  }
+
+  // Ranks without the strongest item: one full output row per distinct variant.
+  std::vector<std::int64_t> variants;
+  for (auto k : strongest)
+    if (k >= 0 && std::find(variants.begin(), variants.end(), k) == variants.end())
+      variants.push_back(k);
+  if (variants.empty()) return out;
+  Matrix full(std::ssize(variants), s.n_out);
+  if (L == 1) {
+    for (std::size_t j = 0; j < variants.size(); ++j) full.row(j) = p.top.row(1 + variants[j]);
+  } else {
+    Matrix H(std::ssize(variants), s.fan_in(L - 1));
+    for (std::size_t j = 0; j < variants.size(); ++j) H.row(j) = p.top.row(1 + variants[j]);
+    full.rowwise() = CRowMap(bias(L - 1, p.group), s.n_out);
+    full.noalias() += H * CMap(weights(L - 1, p.group), s.fan_in(L - 1), s.n_out);
+  }
+  const auto hist_end = u.indices.begin() + u.indptr[r + 1];
+  for (std::int64_t c = 0; c < nc; ++c) {
+    if (strongest[c] < 0) continue;
+    const auto j = std::find(variants.begin(), variants.end(), strongest[c]) - variants.begin();
+    const float* z = full.row(j).data();
+    const std::int32_t item = items[c];
+    std::int64_t above = 0;
+    for (std::int64_t i = 0; i < s.n_out; ++i) {
+      if (!(z[i] > z[item] || (z[i] == z[item] && i < item))) continue;
+      if (excluded[i] || std::binary_search(hist, hist_end, static_cast<std::int32_t>(i))) continue;
+      ++above;
+    }
+    out[c].rank_without = above + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> item_display_names(const Model& m, const ItemAttributes* items) {
+  std::vector<std::string> names = m.item_ids;
+  if (!items) return names;
+  std::unordered_map<std::string, std::size_t> at;
+  for (std::size_t i = 0; i < items->ids.size(); ++i) at.emplace(items->ids[i], i);
+  for (auto& n : names) {
+    const auto it = at.find(n);
+    if (it != at.end() && !items->names[it->second].empty()) n = items->names[it->second];
+  }
+  return names;
+}
+
+std::string ordinal(std::int64_t n) {
+  const std::int64_t t = n % 100, d = n % 10;
+  const char* suffix = (t >= 11 && t <= 13) ? "th" : d == 1 ? "st" : d == 2 ? "nd" : d == 3 ? "rd" : "th";
+  return std::to_string(n) + suffix;
+}
+
+std::string describe(const ItemExplanation& e, const std::vector<std::string>& names) {
+  std::string out = "ranked " + ordinal(e.rank);
+  if (e.named.empty()) return out + "; no history item raised its score";
+  out += "; without " + names[e.named[0].item] + " it would be " + ordinal(e.rank_without) +
+         " (score " + fmt("%.3g", -e.named[0].effect) + ")";
+  for (std::size_t j = 1; j < e.named.size(); ++j)
+    out += (j == 1 ? "; also raised by " : ", ") + names[e.named[j].item] + " (" +
+           fmt("%.3g", -e.named[j].effect) + ")";
+  return out;
+}
+
+}  // namespace segrec
