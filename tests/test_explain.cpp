@@ -50,7 +50,8 @@ Model make_model(const Case& c, std::uint64_t seed) {
   const mlp::Layout lay(s);  // small random biases: ties are not what is tested
   for (int l = 0; l < s.n_layers(); ++l)
     for (std::int64_t j = 0; j < s.fan_out(l); ++j)
-      m.params[lay.b[l] + j] = 0.1f * static_cast<float>(rng::unit_uniform(rng::hash_keys(seed, lay.b[l] + j)) - 0.5);
+      m.params[lay.b[l] + j] =
+          0.1f * static_cast<float>(rng::unit_uniform(rng::hash_keys(seed, lay.b[l] + j)) - 0.5);
   if (c.heads) {
     m.head_layers = 1;
     m.head_segments = {0, 2};
@@ -78,7 +79,8 @@ UserInputs make_users(const Model& m, std::int64_t n, std::uint64_t seed) {
     }
     u.indptr.push_back(std::ssize(u.indices));
     for (std::int64_t d = 0; d < m.shape.dense_in; ++d)
-      u.dense.push_back(static_cast<float>(rng::unit_uniform(rng::hash_keys(seed, r, 1000 + d))) - 0.5f);
+      u.dense.push_back(static_cast<float>(rng::unit_uniform(rng::hash_keys(seed, r, 1000 + d))) -
+                        0.5f);
     u.segments.push_back(static_cast<std::int32_t>(r % 3));
   }
   return u;
@@ -113,7 +115,8 @@ std::int64_t naive_rank(const std::vector<float>& z, const std::vector<std::int3
   std::vector<std::int32_t> cand;
   for (std::int32_t i = 0; i < kItems; ++i)
     if (std::find(history.begin(), history.end(), i) == history.end()) cand.push_back(i);
-  std::stable_sort(cand.begin(), cand.end(), [&](std::int32_t a, std::int32_t b) { return z[a] > z[b]; });
+  std::stable_sort(cand.begin(), cand.end(),
+                   [&](std::int32_t a, std::int32_t b) { return z[a] > z[b]; });
   return std::find(cand.begin(), cand.end(), item) - cand.begin() + 1;
 }
 
@@ -174,10 +177,10 @@ TEST_P(ExplainVsNaive, EffectsScoresAndRanks) {
 
 INSTANTIATE_TEST_SUITE_P(
     Models, ExplainVsNaive,
-    ::testing::Values(Case{"history", {16, 8}},
-                      Case{"dense_embedding_log", {12}, 3, 4, 3, false, "log", mlp::Activation::kTanh},
-                      Case{"linear", {}, 2},
-                      Case{"heads", {10}, 0, 2, 3, true}),
+    ::testing::Values(
+        Case{"history", {16, 8}},
+        Case{"dense_embedding_log", {12}, 3, 4, 3, false, "log", mlp::Activation::kTanh},
+        Case{"linear", {}, 2}, Case{"heads", {10}, 0, 2, 3, true}),
     [](const ::testing::TestParamInfo<Case>& p) { return std::string(p.param.name); });
 
 TEST(Explain, PlantedItemIsNamedFirst) {
@@ -202,7 +205,8 @@ TEST(Explain, PlantedItemIsNamedFirst) {
   const TopN lists = score_users(m, u, 10);
   ASSERT_EQ(lists.items[0], 30);
   const Explainer ex(m);
-  const auto got = ex.explain(u, 0, std::span<const std::int32_t>(lists.items), std::vector<std::uint8_t>(kItems, 0));
+  const auto got = ex.explain(u, 0, std::span<const std::int32_t>(lists.items),
+                              std::vector<std::uint8_t>(kItems, 0));
   ASSERT_FALSE(got[0].named.empty());
   EXPECT_EQ(got[0].named[0].item, 7);
   EXPECT_GT(got[0].named[0].effect, 5.0f);
@@ -210,7 +214,11 @@ TEST(Explain, PlantedItemIsNamedFirst) {
   EXPECT_LE(std::ssize(got[0].named), 3);
   const std::vector<std::string> names = item_display_names(m, nullptr);
   const std::string text = describe(got[0], names);
-  EXPECT_EQ(text.rfind("ranked 1st; without i7 it would be " + ordinal(got[0].rank_without) + " (score -", 0), 0u) << text;
+  EXPECT_EQ(
+      text.rfind("ranked 1st; without i7 it would be " + ordinal(got[0].rank_without) + " (score -",
+                 0),
+      0u)
+      << text;
 }
 
 TEST(Explain, ExcludedItemsAreNoCandidates) {
@@ -222,7 +230,8 @@ TEST(Explain, ExcludedItemsAreNoCandidates) {
   const TopN all = score_users(m, u, kItems);
   std::int64_t checked = 0;
   for (std::int64_t r = 0; r < u.rows(); ++r) {
-    const auto a = ex.explain(u, r, std::span<const std::int32_t>(all.items.data() + r * kItems, 3), excluded);
+    const auto a =
+        ex.explain(u, r, std::span<const std::int32_t>(all.items.data() + r * kItems, 3), excluded);
     if (a[2].named.empty() || a[2].rank_without <= 1) continue;
     // Exclude every item ranked above item 3 without the named item: its rank becomes 1.
     std::vector<std::uint8_t> drop(kItems, 1);
@@ -236,7 +245,7 @@ TEST(Explain, ExcludedItemsAreNoCandidates) {
 
 TEST(Explain, Ordinals) {
   const std::vector<std::pair<std::int64_t, std::string>> want = {
-      {1, "1st"}, {2, "2nd"}, {3, "3rd"}, {4, "4th"}, {11, "11th"}, {12, "12th"},
+      {1, "1st"},   {2, "2nd"},   {3, "3rd"},   {4, "4th"},     {11, "11th"},  {12, "12th"},
       {13, "13th"}, {21, "21st"}, {22, "22nd"}, {101, "101st"}, {111, "111th"}};
   for (const auto& [n, s] : want) EXPECT_EQ(ordinal(n), s);
 }

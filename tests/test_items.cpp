@@ -51,7 +51,10 @@ TEST(Items, MovieLensLatin1AndFirstGenre) {
   EXPECT_EQ(a.names[0], "Cin\xc3\xa9ma Paradiso (1988)");
   EXPECT_EQ(a.categories[0], "Comedy");
   EXPECT_EQ(a.categories[1], "unknown");
-  EXPECT_EQ(latin1_to_utf8("\xff" "a"), "\xc3\xbf" "a");
+  EXPECT_EQ(latin1_to_utf8("\xff"
+                           "a"),
+            "\xc3\xbf"
+            "a");
 }
 
 TEST(Items, BadFilesNameFileAndLine) {
@@ -70,7 +73,8 @@ TEST(Items, BadFilesNameFileAndLine) {
       {"id,price\n1,-3\n", ItemsFormat::kCsv, "line 2: price '-3'"},
       {"id,name\n1,\"A\n", ItemsFormat::kCsv, "line 2: bad quoting"},
       {"id,name\n1,Cin\xe9\n", ItemsFormat::kCsv, "line 2: not UTF-8"},
-      {"1|A|d||u" + g19 + "\n2|B|d||u|0|1\n", ItemsFormat::kMovieLens, "line 2: 7 '|'-separated fields"},
+      {"1|A|d||u" + g19 + "\n2|B|d||u|0|1\n", ItemsFormat::kMovieLens,
+       "line 2: 7 '|'-separated fields"},
       {"1|A|d||u" + g19.substr(0, g19.size() - 1) + "x\n", ItemsFormat::kMovieLens,
        "line 1: genre flag 19 is 'x'"},
       {"1|A|d||u" + g19 + "\n1|B|d||u" + g19 + "\n", ItemsFormat::kMovieLens,

@@ -29,9 +29,9 @@ const std::array<std::vector<std::string_view>, kCols> kAliases = {{
 
 // u.item's genres, in the order of its flags (u.genre).
 constexpr std::array<std::string_view, 19> kGenres = {
-    "unknown", "Action",  "Adventure", "Animation", "Children's", "Comedy",   "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror",    "Musical",  "Mystery",
-    "Romance", "Sci-Fi",  "Thriller",  "War",       "Western"};
+    "unknown",     "Action", "Adventure", "Animation", "Children's", "Comedy",  "Crime",
+    "Documentary", "Drama",  "Fantasy",   "Film-Noir", "Horror",     "Musical", "Mystery",
+    "Romance",     "Sci-Fi", "Thriller",  "War",       "Western"};
 constexpr std::size_t kMovieLensFields = 5 + kGenres.size();
 
 [[noreturn]] void fail(const std::string& path, std::int64_t line, const std::string& what) {
@@ -84,7 +84,8 @@ ItemAttributes parse_csv(const std::string& text, const std::string& path) {
   col.fill(-1);
   std::size_t n_fields = 0;
   for_lines(text, [&](std::int64_t no, std::string_view line) {
-    if (!parse::valid_utf8(line)) fail(path, no, "not UTF-8 (use --items-format movielens for latin-1 u.item)");
+    if (!parse::valid_utf8(line))
+      fail(path, no, "not UTF-8 (use --items-format movielens for latin-1 u.item)");
     if (delim.empty()) {  // the header
       delim = parse::detect_delimiter(line);
       if (!parse::split(line, delim, fields, scratch)) fail(path, no, "bad quoting in the header");
@@ -135,15 +136,15 @@ ItemAttributes parse_movielens(const std::string& text, const std::string& path)
     if (fields.size() != kMovieLensFields)
       fail(path, no,
            std::to_string(fields.size()) + " '|'-separated fields, want " +
-               std::to_string(kMovieLensFields) +
-               " (id|title|date|video date|url|19 genre flags)");
+               std::to_string(kMovieLensFields) + " (id|title|date|video date|url|19 genre flags)");
     add_id(a, seen, trimmed(fields[0]), path, no);
     a.names.push_back(latin1_to_utf8(trimmed(fields[1])));
     std::string category;
     for (std::size_t g = 0; g < kGenres.size(); ++g) {
       const std::string_view flag = fields[5 + g];
       if (flag != "0" && flag != "1")
-        fail(path, no, "genre flag " + std::to_string(g + 1) + " is " + quote(flag) + ", want 0 or 1");
+        fail(path, no,
+             "genre flag " + std::to_string(g + 1) + " is " + quote(flag) + ", want 0 or 1");
       if (flag == "1" && category.empty()) category = kGenres[g];
     }
     a.categories.push_back(std::move(category));
@@ -157,8 +158,9 @@ ItemAttributes parse_movielens(const std::string& text, const std::string& path)
 }  // namespace
 
 ItemsFormat parse_items_format(const std::string& text) {
-  return parse_mode<ItemsFormat>(text, {{"csv", ItemsFormat::kCsv}, {"movielens", ItemsFormat::kMovieLens}},
-                                 "items-format", "use csv or movielens");
+  return parse_mode<ItemsFormat>(
+      text, {{"csv", ItemsFormat::kCsv}, {"movielens", ItemsFormat::kMovieLens}}, "items-format",
+      "use csv or movielens");
 }
 
 std::string latin1_to_utf8(const std::string& s) {

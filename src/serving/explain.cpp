@@ -90,7 +90,8 @@ Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r) const {
                       W0.middleRows(s.sparse_in, s.dense_in);
   if (s.embed_dim > 0) {
     const CMap table(m_.params.data() + mlp::Layout(s).emb, s.n_segments, s.embed_dim);
-    base.noalias() += table.row(u.segments[static_cast<std::size_t>(r)]) * W0.bottomRows(s.embed_dim);
+    base.noalias() +=
+        table.row(u.segments[static_cast<std::size_t>(r)]) * W0.bottomRows(s.embed_dim);
   }
   // S = sum_k v_k W0[i_k] (before the L2 normalisation of add_input_row).
   const bool log_weight = m_.history_weight == "log";
@@ -102,7 +103,9 @@ Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r) const {
     ss += static_cast<double>(v[k]) * v[k];
     S.noalias() += v[k] * W0.row(u.indices[q0 + k]);
   }
-  const auto inv_norm = [](double x) { return static_cast<float>(x > 0 ? 1.0 / std::sqrt(x) : 0.0); };
+  const auto inv_norm = [](double x) {
+    return static_cast<float>(x > 0 ? 1.0 / std::sqrt(x) : 0.0);
+  };
   Matrix A(rows, f0);
   A.row(0) = base + inv_norm(ss) * S;
   for (std::int64_t k = 0; k < p.h; ++k) {
@@ -219,7 +222,11 @@ std::vector<std::string> item_display_names(const Model& m, const ItemAttributes
 
 std::string ordinal(std::int64_t n) {
   const std::int64_t t = n % 100, d = n % 10;
-  const char* suffix = (t >= 11 && t <= 13) ? "th" : d == 1 ? "st" : d == 2 ? "nd" : d == 3 ? "rd" : "th";
+  const char* suffix = (t >= 11 && t <= 13) ? "th"
+                       : d == 1             ? "st"
+                       : d == 2             ? "nd"
+                       : d == 3             ? "rd"
+                                            : "th";
   return std::to_string(n) + suffix;
 }
 

@@ -17,8 +17,8 @@
 #include "segrec/io/companion.hpp"
 #include "segrec/io/textio.hpp"
 #include "segrec/personalisation/bundle.hpp"
-#include "segrec/serving/explain.hpp"
 #include "segrec/segmentation/profile.hpp"
+#include "segrec/serving/explain.hpp"
 
 namespace segrec {
 namespace {

@@ -6,15 +6,11 @@
 source "$(dirname "$0")/lib.sh"
 
 seg 2 generate --users 300 --items 80 --seed 8 --events "$WORK/ev.csv" >/dev/null &&
-  seg 2 ingest --events "$WORK/ev.csv" --out "$WORK/ds.h5" &&
-  seg 2 profile --data "$WORK/ds.h5" --out "$WORK/p.h5" &&
-  seg 2 project --profiles "$WORK/p.h5" --dims 4 --out "$WORK/h.h5" &&
-  seg 2 cluster --projection "$WORK/h.h5" --k 3 --out "$WORK/s.h5" &&
-  seg 2 train --data "$WORK/ds.h5" --profiles "$WORK/p.h5" --projection "$WORK/h.h5" \
-    --segments "$WORK/s.h5" --input both --hidden 16 --epochs 2 --batch-size 64 \
-    --out "$WORK/m.h5" ||
+  seg 2 run --events "$WORK/ev.csv" --out "$WORK/r" --until train --dims 4 --k 3 --input both \
+    --hidden 16 --epochs 2 --batch-size 64 ||
   { bad "setup: $(cat "$WORK/err")"; finish; exit; }
-M="$WORK/m.h5"
+M="$WORK/r/model.h5"
+DS="$WORK/r/dataset.h5"
 
 # Item names: "Item <id>" in a TSV with a header (title/genre aliases).
 {
@@ -26,7 +22,7 @@ awk -F, -v OFS=, 'NR == 1 { print; next } $1 < "u000040" { $1 = "new-" $1; print
   "$WORK/ev.csv" >"$WORK/new.csv"
 
 for np in 1 2 4; do
-  seg $np recommend --model "$M" --data "$WORK/ds.h5" --top 5 --explain --items "$WORK/items.tsv" \
+  seg $np recommend --model "$M" --data "$DS" --top 5 --explain --items "$WORK/items.tsv" \
     --min-events 0 --out "$WORK/b$np.csv" || bad "batch -n $np: $(cat "$WORK/err")"
   seg $np recommend --model "$M" --events "$WORK/new.csv" --top 5 --explain \
     --items "$WORK/items.tsv" --min-events 0 --out "$WORK/n$np.csv" || bad "new users -n $np: $(cat "$WORK/err")"
@@ -55,26 +51,19 @@ cmp -s <(grep '^u00003[0-9],' "$WORK/b1.csv" | cut -d, -f1,2,3 | sort) \
 cmp -s <(grep '^u00003[0-9],' "$WORK/b1.csv" | sed 's/.*ranked/ranked/' | sort) \
   <(grep '^new-u00003[0-9],.*,model,' "$WORK/n1.csv" | sed 's/.*ranked/ranked/' | sort) &&
   ok "new users: reasons as in the batch" || bad "new users' reasons differ from the batch"
-# Without --items, ids name the items.
-seg 1 recommend --model "$M" --data "$WORK/ds.h5" --top 2 --explain --out "$WORK/ids.csv" &&
-  grep -q ',"\?ranked 1st; without i[0-9]* it would be' "$WORK/ids.csv" && ok "ids without --items" ||
-  bad "ids: $(sed -n 2p "$WORK/ids.csv")"
-
 # Bad --items files and options: one error line, exit code, no output left.
 { printf 'item_id,name\n'; printf 'i000001,A\n'; printf 'i000002,B,extra\n'; } >"$WORK/bad.csv"
 printf '1|Toy Story (1995)|x\n' >"$WORK/bad.item"
-for np in 1 2; do
-  expect_fail "--items missing" $np 3 "cannot open the --items file" recommend --model "$M" \
-    --data "$WORK/ds.h5" --explain --items "$WORK/nope.csv" --out "$WORK/o/r.csv"
-  expect_fail "--items bad row" $np 3 "bad.csv' line 3: 3 fields, the header has 2" recommend \
-    --model "$M" --data "$WORK/ds.h5" --explain --items "$WORK/bad.csv" --out "$WORK/o/r.csv"
-  expect_fail "--items-format movielens bad row" $np 3 "bad.item' line 1: 3 '\|'-separated" \
-    recommend --model "$M" --events "$WORK/new.csv" --explain --items "$WORK/bad.item" \
-    --items-format movielens --out "$WORK/o/r.csv"
-  expect_fail "--items-format" $np 2 "invalid value 'xml' for --items-format" recommend \
-    --model "$M" --data "$WORK/ds.h5" --explain --items "$WORK/items.tsv" --items-format xml \
-    --out "$WORK/o/r.csv"
-  expect_fail "--items without --explain" $np 2 "for --items: only with --explain" recommend \
-    --model "$M" --data "$WORK/ds.h5" --items "$WORK/items.tsv" --out "$WORK/o/r.csv"
-done
+expect_fail "--items missing" 1 3 "cannot open the --items file" recommend --model "$M" \
+  --data "$DS" --explain --items "$WORK/nope.csv" --out "$WORK/o/r.csv"
+expect_fail "--items bad row" 2 3 "bad.csv' line 3: 3 fields, the header has 2" recommend \
+  --model "$M" --data "$DS" --explain --items "$WORK/bad.csv" --out "$WORK/o/r.csv"
+expect_fail "--items-format movielens bad row" 2 3 "bad.item' line 1: 3 '\|'-separated" \
+  recommend --model "$M" --events "$WORK/new.csv" --explain --items "$WORK/bad.item" \
+  --items-format movielens --out "$WORK/o/r.csv"
+expect_fail "--items-format" 1 2 "invalid value 'xml' for --items-format" recommend \
+  --model "$M" --data "$DS" --explain --items "$WORK/items.tsv" --items-format xml \
+  --out "$WORK/o/r.csv"
+expect_fail "--items without --explain" 1 2 "for --items: only with --explain" recommend \
+  --model "$M" --data "$DS" --items "$WORK/items.tsv" --out "$WORK/o/r.csv"
 finish

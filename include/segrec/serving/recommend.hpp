@@ -40,16 +40,16 @@ struct RecommendParams {
   /// New users: event files and their reading options (as `segrec ingest`);
   /// `events.events` empty = batch mode. `events.out` is not used.
   IngestParams events;
-  std::string out;                  ///< recs.csv, or recs.h5 (required)
-  std::int64_t top = 10;            ///< items per user (>= 1)
-  std::int64_t min_events = 3;      ///< fewer known events: popular-in-segment instead of the model
-  std::string exclude;              ///< file of item ids (one per line) never recommended
+  std::string out;              ///< recs.csv, or recs.h5 (required)
+  std::int64_t top = 10;        ///< items per user (>= 1)
+  std::int64_t min_events = 3;  ///< fewer known events: popular-in-segment instead of the model
+  std::string exclude;          ///< file of item ids (one per line) never recommended
   /// Add a reason column (CSV only): for model lists, the history items that raised the
   /// item's score most (leave-one-out, serving/explain.hpp), then the segment lift.
   bool explain = false;
-  std::string items;                ///< item attributes (io/items.hpp): names in the reasons
+  std::string items;                 ///< item attributes (io/items.hpp): names in the reasons
   std::string items_format = "csv";  ///< csv | movielens (u.item)
-  std::int64_t block_users = 4096;  ///< users scored (and written) per block
+  std::int64_t block_users = 4096;   ///< users scored (and written) per block
 
   struct Modes {
     ItemsFormat items_format = ItemsFormat::kCsv;
