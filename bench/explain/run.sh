@@ -31,15 +31,18 @@ ML=(--format movielens)
 
 "${MPI[@]}" "$SEGREC" split "${ML[@]}" --events "$DATA/u.data" --min-value 4 --seed 42 \
   --out "$W/split" -q
-"${MPI[@]}" "$SEGREC" run "${ML[@]}" --events "$W/split/train.csv" --out "$W/run" -q
+# split keeps u.data's layout in files named .csv; --format movielens reads *.data as u.data.
+for f in train foldin; do ln -sf "$f.csv" "$W/split/$f.data"; done
+"${MPI[@]}" "$SEGREC" run "${ML[@]}" --events "$W/split/train.data" --out "$W/run" \
+  --until train -q
 M="$W/run/model.h5"
-"${MPI[@]}" "$SEGREC" recommend -q --model "$M" "${ML[@]}" --events "$W/split/foldin.csv" \
+"${MPI[@]}" "$SEGREC" recommend -q --model "$M" "${ML[@]}" --events "$W/split/foldin.data" \
   --top 10 --min-events 0 --explain --out "$W/explain.csv"
 
 # Deletion test.
 $PY "$ROOT/bench/explain/deletion.py" make "$W/split/train.csv" "$W/split/foldin.csv" \
-  "$W/explain.csv" "$W/reduced.tsv"
-"${MPI[@]}" "$SEGREC" recommend -q --model "$M" "${ML[@]}" --events "$W/reduced.tsv" \
+  "$W/explain.csv" "$W/reduced.data"
+"${MPI[@]}" "$SEGREC" recommend -q --model "$M" "${ML[@]}" --events "$W/reduced.data" \
   --top 100000 --min-events 0 --out "$W/reduced.csv"
 $PY "$ROOT/bench/explain/deletion.py" score "$W/split/foldin.csv" "$W/explain.csv" \
   "$W/reduced.csv"
@@ -59,7 +62,7 @@ best() {
 echo
 echo "cost of --explain (--top 10, $NP rank(s), best of $REPEAT, whole command):"
 for who in held-out training; do
-  if [[ $who == held-out ]]; then in=("${ML[@]}" --events "$W/split/foldin.csv" --min-events 0)
+  if [[ $who == held-out ]]; then in=("${ML[@]}" --events "$W/split/foldin.data" --min-events 0)
   else in=(--data "$W/run/dataset.h5" --min-events 0); fi
   plain=$(best "${in[@]}" --top 10 --out "$W/plain.csv")
   expl=$(best "${in[@]}" --top 10 --explain --out "$W/expl.csv")

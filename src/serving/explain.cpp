@@ -14,7 +14,7 @@
 namespace segrec {
 namespace {
 
-using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using explain_detail::Matrix;
 using CMap = Eigen::Map<const Matrix>;
 using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 using CRowMap = Eigen::Map<const RowVec>;
@@ -41,8 +41,9 @@ struct Explainer::Pass {
   Matrix top;  ///< (h + 1) x width: the output layer's input (hidden), or the logits (linear)
 };
 
-Explainer::Explainer(const Model& m, std::int64_t named) : m_(m), named_(named) {
-  SEGREC_ASSERT(named >= 1, "at least one history item is named");
+Explainer::Explainer(const Model& m, std::int64_t named, std::int64_t shortlist)
+    : m_(m), named_(named), shortlist_(shortlist) {
+  SEGREC_ASSERT(named >= 1 && shortlist >= 1, "explanations need named >= 1 and shortlist >= 1");
   if (m.head_layers > 0 && !m.head_segments.empty()) {
     head_begin_ = mlp::Layout(m.shape).w[m.shape.n_layers() - m.head_layers];
     head_size_ = m.head_size();
@@ -125,6 +126,31 @@ Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r) const {
   return p;
 }
 
+Matrix Explainer::output(const Pass& p, const Matrix& X, std::span<const std::int32_t> cols) const {
+  const mlp::Shape& s = m_.shape;
+  const int L = s.n_layers();
+  const bool all = cols.empty();
+  const std::int64_t nc = all ? s.n_out : std::ssize(cols);
+  Matrix Z(X.rows(), nc);
+  if (L == 1) {  // X holds the logits already
+    if (all) return X;
+    for (std::int64_t c = 0; c < nc; ++c) Z.col(c) = X.col(cols[c]);
+    return Z;
+  }
+  const CMap W(weights(L - 1, p.group), s.fan_in(L - 1), s.n_out);
+  const float* b = bias(L - 1, p.group);
+  if (all) {
+    Z.rowwise() = CRowMap(b, s.n_out);
+    Z.noalias() += X * W;
+    return Z;
+  }
+  Matrix Wsel(s.fan_in(L - 1), nc);
+  for (std::int64_t c = 0; c < nc; ++c) Wsel.col(c) = W.col(cols[c]);
+  Z.noalias() = X * Wsel;
+  for (std::int64_t c = 0; c < nc; ++c) Z.col(c).array() += b[cols[c]];
+  return Z;
+}
+
 std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_t r,
                                                 std::span<const std::int32_t> list,
                                                 const std::vector<std::uint8_t>& excluded) const {
@@ -136,32 +162,50 @@ std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_
   }
   if (items.empty()) return out;
   const mlp::Shape& s = m_.shape;
-  const int L = s.n_layers();
   const Pass p = run(u, r);
   const std::int64_t nc = std::ssize(items), rows = p.h + 1;
+  const auto hist = u.indices.begin() + u.indptr[r];
+  const auto hist_end = u.indices.begin() + u.indptr[r + 1];
+  const auto candidate = [&](std::int64_t i) {
+    return !excluded[i] && !std::binary_search(hist, hist_end, static_cast<std::int32_t>(i));
+  };
 
-  // Scores of the listed items in every row: rows x nc.
+  // The shortlist: the listed items, then the best other candidates of the full history.
+  std::vector<std::int32_t> shortlist = items;
+  {
+    const Matrix z0 = output(p, p.top.topRows(1), {});
+    std::vector<std::int32_t> rest;
+    for (std::int32_t i = 0; i < s.n_out; ++i)
+      if (candidate(i) && std::find(items.begin(), items.end(), i) == items.end())
+        rest.push_back(i);
+    const auto k =
+        std::min<std::int64_t>(std::ssize(rest), std::max<std::int64_t>(shortlist_ - nc, 0));
+    std::partial_sort(rest.begin(), rest.begin() + k, rest.end(),
+                      [&](std::int32_t a, std::int32_t b) {
+                        return z0(0, a) > z0(0, b) || (z0(0, a) == z0(0, b) && a < b);
+                      });
+    shortlist.insert(shortlist.end(), rest.begin(), rest.begin() + k);
+  }
+  // Relative scores, rows x nc: logit minus the log-sum-exp over the shortlist.
+  const Matrix Zs = output(p, p.top, shortlist);
   Matrix Z(rows, nc);
-  if (L == 1) {
-    for (std::int64_t c = 0; c < nc; ++c) Z.col(c) = p.top.col(items[c]);
-  } else {
-    const CMap Wout(weights(L - 1, p.group), s.fan_in(L - 1), s.n_out);
-    const float* bout = bias(L - 1, p.group);
-    Matrix Wsel(s.fan_in(L - 1), nc);
-    for (std::int64_t c = 0; c < nc; ++c) Wsel.col(c) = Wout.col(items[c]);
-    Z.noalias() = p.top * Wsel;
-    for (std::int64_t c = 0; c < nc; ++c) Z.col(c).array() += bout[items[c]];
+  for (std::int64_t q = 0; q < rows; ++q) {
+    const float mx = Zs.row(q).maxCoeff();
+    double sum = 0;
+    for (std::int64_t j = 0; j < Zs.cols(); ++j)
+      sum += std::exp(static_cast<double>(Zs(q, j) - mx));
+    const float lse = mx + static_cast<float>(std::log(sum));
+    for (std::int64_t c = 0; c < nc; ++c) Z(q, c) = Zs(q, c) - lse;
   }
 
   // Per item, the history positions with the largest positive effects.
-  const auto hist = u.indices.begin() + u.indptr[r];
   std::vector<std::int64_t> order(static_cast<std::size_t>(p.h));
   std::vector<std::int64_t> strongest(static_cast<std::size_t>(nc), -1);
   for (std::int64_t c = 0; c < nc; ++c) {
     ItemExplanation e;
     e.item = items[c];
     e.rank = c + 1;
-    e.score = Z(0, c);
+    e.score = Zs(0, c);
     std::iota(order.begin(), order.end(), std::int64_t{0});
     const auto effect = [&](std::int64_t k) { return Z(0, c) - Z(1 + k, c); };
     const auto n = std::min<std::int64_t>(named_, p.h);
@@ -182,27 +226,17 @@ std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_
     if (k >= 0 && std::find(variants.begin(), variants.end(), k) == variants.end())
       variants.push_back(k);
   if (variants.empty()) return out;
-  Matrix full(std::ssize(variants), s.n_out);
-  if (L == 1) {
-    for (std::size_t j = 0; j < variants.size(); ++j) full.row(j) = p.top.row(1 + variants[j]);
-  } else {
-    Matrix H(std::ssize(variants), s.fan_in(L - 1));
-    for (std::size_t j = 0; j < variants.size(); ++j) H.row(j) = p.top.row(1 + variants[j]);
-    full.rowwise() = CRowMap(bias(L - 1, p.group), s.n_out);
-    full.noalias() += H * CMap(weights(L - 1, p.group), s.fan_in(L - 1), s.n_out);
-  }
-  const auto hist_end = u.indices.begin() + u.indptr[r + 1];
+  Matrix X(std::ssize(variants), p.top.cols());
+  for (std::size_t j = 0; j < variants.size(); ++j) X.row(j) = p.top.row(1 + variants[j]);
+  const Matrix full = output(p, X, {});
   for (std::int64_t c = 0; c < nc; ++c) {
     if (strongest[c] < 0) continue;
     const auto j = std::find(variants.begin(), variants.end(), strongest[c]) - variants.begin();
     const float* z = full.row(j).data();
     const std::int32_t item = items[c];
     std::int64_t above = 0;
-    for (std::int64_t i = 0; i < s.n_out; ++i) {
-      if (!(z[i] > z[item] || (z[i] == z[item] && i < item))) continue;
-      if (excluded[i] || std::binary_search(hist, hist_end, static_cast<std::int32_t>(i))) continue;
-      ++above;
-    }
+    for (std::int64_t i = 0; i < s.n_out; ++i)
+      if ((z[i] > z[item] || (z[i] == z[item] && i < item)) && candidate(i)) ++above;
     out[c].rank_without = above + 1;
   }
   return out;
@@ -234,7 +268,7 @@ std::string describe(const ItemExplanation& e, const std::vector<std::string>& n
   std::string out = "ranked " + ordinal(e.rank);
   if (e.named.empty()) return out + "; no history item raised its score";
   out += "; without " + names[e.named[0].item] + " it would be " + ordinal(e.rank_without) +
-         " (score " + fmt("%.3g", -e.named[0].effect) + ")";
+         " (relative score " + fmt("%.3g", -e.named[0].effect) + ")";
   for (std::size_t j = 1; j < e.named.size(); ++j)
     out += (j == 1 ? "; also raised by " : ", ") + names[e.named[j].item] + " (" +
            fmt("%.3g", -e.named[j].effect) + ")";

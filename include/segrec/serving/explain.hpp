@@ -2,8 +2,13 @@
 // measured by leave-one-out. For a user with history items i_1..i_h the model is run
 // once with the full history and once without each i_k (h + 1 input rows, one batch:
 // the first layer by a rank-one update of the full row, the layers above as one GEMM
-// each, the output layer only for the recommended items' columns). The effect of i_k
-// on item c is score(full, c) - score(without i_k, c): exact, not a gradient estimate.
+// each, the output layer only for a shortlist of items: the listed ones and the best
+// other candidates, 50 in all by default).
+// The effect of i_k on item c is rel(full, c) - rel(without i_k, c), where the relative
+// score rel(c) = logit(c) - log sum_{j in shortlist} exp(logit(j)) is c's log-share of the
+// shortlist under the model's softmax. Raw logits would not do: the network's scores are
+// defined up to a per-user constant (removing any item shifts them all), so only a
+// score relative to the competing items says what lifted c in the ranking.
 // The rank of c without its strongest history item comes from that variant's full
 // output row, counted among the same candidates as the list (items not in the history
 // and not excluded; ties to the smaller item index, as the list).
@@ -14,15 +19,22 @@
 #include <string>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "segrec/io/items.hpp"
 #include "segrec/personalisation/model.hpp"
 
 namespace segrec {
 
+namespace explain_detail {
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+}
+
 /// What one history item did to a recommended item's score.
 struct HistoryEffect {
   std::int32_t item = -1;  ///< model item index (in the history)
-  float effect = 0;        ///< score with the full history minus score without this item
+  /// Relative score of the recommended item with the full history minus without this item.
+  float effect = 0;
 };
 
 /// One recommended item, explained.
@@ -36,8 +48,9 @@ struct ItemExplanation {
 
 class Explainer {
  public:
-  /// `named`: history items named per recommended item (>= 1).
-  explicit Explainer(const Model& m, std::int64_t named = 3);
+  /// `named`: history items named per recommended item; `shortlist`: candidates the
+  /// relative score is taken over (the listed items and the best others).
+  explicit Explainer(const Model& m, std::int64_t named = 3, std::int64_t shortlist = 50);
 
   /// Local. Explains `list` (model items, best first; -1 ends it), the list of row r
   /// of `u`. `excluded`: per model item, 1 = never a candidate.
@@ -48,12 +61,16 @@ class Explainer {
  private:
   struct Pass;  // one user's leave-one-out rows
   Pass run(const UserInputs& u, std::int64_t r) const;
+  // Output-layer scores of X (rows of the output layer's input; a linear model's logits)
+  // for the items `cols` (empty: all): rows x |cols|.
+  explain_detail::Matrix output(const Pass& p, const explain_detail::Matrix& X,
+                                std::span<const std::int32_t> cols) const;
   const float* weights(int layer, std::size_t group) const;  // fan_in x fan_out, row-major
   const float* bias(int layer, std::size_t group) const;
   std::size_t group_of(const UserInputs& u, std::int64_t r) const;  // 0: the global layers
 
   const Model& m_;
-  std::int64_t named_;
+  std::int64_t named_, shortlist_;
   std::int64_t head_begin_ = 0, head_size_ = 0;
 };
 
@@ -61,7 +78,7 @@ class Explainer {
 /// name, else the item id.
 std::vector<std::string> item_display_names(const Model& m, const ItemAttributes* items);
 
-/// "ranked 3rd; without Toy Story (1995) it would be 41st (score -2.1); also raised by
+/// "ranked 3rd; without Toy Story (1995) it would be 41st (relative score -2.1); also raised by
 /// Fargo (1996) (-0.9), Heat (1995) (-0.4)".
 std::string describe(const ItemExplanation& e, const std::vector<std::string>& names);
 
