@@ -155,7 +155,8 @@ TEST_P(ExplainVsNaive, EffectsScoresAndRanks) {
   const std::int64_t top = 5;
   const TopN all = score_users(m, u, kItems);
   const std::int64_t shortlist = 8;
-  const Explainer ex(m, /*named=*/kItems, shortlist);  // every item with a positive effect
+  // Every item with a positive effect named; histories of up to 12 items in batches of 5.
+  const Explainer ex(m, /*named=*/kItems, shortlist, /*chunk=*/5);
   std::vector<std::uint8_t> excluded(kItems, 0);       // never candidates
   for (std::int32_t i = 3; i < kItems; i += 7) excluded[i] = 1;
   std::int64_t named_total = 0;

@@ -34,16 +34,16 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
-// Rows: 0 = the full history, 1 + k = without history position k.
+// Row q: the user without history position drops[q] (-1: the full history).
 struct Explainer::Pass {
-  std::int64_t h = 0;
   std::size_t group = 0;
-  Matrix top;  ///< (h + 1) x width: the output layer's input (hidden), or the logits (linear)
+  Matrix top;  ///< rows x width: the output layer's input (hidden), or the logits (linear)
 };
 
-Explainer::Explainer(const Model& m, std::int64_t named, std::int64_t shortlist)
-    : m_(m), named_(named), shortlist_(shortlist) {
-  SEGREC_ASSERT(named >= 1 && shortlist >= 1, "explanations need named >= 1 and shortlist >= 1");
+Explainer::Explainer(const Model& m, std::int64_t named, std::int64_t shortlist, std::int64_t chunk)
+    : m_(m), named_(named), shortlist_(shortlist), chunk_(chunk) {
+  SEGREC_ASSERT(named >= 1 && shortlist >= 1 && chunk >= 1,
+                "explanations need named, shortlist and chunk >= 1");
   if (m.head_layers > 0 && !m.head_segments.empty()) {
     head_begin_ = mlp::Layout(m.shape).w[m.shape.n_layers() - m.head_layers];
     head_size_ = m.head_size();
@@ -74,14 +74,18 @@ const float* Explainer::bias(int l, std::size_t group) const {
   return m_.params.data() + lay.b[l];
 }
 
-Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r) const {
+std::int64_t Explainer::history(const UserInputs& u, std::int64_t r) const {
+  return m_.shape.sparse_in > 0 ? u.indptr[r + 1] - u.indptr[r] : 0;
+}
+
+Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r,
+                               std::span<const std::int64_t> drops) const {
   const mlp::Shape& s = m_.shape;
   const int L = s.n_layers();
   Pass p;
   p.group = group_of(u, r);
-  const std::int64_t q0 = u.indptr[r];
-  p.h = s.sparse_in > 0 ? u.indptr[r + 1] - q0 : 0;
-  const std::int64_t f0 = s.fan_out(0), rows = p.h + 1;
+  const std::int64_t q0 = u.indptr[r], h = history(u, r);
+  const std::int64_t f0 = s.fan_out(0), rows = std::ssize(drops);
   const CMap W0(weights(0, p.group), s.in_dim(), f0);
 
   // The input part that no history item changes: bias, projection, segment embedding.
@@ -96,10 +100,10 @@ Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r) const {
   }
   // S = sum_k v_k W0[i_k] (before the L2 normalisation of add_input_row).
   const bool log_weight = m_.history_weight == "log";
-  std::vector<float> v(static_cast<std::size_t>(p.h));
+  std::vector<float> v(static_cast<std::size_t>(h));
   double ss = 0;
   RowVec S = RowVec::Zero(f0);
-  for (std::int64_t k = 0; k < p.h; ++k) {
+  for (std::int64_t k = 0; k < h; ++k) {
     v[k] = history_value(u.weights[q0 + k], log_weight);
     ss += static_cast<double>(v[k]) * v[k];
     S.noalias() += v[k] * W0.row(u.indices[q0 + k]);
@@ -108,11 +112,15 @@ Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r) const {
     return static_cast<float>(x > 0 ? 1.0 / std::sqrt(x) : 0.0);
   };
   Matrix A(rows, f0);
-  A.row(0) = base + inv_norm(ss) * S;
-  for (std::int64_t k = 0; k < p.h; ++k) {
+  for (std::int64_t q = 0; q < rows; ++q) {
+    const std::int64_t k = drops[q];
+    if (k < 0) {
+      A.row(q) = base + inv_norm(ss) * S;
+      continue;
+    }
     // Without item k: the other items, normalised by their own norm (none left: 0).
-    const double rest = p.h == 1 ? 0.0 : std::max(0.0, ss - static_cast<double>(v[k]) * v[k]);
-    A.row(1 + k) = base + inv_norm(rest) * (S - v[k] * W0.row(u.indices[q0 + k]));
+    const double rest = h == 1 ? 0.0 : std::max(0.0, ss - static_cast<double>(v[k]) * v[k]);
+    A.row(q) = base + inv_norm(rest) * (S - v[k] * W0.row(u.indices[q0 + k]));
   }
   for (int l = 1; l < L; ++l) {
     activate(A, s.activation);
@@ -162,18 +170,19 @@ std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_
   }
   if (items.empty()) return out;
   const mlp::Shape& s = m_.shape;
-  const Pass p = run(u, r);
-  const std::int64_t nc = std::ssize(items), rows = p.h + 1;
+  const std::int64_t nc = std::ssize(items), h = history(u, r);
   const auto hist = u.indices.begin() + u.indptr[r];
   const auto hist_end = u.indices.begin() + u.indptr[r + 1];
   const auto candidate = [&](std::int64_t i) {
     return !excluded[i] && !std::binary_search(hist, hist_end, static_cast<std::int32_t>(i));
   };
+  const std::int64_t full_row[1] = {-1};
+  const Pass p0 = run(u, r, full_row);
 
   // The shortlist: the listed items, then the best other candidates of the full history.
   std::vector<std::int32_t> shortlist = items;
   {
-    const Matrix z0 = output(p, p.top.topRows(1), {});
+    const Matrix z0 = output(p0, p0.top, {});
     std::vector<std::int32_t> rest;
     for (std::int32_t i = 0; i < s.n_out; ++i)
       if (candidate(i) && std::find(items.begin(), items.end(), i) == items.end())
@@ -186,29 +195,45 @@ std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_
                       });
     shortlist.insert(shortlist.end(), rest.begin(), rest.begin() + k);
   }
-  // Relative scores, rows x nc: logit minus the log-sum-exp over the shortlist.
-  const Matrix Zs = output(p, p.top, shortlist);
-  Matrix Z(rows, nc);
-  for (std::int64_t q = 0; q < rows; ++q) {
-    const float mx = Zs.row(q).maxCoeff();
-    double sum = 0;
-    for (std::int64_t j = 0; j < Zs.cols(); ++j)
-      sum += std::exp(static_cast<double>(Zs(q, j) - mx));
-    const float lse = mx + static_cast<float>(std::log(sum));
-    for (std::int64_t c = 0; c < nc; ++c) Z(q, c) = Zs(q, c) - lse;
+  // Relative scores of the listed items (logit minus the log-sum-exp over the shortlist)
+  // of the rows of a pass: rows x nc.
+  const auto relative = [&](const Pass& p) {
+    const Matrix Zs = output(p, p.top, shortlist);
+    Matrix rel(Zs.rows(), nc);
+    for (std::int64_t q = 0; q < Zs.rows(); ++q) {
+      const float mx = Zs.row(q).maxCoeff();
+      double sum = 0;
+      for (std::int64_t j = 0; j < Zs.cols(); ++j)
+        sum += std::exp(static_cast<double>(Zs(q, j) - mx));
+      const float lse = mx + static_cast<float>(std::log(sum));
+      for (std::int64_t c = 0; c < nc; ++c) rel(q, c) = Zs(q, c) - lse;
+    }
+    return rel;
+  };
+  const Matrix rel0 = relative(p0);
+  const Matrix logit0 = output(p0, p0.top, items);
+  // E(k, c): the effect of history position k on listed item c; chunk_ variants a batch.
+  Matrix E(h, nc);
+  std::vector<std::int64_t> drops;
+  for (std::int64_t k0 = 0; k0 < h; k0 += chunk_) {
+    const std::int64_t k1 = std::min(h, k0 + chunk_);
+    drops.resize(static_cast<std::size_t>(k1 - k0));
+    std::iota(drops.begin(), drops.end(), k0);
+    const Matrix rel = relative(run(u, r, drops));
+    for (std::int64_t k = k0; k < k1; ++k) E.row(k) = rel0.row(0) - rel.row(k - k0);
   }
 
   // Per item, the history positions with the largest positive effects.
-  std::vector<std::int64_t> order(static_cast<std::size_t>(p.h));
+  std::vector<std::int64_t> order(static_cast<std::size_t>(h));
   std::vector<std::int64_t> strongest(static_cast<std::size_t>(nc), -1);
   for (std::int64_t c = 0; c < nc; ++c) {
     ItemExplanation e;
     e.item = items[c];
     e.rank = c + 1;
-    e.score = Zs(0, c);
+    e.score = logit0(0, c);
     std::iota(order.begin(), order.end(), std::int64_t{0});
-    const auto effect = [&](std::int64_t k) { return Z(0, c) - Z(1 + k, c); };
-    const auto n = std::min<std::int64_t>(named_, p.h);
+    const auto effect = [&](std::int64_t k) { return E(k, c); };
+    const auto n = std::min<std::int64_t>(named_, h);
     std::partial_sort(order.begin(), order.begin() + n, order.end(),
                       [&](std::int64_t a, std::int64_t b) {
                         const float ea = effect(a), eb = effect(b);
@@ -226,9 +251,8 @@ std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_
     if (k >= 0 && std::find(variants.begin(), variants.end(), k) == variants.end())
       variants.push_back(k);
   if (variants.empty()) return out;
-  Matrix X(std::ssize(variants), p.top.cols());
-  for (std::size_t j = 0; j < variants.size(); ++j) X.row(j) = p.top.row(1 + variants[j]);
-  const Matrix full = output(p, X, {});
+  const Pass pv = run(u, r, variants);
+  const Matrix full = output(pv, pv.top, {});
   for (std::int64_t c = 0; c < nc; ++c) {
     if (strongest[c] < 0) continue;
     const auto j = std::find(variants.begin(), variants.end(), strongest[c]) - variants.begin();

@@ -49,8 +49,10 @@ struct ItemExplanation {
 class Explainer {
  public:
   /// `named`: history items named per recommended item; `shortlist`: candidates the
-  /// relative score is taken over (the listed items and the best others).
-  explicit Explainer(const Model& m, std::int64_t named = 3, std::int64_t shortlist = 50);
+  /// relative score is taken over (the listed items and the best others); `chunk`:
+  /// leave-one-out rows per batch (memory: chunk x (widest layer + shortlist) floats).
+  explicit Explainer(const Model& m, std::int64_t named = 3, std::int64_t shortlist = 50,
+                     std::int64_t chunk = 1024);
 
   /// Local. Explains `list` (model items, best first; -1 ends it), the list of row r
   /// of `u`. `excluded`: per model item, 1 = never a candidate.
@@ -59,8 +61,10 @@ class Explainer {
                                        const std::vector<std::uint8_t>& excluded) const;
 
  private:
-  struct Pass;  // one user's leave-one-out rows
-  Pass run(const UserInputs& u, std::int64_t r) const;
+  struct Pass;  // rows of one user: the full history or without one item each
+  std::int64_t history(const UserInputs& u, std::int64_t r) const;  // items the model reads
+  // drops[q]: the history position row q leaves out (-1: none).
+  Pass run(const UserInputs& u, std::int64_t r, std::span<const std::int64_t> drops) const;
   // Output-layer scores of X (rows of the output layer's input; a linear model's logits)
   // for the items `cols` (empty: all): rows x |cols|.
   explain_detail::Matrix output(const Pass& p, const explain_detail::Matrix& X,
@@ -70,7 +74,7 @@ class Explainer {
   std::size_t group_of(const UserInputs& u, std::int64_t r) const;  // 0: the global layers
 
   const Model& m_;
-  std::int64_t named_, shortlist_;
+  std::int64_t named_, shortlist_, chunk_;
   std::int64_t head_begin_ = 0, head_size_ = 0;
 };
 
