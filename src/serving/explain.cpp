@@ -41,11 +41,11 @@ struct Explainer::Pass {
 };
 
 Explainer::Explainer(const Model& m, std::int64_t named, std::int64_t shortlist, std::int64_t chunk)
-    : m_(m), named_(named), shortlist_(shortlist), chunk_(chunk) {
+    : m_(m), lay_(m.shape), named_(named), shortlist_(shortlist), chunk_(chunk) {
   SEGREC_ASSERT(named >= 1 && shortlist >= 1 && chunk >= 1,
                 "explanations need named, shortlist and chunk >= 1");
   if (m.head_layers > 0 && !m.head_segments.empty()) {
-    head_begin_ = mlp::Layout(m.shape).w[m.shape.n_layers() - m.head_layers];
+    head_begin_ = lay_.w[m.shape.n_layers() - m.head_layers];
     head_size_ = m.head_size();
   }
 }
@@ -59,19 +59,17 @@ std::size_t Explainer::group_of(const UserInputs& u, std::int64_t r) const {
 }
 
 const float* Explainer::weights(int l, std::size_t group) const {
-  const mlp::Layout lay(m_.shape);
-  if (group > 0 && lay.w[l] >= head_begin_)
-    return m_.heads.data() + static_cast<std::int64_t>(group - 1) * head_size_ + lay.w[l] -
+  if (group > 0 && lay_.w[l] >= head_begin_)
+    return m_.heads.data() + static_cast<std::int64_t>(group - 1) * head_size_ + lay_.w[l] -
            head_begin_;
-  return m_.params.data() + lay.w[l];
+  return m_.params.data() + lay_.w[l];
 }
 
 const float* Explainer::bias(int l, std::size_t group) const {
-  const mlp::Layout lay(m_.shape);
-  if (group > 0 && lay.b[l] >= head_begin_)
-    return m_.heads.data() + static_cast<std::int64_t>(group - 1) * head_size_ + lay.b[l] -
+  if (group > 0 && lay_.b[l] >= head_begin_)
+    return m_.heads.data() + static_cast<std::int64_t>(group - 1) * head_size_ + lay_.b[l] -
            head_begin_;
-  return m_.params.data() + lay.b[l];
+  return m_.params.data() + lay_.b[l];
 }
 
 std::int64_t Explainer::history(const UserInputs& u, std::int64_t r) const {
@@ -94,7 +92,7 @@ Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r,
     base.noalias() += CRowMap(u.dense.data() + r * s.dense_in, s.dense_in) *
                       W0.middleRows(s.sparse_in, s.dense_in);
   if (s.embed_dim > 0) {
-    const CMap table(m_.params.data() + mlp::Layout(s).emb, s.n_segments, s.embed_dim);
+    const CMap table(m_.params.data() + lay_.emb, s.n_segments, s.embed_dim);
     base.noalias() +=
         table.row(u.segments[static_cast<std::size_t>(r)]) * W0.bottomRows(s.embed_dim);
   }

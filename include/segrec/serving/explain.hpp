@@ -74,6 +74,7 @@ class Explainer {
   std::size_t group_of(const UserInputs& u, std::int64_t r) const;  // 0: the global layers
 
   const Model& m_;
+  mlp::Layout lay_;
   std::int64_t named_, shortlist_, chunk_;
   std::int64_t head_begin_ = 0, head_size_ = 0;
 };
