@@ -157,9 +157,11 @@ TEST_P(ExplainVsNaive, EffectsScoresAndRanks) {
   const std::int64_t shortlist = 8;
   // Every item with a positive effect named; histories of up to 12 items in batches of 5.
   const Explainer ex(m, /*named=*/kItems, shortlist, /*chunk=*/5);
-  std::vector<std::uint8_t> excluded(kItems, 0);       // never candidates
+  std::vector<std::uint8_t> excluded(kItems, 0);  // never candidates
   for (std::int32_t i = 3; i < kItems; i += 7) excluded[i] = 1;
   std::int64_t named_total = 0;
+  std::vector<std::int32_t> flat;                    // every user's list, for explain_rows
+  std::vector<std::vector<ItemExplanation>> single;  // explain, user by user
   for (std::int64_t r = 0; r < u.rows(); ++r) {
     std::vector<std::int32_t> list;  // the best `top` items outside history and exclusions
     for (std::int64_t q = 0; q < kItems && std::ssize(list) < top; ++q) {
@@ -168,6 +170,8 @@ TEST_P(ExplainVsNaive, EffectsScoresAndRanks) {
     }
     const auto got = ex.explain(u, r, list, excluded);
     ASSERT_EQ(std::ssize(got), top);
+    flat.insert(flat.end(), list.begin(), list.end());
+    single.push_back(got);
     const std::vector<std::int32_t> history(u.indices.begin() + u.indptr[r],
                                             u.indices.begin() + u.indptr[r + 1]);
     std::vector<std::int32_t> blocked = history;  // not candidates
@@ -211,6 +215,29 @@ TEST_P(ExplainVsNaive, EffectsScoresAndRanks) {
     }
   }
   EXPECT_GT(named_total, 50) << "the comparison must cover named items";
+  // Rows 2..21 together (ranks of many users in one product), every third skipped.
+  std::vector<std::uint8_t> skip(20);
+  for (std::size_t q = 0; q < skip.size(); q += 3) skip[q] = 1;
+  const auto rows = ex.explain_rows(u, 2, 22, std::span<const std::int32_t>(flat).subspan(2 * top),
+                                    top, skip, excluded);
+  ASSERT_EQ(rows.size(), 20u);
+  for (std::size_t q = 0; q < rows.size(); ++q) {
+    if (skip[q]) {
+      EXPECT_TRUE(rows[q].empty());
+      continue;
+    }
+    const auto& want = single[q + 2];
+    ASSERT_EQ(rows[q].size(), want.size());
+    for (std::size_t j = 0; j < want.size(); ++j) {
+      EXPECT_EQ(rows[q][j].item, want[j].item);
+      EXPECT_EQ(rows[q][j].rank_without, want[j].rank_without) << c.name << " row " << q + 2;
+      ASSERT_EQ(rows[q][j].named.size(), want[j].named.size());
+      for (std::size_t k = 0; k < want[j].named.size(); ++k) {
+        EXPECT_EQ(rows[q][j].named[k].item, want[j].named[k].item);
+        EXPECT_EQ(rows[q][j].named[k].effect, want[j].named[k].effect);
+      }
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

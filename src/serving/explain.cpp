@@ -40,6 +40,14 @@ struct Explainer::Pass {
   Matrix top;  ///< rows x width: the output layer's input (hidden), or the logits (linear)
 };
 
+// A variant whose full output row gives ranks: listed items `listed` of user row r.
+struct Explainer::Pending {
+  std::int64_t r = 0;
+  std::size_t group = 0;
+  RowVec x;  ///< the output layer's input
+  std::vector<std::int64_t> listed;
+};
+
 Explainer::Explainer(const Model& m, std::int64_t named, std::int64_t shortlist, std::int64_t chunk)
     : m_(m), lay_(m.shape), named_(named), shortlist_(shortlist), chunk_(chunk) {
   SEGREC_ASSERT(named >= 1 && shortlist >= 1 && chunk >= 1,
@@ -132,7 +140,8 @@ Explainer::Pass Explainer::run(const UserInputs& u, std::int64_t r,
   return p;
 }
 
-Matrix Explainer::output(const Pass& p, const Matrix& X, std::span<const std::int32_t> cols) const {
+Matrix Explainer::output(std::size_t group, const Matrix& X,
+                         std::span<const std::int32_t> cols) const {
   const mlp::Shape& s = m_.shape;
   const int L = s.n_layers();
   const bool all = cols.empty();
@@ -143,8 +152,8 @@ Matrix Explainer::output(const Pass& p, const Matrix& X, std::span<const std::in
     for (std::int64_t c = 0; c < nc; ++c) Z.col(c) = X.col(cols[c]);
     return Z;
   }
-  const CMap W(weights(L - 1, p.group), s.fan_in(L - 1), s.n_out);
-  const float* b = bias(L - 1, p.group);
+  const CMap W(weights(L - 1, group), s.fan_in(L - 1), s.n_out);
+  const float* b = bias(L - 1, group);
   if (all) {
     Z.rowwise() = CRowMap(b, s.n_out);
     Z.noalias() += X * W;
@@ -157,9 +166,29 @@ Matrix Explainer::output(const Pass& p, const Matrix& X, std::span<const std::in
   return Z;
 }
 
-std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_t r,
-                                                std::span<const std::int32_t> list,
-                                                const std::vector<std::uint8_t>& excluded) const {
+// Every output row of X, each row with the layers of its head group: X.rows() x n_out.
+Matrix Explainer::outputs(std::span<const std::size_t> groups, const Matrix& X) const {
+  Matrix Z(X.rows(), m_.shape.n_out);
+  std::vector<std::size_t> seen;
+  for (std::size_t g : groups) {
+    if (std::find(seen.begin(), seen.end(), g) != seen.end()) continue;
+    seen.push_back(g);
+    std::vector<std::int64_t> at;
+    for (std::size_t q = 0; q < groups.size(); ++q)
+      if (groups[q] == g) at.push_back(static_cast<std::int64_t>(q));
+    Matrix Xg(std::ssize(at), X.cols());
+    for (std::size_t j = 0; j < at.size(); ++j) Xg.row(j) = X.row(at[j]);
+    const Matrix Zg = output(g, Xg, {});
+    for (std::size_t j = 0; j < at.size(); ++j) Z.row(at[j]) = Zg.row(j);
+  }
+  return Z;
+}
+
+std::vector<ItemExplanation> Explainer::explain_user(const UserInputs& u, std::int64_t r,
+                                                     std::span<const std::int32_t> list,
+                                                     const std::vector<std::uint8_t>& excluded,
+                                                     const Pass& p0, const float* z0,
+                                                     std::vector<Pending>& pending) const {
   std::vector<ItemExplanation> out;
   std::vector<std::int32_t> items;
   for (std::int32_t i : list) {
@@ -174,29 +203,24 @@ std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_
   const auto candidate = [&](std::int64_t i) {
     return !excluded[i] && !std::binary_search(hist, hist_end, static_cast<std::int32_t>(i));
   };
-  const std::int64_t full_row[1] = {-1};
-  const Pass p0 = run(u, r, full_row);
-
   // The shortlist: the listed items, then the best other candidates of the full history.
   std::vector<std::int32_t> shortlist = items;
   {
-    const Matrix z0 = output(p0, p0.top, {});
     std::vector<std::int32_t> rest;
     for (std::int32_t i = 0; i < s.n_out; ++i)
       if (candidate(i) && std::find(items.begin(), items.end(), i) == items.end())
         rest.push_back(i);
     const auto k =
         std::min<std::int64_t>(std::ssize(rest), std::max<std::int64_t>(shortlist_ - nc, 0));
-    std::partial_sort(rest.begin(), rest.begin() + k, rest.end(),
-                      [&](std::int32_t a, std::int32_t b) {
-                        return z0(0, a) > z0(0, b) || (z0(0, a) == z0(0, b) && a < b);
-                      });
+    std::partial_sort(
+        rest.begin(), rest.begin() + k, rest.end(),
+        [&](std::int32_t a, std::int32_t b) { return z0[a] > z0[b] || (z0[a] == z0[b] && a < b); });
     shortlist.insert(shortlist.end(), rest.begin(), rest.begin() + k);
   }
   // Relative scores of the listed items (logit minus the log-sum-exp over the shortlist)
   // of the rows of a pass: rows x nc.
   const auto relative = [&](const Pass& p) {
-    const Matrix Zs = output(p, p.top, shortlist);
+    const Matrix Zs = output(p.group, p.top, shortlist);
     Matrix rel(Zs.rows(), nc);
     for (std::int64_t q = 0; q < Zs.rows(); ++q) {
       const float mx = Zs.row(q).maxCoeff();
@@ -209,7 +233,7 @@ std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_
     return rel;
   };
   const Matrix rel0 = relative(p0);
-  const Matrix logit0 = output(p0, p0.top, items);
+  const Matrix logit0 = output(p0.group, p0.top, items);
   // E(k, c): the effect of history position k on listed item c; chunk_ variants a batch.
   Matrix E(h, nc);
   std::vector<std::int64_t> drops;
@@ -243,25 +267,93 @@ std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_
     out.push_back(std::move(e));
   }
 
-  // Ranks without the strongest item: one full output row per distinct variant.
+  // Ranks without the strongest item: one full output row per distinct variant, left to
+  // the caller (batched over users).
   std::vector<std::int64_t> variants;
   for (auto k : strongest)
     if (k >= 0 && std::find(variants.begin(), variants.end(), k) == variants.end())
       variants.push_back(k);
   if (variants.empty()) return out;
   const Pass pv = run(u, r, variants);
-  const Matrix full = output(pv, pv.top, {});
-  for (std::int64_t c = 0; c < nc; ++c) {
-    if (strongest[c] < 0) continue;
-    const auto j = std::find(variants.begin(), variants.end(), strongest[c]) - variants.begin();
-    const float* z = full.row(j).data();
-    const std::int32_t item = items[c];
-    std::int64_t above = 0;
-    for (std::int64_t i = 0; i < s.n_out; ++i)
-      if ((z[i] > z[item] || (z[i] == z[item] && i < item)) && candidate(i)) ++above;
-    out[c].rank_without = above + 1;
+  for (std::size_t j = 0; j < variants.size(); ++j) {
+    Pending pd{r, pv.group, pv.top.row(static_cast<std::int64_t>(j)), {}};
+    for (std::int64_t c = 0; c < nc; ++c)
+      if (strongest[c] == variants[j]) pd.listed.push_back(c);
+    pending.push_back(std::move(pd));
   }
   return out;
+}
+
+std::vector<std::vector<ItemExplanation>> Explainer::explain_rows(
+    const UserInputs& u, std::int64_t r0, std::int64_t r1, std::span<const std::int32_t> lists,
+    std::int64_t n, std::span<const std::uint8_t> skip,
+    const std::vector<std::uint8_t>& excluded) const {
+  const std::int64_t rows = r1 - r0;
+  std::vector<std::vector<ItemExplanation>> out(static_cast<std::size_t>(rows));
+  const std::int64_t full_row[1] = {-1};
+  // Users in batches: their full-history rows, then their variants' rows, one GEMM per
+  // head group each (memory: kBatch x n_items scores).
+  constexpr std::int64_t kBatch = 256;
+  std::vector<Pass> p0;
+  std::vector<std::size_t> groups;
+  std::vector<Pending> pending;
+  for (std::int64_t b0 = 0; b0 < rows; b0 += kBatch) {
+    const std::int64_t b1 = std::min(rows, b0 + kBatch);
+    p0.clear();
+    groups.clear();
+    std::vector<std::int64_t> at;  // batch row of each user (-1: skipped)
+    for (std::int64_t q = b0; q < b1; ++q) {
+      if (!skip.empty() && skip[q]) {
+        at.push_back(-1);
+        continue;
+      }
+      at.push_back(std::ssize(p0));
+      p0.push_back(run(u, r0 + q, full_row));
+      groups.push_back(p0.back().group);
+    }
+    if (p0.empty()) continue;
+    Matrix X(std::ssize(p0), p0[0].top.cols());
+    for (std::size_t j = 0; j < p0.size(); ++j) X.row(j) = p0[j].top.row(0);
+    const Matrix z0 = outputs(groups, X);
+    pending.clear();
+    for (std::int64_t q = b0; q < b1; ++q) {
+      if (at[q - b0] < 0) continue;
+      out[q] = explain_user(u, r0 + q, lists.subspan(static_cast<std::size_t>(q * n), n), excluded,
+                            p0[at[q - b0]], z0.row(at[q - b0]).data(), pending);
+    }
+    for (std::size_t j0 = 0; j0 < pending.size(); j0 += kBatch) {
+      const std::size_t j1 = std::min(pending.size(), j0 + kBatch);
+      Matrix V(static_cast<std::int64_t>(j1 - j0), X.cols());
+      groups.clear();
+      for (std::size_t j = j0; j < j1; ++j) {
+        V.row(j - j0) = pending[j].x;
+        groups.push_back(pending[j].group);
+      }
+      const Matrix full = outputs(groups, V);
+      for (std::size_t j = j0; j < j1; ++j) {
+        const Pending& pd = pending[j];
+        const float* z = full.row(j - j0).data();
+        const auto hist = u.indices.begin() + u.indptr[pd.r];
+        const auto hist_end = u.indices.begin() + u.indptr[pd.r + 1];
+        for (std::int64_t c : pd.listed) {
+          ItemExplanation& e = out[pd.r - r0][c];
+          std::int64_t above = 0;
+          for (std::int32_t i = 0; i < m_.shape.n_out; ++i)
+            if ((z[i] > z[e.item] || (z[i] == z[e.item] && i < e.item)) && !excluded[i] &&
+                !std::binary_search(hist, hist_end, i))
+              ++above;
+          e.rank_without = above + 1;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<ItemExplanation> Explainer::explain(const UserInputs& u, std::int64_t r,
+                                                std::span<const std::int32_t> list,
+                                                const std::vector<std::uint8_t>& excluded) const {
+  return std::move(explain_rows(u, r, r + 1, list, std::ssize(list), {}, excluded)[0]);
 }
 
 std::vector<std::string> item_display_names(const Model& m, const ItemAttributes* items) {

@@ -457,14 +457,15 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
     if (r1 > r0) {
       const RecLists L =
           recommend_rows(m, u, r0, r1, p.top, Source::kModel, p.min_events, excluded, pop);
+      std::vector<std::vector<ItemExplanation>> why;  // per row of the block (model lists)
+      if (p.explain) {
+        std::vector<std::uint8_t> skip(L.source.size());
+        for (std::size_t q = 0; q < skip.size(); ++q) skip[q] = L.source[q] != Source::kModel;
+        why = explainer.explain_rows(u.inputs, r0, r1, L.items, p.top, skip, excluded);
+      }
       for (std::int64_t r = r0; r < r1; ++r) {
         if (L.source[r - r0] != Source::kModel) ++cold;
         const std::string seg = std::to_string(u.segment[r]);
-        const std::span<const std::int32_t> list(L.items.data() + (r - r0) * p.top,
-                                                 static_cast<std::size_t>(p.top));
-        std::vector<ItemExplanation> why;
-        if (p.explain && L.source[r - r0] == Source::kModel)
-          why = explainer.explain(u.inputs, r, list, excluded);
         for (std::int64_t j = 0; j < p.top; ++j) {
           const std::size_t at = static_cast<std::size_t>((r - r0) * p.top + j);
           const std::int32_t i = L.items[at];
@@ -480,8 +481,9 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
           put_field(text, m.item_ids[i]);
           text += ',' + fmt_score(L.scores[at]) + ',' + seg + ',' + to_string(L.source[r - r0]);
           if (p.explain) {
+            const auto& e = why[r - r0];
             std::string reason =
-                why.empty() ? std::string(to_string(L.source[r - r0])) : describe(why[j], names);
+                e.empty() ? std::string(to_string(L.source[r - r0])) : describe(e[j], names);
             const std::string context = segment_context(m, i, u.segment[r]);
             if (!context.empty()) reason += "; " + context;
             text += ',';

@@ -59,16 +59,32 @@ class Explainer {
   std::vector<ItemExplanation> explain(const UserInputs& u, std::int64_t r,
                                        std::span<const std::int32_t> list,
                                        const std::vector<std::uint8_t>& excluded) const;
+  /// Local. The same for rows [r0, r1) of `u`, their lists `lists` ((r1 - r0) x n);
+  /// rows with skip[r - r0] != 0 get none (skip empty: none skipped). The full output
+  /// rows (ranks) of many users go through the network together.
+  std::vector<std::vector<ItemExplanation>> explain_rows(
+      const UserInputs& u, std::int64_t r0, std::int64_t r1, std::span<const std::int32_t> lists,
+      std::int64_t n, std::span<const std::uint8_t> skip,
+      const std::vector<std::uint8_t>& excluded) const;
 
  private:
-  struct Pass;  // rows of one user: the full history or without one item each
+  struct Pass;     // rows of one user: the full history or without one item each
+  struct Pending;  // a variant whose full output row is still to be computed
   std::int64_t history(const UserInputs& u, std::int64_t r) const;  // items the model reads
   // drops[q]: the history position row q leaves out (-1: none).
   Pass run(const UserInputs& u, std::int64_t r, std::span<const std::int64_t> drops) const;
   // Output-layer scores of X (rows of the output layer's input; a linear model's logits)
   // for the items `cols` (empty: all): rows x |cols|.
-  explain_detail::Matrix output(const Pass& p, const explain_detail::Matrix& X,
+  explain_detail::Matrix output(std::size_t group, const explain_detail::Matrix& X,
                                 std::span<const std::int32_t> cols) const;
+  explain_detail::Matrix outputs(std::span<const std::size_t> groups,
+                                 const explain_detail::Matrix& X) const;
+  // One user's explanations; the ranks wait in `pending`. z0: full-history scores.
+  std::vector<ItemExplanation> explain_user(const UserInputs& u, std::int64_t r,
+                                            std::span<const std::int32_t> list,
+                                            const std::vector<std::uint8_t>& excluded,
+                                            const Pass& p0, const float* z0,
+                                            std::vector<Pending>& pending) const;
   const float* weights(int layer, std::size_t group) const;  // fan_in x fan_out, row-major
   const float* bias(int layer, std::size_t group) const;
   std::size_t group_of(const UserInputs& u, std::int64_t r) const;  // 0: the global layers
