@@ -1,8 +1,8 @@
 // Faithful explanations: which history items made the model rank a recommended item,
 // measured by leave-one-out. For a user with history items i_1..i_h the model is run
-// once with the full history and once without each i_k (h + 1 input rows, one batch:
-// the first layer by a rank-one update of the full row, the layers above as one GEMM
-// each, the output layer only for a shortlist of items: the listed ones and the best
+// once with the full history and once without each i_k (h + 1 input rows, batches of up
+// to 1,024: the first layer by a rank-one update of the full row, the layers above as one
+// GEMM each, the output layer only for a shortlist of items: the listed ones and the best
 // other candidates, 50 in all by default).
 // The effect of i_k on item c is rel(full, c) - rel(without i_k, c), where the relative
 // score rel(c) = logit(c) - log sum_{j in shortlist} exp(logit(j)) is c's log-share of the
