@@ -20,6 +20,8 @@ class RecommendCommand final : public Command {
            "  mpirun -n 4 segrec recommend --model model.h5 --data dataset.h5 --out recs.h5\n"
            "  segrec recommend --model model.h5 --events new_users.csv --top 10 --explain \\\n"
            "                   --exclude out_of_stock.txt --out recs.csv\n"
+           "  segrec recommend --model model.h5 --events u.data --format movielens --explain \\\n"
+           "                   --items u.item --items-format movielens --out recs.csv\n"
            "CSV columns: user_id,rank,item_id,score,segment,source[,reason]; source is model,\n"
            "or popular-in-segment for users with fewer than --min-events known events.";
   }
@@ -39,7 +41,13 @@ class RecommendCommand final : public Command {
         "users with fewer events on known items get their segment's popular items (0 = never)")(
         "exclude", po::value(&p.exclude), "file of item ids (one per line) never to recommend")(
         "explain", po::bool_switch(&p.explain),
-        "add a reason column: segment lift and an item of the history often taken with it")(
+        "add a reason column: the history items that raised the item's score most (leave-one-out: "
+        "score and rank without them), then the segment lift")(
+        "items", po::value(&p.items),
+        "with --explain: item attributes file (id plus name/title, category/genre, price, brand) "
+        "whose names the reasons use")(
+        "items-format", po::value(&p.items_format)->default_value(p.items_format),
+        "csv (delimited, with a header) | movielens (u.item: '|', latin-1)")(
         "block-users", po::value(&p.block_users)->default_value(p.block_users),
         "users scored and written per block");
     add_ingest_read_options(d, p.events, /*filters=*/false);

@@ -18,6 +18,7 @@
 #include "segrec/io/textio.hpp"
 #include "segrec/personalisation/bundle.hpp"
 #include "segrec/segmentation/profile.hpp"
+#include "segrec/serving/explain.hpp"
 
 namespace segrec {
 namespace {
@@ -198,7 +199,8 @@ void check_model_inputs(const Model& m, const std::string& path, bool have_dense
 
 // ---- parameters -------------------------------------------------------------------------
 
-void RecommendParams::validate() const {
+RecommendParams::Modes RecommendParams::validate() const {
+  Modes modes;
   require(!model.empty(), "model", model, "give the model.h5 to recommend with");
   require(!out.empty(), "out", out, "give the recommendations file to write (.csv or .h5)");
   require(top >= 1, "top", top, "must be >= 1");
@@ -216,6 +218,9 @@ void RecommendParams::validate() const {
   }
   require(!(explain && out.size() >= 3 && out.compare(out.size() - 3, 3, ".h5") == 0), "explain",
           "true", "reasons are written to CSV output only");
+  require(explain || items.empty(), "items", items, "only with --explain (names in the reasons)");
+  modes.items_format = parse_items_format(items_format);
+  return modes;
 }
 
 // ---- building blocks ----------------------------------------------------------------------
@@ -369,12 +374,10 @@ RecLists recommend_rows(const Model& m, const ServingUsers& u, std::int64_t r0, 
   return out;
 }
 
-std::string explain(const Model& m, std::span<const std::int32_t> history, std::int32_t item,
-                    std::int32_t segment) {
+std::string segment_context(const Model& m, std::int32_t item, std::int32_t segment) {
   if (!m.serving) return "";
   const ServingParts& b = *m.serving;
   const std::int64_t n = b.n_items();
-  std::string out;
   const double all = static_cast<double>(b.n_users());
   const double total = static_cast<double>(b.item_total(item));
   if (segment >= 0 && b.sizes[segment] > 0 && total > 0) {
@@ -384,33 +387,17 @@ std::string explain(const Model& m, std::span<const std::int32_t> history, std::
     std::string g = "segment " + std::to_string(segment);
     if (!b.descriptions.empty() && !b.descriptions[segment].empty())
       g += " (" + b.descriptions[segment].substr(0, b.descriptions[segment].find(';')) + ")";
-    if (lift >= 1.05)
-      out = g + " likes it " + fmt_ratio(lift) + "x more than average";
-    else
-      out = "model score; " + g + " holds it " + fmt_ratio(lift) + "x as often as average";
-  } else if (total > 0) {
-    out = "held by " + fmt_ratio(100.0 * total / all) + "% of users";
-  } else {
-    out = "new to the training users";
+    if (lift >= 1.05) return g + " likes it " + fmt_ratio(lift) + "x more than average";
+    return g + " holds it " + fmt_ratio(lift) + "x as often as average";
   }
-  // The history item whose co-occurrence row holds `item` with the highest count.
-  std::int32_t best = -1, best_count = 0;
-  for (std::int64_t w = 0; w < b.cooc_width; ++w)
-    for (std::int32_t h : history) {
-      const std::size_t at = static_cast<std::size_t>(h * b.cooc_width + w);
-      if (b.cooc_items[at] == item && b.cooc_counts[at] > best_count) {
-        best = h;
-        best_count = b.cooc_counts[at];
-      }
-    }
-  if (best >= 0) out += "; often taken with " + m.item_ids[best];
-  return out;
+  if (total > 0) return "held by " + fmt_ratio(100.0 * total / all) + "% of users";
+  return "new to the training users";
 }
 
 // ---- the stage ------------------------------------------------------------------------------
 
 RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
-  p.validate();
+  const RecommendParams::Modes modes = p.validate();
   const Model m = read_model(p.model, comm);
   RecommendSummary sum;
   sum.bundle = m.serving.has_value();
@@ -432,6 +419,16 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
   const std::vector<std::uint8_t> excluded =
       read_exclusions(p.exclude, m, sum.excluded_items, sum.exclude_unknown, comm);
   const Popularity pop = Popularity::from(m);
+  std::vector<std::string> names;  // display names in the reasons
+  if (p.explain) {
+    if (p.items.empty()) {
+      names = item_display_names(m, nullptr);
+    } else {
+      const ItemAttributes attrs = read_items(p.items, modes.items_format, comm);
+      names = item_display_names(m, &attrs);
+    }
+  }
+  const Explainer explainer(m);
 
   // Blocks: every rank takes part in as many collective appends as the busiest rank.
   const std::int64_t rows = u.n_local();
@@ -469,12 +466,15 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
     if (r1 > r0) {
       const RecLists L =
           recommend_rows(m, u, r0, r1, p.top, Source::kModel, p.min_events, excluded, pop);
+      std::vector<std::vector<ItemExplanation>> why;  // per row of the block (model lists)
+      if (p.explain) {
+        std::vector<std::uint8_t> skip(L.source.size());
+        for (std::size_t q = 0; q < skip.size(); ++q) skip[q] = L.source[q] != Source::kModel;
+        why = explainer.explain_rows(u.inputs, r0, r1, L.items, p.top, skip, excluded);
+      }
       for (std::int64_t r = r0; r < r1; ++r) {
         if (L.source[r - r0] != Source::kModel) ++cold;
         const std::string seg = std::to_string(u.segment[r]);
-        const std::span<const std::int32_t> history(
-            u.inputs.indices.data() + u.inputs.indptr[r],
-            static_cast<std::size_t>(u.inputs.indptr[r + 1] - u.inputs.indptr[r]));
         for (std::int64_t j = 0; j < p.top; ++j) {
           const std::size_t at = static_cast<std::size_t>((r - r0) * p.top + j);
           const std::int32_t i = L.items[at];
@@ -490,8 +490,13 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
           put_field(text, m.item_ids[i]);
           text += ',' + fmt_score(L.scores[at]) + ',' + seg + ',' + to_string(L.source[r - r0]);
           if (p.explain) {
+            const auto& e = why[r - r0];
+            std::string reason =
+                e.empty() ? std::string(to_string(L.source[r - r0])) : describe(e[j], names);
+            const std::string context = segment_context(m, i, u.segment[r]);
+            if (!context.empty()) reason += "; " + context;
             text += ',';
-            put_field(text, explain(m, history, i, u.segment[r]));
+            put_field(text, reason);
           }
           text += '\n';
         }

@@ -23,8 +23,8 @@ seg 1 recommend --model "$M" --data "$WORK/ds.h5" --top 7 --out "$WORK/b1.csv" -
   bad "batch -n 1: $(cat "$WORK/err")"
 head -1 "$WORK/b1.csv" | grep -qx "user_id,rank,item_id,score,segment,source,reason" &&
   ok "CSV header" || bad "header: $(head -1 "$WORK/b1.csv")"
-grep -qE ",segment [0-9]+ \(.*\) likes it [0-9.]+x more than average" "$WORK/b1.csv" &&
-  grep -q "; often taken with i0" "$WORK/b1.csv" && ok "--explain: lift, description, co-occurrence" ||
+grep -qE ',"?ranked [0-9]+(st|nd|rd|th); without i[0-9]+ it would be [0-9]+(st|nd|rd|th) \(relative score -[0-9.e-]+\).*; segment [0-9]+ \(.*\) likes it [0-9.]+x more than average"?$' "$WORK/b1.csv" &&
+  ok "--explain: leave-one-out effect, then lift and description" ||
   bad "--explain reasons: $(sed -n 2,4p "$WORK/b1.csv")"
 seg 3 recommend --model "$M" --data "$WORK/ds.h5" --top 7 --out "$WORK/b3.csv" --explain \
   --block-users 37 ||

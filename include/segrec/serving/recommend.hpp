@@ -27,6 +27,7 @@
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/ingest/ingest.hpp"
 #include "segrec/io/formats.hpp"
+#include "segrec/io/items.hpp"
 #include "segrec/personalisation/model.hpp"
 
 namespace segrec {
@@ -39,15 +40,22 @@ struct RecommendParams {
   /// New users: event files and their reading options (as `segrec ingest`);
   /// `events.events` empty = batch mode. `events.out` is not used.
   IngestParams events;
-  std::string out;                  ///< recs.csv, or recs.h5 (required)
-  std::int64_t top = 10;            ///< items per user (>= 1)
-  std::int64_t min_events = 3;      ///< fewer known events: popular-in-segment instead of the model
-  std::string exclude;              ///< file of item ids (one per line) never recommended
-  bool explain = false;             ///< add a reason column (CSV only)
-  std::int64_t block_users = 4096;  ///< users scored (and written) per block
+  std::string out;              ///< recs.csv, or recs.h5 (required)
+  std::int64_t top = 10;        ///< items per user (>= 1)
+  std::int64_t min_events = 3;  ///< fewer known events: popular-in-segment instead of the model
+  std::string exclude;          ///< file of item ids (one per line) never recommended
+  /// Add a reason column (CSV only): for model lists, the history items that raised the
+  /// item's score most (leave-one-out, serving/explain.hpp), then the segment lift.
+  bool explain = false;
+  std::string items;                 ///< item attributes (io/items.hpp): names in the reasons
+  std::string items_format = "csv";  ///< csv | movielens (u.item)
+  std::int64_t block_users = 4096;   ///< users scored (and written) per block
 
+  struct Modes {
+    ItemsFormat items_format = ItemsFormat::kCsv;
+  };
   /// Throws UsageError naming the option and the value.
-  void validate() const;
+  Modes validate() const;
   bool new_users() const { return !events.events.empty(); }
 };
 
@@ -130,9 +138,9 @@ RecLists recommend_rows(const Model& m, const ServingUsers& u, std::int64_t r0, 
                         std::int64_t n, Source how, std::int64_t min_events,
                         const std::vector<std::uint8_t>& excluded, const Popularity& pop);
 
-/// The explanation of one recommendation: segment lift and, when the bundle has a
-/// co-occurrence table, the history item most often taken with it.
-std::string explain(const Model& m, std::span<const std::int32_t> history, std::int32_t item,
-                    std::int32_t segment);
+/// The segment context of one recommendation: the item's lift in the user's segment
+/// (share of the segment's training users holding it / share of all training users).
+/// "" without a serving bundle.
+std::string segment_context(const Model& m, std::int32_t item, std::int32_t segment);
 
 }  // namespace segrec
