@@ -31,8 +31,6 @@ ML=(--format movielens)
 
 "${MPI[@]}" "$SEGREC" split "${ML[@]}" --events "$DATA/u.data" --min-value 4 --seed 42 \
   --out "$W/split" -q
-# split keeps u.data's layout in files named .csv; --format movielens reads *.data as u.data.
-for f in train foldin; do ln -sf "$f.csv" "$W/split/$f.data"; done
 "${MPI[@]}" "$SEGREC" run "${ML[@]}" --events "$W/split/train.data" --out "$W/run" \
   --until train -q
 M="$W/run/model.h5"
@@ -40,11 +38,11 @@ M="$W/run/model.h5"
   --top 10 --min-events 0 --explain --out "$W/explain.csv"
 
 # Deletion test.
-$PY "$ROOT/bench/explain/deletion.py" make "$W/split/train.csv" "$W/split/foldin.csv" \
+$PY "$ROOT/bench/explain/deletion.py" make "$W/split/train.data" "$W/split/foldin.data" \
   "$W/explain.csv" "$W/reduced.data"
 "${MPI[@]}" "$SEGREC" recommend -q --model "$M" "${ML[@]}" --events "$W/reduced.data" \
   --top 100000 --min-events 0 --out "$W/reduced.csv"
-$PY "$ROOT/bench/explain/deletion.py" score "$W/split/foldin.csv" "$W/explain.csv" \
+$PY "$ROOT/bench/explain/deletion.py" score "$W/split/foldin.data" "$W/explain.csv" \
   "$W/reduced.csv"
 
 # Cost of --explain: best wall time of REPEAT runs each.

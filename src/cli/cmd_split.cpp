@@ -20,7 +20,8 @@ class SplitCommand final : public Command {
            "  segrec split --events events.csv --protocol strong --out split/\n"
            "  segrec split --format movielens --events u.data --min-value 4 --out split/\n"
            "  segrec split --events events.csv --protocol temporal --last-n 2 --out split/\n"
-           "Writes OUT/train.csv, OUT/foldin.csv and OUT/test.csv with the input's columns.";
+           "Writes OUT/train.EXT, OUT/foldin.EXT and OUT/test.EXT with the input's columns and its\n"
+           "extension EXT (.csv when it has none), so --format movielens reads them back.";
   }
   std::vector<std::string> positional() const override { return {"events"}; }
   void add_options(po::options_description& d) override {

@@ -205,7 +205,12 @@ SplitSummary split_on_root(const SplitParams& p, const SplitModes& m) {
   // ---- pass 2: copy the rows -----------------------------------------------------------------
   std::filesystem::create_directories(p.out, ec);
   if (ec) throw IoError("cannot create the directory '" + p.out + "': " + ec.message());
-  Output train(p.out + "/train.csv"), foldin(p.out + "/foldin.csv"), test(p.out + "/test.csv");
+  // The input's extension: a u.data or ratings.dat layout read back with --format movielens
+  // must keep its name, or it would be taken for a CSV with a header.
+  std::string ext = std::filesystem::path(path).extension().string();
+  if (ext.empty()) ext = ".csv";
+  Output train(p.out + "/train" + ext), foldin(p.out + "/foldin" + ext),
+      test(p.out + "/test" + ext);
   {
     LineReader lr(path, ByteRange{0, size}, max_line);
     std::string_view line;
