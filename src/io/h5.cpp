@@ -305,9 +305,6 @@ void check_metadata(const std::string& path, const Comm& comm) {
   comm.check_all(err, kExitData);
 }
 
-}  // namespace
-
-namespace {
 // watched() on f's ranks and name.
 template <class F>
 auto watched(const File& f, const char* call, F&& fn) {

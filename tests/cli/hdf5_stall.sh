@@ -57,5 +57,6 @@ stopped "rank 0 (the reader) frozen in a collective metadata read" 2 H5Dopen2:0 
 stopped "rank 1 frozen in a collective dataset read" 2 H5Dread:1 "" "${P[@]}"
 stopped "rank 1 frozen in a collective dataset write" 3 H5Dwrite:1 "" \
   ingest --events "$D/ev.csv" --out "$WORK/o/ds.h5"
-stopped "rank 1 frozen in the collective close of the output" 2 H5Fclose:1:2 "" "${P[@]}"
+stopped "rank 1 frozen in the collective close of the output" 2 H5Fclose:1:2 \
+  "H5Fclose \\(collective\\) on '[^']*/o/p.h5'" "${P[@]}"
 finish
