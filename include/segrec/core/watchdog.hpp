@@ -3,7 +3,8 @@
 // When a host or its link is lost, the ranks still alive wait forever inside a
 // collective (TCP does not notice a silent peer for many minutes). Comm marks
 // every MPI collective it issues (`InFlight`: two relaxed atomic stores and a
-// counter bump, nothing else per call); a monitor thread, started for the run
+// counter bump, nothing else per call), io/h5 every HDF5 call that may wait for
+// the other ranks (`IoCall`); a monitor thread, started for the run
 // of a command (`Scope`), polls that counter. If one collective stays in flight
 // longer than the timeout without any progress, the rank prints one line
 // naming the stage, the step, the collective and the seconds waited, removes
