@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -640,7 +641,7 @@ TEST_F(H5Mpi, ReadOutsideRowsIsDataError) {
 // there alone, the others would wait for it inside HDF5. The open must instead fail on
 // every rank alike (a collective DataError), at any rank count.
 TEST_F(H5Mpi, DamagedMetadataFailsOnEveryRank) {
-  const std::string good = path(".good.h5"), bad = path(".bad.h5");
+  const std::string good = path(".good.h5"), bad = path(".bad.h5"), cont = path(".cont.h5");
   {
     h5::File f = h5::File::create(good, comm_, kFormat);
     f.create_group("/g");
@@ -663,10 +664,23 @@ TEST_F(H5Mpi, DamagedMetadataFailsOnEveryRank) {
       io.put(static_cast<char>(c ^ 0x55));
     }
   }
+  // The address in the first object header continuation message (type 0x10, size 16):
+  // rank 0 alone follows it in a collective metadata read.
+  if (comm_.is_root()) {
+    std::ifstream in(good, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = bytes.find(std::string("\x10\0\x10\0\0\0\0\0", 8));
+    EXPECT_NE(at, std::string::npos) << "no continuation message in " << good;
+    for (std::size_t i = at + 8; at != std::string::npos && i < at + 16; ++i)
+      bytes[i] = static_cast<char>(bytes[i] ^ 0x55);
+    std::ofstream(cont, std::ios::binary) << bytes;
+  }
   comm_.barrier();
-  expect_collective_error([&] { (void)h5::File::open(bad, comm_, kFormat); },
-                          "(truncated or damaged?)", "open");
-  expect_collective_error([&] { (void)h5::File::open_any(bad, comm_); }, bad, "open_any");
+  for (const std::string& p : {bad, cont}) {
+    expect_collective_error([&] { (void)h5::File::open(p, comm_, kFormat); }, p, "open " + p);
+    expect_collective_error([&] { (void)h5::File::open_any(p, comm_); }, "(truncated or damaged?)",
+                            "open_any " + p);
+  }
 }
 
 // A format attribute stored as a variable-length UTF-8 string (as h5py writes a str):
