@@ -37,8 +37,8 @@ inline void stop_point(const char* point, const Comm& comm, const std::string& w
   if (s != want && s.rfind(want + ":", 0) != 0) return;
   const int n = s.size() > want.size() ? std::atoi(s.c_str() + want.size() + 1) : 1;
   if (++passed != n) return;
-  std::fprintf(stderr, "segrec: test stop at %s on '%s' (rank %d, pid %ld)\n", point,
-               what.c_str(), comm.rank(), static_cast<long>(::getpid()));
+  std::fprintf(stderr, "segrec: test stop at %s on '%s' (rank %d, pid %ld)\n", point, what.c_str(),
+               comm.rank(), static_cast<long>(::getpid()));
   std::fflush(stderr);
   ::raise(SIGSTOP);
 }
