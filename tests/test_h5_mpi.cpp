@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -633,6 +634,94 @@ TEST_F(H5Mpi, ReadOutsideRowsIsDataError) {
   EXPECT_THROW((void)f.read_rows<double>("/v", 3, 0), DataError);
   EXPECT_EQ(f.read_rows<double>("/v", 2, 0).size(), 0u);
   EXPECT_EQ(f.read_rows<double>("/v", 1, 1), (std::vector<double>{3, 4}));
+}
+
+// Metadata damaged as in a bad copy (bytes 200, 213, ..., 2048 XOR 0x55: object headers,
+// heaps, trees). In a collective metadata read rank 0 reads for all ranks; were it to fail
+// there alone, the others would wait for it inside HDF5. The open must instead fail on
+// every rank alike (a collective DataError), at any rank count.
+TEST_F(H5Mpi, DamagedMetadataFailsOnEveryRank) {
+  const std::string good = path(".good.h5"), bad = path(".bad.h5"), cont = path(".cont.h5");
+  {
+    h5::File f = h5::File::create(good, comm_, kFormat);
+    f.create_group("/g");
+    for (const char* name : {"/x", "/y", "/g/z"}) {
+      const std::vector<std::int64_t> v(static_cast<std::size_t>(uneven(comm_.rank())), 3);
+      f.write_rows(name, std::span<const std::int64_t>(v));
+      f.set_attr(name, "note", std::string("a note on ") + name);
+    }
+    f.commit();
+  }
+  if (comm_.is_root()) {
+    std::fstream io(bad, std::ios::in | std::ios::out | std::ios::binary | std::ios::trunc);
+    std::ifstream in(good, std::ios::binary);
+    io << in.rdbuf();
+    for (std::streamoff o = 200; o <= 2048; o += 13) {
+      char c = 0;
+      io.seekg(o);
+      io.get(c);
+      io.seekp(o);
+      io.put(static_cast<char>(c ^ 0x55));
+    }
+  }
+  // The address in the first object header continuation message (type 0x10, size 16):
+  // rank 0 alone follows it in a collective metadata read.
+  if (comm_.is_root()) {
+    std::ifstream in(good, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = bytes.find(std::string("\x10\0\x10\0\0\0\0\0", 8));
+    EXPECT_NE(at, std::string::npos) << "no continuation message in " << good;
+    for (std::size_t i = at + 8; at != std::string::npos && i < at + 16; ++i)
+      bytes[i] = static_cast<char>(bytes[i] ^ 0x55);
+    std::ofstream(cont, std::ios::binary) << bytes;
+  }
+  comm_.barrier();
+  for (const std::string& p : {bad, cont}) {
+    expect_collective_error([&] { (void)h5::File::open(p, comm_, kFormat); }, p, "open " + p);
+    expect_collective_error([&] { (void)h5::File::open_any(p, comm_); }, "(truncated or damaged?)",
+                            "open_any " + p);
+  }
+}
+
+// A format attribute stored as a variable-length UTF-8 string (as h5py writes a str):
+// not a segrec file (exit 3, collective), not an HDF5 conversion error on some rank.
+TEST_F(H5Mpi, VariableLengthFormatIsNotSegrec) {
+  const std::string p = path();
+  remove_on_root(p);
+  if (comm_.is_root()) {
+    const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t scalar = H5Screate(H5S_SCALAR);
+    const hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, H5T_VARIABLE);
+    H5Tset_cset(str, H5T_CSET_UTF8);
+    const char* name = kFormat.name.c_str();
+    const hid_t a = H5Acreate2(f, "format", str, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    EXPECT_GE(H5Awrite(a, str, &name), 0);
+    const std::int64_t version = kFormat.version;
+    const hid_t v =
+        H5Acreate2(f, "format_version", H5T_NATIVE_INT64, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    EXPECT_GE(H5Awrite(v, H5T_NATIVE_INT64, &version), 0);
+    for (const hid_t id : {v, a, str, scalar}) H5Idec_ref(id);
+    H5Fclose(f);
+  }
+  comm_.barrier();
+  for (int i = 0; i < 2; ++i) {
+    try {
+      if (i == 0)
+        (void)h5::File::open(p, comm_, kFormat);
+      else
+        (void)h5::File::open_any(p, comm_);
+      ADD_FAILURE() << "opened";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), kExitData) << e.what();
+      EXPECT_TRUE(e.collective()) << e.what();
+      EXPECT_NE(std::string(e.what()).find("not a segrec file (its format attribute is a "
+                                           "variable-length string)"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(comm_.allreduce_value(1), comm_.size());
+  }
 }
 
 }  // namespace

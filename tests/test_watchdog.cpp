@@ -148,5 +148,42 @@ TEST(WatchdogScope, ZeroTimeoutStartsNoMonitor) {
   EXPECT_EQ(snapshot().stage, "cluster");
 }
 
+TEST(WatchdogIoCall, NamesTheCallAndTheFile) {
+  set_stage("ingest");
+  const std::uint64_t c0 = snapshot().counter;
+  Snapshot s;
+  {
+    const IoCall call("H5Dwrite", "out/dataset.h5");
+    s = snapshot();
+    EXPECT_EQ(s.in_flight, Kind::kFileIo);
+    ASSERT_NE(s.io_call, nullptr);
+    EXPECT_STREQ(s.io_call, "H5Dwrite");
+    EXPECT_EQ(s.io_file, "out/dataset.h5");
+    EXPECT_EQ(s.counter, c0 + 1);
+  }
+  EXPECT_EQ(snapshot().in_flight, Kind::kNone);
+  EXPECT_EQ(snapshot().counter, c0 + 2);
+  const std::string m = stall_message(s, 12.5, 10);
+  EXPECT_NE(m.find("no progress for 12 s (--stall-timeout 10) in stage 'ingest', waiting in "
+                   "H5Dwrite (collective) on 'out/dataset.h5' for the other ranks"),
+            std::string::npos)
+      << m;
+  // A long name is cut, not overflowed.
+  const IoCall call("H5Fopen", std::string(1000, 'x'));
+  EXPECT_EQ(snapshot().io_file, std::string(255, 'x'));
+}
+
+TEST(WatchdogScope, AnHdf5CallStuckInFlightFires) {
+  Recorder r;
+  const Comm serial;
+  {
+    const Scope scope(serial, 0.05, "project", r.handler());
+    const IoCall call("H5Fclose", "h.h5");
+    ASSERT_TRUE(r.wait(60)) << "the watchdog did not fire";
+  }
+  EXPECT_NE(r.message.find("waiting in H5Fclose (collective) on 'h.h5'"), std::string::npos)
+      << r.message;
+}
+
 }  // namespace
 }  // namespace segrec::watchdog

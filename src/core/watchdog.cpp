@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -23,6 +24,10 @@ std::atomic<const char*> g_step_what{nullptr};
 std::atomic<std::int64_t> g_step{0};
 std::mutex g_stage_mutex;
 std::string g_stage;  // guarded by g_stage_mutex
+// The HDF5 / MPI-IO call in flight and its file (set per call, without allocating).
+std::atomic<const char*> g_io_call{nullptr};
+std::mutex g_io_mutex;
+char g_io_file[256] = {};  // guarded by g_io_mutex
 
 int step_delay_ms() {
   static const int ms = [] {
@@ -80,6 +85,8 @@ const char* kind_name(Kind k) {
       return "exclusive scan";
     case Kind::kCommSplit:
       return "communicator split";
+    case Kind::kFileIo:
+      return "collective file I/O";
   }
   return "?";
 }
@@ -91,6 +98,24 @@ InFlight::InFlight(Kind k, std::uint64_t bytes) noexcept {
 }
 
 InFlight::~InFlight() {
+  g_kind.store(0, std::memory_order_relaxed);
+  g_counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+IoCall::IoCall(const char* call, const std::string& file) noexcept {
+  {
+    std::lock_guard lock(g_io_mutex);
+    const std::size_t n = std::min(file.size(), sizeof g_io_file - 1);
+    std::memcpy(g_io_file, file.data(), n);
+    g_io_file[n] = '\0';
+  }
+  g_io_call.store(call, std::memory_order_relaxed);
+  g_bytes.store(0, std::memory_order_relaxed);
+  g_kind.store(static_cast<int>(Kind::kFileIo), std::memory_order_relaxed);
+  g_counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+IoCall::~IoCall() {
   g_kind.store(0, std::memory_order_relaxed);
   g_counter.fetch_add(1, std::memory_order_relaxed);
 }
@@ -129,6 +154,11 @@ Snapshot snapshot() {
   s.in_flight = static_cast<Kind>(g_kind.load(std::memory_order_relaxed));
   s.bytes = g_bytes.load(std::memory_order_relaxed);
   s.counter = g_counter.load(std::memory_order_relaxed);
+  if (s.in_flight == Kind::kFileIo) {
+    s.io_call = g_io_call.load(std::memory_order_relaxed);
+    std::lock_guard lock(g_io_mutex);
+    s.io_file = g_io_file;
+  }
   return s;
 }
 
@@ -137,7 +167,10 @@ std::string stall_message(const Snapshot& s, double seconds, double timeout) {
                   " s (--stall-timeout " + std::to_string(static_cast<long long>(timeout)) +
                   ") in stage '" + (s.stage.empty() ? std::string("?") : s.stage) + "'";
   if (s.step_what) m += ", " + std::string(s.step_what) + " " + std::to_string(s.step);
-  if (s.in_flight != Kind::kNone)
+  if (s.in_flight == Kind::kFileIo)
+    m += ", waiting in " + std::string(s.io_call ? s.io_call : "HDF5") + " (collective) on '" +
+         s.io_file + "' for the other ranks";
+  else if (s.in_flight != Kind::kNone)
     m += ", waiting in " + std::string(kind_name(s.in_flight)) + " (" + human_bytes(s.bytes) +
          ") for the other ranks";
   m += "; a host or its network link is lost or stuck: ending the job (exit " +

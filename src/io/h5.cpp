@@ -1,9 +1,12 @@
 #include "segrec/io/h5.hpp"
 
+#include "segrec/core/fault.hpp"
 #include "segrec/core/tempfile.hpp"
+#include "segrec/core/watchdog.hpp"
 
 #include <fcntl.h>
 #include <mpi.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,6 +53,51 @@ herr_t walk_cb(unsigned n, const H5E_error2_t* e, void* data) {
 
 const MPI_Comm* mpi_comm(const Comm& c) { return static_cast<const MPI_Comm*>(c.native()); }
 
+// Runs fn(), one HDF5 call on `file` that may wait for the other ranks of `comm`
+// (open, create, flush, close, a metadata read or write: metadata I/O is collective;
+// a collective dataset transfer). On several ranks it is marked for the stall
+// watchdog under `call`, and SEGREC_STOP=<call>:<rank> freezes this rank in it
+// (tests). errno is cleared first so that a failure can report the system's reason.
+template <class F>
+auto watched(const Comm& comm, const char* call, const std::string& file, F&& fn) {
+  errno = 0;
+  if (comm.size() == 1) return fn();
+  const watchdog::IoCall mark(call, file);
+  stop_point(call, comm, file);
+  return fn();
+}
+
+const char* closer_name(Handle::Closer c) {
+  if (c == H5Fclose) return "H5Fclose";
+  if (c == H5Dclose) return "H5Dclose";
+  if (c == H5Gclose) return "H5Gclose";
+  if (c == H5Aclose) return "H5Aclose";
+  if (c == H5Oclose) return "H5Oclose";
+  return "H5close";
+}
+
+// The system's reason for a failed write, flush or close: errno as the call left it
+// (MPI-IO keeps it from the failed write), else a full file system.
+std::string system_reason(int err, const std::string& file) {
+  if (err == ENOSPC || err == EDQUOT || err == EIO || err == EFBIG || err == EROFS)
+    return std::strerror(err);
+  struct statvfs st {};
+  const auto dir = std::filesystem::path(file).parent_path();
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) == 0 && st.f_bavail == 0)
+    return std::strerror(ENOSPC);
+  return {};
+}
+
+// check() for a write, flush or close of `file`: the message carries the system's reason.
+void check_write(herr_t rc, const std::string& what, const std::string& file) {
+  if (rc >= 0) return;
+  const int err = errno;
+  std::string text = error_text();
+  const std::string reason = system_reason(err, file);
+  if (!reason.empty() && text.find(reason) == std::string::npos) text = reason + " (" + text + ")";
+  throw IoError(what + ": " + text);
+}
+
 }  // namespace
 
 std::string error_text() {
@@ -67,13 +115,30 @@ Handle::Handle(hid_t id, Closer closer, const char* what) : id_(id), closer_(clo
   if (id < 0) throw IoError(std::string(what) + ": " + error_text());
 }
 
+Handle::Handle(hid_t id, Closer closer, const char* what, const Comm& comm, const std::string& file)
+    : Handle(id, closer, what) {
+  if (comm.size() > 1) {
+    comm_ = &comm;
+    file_ = file;
+  }
+}
+
 Handle& Handle::operator=(Handle&& o) noexcept {
   if (this != &o) {
     reset();
     id_ = std::exchange(o.id_, H5I_INVALID_HID);
     closer_ = o.closer_;
+    comm_ = o.comm_;
+    file_ = std::move(o.file_);
   }
   return *this;
+}
+
+herr_t Handle::close() {
+  const hid_t id = std::exchange(id_, H5I_INVALID_HID);
+  if (id < 0 || !closer_) return 0;
+  if (!comm_) return closer_(id);
+  return watched(*comm_, closer_name(closer_), file_, [&] { return closer_(id); });
 }
 
 void Handle::reset() {
@@ -82,8 +147,8 @@ void Handle::reset() {
   // A collective error unwinds every rank alike, so closing stays matched.
   const bool local_unwind =
       g_parallel_io && std::uncaught_exceptions() > 0 && !detail::last_error_collective;
-  if (id_ >= 0 && closer_ && !local_unwind) closer_(id_);
-  id_ = H5I_INVALID_HID;
+  if (local_unwind) id_ = H5I_INVALID_HID;
+  close();
 }
 
 void set_memory_budget(std::int64_t bytes) { g_memory_budget = bytes > 0 ? bytes : INT64_MAX; }
@@ -127,6 +192,128 @@ void check_readable(const std::string& path, const Comm& comm) {
   comm.check_all(err, kExitData);
 }
 
+// ---- a file's metadata read on one rank alone --------------------------------------
+
+// Attributes are small; a larger one claimed by a header is read no further.
+constexpr hsize_t kMaxAttrBytes = 1 << 20;
+
+struct Walk {
+  std::string error;  // the first failure: HDF5's error text
+};
+
+// Reads one attribute's header and value.
+herr_t read_attr_cb(hid_t loc, const char* name, const H5A_info_t*, void* data) {
+  auto* walk = static_cast<Walk*>(data);
+  const hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  const hid_t type = H5Aget_type(a), space = H5Aget_space(a);
+  herr_t rc = type < 0 || space < 0 ? -1 : 0;
+  const hssize_t n = rc < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+  if (n < 0) rc = -1;
+  if (rc == 0 && H5Tis_variable_str(type) > 0) {
+    std::vector<char*> v(static_cast<std::size_t>(n));
+    rc = H5Aread(a, type, v.data());
+    if (rc >= 0) H5Dvlen_reclaim(type, space, H5P_DEFAULT, v.data());
+  } else if (rc == 0 && H5Tget_class(type) != H5T_VLEN) {
+    const hsize_t bytes = static_cast<hsize_t>(n) * H5Tget_size(type);
+    if (bytes <= kMaxAttrBytes) {
+      std::vector<char> buf(static_cast<std::size_t>(bytes));
+      rc = H5Aread(a, type, buf.data());
+    }
+  }
+  if (rc < 0 && walk->error.empty())
+    walk->error = std::string("attribute '") + name + "': " + error_text();
+  if (space >= 0) H5Sclose(space);
+  if (type >= 0) H5Tclose(type);
+  H5Aclose(a);
+  return rc < 0 ? -1 : 0;
+}
+
+// Opens one object (group, dataset, named type) and reads its attributes and, for a
+// dataset, its type, shape and layout.
+herr_t read_object_cb(hid_t file, const char* name, const H5O_info_t* info, void* data) {
+  auto* walk = static_cast<Walk*>(data);
+  const hid_t o = H5Oopen(file, name, H5P_DEFAULT);
+  if (o < 0) {
+    walk->error = std::string("object '") + name + "': " + error_text();
+    return -1;
+  }
+  herr_t rc = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, nullptr, read_attr_cb, walk);
+  if (rc >= 0 && info->type == H5O_TYPE_DATASET) {
+    const hid_t t = H5Dget_type(o), sp = H5Dget_space(o), pl = H5Dget_create_plist(o);
+    if (t < 0 || sp < 0 || pl < 0 || H5Sget_simple_extent_ndims(sp) < 0) rc = -1;
+    for (const hid_t id : {t, sp, pl})
+      if (id >= 0) H5Idec_ref(id);
+  }
+  if (rc < 0 && walk->error.empty())
+    walk->error = std::string("object '") + name + "': " + error_text();
+  H5Oclose(o);
+  return rc < 0 ? -1 : 0;
+}
+
+// Reads every object header, link and attribute of `path` on this rank alone, with
+// HDF5's serial driver: all that the collective open and segrec's metadata reads
+// touch. Returns "" for a readable segrec file, else the reason (exit 3). A damaged
+// file thus fails on one rank, outside any collective call: in a collective
+// metadata read rank 0 reads for all and fails alone, and the others wait.
+std::string read_metadata_alone(const std::string& path) {
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return "cannot read '" + path + "' (truncated or damaged?): " + error_text();
+  Walk walk;
+  if (H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_INC, read_object_cb, &walk,
+                H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS) < 0 &&
+      walk.error.empty())
+    walk.error = error_text();
+  std::string err;
+  if (!walk.error.empty())
+    err = "cannot read '" + path + "' (truncated or damaged?): " + walk.error;
+  // The format attributes: a fixed-length string and an integer.
+  auto attr_class = [&](const char* name, bool* variable) {
+    if (H5Aexists(f, name) <= 0) return H5T_NO_CLASS;
+    const hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    const hid_t t = a < 0 ? -1 : H5Aget_type(a);
+    const H5T_class_t c = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    *variable = t >= 0 && H5Tis_variable_str(t) > 0;
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return c;
+  };
+  bool var_name = false, var_version = false;
+  if (err.empty()) {
+    const H5T_class_t name_class = attr_class("format", &var_name);
+    const H5T_class_t version_class = attr_class("format_version", &var_version);
+    if (name_class == H5T_NO_CLASS || version_class == H5T_NO_CLASS)
+      err = "'" + path + "' is an HDF5 file but not a segrec file (no format attribute)";
+    else if (name_class != H5T_STRING || var_name)
+      err = "'" + path + "' is an HDF5 file but not a segrec file (its format attribute is " +
+            (var_name ? "a variable-length string" : "not a string") + ")";
+    else if (version_class != H5T_INTEGER)
+      err = "'" + path +
+            "' is an HDF5 file but not a segrec file (its format_version attribute is not an "
+            "integer)";
+  }
+  H5Fclose(f);
+  H5Eclear2(H5E_DEFAULT);
+  return err;
+}
+
+// Rank 0 reads the metadata alone and every rank gets its verdict (a DataError,
+// collective) before any rank enters the collective open.
+void check_metadata(const std::string& path, const Comm& comm) {
+  std::string err;
+  if (comm.is_root()) err = read_metadata_alone(path);
+  comm.check_all(err, kExitData);
+}
+
+// watched() on f's ranks and name.
+template <class F>
+auto watched(const File& f, const char* call, F&& fn) {
+  return watched(f.comm(), call, f.path(), std::forward<F>(fn));
+}
+// A handle to an object of f: its close is watched.
+Handle object_handle(const File& f, hid_t id, Handle::Closer closer, const std::string& what) {
+  return Handle(id, closer, what.c_str(), f.comm(), f.path());
+}
 }  // namespace
 
 File File::create(const std::string& path, const Comm& comm, const Format& format) {
@@ -163,8 +350,10 @@ File File::create(const std::string& path, const Comm& comm, const Format& forma
   comm.check_all(err, kExitIo);
   register_temporary(tmp);
   Handle fapl = make_fapl(comm);
-  f.file_ = Handle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()), H5Fclose,
-                   ("cannot create '" + path + "'").c_str());
+  f.file_ =
+      Handle(watched(comm, "H5Fcreate", path,
+                     [&] { return H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()); }),
+             H5Fclose, ("cannot create '" + path + "'").c_str(), comm, path);
   f.writable_ = true;
   f.set_attr("/", "format", format.name);
   f.set_attr("/", "format_version", static_cast<std::int64_t>(format.version));
@@ -177,18 +366,17 @@ File File::create(const std::string& path, const Comm& comm, const Format& forma
 
 File File::open_any(const std::string& path, const Comm& comm) {
   check_readable(path, comm);
+  check_metadata(path, comm);
   File f;
   f.comm_ = &comm;
   f.path_ = path;
   Handle fapl = make_fapl(comm);
-  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.id());
+  const hid_t id = watched(comm, "H5Fopen", path,
+                           [&] { return H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.id()); });
   std::string err;
   if (id < 0) err = "cannot read '" + path + "' (truncated or damaged?): " + error_text();
   comm.check_all(err, kExitData);
-  f.file_ = Handle(id, H5Fclose, "H5Fopen");
-  if (!f.has_attr("/", "format") || !f.has_attr("/", "format_version"))
-    throw DataError("'" + path + "' is an HDF5 file but not a segrec file (no format attribute)",
-                    true);
+  f.file_ = Handle(id, H5Fclose, "H5Fopen", comm, path);
   return f;
 }
 
@@ -238,8 +426,10 @@ void File::discard() noexcept {
 
 void File::commit() {
   SEGREC_ASSERT(writable_, "commit() on a file opened for reading");
-  check(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL), "flushing '" + path_ + "'");
-  file_.reset();
+  check_write(
+      watched(*comm_, "H5Fflush", path_, [&] { return H5Fflush(file_.id(), H5F_SCOPE_GLOBAL); }),
+      "writing '" + path_ + "'", tmp_path_);
+  check_write(file_.close(), "writing '" + path_ + "' (closing it)", tmp_path_);
   std::string err;
   if (comm_->is_root() && std::rename(tmp_path_.c_str(), path_.c_str()) != 0)
     err = "cannot rename '" + tmp_path_ + "' to '" + path_ + "'";
@@ -261,7 +451,8 @@ bool File::exists(const std::string& name) const {
   while (pos <= name.size()) {
     const auto next = name.find('/', pos);
     cur = name.substr(0, next == std::string::npos ? name.size() : next);
-    const htri_t e = H5Lexists(file_.id(), cur.c_str(), H5P_DEFAULT);
+    const htri_t e = watched(*this, "H5Lexists",
+                             [&] { return H5Lexists(file_.id(), cur.c_str(), H5P_DEFAULT); });
     if (e <= 0) return false;
     if (next == std::string::npos) break;
     pos = next + 1;
@@ -272,8 +463,13 @@ bool File::exists(const std::string& name) const {
 void File::create_group(const std::string& name) {
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose, "H5Pcreate(link)");
   check(H5Pset_create_intermediate_group(lcpl.id(), 1), "H5Pset_create_intermediate_group");
-  Handle g(H5Gcreate2(file_.id(), name.c_str(), lcpl.id(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-           ("cannot create group '" + name + "' in '" + path_ + "'").c_str());
+  Handle g = object_handle(*this,
+                           watched(*this, "H5Gcreate2",
+                                   [&] {
+                                     return H5Gcreate2(file_.id(), name.c_str(), lcpl.id(),
+                                                       H5P_DEFAULT, H5P_DEFAULT);
+                                   }),
+                           H5Gclose, "cannot create group '" + name + "' in '" + path_ + "'");
 }
 
 std::vector<std::string> File::list(const std::string& group) const {
@@ -282,72 +478,96 @@ std::vector<std::string> File::list(const std::string& group) const {
     static_cast<std::vector<std::string>*>(data)->emplace_back(name);
     return 0;
   };
-  check(H5Literate_by_name(file_.id(), group.c_str(), H5_INDEX_NAME, H5_ITER_INC, nullptr, cb,
-                           &names, H5P_DEFAULT),
+  check(watched(*this, "H5Literate_by_name",
+                [&] {
+                  return H5Literate_by_name(file_.id(), group.c_str(), H5_INDEX_NAME, H5_ITER_INC,
+                                            nullptr, cb, &names, H5P_DEFAULT);
+                }),
         "listing '" + group + "' in '" + path_ + "'");
   return names;
 }
 
+namespace {
+Handle open_object(const File& f, const std::string& obj) {
+  return object_handle(
+      f, watched(f, "H5Oopen", [&] { return H5Oopen(f.id(), obj.c_str(), H5P_DEFAULT); }), H5Oclose,
+      "cannot open '" + obj + "' in '" + f.path() + "'");
+}
+
+bool attr_exists(const File& f, const Handle& o, const std::string& name) {
+  return watched(f, "H5Aexists", [&] { return H5Aexists(o.id(), name.c_str()); }) > 0;
+}
+
+void write_attr(const File& f, const std::string& obj, const std::string& name, hid_t type,
+                const void* data) {
+  Handle o = open_object(f, obj);
+  if (attr_exists(f, o, name))
+    check(watched(f, "H5Adelete", [&] { return H5Adelete(o.id(), name.c_str()); }), "H5Adelete");
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate");
+  Handle a = object_handle(f,
+                           watched(f, "H5Acreate2",
+                                   [&] {
+                                     return H5Acreate2(o.id(), name.c_str(), type, space.id(),
+                                                       H5P_DEFAULT, H5P_DEFAULT);
+                                   }),
+                           H5Aclose, "cannot create attribute '" + name + "'");
+  check_write(watched(f, "H5Awrite", [&] { return H5Awrite(a.id(), type, data); }),
+              "writing attribute '" + name + "'", f.path());
+}
+
+Handle open_attr(const File& f, const std::string& obj, const std::string& name) {
+  Handle o = open_object(f, obj);
+  const hid_t id =
+      watched(f, "H5Aopen", [&] { return H5Aopen(o.id(), name.c_str(), H5P_DEFAULT); });
+  if (id < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    throw DataError("'" + f.path() + "': attribute '" + name + "' missing on '" + obj + "'", true);
+  }
+  return object_handle(f, id, H5Aclose, "H5Aopen");
+}
+
+Handle open_dataset(const File& f, const std::string& name) {
+  return object_handle(
+      f, watched(f, "H5Dopen2", [&] { return H5Dopen2(f.id(), name.c_str(), H5P_DEFAULT); }),
+      H5Dclose, "cannot open dataset '" + name + "' in '" + f.path() + "'");
+}
+
+// Reads attribute a into `buf` as `type`.
+void read_attr(const File& f, const Handle& a, hid_t type, void* buf, const std::string& name) {
+  check(watched(f, "H5Aread", [&] { return H5Aread(a.id(), type, buf); }),
+        "reading attribute '" + name + "' of '" + f.path() + "'");
+}
+}  // namespace
+
 bool File::is_dataset(const std::string& name) const {
-  Handle o(H5Oopen(file_.id(), name.c_str(), H5P_DEFAULT), H5Oclose,
-           ("cannot open '" + name + "' in '" + path_ + "'").c_str());
-  return H5Iget_type(o.id()) == H5I_DATASET;
+  return H5Iget_type(open_object(*this, name).id()) == H5I_DATASET;
 }
 
 // ---- attributes ----------------------------------------------------------------------
-
-namespace {
-Handle open_object(hid_t file, const std::string& obj, const std::string& path) {
-  return Handle(H5Oopen(file, obj.c_str(), H5P_DEFAULT), H5Oclose,
-                ("cannot open '" + obj + "' in '" + path + "'").c_str());
-}
-
-void write_attr(hid_t file, const std::string& path, const std::string& obj,
-                const std::string& name, hid_t type, const void* data) {
-  Handle o = open_object(file, obj, path);
-  if (H5Aexists(o.id(), name.c_str()) > 0) check(H5Adelete(o.id(), name.c_str()), "H5Adelete");
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate");
-  Handle a(H5Acreate2(o.id(), name.c_str(), type, space.id(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-           ("cannot create attribute '" + name + "'").c_str());
-  check(H5Awrite(a.id(), type, data), "writing attribute '" + name + "'");
-}
-
-Handle open_attr(hid_t file, const std::string& path, const std::string& obj,
-                 const std::string& name) {
-  Handle o = open_object(file, obj, path);
-  const hid_t id = H5Aopen(o.id(), name.c_str(), H5P_DEFAULT);
-  if (id < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    throw DataError("'" + path + "': attribute '" + name + "' missing on '" + obj + "'", true);
-  }
-  return Handle(id, H5Aclose, "H5Aopen");
-}
-}  // namespace
 
 void File::set_attr(const std::string& obj, const std::string& name, const std::string& value) {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy");
   check(H5Tset_size(type.id(), std::max<std::size_t>(1, value.size())), "H5Tset_size");
   check(H5Tset_strpad(type.id(), H5T_STR_NULLPAD), "H5Tset_strpad");
   std::string padded = value.empty() ? std::string(1, '\0') : value;
-  write_attr(file_.id(), path_, obj, name, type.id(), padded.data());
+  write_attr(*this, obj, name, type.id(), padded.data());
 }
 
 void File::set_attr(const std::string& obj, const std::string& name, std::int64_t value) {
-  write_attr(file_.id(), path_, obj, name, H5T_NATIVE_INT64, &value);
+  write_attr(*this, obj, name, H5T_NATIVE_INT64, &value);
 }
 
 void File::set_attr(const std::string& obj, const std::string& name, double value) {
-  write_attr(file_.id(), path_, obj, name, H5T_NATIVE_DOUBLE, &value);
+  write_attr(*this, obj, name, H5T_NATIVE_DOUBLE, &value);
 }
 
 bool File::has_attr(const std::string& obj, const std::string& name) const {
   if (obj != "/" && !exists(obj)) return false;
-  Handle o = open_object(file_.id(), obj, path_);
-  return H5Aexists(o.id(), name.c_str()) > 0;
+  return attr_exists(*this, open_object(*this, obj), name);
 }
 
 std::string File::attr_string(const std::string& obj, const std::string& name) const {
-  Handle a = open_attr(file_.id(), path_, obj, name);
+  Handle a = open_attr(*this, obj, name);
   Handle ftype(H5Aget_type(a.id()), H5Tclose, "H5Aget_type");
   if (H5Tget_class(ftype.id()) != H5T_STRING)
     throw DataError("'" + path_ + "': attribute '" + name + "' is not a string", true);
@@ -355,29 +575,29 @@ std::string File::attr_string(const std::string& obj, const std::string& name) c
     Handle mtype(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy");
     check(H5Tset_size(mtype.id(), H5T_VARIABLE), "H5Tset_size");
     char* s = nullptr;
-    check(H5Aread(a.id(), mtype.id(), &s), "reading attribute '" + name + "'");
+    read_attr(*this, a, mtype.id(), &s, name);
     std::string out = s ? s : "";
     H5free_memory(s);
     return out;
   }
   const std::size_t n = H5Tget_size(ftype.id());
   std::string buf(n, '\0');
-  check(H5Aread(a.id(), ftype.id(), buf.data()), "reading attribute '" + name + "'");
+  read_attr(*this, a, ftype.id(), buf.data(), name);
   buf.resize(std::strlen(buf.c_str()));
   return buf;
 }
 
 std::int64_t File::attr_int(const std::string& obj, const std::string& name) const {
-  Handle a = open_attr(file_.id(), path_, obj, name);
+  Handle a = open_attr(*this, obj, name);
   std::int64_t v = 0;
-  check(H5Aread(a.id(), H5T_NATIVE_INT64, &v), "reading attribute '" + name + "'");
+  read_attr(*this, a, H5T_NATIVE_INT64, &v, name);
   return v;
 }
 
 double File::attr_double(const std::string& obj, const std::string& name) const {
-  Handle a = open_attr(file_.id(), path_, obj, name);
+  Handle a = open_attr(*this, obj, name);
   double v = 0;
-  check(H5Aread(a.id(), H5T_NATIVE_DOUBLE, &v), "reading attribute '" + name + "'");
+  read_attr(*this, a, H5T_NATIVE_DOUBLE, &v, name);
   return v;
 }
 
@@ -391,8 +611,7 @@ Handle File::dxpl() const {
 
 std::vector<std::int64_t> File::shape(const std::string& name) const {
   if (!exists(name)) throw DataError("'" + path_ + "': dataset '" + name + "' is missing", true);
-  Handle d(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT), H5Dclose,
-           ("cannot open dataset '" + name + "'").c_str());
+  Handle d = open_dataset(*this, name);
   Handle s(H5Dget_space(d.id()), H5Sclose, "H5Dget_space");
   const int nd = H5Sget_simple_extent_ndims(s.id());
   if (nd < 1 || nd > 2)
@@ -435,9 +654,14 @@ std::int64_t File::write_impl(const std::string& name, hid_t type, const void* d
   const int nd = cols > 0 ? 2 : 1;
   hsize_t dims[2] = {static_cast<hsize_t>(rows_total), static_cast<hsize_t>(width)};
   Handle fspace(H5Screate_simple(nd, dims, nullptr), H5Sclose, "H5Screate_simple");
-  Handle dset(H5Dcreate2(file_.id(), name.c_str(), type, fspace.id(), H5P_DEFAULT, H5P_DEFAULT,
-                         H5P_DEFAULT),
-              H5Dclose, ("cannot create dataset '" + name + "' in '" + path_ + "'").c_str());
+  Handle dset =
+      object_handle(*this,
+                    watched(*this, "H5Dcreate2",
+                            [&] {
+                              return H5Dcreate2(file_.id(), name.c_str(), type, fspace.id(),
+                                                H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+                            }),
+                    H5Dclose, "cannot create dataset '" + name + "' in '" + path_ + "'");
   if (rows_total == 0) return offset;  // nothing is allocated for an empty dataset
   // Replicated data is written by rank 0 alone; every rank still joins the call.
   const bool mine = partitioned || comm_->is_root();
@@ -446,8 +670,10 @@ std::int64_t File::write_impl(const std::string& name, hid_t type, const void* d
   const hsize_t start[2] = {static_cast<hsize_t>(offset), 0};
   Handle mspace = select_rows(fspace, nd, start, count);
   Handle xfer = dxpl();
-  check(H5Dwrite(dset.id(), type, mspace.id(), fspace.id(), xfer.id(), data),
-        "writing dataset '" + name + "' to '" + path_ + "'");
+  check_write(
+      watched(*this, "H5Dwrite",
+              [&] { return H5Dwrite(dset.id(), type, mspace.id(), fspace.id(), xfer.id(), data); }),
+      "writing dataset '" + name + "' to '" + path_ + "'", tmp_path_);
   return offset;
 }
 
@@ -461,15 +687,16 @@ void File::read_impl(const std::string& name, hid_t type, void* data, std::int64
                         "' of " + std::to_string(s[0]) + " rows",
                     true);
   if (s[0] == 0 || width == 0) return;  // an empty dataset has no storage to read
-  Handle dset(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT), H5Dclose,
-              ("cannot open dataset '" + name + "'").c_str());
+  Handle dset = open_dataset(*this, name);
   Handle fspace(H5Dget_space(dset.id()), H5Sclose, "H5Dget_space");
   const hsize_t count[2] = {static_cast<hsize_t>(row_count), static_cast<hsize_t>(width)};
   const hsize_t start[2] = {static_cast<hsize_t>(row_begin), 0};
   Handle mspace = select_rows(fspace, static_cast<int>(s.size()), start, count);
   Handle xfer = dxpl();
-  check(H5Dread(dset.id(), type, mspace.id(), fspace.id(), xfer.id(), data),
-        "reading dataset '" + name + "' from '" + path_ + "'");
+  check(
+      watched(*this, "H5Dread",
+              [&] { return H5Dread(dset.id(), type, mspace.id(), fspace.id(), xfer.id(), data); }),
+      "reading dataset '" + name + "' from '" + path_ + "'");
 }
 
 void File::check_read_size(const std::string& name, std::int64_t row_count, std::int64_t cols,
@@ -499,8 +726,7 @@ void File::check_read_size(const std::string& name, std::int64_t row_count, std:
 
 std::vector<char> File::read_bytes(const std::string& name) const {
   const auto s = shape(name);
-  Handle dset(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT), H5Dclose,
-              ("cannot open dataset '" + name + "'").c_str());
+  Handle dset = open_dataset(*this, name);
   Handle ftype(H5Dget_type(dset.id()), H5Tclose, "H5Dget_type");
   Handle mtype(H5Tget_native_type(ftype.id(), H5T_DIR_ASCEND), H5Tclose, "H5Tget_native_type");
   std::size_t n = H5Tget_size(mtype.id());
@@ -528,8 +754,7 @@ void File::write_strings(const std::string& name, const std::vector<std::string>
 
 std::vector<std::string> File::read_strings(const std::string& name, std::int64_t row_begin,
                                             std::int64_t row_count) const {
-  Handle dset(H5Dopen2(file_.id(), name.c_str(), H5P_DEFAULT), H5Dclose,
-              ("cannot open dataset '" + name + "' in '" + path_ + "'").c_str());
+  Handle dset = open_dataset(*this, name);
   Handle ftype(H5Dget_type(dset.id()), H5Tclose, "H5Dget_type");
   if (H5Tget_class(ftype.id()) != H5T_STRING || H5Tis_variable_str(ftype.id()) > 0)
     throw DataError("'" + path_ + "': dataset '" + name + "' is not fixed-length strings", true);

@@ -3,7 +3,8 @@
 // When a host or its link is lost, the ranks still alive wait forever inside a
 // collective (TCP does not notice a silent peer for many minutes). Comm marks
 // every MPI collective it issues (`InFlight`: two relaxed atomic stores and a
-// counter bump, nothing else per call); a monitor thread, started for the run
+// counter bump, nothing else per call), io/h5 every HDF5 call that may wait for
+// the other ranks (`IoCall`); a monitor thread, started for the run
 // of a command (`Scope`), polls that counter. If one collective stays in flight
 // longer than the timeout without any progress, the rank prints one line
 // naming the stage, the step, the collective and the seconds waited, removes
@@ -41,7 +42,8 @@ enum class Kind : int {
   kAlltoall,
   kBarrier,
   kScan,
-  kCommSplit
+  kCommSplit,
+  kFileIo  ///< a collective HDF5 or MPI-IO call (IoCall names it)
 };
 const char* kind_name(Kind k);
 
@@ -52,6 +54,19 @@ class InFlight {
   ~InFlight();
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;
+};
+
+/// Marks one call into HDF5 or MPI-IO that may wait for the other ranks (a file
+/// open, create, flush or close; a collective metadata read or write; a collective
+/// dataset transfer). `call` must be a string literal ("H5Dwrite"); the file name is
+/// copied (its first 255 bytes). The call's own duration counts as waiting: the
+/// timeout must exceed the longest single read or write of one rank.
+class IoCall {
+ public:
+  IoCall(const char* call, const std::string& file) noexcept;
+  ~IoCall();
+  IoCall(const IoCall&) = delete;
+  IoCall& operator=(const IoCall&) = delete;
 };
 
 /// A progress event from a compute loop (optional; collectives count already).
@@ -70,8 +85,10 @@ struct Snapshot {
   const char* step_what = nullptr;  ///< nullptr: no step set in this stage
   std::int64_t step = 0;
   Kind in_flight = Kind::kNone;
-  std::uint64_t bytes = 0;    ///< bytes of the collective in flight
-  std::uint64_t counter = 0;  ///< progress events so far
+  std::uint64_t bytes = 0;        ///< bytes of the collective in flight
+  const char* io_call = nullptr;  ///< with Kind::kFileIo: the HDF5 or MPI-IO call
+  std::string io_file;            ///< with Kind::kFileIo: its file
+  std::uint64_t counter = 0;      ///< progress events so far
 };
 Snapshot snapshot();
 /// The one-line message of a stall seen after `seconds` without progress.

@@ -27,17 +27,28 @@ class Handle {
   using Closer = herr_t (*)(hid_t);
   Handle() = default;
   Handle(hid_t id, Closer closer, const char* what);  // throws IoError when id < 0
-  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)), closer_(o.closer_) {}
+  /// An object of `file`, shared by the ranks of `comm`: its close may wait for the
+  /// other ranks, so the stall watchdog watches it (when comm has several ranks).
+  Handle(hid_t id, Closer closer, const char* what, const Comm& comm, const std::string& file);
+  Handle(Handle&& o) noexcept
+      : id_(std::exchange(o.id_, H5I_INVALID_HID)),
+        closer_(o.closer_),
+        comm_(o.comm_),
+        file_(std::move(o.file_)) {}
   Handle& operator=(Handle&& o) noexcept;
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   ~Handle() { reset(); }
   hid_t id() const { return id_; }
-  void reset();
+  /// Closes now and returns the closer's return code.
+  herr_t close();
+  void reset();  // closes, ignoring failures
 
  private:
   hid_t id_ = H5I_INVALID_HID;
   Closer closer_ = nullptr;
+  const Comm* comm_ = nullptr;  ///< set when the close is collective (several ranks)
+  std::string file_;
 };
 
 /// Throws IoError("<what>: <HDF5 error stack>") when rc < 0.
