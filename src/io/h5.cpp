@@ -182,6 +182,8 @@ void check_readable(const std::string& path, const Comm& comm) {
     err = "cannot open '" + path + "': no such file";
   else if (std::filesystem::is_directory(path, ec))
     err = "cannot open '" + path + "': is a directory";
+  else if (::access(path.c_str(), R_OK) != 0)
+    err = "cannot open '" + path + "': " + std::strerror(errno);
   else {
     std::ifstream f(path, std::ios::binary);
     char sig[8] = {};

@@ -53,6 +53,21 @@ else
   echo "skip NaN row and label range cases: no h5py"
 fi
 
+# ---- an input this user may not read: said so, not "not an HDF5 file" (root: as nobody) ------
+cp "$D/d.h5" "$WORK/secret.h5"; chmod 600 "$WORK/secret.h5"; chmod o+x "$WORK"
+if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
+  setpriv --reuid=nobody --regid=nogroup --clear-groups "$SEGREC" inspect "$WORK/secret.h5" \
+    >/dev/null 2>"$WORK/err"
+  rc=$?
+  [[ $rc -eq 3 ]] && grep -q "cannot open '.*secret.h5': Permission denied" "$WORK/err" &&
+    ok "an unreadable input is named as such" || bad "unreadable input: rc $rc $(cat "$WORK/err")"
+elif [[ $(id -u) -ne 0 ]]; then
+  seg 1 inspect "$WORK/secret.h5" >/dev/null; chmod 000 "$WORK/secret.h5"
+  seg 1 inspect "$WORK/secret.h5"; rc=$?
+  [[ $rc -eq 3 ]] && grep -q "Permission denied" "$WORK/err" &&
+    ok "an unreadable input is named as such" || bad "unreadable input: rc $rc $(cat "$WORK/err")"
+fi
+
 # ---- --min-report-users 1 turns the privacy floor off: said, not silent ----------------------
 seg 1 cluster --projection "$D/j.h5" --k 3 --min-report-users 1 --out "$WORK/s1.h5" &&
   grep -q "warning: --min-report-users 1 lowers the privacy floor from 50: it is off" "$WORK/err" &&
