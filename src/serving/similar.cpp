@@ -114,27 +114,28 @@ double exact_goodness(const float* x, const float* y, std::int64_t dims, bool l2
   return s;
 }
 
-// Offers row i of a score tile (cols values; with kBias plus bias[j]) to list row `row`;
-// column j is global row col0 + j; `self` (the query's global row) is skipped.
-template <bool kBias>
-void scan_row(const float* s, const float* bias, std::int64_t cols, std::int64_t col0,
-              std::int64_t self, std::int64_t row, TopLists& lists) {
+// Offers a row of a score tile (cols values) to list row `row`; column j is global row
+// col0 + j; `self` (the query's global row) is skipped. Chunks whose maximum is below the
+// list's threshold (nearly all, once the list is full) cost one vectorised max.
+void scan_row(const float* s, std::int64_t cols, std::int64_t col0, std::int64_t self,
+              std::int64_t row, TopLists& lists) {
   float thr = lists.threshold(row);
-  constexpr std::int64_t kW = 16;
-  const auto value = [&](std::int64_t j) { return kBias ? s[j] + bias[j] : s[j]; };
   const auto take = [&](std::int64_t j) {
-    const float v = value(j);
-    if (v >= thr && col0 + j != self) {
-      lists.offer(row, v, col0 + j);
+    if (s[j] >= thr && col0 + j != self) {
+      lists.offer(row, s[j], col0 + j);
       thr = lists.threshold(row);
     }
   };
+  const auto below = [&]<int kW>(std::int64_t j) {
+    return Eigen::Map<const Eigen::Matrix<float, kW, 1>>(s + j).maxCoeff() < thr;
+  };
+  constexpr int kW = 64, kV = 16;
   std::int64_t j = 0;
   for (; j + kW <= cols; j += kW) {
-    int any = 0;
-    for (std::int64_t t = 0; t < kW; ++t) any |= value(j + t) >= thr;
-    if (!any) continue;
-    for (std::int64_t t = 0; t < kW; ++t) take(j + t);
+    if (below.template operator()<kW>(j)) continue;
+    for (std::int64_t v = j; v < j + kW; v += kV)
+      if (!below.template operator()<kV>(v))
+        for (std::int64_t t = v; t < v + kV; ++t) take(t);
   }
   for (; j < cols; ++j) take(j);
 }
@@ -149,6 +150,21 @@ void normalise_rows(std::vector<float>& X, std::int64_t dims) {
     for (std::int64_t d = 0; d < dims; ++d)
       X[r + d] = static_cast<float>(static_cast<double>(X[r + d]) * inv);
   }
+}
+
+// S (rows x cols, row stride lds) = A (rows x k) B^T (B: cols x k), all row-major.
+void gemm_nt(const float* A, const float* B, std::int64_t rows, std::int64_t cols,
+             std::int64_t k, float* S, std::int64_t lds) {
+#ifdef EIGEN_USE_BLAS
+  // Column-major view: S^T (cols x rows) = B^T^T A^T, beta 0 (no clearing pass).
+  const int m = static_cast<int>(cols), n = static_cast<int>(rows), kk = static_cast<int>(k),
+            ld = static_cast<int>(lds);
+  const float one = 1, zero = 0;
+  sgemm_("T", "N", &m, &n, &kk, &one, B, &kk, A, &kk, &zero, S, &ld);
+#else
+  Eigen::Map<RowMat, 0, Eigen::OuterStride<>>(S, rows, cols, Eigen::OuterStride<>(lds))
+      .noalias() = CMap(A, rows, k) * CMap(B, cols, k).transpose();
+#endif
 }
 
 // One visiting block V (m x dims, global rows v0..) against every query row.
@@ -177,15 +193,11 @@ struct BlockScorer {
       const CMap Vt(V + c0 * dims, tc, dims);
       for (std::int64_t q0 = 0; q0 < nq; q0 += tile_rows) {
         const std::int64_t tr = std::min(tile_rows, nq - q0);
+        gemm_nt(Q.data() + q0 * dims, V + c0 * dims, tr, tc, dims, S.data(), S.cols());
         auto St = S.topLeftCorner(tr, tc);
-        St.noalias() = Q.middleRows(q0, tr) * Vt.transpose();
-        for (std::int64_t i = 0; i < tr; ++i) {
-          const float* s = S.data() + i * S.cols();
-          if (l2)
-            scan_row<true>(s, bias.data() + c0, tc, v0 + c0, global[q0 + i], q0 + i, lists);
-          else
-            scan_row<false>(s, nullptr, tc, v0 + c0, global[q0 + i], q0 + i, lists);
-        }
+        if (l2) St.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.data() + c0, tc);
+        for (std::int64_t i = 0; i < tr; ++i)
+          scan_row(S.data() + i * S.cols(), tc, v0 + c0, global[q0 + i], q0 + i, lists);
       }
       (void)in_flight.test();  // lets the next block's transfer progress
       done += static_cast<double>(tc);

@@ -4,13 +4,13 @@
 source "$(dirname "$0")/lib.sh"
 
 KEY=0123456789abcdef0123
-seg 2 generate --users 500 --items 120 --seed 5 --events "$WORK/ev.csv" &&
-  seg 2 ingest --events "$WORK/ev.csv" --out "$WORK/d.h5" &&
-  seg 2 profile --data "$WORK/d.h5" --out "$WORK/p.h5" &&
-  seg 2 project --profiles "$WORK/p.h5" --dims 8 --out "$WORK/proj.h5" &&
-  seg 2 ingest --events "$WORK/ev.csv" --pseudonymize "$KEY" --out "$WORK/dk.h5" &&
-  seg 2 profile --data "$WORK/dk.h5" --out "$WORK/pk.h5" &&
-  seg 2 project --profiles "$WORK/pk.h5" --dims 8 --out "$WORK/projk.h5" ||
+seg 1 generate --users 500 --items 120 --seed 5 --events "$WORK/ev.csv" &&
+  seg 1 ingest --events "$WORK/ev.csv" --out "$WORK/d.h5" &&
+  seg 1 profile --data "$WORK/d.h5" --out "$WORK/p.h5" &&
+  seg 1 project --profiles "$WORK/p.h5" --dims 8 --out "$WORK/proj.h5" &&
+  seg 1 ingest --events "$WORK/ev.csv" --pseudonymize "$KEY" --out "$WORK/dk.h5" &&
+  seg 1 profile --data "$WORK/dk.h5" --out "$WORK/pk.h5" &&
+  seg 1 project --profiles "$WORK/pk.h5" --dims 8 --out "$WORK/projk.h5" ||
   { bad "pipeline: $(cat "$WORK/err")"; finish; exit; }
 P="$WORK/proj.h5"
 seg 1 similar --projection "$P" --top 5 --out "$WORK/s_ip_1.csv" || bad "similar: $(cat "$WORK/err")"
