@@ -27,8 +27,8 @@ class SimilarCommand final : public Command {
   void add_options(po::options_description& d) override {
     SimilarParams& p = p_;
     d.add_options()("projection", po::value(&p.projection),
-                    "projection.h5 (from segrec project): the vectors /H")(
-        "out", po::value(&p.out), "CSV to write")(
+                    "projection.h5 (from segrec project): the vectors /H")("out", po::value(&p.out),
+                                                                           "CSV to write")(
         "top", po::value(&p.top)->default_value(p.top),
         "neighbours per user (below the number of users; the user itself is excluded)")(
         "metric", po::value(&p.metric)->default_value(p.metric),
@@ -37,9 +37,9 @@ class SimilarCommand final : public Command {
         "only these users: a file (one id a line) or ID,ID,... (default: every user)")(
         "pseudonymize", po::value(&p.pseudonymize),
         "the --users ids are raw: hash them with this key, as ingest --pseudonymize did "
-        "(KEY, env:NAME or file:PATH)")(
-        "tile-rows", po::value(&p.tile_rows)->default_value(p.tile_rows),
-        "query users per score tile")(
+        "(KEY, env:NAME or file:PATH)")("tile-rows",
+                                        po::value(&p.tile_rows)->default_value(p.tile_rows),
+                                        "query users per score tile")(
         "tile-cols", po::value(&p.tile_cols)->default_value(p.tile_cols),
         "compared users per score tile (tile-rows x tile-cols floats are scored at once)");
   }

@@ -110,7 +110,8 @@ double exact_goodness(const float* x, const float* y, std::int64_t dims, bool l2
     }
     return -s;
   }
-  for (std::int64_t d = 0; d < dims; ++d) s += static_cast<double>(x[d]) * static_cast<double>(y[d]);
+  for (std::int64_t d = 0; d < dims; ++d)
+    s += static_cast<double>(x[d]) * static_cast<double>(y[d]);
   return s;
 }
 
@@ -153,8 +154,8 @@ void normalise_rows(std::vector<float>& X, std::int64_t dims) {
 }
 
 // S (rows x cols, row stride lds) = A (rows x k) B^T (B: cols x k), all row-major.
-void gemm_nt(const float* A, const float* B, std::int64_t rows, std::int64_t cols,
-             std::int64_t k, float* S, std::int64_t lds) {
+void gemm_nt(const float* A, const float* B, std::int64_t rows, std::int64_t cols, std::int64_t k,
+             float* S, std::int64_t lds) {
 #ifdef EIGEN_USE_BLAS
   // Column-major view: S^T (cols x rows) = B^T^T A^T, beta 0 (no clearing pass).
   const int m = static_cast<int>(cols), n = static_cast<int>(rows), kk = static_cast<int>(k),
@@ -162,14 +163,15 @@ void gemm_nt(const float* A, const float* B, std::int64_t rows, std::int64_t col
   const float one = 1, zero = 0;
   sgemm_("T", "N", &m, &n, &kk, &one, B, &kk, A, &kk, &zero, S, &ld);
 #else
-  Eigen::Map<RowMat, 0, Eigen::OuterStride<>>(S, rows, cols, Eigen::OuterStride<>(lds))
-      .noalias() = CMap(A, rows, k) * CMap(B, cols, k).transpose();
+  Eigen::Map<RowMat, 0, Eigen::OuterStride<>>(S, rows, cols, Eigen::OuterStride<>(lds)).noalias() =
+      CMap(A, rows, k) * CMap(B, cols, k).transpose();
 #endif
 }
 
 // One visiting block V (m x dims, global rows v0..) against every query row.
 struct BlockScorer {
-  const RowMat& Q;                          // nq x dims
+  const float* Q;                           // nq x dims, row-major
+  std::int64_t nq, dims;
   const std::vector<std::int64_t>& global;  // nq: each query's global row
   bool l2;
   std::int64_t tile_rows, tile_cols;
@@ -179,7 +181,6 @@ struct BlockScorer {
 
   void score(const float* V, std::int64_t m, std::int64_t v0, Request& in_flight,
              progress::Task& task, double& done) {
-    const std::int64_t dims = Q.cols(), nq = Q.rows();
     if (l2) {
       bias.resize(static_cast<std::size_t>(m));
       for (std::int64_t j = 0; j < m; ++j) {
@@ -193,7 +194,7 @@ struct BlockScorer {
       const CMap Vt(V + c0 * dims, tc, dims);
       for (std::int64_t q0 = 0; q0 < nq; q0 += tile_rows) {
         const std::int64_t tr = std::min(tile_rows, nq - q0);
-        gemm_nt(Q.data() + q0 * dims, V + c0 * dims, tr, tc, dims, S.data(), S.cols());
+        gemm_nt(Q + q0 * dims, V + c0 * dims, tr, tc, dims, S.data(), S.cols());
         auto St = S.topLeftCorner(tr, tc);
         if (l2) St.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias.data() + c0, tc);
         for (std::int64_t i = 0; i < tr; ++i)
@@ -209,7 +210,7 @@ struct BlockScorer {
       double* ex = lists.exact(r);
       for (std::int64_t c = 0; c < lists.size(r); ++c)
         if (ix[c] >= v0 && ix[c] < v0 + m)
-          ex[c] = exact_goodness(Q.row(r).data(), V + (ix[c] - v0) * dims, dims, l2);
+          ex[c] = exact_goodness(Q + r * dims, V + (ix[c] - v0) * dims, dims, l2);
     }
   }
 };
@@ -285,9 +286,8 @@ std::vector<std::int64_t> find_users(const std::vector<ListedUser>& listed,
   comm.allreduce(found);
   for (std::size_t i = 0; i < listed.size(); ++i)
     if (!found[i])
-      throw UsageError(listed[i].origin + ": no user '" + listed[i].id + "' in '" + projection +
-                           "'",
-                       true);
+      throw UsageError(
+          listed[i].origin + ": no user '" + listed[i].id + "' in '" + projection + "'", true);
   std::sort(rows.begin(), rows.end());
   rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
   return rows;
@@ -309,7 +309,8 @@ std::vector<std::string> fetch_ids(const std::vector<std::int64_t>& wanted,
   std::vector<std::vector<char>> bytes(static_cast<std::size_t>(P));
   for (int q = 0; q < P; ++q)
     for (std::int64_t g : asked[static_cast<std::size_t>(q)]) {
-      const std::string& s = own[static_cast<std::size_t>(g - offsets[static_cast<std::size_t>(me)])];
+      const std::string& s =
+          own[static_cast<std::size_t>(g - offsets[static_cast<std::size_t>(me)])];
       lens[static_cast<std::size_t>(q)].push_back(static_cast<std::int64_t>(s.size()));
       bytes[static_cast<std::size_t>(q)].insert(bytes[static_cast<std::size_t>(q)].end(), s.begin(),
                                                 s.end());
@@ -356,9 +357,8 @@ SimilarMetric SimilarParams::validate() const {
 // ---- the kernel ------------------------------------------------------------------------------
 
 Neighbours similar_rows(std::span<const float> X, std::int64_t dims,
-                        std::span<const std::int64_t> queries, std::int64_t k,
-                        SimilarMetric metric, const Comm& comm, std::int64_t tile_rows,
-                        std::int64_t tile_cols) {
+                        std::span<const std::int64_t> queries, std::int64_t k, SimilarMetric metric,
+                        const Comm& comm, std::int64_t tile_rows, std::int64_t tile_cols) {
   SEGREC_ASSERT(dims >= 1 && std::ssize(X) % dims == 0, "rows of dims values");
   const int P = comm.size(), me = comm.rank();
   const std::int64_t n_local = std::ssize(X) / dims;
@@ -369,24 +369,34 @@ Neighbours similar_rows(std::span<const float> X, std::int64_t dims,
   SEGREC_ASSERT(k >= 1 && k < n_total, "1 <= k < rows");
   const bool l2 = metric == SimilarMetric::kL2;
 
-  std::vector<float> own(X.begin(), X.end());
-  if (metric == SimilarMetric::kCosine) normalise_rows(own, dims);
+  // Own rows (scaled to unit length for cosine) and the query rows (a copy only for a subset).
+  std::vector<float> scaled, picked;
+  const float* own = X.data();
+  if (metric == SimilarMetric::kCosine) {
+    scaled.assign(X.begin(), X.end());
+    normalise_rows(scaled, dims);
+    own = scaled.data();
+  }
   const std::int64_t nq = std::ssize(queries);
-  RowMat Q(nq, dims);
+  const float* Q = own;
   std::vector<std::int64_t> global(static_cast<std::size_t>(nq));
-  for (std::int64_t i = 0; i < nq; ++i) {
-    Q.row(i) = CMap(own.data() + queries[i] * dims, 1, dims);
-    global[i] = offsets[me] + queries[i];
+  for (std::int64_t i = 0; i < nq; ++i) global[i] = offsets[me] + queries[i];
+  if (nq != n_local) {  // queries ascend without repeats: all rows iff nq == n_local
+    picked.resize(static_cast<std::size_t>(nq * dims));
+    for (std::int64_t i = 0; i < nq; ++i)
+      std::copy_n(own + queries[i] * dims, dims, picked.data() + i * dims);
+    Q = picked.data();
   }
   TopLists lists(nq, std::min(k + kMargin, n_total - 1));
-  BlockScorer scorer{Q, global, l2, tile_rows, tile_cols, lists, RowMat(tile_rows, tile_cols), {}};
+  BlockScorer scorer{Q,         nq,        dims,  global, l2, tile_rows,
+                     tile_cols, lists, RowMat(tile_rows, tile_cols), {}};
 
   // The ring: at step s this rank scores the block of rank me - s while the block
   // of rank me - s - 1 arrives.
   const std::int64_t max_block = *std::max_element(counts.begin(), counts.end());
   std::vector<float> buf[2];
   for (auto& b : buf) b.reserve(static_cast<std::size_t>(max_block * dims));
-  const float* cur = own.data();
+  const float* cur = own;
   std::int64_t cur_rows = n_local;
   progress::Task task("similar", "users scored", static_cast<double>(n_total), "users");
   double done = 0;
@@ -397,9 +407,9 @@ Neighbours similar_rows(std::span<const float> X, std::int64_t dims,
     std::vector<float>& nb = buf[s % 2];
     if (s + 1 < P) {
       nb.resize(static_cast<std::size_t>(counts[next] * dims));
-      in_flight = comm.ring_shift(
-          std::span<const float>(cur, static_cast<std::size_t>(cur_rows * dims)),
-          std::span<float>(nb));
+      in_flight =
+          comm.ring_shift(std::span<const float>(cur, static_cast<std::size_t>(cur_rows * dims)),
+                          std::span<float>(nb));
     }
     scorer.score(cur, cur_rows, offsets[src], in_flight, task, done);
     in_flight.wait();

@@ -33,9 +33,9 @@ struct SimilarParams {
   /// The --users ids are raw ids, hashed with this key as `ingest --pseudonymize` did
   /// ("" = ids as stored). KEY, env:NAME or file:PATH.
   std::string pseudonymize;
-  std::string out;                  ///< similar.csv (required)
-  std::int64_t tile_rows = 256;     ///< query rows per score tile
-  std::int64_t tile_cols = 1024;    ///< visiting rows per score tile
+  std::string out;                ///< similar.csv (required)
+  std::int64_t tile_rows = 256;   ///< query rows per score tile
+  std::int64_t tile_cols = 1024;  ///< visiting rows per score tile
 
   /// Throws UsageError naming the option and the value; returns the metric.
   SimilarMetric validate() const;
@@ -52,16 +52,16 @@ struct Neighbours {
 /// forming the global rows. `queries`: local rows (ascending) to answer for. k: 1 <= k <
 /// global rows. Returns queries.size() x k neighbours (the query itself excluded).
 Neighbours similar_rows(std::span<const float> X, std::int64_t dims,
-                        std::span<const std::int64_t> queries, std::int64_t k,
-                        SimilarMetric metric, const Comm& comm, std::int64_t tile_rows = 256,
+                        std::span<const std::int64_t> queries, std::int64_t k, SimilarMetric metric,
+                        const Comm& comm, std::int64_t tile_rows = 256,
                         std::int64_t tile_cols = 1024);
 
 struct SimilarSummary {
-  std::int64_t users = 0;       ///< users in the projection
-  std::int64_t queried = 0;     ///< users answered for
-  std::int64_t rows = 0;        ///< lines written (queried x top)
-  std::int64_t dims = 0;        ///< vector length
-  double seconds_search = 0;    ///< the ring (GEMMs and top lists), rank 0's clock
+  std::int64_t users = 0;     ///< users in the projection
+  std::int64_t queried = 0;   ///< users answered for
+  std::int64_t rows = 0;      ///< lines written (queried x top)
+  std::int64_t dims = 0;      ///< vector length
+  double seconds_search = 0;  ///< the ring (GEMMs and top lists), rank 0's clock
 };
 
 /// Collective. `segrec similar`: reads the projection, answers, writes the CSV
