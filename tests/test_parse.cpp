@@ -477,6 +477,8 @@ TEST(Bad, Names) {
   EXPECT_STREQ(to_string(Bad::kBadUtf8), "invalid UTF-8");
   EXPECT_STREQ(to_string(Bad::kTooLong), "line too long");
   EXPECT_STREQ(to_string(Bad::kBadQuote), "bad quoting");
+  EXPECT_STREQ(to_string(Bad::kValueRange), "value out of range");
+  EXPECT_STREQ(to_string(Bad::kNulByte), "NUL byte");
 }
 
 TEST(Lower, Ascii) {
@@ -580,6 +582,12 @@ TEST_F(ParseRow, Rejections) {
       {"u,i,view,1,nan", Bad::kNonFinite, "value 'nan' is not finite"},
       {"u,i,view,1,-inf", Bad::kNonFinite, "value '-inf' is not finite"},
       {"u,i,view,1,1e999", Bad::kNonFinite, "value '1e999' is not finite"},
+      // Finite in double, infinite once stored as float32.
+      {"u,i,view,1,1e39", Bad::kValueRange, "value '1e39' is beyond float32 (3.4e38)"},
+      {"u,i,view,1,-1e308", Bad::kValueRange, "value '-1e308' is beyond float32 (3.4e38)"},
+      {std::string_view("u\0a,i,view,1,2", 14), Bad::kNulByte, "NUL byte at column 2"},
+      {"u,\"line1\nline2\",view,1,2", Bad::kBadQuote,
+       "newline inside a quoted field in 'u,\"line1\\x0aline2\",view,1,2'"},
       {"u,\"i,view,1,2", Bad::kBadQuote,
        "unterminated quote or text after closing quote in 'u,\"i,view,1,2'"},
       {"u,\"i\"x,view,1,2", Bad::kBadQuote,
@@ -592,6 +600,11 @@ TEST_F(ParseRow, Rejections) {
     EXPECT_EQ(parse(c.line, full), c.want) << c.line;
     EXPECT_EQ(why, c.why) << c.line;
   }
+}
+
+TEST_F(ParseRow, LargestFloat32ValueIsAccepted) {
+  ASSERT_EQ(parse("u,i,view,1,3.4e38", full), Bad::kNone);
+  EXPECT_EQ(row.value, 3.4e38);
 }
 
 TEST_F(ParseRow, WhyIsTruncated) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -454,6 +455,125 @@ TEST(TextOrderedWriter, AppendsASpoolFile) {
   std::ifstream in(p, std::ios::binary);
   const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(got, "head\n" + body + "tail\n");
+  fs::remove(p);
+}
+
+}  // namespace
+}  // namespace segrec
+
+namespace segrec {
+namespace {
+
+// ---- quoted records ---------------------------------------------------------------------
+
+// Naive reference of Quoting's record rule: from each record start, a record holds the next
+// lines while a quoted field is open, at most 64 lines and max_line bytes; otherwise the
+// record is its first line.
+std::vector<std::string> naive_records(const std::string& text, std::size_t max_line) {
+  const auto ls = lines_of(text);
+  // Whether a quoted field is open at the end of line s. States: 0 field start,
+  // 1 unquoted, 2 quoted, 3 a quote inside a quoted field.
+  const auto open_after = [](const std::string& s, bool in_quotes) {
+    int st = in_quotes ? 2 : 0;
+    for (char c : s) {
+      if (st == 0) {
+        st = c == '"' ? 2 : (c == ',' || c == ' ') ? 0 : 1;
+      } else if (st == 1) {
+        st = c == ',' ? 0 : 1;
+      } else if (st == 2) {
+        st = c == '"' ? 3 : 2;
+      } else {
+        st = c == '"' ? 2 : c == ',' ? 0 : 1;
+      }
+    }
+    return st == 2;
+  };
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < ls.size();) {
+    std::string rec = ls[i];
+    std::size_t j = i + 1;
+    bool whole = !open_after(ls[i], false);
+    for (bool open = !whole; open && j < ls.size() && j - i < 64 && rec.size() <= max_line;) {
+      rec += "\n" + ls[j];
+      open = open_after(ls[j++], true);
+      whole = !open && rec.size() <= max_line;
+    }
+    if (whole && j > i + 1) {
+      out.push_back(rec);
+      i = j;
+    } else {
+      out.push_back(ls[i++]);
+    }
+  }
+  return out;
+}
+
+TEST(TextLineReader, QuotedNewlinesMakeOneRecordAtEveryRankCount) {
+  // Quoted newlines, "" escapes, a stray quote at a field start that never closes, a quote
+  // inside an unquoted field (literal), and a quote after spaces at a field start.
+  std::string text = "user,item,event\n";
+  for (int i = 0; i < 400; ++i) {
+    switch (i % 9) {
+      case 0:
+        text += "\"u" + std::to_string(i) + "\nsecond half\",i,view\n";
+        break;
+      case 1:
+        text += "u" + std::to_string(i) + ",\"a \"\"b\"\"\nc\nd\",cart\n";
+        break;
+      case 2:
+        text += "u" + std::to_string(i) + ",\"stray,view\n";
+        break;
+      case 3:
+        text += "u" + std::to_string(i) + ",5'11\" tall,view\n";
+        break;
+      case 4:
+        text += "u" + std::to_string(i) + ",  \"x\ny\",view\n";
+        break;
+      default:
+        text += "u" + std::to_string(i) + ",i" + std::to_string(i % 7) + ",view\n";
+    }
+  }
+  const fs::path p = test_file(".quoted");
+  write_file(p, text);
+  const Quoting q{","};
+  for (std::size_t max_line : {std::size_t{1} << 20, std::size_t{20}}) {
+    const auto want = naive_records(text, max_line);
+    // Planted records of 2 and 3 lines are found whole.
+    if (max_line > 100) {
+      EXPECT_NE(std::find(want.begin(), want.end(), "\"u0\nsecond half\",i,view"), want.end());
+      EXPECT_NE(std::find(want.begin(), want.end(), "u1,\"a \"\"b\"\"\nc\nd\",cart"), want.end());
+      EXPECT_NE(std::find(want.begin(), want.end(), "u4,  \"x\ny\",view"), want.end());
+    }
+    for (int parts = 1; parts <= 7; ++parts) {
+      SCOPED_TRACE("max_line=" + std::to_string(max_line) + " parts=" + std::to_string(parts));
+      std::vector<std::string> got;
+      std::int64_t lines = 0, prev_end = 0;
+      for (int part = 0; part < parts; ++part) {
+        const ByteRange r = line_aligned_range(p, parts, part, q, max_line);
+        EXPECT_EQ(r.begin, prev_end);
+        prev_end = r.end;
+        LineReader reader(p, r, max_line, /*buffer_bytes=*/1, q);
+        std::string_view rec;
+        bool too_long = false;
+        while (reader.next(rec, too_long)) {
+          got.emplace_back(too_long ? std::string_view("(too long)") : rec);
+          lines += reader.lines();
+        }
+      }
+      EXPECT_EQ(prev_end, static_cast<std::int64_t>(text.size()));
+      if (max_line > 100) {
+        EXPECT_EQ(got, want);
+      } else {
+        ASSERT_EQ(got.size(), want.size());
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          if (want[i].size() <= max_line) {
+            EXPECT_EQ(got[i], want[i]) << i;
+          }
+        }
+      }
+      EXPECT_EQ(lines, static_cast<std::int64_t>(lines_of(text).size()));
+    }
+  }
   fs::remove(p);
 }
 

@@ -65,6 +65,7 @@ class RunCommand final : public Command {
   }
 
   std::string name() const override { return "run"; }
+  bool out_is_directory() const override { return true; }
   std::string summary() const override {
     return "the whole pipeline: ingest, profile, project, cluster, train, recommend, with a "
            "report";

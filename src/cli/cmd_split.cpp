@@ -11,6 +11,7 @@ namespace {
 class SplitCommand final : public Command {
  public:
   std::string name() const override { return "split"; }
+  bool out_is_directory() const override { return true; }
   std::string summary() const override {
     return "split an event file into train / fold-in / test files (strong, weak, temporal)";
   }

@@ -51,6 +51,8 @@ class Command {
   virtual std::vector<std::string> positional() const { return {}; }
   /// Validates the parameters without running (throws UsageError naming the option).
   virtual void check(const Context& ctx) { (void)ctx; }
+  /// --out names a directory (run, split) rather than a file.
+  virtual bool out_is_directory() const { return false; }
   /// Validates parameters (check) and runs; returns the exit code.
   virtual int run(const Context& ctx) = 0;
 };
@@ -68,6 +70,11 @@ std::unique_ptr<Command> make_similar();
 std::unique_ptr<Command> make_split();
 std::unique_ptr<Command> make_evaluate();
 std::unique_ptr<Command> make_run();
+
+/// Throws UsageError before any work when an output option (--out, --checkpoint, --json,
+/// --log-json) names the same file as an input option (device and inode), or --out names an
+/// existing directory for a file output (or an existing file for a directory output).
+void check_io_paths(const Command& cmd, const po::variables_map& vm);
 
 /// Every command, in the order --help lists them.
 std::vector<std::unique_ptr<Command>> all_commands();

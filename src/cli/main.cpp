@@ -132,6 +132,7 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see 'segrec " + cmd.name() + " --help')");
   }
+  check_io_paths(cmd, vm);
   require(!(common.quiet && common.verbose), "quiet", "--verbose",
           "give at most one of --quiet and --verbose");
   require(common.progress_interval > 0, "progress-interval", common.progress_interval,

@@ -207,6 +207,18 @@ void note(std::string_view stage, std::string_view text) {
     plain_line(s, std::string(stage) + ": " + std::string(text));
 }
 
+void warning(std::string_view stage, std::string_view text) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.on) return;
+  write_json(s, "\"event\":\"warning\",\"stage\":" + json_string(stage) +
+                    ",\"text\":" + json_string(text));
+  if (s.o.verbosity == Verbosity::kQuiet) return;
+  clear_line_locked(s);
+  std::fprintf(stderr, "segrec: warning: %.*s\n", static_cast<int>(text.size()), text.data());
+  std::fflush(stderr);
+}
+
 // ---- Task -----------------------------------------------------------------------------------
 
 bool Task::active() { return state().on; }

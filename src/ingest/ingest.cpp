@@ -158,34 +158,40 @@ std::uint16_t Ingest::local_type(std::string_view name) {
 }
 
 void Ingest::read_file(int index, const FileSpec& fs) {
-  const ByteRange range = line_aligned_range(fs.path, comm_.size(), comm_.rank());
-  LineReader reader(fs.path, range, static_cast<std::size_t>(p_.max_line_bytes));
+  // Records, not lines: a quoted field may hold a newline (such a record is then rejected
+  // whole, as bad quoting), and the ranks' ranges start at record starts.
+  const Quoting quoting{fs.layout.delimiter};
+  const auto max_line = static_cast<std::size_t>(p_.max_line_bytes);
+  const ByteRange range =
+      line_aligned_range(fs.path, comm_.size(), comm_.rank(), quoting, max_line);
+  LineReader reader(fs.path, range, max_line, std::size_t{16} << 20, quoting);
   std::vector<std::string_view> fields;
   std::string scratch, why;
   parse::Row row;
   std::string_view line;
   bool too_long = false;
-  std::int64_t n_lines = 0;
+  std::int64_t n_lines = 0, line_no = 0;  // lines read; first line of the current record
   int default_type = -1;  // interned on first use, so an unused default adds no type
   std::uint32_t last_user = Interner::kEmpty;
   // About 40 bytes a row in typical logs: reserve once instead of regrowing.
   rows_.reserve(rows_.size() + static_cast<std::size_t>((range.end - range.begin) / 48));
-  const auto max_line = static_cast<std::size_t>(p_.max_line_bytes);
   auto bad = [&](int reason, const std::string& detail) {
     ++bad_[reason];
     // With pseudonyms the detail (which may quote a raw id) stays out of the report.
     const bool show = !detail.empty() && !pseudo_;
     if (static_cast<int>(examples_.size()) < p_.examples)
-      examples_.push_back({index, n_lines, reason_name(reason) + (show ? ": " + detail : "")});
+      examples_.push_back({index, line_no, reason_name(reason) + (show ? ": " + detail : "")});
   };
   const double scale = size_or_zero(fs.path) /
                        static_cast<double>(std::max<std::int64_t>(1, range.end - range.begin));
   std::string last_raw;  // raw id of last_user when pseudonymizing
   while (reader.next(line, too_long)) {
-    if ((++n_lines & 0xFFFF) == 0 && task_)
+    line_no = n_lines + 1;
+    n_lines += reader.lines();
+    if ((line_no & 0xFFFF) == 0 && task_)
       task_->update(bytes_before_ + static_cast<double>(reader.consumed()) * scale,
                     {{"rows/s", static_cast<double>(rows_read_) * scale / task_->elapsed()}});
-    const bool first_line = range.begin == 0 && n_lines == 1;
+    const bool first_line = range.begin == 0 && line_no == 1;
     if (first_line && fs.layout.header) continue;
     if (too_long) {
       ++rows_read_;

@@ -35,4 +35,34 @@ void check_user_order(const h5::File& f, const UserRowsSpec& spec, Block b, cons
                  kExitData);
 }
 
+namespace {
+
+std::string row_name(const UserRowsSpec& spec, Block b, std::int64_t row) {
+  std::string s = "'" + spec.path + "': " + spec.name + " row " + std::to_string(b.begin + row);
+  if (spec.ids && row < std::ssize(*spec.ids))
+    s += " (user '" + (*spec.ids)[static_cast<std::size_t>(row)] + "')";
+  return s;
+}
+
+}  // namespace
+
+void check_rows_finite(const UserRowsSpec& spec, Block b, std::int64_t bad_row, const Comm& comm) {
+  comm.check_all(
+      bad_row < 0 ? "" : row_name(spec, b, bad_row) + " holds a non-finite value (damaged file?)",
+      kExitData);
+}
+
+std::vector<std::int32_t> read_user_labels(const h5::File& f, const UserRowsSpec& spec, Block b,
+                                           const Comm& comm, std::int64_t& k) {
+  k = f.attr_int("/", "k");
+  auto labels = read_user_rows<std::int32_t>(f, spec, b, comm);
+  std::string err;
+  for (std::size_t r = 0; r < labels.size() && err.empty(); ++r)
+    if (labels[r] < 0 || labels[r] >= k)
+      err = row_name(spec, b, static_cast<std::int64_t>(r)) + " holds segment " +
+            std::to_string(labels[r]) + " outside [0, " + std::to_string(k) + ")";
+  comm.check_all(err, kExitData);
+  return labels;
+}
+
 }  // namespace segrec

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <system_error>
 
@@ -562,6 +563,10 @@ const char* to_string(Bad b) {
       return "line too long";
     case Bad::kBadQuote:
       return "bad quoting";
+    case Bad::kValueRange:
+      return "value out of range";
+    case Bad::kNulByte:
+      return "NUL byte";
     case Bad::kCount:
       break;
   }
@@ -581,6 +586,10 @@ Bad parse_row(std::string_view line, const Layout& layout, std::size_t max_line_
   if (max_line_bytes != 0 && line.size() > max_line_bytes)
     return fail(Bad::kTooLong, "line of ", std::to_string(line.size()), " bytes exceeds limit of ",
                 std::to_string(max_line_bytes));
+  if (const auto nul = line.find('\0'); nul != std::string_view::npos)
+    return fail(Bad::kNulByte, "NUL byte at column ", std::to_string(nul + 1));
+  if (line.find('\n') != std::string_view::npos)
+    return fail(Bad::kBadQuote, "newline inside a quoted field in ", quoted(line));
   if (!split(line, layout.delimiter, fields, scratch))
     return fail(Bad::kBadQuote, "unterminated quote or text after closing quote in ", quoted(line));
   if (fields.size() != layout.columns.size())
@@ -627,6 +636,8 @@ Bad parse_row(std::string_view line, const Layout& layout, std::size_t max_line_
     if (!v.empty()) {
       switch (number_status(v, row.value)) {
         case NumStatus::kOk:
+          if (std::fabs(row.value) > std::numeric_limits<float>::max())
+            return fail(Bad::kValueRange, "value ", quoted(v), " is beyond float32 (3.4e38)");
           row.has_value = true;
           break;
         case NumStatus::kJunk:

@@ -51,6 +51,48 @@ std::int64_t next_line_start(int fd, std::int64_t pos, std::int64_t size) {
   return size;
 }
 
+// Quote state of a record being scanned (see Quoting).
+enum class QState : std::uint8_t { kFieldStart, kUnquoted, kQuoted, kQuoteInQuoted };
+
+// `st` advanced over `text` (one line, no '\n').
+QState scan_quotes(std::string_view text, std::string_view delim, QState st) {
+  const std::size_t n = text.size(), d = delim.size();
+  const auto delim_at = [&](std::size_t i) { return text.compare(i, d, delim) == 0; };
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = text[i];
+    switch (st) {
+      case QState::kFieldStart:
+        if (c == '"')
+          st = QState::kQuoted;
+        else if (delim_at(i))
+          i += d - 1;
+        else if (c != ' ')
+          st = QState::kUnquoted;
+        break;
+      case QState::kUnquoted:
+        if (delim_at(i)) {
+          i += d - 1;
+          st = QState::kFieldStart;
+        }
+        break;
+      case QState::kQuoted:
+        if (c == '"') st = QState::kQuoteInQuoted;
+        break;
+      case QState::kQuoteInQuoted:
+        if (c == '"') {
+          st = QState::kQuoted;  // "" inside quotes
+        } else if (delim_at(i)) {
+          i += d - 1;
+          st = QState::kFieldStart;
+        } else {
+          st = QState::kUnquoted;  // text after the closing quote: malformed, read on
+        }
+        break;
+    }
+  }
+  return st;
+}
+
 void write_fully(int fd, const char* p, std::size_t n, std::int64_t off, const std::string& path) {
   while (n > 0) {
     const ssize_t w = ::pwrite(fd, p, n, off);
@@ -66,19 +108,46 @@ void write_fully(int fd, const char* p, std::size_t n, std::int64_t off, const s
 
 }  // namespace
 
-ByteRange line_aligned_range(const std::string& path, int parts, int part) {
+namespace {
+
+// First record start at or after `pos`: records are scanned from a line start up to
+// kLookback bytes before `pos` (or from 0), which every rank does alike. A wrong guess that
+// this line start begins a record is corrected at the first newline the guess sees outside
+// quotes, which in practice comes within a line or two.
+std::int64_t next_record_start(const std::string& path, int fd, std::int64_t pos, std::int64_t size,
+                               const Quoting& quoting, std::size_t max_line) {
+  constexpr std::int64_t kLookback = 64 << 10;
+  if (pos <= 0) return 0;
+  if (pos >= size) return size;
+  const std::int64_t from = pos <= kLookback ? 0 : next_line_start(fd, pos - kLookback, size);
+  LineReader r(path, {from, size}, max_line, std::size_t{1} << 20, quoting);
+  std::string_view line;
+  bool too_long = false;
+  while (r.position() < pos && r.next(line, too_long)) {
+  }
+  return std::min(r.position(), size);
+}
+
+}  // namespace
+
+ByteRange line_aligned_range(const std::string& path, int parts, int part, const Quoting& quoting,
+                             std::size_t max_line) {
   const int fd = open_input(path);
   const std::int64_t size = file_size(fd);
   const auto raw = [&](int p) { return size / parts * p + size % parts * p / parts; };
-  ByteRange r{next_line_start(fd, raw(part), size), next_line_start(fd, raw(part + 1), size)};
+  const auto start = [&](std::int64_t pos) {
+    return quoting.delimiter.empty() ? next_line_start(fd, pos, size)
+                                     : next_record_start(path, fd, pos, size, quoting, max_line);
+  };
+  ByteRange r{start(raw(part)), start(raw(part + 1))};
   ::close(fd);
   if (r.end < r.begin) r.end = r.begin;
   return r;
 }
 
 LineReader::LineReader(const std::string& path, ByteRange range, std::size_t max_line,
-                       std::size_t buffer_bytes)
-    : path_(path), range_(range), max_line_(max_line) {
+                       std::size_t buffer_bytes, Quoting quoting)
+    : quoting_(std::move(quoting)), path_(path), range_(range), max_line_(max_line) {
   fd_ = open_input(path);
   buf_.resize(std::max({buffer_bytes, std::size_t{1} << 16, max_line + 2}));
   file_pos_ = pos_ = range.begin;
@@ -109,13 +178,47 @@ bool LineReader::fill() {
   return true;
 }
 
+// Length of the record that starts at buf_[lo_] with a first line of `first_len` bytes:
+// first_len itself unless that line leaves a quoted field open and a later newline within
+// the limits closes the record. May refill (and move) the buffer.
+std::size_t LineReader::record_length(std::size_t first_len) {
+  const std::string_view delim = quoting_.delimiter;
+  const char* b = buf_.data() + lo_;
+  if (!std::memchr(b, '"', first_len)) return first_len;
+  QState st = scan_quotes(std::string_view(b, first_len), delim, QState::kFieldStart);
+  std::size_t end = first_len;  // offset of the newline after the record so far
+  int lines = 1;
+  for (; st == QState::kQuoted; ++lines) {
+    if (lines >= Quoting::kMaxRecordLines) return first_len;
+    const void* nl = nullptr;
+    for (;;) {
+      b = buf_.data() + lo_;
+      nl = std::memchr(b + end + 1, '\n', hi_ - lo_ - end - 1);
+      if (nl || hi_ - lo_ > max_line_) break;
+      if (!fill()) break;  // end of range: the record never closes here
+    }
+    if (!nl) return first_len;
+    const auto next = static_cast<std::size_t>(static_cast<const char*>(nl) - b);
+    if (next > max_line_) return first_len;
+    st = scan_quotes(std::string_view(b + end + 1, next - end - 1), delim, QState::kQuoted);
+    end = next;
+  }
+  lines_ = lines;
+  return end;
+}
+
 bool LineReader::next(std::string_view& line, bool& too_long) {
   too_long = false;
+  lines_ = 1;
   for (;;) {
     const char* b = buf_.data() + lo_;
     const void* nl = std::memchr(b, '\n', hi_ - lo_);
     if (nl) {
-      const auto len = static_cast<std::size_t>(static_cast<const char*>(nl) - b);
+      auto len = static_cast<std::size_t>(static_cast<const char*>(nl) - b);
+      if (!skipping_ && len <= max_line_ && !quoting_.delimiter.empty()) {
+        len = record_length(len);  // offsets from lo_ survive a refill
+        b = buf_.data() + lo_;
+      }
       lo_ += len + 1;
       pos_ += static_cast<std::int64_t>(len) + 1;
       if (skipping_) {  // the end of an over-long line

@@ -10,9 +10,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
+#include "segrec/core/dir_lock.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/core/watchdog.hpp"
@@ -190,6 +192,20 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
     if (ec) err = "cannot create the output directory '" + p.out + "': " + ec.message();
   }
   comm.check_all(err, kExitIo);
+  // One job at a time in an output directory: rank 0 holds the lock until the end.
+  std::optional<DirLock> lock;
+  int lock_code = kExitOk;
+  if (comm.is_root()) try {
+      lock.emplace(p.out);
+    } catch (const Error& e) {
+      err = e.what();
+      lock_code = e.code();
+    }
+  lock_code = comm.allreduce_value(lock_code, Op::kMax);
+  comm.check_all(err, lock_code);
+  if (lock && !lock->stale().empty())
+    say("== took over the stale lock of a job that ended without releasing it (" + lock->stale() +
+        ")");
 
   // Hash chain: the event files, then every stage's options on top of its input's hash.
   std::string chain = event_chain(p.seed, p.events, comm);

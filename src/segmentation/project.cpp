@@ -182,6 +182,9 @@ void fix_signs(Eigen::MatrixXd& W) {
   }
 }
 
+// Largest block of the randomized SVD solved by one-sided Jacobi; above it, BDCSVD.
+constexpr std::int64_t kJacobiMaxBlock = 256;
+
 // Clamps dims to the number of features (with a warning); throws on empty inputs.
 std::int64_t checked_dims(const FeatureBlock& X, std::int64_t dims, ProjectionModel& m) {
   require(dims >= 1, "dims", dims, "must be >= 1");
@@ -232,12 +235,24 @@ ProjectionModel rsvd(const FeatureBlock& X, const PcaOptions& o, const Comm& com
   passed();
   const Eigen::HouseholderQR<Eigen::MatrixXd> qr(Bt);
   const Eigen::MatrixXd R = qr.matrixQR().topRows(k).template triangularView<Eigen::Upper>();
-  const Eigen::JacobiSVD<Eigen::MatrixXd> svd(R, Eigen::ComputeFullU);
+  // R: k x D. One-sided Jacobi is the most accurate, but its cost grows fast with k;
+  // divide and conquer keeps a block of thousands (dims near the feature count) to seconds.
+  Eigen::MatrixXd U;
+  Eigen::VectorXd sv;
+  if (k <= kJacobiMaxBlock) {
+    const Eigen::JacobiSVD<Eigen::MatrixXd> svd(R, Eigen::ComputeFullU);
+    U = svd.matrixU();
+    sv = svd.singularValues();
+  } else {
+    const Eigen::BDCSVD<Eigen::MatrixXd> svd(R, Eigen::ComputeFullU);
+    U = svd.matrixU();
+    sv = svd.singularValues();
+  }
   Eigen::MatrixXd Ur = Eigen::MatrixXd::Zero(D, H);
-  Ur.topRows(k) = svd.matrixU().leftCols(H);
+  Ur.topRows(k) = U.leftCols(H);
   m.components = qr.householderQ() * Ur;
   fix_signs(m.components);
-  m.singular_values = svd.singularValues().head(H);
+  m.singular_values = sv.head(H);
   m.explained_variance_ratio =
       m.total_variance > 0 ? Eigen::VectorXd(m.singular_values.array().square() / m.total_variance)
                            : Eigen::VectorXd::Zero(H);
@@ -400,18 +415,26 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   X.values = b.values;
   X.dense = b.dense_values;
 
+  // Clamped and said before any work, not after a solve sized by the request.
+  std::int64_t dims = p.dims;
+  if (dims > X.n_features() && X.n_features() >= 1) {
+    progress::warning("project", "--dims " + std::to_string(dims) + " is more than the " +
+                                     std::to_string(X.n_features()) + " features; using " +
+                                     std::to_string(X.n_features()));
+    dims = X.n_features();
+  }
   ProjectSummary s;
   const auto t1 = clock::now();
   if (modes.method == ProjectionMethod::kPca) {
     PcaOptions o;
-    o.dims = p.dims;
+    o.dims = dims;
     o.oversampling = p.oversampling;
     o.power_iterations = p.power_iterations;
     o.seed = p.seed;
     o.double_precision = modes.precision == ProjectionPrecision::kDouble;
     s.model = randomized_pca(X, o, comm);
   } else {
-    s.model = random_projection(X, p.dims, p.seed, comm);
+    s.model = random_projection(X, dims, p.seed, comm);
   }
   const ProjectionModel& m = s.model;
   const std::int64_t H = m.components.cols(), D = X.n_features();

@@ -415,8 +415,7 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
       spec.path = p.segments;
       spec.name = "/labels";
       spec.cols = 0;
-      u.segment = read_user_rows<std::int32_t>(f, spec, b, comm);
-      k = f.attr_int("/", "k");
+      u.segment = read_user_labels(f, spec, b, comm, k);
       u.inputs.segment_heads = true;
       set_segment_inputs(m, u);
     }

@@ -458,14 +458,6 @@ SimilarSummary run_similar(const SimilarParams& p, const Comm& comm) {
   const Block b = block_partition(sum.users, comm.size(), comm.rank());
   std::vector<std::string> ids = read_user_ids(f, spec, b);
   const std::vector<float> X = read_user_rows<float>(f, spec, b, comm);
-  std::string bad;
-  for (std::size_t i = 0; i < X.size() && bad.empty(); ++i)
-    if (!std::isfinite(X[i]))
-      bad = "'" + p.projection + "': /H row " +
-            std::to_string(b.begin + static_cast<std::int64_t>(i) / sum.dims) + " (user '" +
-            ids[i / static_cast<std::size_t>(sum.dims)] + "') holds a non-finite value";
-  comm.check_all(bad, kExitData);
-
   std::vector<std::int64_t> queries;
   if (p.users.empty()) {
     queries.resize(ids.size());

@@ -18,6 +18,11 @@ echo "$H" >"$D/header_only.csv"
 { echo "$H"; good 20; echo "u1,i1,view,99999999999,1"; } >"$D/absurd_time.csv"
 { echo "$H"; good 98; echo "u1,i1,view"; echo "u2,,view,1700000000,1"; } >"$D/two_percent.csv"
 { echo "$H"; good 200; echo "u1,i1,view"; } >"$D/half_percent.csv"
+{ echo "$H"; good 20; echo "u1,i1,view,1700000000,1e39"; } >"$D/float_range.csv"
+{ echo "$H"; good 20; printf 'u\0x,i1,view,1700000000,1\n'; } >"$D/nul.csv"
+# Under 1% bad: five ids that differ only after a NUL, and an id holding a quoted newline.
+{ echo "$H"; good 1000; for x in a b c d e; do printf 'u\0%s,i1,view,1700000000,1\n' $x; done
+  printf '"line1\nline2",i1,view,1700000000,1\n'; good 3; } >"$D/nul_quoted.csv"
 
 OUT="$WORK/o/d.h5"
 for np in 1 2; do
@@ -37,6 +42,9 @@ for np in 1 2; do
   expect_fail "10 MB line" $np 3 "long_line.csv:22: line too long" \
     ingest --events "$D/long_line.csv" --out "$OUT"
   expect_fail "NaN value" $np 3 "nan.csv:22: non-finite value" ingest --events "$D/nan.csv" --out "$OUT"
+  expect_fail "value beyond float32" $np 3 "float_range.csv:22: value out of range" \
+    ingest --events "$D/float_range.csv" --out "$OUT"
+  expect_fail "NUL inside an id" $np 3 "nul.csv:22: NUL byte" ingest --events "$D/nul.csv" --out "$OUT"
   expect_fail "negative timestamp" $np 3 "neg_time.csv:22: bad time" \
     ingest --events "$D/neg_time.csv" --out "$OUT"
   expect_fail "absurd timestamp" $np 3 "absurd_time.csv:22: bad time" \
@@ -51,6 +59,16 @@ done
 seg 2 ingest --events "$D/half_percent.csv" --out "$WORK/ok.h5" &&
   grep -qE "dropped: field count +1 " "$WORK/out" && grep -q "half_percent.csv:202: field count" "$WORK/out" &&
   ok "0.5% bad rows are dropped and reported" || bad "half percent: $(cat "$WORK/out" "$WORK/err")"
+
+# NUL bytes and a quoted newline: whole records dropped and named, no cut or fake users.
+for np in 1 3; do
+  seg $np ingest --events "$D/nul_quoted.csv" --out "$WORK/nq.h5" --examples 10 &&
+    grep -qE "dropped: .*NUL byte +5 " "$WORK/out" && grep -qE "bad quoting +1 " "$WORK/out" &&
+    grep -q "nul_quoted.csv:1007: bad quoting: newline inside a quoted field" "$WORK/out" &&
+    grep -q ": 7 users," "$WORK/out" &&
+    ok "NUL ids and a quoted newline are dropped whole (-n $np)" ||
+    bad "NUL/quoted newline (-n $np): $(cat "$WORK/out" "$WORK/err")"
+done
 
 # HDF5 inputs: an HDF5 file of another kind, and a truncated one.
 cp "$WORK/ok.h5" "$D/dataset.h5"

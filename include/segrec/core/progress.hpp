@@ -58,6 +58,8 @@ double elapsed();
 void clear_line();
 /// A line at --verbose only (stage timings and details); also a JSON "note" event.
 void note(std::string_view stage, std::string_view text);
+/// "segrec: warning: TEXT" on stderr now (root, unless --quiet); also a JSON "warning" event.
+void warning(std::string_view stage, std::string_view text);
 
 /// A long task of a stage: `total` units (bytes, passes, iterations, epochs) or 0 when
 /// unknown. Units "B" are shown as bytes. When `total_is_limit` the total is only an

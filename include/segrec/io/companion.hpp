@@ -4,8 +4,10 @@
 // read this rank's block of rows.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "segrec/core/comm.hpp"
@@ -38,14 +40,33 @@ std::vector<std::string> read_user_ids(const h5::File& f, const UserRowsSpec& sp
 /// lists other users, or another order, than 'S'" unless its block b equals *spec.ids.
 void check_user_order(const h5::File& f, const UserRowsSpec& spec, Block b, const Comm& comm);
 
+/// Collective. check_all (kExitData) "'P': /H row R (user 'ID') holds a non-finite value
+/// (damaged file?)" when a rank's `bad_row` (local row, -1: none) is set; the lowest such rank
+/// speaks.
+void check_rows_finite(const UserRowsSpec& spec, Block b, std::int64_t bad_row, const Comm& comm);
+
 /// Collective. user_rows_shape, check_user_order, then rows [b.begin, b.end) of spec.name
-/// (row-major, b.size() x cols).
+/// (row-major, b.size() x cols); floating-point rows must be finite (check_rows_finite).
 template <class T>
 std::vector<T> read_user_rows(const h5::File& f, const UserRowsSpec& spec, Block b,
                               const Comm& comm) {
-  user_rows_shape(f, spec);
+  const auto shape = user_rows_shape(f, spec);
   check_user_order(f, spec, b, comm);
-  return f.read_rows<T>(spec.name, b.begin, b.size());
+  std::vector<T> rows = f.read_rows<T>(spec.name, b.begin, b.size());
+  if constexpr (std::is_floating_point_v<T>) {
+    const std::int64_t cols = shape.size() > 1 ? shape[1] : 1;
+    std::int64_t bad = -1;
+    for (std::size_t i = 0; i < rows.size() && bad < 0; ++i)
+      if (!std::isfinite(rows[i])) bad = static_cast<std::int64_t>(i) / cols;
+    check_rows_finite(spec, b, bad, comm);
+  }
+  return rows;
 }
+
+/// Collective. The /labels of a segments file (read_user_rows) and its k attribute; every
+/// label must lie in [0, k): check_all (kExitData) "'P': /labels row R (user 'ID') holds
+/// segment S outside [0, k)".
+std::vector<std::int32_t> read_user_labels(const h5::File& f, const UserRowsSpec& spec, Block b,
+                                           const Comm& comm, std::int64_t& k);
 
 }  // namespace segrec

@@ -90,10 +90,13 @@ enum class Bad : uint8_t {
   kBadUtf8,
   kTooLong,
   kBadQuote,
+  kValueRange,  ///< finite, but beyond float32 (|v| > 3.4e38): stored values are float32
+  kNulByte,     ///< a NUL byte anywhere in the line (ids are C strings in the outputs)
   kCount
 };
 
-/// "field count", "empty user", ..., "bad quoting"; "ok" for kNone.
+/// "field count", "empty user", ..., "bad quoting", "value out of range", "NUL byte";
+/// "ok" for kNone.
 const char* to_string(Bad b);
 
 /// One parsed event; the views point into the line or into `scratch`.
@@ -106,7 +109,8 @@ struct Row {
 };
 
 /// Parses one stripped line with `layout` into `row`. Checks, in order: length
-/// (max_line_bytes, 0 = unlimited), quoting, field count, user, item, event, time,
+/// (max_line_bytes, 0 = unlimited), NUL bytes, quoting (a record holding a newline, which
+/// only a quoted field can, is bad quoting), field count, user, item, event, time,
 /// value. On kNone `why` is untouched; otherwise, when non-null, it is set to a short
 /// detail quoting the offending text (at most 40 bytes). `fields` and `scratch` are
 /// caller-owned buffers reused across rows.

@@ -17,19 +17,33 @@ struct ByteRange {
   std::int64_t begin = 0, end = 0;
 };
 
-/// Collective-free: this rank's share of `path` (size bytes split evenly over
-/// `parts`, each boundary moved to the next line start). The ranges of all
-/// parts tile the file exactly. Throws DataError for a missing file or a directory.
-ByteRange line_aligned_range(const std::string& path, int parts, int part);
+/// Records of a delimited file with RFC-4180 double quotes. A record ends at a newline
+/// outside a quoted field. A quote opens a field only at the field's start (after the line
+/// start or `delimiter`, spaces allowed before it); inside it "" is a quote and a lone quote
+/// closes it. A record that does not close within kMaxRecordLines lines and `max_line` bytes
+/// is its first line alone (an unterminated quote), so one stray quote costs one row.
+struct Quoting {
+  std::string delimiter;  ///< empty: plain lines, quotes are not special
+  static constexpr int kMaxRecordLines = 64;
+};
 
-/// Streams the lines of a byte range through a bounded buffer (memory does not
-/// grow with the file). Lines exclude '\n'; a line longer than `max_line`
-/// bytes is reported with `too_long` set and at most its first 64 bytes
-/// (none when it did not fit the buffer).
+/// Collective-free: this rank's share of `path` (size bytes split evenly over
+/// `parts`, each boundary moved to the next line start, or with `quoting` to the next
+/// record start found by scanning records from a line start up to 64 KiB before it, the
+/// same scan on every rank). The ranges of all parts tile the file exactly. Throws
+/// DataError for a missing file or a directory.
+ByteRange line_aligned_range(const std::string& path, int parts, int part,
+                             const Quoting& quoting = {}, std::size_t max_line = 1 << 20);
+
+/// Streams the lines (with `quoting`: records) of a byte range through a bounded buffer
+/// (memory does not grow with the file). Lines exclude their final '\n'; a record spanning
+/// lines keeps its inner ones, and lines() says how many it spans. A line longer than
+/// `max_line` bytes is reported with `too_long` set and at most its first 64 bytes (none
+/// when it did not fit the buffer).
 class LineReader {
  public:
   LineReader(const std::string& path, ByteRange range, std::size_t max_line,
-             std::size_t buffer_bytes = std::size_t{16} << 20);
+             std::size_t buffer_bytes = std::size_t{16} << 20, Quoting quoting = {});
   ~LineReader();
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
@@ -37,9 +51,16 @@ class LineReader {
   bool next(std::string_view& line, bool& too_long);
   /// Bytes consumed so far.
   std::int64_t consumed() const { return pos_ - range_.begin; }
+  /// File offset of the next line or record.
+  std::int64_t position() const { return pos_; }
+  /// Physical lines of the last line or record returned.
+  int lines() const { return lines_; }
 
  private:
   bool fill();
+  std::size_t record_length(std::size_t first_len);
+  Quoting quoting_;
+  int lines_ = 1;
   std::string path_;
   int fd_ = -1;
   ByteRange range_;
