@@ -191,7 +191,6 @@ struct BlockScorer {
     }
     for (std::int64_t c0 = 0; c0 < m; c0 += tile_cols) {
       const std::int64_t tc = std::min(tile_cols, m - c0);
-      const CMap Vt(V + c0 * dims, tc, dims);
       for (std::int64_t q0 = 0; q0 < nq; q0 += tile_rows) {
         const std::int64_t tr = std::min(tile_rows, nq - q0);
         gemm_nt(Q + q0 * dims, V + c0 * dims, tr, tc, dims, S.data(), S.cols());
