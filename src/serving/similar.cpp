@@ -170,7 +170,7 @@ void gemm_nt(const float* A, const float* B, std::int64_t rows, std::int64_t col
 
 // One visiting block V (m x dims, global rows v0..) against every query row.
 struct BlockScorer {
-  const float* Q;                           // nq x dims, row-major
+  const float* Q;  // nq x dims, row-major
   std::int64_t nq, dims;
   const std::vector<std::int64_t>& global;  // nq: each query's global row
   bool l2;
@@ -387,8 +387,8 @@ Neighbours similar_rows(std::span<const float> X, std::int64_t dims,
     Q = picked.data();
   }
   TopLists lists(nq, std::min(k + kMargin, n_total - 1));
-  BlockScorer scorer{Q,         nq,        dims,  global, l2, tile_rows,
-                     tile_cols, lists, RowMat(tile_rows, tile_cols), {}};
+  BlockScorer scorer{
+      Q, nq, dims, global, l2, tile_rows, tile_cols, lists, RowMat(tile_rows, tile_cols), {}};
 
   // The ring: at step s this rank scores the block of rank me - s while the block
   // of rank me - s - 1 arrives.
