@@ -548,6 +548,32 @@ TEST(CommMpi, StatsCountBytes) {
   EXPECT_EQ(c.stats().alltoall_bytes, 0u);
 }
 
+TEST(CommMpi, RingShiftPassesBlocksAround) {
+  // Rank r holds block r (uneven sizes, rank 1 empty); after s shifts it holds block r - s.
+  const Comm c = Comm::world();
+  const int p = c.size(), r = c.rank();
+  const auto block = [](int q) {
+    std::vector<std::int64_t> v(static_cast<std::size_t>(uneven(q)));
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = 1000 * q + static_cast<std::int64_t>(i);
+    return v;
+  };
+  c.reset_stats();
+  std::vector<std::int64_t> cur = block(r);
+  std::uint64_t sent = 0;
+  for (int s = 1; s <= p; ++s) {
+    const int from = ((r - s) % p + p) % p;
+    std::vector<std::int64_t> next(static_cast<std::size_t>(uneven(from)), -1);
+    Request q = c.ring_shift(std::span<const std::int64_t>(cur), std::span<std::int64_t>(next));
+    q.wait();
+    EXPECT_FALSE(q.active());
+    sent += 8u * cur.size();
+    cur = std::move(next);
+    EXPECT_EQ(cur, block(from)) << "after " << s << " shifts";
+  }
+  EXPECT_EQ(c.stats().shift_calls, static_cast<std::uint64_t>(p));
+  EXPECT_EQ(c.stats().shift_bytes, sent);
+}
+
 TEST(CommMpi, BlockPartitionAgreesWithAllgather) {
   // Each rank takes its block of n rows; gathering the blocks gives 0..n-1.
   const Comm c = Comm::world();

@@ -67,6 +67,7 @@ std::unique_ptr<Command> make_project();
 std::unique_ptr<Command> make_cluster();
 std::unique_ptr<Command> make_recommend();
 std::unique_ptr<Command> make_audience();
+std::unique_ptr<Command> make_similar();
 std::unique_ptr<Command> make_split();
 std::unique_ptr<Command> make_evaluate();
 std::unique_ptr<Command> make_run();

@@ -28,6 +28,7 @@ std::vector<std::unique_ptr<Command>> all_commands() {
   v.push_back(make_info());
   v.push_back(make_recommend());
   v.push_back(make_audience());
+  v.push_back(make_similar());
   v.push_back(make_split());
   v.push_back(make_evaluate());
   return v;

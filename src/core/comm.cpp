@@ -281,7 +281,7 @@ struct RequestSet {
 RequestSet* as_set(void* h) { return static_cast<RequestSet*>(h); }
 }  // namespace
 
-Request::Request(Request&& o) noexcept : handle_(o.handle_), bytes_(o.bytes_) {
+Request::Request(Request&& o) noexcept : handle_(o.handle_), bytes_(o.bytes_), kind_(o.kind_) {
   o.handle_ = nullptr;
 }
 
@@ -290,6 +290,7 @@ Request& Request::operator=(Request&& o) noexcept {
     finish();
     handle_ = o.handle_;
     bytes_ = o.bytes_;
+    kind_ = o.kind_;
     o.handle_ = nullptr;
   }
   return *this;
@@ -313,7 +314,7 @@ void Request::finish() noexcept {
 void Request::wait() {
   if (!handle_) return;
   auto* set = as_set(handle_);
-  const watchdog::InFlight wd(watchdog::Kind::kAllreduce, bytes_);
+  const watchdog::InFlight wd(static_cast<watchdog::Kind>(kind_), bytes_);
   std::unique_ptr<RequestSet> owned(set);
   handle_ = nullptr;
   check_mpi(MPI_Waitall(static_cast<int>(set->reqs.size()), set->reqs.data(), MPI_STATUSES_IGNORE),
@@ -351,6 +352,41 @@ Request Comm::iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t e
   }
   r.handle_ = set.release();
   r.bytes_ = n * elem;
+  return r;
+}
+
+// ---- ring shift ----------------------------------------------------------------------------
+
+Request Comm::ring_shift_raw(const void* send, std::size_t send_bytes, void* recv,
+                             std::size_t recv_bytes) const {
+  Request r;
+  if (!handle_) {
+    SEGREC_ASSERT(send_bytes == recv_bytes, "a serial ring shift sends to itself");
+    if (send_bytes) std::memmove(recv, send, send_bytes);
+    return r;
+  }
+  stats_->shift_calls++;
+  stats_->shift_bytes += send_bytes;
+  const int to = (rank_ + 1) % size_, from = (rank_ + size_ - 1) % size_;
+  auto set = std::make_unique<RequestSet>();
+  // Messages of at most kMaxChunk bytes; the receiver posts as many as the sender.
+  const auto* s = static_cast<const char*>(send);
+  auto* d = static_cast<char*>(recv);
+  for (std::size_t off = 0; off == 0 || off < recv_bytes; off += kMaxChunk) {
+    const auto cnt = static_cast<int>(std::min(kMaxChunk, recv_bytes - off));
+    set->reqs.push_back(MPI_REQUEST_NULL);
+    check_mpi(MPI_Irecv(d + off, cnt, MPI_BYTE, from, 11, as_mpi(handle_), &set->reqs.back()),
+              "MPI_Irecv");
+  }
+  for (std::size_t off = 0; off == 0 || off < send_bytes; off += kMaxChunk) {
+    const auto cnt = static_cast<int>(std::min(kMaxChunk, send_bytes - off));
+    set->reqs.push_back(MPI_REQUEST_NULL);
+    check_mpi(MPI_Isend(s + off, cnt, MPI_BYTE, to, 11, as_mpi(handle_), &set->reqs.back()),
+              "MPI_Isend");
+  }
+  r.handle_ = set.release();
+  r.bytes_ = send_bytes;
+  r.kind_ = static_cast<int>(watchdog::Kind::kAlltoall);
   return r;
 }
 

@@ -36,6 +36,7 @@ struct CommStats {
   std::uint64_t bcast_calls = 0, bcast_bytes = 0;
   std::uint64_t gather_calls = 0, gather_bytes = 0;
   std::uint64_t alltoall_calls = 0, alltoall_bytes = 0;
+  std::uint64_t shift_calls = 0, shift_bytes = 0;  // ring_shift
 };
 
 /// RAII for MPI_Init_thread / MPI_Finalize. Construct once in main.
@@ -106,6 +107,7 @@ class Request {
   void finish() noexcept;   // wait (unless unwinding) and free
   void* handle_ = nullptr;  // the MPI requests (one per chunk), owned
   std::size_t bytes_ = 0;
+  int kind_ = 1;  // watchdog::Kind reported while waiting (1: allreduce)
 };
 
 /// Memory shared by the ranks of one node (RAII over MPI_Win_allocate_shared):
@@ -309,6 +311,17 @@ class Comm {
     return out;
   }
 
+  // ---- ring shift ------------------------------------------------------------------
+  /// Nonblocking: sends `send` to rank (rank()+1) mod size() and receives `recv` from rank
+  /// (rank()-1) mod size(); `recv` must have the size that rank sends. Both buffers must
+  /// stay alive and untouched until the request completes. Serial: copies send to recv.
+  template <class T>
+  Request ring_shift(std::span<const T> send, std::span<T> recv) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return ring_shift_raw(send.data(), send.size() * sizeof(T), recv.data(),
+                          recv.size() * sizeof(T));
+  }
+
   /// Raises the same error on every rank when any rank reports a failure:
   /// each rank passes its own message ("" = ok); if any is non-empty, every rank
   /// throws a collective error with the lowest failing rank's message and code
@@ -331,6 +344,8 @@ class Comm {
   void allgather_blocks_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
                             std::size_t elem) const;
   void broadcast_raw(void* data, std::size_t bytes, int root) const;
+  Request ring_shift_raw(const void* send, std::size_t send_bytes, void* recv,
+                         std::size_t recv_bytes) const;
   std::vector<char> allgatherv_raw(const void* data, std::size_t bytes,
                                    std::vector<std::int64_t>& counts) const;
   std::vector<char> alltoallv_raw(const std::vector<std::span<const char>>& send,
