@@ -280,6 +280,19 @@ std::string read_first_line(const std::string& path, std::size_t max_line, bool*
   return out;
 }
 
+void append_csv_field(std::string& out, std::string_view v) {
+  if (v.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out += v;
+    return;
+  }
+  out += '"';
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
 // ---- OrderedWriter ------------------------------------------------------------------
 
 OrderedWriter::OrderedWriter(const std::string& path, const Comm& comm) : comm_(comm), path_(path) {

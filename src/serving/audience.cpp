@@ -17,6 +17,7 @@
 #include "segrec/core/progress.hpp"
 #include "segrec/core/tempfile.hpp"
 #include "segrec/ingest/pseudonym.hpp"
+#include "segrec/io/textio.hpp"
 #include "segrec/personalisation/input_rows.hpp"
 #include "segrec/personalisation/mlp.hpp"
 
@@ -36,17 +37,6 @@ std::vector<std::string> split_commas(const std::string& s) {
   while (std::getline(is, part, ',')) out.push_back(trim(part));
   if (!s.empty() && s.back() == ',') out.emplace_back();
   return out;
-}
-
-// A CSV field: quoted when it holds a delimiter, a quote or a line break.
-void csv_field(std::string& out, const std::string& v) {
-  if (v.find_first_of(",\"\r\n") == std::string::npos) {
-    out += v;
-    return;
-  }
-  out += '"';
-  for (char c : v) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  out += '"';
 }
 
 std::string fmt(const char* f, double v) {
@@ -486,9 +476,9 @@ AudienceSummary run_audience(const AudienceParams& p, const Comm& comm) {
       for (std::size_t j = 0; j < chosen[c].size(); ++j) {
         const auto& x = chosen[c][j];
         const std::string id = id_of(x.user);
-        csv_field(text, ids[c]);
+        append_csv_field(text, ids[c]);
         text += ',' + std::to_string(j + 1) + ',';
-        csv_field(text, pseudo ? (*pseudo)(id) : id);
+        append_csv_field(text, pseudo ? (*pseudo)(id) : id);
         text += ',' + fmt("%.6g", static_cast<double>(x.score)) + ',' + std::to_string(x.segment) +
                 '\n';
         ++sum.rows;

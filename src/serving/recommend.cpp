@@ -28,20 +28,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// A CSV field: quoted when it holds a delimiter, a quote or a line break.
-void put_field(std::string& out, const std::string& v) {
-  if (v.find_first_of(",\"\r\n") == std::string::npos) {
-    out += v;
-    return;
-  }
-  out += '"';
-  for (char c : v) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-}
-
 std::string fmt_score(float v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", static_cast<double>(v));
@@ -485,9 +471,9 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
           if (i < 0) continue;
           ++written;
           if (h5_out) continue;
-          put_field(text, u.ids[r]);
+          append_csv_field(text, u.ids[r]);
           text += ',' + std::to_string(j + 1) + ',';
-          put_field(text, m.item_ids[i]);
+          append_csv_field(text, m.item_ids[i]);
           text += ',' + fmt_score(L.scores[at]) + ',' + seg + ',' + to_string(L.source[r - r0]);
           if (p.explain) {
             const auto& e = why[r - r0];
@@ -496,7 +482,7 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
             const std::string context = segment_context(m, i, u.segment[r]);
             if (!context.empty()) reason += "; " + context;
             text += ',';
-            put_field(text, reason);
+            append_csv_field(text, reason);
           }
           text += '\n';
         }

@@ -214,20 +214,6 @@ struct BlockScorer {
   }
 };
 
-// CSV field: quoted when it holds a delimiter, a quote or a line break.
-void put_csv_field(std::string& out, const std::string& v) {
-  if (v.find_first_of(",\"\r\n") == std::string::npos) {
-    out += v;
-    return;
-  }
-  out += '"';
-  for (char c : v) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-}
-
 // An id of --users and where it came from (for messages).
 struct ListedUser {
   std::string id, origin;
@@ -501,9 +487,9 @@ SimilarSummary run_similar(const SimilarParams& p, const Comm& comm) {
     for (std::int64_t r = std::min(nq, blk * kBlock); r < std::min(nq, (blk + 1) * kBlock); ++r)
       for (std::int64_t j = 0; j < p.top; ++j) {
         const std::size_t at = static_cast<std::size_t>(r * p.top + j);
-        put_csv_field(text, ids[static_cast<std::size_t>(queries[r])]);
+        append_csv_field(text, ids[static_cast<std::size_t>(queries[r])]);
         text += ',' + std::to_string(j + 1) + ',';
-        put_csv_field(text, name(nb.index[at]));
+        append_csv_field(text, name(nb.index[at]));
         text += ',' + fmt_score(nb.score[at]) + '\n';
       }
     csv.append(text);

@@ -75,6 +75,10 @@ class LineReader {
 /// The first line of a file (without '\n'), at most `max_line` bytes; empty file -> "".
 std::string read_first_line(const std::string& path, std::size_t max_line, bool* too_long);
 
+/// Appends `v` to `out` as one CSV field: RFC-4180 quoted ("" for a quote) when it holds a
+/// comma, a quote or a line break, as is otherwise.
+void append_csv_field(std::string& out, std::string_view v);
+
 /// One output text file written by all ranks: each `append` call is collective
 /// and lays every rank's text down in rank order. Written under a temporary name
 /// and renamed by `commit()`; removed if never committed.

@@ -83,18 +83,6 @@ MatrixRF read_centroid_file(const std::string& path, const Comm& comm) {
   return C;
 }
 
-namespace {
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-}  // namespace
-
 void write_segments_csv(const std::string& path, const std::vector<std::string>& local_user_ids,
                         std::span<const std::int32_t> labels, const Comm& comm) {
   SEGREC_ASSERT(local_user_ids.size() == labels.size(), "one label per user");
@@ -107,7 +95,7 @@ void write_segments_csv(const std::string& path, const std::vector<std::string>&
     std::string text;
     if (r == 0 && comm.is_root()) text = "user_id,segment\n";
     for (std::int64_t i = r * kChunk; i < std::min(n, (r + 1) * kChunk); ++i) {
-      text += csv_field(local_user_ids[i]);
+      append_csv_field(text, local_user_ids[i]);
       text += ',';
       text += std::to_string(labels[i]);
       text += '\n';
