@@ -4,14 +4,7 @@
 # bad inputs (one error line, exit code, no output).
 source "$(dirname "$0")/lib.sh"
 
-seg 2 generate --users 400 --items 80 --seed 7 --events "$WORK/ev.csv" >/dev/null &&
-  seg 2 ingest --events "$WORK/ev.csv" --out "$WORK/ds.h5" &&
-  seg 2 profile --data "$WORK/ds.h5" --out "$WORK/p.h5" &&
-  seg 2 project --profiles "$WORK/p.h5" --dims 5 --out "$WORK/h.h5" &&
-  seg 2 cluster --projection "$WORK/h.h5" --k 3 --out "$WORK/s.h5" &&
-  seg 2 train --data "$WORK/ds.h5" --profiles "$WORK/p.h5" --projection "$WORK/h.h5" \
-    --segments "$WORK/s.h5" --input both --hidden 16 --epochs 2 --batch-size 64 \
-    --out "$WORK/m.h5" ||
+model_fixture "$WORK" 400 80 7 5 3 ||
   { bad "setup: $(cat "$WORK/err")"; finish; exit; }
 M="$WORK/m.h5"
 ITEMS=i000001,i000007,i000030

@@ -7,46 +7,41 @@ PY=python3
 python3 -c 'import h5py' 2>/dev/null || PY=/usr/bin/python3
 
 D="$WORK/in"; mkdir -p "$D"
-seg 2 generate --users 300 --items 60 --seed 3 --events "$D/ev.csv" >/dev/null &&
-  seg 2 ingest --events "$D/ev.csv" --out "$D/d.h5" && seg 2 profile --data "$D/d.h5" --out "$D/p.h5" &&
-  seg 2 project --profiles "$D/p.h5" --dims 4 --out "$D/j.h5" &&
-  seg 2 cluster --projection "$D/j.h5" --k 3 --out "$D/s.h5" &&
-  seg 2 train --data "$D/d.h5" --projection "$D/j.h5" --input both --hidden 8 --epochs 1 \
-    --batch-size 50 --out "$D/m.h5" || bad "setup: $(cat "$WORK/err")"
+model_fixture "$D" 300 60 3 4 3 || bad "setup: $(cat "$WORK/err")"
 
 # ---- an output that resolves to an input: exit 2 before any work, the input intact ----------
 cp "$D/ev.csv" "$D/x.csv"
-ln -f "$D/d.h5" "$D/hard.h5"
-ln -sf "$D/d.h5" "$D/sym.h5"
+ln -f "$D/ds.h5" "$D/hard.h5"
+ln -sf "$D/ds.h5" "$D/sym.h5"
 sum() { md5sum "$@" | cut -d' ' -f1 | tr '\n' ' '; }
-before=$(sum "$D/x.csv" "$D/d.h5")
+before=$(sum "$D/x.csv" "$D/ds.h5")
 for np in 1 2; do
   expect_fail "ingest --out = --events" $np 2 "--out '.*x.csv' is the input --events" \
     ingest --events "$D/x.csv" --out "$D/x.csv"
-  expect_fail "profile --out = --data" $np 2 "is the input --data" profile --data "$D/d.h5" --out "$D/d.h5"
+  expect_fail "profile --out = --data" $np 2 "is the input --data" profile --data "$D/ds.h5" --out "$D/ds.h5"
   expect_fail "profile --out = a hard link of --data" $np 2 "--out '.*hard.h5' is the input --data" \
-    profile --data "$D/d.h5" --out "$D/hard.h5"
+    profile --data "$D/ds.h5" --out "$D/hard.h5"
   expect_fail "profile --data via a symbolic link" $np 2 "is the input --data '.*sym.h5'" \
-    profile --data "$D/sym.h5" --out "$D/d.h5"
+    profile --data "$D/sym.h5" --out "$D/ds.h5"
   expect_fail "train --checkpoint = --data" $np 2 "--checkpoint .* is the input --data" \
-    train --data "$D/d.h5" --checkpoint "$D/d.h5" --out "$WORK/o/m.h5"
-  expect_fail "--out is a directory" $np 2 "--out '.*' is a directory" profile --data "$D/d.h5" --out "$D"
+    train --data "$D/ds.h5" --checkpoint "$D/ds.h5" --out "$WORK/o/m.h5"
+  expect_fail "--out is a directory" $np 2 "--out '.*' is a directory" profile --data "$D/ds.h5" --out "$D"
   expect_fail "run --out is an input file" $np 2 "--out '.*x.csv' exists and is not a directory" \
     run --events "$D/x.csv" --out "$D/x.csv"
 done
-[[ $(sum "$D/x.csv" "$D/d.h5") == "$before" ]] && ok "the inputs are intact" || bad "an input changed"
+[[ $(sum "$D/x.csv" "$D/ds.h5") == "$before" ]] && ok "the inputs are intact" || bad "an input changed"
 
 # ---- a NaN row in /H, a segment label outside [0, k): named, not served --------------------
 if $PY -c 'import h5py' 2>/dev/null; then
-  cp "$D/j.h5" "$D/jnan.h5"
-  $PY -c "import h5py; f=h5py.File('$D/jnan.h5','r+'); f['/H'][7,1]=float('nan')"
+  cp "$D/h.h5" "$D/hnan.h5"
+  $PY -c "import h5py; f=h5py.File('$D/hnan.h5','r+'); f['/H'][7,1]=float('nan')"
   cp "$D/s.h5" "$D/sbad.h5"
   $PY -c "import h5py; f=h5py.File('$D/sbad.h5','r+'); f['/labels'][250]=9"
   for np in 1 3; do
-    expect_fail "NaN row in --projection" $np 3 "jnan.h5': /H row 7 \(user '.*'\) holds a non-finite value" \
-      recommend --model "$D/m.h5" --data "$D/d.h5" --projection "$D/jnan.h5" --out "$WORK/o/r.csv"
+    expect_fail "NaN row in --projection" $np 3 "hnan.h5': /H row 7 \(user '.*'\) holds a non-finite value" \
+      recommend --model "$D/m.h5" --data "$D/ds.h5" --projection "$D/hnan.h5" --out "$WORK/o/r.csv"
     expect_fail "segment label out of range" $np 3 "sbad.h5': /labels row 250 \(user '.*'\) holds segment 9 outside \[0, 3\)" \
-      recommend --model "$D/m.h5" --data "$D/d.h5" --projection "$D/j.h5" --segments "$D/sbad.h5" \
+      recommend --model "$D/m.h5" --data "$D/ds.h5" --projection "$D/h.h5" --segments "$D/sbad.h5" \
       --out "$WORK/o/r.csv"
   done
 else
@@ -54,7 +49,7 @@ else
 fi
 
 # ---- an input this user may not read: said so, not "not an HDF5 file" (root: as nobody) ------
-cp "$D/d.h5" "$WORK/secret.h5"; chmod 600 "$WORK/secret.h5"; chmod o+x "$WORK"
+cp "$D/ds.h5" "$WORK/secret.h5"; chmod 600 "$WORK/secret.h5"; chmod o+x "$WORK"
 if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
   setpriv --reuid=nobody --regid=nogroup --clear-groups "$SEGREC" inspect "$WORK/secret.h5" \
     >/dev/null 2>"$WORK/err"
@@ -69,7 +64,7 @@ elif [[ $(id -u) -ne 0 ]]; then
 fi
 
 # ---- --min-report-users 1 turns the privacy floor off: said, not silent ----------------------
-seg 1 cluster --projection "$D/j.h5" --k 3 --min-report-users 1 --out "$WORK/s1.h5" &&
+seg 1 cluster --projection "$D/h.h5" --k 3 --min-report-users 1 --out "$WORK/s1.h5" &&
   grep -q "warning: --min-report-users 1 lowers the privacy floor from 50: it is off" "$WORK/err" &&
   grep -q "privacy floor" "$WORK/s1.md" && ok "--min-report-users 1 is warned about, in the report too" ||
   bad "min-report-users warning: $(cat "$WORK/err")"

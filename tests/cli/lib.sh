@@ -37,6 +37,21 @@ expect_fail() {
   ok "$name (-n $np, exit $rc, $((SECONDS - start)) s)"
 }
 
+# model_fixture DIR USERS ITEMS SEED DIMS K: a small pipeline at 2 ranks, generate -> ingest ->
+# profile -> project -> cluster -> train (history, projection and segment heads):
+# DIR/ev.csv, ds.h5, p.h5, h.h5, s.h5, m.h5. Returns non-zero on a failed stage.
+model_fixture() {
+  local dir=$1 users=$2 items=$3 seed=$4 dims=$5 k=$6
+  mkdir -p "$dir"
+  seg 2 generate --users "$users" --items "$items" --seed "$seed" --events "$dir/ev.csv" >/dev/null &&
+    seg 2 ingest --events "$dir/ev.csv" --out "$dir/ds.h5" &&
+    seg 2 profile --data "$dir/ds.h5" --out "$dir/p.h5" &&
+    seg 2 project --profiles "$dir/p.h5" --dims "$dims" --out "$dir/h.h5" &&
+    seg 2 cluster --projection "$dir/h.h5" --k "$k" --out "$dir/s.h5" &&
+    seg 2 train --data "$dir/ds.h5" --profiles "$dir/p.h5" --projection "$dir/h.h5" \
+      --segments "$dir/s.h5" --input both --hidden 16 --epochs 2 --batch-size 64 --out "$dir/m.h5"
+}
+
 finish() {
   echo "$PASSES passed, $FAILS failed"
   [[ $FAILS -eq 0 ]]

@@ -4,14 +4,7 @@
 # never recommended; HDF5 output; bad inputs (one error line, exit code, no output).
 source "$(dirname "$0")/lib.sh"
 
-seg 2 generate --users 600 --items 120 --seed 5 --events "$WORK/ev.csv" >/dev/null &&
-  seg 2 ingest --events "$WORK/ev.csv" --out "$WORK/ds.h5" &&
-  seg 2 profile --data "$WORK/ds.h5" --out "$WORK/p.h5" &&
-  seg 2 project --profiles "$WORK/p.h5" --dims 6 --out "$WORK/h.h5" &&
-  seg 2 cluster --projection "$WORK/h.h5" --k 4 --out "$WORK/s.h5" &&
-  seg 2 train --data "$WORK/ds.h5" --profiles "$WORK/p.h5" --projection "$WORK/h.h5" \
-    --segments "$WORK/s.h5" --input both --hidden 16 --epochs 2 --batch-size 64 \
-    --out "$WORK/m.h5" ||
+model_fixture "$WORK" 600 120 5 6 4 ||
   { bad "setup: $(cat "$WORK/err")"; finish; exit; }
 M="$WORK/m.h5"
 seg 1 inspect "$M" && grep -q "/segments/item_users  \[4 x 120\]" "$WORK/out" &&
