@@ -21,7 +21,7 @@ class RecommendCommand final : public Command {
            "  segrec recommend --model model.h5 --events new_users.csv --top 10 --explain \\\n"
            "                   --exclude out_of_stock.txt --out recs.csv\n"
            "  segrec recommend --model model.h5 --events u.data --format movielens --explain \\\n"
-           "                   --items u.item --items-format movielens --out recs.csv\n"
+           "                   --item-info u.item --item-info-format movielens --out recs.csv\n"
            "CSV columns: user_id,rank,item_id,score,segment,source[,reason]; source is model,\n"
            "or popular-in-segment for users with fewer than --min-events known events.";
   }
@@ -43,10 +43,10 @@ class RecommendCommand final : public Command {
         "explain", po::bool_switch(&p.explain),
         "add a reason column: the history items that raised the item's score most (leave-one-out: "
         "score and rank without them), then the segment lift")(
-        "items", po::value(&p.items),
+        "item-info", po::value(&p.item_info),
         "with --explain: item attributes file (id plus name/title, category/genre, price, brand) "
         "whose names the reasons use")(
-        "items-format", po::value(&p.items_format)->default_value(p.items_format),
+        "item-info-format", po::value(&p.item_info_format)->default_value(p.item_info_format),
         "csv (delimited, with a header) | movielens (u.item: '|', latin-1)")(
         "block-users", po::value(&p.block_users)->default_value(p.block_users),
         "users scored and written per block");

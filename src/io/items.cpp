@@ -85,7 +85,7 @@ ItemAttributes parse_csv(const std::string& text, const std::string& path) {
   std::size_t n_fields = 0;
   for_lines(text, [&](std::int64_t no, std::string_view line) {
     if (!parse::valid_utf8(line))
-      fail(path, no, "not UTF-8 (use --items-format movielens for latin-1 u.item)");
+      fail(path, no, "not UTF-8 (use --item-info-format movielens for latin-1 u.item)");
     if (delim.empty()) {  // the header
       delim = parse::detect_delimiter(line);
       if (!parse::split(line, delim, fields, scratch)) fail(path, no, "bad quoting in the header");
@@ -159,8 +159,8 @@ ItemAttributes parse_movielens(const std::string& text, const std::string& path)
 
 ItemsFormat parse_items_format(const std::string& text) {
   return parse_mode<ItemsFormat>(
-      text, {{"csv", ItemsFormat::kCsv}, {"movielens", ItemsFormat::kMovieLens}}, "items-format",
-      "use csv or movielens");
+      text, {{"csv", ItemsFormat::kCsv}, {"movielens", ItemsFormat::kMovieLens}},
+      "item-info-format", "use csv or movielens");
 }
 
 std::string latin1_to_utf8(const std::string& s) {
@@ -187,7 +187,7 @@ ItemAttributes read_items(const std::string& path, ItemsFormat format, const Com
   if (comm.is_root()) {
     std::ifstream in(path, std::ios::binary);
     if (!in)
-      err = "cannot open the --items file '" + path + "'";
+      err = "cannot open the --item-info file '" + path + "'";
     else
       text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }

@@ -204,8 +204,9 @@ RecommendParams::Modes RecommendParams::validate() const {
   }
   require(!(explain && out.size() >= 3 && out.compare(out.size() - 3, 3, ".h5") == 0), "explain",
           "true", "reasons are written to CSV output only");
-  require(explain || items.empty(), "items", items, "only with --explain (names in the reasons)");
-  modes.items_format = parse_items_format(items_format);
+  require(explain || item_info.empty(), "item-info", item_info,
+          "only with --explain (names in the reasons)");
+  modes.items_format = parse_items_format(item_info_format);
   return modes;
 }
 
@@ -407,10 +408,10 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
   const Popularity pop = Popularity::from(m);
   std::vector<std::string> names;  // display names in the reasons
   if (p.explain) {
-    if (p.items.empty()) {
+    if (p.item_info.empty()) {
       names = item_display_names(m, nullptr);
     } else {
-      const ItemAttributes attrs = read_items(p.items, modes.items_format, comm);
+      const ItemAttributes attrs = read_items(p.item_info, modes.items_format, comm);
       names = item_display_names(m, &attrs);
     }
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # segrec recommend --explain end to end: leave-one-out reasons with item names from
-# --items, for the users of a run (--data) and for new users folded in from their
-# events (--events); the explained CSV is identical at 1, 2 and 4 ranks; a bad --items
+# --item-info, for the users of a run (--data) and for new users folded in from their
+# events (--events); the explained CSV is identical at 1, 2 and 4 ranks; a bad --item-info
 # file gives one error line naming the file and line, and leaves no output.
 source "$(dirname "$0")/lib.sh"
 
@@ -22,10 +22,10 @@ awk -F, -v OFS=, 'NR == 1 { print; next } $1 < "u000040" { $1 = "new-" $1; print
   "$WORK/ev.csv" >"$WORK/new.csv"
 
 for np in 1 2 4; do
-  seg $np recommend --model "$M" --data "$DS" --top 5 --explain --items "$WORK/items.tsv" \
+  seg $np recommend --model "$M" --data "$DS" --top 5 --explain --item-info "$WORK/items.tsv" \
     --min-events 0 --out "$WORK/b$np.csv" || bad "batch -n $np: $(cat "$WORK/err")"
   seg $np recommend --model "$M" --events "$WORK/new.csv" --top 5 --explain \
-    --items "$WORK/items.tsv" --min-events 0 --out "$WORK/n$np.csv" || bad "new users -n $np: $(cat "$WORK/err")"
+    --item-info "$WORK/items.tsv" --min-events 0 --out "$WORK/n$np.csv" || bad "new users -n $np: $(cat "$WORK/err")"
 done
 for f in b n; do
   cmp -s "$WORK/${f}1.csv" "$WORK/${f}2.csv" && cmp -s "$WORK/${f}1.csv" "$WORK/${f}4.csv" &&
@@ -34,7 +34,7 @@ for f in b n; do
 done
 [[ $(grep -c ',model,"\?ranked [0-9]*[a-z][a-z]; ' "$WORK/b1.csv") -eq 1500 ]] &&
   [[ $(grep -c ',model,"\?ranked [0-9]*[a-z][a-z]; without Item i[0-9]* it would be [0-9]*[a-z][a-z] (relative score -[0-9.e-]*)' "$WORK/b1.csv") -ge 1400 ]] &&
-  ok "every model row has a reason; nearly all name their strongest history item by --items name" ||
+  ok "every model row has a reason; nearly all name their strongest history item by --item-info name" ||
   bad "reasons: $(grep ',model,' "$WORK/b1.csv" | grep -v 'without Item' | head -3)"
 grep -q '; also raised by Item i[0-9]* (-[0-9.e-]*), Item i[0-9]* (-[0-9.e-]*); segment [0-9]' "$WORK/b1.csv" &&
   ok "three items named, then the segment context" || bad "named items: $(sed -n 2,3p "$WORK/b1.csv")"
@@ -51,19 +51,19 @@ cmp -s <(grep '^u00003[0-9],' "$WORK/b1.csv" | cut -d, -f1,2,3 | sort) \
 cmp -s <(grep '^u00003[0-9],' "$WORK/b1.csv" | sed 's/.*ranked/ranked/' | sort) \
   <(grep '^new-u00003[0-9],.*,model,' "$WORK/n1.csv" | sed 's/.*ranked/ranked/' | sort) &&
   ok "new users: reasons as in the batch" || bad "new users' reasons differ from the batch"
-# Bad --items files and options: one error line, exit code, no output left.
+# Bad --item-info files and options: one error line, exit code, no output left.
 { printf 'item_id,name\n'; printf 'i000001,A\n'; printf 'i000002,B,extra\n'; } >"$WORK/bad.csv"
 printf '1|Toy Story (1995)|x\n' >"$WORK/bad.item"
-expect_fail "--items missing" 1 3 "cannot open the --items file" recommend --model "$M" \
-  --data "$DS" --explain --items "$WORK/nope.csv" --out "$WORK/o/r.csv"
-expect_fail "--items bad row" 2 3 "bad.csv' line 3: 3 fields, the header has 2" recommend \
-  --model "$M" --data "$DS" --explain --items "$WORK/bad.csv" --out "$WORK/o/r.csv"
-expect_fail "--items-format movielens bad row" 2 3 "bad.item' line 1: 3 '\|'-separated" \
-  recommend --model "$M" --events "$WORK/new.csv" --explain --items "$WORK/bad.item" \
-  --items-format movielens --out "$WORK/o/r.csv"
-expect_fail "--items-format" 1 2 "invalid value 'xml' for --items-format" recommend \
-  --model "$M" --data "$DS" --explain --items "$WORK/items.tsv" --items-format xml \
+expect_fail "--item-info missing" 1 3 "cannot open the --item-info file" recommend --model "$M" \
+  --data "$DS" --explain --item-info "$WORK/nope.csv" --out "$WORK/o/r.csv"
+expect_fail "--item-info bad row" 2 3 "bad.csv' line 3: 3 fields, the header has 2" recommend \
+  --model "$M" --data "$DS" --explain --item-info "$WORK/bad.csv" --out "$WORK/o/r.csv"
+expect_fail "--item-info-format movielens bad row" 2 3 "bad.item' line 1: 3 '\|'-separated" \
+  recommend --model "$M" --events "$WORK/new.csv" --explain --item-info "$WORK/bad.item" \
+  --item-info-format movielens --out "$WORK/o/r.csv"
+expect_fail "--item-info-format" 1 2 "invalid value 'xml' for --item-info-format" recommend \
+  --model "$M" --data "$DS" --explain --item-info "$WORK/items.tsv" --item-info-format xml \
   --out "$WORK/o/r.csv"
-expect_fail "--items without --explain" 1 2 "for --items: only with --explain" recommend \
-  --model "$M" --data "$DS" --items "$WORK/items.tsv" --out "$WORK/o/r.csv"
+expect_fail "--item-info without --explain" 1 2 "for --item-info: only with --explain" recommend \
+  --model "$M" --data "$DS" --item-info "$WORK/items.tsv" --out "$WORK/o/r.csv"
 finish

@@ -25,7 +25,7 @@ namespace segrec {
 
 enum class ItemsFormat { kCsv, kMovieLens };
 
-/// "csv" | "movielens"; throws UsageError naming --items-format otherwise.
+/// "csv" | "movielens"; throws UsageError naming --item-info-format otherwise.
 ItemsFormat parse_items_format(const std::string& text);
 
 /// Attributes per item, in file order; absent text fields are "", absent prices NaN.

@@ -47,9 +47,9 @@ struct RecommendParams {
   /// Add a reason column (CSV only): for model lists, the history items that raised the
   /// item's score most (leave-one-out, serving/explain.hpp), then the segment lift.
   bool explain = false;
-  std::string items;                 ///< item attributes (io/items.hpp): names in the reasons
-  std::string items_format = "csv";  ///< csv | movielens (u.item)
-  std::int64_t block_users = 4096;   ///< users scored (and written) per block
+  std::string item_info;  ///< --item-info: item attributes (io/items.hpp), names in the reasons
+  std::string item_info_format = "csv";  ///< csv | movielens (u.item)
+  std::int64_t block_users = 4096;       ///< users scored (and written) per block
 
   struct Modes {
     ItemsFormat items_format = ItemsFormat::kCsv;
