@@ -21,7 +21,7 @@ constexpr std::int64_t kUsers = 61, kItems = 23, kSegments = 3;
 std::vector<std::string> item_ids() {
   std::vector<std::string> v;
   for (std::int64_t i = 0; i < kItems; ++i) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "i%lld", static_cast<long long>(i));
     v.emplace_back(id);
   }
@@ -73,7 +73,7 @@ ServingUsers make_users(std::int64_t begin, std::int64_t end) {
     for (int d = 0; d < 3; ++d) u.inputs.dense.push_back(static_cast<float>(std::sin(i + d)));
     u.segment.push_back(static_cast<std::int32_t>(i % kSegments));
     u.known_events.push_back(static_cast<std::int64_t>(row.size()) * (i % 2 ? 2 : 1));
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "u%03lld", static_cast<long long>(i));
     u.ids.emplace_back(id);
   }
