@@ -19,7 +19,8 @@ class SimilarCommand final : public Command {
     return "examples:\n"
            "  segrec similar --projection projection.h5 --top 10 --out similar.csv\n"
            "  mpirun -n 4 segrec similar --projection projection.h5 --metric cosine --out s.csv\n"
-           "  segrec similar --projection projection.h5 --users 17,42 --metric l2 --out s.csv\n"
+           "  segrec similar --projection projection.h5 --query-users 17,42 --metric l2 --out "
+           "s.csv\n"
            "CSV columns: user_id,rank,neighbour_id,score; score is the inner product, the\n"
            "squared distance (l2) or the cosine; ties go to the neighbour earlier in the data\n"
            "set's user order.";
@@ -33,10 +34,10 @@ class SimilarCommand final : public Command {
         "neighbours per user (below the number of users; the user itself is excluded)")(
         "metric", po::value(&p.metric)->default_value(p.metric),
         "ip (inner product) | l2 (squared Euclidean distance) | cosine")(
-        "users", po::value(&p.users),
+        "query-users", po::value(&p.users),
         "only these users: a file (one id a line) or ID,ID,... (default: every user)")(
         "pseudonymize", po::value(&p.pseudonymize),
-        "the --users ids are raw: hash them with this key, as ingest --pseudonymize did "
+        "the --query-users ids are raw: hash them with this key, as ingest --pseudonymize did "
         "(KEY, env:NAME or file:PATH)")("tile-rows",
                                         po::value(&p.tile_rows)->default_value(p.tile_rows),
                                         "query users per score tile")(

@@ -214,12 +214,12 @@ struct BlockScorer {
   }
 };
 
-// An id of --users and where it came from (for messages).
+// An id of --query-users and where it came from (for messages).
 struct ListedUser {
   std::string id, origin;
 };
 
-// The --users value: a file (one id a line; blank lines and '#' comments skipped) when one
+// The --query-users value: a file (one id a line; blank lines and '#' comments skipped) when one
 // of that name exists, else a comma-separated list. Read on rank 0, broadcast.
 std::vector<ListedUser> listed_users(const std::string& value, const Comm& comm) {
   std::string text, err;
@@ -229,14 +229,14 @@ std::vector<ListedUser> listed_users(const std::string& value, const Comm& comm)
     if (in) {
       is_file = 1;
       text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      if (in.bad()) err = "cannot read the --users file '" + value + "'";
+      if (in.bad()) err = "cannot read the --query-users file '" + value + "'";
     }
   }
   comm.check_all(err, kExitIo);
   comm.broadcast(std::span<std::int32_t>(&is_file, 1));
   std::vector<ListedUser> out;
   if (!is_file) {
-    for (auto& id : split_list(value)) out.push_back({id, "--users"});
+    for (auto& id : split_list(value)) out.push_back({id, "--query-users"});
     return out;
   }
   comm.broadcast(text);
@@ -332,7 +332,7 @@ SimilarMetric SimilarParams::validate() const {
   require(tile_rows >= 1, "tile-rows", tile_rows, "must be >= 1");
   require(tile_cols >= 1, "tile-cols", tile_cols, "must be >= 1");
   require(pseudonymize.empty() || !users.empty(), "pseudonymize", "<redacted>",
-          "only with --users (the ids it hashes)");
+          "only with --query-users (the ids it hashes)");
   return parse_mode<SimilarMetric>(
       metric,
       {{"ip", SimilarMetric::kIp}, {"l2", SimilarMetric::kL2}, {"cosine", SimilarMetric::kCosine}},
@@ -449,7 +449,7 @@ SimilarSummary run_similar(const SimilarParams& p, const Comm& comm) {
     for (std::size_t i = 0; i < ids.size(); ++i) queries[i] = static_cast<std::int64_t>(i);
   } else {
     std::vector<ListedUser> listed = listed_users(p.users, comm);
-    require(!listed.empty(), "users", p.users, "lists no user id");
+    require(!listed.empty(), "query-users", p.users, "lists no user id");
     if (!p.pseudonymize.empty()) {
       const Pseudonymizer pseudo(resolve_secret(p.pseudonymize, "pseudonymize"));
       for (auto& u : listed) u.id = pseudo(u.id);

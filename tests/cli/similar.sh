@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# segrec similar: the same CSV at -n 1..4 for every metric, --users answers as the full run,
+# segrec similar: the same CSV at -n 1..4 for every metric, --query-users answers as the full run,
 # --pseudonymize looks raw ids up, and bad inputs give one error line and leave no file.
 source "$(dirname "$0")/lib.sh"
 
@@ -41,19 +41,19 @@ awk -F, 'NR > 2 && $1 == u && $4 + 0 < s + 0 { bad = 1 } { u = $1; s = $4 } END 
 awk -F, 'NR > 2 && $1 == u && $4 + 0 > s + 0 { bad = 1 } { u = $1; s = $4 } END { exit bad }' \
   "$WORK/s_cosine_1.csv" && ok "cosine scores descend" || bad "cosine scores do not descend"
 
-# --users: the same lines as the full run, from a list and from a file.
+# --query-users: the same lines as the full run, from a list and from a file.
 U1=$(sed -n 2p "$WORK/s_ip_1.csv" | cut -d, -f1)
 U2=$(sed -n '$p' "$WORK/s_ip_1.csv" | cut -d, -f1)
-seg 3 similar --projection "$P" --top 5 --users "$U2,$U1,$U1" --out "$WORK/sub.csv" &&
+seg 3 similar --projection "$P" --top 5 --query-users "$U2,$U1,$U1" --out "$WORK/sub.csv" &&
   diff <(grep -E "^($U1|$U2)," "$WORK/s_ip_1.csv") <(tail -n +2 "$WORK/sub.csv") >/dev/null &&
-  ok "--users list (-n 3)" || bad "--users list: $(cat "$WORK/err")"
+  ok "--query-users list (-n 3)" || bad "--query-users list: $(cat "$WORK/err")"
 printf '# lookalikes of\n%s\n\n%s\n' "$U1" "$U2" >"$WORK/users.txt"
-seg 2 similar --projection "$P" --top 5 --users "$WORK/users.txt" --out "$WORK/subf.csv" &&
-  cmp -s "$WORK/sub.csv" "$WORK/subf.csv" && ok "--users file (-n 2)" || bad "--users file: $(cat "$WORK/err")"
+seg 2 similar --projection "$P" --top 5 --query-users "$WORK/users.txt" --out "$WORK/subf.csv" &&
+  cmp -s "$WORK/sub.csv" "$WORK/subf.csv" && ok "--query-users file (-n 2)" || bad "--query-users file: $(cat "$WORK/err")"
 
 # --pseudonymize: raw ids in, pseudonyms out.
 RAW=$(sed -n 2p "$WORK/ev.csv" | cut -d, -f1)
-seg 2 similar --projection "$WORK/projk.h5" --top 3 --users "$RAW" --pseudonymize "$KEY" \
+seg 2 similar --projection "$WORK/projk.h5" --top 3 --query-users "$RAW" --pseudonymize "$KEY" \
   --out "$WORK/pk.csv" && [[ $(tail -n +2 "$WORK/pk.csv" | grep -cE '^[0-9a-f]{32},[1-3],[0-9a-f]{32},') -eq 3 ]] &&
   ok "--pseudonymize looks up a raw id" || bad "--pseudonymize: $(cat "$WORK/err") $(cat "$WORK/pk.csv")"
 
@@ -63,14 +63,18 @@ printf '%s\nnobody-here\n' "$U1" >"$WORK/badusers.txt"
 expect_fail "top 0" 2 2 "--top: must be >= 1" similar --projection "$P" --top 0 --out "$O"
 expect_fail "top = users" 3 2 "below the number of users \\($USERS" similar --projection "$P" \
   --top "$USERS" --out "$O"
-expect_fail "unknown user" 2 2 "--users: no user 'nobody-here'" similar --projection "$P" \
-  --users "$U1,nobody-here" --out "$O"
+expect_fail "unknown user" 2 2 "--query-users: no user 'nobody-here'" similar --projection "$P" \
+  --query-users "$U1,nobody-here" --out "$O"
 expect_fail "unknown user in a file" 3 2 "badusers.txt' line 2: no user 'nobody-here'" similar \
-  --projection "$P" --users "$WORK/badusers.txt" --out "$O"
+  --projection "$P" --query-users "$WORK/badusers.txt" --out "$O"
 expect_fail "raw id without the key" 2 2 "no user '$RAW'" similar --projection "$WORK/projk.h5" \
-  --users "$RAW" --out "$O"
+  --query-users "$RAW" --out "$O"
 expect_fail "metric" 2 2 "--metric: must be ip, l2 or cosine" similar --projection "$P" \
   --metric dot --out "$O"
 expect_fail "missing projection" 2 3 "nosuch.h5" similar --projection "$WORK/nosuch.h5" --out "$O"
 expect_fail "a dataset as projection" 2 3 "d.h5" similar --projection "$WORK/d.h5" --out "$O"
+# A pipeline INI (generate's `users` and `items` counts) drives similar without tripping it.
+printf 'users = 3000\nitems = 400\n' >"$WORK/pipe.ini"
+seg 2 similar --config "$WORK/pipe.ini" --projection "$P" --top 3 --out "$WORK/ini.csv" &&
+  ok "a pipeline INI is taken" || bad "pipeline INI: $(cat "$WORK/err")"
 finish

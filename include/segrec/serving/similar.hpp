@@ -30,7 +30,7 @@ struct SimilarParams {
   std::string metric = "ip";  ///< ip | l2 | cosine
   std::int64_t top = 10;      ///< neighbours per user (1 <= top < users)
   std::string users;          ///< FILE (one id a line) or ID,ID,...: only these users ("" = all)
-  /// The --users ids are raw ids, hashed with this key as `ingest --pseudonymize` did
+  /// The --query-users ids are raw ids, hashed with this key as `ingest --pseudonymize` did
   /// ("" = ids as stored). KEY, env:NAME or file:PATH.
   std::string pseudonymize;
   std::string out;                ///< similar.csv (required)
