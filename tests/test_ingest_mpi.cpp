@@ -166,6 +166,12 @@ TEST(Ingest, SmallFileHandComputed) {
   EXPECT_DOUBLE_EQ(g.type_fill[4], 6.875);
   EXPECT_DOUBLE_EQ(g.type_fill[0], 0.0);
   EXPECT_EQ(g.item_users, (std::vector<std::int64_t>{1, 2, 2, 2, 1}));
+  // The category column: one category per item; no prices or names.
+  EXPECT_EQ(ds.categories, (std::vector<std::string>{"c1", "c2", "c3", "c9"}));
+  EXPECT_EQ(ds.item_category, (std::vector<std::int32_t>{2, 0, 1, 0, 3}));
+  EXPECT_TRUE(ds.item_price.empty());
+  EXPECT_TRUE(ds.log_price.empty());
+  EXPECT_TRUE(ds.item_names.empty());
   // Per user: the item weights summed over event types.
   ASSERT_EQ(g.users.size(), 4u);
   ASSERT_EQ(g.indptr.size(), 5u);

@@ -207,9 +207,9 @@ TEST(Layout, SameChosenNameTwiceIsAnError) {
 }
 
 TEST(Layout, HeaderColumnsVector) {
-  const Layout l = header_layout("category,user_id,item_id,event,ts,rating,type", ",");
-  const std::vector<Field> want = {Field::kIgnore, Field::kUser,  Field::kItem,  Field::kEvent,
-                                   Field::kTime,   Field::kValue, Field::kIgnore};
+  const Layout l = header_layout("category,user_id,item_id,event,ts,rating,type,country", ",");
+  const std::vector<Field> want = {Field::kCategory, Field::kUser,  Field::kItem,   Field::kEvent,
+                                   Field::kTime,     Field::kValue, Field::kIgnore, Field::kIgnore};
   EXPECT_EQ(l.columns, want);
 }
 
@@ -262,7 +262,7 @@ TEST(Layout, HeaderMissingUserOrItem) {
 
 TEST(Layout, Spec) {
   const Layout l = layout_from_spec("user_id,item_id,category,event,timestamp", "\t", {});
-  const std::vector<Field> want = {Field::kUser, Field::kItem, Field::kIgnore, Field::kEvent,
+  const std::vector<Field> want = {Field::kUser, Field::kItem, Field::kCategory, Field::kEvent,
                                    Field::kTime};
   EXPECT_EQ(l.columns, want);
   expect_indices(l, {0, 1, 3, 4, -1}, "spec");
@@ -305,6 +305,106 @@ TEST(Layout, SpecErrors) {
       EXPECT_EQ(std::string_view(e.what()), c.message);
       EXPECT_EQ(e.code(), kExitUsage);
     }
+  }
+}
+
+// ---- item attributes: price, name, category -------------------------------------------
+
+struct AttrIndices {
+  int value, price, name, category;
+};
+
+void expect_attrs(const Layout& l, AttrIndices want, std::string_view what) {
+  EXPECT_EQ(l.value, want.value) << what;
+  EXPECT_EQ(l.price, want.price) << what;
+  EXPECT_EQ(l.name, want.name) << what;
+  EXPECT_EQ(l.category, want.category) << what;
+}
+
+TEST(Layout, ItemAttributeAliases) {
+  struct Case {
+    std::string_view line;
+    AttrIndices want;
+  };
+  const Case cases[] = {
+      {"user,item,price,item_name,category", {-1, 2, 3, 4}},
+      {"user,item,UnitPrice,Description,Category_Code", {-1, 2, 3, 4}},
+      {"user,item,unit_price,product_name,cat", {-1, 2, 3, 4}},
+      {"user,item,Title,category_id", {-1, -1, 2, 3}},
+      {"user,item,name,price", {-1, 3, 2, -1}},  // segrec generate's items columns
+      // Quantity is a value alias, after value, rating and dwell.
+      {"user,item,Quantity,UnitPrice", {2, 3, -1, -1}},
+      {"user,item,qty", {2, -1, -1, -1}},
+      {"user,item,quantity,rating", {3, -1, -1, -1}},
+      // Several matches: the earlier alias wins.
+      {"user,item,name,title,description,item_name", {-1, -1, 5, -1}},
+      {"user,item,cat,category_code,category_id,category", {-1, -1, -1, 5}},
+      {"user,item,unitprice,unit_price,price", {-1, 4, -1, -1}},
+      // None of them: absent, as before.
+      {"user_id,item_id,event,timestamp,value,country", {4, -1, -1, -1}},
+  };
+  for (const Case& c : cases) expect_attrs(header_layout(c.line, ","), c.want, c.line);
+}
+
+TEST(Layout, OnlineRetailHeader) {
+  ColumnNames names;
+  names.user = "CustomerID";
+  names.item = "StockCode";
+  names.time = "InvoiceDate";
+  const Layout l = header_layout(
+      "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country", ",",
+      names);
+  expect_indices(l, {6, 1, -1, 4, 3}, "online retail");
+  expect_attrs(l, {3, 5, 2, -1}, "online retail");
+  const std::vector<Field> want = {Field::kIgnore, Field::kItem,  Field::kName, Field::kValue,
+                                   Field::kTime,   Field::kPrice, Field::kUser, Field::kIgnore};
+  EXPECT_EQ(l.columns, want);
+}
+
+TEST(Layout, ItemAttributeOverrides) {
+  ColumnNames names;
+  names.price = "Cost";
+  names.name = "Label";
+  names.category = "Dept";
+  // Overridden fields ignore their aliases.
+  expect_attrs(header_layout("user,item,price,cost,title,label,category,dept", ",", names),
+               {-1, 3, 5, 7}, "override");
+  // An override claims another field's alias: price read from the "value" column.
+  ColumnNames as_value;
+  as_value.price = "value";
+  expect_attrs(header_layout("user,item,value", ",", as_value), {-1, 2, -1, -1}, "claim");
+  try {
+    header_layout("user,item,price,Price", ",");
+    ADD_FAILURE() << "accepted";
+  } catch (const DataError& e) {
+    EXPECT_STREQ(e.what(),
+                 "the header names the price column twice: 'price' (column 3) and 'Price' "
+                 "(column 4)");
+  }
+  try {
+    header_layout("user,item,title,Title", ",");
+    ADD_FAILURE() << "accepted";
+  } catch (const DataError& e) {
+    EXPECT_STREQ(e.what(),
+                 "the header names the item name column twice: 'title' (column 3) and 'Title' "
+                 "(column 4)");
+  }
+}
+
+TEST(Layout, SpecItemAttributes) {
+  const Layout l =
+      layout_from_spec("user_id,item_id,price,description,category_code,quantity", ",", {});
+  const std::vector<Field> want = {Field::kUser, Field::kItem,     Field::kPrice,
+                                   Field::kName, Field::kCategory, Field::kValue};
+  EXPECT_EQ(l.columns, want);
+  expect_attrs(l, {5, 2, 3, 4}, "spec");
+  try {
+    layout_from_spec("user,item,cat,category", ",", {});
+    ADD_FAILURE() << "accepted";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(),
+                 "--columns 'user,item,cat,category' names the category field twice (columns 3 "
+                 "and 4)");
   }
 }
 
@@ -490,6 +590,10 @@ TEST(Bad, Names) {
   EXPECT_STREQ(to_string(Bad::kBadQuote), "bad quoting");
   EXPECT_STREQ(to_string(Bad::kValueRange), "value out of range");
   EXPECT_STREQ(to_string(Bad::kNulByte), "NUL byte");
+  EXPECT_STREQ(to_string(Bad::kBadPrice), "bad price");
+  EXPECT_STREQ(to_string(Bad::kNegativePrice), "negative price");
+  EXPECT_STREQ(to_string(Bad::kNonFinitePrice), "non-finite price");
+  EXPECT_STREQ(to_string(Bad::kPriceRange), "price out of range");
 }
 
 TEST(Lower, Ascii) {
@@ -657,6 +761,67 @@ TEST_F(ParseRow, TooLongIsCheckedFirstAndFast) {
   EXPECT_EQ(parse("u,i,view,1,2", full, 12), Bad::kNone);
   EXPECT_EQ(parse("u,i,view,1,2", full, 11), Bad::kTooLong);
   EXPECT_EQ(parse("u,i,view,1,2", full, 0), Bad::kNone);  // 0 = unlimited
+}
+
+TEST_F(ParseRow, BadPrices) {
+  const Layout l = layout_from_spec("user,item,quantity,price,description,category", ",", {});
+  struct Case {
+    std::string_view line;
+    Bad want;
+    std::string_view why;
+  };
+  const Case cases[] = {
+      {"u,i,1,abc,n,c", Bad::kBadPrice, "price 'abc' is not a number"},
+      {"u,i,1,\"1,5\",n,c", Bad::kBadPrice, "price '1,5' is not a number"},
+      {"u,i,1,$3,n,c", Bad::kBadPrice, "price '$3' is not a number"},
+      {"u,i,1,12x,n,c", Bad::kBadPrice, "price '12x' is not a number"},
+      {"u,i,1,-1,n,c", Bad::kNegativePrice, "price '-1' is negative"},
+      {"u,i,1, -0.01 ,n,c", Bad::kNegativePrice, "price '-0.01' is negative"},
+      {"u,i,1,inf,n,c", Bad::kNonFinitePrice, "price 'inf' is not finite"},
+      {"u,i,1,-inf,n,c", Bad::kNonFinitePrice, "price '-inf' is not finite"},
+      {"u,i,1,NaN,n,c", Bad::kNonFinitePrice, "price 'NaN' is not finite"},
+      {"u,i,1,1e400,n,c", Bad::kNonFinitePrice, "price '1e400' is not finite"},
+      {"u,i,1,1e39,n,c", Bad::kPriceRange, "price '1e39' is beyond float32 (3.4e38)"},
+      {"u,i,1,2,\xff,c", Bad::kBadUtf8, "item name '\\xff' is not valid UTF-8"},
+      {"u,i,1,2,n,\xc0\xaf", Bad::kBadUtf8, "category '\\xc0\\xaf' is not valid UTF-8"},
+      // Value is checked before price.
+      {"u,i,x,-1,n,c", Bad::kBadValue, "value 'x' is not a number"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(parse(c.line, l), c.want) << c.line;
+    EXPECT_EQ(why, c.why) << c.line;
+  }
+}
+
+TEST_F(ParseRow, PricesNamesAndCategories) {
+  const Layout l = layout_from_spec("user,item,quantity,price,description,category", ",", {});
+  ASSERT_EQ(parse(R"(17850,85123A,6, 2.55 ," WHITE HANGING HEART, T-LIGHT ", Home )", l),
+            Bad::kNone);
+  EXPECT_EQ(row.value, 6.0);
+  EXPECT_TRUE(row.has_price);
+  EXPECT_EQ(row.price, 2.55);
+  EXPECT_EQ(row.name, "WHITE HANGING HEART, T-LIGHT");
+  EXPECT_EQ(row.category, "Home");
+  // Empty price: unknown, not malformed; empty name and category.
+  ASSERT_EQ(parse("u,i,-2,  ,,", l), Bad::kNone);
+  EXPECT_FALSE(row.has_price);
+  EXPECT_TRUE(row.name.empty());
+  EXPECT_TRUE(row.category.empty());
+  EXPECT_EQ(row.value, -2.0);  // a negative quantity (a return) is a valid value
+  // "-0" and an underflow are a price of +0.
+  for (std::string_view zero : {"u,i,1,-0,n,c"sv, "u,i,1,-1e-400,n,c"sv, "u,i,1,0,n,c"sv}) {
+    ASSERT_EQ(parse(zero, l), Bad::kNone) << zero;
+    EXPECT_TRUE(row.has_price);
+    EXPECT_EQ(row.price, 0.0);
+    EXPECT_FALSE(std::signbit(row.price)) << zero;
+  }
+  ASSERT_EQ(parse("u,i,1,3.4e38,n,c", l), Bad::kNone);
+  EXPECT_EQ(row.price, 3.4e38);
+  // Absent columns leave them unset, also after a row that had them.
+  ASSERT_EQ(parse("u,i,view,1,2", full), Bad::kNone);
+  EXPECT_FALSE(row.has_price);
+  EXPECT_TRUE(row.name.empty());
+  EXPECT_TRUE(row.category.empty());
 }
 
 }  // namespace

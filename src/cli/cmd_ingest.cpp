@@ -62,6 +62,12 @@ class IngestCommand final : public Command {
     os << "wrote " << p_.out << ": " << ds.n_users << " users, " << ds.n_items() << " items, "
        << ds.report.rows_kept << " events, " << nnz << " user-item pairs, " << ds.n_types()
        << " event types";
+    if (ds.has_prices() || ds.has_names() || ds.has_categories()) {
+      os << "; item attributes:";
+      if (ds.has_prices()) os << " price";
+      if (ds.has_names()) os << " name";
+      if (ds.has_categories()) os << " category (" << ds.categories.size() << ")";
+    }
     ctx.say(os.str());
     return 0;
   }

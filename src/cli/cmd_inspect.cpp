@@ -1,4 +1,5 @@
 // segrec inspect FILE.h5: what a segrec file holds.
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <sstream>
@@ -49,12 +50,46 @@ class Inspect final : public Command {
       }
     };
     walk("/");
-    if (fmt.name == kDatasetFormat.name) os << read_report(f).table();
+    if (fmt.name == kDatasetFormat.name) {
+      os << item_attributes(f);
+      os << read_report(f).table();
+    }
     ctx.say(os.str());
     return 0;
   }
 
  private:
+  // Which optional item attributes a dataset holds, and for how many items.
+  static std::string item_attributes(const h5::File& f) {
+    const std::int64_t n = f.attr_int("/", "n_items");
+    std::ostringstream os;
+    os << "  item attributes:";
+    bool any = false;
+    if (f.exists("/items/price")) {
+      std::int64_t known = 0;
+      for (double p : f.read_all<double>("/items/price")) known += !std::isnan(p);
+      os << " prices (" << known << " of " << n << " items)";
+      any = true;
+    }
+    if (f.exists("/items/name")) {
+      std::int64_t named = 0;
+      for (const auto& s : f.read_strings("/items/name", 0, f.shape("/items/name")[0]))
+        named += !s.empty();
+      os << (any ? "," : "") << " names (" << named << " of " << n << " items)";
+      any = true;
+    }
+    if (f.exists("/items/category")) {
+      std::int64_t with = 0;
+      for (auto c : f.read_all<std::int32_t>("/items/category")) with += c >= 0;
+      os << (any ? "," : "") << " categories (" << with << " of " << n << " items, "
+         << f.shape("/categories/names")[0] << " categories)";
+      any = true;
+    }
+    if (!any) os << " none (the log had no price, item-name or category column)";
+    os << "\n";
+    return os.str();
+  }
+
   // FNV-1a over the bytes, as 16 hex digits.
   static std::string digest(const std::vector<char>& bytes) {
     std::uint64_t h = 1469598103934665603ULL;

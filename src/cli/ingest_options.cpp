@@ -13,7 +13,12 @@ void add_ingest_read_options(po::options_description& d, IngestParams& p, bool f
       "col-item", po::value(&p.col_item), "header name of the item column")(
       "col-event", po::value(&p.col_event), "header name of the event-type column")(
       "col-time", po::value(&p.col_time), "header name of the timestamp column")(
-      "col-value", po::value(&p.col_value), "header name of the value column")(
+      "col-value", po::value(&p.col_value),
+      "header name of the value column (e.g. a rating, dwell seconds or a quantity)")(
+      "col-price", po::value(&p.col_price),
+      "header name of the unit-price column (number >= 0; empty = unknown)")(
+      "col-item-name", po::value(&p.col_item_name), "header name of the item-name column")(
+      "col-category", po::value(&p.col_category), "header name of the item-category column")(
       "event-name", po::value(&p.event_name),
       "event type of rows without one (default: interaction; rating for movielens)")(
       "event-weight", po::value(&p.event_weights)->composing(),

@@ -88,12 +88,46 @@ std::map<std::string, std::int64_t> read_counted(const h5::File& f, const std::s
   return m;
 }
 
+// The optional item attributes; each is present only when ingest's log had the column.
+void read_item_attributes(const h5::File& f, const std::string& path, std::int64_t n_items,
+                          Dataset& ds) {
+  auto check_len = [&](const std::string& name) {
+    if (f.shape(name)[0] != n_items)
+      throw DataError("'" + path + "': " + name + " has " + std::to_string(f.shape(name)[0]) +
+                          " entries for " + std::to_string(n_items) + " items",
+                      true);
+  };
+  if (f.exists("/items/price")) {
+    check_len("/items/price");
+    ds.item_price = f.read_all<double>("/items/price");
+    for (double p : ds.item_price)
+      if (!(std::isnan(p) || (std::isfinite(p) && p >= 0)))
+        throw DataError("'" + path + "': /items/price holds a negative or infinite price", true);
+  }
+  if (f.exists("/items/name")) {
+    check_len("/items/name");
+    ds.item_names = f.read_strings("/items/name", 0, n_items);
+  }
+  if (f.exists("/items/category")) {
+    check_len("/items/category");
+    ds.item_category = f.read_all<std::int32_t>("/items/category");
+    ds.categories = f.read_strings("/categories/names", 0, f.shape("/categories/names")[0]);
+    const auto n_cats = static_cast<std::int32_t>(ds.categories.size());
+    for (std::int32_t c : ds.item_category)
+      if (c < -1 || c >= n_cats)
+        throw DataError("'" + path + "': /items/category index " + std::to_string(c) +
+                            " out of range (" + std::to_string(n_cats) + " categories)",
+                        true);
+  }
+}
+
 }  // namespace
 
 void write_dataset(const std::string& path, const Dataset& ds, const Comm& comm) {
   h5::File f = h5::File::create(path, comm, kDatasetFormat);
   for (const char* g : {"/users", "/items", "/event_types", "/interactions", "/log", "/report"})
     f.create_group(g);
+  if (ds.has_categories()) f.create_group("/categories");
   f.set_attr("/", "n_users", ds.n_users);
   f.set_attr("/", "n_items", ds.n_items());
   f.write_strings("/users/ids", ds.user_ids, true);
@@ -101,6 +135,12 @@ void write_dataset(const std::string& path, const Dataset& ds, const Comm& comm)
   write_local(f, "/users/last_time", ds.last_time);
   f.write_strings("/items/ids", ds.item_ids, false);
   write_all(f, "/items/n_users", ds.item_users);
+  if (ds.has_prices()) write_all(f, "/items/price", ds.item_price);
+  if (ds.has_names()) f.write_strings("/items/name", ds.item_names, false);
+  if (ds.has_categories()) {
+    write_all(f, "/items/category", ds.item_category);
+    f.write_strings("/categories/names", ds.categories, false);
+  }
   f.write_strings("/event_types/names", ds.event_types, false);
   write_all(f, "/event_types/weights", ds.event_weights);
   write_all(f, "/event_types/fill", ds.event_fill);
@@ -116,6 +156,7 @@ void write_dataset(const std::string& path, const Dataset& ds, const Comm& comm)
   write_local(f, "/log/type", ds.log_type);
   write_local(f, "/log/time", ds.log_time);
   write_local(f, "/log/value", ds.log_value);
+  if (ds.has_prices()) write_local(f, "/log/price", ds.log_price);
 
   const IngestReport& r = ds.report;
   f.set_attr("/report", "rows_read", r.rows_read);
@@ -165,6 +206,7 @@ Dataset read_dataset(const std::string& path, const Comm& comm, bool with_log) {
   ds.last_time = f.read_rows<double>("/users/last_time", b.begin, b.size());
   ds.item_ids = f.read_strings("/items/ids", 0, n_items);
   ds.item_users = f.read_all<std::int64_t>("/items/n_users");
+  read_item_attributes(f, path, n_items, ds);
   ds.event_types = f.read_strings("/event_types/names", 0, f.shape("/event_types/names")[0]);
   ds.event_weights = f.read_all<double>("/event_types/weights");
   ds.event_fill = f.read_all<double>("/event_types/fill");
@@ -210,6 +252,11 @@ Dataset read_dataset(const std::string& path, const Comm& comm, bool with_log) {
     ds.log_type = f.read_rows<std::uint8_t>("/log/type", base, n);
     ds.log_time = f.read_rows<double>("/log/time", base, n);
     ds.log_value = f.read_rows<float>("/log/value", base, n);
+    if (ds.has_prices()) {
+      if (f.shape("/log/price")[0] != n_ev)
+        throw DataError("'" + path + "': /log/price has the wrong length", true);
+      ds.log_price = f.read_rows<float>("/log/price", base, n);
+    }
     // A damaged file must give a clear error, not an out-of-range access in a later stage.
     std::string err;
     for (std::size_t j = 0; err.empty() && j < ds.log_item.size(); ++j) {
@@ -221,6 +268,10 @@ Dataset read_dataset(const std::string& path, const Comm& comm, bool with_log) {
       else if (!std::isfinite(ds.log_time[j]) || !std::isfinite(ds.log_value[j]))
         err = "event log holds a non-finite time or value";
     }
+    for (std::size_t j = 0; err.empty() && j < ds.log_price.size(); ++j)
+      if (!(std::isnan(ds.log_price[j]) ||
+            (std::isfinite(ds.log_price[j]) && ds.log_price[j] >= 0)))
+        err = "/log/price holds a negative or infinite price";
     comm.check_all(err.empty() ? err : "'" + path + "': " + err + " (damaged file?)", kExitData);
   } else {
     ds.log_ptr.assign(static_cast<std::size_t>(b.size() + 1), 0);

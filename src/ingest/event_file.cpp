@@ -110,7 +110,8 @@ EventFileLayout describe_event_file(const std::string& path, const IngestParams&
                        "copy it to a regular file first"
                  : "'" + path + "' is empty");
 
-  parse::ColumnNames names{p.col_user, p.col_item, p.col_event, p.col_time, p.col_value};
+  parse::ColumnNames names{p.col_user,  p.col_item,  p.col_event,     p.col_time,
+                           p.col_value, p.col_price, p.col_item_name, p.col_category};
   std::string delim = p.delimiter == "tab" ? "\t" : p.delimiter;
   bool header = !p.no_header;
   std::string spec = p.columns;

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <optional>
 
+#include "item_attributes.hpp"
 #include "segrec/core/buffer.hpp"
 #include "segrec/core/fault.hpp"
 #include "segrec/core/params.hpp"
@@ -34,21 +35,29 @@ using ingest_ids::unpack;
 
 // ---- rows ---------------------------------------------------------------------------------
 
-/// One event (24 bytes), also the wire format of the user shuffle.
+constexpr std::uint32_t kNoAttr = 0xffffffffu;  // Event::attr of a row without name/category
+
+/// One event (32 bytes), also the wire format of the user shuffle.
 struct Event {
   std::uint32_t user;  // local or owner-local user id
   std::int32_t item;   // local item id, then global item index
   double time;         // unix seconds
   float value;
+  float price;         // unit price, NaN = unknown
+  std::uint32_t attr;  // (name, category) pair: local id, then global index; kNoAttr = none
   std::uint16_t type;  // local, then global event-type id
   std::uint8_t has_value;
   std::uint8_t pad;
 };
-static_assert(sizeof(Event) == 24);
+static_assert(sizeof(Event) == 32);
 
+bool same_price(float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+
+// Exact duplicates: identical in every kept field (price, name and category included).
 bool same_event(const Event& a, const Event& b) {
   return a.user == b.user && a.item == b.item && a.time == b.time && a.type == b.type &&
-         a.has_value == b.has_value && (!a.has_value || a.value == b.value);
+         a.has_value == b.has_value && (!a.has_value || a.value == b.value) &&
+         same_price(a.price, b.price) && a.attr == b.attr;
 }
 
 bool event_less(const Event& a, const Event& b) {
@@ -56,19 +65,26 @@ bool event_less(const Event& a, const Event& b) {
   if (a.item != b.item) return a.item < b.item;
   if (a.type != b.type) return a.type < b.type;
   if (a.has_value != b.has_value) return a.has_value < b.has_value;
-  return a.value < b.value;
+  if (a.value != b.value) return a.value < b.value;
+  const bool na = std::isnan(a.price), nb = std::isnan(b.price);  // unknown prices last
+  if (na != nb) return nb;
+  if (!na && a.price != b.price) return a.price < b.price;
+  return a.attr < b.attr;
 }
 
 // Reasons a row is dropped: the parser's, then ingest's own.
 constexpr int kBadParse = static_cast<int>(parse::Bad::kCount);
 constexpr int kBadMissingTime = kBadParse;
 constexpr int kBadIdTooLong = kBadParse + 1;
-constexpr int kBadReasons = kBadParse + 2;
-constexpr std::size_t kMaxIdBytes = 256;
+constexpr int kBadNameTooLong = kBadParse + 2;
+constexpr int kBadReasons = kBadParse + 3;
+constexpr std::size_t kMaxIdBytes = 256;    // user, item and category ids
+constexpr std::size_t kMaxNameBytes = 512;  // item names
 
 std::string reason_name(int r) {
   if (r == kBadMissingTime) return "missing time";
   if (r == kBadIdTooLong) return "id too long";
+  if (r == kBadNameTooLong) return "name too long";
   return parse::to_string(static_cast<parse::Bad>(r));
 }
 
@@ -113,6 +129,8 @@ class Ingest {
   void check_bad_rows();
   void merge_event_types();
   void build_item_dictionary();
+  void build_attr_dictionary();
+  void decide_item_attributes();
   void shuffle_users();
   void clean();
   void filter();
@@ -124,6 +142,8 @@ class Ingest {
   std::optional<Pseudonymizer> pseudo_;  // set by --pseudonymize
   std::vector<FileSpec> files_;
   Interner users_, items_;
+  Interner attrs_;  // local (name, category) pairs as "name\0category"
+  bool with_price_ = false, with_name_ = false, with_category_ = false;  // some file has it
   std::vector<std::string> types_;  // local event-type names (lower case)
   BigVector<Event> rows_;
   std::vector<std::int64_t> bad_ = std::vector<std::int64_t>(kBadReasons, 0);
@@ -137,9 +157,13 @@ class Ingest {
   std::vector<std::string> item_ids_, type_names_;
   std::vector<std::int64_t> item_users_;  // distinct users per item (global)
   std::vector<double> type_weights_, type_fill_;
-  std::vector<std::int64_t> type_rows_;  // rows read per global type (global)
-  std::vector<std::string> my_users_;    // this rank's users in global order
-  std::vector<std::int64_t> user_ptr_;   // events of user u: rows_[user_ptr_[u] ..)
+  std::vector<std::int64_t> type_rows_;              // rows read per global type (global)
+  std::vector<std::string> attr_names_, attr_cats_;  // sorted distinct non-empty ones
+  std::vector<std::int32_t> attr_name_, attr_cat_;   // per global pair: index or -1
+  std::vector<double> item_price_;                   // per kept item (with_price_)
+  std::vector<std::int32_t> item_name_, item_cat_;   // per kept item: index or -1
+  std::vector<std::string> my_users_;                // this rank's users in global order
+  std::vector<std::int64_t> user_ptr_;               // events of user u: rows_[user_ptr_[u] ..)
   IngestReport report_;
 };
 
@@ -185,6 +209,7 @@ void Ingest::read_file(int index, const FileSpec& fs) {
   const double scale = size_or_zero(fs.path) /
                        static_cast<double>(std::max<std::int64_t>(1, range.end - range.begin));
   std::string last_raw;  // raw id of last_user when pseudonymizing
+  std::string attr_key;  // "name\0category" of the current row
   while (reader.next(line, too_long)) {
     line_no = n_lines + 1;
     n_lines += reader.lines();
@@ -211,8 +236,14 @@ void Ingest::read_file(int index, const FileSpec& fs) {
       bad(kBadMissingTime, "");
       continue;
     }
-    if (row.user.size() > kMaxIdBytes || row.item.size() > kMaxIdBytes) {
-      bad(kBadIdTooLong, "ids are limited to " + std::to_string(kMaxIdBytes) + " bytes");
+    if (row.user.size() > kMaxIdBytes || row.item.size() > kMaxIdBytes ||
+        row.category.size() > kMaxIdBytes) {
+      bad(kBadIdTooLong,
+          "ids and categories are limited to " + std::to_string(kMaxIdBytes) + " bytes");
+      continue;
+    }
+    if (row.name.size() > kMaxNameBytes) {
+      bad(kBadNameTooLong, "item names are limited to " + std::to_string(kMaxNameBytes) + " bytes");
       continue;
     }
     if (p_.min_value > -std::numeric_limits<double>::infinity() &&
@@ -238,6 +269,15 @@ void Ingest::read_file(int index, const FileSpec& fs) {
     e.value = row.has_value ? static_cast<float>(row.value) : 0.0f;
     e.has_value = row.has_value ? 1 : 0;
     e.pad = 0;
+    e.price =
+        row.has_price ? static_cast<float>(row.price) : std::numeric_limits<float>::quiet_NaN();
+    e.attr = kNoAttr;
+    if (!row.name.empty() || !row.category.empty()) {
+      attr_key.assign(row.name);
+      attr_key += '\0';
+      attr_key += row.category;
+      e.attr = attrs_.intern(attr_key);
+    }
     if (row.event.empty()) {
       if (default_type < 0) default_type = local_type(fs.default_event);
       e.type = static_cast<std::uint16_t>(default_type);
@@ -342,14 +382,17 @@ void Ingest::merge_event_types() {
     if (!known[t] && type_rows_[t] > 0) report_.unknown_types[all[t]] = type_rows_[t];
 }
 
-void Ingest::build_item_dictionary() {
-  // Each distinct item goes to one owner, which removes duplicates; the owners'
-  // lists are then shared and sorted identically on every rank.
-  const int P = comm_.size();
+/// Collective. The distinct strings of every rank's `local`, sorted by `sort` identically on
+/// every rank, and the global index of each local id (`remap`). Each distinct string goes to
+/// one owner, which removes duplicates; the owners' lists are then shared.
+std::vector<std::string> global_dictionary(const Interner& local, const Comm& comm,
+                                           void (*sort)(std::vector<std::string>&),
+                                           std::vector<std::uint32_t>& remap) {
+  const int P = comm.size();
   std::vector<std::vector<char>> send(P);
-  for (std::uint32_t i = 0; i < items_.size(); ++i)
-    pack(send[owner_of(items_.hash(i), P)], items_.str(i));
-  const auto recv = comm_.alltoallv(send);
+  for (std::uint32_t i = 0; i < local.size(); ++i)
+    pack(send[owner_of(local.hash(i), P)], local.str(i));
+  const auto recv = comm.alltoallv(send);
   send.clear();
   Interner owned;
   for (const auto& buf : recv)
@@ -357,17 +400,77 @@ void Ingest::build_item_dictionary() {
   std::vector<char> mine;
   for (std::uint32_t i = 0; i < owned.size(); ++i) pack(mine, owned.str(i));
   owned.clear();
-  const std::vector<char> all = comm_.allgatherv(mine);
-  item_ids_.clear();
-  unpack(all.data(), all.size(), [&](std::string_view s) { item_ids_.emplace_back(s); });
-  sort_ids(item_ids_);
-  Interner index;  // global item id -> index (interned in sorted order)
-  for (const auto& s : item_ids_) index.intern(s);
-  std::vector<std::int32_t> remap(items_.size());
-  for (std::uint32_t i = 0; i < items_.size(); ++i)
-    remap[i] = static_cast<std::int32_t>(index.find(items_.str(i)));
-  for (auto& e : rows_) e.item = remap[static_cast<std::size_t>(e.item)];
+  const std::vector<char> all = comm.allgatherv(mine);
+  std::vector<std::string> ids;
+  unpack(all.data(), all.size(), [&](std::string_view s) { ids.emplace_back(s); });
+  sort(ids);
+  Interner index;  // global id -> index (interned in sorted order)
+  for (const auto& s : ids) index.intern(s);
+  remap.resize(local.size());
+  for (std::uint32_t i = 0; i < local.size(); ++i) remap[i] = index.find(local.str(i));
+  return ids;
+}
+
+void sort_bytes(std::vector<std::string>& v) { std::sort(v.begin(), v.end()); }
+
+void Ingest::build_item_dictionary() {
+  std::vector<std::uint32_t> remap;
+  item_ids_ = global_dictionary(items_, comm_, sort_ids, remap);
+  for (auto& e : rows_) e.item = static_cast<std::int32_t>(remap[static_cast<std::size_t>(e.item)]);
   items_.clear();
+}
+
+void Ingest::build_attr_dictionary() {
+  if (!with_name_ && !with_category_) return;
+  std::vector<std::uint32_t> remap;
+  // Sorted by bytes, the pairs "name\0category" are sorted by name, then category.
+  const std::vector<std::string> pairs = global_dictionary(attrs_, comm_, sort_bytes, remap);
+  for (auto& e : rows_)
+    if (e.attr != kNoAttr) e.attr = remap[e.attr];
+  attrs_.clear();
+  attr_name_.assign(pairs.size(), -1);
+  attr_cat_.assign(pairs.size(), -1);
+  for (const auto& pr : pairs) {
+    const auto z = pr.find('\0');
+    if (z > 0 && (attr_names_.empty() || attr_names_.back() != pr.substr(0, z)))
+      attr_names_.push_back(pr.substr(0, z));
+    if (z + 1 < pr.size()) attr_cats_.push_back(pr.substr(z + 1));
+  }
+  sort_bytes(attr_cats_);
+  attr_cats_.erase(std::unique(attr_cats_.begin(), attr_cats_.end()), attr_cats_.end());
+  auto index_in = [](const std::vector<std::string>& v, std::string_view s) {
+    return static_cast<std::int32_t>(std::lower_bound(v.begin(), v.end(), s) - v.begin());
+  };
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    const std::string_view pr = pairs[k];
+    const auto z = pr.find('\0');
+    if (z > 0) attr_name_[k] = index_in(attr_names_, pr.substr(0, z));
+    if (z + 1 < pr.size()) attr_cat_[k] = index_in(attr_cats_, pr.substr(z + 1));
+  }
+}
+
+void Ingest::decide_item_attributes() {
+  using ingest_items::ItemKey;
+  const auto n_items = static_cast<std::int64_t>(item_ids_.size());
+  if (with_price_) {
+    std::vector<ItemKey> keys;
+    for (const auto& e : rows_)
+      if (!std::isnan(e.price)) {
+        std::uint32_t bits;  // prices are >= +0: their bits order like the prices
+        std::memcpy(&bits, &e.price, sizeof bits);
+        keys.push_back({e.item, bits});
+      }
+    item_price_ = ingest_items::median_price(std::move(keys), n_items, comm_);
+  }
+  auto mode = [&](const std::vector<std::int32_t>& of_pair) {
+    std::vector<ItemKey> keys;
+    for (const auto& e : rows_)
+      if (e.attr != kNoAttr && of_pair[e.attr] >= 0)
+        keys.push_back({e.item, static_cast<std::uint32_t>(of_pair[e.attr])});
+    return ingest_items::most_frequent(std::move(keys), n_items, comm_);
+  };
+  if (with_name_) item_name_ = mode(attr_name_);
+  if (with_category_) item_cat_ = mode(attr_cat_);
 }
 
 void Ingest::shuffle_users() {
@@ -580,6 +683,27 @@ Dataset Ingest::assemble() {
   ds.event_types = type_names_;
   ds.event_weights = type_weights_;
   ds.event_fill = type_fill_;
+  if (with_price_) ds.item_price = std::move(item_price_);
+  if (with_name_) {
+    ds.item_names.resize(item_name_.size());
+    for (std::size_t i = 0; i < item_name_.size(); ++i)
+      if (item_name_[i] >= 0)
+        ds.item_names[i] = attr_names_[static_cast<std::size_t>(item_name_[i])];
+  }
+  if (with_category_) {
+    // Only the categories some item got, in their sorted order.
+    std::vector<std::int32_t> used(attr_cats_.size(), -1);
+    for (auto c : item_cat_)
+      if (c >= 0) used[static_cast<std::size_t>(c)] = 0;
+    for (std::size_t c = 0; c < used.size(); ++c)
+      if (used[c] == 0) {
+        used[c] = static_cast<std::int32_t>(ds.categories.size());
+        ds.categories.push_back(attr_cats_[c]);
+      }
+    ds.item_category.resize(item_cat_.size());
+    for (std::size_t i = 0; i < item_cat_.size(); ++i)
+      ds.item_category[i] = item_cat_[i] < 0 ? -1 : used[static_cast<std::size_t>(item_cat_[i])];
+  }
 
   const std::size_t n = ds.user_ids.size();
   ds.log_ptr = user_ptr_;
@@ -587,6 +711,7 @@ Dataset Ingest::assemble() {
   ds.log_type.reserve(rows_.size());
   ds.log_time.reserve(rows_.size());
   ds.log_value.reserve(rows_.size());
+  if (with_price_) ds.log_price.reserve(rows_.size());
   ds.first_time.resize(n);
   ds.last_time.resize(n);
   ds.indptr.assign(1, 0);
@@ -602,6 +727,7 @@ Dataset Ingest::assemble() {
       ds.log_type.push_back(static_cast<std::uint8_t>(ev.type));
       ds.log_time.push_back(ev.time);
       ds.log_value.push_back(ev.value);
+      if (with_price_) ds.log_price.push_back(ev.price);
       items.emplace_back(ev.item, ev.type);
     }
     std::sort(items.begin(), items.end());
@@ -638,6 +764,11 @@ Dataset Ingest::run() {
     t = now;
   };
   for (const auto& f : p_.events) files_.push_back(describe_file(f, p_, m_));
+  for (const auto& f : files_) {
+    with_price_ |= f.layout.price >= 0;
+    with_name_ |= f.layout.name >= 0;
+    with_category_ |= f.layout.category >= 0;
+  }
   line_base_.assign(files_.size(), 0);
   double total = 0;
   for (const auto& f : files_) total += size_or_zero(f.path);
@@ -654,6 +785,7 @@ Dataset Ingest::run() {
   merge_event_types();
   lap("report");
   build_item_dictionary();
+  build_attr_dictionary();
   lap("items");
   shuffle_users();
   lap("shuffle");
@@ -661,6 +793,8 @@ Dataset Ingest::run() {
   lap("clean");
   filter();
   lap("filter");
+  decide_item_attributes();
+  lap("attributes");
   Dataset ds = assemble();
   lap("assemble");
   return ds;

@@ -71,20 +71,38 @@ std::string quoted(std::string_view s, std::size_t limit = kQuoteLimit) {
 
 // ---- column names ------------------------------------------------------------------
 
-constexpr int kNumFields = 5;  // kUser..kValue
+constexpr int kNumFields = 8;  // kUser..kCategory
 
 struct FieldInfo {
-  const char* name;                    // "user"
-  std::array<const char*, 4> aliases;  // lower case, best first; nullptr-terminated
+  const char* name;                    // "user", as in messages
+  const char* option;                  // "user" for --col-user
+  std::array<const char*, 6> aliases;  // lower case, best first; nullptr-terminated
   const char* expected;                // alias list as shown in messages
 };
 
+// Aliases added after the first release come last, so a header that matched before
+// keeps its meaning.
 constexpr std::array<FieldInfo, kNumFields> kFields = {{
-    {"user", {"user_id", "user", "userid", nullptr}, "user_id, user, userId"},
-    {"item", {"item_id", "item", "itemid", "movieid"}, "item_id, item, itemId, movieId"},
-    {"event", {"event", "event_type", "behavior", "type"}, "event, event_type, behavior, type"},
-    {"time", {"timestamp", "ts", "time", nullptr}, "timestamp, ts, time"},
-    {"value", {"value", "rating", "dwell", nullptr}, "value, rating, dwell"},
+    {"user", "user", {"user_id", "user", "userid", nullptr}, "user_id, user, userId"},
+    {"item", "item", {"item_id", "item", "itemid", "movieid"}, "item_id, item, itemId, movieId"},
+    {"event",
+     "event",
+     {"event", "event_type", "behavior", "type"},
+     "event, event_type, behavior, type"},
+    {"time", "time", {"timestamp", "ts", "time", nullptr}, "timestamp, ts, time"},
+    {"value",
+     "value",
+     {"value", "rating", "dwell", "quantity", "qty"},
+     "value, rating, dwell, quantity, qty"},
+    {"price", "price", {"price", "unit_price", "unitprice"}, "price, unit_price, UnitPrice"},
+    {"item name",
+     "item-name",
+     {"item_name", "description", "product_name", "title", "name"},
+     "item_name, description, product_name, title, name"},
+    {"category",
+     "category",
+     {"category", "category_id", "category_code", "cat"},
+     "category, category_id, category_code, cat"},
 }};
 
 const std::string& override_of(const ColumnNames& names, int f) {
@@ -97,8 +115,14 @@ const std::string& override_of(const ColumnNames& names, int f) {
       return names.event;
     case 3:
       return names.time;
-    default:
+    case 4:
       return names.value;
+    case 5:
+      return names.price;
+    case 6:
+      return names.name;
+    default:
+      return names.category;
   }
 }
 
@@ -126,8 +150,8 @@ Match classify(std::string_view raw, const ColumnNames& names) {
 
 std::string expected_text(const ColumnNames& names, int f) {
   const std::string& o = override_of(names, f);
-  if (!o.empty()) return quoted(trim_blank(o)) + " (--col-" + kFields[f].name + ")";
-  return std::string("one of ") + kFields[f].expected + " or --col-" + kFields[f].name;
+  if (!o.empty()) return quoted(trim_blank(o)) + " (--col-" + kFields[f].option + ")";
+  return std::string("one of ") + kFields[f].expected + " or --col-" + kFields[f].option;
 }
 
 std::string delim_text(std::string_view delim) {
@@ -153,9 +177,42 @@ void set_index(Layout& l, Field f, int col) {
     case Field::kValue:
       l.value = col;
       break;
+    case Field::kPrice:
+      l.price = col;
+      break;
+    case Field::kName:
+      l.name = col;
+      break;
+    case Field::kCategory:
+      l.category = col;
+      break;
     case Field::kIgnore:
       break;
   }
+}
+
+int index_of(const Layout& l, Field f) {
+  switch (f) {
+    case Field::kUser:
+      return l.user;
+    case Field::kItem:
+      return l.item;
+    case Field::kEvent:
+      return l.event;
+    case Field::kTime:
+      return l.time;
+    case Field::kValue:
+      return l.value;
+    case Field::kPrice:
+      return l.price;
+    case Field::kName:
+      return l.name;
+    case Field::kCategory:
+      return l.category;
+    case Field::kIgnore:
+      break;
+  }
+  return -1;
 }
 
 // ---- numbers and times -------------------------------------------------------------
@@ -474,11 +531,7 @@ Layout layout_from_spec(std::string_view spec, std::string_view delim, const Col
     const int col = static_cast<int>(l.columns.size());
     l.columns.push_back(f);
     if (f != Field::kIgnore) {
-      const int prev = f == Field::kUser    ? l.user
-                       : f == Field::kItem  ? l.item
-                       : f == Field::kEvent ? l.event
-                       : f == Field::kTime  ? l.time
-                                            : l.value;
+      const int prev = index_of(l, f);
       if (prev >= 0)
         throw UsageError("--columns " + quoted(spec, 200) + " names the " +
                          kFields[static_cast<std::size_t>(f)].name + " field twice (columns " +
@@ -572,6 +625,14 @@ const char* to_string(Bad b) {
       return "value out of range";
     case Bad::kNulByte:
       return "NUL byte";
+    case Bad::kBadPrice:
+      return "bad price";
+    case Bad::kNegativePrice:
+      return "negative price";
+    case Bad::kNonFinitePrice:
+      return "non-finite price";
+    case Bad::kPriceRange:
+      return "price out of range";
     case Bad::kCount:
       break;
   }
@@ -651,6 +712,39 @@ Bad parse_row(std::string_view line, const Layout& layout, std::size_t max_line_
           return fail(Bad::kNonFinite, "value ", quoted(v), " is not finite");
       }
     }
+  }
+
+  row.has_price = false;
+  row.price = 0;
+  if (layout.price >= 0) {
+    const std::string_view v = trim_spaces(fields[static_cast<std::size_t>(layout.price)]);
+    if (!v.empty()) {
+      switch (number_status(v, row.price)) {
+        case NumStatus::kOk:
+          if (row.price < 0) return fail(Bad::kNegativePrice, "price ", quoted(v), " is negative");
+          if (row.price > std::numeric_limits<float>::max())
+            return fail(Bad::kPriceRange, "price ", quoted(v), " is beyond float32 (3.4e38)");
+          row.price += 0.0;  // -0 -> +0
+          row.has_price = true;
+          break;
+        case NumStatus::kJunk:
+          return fail(Bad::kBadPrice, "price ", quoted(v), " is not a number");
+        case NumStatus::kNonFinite:
+          return fail(Bad::kNonFinitePrice, "price ", quoted(v), " is not finite");
+      }
+    }
+  }
+  row.name = {};
+  if (layout.name >= 0) {
+    row.name = trim_spaces(fields[static_cast<std::size_t>(layout.name)]);
+    if (!valid_utf8(row.name))
+      return fail(Bad::kBadUtf8, "item name ", quoted(row.name), " is not valid UTF-8");
+  }
+  row.category = {};
+  if (layout.category >= 0) {
+    row.category = trim_spaces(fields[static_cast<std::size_t>(layout.category)]);
+    if (!valid_utf8(row.category))
+      return fail(Bad::kBadUtf8, "category ", quoted(row.category), " is not valid UTF-8");
   }
   return Bad::kNone;
 }

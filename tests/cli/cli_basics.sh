@@ -52,4 +52,16 @@ expect_fail "malformed INI line" 1 2 "bad2.ini:1:" ingest --config "$WORK/bad2.i
 # inspect shows the report of a dataset.
 seg 1 inspect "$WORK/d.h5" && grep -q "segrec-dataset version 1" "$WORK/out" &&
   grep -q "/interactions/indptr  \[5\]" "$WORK/out" && ok "inspect" || bad "inspect: $(cat "$WORK/out")"
+grep -q "item attributes: categories (5 of 5 items, 4 categories)" "$WORK/out" &&
+  ok "inspect: item attributes" || bad "inspect item attributes: $(cat "$WORK/out")"
+
+# Item attribute columns named with --col-*: prices and names in the dataset.
+printf 'customer,sku,Cost,Label,qty\nc1,s1,2.5,Mug,3\nc2,s1,3.5,Mug,1\nc2,s2,,Cup,1\n' >"$WORK/retail.csv"
+seg 2 ingest --events "$WORK/retail.csv" --col-user customer --col-item sku --col-price Cost \
+  --col-item-name Label --out "$WORK/retail.h5" &&
+  grep -q "2 users, 2 items, 3 events, .*; item attributes: price name$" "$WORK/out" &&
+  seg 1 inspect "$WORK/retail.h5" &&
+  grep -q "item attributes: prices (1 of 2 items), names (2 of 2 items)$" "$WORK/out" &&
+  grep -q "/log/price  \[3\]" "$WORK/out" && ok "ingest with --col-price, --col-item-name" ||
+  bad "item attributes: $(cat "$WORK/out" "$WORK/err")"
 finish

@@ -19,8 +19,18 @@
 //   /log/item             i32[n_events]
 //   /log/type             u8[n_events]
 //   /log/time             f64[n_events]     unix seconds
-//   /log/value            f32[n_events]     rating, dwell seconds, ... (filled)
+//   /log/value            f32[n_events]     rating, dwell seconds, quantity, ... (filled)
 //   /report               attributes of the ingest report
+// Optional, written only when the log had the column (files without them stay valid):
+//   /log/price            f32[n_events]     unit price, NaN = unknown      (price column)
+//   /items/price          f64[n_items]      median of the item's known /log/price values
+//                                           (mean of the two middle ones), NaN = none
+//   /items/name           string[n_items]   most frequent non-empty name (ties: the
+//                                           smallest in byte order), "" = none (name column)
+//   /items/category       i32[n_items]      index into /categories/names, -1 = none
+//   /categories/names     string[n_cats]    the items' categories, sorted by bytes
+//                                           (category column; most frequent per item,
+//                                           ties as for names)
 #pragma once
 
 #include <cstdint>
@@ -61,6 +71,11 @@ struct Dataset {
   std::vector<std::string> user_ids;  ///< local users
   std::vector<std::string> item_ids;  ///< all items
   std::vector<std::int64_t> item_users;
+  // Item attributes, all items; each empty when the log had no such column.
+  std::vector<double> item_price;           ///< unit price, NaN = unknown
+  std::vector<std::string> item_names;      ///< "" = none
+  std::vector<std::int32_t> item_category;  ///< index into categories, -1 = none
+  std::vector<std::string> categories;      ///< sorted by bytes
   std::vector<std::string> event_types;
   std::vector<double> event_weights, event_fill;
 
@@ -76,6 +91,7 @@ struct Dataset {
   std::vector<std::uint8_t> log_type;
   std::vector<double> log_time;
   std::vector<float> log_value;
+  std::vector<float> log_price;  ///< unit price, NaN = unknown; empty when no price column
 
   std::vector<double> first_time, last_time;  ///< per local user
   IngestReport report;
@@ -83,6 +99,9 @@ struct Dataset {
   std::int64_t n_local() const { return static_cast<std::int64_t>(user_ids.size()); }
   std::int64_t n_items() const { return static_cast<std::int64_t>(item_ids.size()); }
   std::int64_t n_types() const { return static_cast<std::int64_t>(event_types.size()); }
+  bool has_prices() const { return !item_price.empty(); }  ///< replicated: same on all ranks
+  bool has_names() const { return !item_names.empty(); }
+  bool has_categories() const { return !item_category.empty(); }
 };
 
 /// Collective. Writes `ds` (each rank its block, in rank order) atomically.

@@ -5,7 +5,9 @@
 // (a contiguous range of a 64-bit id hash, so the global user order (hash, id)
 // is the same for any rank count). Items get one global dictionary sorted by
 // id. The owner removes exact duplicates, fills missing values, applies the
-// filters and builds the interaction matrix and the event log.
+// filters and builds the interaction matrix and the event log. Item attributes
+// (price, name, category columns) are then decided per item by the item's
+// owner rank (see item_attributes.hpp).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,7 @@ struct IngestParams {
   std::string columns;              ///< column names for header-less files, in order
   std::string delimiter;            ///< "" = detect among , \t ; | ::  ("tab" = \t)
   std::string col_user, col_item, col_event, col_time, col_value;  ///< header name overrides
+  std::string col_price, col_item_name, col_category;              ///< header name overrides
   std::string event_name;                  ///< event type for files without an event column
   std::vector<std::string> event_weights;  ///< NAME=W overrides of the default weights
   double default_event_weight = 1;         ///< weight of event types with no known weight

@@ -12,19 +12,33 @@
 namespace segrec::parse {
 
 /// Meaning of one column of an event log.
-enum class Field : uint8_t { kUser, kItem, kEvent, kTime, kValue, kIgnore };
+/// Price, name and category are optional item attributes (unit price, display name,
+/// category) carried by retail logs.
+enum class Field : uint8_t {
+  kUser,
+  kItem,
+  kEvent,
+  kTime,
+  kValue,
+  kPrice,
+  kName,
+  kCategory,
+  kIgnore
+};
 
 /// How a file's rows map to fields.
 struct Layout {
   std::string delimiter;                                        ///< ",", "\t", ";", "|" or "::"
   std::vector<Field> columns;                                   ///< one entry per column
   int user = -1, item = -1, event = -1, time = -1, value = -1;  ///< column index, -1 = absent
+  int price = -1, name = -1, category = -1;                     ///< column index, -1 = absent
   bool header = true;  ///< first line of the file is a header
 };
 
 /// Column names given on the command line (--col-user etc.); empty = built-in aliases.
 struct ColumnNames {
   std::string user, item, event, time, value;
+  std::string price, name, category;  ///< --col-price, --col-item-name, --col-category
 };
 
 /// Strips a trailing '\n' and '\r' and, when `first_line_of_file`, a UTF-8 BOM.
@@ -48,7 +62,10 @@ bool split(std::string_view line, std::string_view delim, std::vector<std::strin
 /// spaces against these aliases, the earlier alias winning when several columns match:
 ///   user: user_id, user, userid          item: item_id, item, itemid, movieid
 ///   event: event, event_type, behavior, type   time: timestamp, ts, time
-///   value: value, rating, dwell
+///   value: value, rating, dwell, quantity, qty
+///   price: price, unit_price, unitprice
+///   name: item_name, description, product_name, title, name
+///   category: category, category_id, category_code, cat
 /// A non-empty name in `names` replaces the aliases of that field. Columns not chosen
 /// become kIgnore. Throws DataError naming the header and delimiter when no user or
 /// item column is found, and naming both columns when two carry the same chosen name.
@@ -92,11 +109,15 @@ enum class Bad : uint8_t {
   kBadQuote,
   kValueRange,  ///< finite, but beyond float32 (|v| > 3.4e38): stored values are float32
   kNulByte,     ///< a NUL byte anywhere in the line (ids are C strings in the outputs)
+  kBadPrice,    ///< a price that is not a number
+  kNegativePrice,
+  kNonFinitePrice,
+  kPriceRange,  ///< finite, but beyond float32: stored prices are float32
   kCount
 };
 
-/// "field count", "empty user", ..., "bad quoting", "value out of range", "NUL byte";
-/// "ok" for kNone.
+/// "field count", "empty user", ..., "bad quoting", "value out of range", "NUL byte",
+/// "bad price", "negative price", "non-finite price", "price out of range"; "ok" for kNone.
 const char* to_string(Bad b);
 
 /// One parsed event; the views point into the line or into `scratch`.
@@ -105,14 +126,17 @@ struct Row {
   double time = 0;                     ///< unix seconds (UTC)
   bool has_time = false;               ///< false for an absent column or empty field
   double value = 0;
-  bool has_value = false;  ///< false for an absent column or empty field
+  bool has_value = false;           ///< false for an absent column or empty field
+  double price = 0;                 ///< unit price >= 0 (+0 for "-0")
+  bool has_price = false;           ///< false for an absent column or empty field
+  std::string_view name, category;  ///< trimmed; empty when absent
 };
 
 /// Parses one stripped line with `layout` into `row`. Checks, in order: length
 /// (max_line_bytes, 0 = unlimited), NUL bytes, quoting (a record holding a newline, which
 /// only a quoted field can, is bad quoting), field count, user, item, event, time,
-/// value. On kNone `why` is untouched; otherwise, when non-null, it is set to a short
-/// detail quoting the offending text (at most 40 bytes). `fields` and `scratch` are
+/// value, price, name, category. On kNone `why` is untouched; otherwise, when non-null, it is set
+/// to a short detail quoting the offending text (at most 40 bytes). `fields` and `scratch` are
 /// caller-owned buffers reused across rows.
 Bad parse_row(std::string_view line, const Layout& layout, std::size_t max_line_bytes,
               std::vector<std::string_view>& fields, std::string& scratch, Row& row,
