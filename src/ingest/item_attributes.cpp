@@ -20,22 +20,25 @@ struct Count {
 };
 static_assert(sizeof(Count) == 16);
 
-bool key_less(const ItemKey& a, const ItemKey& b) {
-  return a.item != b.item ? a.item < b.item : a.key < b.key;
-}
-
 // Sorted, merged counts of the items of this rank's block, from every rank.
 std::vector<Count> owner_counts(std::vector<ItemKey> local, std::int64_t n_items,
                                 const Comm& comm) {
-  std::sort(local.begin(), local.end(), key_less);
-  std::vector<Count> send;
-  for (const auto& p : local) {
-    if (!send.empty() && send.back().item == p.item && send.back().key == p.key)
-      ++send.back().n;
-    else
-      send.push_back({p.item, p.key, 1});
-  }
+  // (item, key) packed into one integer sorts faster than the pairs.
+  std::vector<std::uint64_t> packed(local.size());
+  for (std::size_t i = 0; i < local.size(); ++i)
+    packed[i] =
+        static_cast<std::uint64_t>(static_cast<std::uint32_t>(local[i].item)) << 32 | local[i].key;
   std::vector<ItemKey>().swap(local);
+  std::sort(packed.begin(), packed.end());
+  std::vector<Count> send;
+  for (std::size_t i = 0; i < packed.size();) {
+    std::size_t j = i + 1;
+    while (j < packed.size() && packed[j] == packed[i]) ++j;
+    send.push_back({static_cast<std::int32_t>(packed[i] >> 32),
+                    static_cast<std::uint32_t>(packed[i] & 0xffffffffu), j - i});
+    i = j;
+  }
+  std::vector<std::uint64_t>().swap(packed);
   // Items ascend, and so do their owners' blocks: the records are grouped by owner.
   const int P = comm.size();
   std::vector<std::int64_t> counts(static_cast<std::size_t>(P), 0), recv_counts;
