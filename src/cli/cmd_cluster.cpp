@@ -69,7 +69,18 @@ class Cluster final : public Command {
             "users whose silhouette (against all users) is averaged; 0 disables; a single --k "
             "computes it only when this option is given")(
             "pick", po::value(&p_.pick)->default_value(p_.pick),
-            "how a sweep chooses k: silhouette, db (Davies-Bouldin) or ch (Calinski-Harabasz)")(
+            "how a sweep chooses k: gap (gap statistic, 1-SE rule), silhouette, db (Davies-Bouldin), "
+            "ch (Calinski-Harabasz) or elbow")(
+            "view", po::value(&vp_.view)->default_value(vp_.view),
+            "what segments are about: interest (items and categories), value (behaviour, "
+            "recency, spend), combined, or auto (the block(s) with groups, by the gap "
+            "statistic)")(
+            "value-share", po::value(&vp_.value_share)->default_value(vp_.value_share),
+            "combined view: the value block's share of the variance")(
+            "gap-references", po::value(&p_.gap_references)->default_value(p_.gap_references),
+            "Gaussian reference sets of the gap statistic")(
+            "gap-sample", po::value(&p_.gap_sample)->default_value(p_.gap_sample),
+            "rows per gap reference set")(
             "min-report-users",
             po::value(&rp_.min_report_users)->default_value(rp_.min_report_users),
             "segments with fewer users are not described in the report")(
@@ -85,6 +96,7 @@ class Cluster final : public Command {
     require(!out_.empty(), "out", out_, "give the segments.h5 to write");
     p_.validate();
     rp_.validate();
+    vp_.validate();
   }
 
   int run(const Context& ctx) override {
@@ -95,7 +107,7 @@ class Cluster final : public Command {
     if (report_.empty()) report_ = replace_ext(out_, "");
 
     const ClusterOutcome res =
-        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_}, p_, rp_, comm);
+        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_}, p_, vp_, rp_, comm);
     const ClusterRun& run = res.run;
     const KMeansResult& r = run.result;
 
@@ -105,13 +117,15 @@ class Cluster final : public Command {
        << " rank(s) x " << p_.resolved_threads() << " thread(s), init " << p_.init << "\n";
     if (!run.sweep.empty()) {
       os << "sweep (pick by " << p_.pick << "):\n       k       inertia  iters  silhouette"
-         << "  davies-bouldin  calinski-harabasz\n";
+         << "  davies-bouldin  calinski-harabasz     gap  (+-se)\n";
       for (const auto& row : run.sweep) {
-        char line[160];
-        std::snprintf(line, sizeof line, "  %6lld  %12.6g  %5d  %10.4f  %14.4f  %17.2f%s\n",
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "  %6lld  %12.6g  %5d  %10.4f  %14.4f  %17.2f  %6.3f  (%5.3f)%s\n",
                       static_cast<long long>(row.k), row.inertia, row.n_iter,
                       row.quality.silhouette, row.quality.davies_bouldin,
-                      row.quality.calinski_harabasz, row.k == r.k ? "  <- picked" : "");
+                      row.quality.calinski_harabasz, row.quality.gap, row.quality.gap_se,
+                      row.k == r.k ? "  <- picked" : "");
         os << line;
       }
     }
@@ -141,6 +155,7 @@ class Cluster final : public Command {
  private:
   KMeansParams p_;
   SegmentReportParams rp_;
+  ViewParams vp_;
   std::string projection_, out_ = "segments.h5", csv_, report_, data_, profiles_;
 };
 

@@ -25,6 +25,9 @@ class ProjectCommand final : public Command {
         "out", po::value(&p.out), "projection.h5 to write")(
         "dims", po::value(&p.dims)->default_value(p.dims),
         "output dimensions H (clamped to the number of features, with a warning)")(
+        "value-dims", po::value(&p.value_dims)->default_value(p.value_dims),
+        "dimensions of H given to the behaviour and value statistics (-1: automatic, "
+        "dims/4; 0: one block over all features)")(
         "method", po::value(&p.method)->default_value(p.method),
         "pca (randomized SVD of the centred profiles) | random (very sparse random projection)")(
         "oversampling", po::value(&p.oversampling)->default_value(p.oversampling),

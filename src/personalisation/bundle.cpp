@@ -144,6 +144,7 @@ void write_serving_parts(h5::File& f, const ServingParts& s) {
   f.create_group("/segments");
   f.set_attr("/segments", "k", s.k);
   f.set_attr("/segments", "spherical", static_cast<std::int64_t>(s.spherical));
+  write_view(f, "/segments", s.view);
   f.write_replicated<float>("/segments/centroids", s.centroids, s.dims);
   f.write_replicated<std::int64_t>("/segments/sizes", s.sizes);
   if (std::any_of(s.descriptions.begin(), s.descriptions.end(),
@@ -169,6 +170,7 @@ ServingParts read_serving_parts(const h5::File& f) {
   s.mean = f.read_all<double>("/projection/mean");
   s.k = f.attr_int("/segments", "k");
   s.spherical = f.attr_int("/segments", "spherical") != 0;
+  s.view = read_view(f, "/segments");
   s.centroids = f.read_all<float>("/segments/centroids");
   s.sizes = f.read_all<std::int64_t>("/segments/sizes");
   if (f.exists("/segments/descriptions"))
@@ -225,6 +227,7 @@ ServingParts load_serving_parts(const std::string& profiles, const std::string& 
     s.k = shape[0];
     s.centroids = f.read_all<float>("/centroids");
     s.spherical = f.has_attr("/", "spherical") && f.attr_int("/", "spherical") != 0;
+    s.view = read_view(f, "/");
     UserRowsSpec spec;  // a label per user of the data set
     spec.path = segments;
     spec.name = "/labels";
@@ -331,10 +334,13 @@ std::vector<std::int32_t> nearest_segments(const ServingParts& s, const std::vec
   const std::int64_t H = s.dims, rows = std::ssize(h) / std::max<std::int64_t>(1, H);
   std::vector<std::int32_t> out(static_cast<std::size_t>(rows), 0);
   std::vector<double> x(static_cast<std::size_t>(H));
+  std::vector<float> row(static_cast<std::size_t>(H));
   for (std::int64_t r = 0; r < rows; ++r) {
+    std::copy(h.begin() + r * H, h.begin() + (r + 1) * H, row.begin());
+    s.view.apply(row.data(), H);
     double norm = 0;
     for (std::int64_t c = 0; c < H; ++c) {
-      x[c] = h[r * H + c];
+      x[c] = row[c];
       norm += x[c] * x[c];
     }
     if (s.spherical && norm > 0)

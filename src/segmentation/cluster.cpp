@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "segrec/core/error.hpp"
+#include "segrec/core/json.hpp"
 #include "segrec/core/progress.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/io/companion.hpp"
@@ -31,8 +32,10 @@ std::string resolve_reference(const std::string& ref, const std::string& base_fi
 }  // namespace
 
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
-                                 const SegmentReportParams& rp, const Comm& comm) {
+                                 const ViewParams& vp, const SegmentReportParams& rp,
+                                 const Comm& comm) {
   const KMeansModes modes = p.validate();
+  const ClusterView view = vp.validate();
   ClusterOutcome out;
   // ---- input: this rank's even block of /H and /users/ids. Problems are raised once the
   // file is closed: a handle open while an error unwinds a parallel job is not closed.
@@ -40,6 +43,7 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   std::vector<std::string> ids;
   std::string profiles_ref, err;
   Block b{0, 0};
+  std::int64_t interest_dims = 0, value_dims = 0;
   {
     const h5::File f = h5::File::open(files.projection, comm, kProjectionFormat);
     UserRowsSpec spec;
@@ -54,6 +58,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
     const auto v = read_user_rows<float>(f, spec, b, comm);
     X = Eigen::Map<const MatrixRF>(v.data(), b.size(), s[1]);
     if (f.has_attr("/", "profiles")) profiles_ref = f.attr_string("/", "profiles");
+    if (f.has_attr("/", "value_dims")) {
+      interest_dims = f.attr_int("/", "interest_dims");
+      value_dims = f.attr_int("/", "value_dims");
+    }
     for (Eigen::Index i = 0; i < X.rows() && err.empty(); ++i)
       if (!X.row(i).allFinite())
         err = "'" + files.projection + "': /H row " + std::to_string(b.begin + i) +
@@ -64,9 +72,19 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   const bool from_file = modes.init == InitMethod::kFile;
   if (from_file) init = read_centroid_file(p.init, comm);
 
+  // The view's evidence is taken at one k: the k given, or 8 within the sweep's range.
+  const auto ks = p.k_values();
+  const std::int64_t probe = std::clamp<std::int64_t>(kViewProbeK, ks.front(), ks.back());
+  out.view = resolve_view(view, vp, X, interest_dims, value_dims, probe, p, modes, comm);
+  if (view == ClusterView::kAuto && std::isfinite(out.view.gap_interest))
+    progress::note("cluster", "view " + out.view.name + ": gap at k = " +
+                                  std::to_string(out.view.probe_k) + " interest " +
+                                  json::num(out.view.gap_interest) + ", value " +
+                                  json::num(out.view.gap_value));
+  out.view.apply(X);
   out.run = cluster(X, p, modes, comm, from_file ? &init : nullptr);
   const KMeansResult& r = out.run.result;
-  write_segments(files.out, out.run, ids, p, files.projection, comm);
+  write_segments(files.out, out.run, ids, p, files.projection, out.view, comm);
   write_segments_csv(files.segments_csv, ids, r.labels, comm);
 
   // ---- report inputs, following the attribute chain projection -> profiles -> dataset

@@ -1,4 +1,5 @@
 #include "segrec/segmentation/project.hpp"
+#include "segrec/segmentation/project_blocks.hpp"
 #include "segrec/core/random.hpp"
 
 #include <algorithm>
@@ -327,6 +328,7 @@ ProjectModes ProjectParams::validate() const {
   require(!profiles.empty(), "profiles", profiles, "give the profiles file to read");
   require(!out.empty(), "out", out, "give the projection file to write");
   require(dims >= 1, "dims", dims, "must be >= 1");
+  require(value_dims >= -1, "value-dims", value_dims, "must be >= 0 (or -1: automatic)");
   ProjectModes m;
   m.method = parse_mode<ProjectionMethod>(
       method, {{"pca", ProjectionMethod::kPca}, {"random", ProjectionMethod::kRandom}}, "method",
@@ -426,17 +428,21 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   }
   ProjectSummary s;
   const auto t1 = clock::now();
-  if (modes.method == ProjectionMethod::kPca) {
+  const BlockFitter fitter = [&](const FeatureBlock& Xb, std::int64_t d) {
+    if (modes.method == ProjectionMethod::kRandom) return random_projection(Xb, d, p.seed, comm);
     PcaOptions o;
-    o.dims = dims;
+    o.dims = d;
     o.oversampling = p.oversampling;
     o.power_iterations = p.power_iterations;
     o.seed = p.seed;
     o.double_precision = modes.precision == ProjectionPrecision::kDouble;
-    s.model = randomized_pca(X, o, comm);
-  } else {
-    s.model = random_projection(X, dims, p.seed, comm);
-  }
+    return randomized_pca(Xb, o, comm);
+  };
+  BlockFit fitted =
+      fit_blocks(X, interest_columns(prof.model.dense_names), dims, p.value_dims, fitter);
+  s.model = std::move(fitted.model);
+  s.interest_dims = fitted.interest_dims;
+  s.value_dims = fitted.value_dims;
   if (!clamped.empty()) s.model.warnings.push_back(clamped);
   const ProjectionModel& m = s.model;
   const std::int64_t H = m.components.cols(), D = X.n_features();
@@ -455,6 +461,8 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   f.set_attr("/", "seed", static_cast<std::int64_t>(p.seed));
   f.set_attr("/", "total_variance", m.total_variance);
   f.set_attr("/", "n_users", b.n_users);
+  f.set_attr("/", "interest_dims", s.interest_dims);
+  f.set_attr("/", "value_dims", s.value_dims);
   f.write_strings("/users/ids", b.user_ids, true);
   const RowMatF W = m.components.cast<float>();
   f.write_replicated<float>("/W", std::span<const float>(W.data(), W.size()), H);

@@ -22,6 +22,7 @@
 #include "segrec/core/comm.hpp"
 #include "segrec/io/h5.hpp"
 #include "segrec/segmentation/profile.hpp"
+#include "segrec/segmentation/view.hpp"
 
 namespace segrec {
 
@@ -41,6 +42,7 @@ struct ServingParts {
   std::vector<double> mean;               ///< n_items + d: feature means used for centring
   std::int64_t k = 0;                     ///< segments
   bool spherical = false;                 ///< centroids compared by cosine (rows L2-normalised)
+  ViewTransform view;                     ///< applied to projected rows before the centroids
   std::vector<float> centroids;           ///< k x H, row-major
   std::vector<std::int64_t> sizes;        ///< k: training users per segment
   std::vector<std::string> descriptions;  ///< k descriptions from the segment report, or empty

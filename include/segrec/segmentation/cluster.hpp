@@ -1,5 +1,5 @@
 // The cluster stage, files in and files out: reads projection.h5 (each rank an even
-// block of users), clusters (kmeans.hpp), writes segments.h5, segments.csv and the
+// block of users), chooses the view (view.hpp), clusters (kmeans.hpp), writes segments.h5, segments.csv and the
 // segment report (segment_report.hpp), whose inputs follow the attribute chain
 // projection.h5 "profiles" -> profiles.h5 "dataset" unless given.
 #pragma once
@@ -11,6 +11,7 @@
 #include "segrec/core/comm.hpp"
 #include "segrec/segmentation/kmeans/kmeans.hpp"
 #include "segrec/segmentation/segment_report.hpp"
+#include "segrec/segmentation/view.hpp"
 
 namespace segrec {
 
@@ -27,6 +28,7 @@ struct ClusterFiles {
 /// What the stage did.
 struct ClusterOutcome {
   ClusterRun run;
+  ViewTransform view;  ///< what the segments are about (view.hpp)
   std::int64_t n_users = 0, dims = 0;
   std::string profiles_used, data_used;  ///< "" when not used
   std::vector<std::string> notes;        ///< report inputs that were named but not found
@@ -35,6 +37,7 @@ struct ClusterOutcome {
 /// Collective. Runs the whole stage (parameters already validated; the modes are taken from
 /// p.validate() once here).
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
-                                 const SegmentReportParams& rp, const Comm& comm);
+                                 const ViewParams& vp, const SegmentReportParams& rp,
+                                 const Comm& comm);
 
 }  // namespace segrec

@@ -23,7 +23,8 @@
 //   /users/ids string[n_users]   /W f32[D x H]   /mean f64[D]   /singular_values f64[H]
 //   /explained_variance_ratio f64[H]   /H f32[n_users x H] (h_u = W^T (x_u - mean))
 //   attributes: method, dims, oversampling, power_iterations, profiles, precision,
-//   total_variance, seed
+//   total_variance, seed, interest_dims, value_dims (/H = [interest | value] columns,
+//   project_blocks.hpp)
 #pragma once
 
 #include <cstdint>
@@ -54,6 +55,9 @@ struct ProjectParams {
   /// Output dimensions H (>= 1). More than the number of features is clamped to it
   /// with a warning: a projection cannot have more independent directions.
   std::int64_t dims = 32;
+  /// Dimensions of the value block (project_blocks.hpp), within `dims`; -1 = automatic:
+  /// min(value statistics, max(1, dims / 4)); 0 = one block over all features.
+  std::int64_t value_dims = -1;
   std::string method = "pca";         ///< pca | random
   std::int64_t oversampling = 10;     ///< pca: extra random directions p (>= 0)
   std::int64_t power_iterations = 2;  ///< pca: subspace iterations q (>= 0)
@@ -130,6 +134,7 @@ int cholesky_qr2(Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajo
 
 struct ProjectSummary {
   std::int64_t users = 0, features = 0, dims = 0;
+  std::int64_t interest_dims = 0, value_dims = 0;  ///< the blocks of /H (project_blocks.hpp)
   ProjectionModel model;
   /// Wall seconds (rank 0): reading profiles, fitting W, projecting the users, writing.
   double read_s = 0, fit_s = 0, project_s = 0, write_s = 0;

@@ -107,7 +107,8 @@ void write_segments_csv(const std::string& path, const std::vector<std::string>&
 
 void write_segments(const std::string& path, const ClusterRun& run,
                     const std::vector<std::string>& local_user_ids, const KMeansParams& p,
-                    const std::string& projection_path, const Comm& comm) {
+                    const std::string& projection_path, const ViewTransform& view,
+                    const Comm& comm) {
   const KMeansResult& r = run.result;
   const std::int64_t k = r.k, h = r.centroids.cols();
   h5::File f = h5::File::create(path, comm, kSegmentsFormat);
@@ -139,7 +140,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
   if (!run.sweep.empty()) {
     f.create_group("/sweep");
     std::vector<std::int64_t> ks, iters;
-    std::vector<double> in, sil, db, ch;
+    std::vector<double> in, sil, db, ch, gap, gap_se;
     for (const auto& row : run.sweep) {
       ks.push_back(row.k);
       iters.push_back(row.n_iter);
@@ -147,6 +148,8 @@ void write_segments(const std::string& path, const ClusterRun& run,
       sil.push_back(row.quality.silhouette);
       db.push_back(row.quality.davies_bouldin);
       ch.push_back(row.quality.calinski_harabasz);
+      gap.push_back(row.quality.gap);
+      gap_se.push_back(row.quality.gap_se);
     }
     f.write_replicated<std::int64_t>("/sweep/k", ks);
     f.write_replicated<std::int64_t>("/sweep/n_iter", iters);
@@ -154,6 +157,8 @@ void write_segments(const std::string& path, const ClusterRun& run,
     f.write_replicated<double>("/sweep/silhouette", sil);
     f.write_replicated<double>("/sweep/davies_bouldin", db);
     f.write_replicated<double>("/sweep/calinski_harabasz", ch);
+    f.write_replicated<double>("/sweep/gap", gap);
+    f.write_replicated<double>("/sweep/gap_se", gap_se);
     f.set_attr("/sweep", "pick", p.pick);
   }
   f.set_attr("/", "k", k);
@@ -178,6 +183,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
   f.set_attr("/", "allreduce_bytes_per_iteration",
              static_cast<std::int64_t>(lloyd_allreduce_bytes(k, h)));
   f.set_attr("/", "projection", projection_path);
+  write_view(f, "/", view);
   f.commit();
 }
 

@@ -67,10 +67,12 @@ InitMethod parse_init(const std::string& init) {
 
 Criterion parse_pick(const std::string& pick) {
   return parse_mode<Criterion>(pick,
-                               {{"silhouette", Criterion::kSilhouette},
+                               {{"gap", Criterion::kGap},
+                                {"silhouette", Criterion::kSilhouette},
                                 {"db", Criterion::kDaviesBouldin},
-                                {"ch", Criterion::kCalinskiHarabasz}},
-                               "pick", "use silhouette, db or ch");
+                                {"ch", Criterion::kCalinskiHarabasz},
+                                {"elbow", Criterion::kElbow}},
+                               "pick", "use gap, silhouette, db, ch or elbow");
 }
 
 KMeansKernel parse_kernel(const std::string& kernel) {
@@ -121,6 +123,9 @@ KMeansModes KMeansParams::validate() const {
   require(threads >= 0 && threads <= 1024, "threads", threads,
           "must be between 0 ($OMP_NUM_THREADS or 1) and 1024");
   require(silhouette_sample >= 0, "silhouette-sample", silhouette_sample, "must be >= 0");
+  require(gap_references >= 2 && gap_references <= 100, "gap-references", gap_references,
+          "must be in [2, 100]");
+  require(gap_sample >= 100, "gap-sample", gap_sample, "must be at least 100");
   m.pick = parse_pick(pick);
   if (m.pick == Criterion::kSilhouette && ks.size() > 1 && silhouette_sample == 0)
     throw UsageError(

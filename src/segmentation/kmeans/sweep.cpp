@@ -2,17 +2,60 @@
 // figures of each, and the k that --pick prefers.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "internal.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/progress.hpp"
+#include "segrec/segmentation/kmeans/gap.hpp"
 #include "segrec/segmentation/kmeans/quality.hpp"
 
 namespace segrec {
 
-using kmeans_detail::nan;
+std::size_t pick_k(const std::vector<SweepRow>& rows, Criterion crit) {
+  if (rows.empty()) return 0;
+  if (crit == Criterion::kGap) {
+    std::vector<GapValue> g;
+    std::vector<std::int64_t> ks;
+    for (const auto& r : rows) {
+      g.push_back({r.quality.gap, r.quality.gap_se});
+      ks.push_back(r.k);
+    }
+    return gap_pick(ks, g);
+  }
+  if (crit == Criterion::kElbow) {
+    // Farthest below the chord of the normalised inertia curve.
+    const double k0 = static_cast<double>(rows.front().k), k1 = static_cast<double>(rows.back().k);
+    const double w0 = rows.front().inertia, w1 = rows.back().inertia;
+    if (rows.size() < 3 || !(w0 > w1)) return 0;
+    std::size_t best = 0;
+    double best_d = -1;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const double x = (static_cast<double>(rows[i].k) - k0) / (k1 - k0);
+      const double y = (rows[i].inertia - w1) / (w0 - w1);
+      if (1 - x - y > best_d) {
+        best_d = 1 - x - y;
+        best = i;
+      }
+    }
+    return best;
+  }
+  std::size_t best = 0;
+  double best_score = std::numeric_limits<double>::quiet_NaN();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const ClusterQuality& q = rows[i].quality;
+    const double score = crit == Criterion::kSilhouette      ? q.silhouette
+                         : crit == Criterion::kDaviesBouldin ? -q.davies_bouldin
+                                                             : q.calinski_harabasz;
+    if (std::isfinite(score) && (!std::isfinite(best_score) || score > best_score)) {
+      best_score = score;
+      best = i;
+    }
+  }
+  return best;
+}
 
 ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& modes,
                    const Comm& comm, const MatrixRF* init) {
@@ -28,8 +71,11 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   const int threads = p.resolved_threads();
   const bool sweep = ks.size() > 1;
   const Criterion crit = modes.pick;
+  const bool gap = sweep && crit == Criterion::kGap;
+  GapReference ref;
+  if (gap) ref = gap_reference(Xs, p.gap_sample, p.gap_references, p.seed, comm);
   ClusterRun run;
-  double best_score = nan();
+  std::vector<KMeansResult> results;  // one per k, until the pick
   progress::Task task("cluster", "k sweep", sweep ? static_cast<double>(ks.size()) : 0, "k");
   for (const std::int64_t k : ks) {
     KMeansResult res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, init);
@@ -39,28 +85,29 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     if (p.silhouette_sample > 0)
       q.silhouette = silhouette_score(Xs, res.labels, k, p.silhouette_sample, p.seed, threads, comm,
                                       &q.silhouette_sample);
+    if (gap) {
+      const GapValue g = gap_statistic(ref, res.inertia, n, k, p, modes, comm);
+      q.gap = g.gap;
+      q.gap_se = g.se;
+    }
     if (!sweep) {
       run.result = std::move(res);
       run.quality = q;
-      break;
+      return run;
     }
     run.sweep.push_back({k, res.inertia, res.n_iter, q});
     task.update(static_cast<double>(run.sweep.size()),
                 {{"k", static_cast<double>(k)},
                  {"inertia", res.inertia},
                  {"silhouette", q.silhouette},
-                 {"davies_bouldin", q.davies_bouldin}},
+                 {"davies_bouldin", q.davies_bouldin},
+                 {"gap", q.gap}},
                 true);
-    double score = crit == Criterion::kSilhouette      ? q.silhouette
-                   : crit == Criterion::kDaviesBouldin ? -q.davies_bouldin
-                                                       : q.calinski_harabasz;
-    const bool first = run.result.k == 0;
-    if (first || (std::isfinite(score) && (!std::isfinite(best_score) || score > best_score))) {
-      best_score = score;
-      run.result = std::move(res);
-      run.quality = q;
-    }
+    results.push_back(std::move(res));
   }
+  const std::size_t best = pick_k(run.sweep, crit);
+  run.result = std::move(results[best]);
+  run.quality = run.sweep[best].quality;
   return run;
 }
 

@@ -65,6 +65,8 @@ struct ClusterQuality {
   std::int64_t silhouette_sample = 0;  ///< users the silhouette was averaged over
   double davies_bouldin = std::numeric_limits<double>::quiet_NaN();
   double calinski_harabasz = std::numeric_limits<double>::quiet_NaN();
+  double gap = std::numeric_limits<double>::quiet_NaN();     ///< gap statistic (gap.hpp)
+  double gap_se = std::numeric_limits<double>::quiet_NaN();  ///< its standard error
 };
 
 /// One row of a k sweep.
@@ -103,6 +105,10 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
                    const Comm& comm, const MatrixRF* init = nullptr);
 ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const Comm& comm,
                    const MatrixRF* init = nullptr);
+
+/// Index of the sweep row that `crit` prefers (params.hpp --pick; the first row when no
+/// figure is defined).
+std::size_t pick_k(const std::vector<SweepRow>& rows, Criterion crit);
 
 /// Rows of X scaled to unit L2 norm (zero rows stay zero).
 MatrixRF normalize_rows(const MatrixRF& X);

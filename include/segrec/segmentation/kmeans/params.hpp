@@ -8,7 +8,7 @@
 namespace segrec {
 
 enum class InitMethod { kKMeansPlusPlus, kKMeansParallel, kRandom, kFile };
-enum class Criterion { kSilhouette, kDaviesBouldin, kCalinskiHarabasz };
+enum class Criterion { kGap, kSilhouette, kDaviesBouldin, kCalinskiHarabasz, kElbow };
 enum class KMeansKernel { kAuto, kFused, kGemm };
 enum class KMeansAlgorithm { kAuto, kLloyd, kHamerly };
 
@@ -17,7 +17,7 @@ struct KMeansModes {
   InitMethod init = InitMethod::kKMeansPlusPlus;       ///< --init
   KMeansKernel kernel = KMeansKernel::kAuto;           ///< --kernel
   KMeansAlgorithm algorithm = KMeansAlgorithm::kAuto;  ///< --algorithm
-  Criterion pick = Criterion::kSilhouette;             ///< --pick
+  Criterion pick = Criterion::kGap;                    ///< --pick
   /// Whether the Lloyd iterations for k clusters use Hamerly's bounds.
   bool use_hamerly(std::int64_t k) const {
     return algorithm == KMeansAlgorithm::kHamerly ||
@@ -68,9 +68,17 @@ struct KMeansParams {
   /// silhouette is averaged, each against ALL users; 0 disables the silhouette. Costs
   /// 2 * sample * n_users * h flops per k.
   std::int64_t silhouette_sample = 10000;
-  /// --pick: criterion that chooses k in a sweep: silhouette (max), db (Davies-Bouldin, min)
-  /// or ch (Calinski-Harabasz, max).
-  std::string pick = "silhouette";
+  /// --pick: rule that chooses k in a sweep: gap (the gap statistic against a Gaussian null
+  /// with the data's covariance, 1-SE rule; gap.hpp), silhouette (max), db (Davies-Bouldin,
+  /// min), ch (Calinski-Harabasz, max) or elbow (the k farthest below the straight line
+  /// from the first to the last point of the normalised inertia curve). docs/clustering.md
+  /// compares them on planted data.
+  std::string pick = "gap";
+  /// --gap-references: Gaussian reference sets B of the gap statistic (>= 2).
+  int gap_references = 3;
+  /// --gap-sample: rows m of each reference set (min(m, users)); the data are clustered
+  /// whole. Costs B K-means runs on m rows per k.
+  std::int64_t gap_sample = 20000;
   /// --seed (common option): keys every random draw together with global user indices.
   std::uint64_t seed = 42;
 

@@ -1,0 +1,44 @@
+// The projection in two blocks: interest and value (view.hpp says what they are for).
+//
+// The profile's features split into the interest block (the sparse item part and the
+// `category_share:` columns) and the value block (the other dense statistics: activity,
+// funnel, recency, spend). Each block gets its own PCA (or random projection):
+//   H = [ X_I W_I  (interest_dims) | X_V W_V  (value_dims) ]
+// so a block with a large but group-free variance (e.g. an activity axis) cannot take the
+// other block's components. W (D x H) is block-diagonal up to the row order of the
+// features, so h_u = W^T (x_u - mean) still holds for new users.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "segrec/core/comm.hpp"
+#include "segrec/segmentation/project.hpp"
+
+namespace segrec {
+
+/// Which dense columns belong to the interest block (1) or the value block (0).
+std::vector<std::uint8_t> interest_columns(const std::vector<std::string>& dense_names);
+
+/// Dimensions of the value block: `value_dims` when >= 0, else min(d_value, max(1, dims / 4));
+/// at most d_value and at most dims - 1 (the interest block keeps one at least).
+std::int64_t value_block_dims(std::int64_t dims, std::int64_t value_dims, std::int64_t d_value);
+
+/// How a projection was fitted.
+struct BlockFit {
+  ProjectionModel model;  ///< W over all D features (block-diagonal), mean, figures
+  std::int64_t interest_dims = 0, value_dims = 0;
+};
+
+/// Fits one block: (its features, its dims) -> model (randomized_pca or random_projection).
+using BlockFitter = std::function<ProjectionModel(const FeatureBlock&, std::int64_t)>;
+
+/// Collective. Fits both blocks of X (dense columns flagged 1 in `interest` go with the
+/// items), `dims` in total (value_block_dims). Without value columns, or with value_dims 0,
+/// one block holds everything (value_dims = 0 in the result).
+BlockFit fit_blocks(const FeatureBlock& X, const std::vector<std::uint8_t>& interest,
+                    std::int64_t dims, std::int64_t value_dims, const BlockFitter& fit);
+
+}  // namespace segrec

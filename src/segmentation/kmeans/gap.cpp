@@ -1,0 +1,113 @@
+// The gap statistic against a Gaussian null (gap.hpp).
+#include "segrec/segmentation/kmeans/gap.hpp"
+
+#include <Eigen/Eigenvalues>
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include "internal.hpp"
+
+namespace segrec {
+
+namespace {
+constexpr std::uint64_t kTagGap = 0x474150ULL;  // "GAP"
+
+// Standard normal from two keyed uniforms (Box-Muller).
+double normal(std::uint64_t key) {
+  const double u1 = 1.0 - kmeans_detail::unit(rng::splitmix64(key));  // (0, 1]
+  const double u2 = kmeans_detail::unit(rng::splitmix64(key ^ 0x5bd1e995ULL));
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+}  // namespace
+
+GapReference gap_reference(const MatrixRF& X, std::int64_t sample, int sets, std::uint64_t seed,
+                           const Comm& comm) {
+  const std::int64_t h = X.cols();
+  // One allreduce: [n | sum (h) | sum of outer products (h x h)].
+  std::vector<double> buf(static_cast<std::size_t>(1 + h + h * h), 0.0);
+  buf[0] = static_cast<double>(X.rows());
+  Eigen::Map<Eigen::VectorXd> s(buf.data() + 1, h);
+  Eigen::Map<Eigen::MatrixXd> ss(buf.data() + 1 + h, h, h);
+  const Eigen::MatrixXd Xd = X.cast<double>();
+  s = Xd.colwise().sum().transpose();
+  ss = Xd.transpose() * Xd;
+  comm.allreduce(buf);
+  const double n = buf[0];
+  GapReference r;
+  r.sets = sets;
+  r.seed = seed;
+  r.rows = std::min<std::int64_t>(sample, static_cast<std::int64_t>(n));
+  r.mean = n > 0 ? Eigen::VectorXd(s / n) : Eigen::VectorXd::Zero(h);
+  Eigen::MatrixXd cov =
+      n > 0 ? Eigen::MatrixXd(ss / n - r.mean * r.mean.transpose()) : Eigen::MatrixXd::Zero(h, h);
+  cov = 0.5 * (cov + cov.transpose());
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
+  const Eigen::VectorXd sd = eig.eigenvalues().cwiseMax(0.0).cwiseSqrt();
+  r.factor = eig.eigenvectors() * sd.asDiagonal();
+  return r;
+}
+
+MatrixRF gap_reference_rows(const GapReference& ref, int b, const Comm& comm) {
+  const std::int64_t h = ref.mean.size();
+  const Block blk = block_partition(ref.rows, comm.size(), comm.rank());
+  MatrixRF Z(blk.size(), h);
+  Eigen::VectorXd g(h);
+  for (std::int64_t i = 0; i < blk.size(); ++i) {
+    const std::uint64_t row = static_cast<std::uint64_t>(blk.begin + i);
+    for (std::int64_t j = 0; j < h; ++j)
+      g[j] = normal(kmeans_detail::key_of(ref.seed, kTagGap, static_cast<std::uint64_t>(b),
+                                          row * static_cast<std::uint64_t>(h) +
+                                              static_cast<std::uint64_t>(j)));
+    Z.row(i) = (ref.mean + ref.factor * g).cast<float>().transpose();
+  }
+  return Z;
+}
+
+GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, std::int64_t k,
+                       const KMeansParams& p, const KMeansModes& modes, const Comm& comm) {
+  KMeansParams q = p;
+  q.n_init = 1;
+  std::vector<double> logs;
+  for (int b = 0; b < ref.sets; ++b) {
+    const MatrixRF Z = gap_reference_rows(ref, b, comm);
+    q.seed = rng::fold_keys(p.seed, kTagGap, static_cast<std::uint64_t>(b));
+    const KMeansResult r = kmeans_detail::kmeans_prepared(Z, std::min(k, ref.rows), q, modes,
+                                                          comm, nullptr);
+    logs.push_back(std::log(std::max(r.inertia, 1e-300) / static_cast<double>(ref.rows)));
+  }
+  double mean = 0, var = 0;
+  for (double l : logs) mean += l;
+  mean /= static_cast<double>(logs.size());
+  for (double l : logs) var += (l - mean) * (l - mean);
+  var /= static_cast<double>(logs.size());
+  GapValue v;
+  v.gap = mean - std::log(std::max(inertia, 1e-300) / static_cast<double>(n));
+  v.se = std::sqrt(var) * std::sqrt(1.0 + 1.0 / static_cast<double>(logs.size()));
+  return v;
+}
+
+std::size_t gap_pick(std::span<const std::int64_t> ks, std::span<const GapValue> g) {
+  const std::size_t n = g.size();
+  if (n < 2) return 0;
+  // Slope of the gap curve into each k, per unit of k; gap(1) = 0 (the null has the data's
+  // covariance, so one cluster scores exactly 0).
+  std::vector<double> slope(n, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t i = 0; i < n; ++i) {
+    const double k0 = i > 0 ? static_cast<double>(ks[i - 1]) : 1.0;
+    const double g0 = i > 0 ? g[i - 1].gap : 0.0;
+    if (i > 0 || ks[0] == 2) slope[i] = (g[i].gap - g0) / (static_cast<double>(ks[i]) - k0);
+  }
+  std::size_t best = n - 1;
+  double best_drop = -std::numeric_limits<double>::infinity();
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const double drop = slope[i] - slope[i + 1];
+    if (std::isfinite(drop) && drop > best_drop) {
+      best_drop = drop;
+      best = i;
+    }
+  }
+  return best;
+}
+
+}  // namespace segrec

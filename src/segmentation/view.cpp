@@ -1,0 +1,152 @@
+// Views of a projection: interest, value, combined (view.hpp).
+#include "segrec/segmentation/view.hpp"
+
+#include <cmath>
+
+#include "segrec/core/error.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/segmentation/kmeans/gap.hpp"
+
+namespace segrec {
+
+ClusterView ViewParams::validate() const {
+  const ClusterView v = parse_mode<ClusterView>(view,
+                                                {{"auto", ClusterView::kAuto},
+                                                 {"interest", ClusterView::kInterest},
+                                                 {"value", ClusterView::kValue},
+                                                 {"combined", ClusterView::kCombined}},
+                                                "view", "use auto, interest, value or combined");
+  require(std::isfinite(value_share) && value_share > 0 && value_share < 1, "value-share",
+          value_share, "must be in (0, 1)");
+  return v;
+}
+
+void ViewTransform::apply(float* row, std::int64_t h) const {
+  const std::int64_t ni = std::min(interest_dims, h);
+  double ss = 0;
+  if (normalise_interest)
+    for (std::int64_t j = 0; j < ni; ++j) ss += static_cast<double>(row[j]) * row[j];
+  const double si = interest_weight * (normalise_interest && ss > 0 ? 1.0 / std::sqrt(ss) : 1.0);
+  for (std::int64_t j = 0; j < ni; ++j) row[j] = static_cast<float>(row[j] * si);
+  for (std::int64_t j = ni; j < h; ++j) row[j] = static_cast<float>(row[j] * value_weight);
+}
+
+void ViewTransform::apply(MatrixRF& X) const {
+  if (name == "all") return;
+  for (Eigen::Index i = 0; i < X.rows(); ++i) apply(X.row(i).data(), X.cols());
+}
+
+namespace {
+
+// Total variance of columns [begin, end) of X (sum of the columns' population variances).
+double block_variance(const MatrixRF& X, std::int64_t begin, std::int64_t end, const Comm& comm) {
+  const std::int64_t w = end - begin;
+  std::vector<double> buf(static_cast<std::size_t>(2 * w + 1), 0.0);
+  buf[0] = static_cast<double>(X.rows());
+  for (Eigen::Index i = 0; i < X.rows(); ++i)
+    for (std::int64_t j = 0; j < w; ++j) {
+      const double x = X(i, begin + j);
+      buf[1 + j] += x;
+      buf[1 + w + j] += x * x;
+    }
+  comm.allreduce(buf);
+  if (buf[0] <= 0) return 0;
+  double v = 0;
+  for (std::int64_t j = 0; j < w; ++j) {
+    const double m = buf[1 + j] / buf[0];
+    v += std::max(0.0, buf[1 + w + j] / buf[0] - m * m);
+  }
+  return v;
+}
+
+ViewTransform make(ClusterView v, const ViewParams& vp, const MatrixRF& X, std::int64_t ni,
+                   std::int64_t nv, const Comm& comm) {
+  ViewTransform t;
+  t.interest_dims = ni;
+  t.value_dims = nv;
+  if (v == ClusterView::kAll) return t;
+  t.normalise_interest = v != ClusterView::kValue;
+  t.interest_weight = v == ClusterView::kValue ? 0.0 : 1.0;
+  t.value_weight = v == ClusterView::kInterest ? 0.0 : 1.0;
+  t.name = v == ClusterView::kInterest ? "interest"
+           : v == ClusterView::kValue  ? "value"
+                                       : "combined";
+  if (v == ClusterView::kCombined) {
+    MatrixRF Y = X;
+    ViewTransform only = t;
+    only.value_weight = 1;
+    only.apply(Y);
+    const double vi = block_variance(Y, 0, ni, comm), vv = block_variance(Y, ni, ni + nv, comm);
+    t.value_weight =
+        vv > 0 ? std::sqrt(vp.value_share / (1 - vp.value_share) * vi / vv) : 0.0;
+  }
+  return t;
+}
+
+}  // namespace
+
+ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixRF& X,
+                           std::int64_t interest_dims, std::int64_t value_dims,
+                           std::int64_t probe_k, const KMeansParams& p, const KMeansModes& modes,
+                           const Comm& comm) {
+  const std::int64_t ni = interest_dims, nv = value_dims;
+  if (nv <= 0 || ni <= 0 || ni + nv != X.cols()) {
+    // One block: the whole row, as projected (older projections, --dense-weight 0, ...).
+    ViewTransform t = make(ClusterView::kAll, vp, X, X.cols(), 0, comm);
+    return t;
+  }
+  if (view != ClusterView::kAuto) return make(view, vp, X, ni, nv, comm);
+  const std::int64_t n = comm.allreduce_value(static_cast<std::int64_t>(X.rows()));
+  const std::int64_t k = std::max<std::int64_t>(2, std::min(probe_k, n));
+  double gaps[2];
+  const ClusterView candidates[2] = {ClusterView::kInterest, ClusterView::kValue};
+  for (int c = 0; c < 2; ++c) {
+    const ViewTransform t = make(candidates[c], vp, X, ni, nv, comm);
+    MatrixRF Y = X;
+    t.apply(Y);
+    KMeansParams q = p;
+    q.n_init = 1;
+    const KMeansResult r = kmeans(Y, k, q, comm);
+    const GapReference ref = gap_reference(Y, p.gap_sample, p.gap_references, p.seed, comm);
+    gaps[c] = gap_statistic(ref, r.inertia, n, k, q, modes, comm).gap;
+  }
+  const double hi = std::max(gaps[0], gaps[1]), lo = std::min(gaps[0], gaps[1]);
+  ClusterView pick = gaps[0] >= gaps[1] ? ClusterView::kInterest : ClusterView::kValue;
+  if (hi > 0 && lo >= kCombineRatio * hi) pick = ClusterView::kCombined;
+  ViewTransform t = make(pick, vp, X, ni, nv, comm);
+  t.gap_interest = gaps[0];
+  t.gap_value = gaps[1];
+  t.probe_k = k;
+  return t;
+}
+
+void write_view(h5::File& f, const std::string& group, const ViewTransform& v) {
+  f.set_attr(group, "view", v.name);
+  f.set_attr(group, "interest_dims", v.interest_dims);
+  f.set_attr(group, "value_dims", v.value_dims);
+  f.set_attr(group, "normalise_interest", static_cast<std::int64_t>(v.normalise_interest));
+  f.set_attr(group, "interest_weight", v.interest_weight);
+  f.set_attr(group, "value_weight", v.value_weight);
+  f.set_attr(group, "gap_interest", v.gap_interest);
+  f.set_attr(group, "gap_value", v.gap_value);
+  f.set_attr(group, "view_probe_k", v.probe_k);
+}
+
+ViewTransform read_view(const h5::File& f, const std::string& group) {
+  ViewTransform v;
+  if (!f.has_attr(group, "view")) return v;
+  v.name = f.attr_string(group, "view");
+  v.interest_dims = f.attr_int(group, "interest_dims");
+  v.value_dims = f.attr_int(group, "value_dims");
+  v.normalise_interest = f.attr_int(group, "normalise_interest") != 0;
+  v.interest_weight = f.attr_double(group, "interest_weight");
+  v.value_weight = f.attr_double(group, "value_weight");
+  const bool ok = (v.name == "all" || v.name == "interest" || v.name == "value" ||
+                   v.name == "combined") &&
+                  v.interest_dims >= 0 && v.value_dims >= 0 && std::isfinite(v.interest_weight) &&
+                  std::isfinite(v.value_weight);
+  if (!ok) throw DataError("'" + f.path() + "': inconsistent view attributes", true);
+  return v;
+}
+
+}  // namespace segrec
