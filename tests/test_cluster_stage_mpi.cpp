@@ -97,7 +97,7 @@ TEST(ClusterStage, OutputsMatchASerialRun) {
   p.k = "2:4";
   p.silhouette_sample = 64;
   const SegmentReportParams rp;
-  const auto dist = run_cluster_stage(files_in(dir, dir), p, rp, world);
+  const auto dist = run_cluster_stage(files_in(dir, dir), p, ViewParams{}, rp, world);
   EXPECT_EQ(dist.run.result.k, 3);
   EXPECT_EQ(dist.profiles_used, dir + "/profiles.h5");  // found next to the projection
   EXPECT_EQ(dist.data_used, dir + "/dataset.h5");
@@ -106,7 +106,7 @@ TEST(ClusterStage, OutputsMatchASerialRun) {
   const Comm serial;
   const std::string mine = dir + "/serial" + std::to_string(world.rank());
   std::filesystem::create_directories(mine);
-  const auto ser = run_cluster_stage(files_in(dir, mine), p, rp, serial);
+  const auto ser = run_cluster_stage(files_in(dir, mine), p, ViewParams{}, rp, serial);
   EXPECT_EQ(ser.run.result.k, 3);
   world.barrier();
   for (const char* f : {"/segments.csv", "/segments.json", "/segments.md"})
@@ -127,7 +127,7 @@ TEST(ClusterStage, MissingReportInputsBecomeNotes) {
   world.barrier();
   KMeansParams p;
   p.k = "3";
-  const auto out = run_cluster_stage(files_in(dir, dir), p, SegmentReportParams{}, world);
+  const auto out = run_cluster_stage(files_in(dir, dir), p, ViewParams{}, SegmentReportParams{}, world);
   ASSERT_EQ(out.notes.size(), 1u);
   EXPECT_NE(out.notes[0].find("dataset.h5"), std::string::npos);
   EXPECT_TRUE(out.data_used.empty());
@@ -142,7 +142,7 @@ TEST(ClusterStage, BadInputsAreCollectiveDataErrors) {
   KMeansParams p;
   p.k = "3";
   try {
-    run_cluster_stage(files_in(dir, dir), p, SegmentReportParams{}, world);
+    run_cluster_stage(files_in(dir, dir), p, ViewParams{}, SegmentReportParams{}, world);
     FAIL() << "NaN accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), kExitData);
@@ -152,7 +152,7 @@ TEST(ClusterStage, BadInputsAreCollectiveDataErrors) {
   p.k = "201";
   const std::string ok = make_dir("stage_bad_k", world);
   write_inputs(ok, world);
-  EXPECT_THROW(run_cluster_stage(files_in(ok, ok), p, SegmentReportParams{}, world), DataError);
+  EXPECT_THROW(run_cluster_stage(files_in(ok, ok), p, ViewParams{}, SegmentReportParams{}, world), DataError);
   EXPECT_FALSE(std::filesystem::exists(ok + "/segments.h5"));
 }
 
