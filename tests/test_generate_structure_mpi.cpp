@@ -1,12 +1,15 @@
 // segrec generate --structure: byte-identical output at any rank count for each
 // structure; under taste the segments differ only in categories, under
 // behaviour only in activity, funnel, price tier, quantity and recency (measured
-// on the written files against the planted levels); prices and names; the items
+// on the written files against the planted levels); 16 behaviour segments are
+// recoverable from per-user statistics, taste segments are not; prices and names; the items
 // file read by the item-attribute and profile readers; the --structure error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
@@ -197,6 +200,110 @@ TEST(GenerateStructure, BehaviourSegmentsDifferOnlyInBehaviour) {
                             std::abs(st[a].idle() - st[b].idle()) > 25;
         EXPECT_TRUE(differ) << "segments " << a << " and " << b;
       }
+  }
+  world.barrier();
+}
+
+// ---- recoverability from per-user behaviour statistics ----------------------------------------
+
+constexpr int kFeatures = 6;
+using Features = std::array<double, kFeatures>;
+
+// Per user: log events, log carts per view, log purchases per cart (smoothed),
+// log mean relative price of the viewed items, log mean units per cart line
+// (1.8 without carts), idle days at the end of the period / 30.
+std::vector<Features> user_features(const GenerateParams& p) {
+  std::map<std::string, std::vector<double>> prices;
+  const auto items = read_csv(p.items_out, kItemsHeader);
+  for (const auto& r : items) prices[r[1]].push_back(std::stod(r[3]));
+  std::map<std::string, double> median;
+  for (auto& [c, v] : prices) {
+    std::sort(v.begin(), v.end());
+    median[c] = v[v.size() / 2];
+  }
+  std::map<std::string, double> rel;
+  for (const auto& r : items) rel[r[0]] = std::stod(r[3]) / median.at(r[1]);
+  struct Acc {
+    double events = 0, views = 0, carts = 0, buys = 0, price = 0, units = 0, last = 0;
+  };
+  std::vector<Acc> acc(static_cast<std::size_t>(p.users));
+  for (const auto& r : read_csv(p.events_out, kEventsHeader)) {
+    Acc& a = acc[static_cast<std::size_t>(id_number(r[0], 'u'))];
+    ++a.events;
+    a.last = std::max(a.last, std::stod(r[4]));
+    if (r[3] == "view") {
+      ++a.views;
+      a.price += rel.at(r[1]);
+    } else if (r[3] == "cart") {
+      ++a.carts;
+      a.units += std::stod(r[5]);
+    } else {
+      ++a.buys;
+    }
+  }
+  const double end = p.start + p.days * 86400;
+  std::vector<Features> out;
+  for (const Acc& a : acc)
+    out.push_back({std::log(a.events), std::log((a.carts + 0.5) / (a.views + 1)),
+                   std::log((a.buys + 0.5) / (a.carts + 1)), std::log(a.price / a.views),
+                   std::log(a.carts > 0 ? a.units / a.carts : 1.8), (end - a.last) / 86400 / 30});
+  return out;
+}
+
+// Share of users whose segment is the most likely one under a diagonal
+// Gaussian per segment fitted to the segment's users (an upper bound on what a
+// clustering of these statistics can recover; chance is 1 / segments).
+double recoverable_share(const GenerateParams& p) {
+  const auto x = user_features(p);
+  const auto truth = read_csv(p.truth_out, "user_id,segment");
+  const auto S = static_cast<std::size_t>(p.segments);
+  std::vector<Features> mean(S), var(S);
+  std::vector<double> n(S);
+  for (std::size_t u = 0; u < x.size(); ++u) {
+    const auto s = static_cast<std::size_t>(std::stoi(truth[u][1]));
+    ++n[s];
+    for (int d = 0; d < kFeatures; ++d) mean[s][d] += x[u][d];
+  }
+  for (std::size_t s = 0; s < S; ++s)
+    for (int d = 0; d < kFeatures; ++d) mean[s][d] /= n[s];
+  for (std::size_t u = 0; u < x.size(); ++u) {
+    const auto s = static_cast<std::size_t>(std::stoi(truth[u][1]));
+    for (int d = 0; d < kFeatures; ++d) var[s][d] += std::pow(x[u][d] - mean[s][d], 2) / n[s];
+  }
+  double right = 0;
+  for (std::size_t u = 0; u < x.size(); ++u) {
+    std::size_t best = 0;
+    double best_ll = -1e300;
+    for (std::size_t s = 0; s < S; ++s) {
+      double ll = 0;
+      for (int d = 0; d < kFeatures; ++d)
+        ll -= std::pow(x[u][d] - mean[s][d], 2) / (2 * var[s][d] + 1e-12) +
+              0.5 * std::log(var[s][d] + 1e-12);
+      if (ll > best_ll) {
+        best_ll = ll;
+        best = s;
+      }
+    }
+    right += best == static_cast<std::size_t>(std::stoi(truth[u][1]));
+  }
+  return right / static_cast<double>(x.size());
+}
+
+TEST(GenerateStructure, SixteenBehaviourSegmentsRecoverableFromUserStatistics) {
+  const Comm world = Comm::world();
+  auto p = structured("behaviour", "recover", 8000);
+  p.segments = 16;
+  generate(p, world);
+  auto q = with_paths(p, "recover_taste");
+  q.structure = "taste";
+  generate(q, world);
+  if (world.is_root()) {
+    const double behaviour = recoverable_share(p), taste = recoverable_share(q);
+    EXPECT_GT(behaviour, 0.8);
+    EXPECT_LT(taste, 0.15);  // chance 1/16 plus the fit's own optimism
+    std::printf(
+        "[          ] recoverable share of users, 16 segments: behaviour %.3f, taste %.3f\n",
+        behaviour, taste);
   }
   world.barrier();
 }
