@@ -17,7 +17,7 @@
 // relative to `events_per_user`), funnel rates P(cart | view) and
 // P(purchase | cart), a price tier with a loyalty (the share of its item draws
 // restricted to the tier's items; the rest draw from the whole category), a
-// quantity (units per cart line: 1 + geometric, mean extra units per user),
+// quantity (units per cart line: 1 + geometric, at most 12; mean extra units per user),
 // and an active window of the period (recent: it starts in the first 40% of
 // the period and its last session ends in the period's last week; lapsed: it
 // starts at the beginning and stops after 25%-55% of the period). What the segment decides is set
@@ -35,22 +35,19 @@
 //              U(0.2, 0.8), tier, quantity level and recency uniform over
 //              their levels.
 //   behaviour  Every user has the same taste: categories from one global
-//              seed-chosen mixture, items by the category's popularity (no
-//              rotation); `affinity` is unused. The segment sets the behaviour:
-//              one level per dimension of a grid (activity 0.4 | 1 | 2.5,
-//              normalised so that the segments average 1; funnel
-//              browse | mid | buy with P(cart | view) 0.04 | 0.11 | 0.26 and
-//              P(purchase | cart) 0.25 | 0.5 | 0.75; tier budget | mid |
-//              premium; quantity single | bulk with 0.25 | 1.5 mean extra
-//              units; recency lapsed | recent): 108 codes, ordered by
-//              farthest-point selection (distance: the dimensions that differ)
-//              from a seed-chosen one, so the first segments differ in as many
-//              dimensions as possible (any two of the first 16 in at least 2,
-//              tested for several seeds); segment s takes code s mod 108. Within a segment users
-//              spread: activity lognormal (sigma 0.35, mean 1), P(cart | view) the level times
-//              U(0.7, 1.3), P(purchase | cart) the level + U(-0.1, 0.1), extra
-//              units the level times a lognormal (sigma 0.3, mean 1), tier
-//              loyalty U(0.6, 0.9), the window as above.
+//              seed-chosen mixture (lognormal weights, sigma 0.5), items by the category's
+//              popularity (no rotation); `affinity` is unused. The segment sets the behaviour: one
+//              level per dimension of a grid (activity 0.4 | 1 | 2.5, normalised so that the
+//              segments average 1; funnel browse | mid | buy with P(cart | view) 0.04 | 0.11 | 0.26
+//              and P(purchase | cart) 0.25 | 0.5 | 0.75; tier budget | mid | premium; quantity
+//              single | bulk with 0.25 | 1.5 mean extra units; recency lapsed | recent): 108 codes,
+//              ordered by farthest-point selection (distance: the dimensions that differ) from a
+//              seed-chosen one, so the first segments differ in as many dimensions as possible (any
+//              two of the first 16 in at least 2, tested for several seeds); segment s takes code s
+//              mod 108. Within a segment users spread: activity lognormal (sigma 0.35, mean 1),
+//              P(cart | view) the level times U(0.7, 1.3), P(purchase | cart) the level + U(-0.1,
+//              0.1), extra units the level times a lognormal (sigma 0.3, mean 1), tier loyalty
+//              U(0.6, 0.9), the window as above.
 //   both       (default) the segment sets taste as in `taste` and behaviour as
 //              in `behaviour`.
 //
