@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "generate_helpers.hpp"
 #include "segrec/core/comm.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/ingest/generate.hpp"
@@ -22,113 +23,7 @@
 namespace segrec {
 namespace {
 
-namespace fs = std::filesystem;
-using Row = std::vector<std::string>;
-
-std::string tmp_path(const std::string& name) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const fs::path dir = fs::path(env && *env ? env : "/tmp") / "generate";
-  std::error_code ec;  // every rank may race to create it
-  fs::create_directories(dir, ec);
-  EXPECT_TRUE(fs::is_directory(dir)) << dir;
-  return (dir / name).string();
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-std::vector<std::string> lines_of(const std::string& path) {
-  std::vector<std::string> out;
-  std::istringstream in(slurp(path));
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-Row fields_of(const std::string& line) {
-  Row out;
-  std::size_t pos = 0;
-  for (;;) {
-    const auto comma = line.find(',', pos);
-    out.push_back(line.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-    if (comma == std::string::npos) return out;
-    pos = comma + 1;
-  }
-}
-
-// Data rows of a CSV (header checked and dropped).
-std::vector<Row> read_csv(const std::string& path, const std::string& header) {
-  const auto lines = lines_of(path);
-  std::vector<Row> rows;
-  EXPECT_FALSE(lines.empty()) << path;
-  if (lines.empty()) return rows;
-  EXPECT_EQ(lines[0], header) << path;
-  for (std::size_t i = 1; i < lines.size(); ++i) rows.push_back(fields_of(lines[i]));
-  return rows;
-}
-
-std::int64_t id_number(const std::string& id, char prefix) {
-  EXPECT_GE(id.size(), 2u);
-  EXPECT_EQ(id[0], prefix) << id;
-  return std::stoll(id.substr(1));
-}
-
-GenerateParams base_params(const std::string& tag, std::int64_t users) {
-  GenerateParams p;
-  p.users = users;
-  p.items = 600;
-  p.categories = 12;
-  p.segments = 6;
-  p.events_per_user = 30;
-  p.seed = 7;
-  p.events_out = tmp_path(tag + "_events.csv");
-  p.truth_out = tmp_path(tag + "_truth.csv");
-  p.items_out = tmp_path(tag + "_items.csv");
-  return p;
-}
-
-GenerateParams with_paths(GenerateParams p, const std::string& tag) {
-  p.events_out = tmp_path(tag + "_events.csv");
-  p.truth_out = tmp_path(tag + "_truth.csv");
-  p.items_out = tmp_path(tag + "_items.csv");
-  return p;
-}
-
-void expect_same_summary(const GenerateSummary& a, const GenerateSummary& b) {
-  EXPECT_EQ(a.users, b.users);
-  EXPECT_EQ(a.items, b.items);
-  EXPECT_EQ(a.events, b.events);
-  EXPECT_EQ(a.rows, b.rows);
-  EXPECT_EQ(a.duplicates, b.duplicates);
-  EXPECT_EQ(a.missing_values, b.missing_values);
-  EXPECT_EQ(a.broken, b.broken);
-  EXPECT_EQ(a.bytes, b.bytes);
-}
-
-// Runs `p` on the world, then the same parameters serially on rank 0 only, and
-// checks that the three files are byte-identical.
-void check_matches_serial(const GenerateParams& p, const std::string& tag) {
-  const Comm world = Comm::world();
-  const GenerateSummary par = generate(p, world);
-  int same = 1;
-  if (world.is_root()) {
-    const GenerateParams q = with_paths(p, tag + "_serial");
-    const Comm serial;
-    const GenerateSummary ser = generate(q, serial);
-    expect_same_summary(par, ser);
-    for (auto [a, b] : {std::pair{p.events_out, q.events_out}, std::pair{p.truth_out, q.truth_out},
-                        std::pair{p.items_out, q.items_out}}) {
-      const std::string x = slurp(a), y = slurp(b);
-      EXPECT_FALSE(x.empty()) << a;
-      EXPECT_EQ(x.size(), y.size()) << a;
-      if (x != y) same = 0;
-    }
-  }
-  EXPECT_EQ(world.allreduce_value(same, Op::kMin), 1) << tag << " differs from the serial run";
-}
+using namespace gen_test;
 
 // ---- rank-count invariance -----------------------------------------------------------------
 
@@ -181,9 +76,9 @@ TEST(GenerateMpi, SeedChangesOutputAndRepeatsIt) {
 // ---- layout --------------------------------------------------------------------------------
 
 void check_layout(const GenerateParams& p, const GenerateSummary& s) {
-  const auto ev = read_csv(p.events_out, "user_id,item_id,category,event,timestamp,value");
+  const auto ev = read_csv(p.events_out, kEventsHeader);
   const auto truth = read_csv(p.truth_out, "user_id,segment");
-  const auto items = read_csv(p.items_out, "item_id,category");
+  const auto items = read_csv(p.items_out, kItemsHeader);
   ASSERT_EQ(static_cast<std::int64_t>(ev.size()), s.rows);
   EXPECT_EQ(s.events, s.rows);  // no noise
   EXPECT_EQ(s.users, p.users);
@@ -194,14 +89,30 @@ void check_layout(const GenerateParams& p, const GenerateSummary& s) {
 
   // Items: every item once, in index order, categories all used.
   ASSERT_EQ(static_cast<std::int64_t>(items.size()), p.items);
-  std::map<std::string, std::string> category_of;
+  std::map<std::string, std::string> category_of, price_of;
+  std::set<std::string> names_seen;
   std::map<std::string, int> items_per_category;
   for (std::size_t i = 0; i < items.size(); ++i) {
-    ASSERT_EQ(items[i].size(), 2u);
+    ASSERT_EQ(items[i].size(), 4u);
     EXPECT_EQ(items[i][0].size(), 7u) << items[i][0];  // "i" + 6 digits
     EXPECT_EQ(id_number(items[i][0], 'i'), static_cast<std::int64_t>(i));
     EXPECT_EQ(id_number(items[i][1], 'c') < p.categories, true) << items[i][1];
     category_of[items[i][0]] = items[i][1];
+    price_of[items[i][0]] = items[i][3];
+    // Name "<adjective> <category word> #<ordinal in the category>".
+    const std::string& name = items[i][2];
+    EXPECT_EQ(name.find('"'), std::string::npos) << name;
+    const auto hash = name.rfind(" #");
+    ASSERT_NE(hash, std::string::npos) << name;
+    EXPECT_EQ(std::stoi(name.substr(hash + 2)), items_per_category[items[i][1]] + 1) << name;
+    EXPECT_GT(hash, name.find(' ')) << name;
+    EXPECT_TRUE(names_seen.insert(name).second) << name << " twice";
+    // Price: digits, '.', two digits; positive.
+    const std::string& price = items[i][3];
+    ASSERT_GE(price.size(), 4u) << price;
+    EXPECT_EQ(price[price.size() - 3], '.') << price;
+    EXPECT_EQ(price.find_first_not_of("0123456789."), std::string::npos) << price;
+    EXPECT_GT(std::stod(price), 0) << price;
     ++items_per_category[items[i][1]];
   }
   EXPECT_EQ(static_cast<int>(items_per_category.size()), p.categories);
@@ -226,7 +137,7 @@ void check_layout(const GenerateParams& p, const GenerateSummary& s) {
   std::int64_t prev_user = -1, prev_time = 0, users_seen = 0;
   const std::set<std::string> names = {"view", "cart", "purchase"};
   for (const auto& r : ev) {
-    ASSERT_EQ(r.size(), 6u);
+    ASSERT_EQ(r.size(), 7u);
     const std::int64_t u = id_number(r[0], 'u');
     const std::int64_t t = std::stoll(r[4]);
     ASSERT_GE(u, prev_user) << "users out of order at " << r[0];
@@ -241,10 +152,11 @@ void check_layout(const GenerateParams& p, const GenerateSummary& s) {
     EXPECT_GE(t, t0);
     EXPECT_LT(t, t1);
     EXPECT_EQ(category_of.at(r[1]), r[2]) << r[1];
+    EXPECT_EQ(price_of.at(r[1]), r[6]) << r[1];
     EXPECT_TRUE(names.count(r[3])) << r[3];
     const int v = std::stoi(r[5]);
     EXPECT_GE(v, 1);
-    EXPECT_LE(v, r[3] == "view" ? 900 : 3);
+    EXPECT_LE(v, r[3] == "view" ? 900 : 12);
   }
   EXPECT_EQ(users_seen, p.users);  // every user has at least one view
   const double mean = static_cast<double>(ev.size()) / static_cast<double>(p.users);
@@ -270,14 +182,14 @@ std::vector<UserLog> load_users(const GenerateParams& p) {
   const auto truth = read_csv(p.truth_out, "user_id,segment");
   std::vector<UserLog> users(truth.size());
   for (std::size_t u = 0; u < truth.size(); ++u) users[u].segment = std::stoi(truth[u][1]);
-  for (auto& r : read_csv(p.events_out, "user_id,item_id,category,event,timestamp,value"))
+  for (auto& r : read_csv(p.events_out, kEventsHeader))
     users[static_cast<std::size_t>(id_number(r[0], 'u'))].rows.push_back(std::move(r));
   return users;
 }
 
 void check_funnel(const GenerateParams& p) {
   const auto users = load_users(p);
-  const auto planted = planted_segments(p);
+  const auto planted = planted_segments(p, p.validate());
   std::vector<double> views(planted.size()), carts(planted.size()), buys(planted.size());
   for (const auto& u : users) {
     std::map<std::string, int> viewed;                 // item -> views so far
@@ -322,7 +234,7 @@ TEST(GenerateMpi, FunnelInvariantsAndConversionBySegment) {
 
 void check_segments_and_sessions(const GenerateParams& p, bool exact_affinity) {
   const auto users = load_users(p);
-  const auto planted = planted_segments(p);
+  const auto planted = planted_segments(p, p.validate());
   std::vector<std::int64_t> per_segment(planted.size());
   std::int64_t in_segment = 0, views = 0, sessions = 0, events = 0;
   for (const auto& u : users) {
@@ -377,7 +289,10 @@ TEST(GenerateMpi, PlantedAffinitySessionsAndBalancedSegments) {
 
 TEST(GenerateMpi, ZipfPopularityWithinCategories) {
   const Comm world = Comm::world();
+  // Structure taste: price tiers are drawn per user, so no tier's items gain
+  // views from an unbalanced mix of segment tiers.
   auto p = base_params("zipf", 2000);
+  p.structure = "taste";
   generate(p, world);
   auto q = with_paths(p, "zipf0");
   q.zipf = 0;
@@ -386,7 +301,7 @@ TEST(GenerateMpi, ZipfPopularityWithinCategories) {
     // Ratio of the most viewed item to the median item, averaged over categories.
     const auto skew = [](const GenerateParams& g) {
       std::map<std::string, std::map<std::string, int>> views;  // category -> item -> views
-      for (const auto& r : read_csv(g.events_out, "user_id,item_id,category,event,timestamp,value"))
+      for (const auto& r : read_csv(g.events_out, kEventsHeader))
         if (r[3] == "view") ++views[r[2]][r[1]];
       double sum = 0;
       for (const auto& [c, counts] : views) {
@@ -407,10 +322,15 @@ TEST(GenerateMpi, ZipfPopularityWithinCategories) {
 
 bool is_broken(const std::string& line) {
   const Row f = fields_of(line);
-  return f.size() != 6 || f[0].empty() || f[4] == "n/a";
+  return f.size() != 7 || f[0].empty() || f[4] == "n/a";
 }
 
-std::string without_value(const std::string& line) { return line.substr(0, line.rfind(',') + 1); }
+// The row with an empty value (the second last field).
+std::string without_value(const std::string& line) {
+  const auto last = line.rfind(',');
+  const auto value = line.rfind(',', last - 1);
+  return line.substr(0, value + 1) + line.substr(last);
+}
 
 void check_noise(const GenerateParams& clean_p, const GenerateParams& noisy_p,
                  const GenerateSummary& clean_s, const GenerateSummary& noisy_s) {
@@ -457,8 +377,8 @@ void check_noise(const GenerateParams& clean_p, const GenerateParams& noisy_p,
   int no_field = 0, bad_time = 0, no_user = 0;
   for (std::size_t k = 1; k < noisy.size(); ++k) {
     const Row r = fields_of(noisy[k]);
-    no_field += r.size() == 5;
-    bad_time += r.size() >= 5 && r[4] == "n/a";
+    no_field += r.size() == 6;
+    bad_time += r.size() >= 6 && r[4] == "n/a";
     no_user += r[0].empty();
   }
   EXPECT_GT(no_field, 0);
@@ -549,6 +469,8 @@ TEST(GenerateParams, ValidateNamesTheOption) {
       {"--items-out", [](GenerateParams& p) { p.items_out = p.events_out; }},
       {"--items-out", [](GenerateParams& p) { p.items_out = p.truth_out = "t.csv"; }},
       {"--round-users", [](GenerateParams& p) { p.round_users = -1; }},
+      {"--structure", [](GenerateParams& p) { p.structure = "tastes"; }},
+      {"--structure", [](GenerateParams& p) { p.structure = ""; }},
   };
   for (const auto& c : cases) {
     GenerateParams p = ok;
@@ -567,7 +489,7 @@ TEST(GenerateParams, PlantedSegmentsSpreadOverCategories) {
   GenerateParams p;
   p.segments = 8;
   p.categories = 20;
-  const auto segs = planted_segments(p);
+  const auto segs = planted_segments(p, GenerateModes{});
   ASSERT_EQ(segs.size(), 8u);
   std::set<int> used;
   std::size_t slots = 0;
@@ -591,7 +513,8 @@ TEST(GenerateParams, PlantedSegmentsSpreadOverCategories) {
   EXPECT_GT(hi, 5 * lo);
   // Few categories: segments take what there is.
   p.categories = 1;
-  for (const auto& s : planted_segments(p)) EXPECT_EQ(s.categories, std::vector<int>{0});
+  for (const auto& s : planted_segments(p, GenerateModes{}))
+    EXPECT_EQ(s.categories, std::vector<int>{0});
 }
 
 }  // namespace

@@ -25,7 +25,9 @@ class Generate final : public Command {
     return "example: mpirun -n 4 segrec generate --users 1000000 --events out/events.csv "
            "--truth out/truth.csv --items-out out/items.csv\n"
            "The files are byte-identical for any rank count (randomness is keyed by --seed and "
-           "the user index).";
+           "the user index).\n"
+           "Events: user_id,item_id,category,event,timestamp,value,price (value: dwell seconds "
+           "for a view, quantity for a cart or purchase; price: the item's unit price).";
   }
   void add_options(po::options_description& d) override {
     d.add_options()("users", po::value(&p_.users)->default_value(p_.users), "number of users")(
@@ -46,9 +48,14 @@ class Generate final : public Command {
         "first timestamp, unix seconds")(
         "noise", po::value(&p_.noise)->default_value(p_.noise, shortest(p_.noise)),
         "share of rows duplicated (1/2), left without value (1/4) or broken (1/4)")(
-        "events", po::value(&p_.events_out), "events CSV to write (required)")(
+        "structure", po::value(&p_.structure)->default_value(p_.structure),
+        "what the planted segments differ in: taste (preferred categories and items; "
+        "activity, funnel, price tier, quantity and recency drawn per user alike for all "
+        "segments), behaviour (activity, funnel depth, price tier, quantity and recency; "
+        "every user the same taste), or both")("events", po::value(&p_.events_out),
+                                               "events CSV to write (required)")(
         "truth", po::value(&p_.truth_out), "user_id,segment CSV to write")(
-        "items-out", po::value(&p_.items_out), "item_id,category CSV to write");
+        "items-out", po::value(&p_.items_out), "item_id,category,name,price CSV to write");
   }
 
   int run(const Context& ctx) override {

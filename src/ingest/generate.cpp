@@ -1,5 +1,4 @@
 #include "segrec/ingest/generate.hpp"
-#include "segrec/core/random.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -7,6 +6,7 @@
 #include <numeric>
 #include <optional>
 
+#include "generate_model.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/io/parse.hpp"
 #include "segrec/io/textio.hpp"
@@ -15,173 +15,33 @@ namespace segrec {
 
 namespace {
 
-// ---- randomness ------------------------------------------------------------------------
-
-using rng::splitmix64_next;
-constexpr std::uint64_t mix(std::uint64_t v) { return rng::splitmix64(v); }
-
-// Independent streams: one per (seed, purpose, index).
-enum Stream : std::uint64_t {
-  kItemStream = 1,
-  kSegmentStream = 2,
-  kUserStream = 3,
-  kNoiseStream = 4,
-  kTasteStream = 5
-};
-
-// xoshiro256** seeded through splitmix64 from a hash of (seed, stream, index).
-class Rng {
- public:
-  Rng(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
-    std::uint64_t x = mix(seed ^ mix(stream * 0x632be59bd9b4e019ULL ^ mix(index)));
-    for (auto& w : s_) w = splitmix64_next(x);
-  }
-  std::uint64_t next() {
-    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  /// Uniform in [0, 1).
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  /// Uniform integer in [0, n), n >= 1.
-  std::int64_t below(std::int64_t n) {
-    const auto k = static_cast<std::int64_t>(uniform() * static_cast<double>(n));
-    return std::min(k, n - 1);
-  }
-  /// Standard normal (Box-Muller, the second value cached).
-  double normal() {
-    if (have_spare_) {
-      have_spare_ = false;
-      return spare_;
-    }
-    const double r = std::sqrt(-2.0 * std::log(1.0 - uniform()));
-    const double a = 2.0 * 3.14159265358979323846 * uniform();
-    spare_ = r * std::sin(a);
-    have_spare_ = true;
-    return r * std::cos(a);
-  }
-  /// Failures before the first success, mean `mean` (>= 0).
-  std::int64_t geometric(double mean) {
-    if (mean <= 0) return 0;
-    const double q = mean / (1.0 + mean);  // P(failure)
-    return static_cast<std::int64_t>(std::floor(std::log(1.0 - uniform()) / std::log(q)));
-  }
-
- private:
-  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  std::uint64_t s_[4];
-  double spare_ = 0;
-  bool have_spare_ = false;
-};
+using gen::kNoiseStream;
+using gen::kUserStream;
+using gen::make_id;
+using gen::Model;
+using gen::Rng;
 
 // ---- fixed shape of the behaviour model ----------------------------------------------------
 
 constexpr double kMeanSessionViews = 5;     // views per session (1 + geometric)
 constexpr double kSessionStickiness = 0.6;  // P(a view stays in the session's category)
 constexpr double kOwnTaste = 0.5;  // P(a view in a preferred category follows the segment's taste)
-constexpr double kViewsSigma = 0.5;  // lognormal spread of a user's view count
-constexpr double kDwellMedian = 30;  // seconds
+constexpr double kTasteViewsSigma = 0.5;       // lognormal spread of a user's view count (taste)
+constexpr double kBehaviourViewsSigma = 0.35;  // ... around its segment's activity (behaviour)
+constexpr double kQuantitySigma = 0.3;         // lognormal spread of a user's extra units
+constexpr std::int64_t kMaxExtraUnits = 11;    // units per cart line: 1..12
+constexpr double kDwellMedian = 30;            // seconds
 constexpr double kDwellSigma = 0.9;
-constexpr std::int64_t kMaxDwell = 900;           // seconds; bounds gaps inside a session
-constexpr std::int64_t kMaxStep = 30;             // seconds between an event and the next view
-constexpr std::int64_t kSessionGap = 31 * 60;     // minimum seconds between sessions
+constexpr std::int64_t kMaxDwell = 900;        // seconds; bounds gaps inside a session
+constexpr std::int64_t kMaxStep = 30;          // seconds between an event and the next view
+constexpr std::int64_t kSessionGap = 31 * 60;  // minimum seconds between sessions
+constexpr std::int64_t kLastWeek =
+    7 * 86400;  // a recent user's last session: seconds before the end
 constexpr double kRoundBytes = 32.0 * (1 << 20);  // target text per rank per round
 constexpr std::int64_t kMaxRoundUsers = 65536;
 
 enum EventType : std::uint8_t { kView, kCart, kPurchase };
 constexpr std::string_view kEventName[] = {"view,", "cart,", "purchase,"};
-
-int digits(std::int64_t v) {
-  int d = 1;
-  while (v >= 10) {
-    v /= 10;
-    ++d;
-  }
-  return d;
-}
-
-// `prefix` followed by v zero-padded to `width` digits.
-std::string make_id(char prefix, std::int64_t v, int width) {
-  std::string s(static_cast<std::size_t>(width) + 1, '0');
-  s[0] = prefix;
-  for (std::size_t i = s.size() - 1; v > 0; --i, v /= 10) s[i] = static_cast<char>('0' + v % 10);
-  return s;
-}
-
-// Items, categories and segments: small, replicated, derived from the seed alone.
-struct Model {
-  int user_width = 7;
-  std::vector<std::string> item_cols;                     // "i000045,c07," per item
-  std::vector<std::string> category_ids;                  // "c07"
-  std::vector<std::vector<std::int32_t>> category_items;  // per category, most popular first
-  std::vector<std::vector<double>> category_cdf;          // cumulative Zipf shares
-  std::vector<PlantedSegment> segments;
-  std::vector<std::vector<int>> other_categories;  // per segment: categories not preferred
-  // Per segment and preferred category: the segment's own popularity order is
-  // the category's order rotated by this many places.
-  std::vector<std::vector<std::int64_t>> taste_shift;
-  std::vector<double> mean_views;  // per segment
-};
-
-Model build_model(const GenerateParams& p) {
-  Model m;
-  m.user_width = std::max(7, digits(p.users - 1));
-  const int item_width = std::max(6, digits(p.items - 1));
-  const int cat_width = std::max(2, digits(p.categories - 1));
-  const auto C = static_cast<std::size_t>(p.categories);
-  for (int c = 0; c < p.categories; ++c) m.category_ids.push_back(make_id('c', c, cat_width));
-
-  // A seed-chosen order of the items; position k goes to category k % C with
-  // popularity rank k / C, so categories are even and popular items scattered.
-  std::vector<std::int32_t> order(static_cast<std::size_t>(p.items));
-  std::iota(order.begin(), order.end(), 0);
-  Rng r(p.seed, kItemStream, 0);
-  for (std::size_t i = order.size(); i > 1; --i)
-    std::swap(order[i - 1], order[static_cast<std::size_t>(r.below(static_cast<std::int64_t>(i)))]);
-  m.category_items.resize(C);
-  std::vector<int> item_category(order.size());
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    m.category_items[k % C].push_back(order[k]);
-    item_category[static_cast<std::size_t>(order[k])] = static_cast<int>(k % C);
-  }
-  m.category_cdf.resize(C);
-  for (std::size_t c = 0; c < C; ++c) {
-    auto& cdf = m.category_cdf[c];
-    double sum = 0;
-    for (std::size_t k = 0; k < m.category_items[c].size(); ++k) {
-      sum += std::pow(static_cast<double>(k + 1), -p.zipf);
-      cdf.push_back(sum);
-    }
-    for (auto& x : cdf) x /= sum;
-  }
-  m.item_cols.resize(order.size());
-  for (std::size_t i = 0; i < order.size(); ++i)
-    m.item_cols[i] = make_id('i', static_cast<std::int64_t>(i), item_width) + "," +
-                     m.category_ids[static_cast<std::size_t>(item_category[i])] + ",";
-
-  m.segments = planted_segments(p);
-  Rng taste(p.seed, kTasteStream, 0);
-  for (const auto& s : m.segments) {
-    auto& shift = m.taste_shift.emplace_back();
-    for (int c : s.categories)
-      shift.push_back(taste.below(
-          static_cast<std::int64_t>(m.category_items[static_cast<std::size_t>(c)].size())));
-    std::vector<int> other;
-    for (int c = 0; c < p.categories; ++c)
-      if (std::find(s.categories.begin(), s.categories.end(), c) == s.categories.end())
-        other.push_back(c);
-    m.other_categories.push_back(std::move(other));
-    // Expected events per view: 1 + cart + cart * purchase.
-    m.mean_views.push_back(p.events_per_user / (1.0 + s.cart_rate + s.cart_rate * s.purchase_rate));
-  }
-  return m;
-}
 
 // ---- one user --------------------------------------------------------------------------
 
@@ -229,6 +89,7 @@ class UserGenerator {
   void run(std::int64_t g, Text& events, Text* truth, GenerateSummary& sum) {
     Rng r(p_.seed, kUserStream, static_cast<std::uint64_t>(g));
     const auto seg = static_cast<std::size_t>(r.below(p_.segments));
+    draw_behaviour(r, m_.segments[seg]);
     simulate(r, seg);
     place_sessions(r);
 
@@ -271,6 +132,36 @@ class UserGenerator {
  private:
   enum class Mode { kClean, kTwice, kNoValue, kNoValueColumn, kBadTime, kNoUser };
 
+  // The user's behaviour: the segment's levels (behaviour, both) or draws
+  // independent of the segment (taste), with the spread within a segment.
+  void draw_behaviour(Rng& r, const PlantedSegment& s) {
+    double extra = 0;
+    bool recent = false;
+    if (s.activity_level < 0) {
+      activity_ = 1;
+      views_sigma_ = kTasteViewsSigma;
+      cart_rate_ = r.uniform(0.03, 0.30);
+      purchase_rate_ = r.uniform(0.2, 0.8);
+      tier_ = static_cast<int>(r.below(kPriceTiers));
+      extra = kQuantityExtra[r.below(2)];
+      recent = r.below(kRecencyLevels) == 1;
+    } else {
+      activity_ = s.activity;
+      views_sigma_ = kBehaviourViewsSigma;
+      cart_rate_ = s.cart_rate * r.uniform(0.7, 1.3);
+      purchase_rate_ = s.purchase_rate + r.uniform(-0.1, 0.1);
+      tier_ = s.price_tier;
+      extra = s.quantity_extra;
+      recent = s.recency_level == 1;
+    }
+    loyalty_ = r.uniform(0.6, 0.9);
+    extra_units_ = extra * r.mean_one_lognormal(kQuantitySigma);
+    // Active window, as shares of the period.
+    recent_ = recent;
+    window_begin_ = recent ? r.uniform(0, 0.4) : 0.0;
+    window_end_ = recent ? 1.0 : r.uniform(0.25, 0.55);
+  }
+
   // Events of one user, times relative to each session's start.
   void simulate(Rng& r, std::size_t seg) {
     const PlantedSegment& s = m_.segments[seg];
@@ -282,6 +173,11 @@ class UserGenerator {
     for (auto& x : share_) x /= cum;
     // A category as (category, index among the preferred ones or -1).
     const auto draw_category = [&]() -> std::pair<int, int> {
+      if (s.categories.empty()) {  // structure behaviour: the global mixture
+        const auto& mix = m_.category_mixture;
+        const auto c = std::upper_bound(mix.begin(), mix.end(), r.uniform()) - mix.begin();
+        return {static_cast<int>(std::min<std::ptrdiff_t>(c, std::ssize(mix) - 1)), -1};
+      }
       if (other.empty() || r.uniform() < p_.affinity) {
         const double u = r.uniform();
         std::size_t k = 0;
@@ -291,9 +187,12 @@ class UserGenerator {
       return {other[static_cast<std::size_t>(r.below(static_cast<std::int64_t>(other.size())))],
               -1};
     };
-    const double scale = std::exp(kViewsSigma * r.normal() - kViewsSigma * kViewsSigma / 2);
-    const auto n_views = std::max<std::int64_t>(
-        1, static_cast<std::int64_t>(std::floor(m_.mean_views[seg] * scale + r.uniform())));
+    // Expected events per view: 1 + cart + cart * purchase.
+    const double mean_views = p_.events_per_user * activity_ /
+                              (1.0 + cart_rate_ + cart_rate_ * purchase_rate_) *
+                              r.mean_one_lognormal(views_sigma_);
+    const auto n_views =
+        std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(mean_views + r.uniform())));
 
     ev_.clear();
     sessions_.clear();
@@ -308,7 +207,12 @@ class UserGenerator {
       for (std::int64_t v = 0; v < len; ++v) {
         const auto [c, pref] =
             r.uniform() < kSessionStickiness ? session_category : draw_category();
-        const auto& cdf = m_.category_cdf[static_cast<std::size_t>(c)];
+        // The user's price tier (share `loyalty`) or the whole category.
+        const auto& tiers = m_.tier_items[static_cast<std::size_t>(c)];
+        const gen::ItemList& list = !tiers.empty() && r.uniform() < loyalty_
+                                        ? tiers[static_cast<std::size_t>(tier_)]
+                                        : m_.category_items[static_cast<std::size_t>(c)];
+        const auto& cdf = list.cdf;
         auto k = std::min<std::size_t>(
             static_cast<std::size_t>(std::upper_bound(cdf.begin(), cdf.end(), r.uniform()) -
                                      cdf.begin()),
@@ -316,14 +220,14 @@ class UserGenerator {
         if (pref >= 0 && r.uniform() < kOwnTaste)
           k = (k + static_cast<std::size_t>(m_.taste_shift[seg][static_cast<std::size_t>(pref)])) %
               cdf.size();
-        const std::int32_t item = m_.category_items[static_cast<std::size_t>(c)][k];
+        const std::int32_t item = list.items[k];
         const auto dwell = std::clamp<std::int64_t>(
             std::llround(kDwellMedian * std::exp(kDwellSigma * r.normal())), 1, kMaxDwell);
         ev_.push_back({t, item, static_cast<std::int32_t>(dwell), kView});
         t += dwell;
-        if (r.uniform() < s.cart_rate) {
-          const double u = r.uniform();
-          const std::int32_t qty = u < 0.8 ? 1 : (u < 0.95 ? 2 : 3);
+        if (r.uniform() < cart_rate_) {
+          const auto qty =
+              static_cast<std::int32_t>(1 + std::min(r.geometric(extra_units_), kMaxExtraUnits));
           ev_.push_back({t, item, qty, kCart});
           carts_.push_back(ev_.size() - 1);
         }
@@ -331,7 +235,7 @@ class UserGenerator {
       }
       // Checkout: some carted items are bought, in cart order.
       for (std::size_t ci : carts_) {
-        if (r.uniform() >= s.purchase_rate) continue;
+        if (r.uniform() >= purchase_rate_) continue;
         const Event cart = ev_[ci];
         t += 5 + r.below(60);
         ev_.push_back({t, cart.item, cart.value, kPurchase});
@@ -340,23 +244,35 @@ class UserGenerator {
     }
   }
 
-  // Spreads the sessions over the period: gaps of at least kSessionGap, the
-  // slack distributed as sorted uniform offsets. Makes event times absolute.
-  // A period too short for the gaps shrinks them (to 1 s at least).
+  // Spreads the sessions over the user's window of the period: gaps of at
+  // least kSessionGap, the slack distributed as sorted uniform offsets. Makes
+  // event times absolute. A window too short for the gaps shrinks them (to 1 s
+  // at least).
   void place_sessions(Rng& r) {
     const auto n = static_cast<std::int64_t>(sessions_.size());
+    const auto first =
+        static_cast<std::int64_t>(std::floor(window_begin_ * static_cast<double>(period_)));
+    const std::int64_t span = std::max<std::int64_t>(
+        1, std::min(period_, static_cast<std::int64_t>(
+                                 std::floor(window_end_ * static_cast<double>(period_)))) -
+               first);
     std::int64_t busy = 0;
     for (const auto& s : sessions_) busy += s.duration;
     std::int64_t gap = kSessionGap;
-    if (n > 1 && busy + (n - 1) * gap > period_ - 1)
-      gap = std::max<std::int64_t>(1, (period_ - 1 - busy) / (n - 1));
-    const std::int64_t slack = std::max<std::int64_t>(0, period_ - 1 - busy - (n - 1) * gap);
+    if (n > 1 && busy + (n - 1) * gap > span - 1)
+      gap = std::max<std::int64_t>(1, (span - 1 - busy) / (n - 1));
+    const std::int64_t slack = std::max<std::int64_t>(0, span - 1 - busy - (n - 1) * gap);
     offsets_.resize(sessions_.size());
     for (auto& o : offsets_) o = r.below(slack + 1);
     std::sort(offsets_.begin(), offsets_.end());
+    // A recent user's last session ends in the last week of its window.
+    if (recent_ && n > 0) {
+      const std::int64_t before_last = n > 1 ? offsets_[offsets_.size() - 2] : 0;
+      offsets_.back() = std::max(before_last, slack - r.below(std::min(slack, kLastWeek) + 1));
+    }
     std::int64_t before = 0;  // durations and gaps of the earlier sessions
     for (std::size_t k = 0; k < sessions_.size(); ++k) {
-      const std::int64_t base = start_ + offsets_[k] + before;
+      const std::int64_t base = start_ + first + offsets_[k] + before;
       const std::size_t end = k + 1 < sessions_.size() ? sessions_[k + 1].first : ev_.size();
       for (std::size_t i = sessions_[k].first; i < end; ++i) ev_[i].time += base;
       before += sessions_[k].duration + gap;
@@ -366,7 +282,7 @@ class UserGenerator {
   void write_row(Text& out, std::string_view uid, const Event& e, Mode mode) {
     const std::string& cols = m_.item_cols[static_cast<std::size_t>(e.item)];
     const std::string_view name = kEventName[e.type];
-    char* o = out.reserve(uid.size() + cols.size() + name.size() + 48);
+    char* o = out.reserve(uid.size() + cols.size() + name.size() + 72);
     if (mode != Mode::kNoUser) o = std::copy(uid.begin(), uid.end(), o);
     *o++ = ',';
     o = std::copy(cols.begin(), cols.end(), o);
@@ -381,6 +297,8 @@ class UserGenerator {
       *o++ = ',';
       if (mode != Mode::kNoValue) o = std::to_chars(o, o + 12, e.value).ptr;
     }
+    *o++ = ',';
+    o = gen::write_price(o, m_.item_cents[static_cast<std::size_t>(e.item)]);
     *o++ = '\n';
     out.commit(o);
   }
@@ -388,6 +306,11 @@ class UserGenerator {
   const GenerateParams& p_;
   const Model& m_;
   std::int64_t start_ = 0, period_ = 0;
+  // The current user's behaviour (draw_behaviour).
+  double activity_ = 1, views_sigma_ = kTasteViewsSigma, cart_rate_ = 0, purchase_rate_ = 0;
+  double loyalty_ = 0, extra_units_ = 0, window_begin_ = 0, window_end_ = 1;
+  int tier_ = 0;
+  bool recent_ = true;
   std::vector<double> share_;
   std::vector<Event> ev_;
   std::vector<Session> sessions_;
@@ -397,7 +320,7 @@ class UserGenerator {
 
 }  // namespace
 
-void GenerateParams::validate() const {
+GenerateModes GenerateParams::validate() const {
   require(users >= 1, "users", users, "must be at least 1");
   require(categories >= 1, "categories", categories, "must be at least 1");
   require(items >= categories && items <= 2147483647, "items", items,
@@ -418,54 +341,18 @@ void GenerateParams::validate() const {
   require(items_out.empty() || items_out != truth_out, "items-out", items_out,
           "must differ from --truth");
   require(round_users >= 0, "round-users", round_users, "must be 0 (automatic) or positive");
-}
-
-std::vector<PlantedSegment> planted_segments(const GenerateParams& p) {
-  Rng r(p.seed, kSegmentStream, 0);
-  const int C = p.categories, S = p.segments;
-  // Categories are dealt from successive shuffled decks, so segments share a
-  // category only once every category is taken.
-  std::vector<int> deck;
-  std::size_t next = 0;
-  const auto shuffle_deck = [&] {
-    deck.resize(static_cast<std::size_t>(C));
-    std::iota(deck.begin(), deck.end(), 0);
-    for (std::size_t i = deck.size(); i > 1; --i)
-      std::swap(deck[i - 1], deck[static_cast<std::size_t>(r.below(static_cast<std::int64_t>(i)))]);
-    next = 0;
-  };
-  shuffle_deck();
-  // Buyer levels: one per stratum of [0, 1), strata in a seed-chosen order.
-  std::vector<int> level_rank(static_cast<std::size_t>(S));
-  std::iota(level_rank.begin(), level_rank.end(), 0);
-  for (std::size_t i = level_rank.size(); i > 1; --i)
-    std::swap(level_rank[i - 1],
-              level_rank[static_cast<std::size_t>(r.below(static_cast<std::int64_t>(i)))]);
-
-  std::vector<PlantedSegment> out(static_cast<std::size_t>(S));
-  for (int s = 0; s < S; ++s) {
-    auto& seg = out[static_cast<std::size_t>(s)];
-    const int k = std::min(C, r.uniform() < 0.5 ? 2 : 3);
-    while (static_cast<int>(seg.categories.size()) < k) {
-      if (next == deck.size()) shuffle_deck();
-      const int c = deck[next++];
-      if (std::find(seg.categories.begin(), seg.categories.end(), c) == seg.categories.end())
-        seg.categories.push_back(c);
-    }
-    double total = 0;
-    for (int j = 0; j < k; ++j) total += seg.shares.emplace_back(0.5 + r.uniform());
-    for (auto& w : seg.shares) w /= total;
-    const double a = (level_rank[static_cast<std::size_t>(s)] + r.uniform()) / S;
-    const double b = (level_rank[static_cast<std::size_t>(s)] + r.uniform()) / S;
-    seg.cart_rate = 0.03 + 0.27 * a;
-    seg.purchase_rate = 0.2 + 0.6 * b;
-  }
-  return out;
+  GenerateModes m;
+  m.structure = parse_mode<GenerateStructure>(structure,
+                                              {{"taste", GenerateStructure::kTaste},
+                                               {"behaviour", GenerateStructure::kBehaviour},
+                                               {"both", GenerateStructure::kBoth}},
+                                              "structure", "use taste, behaviour or both");
+  return m;
 }
 
 GenerateSummary generate(const GenerateParams& p, const Comm& comm) {
-  p.validate();
-  const Model m = build_model(p);
+  const GenerateModes modes = p.validate();
+  const Model m = gen::build_model(p, modes);
   GenerateSummary sum;
 
   // All outputs are opened before anything is written, and committed at the end.
@@ -477,10 +364,18 @@ GenerateSummary generate(const GenerateParams& p, const Comm& comm) {
   Text events, truth;
   if (items_w) {  // small: written by rank 0
     if (comm.is_root()) {
-      events.add("item_id,category\n");
-      for (const auto& cols : m.item_cols) {
-        events.add(std::string_view(cols).substr(0, cols.size() - 1));
-        events.add("\n");
+      events.add("item_id,category,name,price\n");
+      std::vector<std::int64_t> ordinal(m.category_ids.size());  // per category: items so far
+      for (std::size_t i = 0; i < m.item_cols.size(); ++i) {
+        const int c = m.item_category[i];
+        events.add(m.item_cols[i]);
+        events.add(gen::item_name(p.seed, static_cast<std::int64_t>(i), c,
+                                  ++ordinal[static_cast<std::size_t>(c)]));
+        char* o = events.reserve(32);
+        *o++ = ',';
+        o = gen::write_price(o, m.item_cents[i]);
+        *o++ = '\n';
+        events.commit(o);
       }
     }
     items_w->append(events.view());
@@ -489,7 +384,7 @@ GenerateSummary generate(const GenerateParams& p, const Comm& comm) {
   // Rounds: round k covers the next `per_round * size` users in global order,
   // block-partitioned over the ranks, so the rank-ordered appends keep the file
   // in user order; every rank runs the same number of rounds.
-  const double bytes_per_user = 24 + p.events_per_user * 44;
+  const double bytes_per_user = 24 + p.events_per_user * 52;
   const std::int64_t per_round =
       p.round_users > 0
           ? p.round_users
@@ -503,7 +398,7 @@ GenerateSummary generate(const GenerateParams& p, const Comm& comm) {
     events.clear();
     truth.clear();
     if (k == 0 && comm.is_root()) {
-      events.add("user_id,item_id,category,event,timestamp,value\n");
+      events.add("user_id,item_id,category,event,timestamp,value,price\n");
       if (truth_w) truth.add("user_id,segment\n");
     }
     const std::int64_t first = k * chunk;

@@ -118,6 +118,9 @@ for np in 1 3; do
   expect_fail "hidden 0" $np 2 "invalid value '0' for --hidden" train --data "$D/t.h5" --hidden 0 --out "$OUT"
   expect_fail "epochs 0" $np 2 "invalid value '0' for --epochs" "${TR[@]}" --data "$D/t.h5" --epochs 0 --out "$OUT"
   expect_fail "dims 0" $np 2 "for --dims" project --profiles "$D/tp.h5" --dims 0 --out "$OUT"
+  expect_fail "structure unknown" $np 2 \
+    "^segrec: error: invalid value 'tastes' for --structure: use taste, behaviour or both$" \
+    generate --structure tastes --events "$OUT"
   for cmd in generate ingest profile project cluster train inspect info; do
     expect_fail "unknown option ($cmd)" $np 2 "unrecognised option '--no-such-option'" $cmd --no-such-option 1
   done
