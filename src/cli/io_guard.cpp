@@ -3,6 +3,8 @@
 // file output never names an existing directory.
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,7 +20,10 @@ namespace {
 constexpr const char* kInputOptions[] = {"events",    "data",        "profiles",       "projection",
                                          "segments",  "model",       "exclude",        "foldin",
                                          "test",      "config",      "items",          "items-file",
-                                         "item-info", "query-users", "item-categories"};
+                                         "item-info", "query-users", "item-categories", "previous"};
+// Inputs that may be the file --out names: read completely before the output's temporary
+// replaces it (cluster --previous, so that ids follow the segments.h5 being rewritten).
+constexpr const char* kReadBeforeOut[] = {"previous"};
 constexpr const char* kOutputOptions[] = {"out", "checkpoint", "json", "log-json"};
 
 std::vector<std::pair<std::string, std::string>> paths_of(const po::variables_map& vm,
@@ -52,6 +57,10 @@ void check_io_paths(const Command& cmd, const po::variables_map& vm) {
         throw UsageError("--" + option + " '" + path + "' exists and is not a directory");
       for (const auto& [in_option, in_path] : inputs) {
         struct stat in {};
+        const bool allowed =
+            option == "out" && std::find(std::begin(kReadBeforeOut), std::end(kReadBeforeOut),
+                                         in_option) != std::end(kReadBeforeOut);
+        if (allowed) continue;
         if (::stat(in_path.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
           throw UsageError("--" + option + " '" + path + "' is the input --" + in_option + " '" +
                            in_path + "'; refusing to overwrite an input");
