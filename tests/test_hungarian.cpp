@@ -133,8 +133,8 @@ TEST(StableIds, GrowingKAddsNewIdsAtTheEnd) {
   counts[0 * 4 + 3] = 40;
   counts[0 * 4 + 2] = 5;
   counts[1 * 4 + 1] = 30;
-  const auto m = match_segments(overlap(2, 4, counts), line<MatrixRF>({0, 10}),
-                                line<MatrixRD>({5, 10, 1, 0}));
+  const auto m =
+      match_segments(overlap(2, 4, counts), line<MatrixRF>({0, 10}), line<MatrixRD>({5, 10, 1, 0}));
   EXPECT_EQ(m.previous_id, (std::vector<std::int32_t>{-1, 1, -1, 0}));
   EXPECT_EQ(m.id_of, (std::vector<std::int32_t>{2, 1, 3, 0}));
 }
@@ -147,8 +147,8 @@ TEST(StableIds, ShrinkingKRenumbersIntoRange) {
   counts[0 * 2 + 0] = 10;
   counts[1 * 2 + 1] = 50;
   counts[2 * 2 + 1] = 20;
-  const auto m = match_segments(overlap(4, 2, counts), line<MatrixRF>({0, 1, 2, 3}),
-                                line<MatrixRD>({3, 1}));
+  const auto m =
+      match_segments(overlap(4, 2, counts), line<MatrixRF>({0, 1, 2, 3}), line<MatrixRD>({3, 1}));
   EXPECT_EQ(m.previous_id, (std::vector<std::int32_t>{3, 1}));
   EXPECT_EQ(m.id_of, (std::vector<std::int32_t>{0, 1}));
 }

@@ -133,8 +133,8 @@ TEST(StableIds, RerunOnUnchangedDataKeepsEveryId) {
   EXPECT_FALSE(first.transitions);
   const std::string csv = slurp(dir + "/segments.csv");
   // --previous is --out itself: read completely before the new file replaces it.
-  const auto again = run_cluster_stage(files(dir, dir + "/segments", dir + "/segments.h5"),
-                                       params(), {}, world);
+  const auto again =
+      run_cluster_stage(files(dir, dir + "/segments", dir + "/segments.h5"), params(), {}, world);
   ASSERT_TRUE(again.transitions);
   const SegmentTransitions& t = *again.transitions;
   EXPECT_EQ(slurp(dir + "/segments.csv"), csv);
@@ -166,9 +166,11 @@ TEST(StableIds, PermutedPreviousFileIsFollowed) {
   const std::string dir = make_dir("permuted", world);
   write_projection(dir + "/projection.h5", kUsers, world);
   run_cluster_stage(files(dir, dir + "/a", ""), params(), {}, world);
-  // The earlier file relabelled by perm: segment a becomes perm[a] (labels, centroids, sizes).
+  // The earlier file relabelled by perm: segment a becomes perm[a] (labels, sizes, and the
+  // centroids too unless `keep_centroids`: then K-means starts as before and only the
+  // matching by user overlap can make the ids follow).
   const std::vector<std::int32_t> perm = {2, 3, 1, 0};
-  {
+  const auto write_permuted = [&](const std::string& path, bool keep_centroids) {
     std::vector<std::string> ids;
     std::vector<std::int32_t> labels;
     MatrixRF C;
@@ -182,26 +184,65 @@ TEST(StableIds, PermutedPreviousFileIsFollowed) {
       C = Eigen::Map<const MatrixRF>(v.data(), 4, 3);
       sizes = f.read_all<std::int64_t>("/sizes");
     }
-    MatrixRF PC(4, 3);
+    MatrixRF PC = C;
     for (int a = 0; a < 4; ++a) {
-      PC.row(perm[a]) = C.row(a);
+      if (!keep_centroids) PC.row(perm[a]) = C.row(a);
       psizes[perm[a]] = sizes[a];
     }
     for (auto& l : labels) l = perm[l];
-    h5::File f = h5::File::create(dir + "/p.h5", world, kSegmentsFormat);
+    h5::File f = h5::File::create(path, world, kSegmentsFormat);
     f.write_replicated<float>("/centroids", std::span<const float>(PC.data(), PC.size()), 3);
     f.write_rows<std::int32_t>("/labels", labels);
     f.write_replicated<std::int64_t>("/sizes", psizes);
     f.create_group("/users");
     f.write_strings("/users/ids", ids, true);
     f.commit();
-  }
-  const auto out = run_cluster_stage(files(dir, dir + "/b", dir + "/p.h5"), params(), {}, world);
-  ASSERT_TRUE(out.transitions);
-  EXPECT_EQ(out.transitions->previous_id, (std::vector<std::int32_t>{0, 1, 2, 3}));
-  const auto a = labels_of(dir + "/a.csv"), b = labels_of(dir + "/b.csv");
+  };
+  write_permuted(dir + "/p.h5", false);
+  write_permuted(dir + "/q.h5", true);
+  const auto a = labels_of(dir + "/a.csv");
   ASSERT_EQ(a.size(), static_cast<std::size_t>(kUsers));
-  for (const auto& [id, l] : a) EXPECT_EQ(b.at(id), perm[l]) << id;
+  for (const char* name : {"p", "q"}) {
+    const std::string out_path = dir + "/b_" + name;
+    const auto out =
+        run_cluster_stage(files(dir, out_path, dir + "/" + name + ".h5"), params(), {}, world);
+    ASSERT_TRUE(out.transitions);
+    EXPECT_EQ(out.transitions->previous_id, (std::vector<std::int32_t>{0, 1, 2, 3})) << name;
+    EXPECT_EQ(out.transitions->stayed_share(), 1.0) << name;
+    const auto b = labels_of(out_path + ".csv");
+    for (const auto& [id, l] : a) EXPECT_EQ(b.at(id), perm[l]) << name << " " << id;
+  }
+}
+
+TEST(StableIds, ChangedKKeepsTheIdsItCan) {
+  const Comm world = Comm::world();
+  const std::string dir = make_dir("changed_k", world);
+  write_projection(dir + "/projection.h5", kUsers, world);
+  run_cluster_stage(files(dir, dir + "/a", ""), params(), {}, world);
+  const auto a = labels_of(dir + "/a.csv");
+  // k 4 -> 5: the four old segments keep their ids (each the new segment with most of its
+  // users), id 4 is new.
+  KMeansParams p = params();
+  p.k = "5";
+  const auto five = run_cluster_stage(files(dir, dir + "/five", dir + "/a.h5"), p, {}, world);
+  ASSERT_TRUE(five.transitions);
+  EXPECT_EQ(five.transitions->new_segments(), (std::vector<std::int64_t>{4}));
+  EXPECT_TRUE(five.transitions->retired_segments().empty());
+  for (std::int64_t s = 0; s < 4; ++s) {
+    std::int64_t best = 0;
+    for (std::int64_t b = 1; b < 5; ++b)
+      if (five.transitions->at(s, b) > five.transitions->at(s, best)) best = b;
+    EXPECT_EQ(best, s);
+  }
+  // k 4 -> 3: labels stay in [0, 3), one old id retires.
+  p.k = "3";
+  const auto three = run_cluster_stage(files(dir, dir + "/three", dir + "/a.h5"), p, {}, world);
+  ASSERT_TRUE(three.transitions);
+  EXPECT_EQ(three.transitions->retired_segments().size(), 1u);
+  for (const auto& [id, l] : labels_of(dir + "/three.csv")) {
+    EXPECT_GE(l, 0);
+    EXPECT_LT(l, 3);
+  }
 }
 
 TEST(StableIds, AddedUsersKeepEveryIdAtAnyRankCount) {
@@ -211,8 +252,7 @@ TEST(StableIds, AddedUsersKeepEveryIdAtAnyRankCount) {
   run_cluster_stage(files(dir, dir + "/a", ""), params(), {}, world);
   const std::string dir2 = make_dir("added2", world);
   write_projection(dir2 + "/projection.h5", kUsers + kUsers / 10, world);
-  const auto out =
-      run_cluster_stage(files(dir2, dir2 + "/b", dir + "/a.h5"), params(), {}, world);
+  const auto out = run_cluster_stage(files(dir2, dir2 + "/b", dir + "/a.h5"), params(), {}, world);
   ASSERT_TRUE(out.transitions);
   const SegmentTransitions& t = *out.transitions;
   EXPECT_EQ(t.common_users, kUsers);
@@ -258,8 +298,9 @@ TEST(StableIds, BadPreviousFilesNameTheFile) {
   } cases[] = {
       {dir + "/missing.h5", kExitData, "--previous '" + dir + "/missing.h5': no such file"},
       {dir + "/projection.h5", kExitData,
-       "--previous: '" + dir + "/projection.h5' is a segrec-projection file, expected "
-       "segrec-segments"},
+       "--previous: '" + dir +
+           "/projection.h5' is a segrec-projection file, expected "
+           "segrec-segments"},
       {two + "/s.h5", kExitData,
        "--previous '" + two + "/s.h5': its centroids have 2 dims, the projection 3"},
   };

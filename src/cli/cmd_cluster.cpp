@@ -102,9 +102,8 @@ class Cluster final : public Command {
     if (csv_.empty()) csv_ = replace_ext(out_, ".csv");
     if (report_.empty()) report_ = replace_ext(out_, "");
 
-    const ClusterOutcome res =
-        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_, previous_}, p_, rp_,
-                          comm);
+    const ClusterOutcome res = run_cluster_stage(
+        {projection_, out_, csv_, report_, data_, profiles_, previous_}, p_, rp_, comm);
     const ClusterRun& run = res.run;
     const KMeansResult& r = run.result;
 

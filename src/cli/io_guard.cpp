@@ -20,9 +20,9 @@ namespace {
 constexpr const char* kInputOptions[] = {"events",    "data",        "profiles",       "projection",
                                          "segments",  "model",       "exclude",        "foldin",
                                          "test",      "config",      "items",          "items-file",
-                                         "item-info", "query-users", "item-categories", "previous"};
-// Inputs that may be the file --out names: read completely before the output's temporary
-// replaces it (cluster --previous, so that ids follow the segments.h5 being rewritten).
+                                         "item-info", "query-users", "item-categories"};
+// Inputs that may be the file --out names (and no other output): read completely before the
+// output's temporary replaces it (cluster --previous: ids follow the segments.h5 rewritten).
 constexpr const char* kReadBeforeOut[] = {"previous"};
 constexpr const char* kOutputOptions[] = {"out", "checkpoint", "json", "log-json"};
 
@@ -45,6 +45,8 @@ std::vector<std::pair<std::string, std::string>> paths_of(const po::variables_ma
 void check_io_paths(const Command& cmd, const po::variables_map& vm) {
   std::vector<std::pair<std::string, std::string>> inputs;
   for (const char* o : kInputOptions)
+    for (auto& p : paths_of(vm, o)) inputs.push_back(std::move(p));
+  for (const char* o : kReadBeforeOut)
     for (auto& p : paths_of(vm, o)) inputs.push_back(std::move(p));
   for (const char* o : kOutputOptions) {
     for (const auto& [option, path] : paths_of(vm, o)) {

@@ -73,8 +73,8 @@ std::string previous_segments(const RunParams& p, const Comm& comm, std::string&
     if (f.has_attr("/", "dims")) dims = f.attr_int("/", "dims");
   }
   if (old_dims < 0 || old_dims != dims) {
-    why = "   the earlier " + seg + " is not in the projection's " +
-          std::to_string(dims) + " dims; segment ids start afresh";
+    why = "   the earlier " + seg + " is not in the projection's " + std::to_string(dims) +
+          " dims; segment ids start afresh";
     return "";
   }
   why = "   --previous " + seg + ": segment ids follow the earlier run";

@@ -68,8 +68,8 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   const bool from_file = modes.init == InitMethod::kFile;
   if (from_file) init = read_centroid_file(p.init, comm);
 
-  out.run = cluster(X, p, modes, comm, from_file ? &init : nullptr,
-                    prev ? &prev->centroids : nullptr);
+  out.run =
+      cluster(X, p, modes, comm, from_file ? &init : nullptr, prev ? &prev->centroids : nullptr);
   if (prev) out.transitions = stabilise_ids(*prev, ids, out.run.result, comm);
   prev.reset();
   const KMeansResult& r = out.run.result;

@@ -14,8 +14,10 @@ namespace {
 std::vector<std::int64_t> solve(const std::vector<double>& a, std::int64_t n, std::int64_t m) {
   const double inf = std::numeric_limits<double>::infinity();
   // 1-based potentials u (rows), v (columns); p[j]: row matched to column j (0 = none).
-  std::vector<double> u(static_cast<std::size_t>(n + 1), 0.0), v(static_cast<std::size_t>(m + 1), 0.0);
-  std::vector<std::int64_t> p(static_cast<std::size_t>(m + 1), 0), way(static_cast<std::size_t>(m + 1), 0);
+  std::vector<double> u(static_cast<std::size_t>(n + 1), 0.0),
+      v(static_cast<std::size_t>(m + 1), 0.0);
+  std::vector<std::int64_t> p(static_cast<std::size_t>(m + 1), 0),
+      way(static_cast<std::size_t>(m + 1), 0);
   for (std::int64_t i = 1; i <= n; ++i) {
     p[0] = i;
     std::int64_t j0 = 0;

@@ -53,9 +53,9 @@ PreviousSegments read_previous_segments(const std::string& path, std::int64_t di
         if (!C.allFinite()) err = where + ": /centroids holds NaN or Inf";
         for (std::size_t i = 0; i < prev.labels.size() && err.empty(); ++i)
           if (prev.labels[i] < 0 || prev.labels[i] >= k)
-            err = where + ": /labels row " + std::to_string(b.begin + static_cast<std::int64_t>(i)) +
-                  " is " + std::to_string(prev.labels[i]) + ", not in [0, " + std::to_string(k) +
-                  ")";
+            err = where + ": /labels row " +
+                  std::to_string(b.begin + static_cast<std::int64_t>(i)) + " is " +
+                  std::to_string(prev.labels[i]) + ", not in [0, " + std::to_string(k) + ")";
       }
     }
   } catch (const Error& e) {
@@ -169,9 +169,9 @@ SegmentMatch match_segments(const UserOverlap& overlap, const MatrixRF& old_cent
     std::vector<double> dist(static_cast<std::size_t>(rn * ro));
     for (std::int64_t i = 0; i < rn; ++i)
       for (std::int64_t j = 0; j < ro; ++j)
-        dist[i * ro + j] = (new_centroids.row(rest_new[i]) -
-                            old_centroids.row(rest_old[j]).cast<double>())
-                               .squaredNorm();
+        dist[i * ro + j] =
+            (new_centroids.row(rest_new[i]) - old_centroids.row(rest_old[j]).cast<double>())
+                .squaredNorm();
     const auto by_distance = min_cost_assignment(dist, rn, ro);
     for (std::int64_t i = 0; i < rn; ++i)
       if (by_distance[i] >= 0) {
@@ -197,9 +197,8 @@ SegmentMatch match_segments(const UserOverlap& overlap, const MatrixRF& old_cent
   return m;
 }
 
-SegmentTransitions stabilise_ids(const PreviousSegments& prev,
-                                 const std::vector<std::string>& ids, KMeansResult& r,
-                                 const Comm& comm) {
+SegmentTransitions stabilise_ids(const PreviousSegments& prev, const std::vector<std::string>& ids,
+                                 KMeansResult& r, const Comm& comm) {
   const std::int64_t kn = r.k, ko = prev.k();
   const UserOverlap o = user_overlap(prev, ids, r.labels, kn, comm);
   const SegmentMatch m = match_segments(o, prev.centroids.centroids, r.centroids);

@@ -65,8 +65,8 @@ double SegmentTransitions::stayed_share() const {
 
 std::string SegmentTransitions::markdown() const {
   std::ostringstream os;
-  os << "\n## Changes since the previous run\n\nSegment ids follow `" << previous << "`: "
-     << common_users << " users are in both runs, " << pct(stayed_share())
+  os << "\n## Changes since the previous run\n\nSegment ids follow `" << previous
+     << "`: " << common_users << " users are in both runs, " << pct(stayed_share())
      << " of them kept their segment; " << new_users << " new users, " << departed_users
      << " departed users. New segments: " << id_list(new_segments())
      << ". Retired segments: " << id_list(retired_segments()) << ".\n";

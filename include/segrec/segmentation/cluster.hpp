@@ -31,8 +31,8 @@ struct ClusterFiles {
 struct ClusterOutcome {
   ClusterRun run;
   std::int64_t n_users = 0, dims = 0;
-  std::string profiles_used, data_used;  ///< "" when not used
-  std::vector<std::string> notes;        ///< report inputs that were named but not found
+  std::string profiles_used, data_used;           ///< "" when not used
+  std::vector<std::string> notes;                 ///< report inputs that were named but not found
   std::optional<SegmentTransitions> transitions;  ///< with ClusterFiles::previous
 };
 

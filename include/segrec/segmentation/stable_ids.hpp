@@ -70,8 +70,7 @@ SegmentMatch match_segments(const UserOverlap& overlap, const MatrixRF& old_cent
 
 /// Collective. Matches r's clusters to `prev`, renumbers r in place (labels, centroids,
 /// sizes) and returns the transitions in the final ids.
-SegmentTransitions stabilise_ids(const PreviousSegments& prev,
-                                 const std::vector<std::string>& ids, KMeansResult& r,
-                                 const Comm& comm);
+SegmentTransitions stabilise_ids(const PreviousSegments& prev, const std::vector<std::string>& ids,
+                                 KMeansResult& r, const Comm& comm);
 
 }  // namespace segrec

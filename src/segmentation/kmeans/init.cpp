@@ -321,9 +321,9 @@ MatrixRF centroids_from_previous(const MatrixRF& X, const PreviousCentroids& pre
                                  const KMeansParams& p, const Comm& comm) {
   const MatrixRF& C = prev.centroids;
   const std::int64_t k_old = C.rows();
-  SEGREC_ASSERT(k >= 1 && C.cols() == X.cols() &&
-                    static_cast<std::int64_t>(prev.sizes.size()) == k_old,
-                "previous centroids ", k_old, " x ", C.cols(), " for k = ", k);
+  SEGREC_ASSERT(
+      k >= 1 && C.cols() == X.cols() && static_cast<std::int64_t>(prev.sizes.size()) == k_old,
+      "previous centroids ", k_old, " x ", C.cols(), " for k = ", k);
   if (k == k_old) return C;
   if (k > k_old) {
     const std::uint64_t key = key_of(p.seed, kTagPrevious, static_cast<std::uint64_t>(k));
