@@ -50,8 +50,8 @@ struct UserOverlap {
 };
 
 /// Collective. The exact distributed join by user id (this rank's new users `ids` with their
-/// `labels` in [0, k_new)). Duplicate ids within one run count once (the first occurrence
-/// in global order is not guaranteed; ids are unique in segrec's files).
+/// `labels` in [0, k_new)). User ids are unique within a run (ingest makes them so); an id
+/// repeated in the earlier run would count with the first copy its owner receives.
 UserOverlap user_overlap(const PreviousSegments& prev, const std::vector<std::string>& ids,
                          std::span<const std::int32_t> labels, std::int64_t k_new,
                          const Comm& comm);
