@@ -228,7 +228,7 @@ TEST(KMeansMpi, SegmentsFileAndCsvRoundTrip) {
   const auto run = cluster(s.local, p, world);
   std::vector<std::string> ids;
   for (std::int64_t i = s.block.begin; i < s.block.end; ++i) ids.push_back("u" + std::to_string(i));
-  write_segments(dir + "/segments.h5", run, ids, p, "projection.h5", ViewTransform{}, world);
+  write_segments(dir + "/segments.h5", run, ids, p, "projection.h5", world);
   write_segments_csv(dir + "/segments.csv", ids, run.result.labels, world);
   const auto all_labels = world.allgatherv(run.result.labels);
   {

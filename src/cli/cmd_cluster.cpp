@@ -42,6 +42,11 @@ class Cluster final : public Command {
             "profiles", po::value(&profiles_),
             "profiles.h5 for behavioural statistics (default: the 'profiles' attribute of the "
             "projection)")(
+            "previous", po::value(&previous_),
+            "segments.h5 of an earlier run whose segment ids to keep: K-means starts from its "
+            "centroids, new segments take the id of the old one they share most users with "
+            "(else the nearest centroid), and the report gains a transition table; may be "
+            "--out itself (segmentation.md, 'Stable ids across refreshes')")(
             "init", po::value(&p_.init)->default_value(p_.init),
             "k-means++, k-means||, random, or a centroid file (.csv rows or .h5 /centroids)")(
             "init-rounds", po::value(&p_.init_rounds)->default_value(p_.init_rounds),
@@ -94,9 +99,12 @@ class Cluster final : public Command {
     p_.seed = ctx.common.seed;
     require(!projection_.empty(), "projection", projection_, "give the projection.h5 to cluster");
     require(!out_.empty(), "out", out_, "give the segments.h5 to write");
-    p_.validate();
+    const KMeansModes modes = p_.validate();
     rp_.validate();
     vp_.validate();
+    require(previous_.empty() || modes.init != InitMethod::kFile, "init", p_.init,
+            "a centroid file cannot be combined with --previous (which starts from the earlier "
+            "run's centroids)");
   }
 
   int run(const Context& ctx) override {
@@ -106,8 +114,8 @@ class Cluster final : public Command {
     if (csv_.empty()) csv_ = replace_ext(out_, ".csv");
     if (report_.empty()) report_ = replace_ext(out_, "");
 
-    const ClusterOutcome res =
-        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_}, p_, vp_, rp_, comm);
+    const ClusterOutcome res = run_cluster_stage(
+        {projection_, out_, csv_, report_, data_, profiles_, previous_}, p_, vp_, rp_, comm);
     const ClusterRun& run = res.run;
     const KMeansResult& r = run.result;
 
@@ -145,6 +153,22 @@ class Cluster final : public Command {
       os << small << " segment(s) under " << rp_.min_report_users
          << " users are not described in the report\n";
     for (const auto& n : res.notes) os << "note: " << n << "\n";
+    if (const auto& t = res.transitions) {
+      const auto ids = [](const std::vector<std::int64_t>& v) {
+        std::string s;
+        for (const auto x : v) {
+          if (!s.empty()) s += ',';
+          s += std::to_string(x);
+        }
+        return s.empty() ? std::string("none") : s;
+      };
+      os << "ids follow " << t->previous << " (k " << t->k_old << " -> " << t->k_new
+         << "): " << t->common_users << " users in both runs, "
+         << (std::isfinite(t->stayed_share()) ? 100 * t->stayed_share() : 0.0)
+         << "% kept their segment; " << t->new_users << " new, " << t->departed_users
+         << " departed users; new segments " << ids(t->new_segments()) << ", retired "
+         << ids(t->retired_segments()) << "\n";
+    }
     os << "report inputs: profiles " << (res.profiles_used.empty() ? "(none)" : res.profiles_used)
        << ", dataset " << (res.data_used.empty() ? "(none)" : res.data_used) << "\n";
     os << "wrote " << out_ << ", " << csv_ << ", " << report_ << ".md, " << report_ << ".json";
@@ -156,7 +180,7 @@ class Cluster final : public Command {
   KMeansParams p_;
   SegmentReportParams rp_;
   ViewParams vp_;
-  std::string projection_, out_ = "segments.h5", csv_, report_, data_, profiles_;
+  std::string projection_, out_ = "segments.h5", csv_, report_, data_, profiles_, previous_;
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 // file output never names an existing directory.
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +21,9 @@ constexpr const char* kInputOptions[] = {"events",    "data",        "profiles",
                                          "segments",  "model",       "exclude",        "foldin",
                                          "test",      "config",      "items",          "items-file",
                                          "item-info", "query-users", "item-categories"};
+// Inputs that may be the file --out names (and no other output): read completely before the
+// output's temporary replaces it (cluster --previous: ids follow the segments.h5 rewritten).
+constexpr const char* kReadBeforeOut[] = {"previous"};
 constexpr const char* kOutputOptions[] = {"out", "checkpoint", "json", "log-json"};
 
 std::vector<std::pair<std::string, std::string>> paths_of(const po::variables_map& vm,
@@ -41,6 +46,8 @@ void check_io_paths(const Command& cmd, const po::variables_map& vm) {
   std::vector<std::pair<std::string, std::string>> inputs;
   for (const char* o : kInputOptions)
     for (auto& p : paths_of(vm, o)) inputs.push_back(std::move(p));
+  for (const char* o : kReadBeforeOut)
+    for (auto& p : paths_of(vm, o)) inputs.push_back(std::move(p));
   for (const char* o : kOutputOptions) {
     for (const auto& [option, path] : paths_of(vm, o)) {
       struct stat out {};
@@ -52,6 +59,10 @@ void check_io_paths(const Command& cmd, const po::variables_map& vm) {
         throw UsageError("--" + option + " '" + path + "' exists and is not a directory");
       for (const auto& [in_option, in_path] : inputs) {
         struct stat in {};
+        const bool allowed =
+            option == "out" && std::find(std::begin(kReadBeforeOut), std::end(kReadBeforeOut),
+                                         in_option) != std::end(kReadBeforeOut);
+        if (allowed) continue;
         if (::stat(in_path.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
           throw UsageError("--" + option + " '" + path + "' is the input --" + in_option + " '" +
                            in_path + "'; refusing to overwrite an input");

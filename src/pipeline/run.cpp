@@ -18,6 +18,7 @@
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/core/watchdog.hpp"
+#include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
 #include "segrec/pipeline/report.hpp"
 
@@ -29,7 +30,7 @@ namespace fs = std::filesystem;
 // Options `run` sets itself for each stage (files, and what it sizes from the data).
 const std::set<std::string> kManaged = {"events",     "out",      "data",         "profiles",
                                         "projection", "segments", "segments-csv", "report",
-                                        "model",      "k"};
+                                        "model",      "k",        "previous"};
 
 // Peak resident memory of this process since the last reset, bytes (VmHWM).
 std::int64_t peak_rss_since_reset() {
@@ -53,6 +54,31 @@ std::string path(const RunParams& p, const std::string& file) {
 std::int64_t data_users(const RunParams& p, const Comm& comm) {
   const h5::File f = h5::File::open_any(path(p, "dataset.h5"), comm);
   return f.attr_int("/", "n_users");
+}
+
+// The cluster stage's --previous: OUT/segments.h5 of an earlier run, when there is one in the
+// projection's space ("" otherwise; `why` says what was decided). Read by the stage before
+// its output replaces it, so segment ids carry over from run to run.
+std::string previous_segments(const RunParams& p, const Comm& comm, std::string& why) {
+  const std::string seg = path(p, "segments.h5"), proj = path(p, "projection.h5");
+  if (!exists_on_every_rank(seg, comm) || !exists_on_every_rank(proj, comm)) return "";
+  std::int64_t old_dims = -1, dims = -1;
+  {
+    const h5::File f = h5::File::open_any(seg, comm);
+    if (f.format().name == kSegmentsFormat.name && f.has_attr("/", "dims"))
+      old_dims = f.attr_int("/", "dims");
+  }
+  {
+    const h5::File f = h5::File::open_any(proj, comm);
+    if (f.has_attr("/", "dims")) dims = f.attr_int("/", "dims");
+  }
+  if (old_dims < 0 || old_dims != dims) {
+    why = "   the earlier " + seg + " is not in the projection's " + std::to_string(dims) +
+          " dims; segment ids start afresh";
+    return "";
+  }
+  why = "   --previous " + seg + ": segment ids follow the earlier run";
+  return seg;
 }
 
 // --k auto: a sweep from 2 to clamp(sqrt(users / 10), 4, 20), step 2 above 10.
@@ -238,6 +264,15 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
         }
       }
       say("== " + name);
+      // --previous is not part of the hash: with unchanged inputs the stage is skipped (the
+      // ids it would keep are the ones it wrote); a forced re-run starts from the earlier
+      // centroids, a fixed point, and keeps them too.
+      if (name == "cluster") {
+        std::string why;
+        const std::string previous = previous_segments(p, comm, why);
+        if (!previous.empty()) set.emplace_back("previous", previous);
+        if (!why.empty()) say(why);
+      }
       watchdog::set_stage(name);  // names the stage in a stall message
       st.apply(set);
       h5::set_made_by(hash);

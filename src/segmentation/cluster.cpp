@@ -4,6 +4,7 @@
 #include "segrec/segmentation/project.hpp"
 
 #include <filesystem>
+#include <optional>
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/json.hpp"
@@ -12,6 +13,7 @@
 #include "segrec/io/companion.hpp"
 #include "segrec/io/h5.hpp"
 #include "segrec/segmentation/kmeans/output.hpp"
+#include "segrec/segmentation/stable_ids.hpp"
 
 namespace segrec {
 namespace {
@@ -68,6 +70,8 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
               " holds NaN or Inf";
   }
   comm.check_all(err, kExitData);
+  std::optional<PreviousSegments> prev;  // read completely: --previous may be --out
+  if (!files.previous.empty()) prev = read_previous_segments(files.previous, out.dims, comm);
   MatrixRF init;
   const bool from_file = modes.init == InitMethod::kFile;
   if (from_file) init = read_centroid_file(p.init, comm);
@@ -82,9 +86,15 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
                                   json::num(out.view.gap_interest) + ", value " +
                                   json::num(out.view.gap_value));
   out.view.apply(X);
-  out.run = cluster(X, p, modes, comm, from_file ? &init : nullptr);
+  out.run =
+      cluster(X, p, modes, comm, from_file ? &init : nullptr, prev ? &prev->centroids : nullptr);
+  if (prev) out.transitions = stabilise_ids(*prev, ids, out.run.result, comm);
+  prev.reset();
   const KMeansResult& r = out.run.result;
-  write_segments(files.out, out.run, ids, p, files.projection, out.view, comm);
+  write_segments(files.out, out.run, ids, p, files.projection, comm, [&](h5::File& f) {
+    write_view(f, "/", out.view);
+    if (out.transitions) write_transitions(f, *out.transitions);
+  });
   write_segments_csv(files.segments_csv, ids, r.labels, comm);
 
   // ---- report inputs, following the attribute chain projection -> profiles -> dataset
@@ -137,6 +147,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   rep.inertia = r.inertia;
   rep.quality = out.run.quality;
   rep.notes.insert(rep.notes.begin(), out.notes.begin(), out.notes.end());
+  if (out.transitions) {
+    rep.extra_markdown += out.transitions->markdown();
+    rep.extra_json.emplace_back("transitions", out.transitions->json());
+  }
   write_segment_report(rep, files.report + ".md", files.report + ".json", comm);
   return out;
 }

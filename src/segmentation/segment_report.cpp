@@ -286,6 +286,7 @@ std::string SegmentReport::markdown() const {
            << " | " << (c.z >= 0 ? "+" : "") << fmt(c.z, 2) << " sd |\n";
     }
   }
+  os << extra_markdown;
   return os.str();
 }
 
@@ -327,7 +328,9 @@ std::string SegmentReport::json() const {
     }
     os << "}";
   }
-  os << "\n  ]\n}\n";
+  os << "\n  ]";
+  for (const auto& [name, value] : extra_json) os << ",\n  " << json::str(name) << ": " << value;
+  os << "\n}\n";
   return os.str();
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "segrec/segmentation/kmeans/kmeans.hpp"
 #include "segrec/segmentation/segment_report.hpp"
 #include "segrec/segmentation/view.hpp"
+#include "segrec/segmentation/transitions.hpp"
 
 namespace segrec {
 
@@ -23,6 +25,7 @@ struct ClusterFiles {
   std::string report;        ///< report path without extension: writes .md and .json
   std::string data;          ///< dataset.h5 for item lifts; "" = the profiles' attribute
   std::string profiles;      ///< profiles.h5 for statistics; "" = the projection's attribute
+  std::string previous;      ///< earlier segments.h5 whose ids to keep (stable_ids.hpp); "" = none
 };
 
 /// What the stage did.
@@ -30,8 +33,9 @@ struct ClusterOutcome {
   ClusterRun run;
   ViewTransform view;  ///< what the segments are about (view.hpp)
   std::int64_t n_users = 0, dims = 0;
-  std::string profiles_used, data_used;  ///< "" when not used
-  std::vector<std::string> notes;        ///< report inputs that were named but not found
+  std::string profiles_used, data_used;           ///< "" when not used
+  std::vector<std::string> notes;                 ///< report inputs that were named but not found
+  std::optional<SegmentTransitions> transitions;  ///< with ClusterFiles::previous
 };
 
 /// Collective. Runs the whole stage (parameters already validated; the modes are taken from

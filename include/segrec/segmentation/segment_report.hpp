@@ -10,6 +10,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "segrec/core/comm.hpp"
@@ -66,6 +67,10 @@ struct SegmentReport {
   ClusterQuality quality;
   std::vector<SegmentSummary> segments;
   std::vector<std::string> notes;  ///< what is missing and why (e.g. no dataset given)
+  /// Sections added by other units: markdown appended at the end, and (member name, JSON
+  /// value) pairs appended to the top-level JSON object (e.g. transitions.hpp).
+  std::string extra_markdown;
+  std::vector<std::pair<std::string, std::string>> extra_json;
   std::string markdown() const;
   std::string json() const;
 };

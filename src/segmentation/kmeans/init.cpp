@@ -221,8 +221,13 @@ MatrixRF init_centroids(const MatrixRF& X, std::int64_t k, const KMeansParams& p
 
 using namespace kmeans_detail;
 
-MatrixRF kmeans_plus_plus(const MatrixRF& X, std::span<const double> weights, std::int64_t k,
-                          std::uint64_t key, int threads, const Comm& comm) {
+namespace kmeans_detail {
+namespace {
+
+/// Greedy weighted k-means++ continued from `seeds` (s x h, s < k; 0 rows: the usual start
+/// with one drawn centre): centres [0, s) are the seeds, the rest are drawn.
+MatrixRF plus_plus_from(const MatrixRF& X, std::span<const double> weights, const MatrixRF& seeds,
+                        std::int64_t k, std::uint64_t key, int threads, const Comm& comm) {
   const Layout L = make_layout(X.rows(), comm);
   const std::int64_t h = X.cols(), nl = L.n_local;
   SEGREC_ASSERT(k >= 1 && k <= L.n, "k-means++ needs 1 <= k <= n, got k = ", k);
@@ -238,18 +243,26 @@ MatrixRF kmeans_plus_plus(const MatrixRF& X, std::span<const double> weights, st
   auto sum_of = [](const std::vector<double>& t) {
     return std::accumulate(t.begin(), t.end(), 0.0);
   };
-  {
+  const std::int64_t n_seeds = seeds.rows();
+  SEGREC_ASSERT(n_seeds < k && (n_seeds == 0 || seeds.cols() == h), "k-means++ from ", n_seeds,
+                " seeds for k = ", k);
+  if (n_seeds == 0) {
     const double u = unit(key_of(key, 0, 0));
     auto [ids, rows] = draw_rows(X, L, v, totals, {u * sum_of(totals)}, {u}, comm);
     centers.row(0) = rows.row(0);
+  } else {
+    centers.topRows(n_seeds) = seeds;
   }
   std::vector<float> closest(static_cast<std::size_t>(nl));
   for (std::int64_t i = 0; i < nl; ++i) closest[i] = sqdist(X.data() + i * h, centers.data(), h);
+  for (std::int64_t j = 1; j < n_seeds; ++j)
+    for (std::int64_t i = 0; i < nl; ++i)
+      closest[i] = std::min(closest[i], sqdist(X.data() + i * h, centers.data() + j * h, h));
   for (std::int64_t i = 0; i < nl; ++i) v[i] = w(i) * closest[i];
   totals = comm.allgatherv(std::vector<double>{std::accumulate(v.begin(), v.end(), 0.0)});
   std::vector<float> D(static_cast<std::size_t>(nl * T));
   const std::vector<float> xn = row_sqnorms(X);
-  for (std::int64_t c = 1; c < k; ++c) {
+  for (std::int64_t c = std::max<std::int64_t>(n_seeds, 1); c < k; ++c) {
     const double pot = sum_of(totals);
     std::vector<double> targets(static_cast<std::size_t>(T)), us(static_cast<std::size_t>(T));
     for (std::int64_t t = 0; t < T; ++t) {
@@ -294,6 +307,50 @@ MatrixRF kmeans_plus_plus(const MatrixRF& X, std::span<const double> weights, st
     for (std::int64_t r = 0; r < P; ++r) totals[r] = all[r * T + best];
   }
   return centers;
+}
+
+}  // namespace
+}  // namespace kmeans_detail
+
+MatrixRF kmeans_plus_plus(const MatrixRF& X, std::span<const double> weights, std::int64_t k,
+                          std::uint64_t key, int threads, const Comm& comm) {
+  return kmeans_detail::plus_plus_from(X, weights, MatrixRF(0, X.cols()), k, key, threads, comm);
+}
+
+MatrixRF centroids_from_previous(const MatrixRF& X, const PreviousCentroids& prev, std::int64_t k,
+                                 const KMeansParams& p, const Comm& comm) {
+  const MatrixRF& C = prev.centroids;
+  const std::int64_t k_old = C.rows();
+  SEGREC_ASSERT(
+      k >= 1 && C.cols() == X.cols() && static_cast<std::int64_t>(prev.sizes.size()) == k_old,
+      "previous centroids ", k_old, " x ", C.cols(), " for k = ", k);
+  if (k == k_old) return C;
+  if (k > k_old) {
+    const std::uint64_t key = key_of(p.seed, kTagPrevious, static_cast<std::uint64_t>(k));
+    return kmeans_detail::plus_plus_from(X, {}, C, k, key, p.resolved_threads(), comm);
+  }
+  // Fewer segments: the closest pair of kept centroids loses the one of the smaller segment
+  // (equal sizes: the higher id), until k remain; the survivors stay in old id order.
+  std::vector<char> kept(static_cast<std::size_t>(k_old), 1);
+  for (std::int64_t left = k_old; left > k; --left) {
+    double best = std::numeric_limits<double>::infinity();
+    std::int64_t bi = -1, bj = -1;
+    for (std::int64_t i = 0; i < k_old; ++i)
+      for (std::int64_t j = i + 1; j < k_old && kept[i]; ++j) {
+        if (!kept[j]) continue;
+        const double d = (C.row(i).cast<double>() - C.row(j).cast<double>()).squaredNorm();
+        if (d < best) {
+          best = d;
+          bi = i;
+          bj = j;
+        }
+      }
+    kept[prev.sizes[bj] <= prev.sizes[bi] ? bj : bi] = 0;
+  }
+  MatrixRF out(k, C.cols());
+  for (std::int64_t i = 0, r = 0; i < k_old; ++i)
+    if (kept[i]) out.row(r++) = C.row(i);
+  return out;
 }
 
 MatrixRF init_centroids(const MatrixRF& X, std::int64_t k, const KMeansParams& p, int restart,

@@ -107,8 +107,8 @@ void write_segments_csv(const std::string& path, const std::vector<std::string>&
 
 void write_segments(const std::string& path, const ClusterRun& run,
                     const std::vector<std::string>& local_user_ids, const KMeansParams& p,
-                    const std::string& projection_path, const ViewTransform& view,
-                    const Comm& comm) {
+                    const std::string& projection_path, const Comm& comm,
+                    const std::function<void(h5::File&)>& extra) {
   const KMeansResult& r = run.result;
   const std::int64_t k = r.k, h = r.centroids.cols();
   h5::File f = h5::File::create(path, comm, kSegmentsFormat);
@@ -183,7 +183,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
   f.set_attr("/", "allreduce_bytes_per_iteration",
              static_cast<std::int64_t>(lloyd_allreduce_bytes(k, h)));
   f.set_attr("/", "projection", projection_path);
-  write_view(f, "/", view);
+  if (extra) extra(f);
   f.commit();
 }
 

@@ -10,6 +10,7 @@
 #include "segrec/core/error.hpp"
 #include "segrec/core/progress.hpp"
 #include "segrec/segmentation/kmeans/gap.hpp"
+#include "segrec/segmentation/kmeans/init.hpp"
 #include "segrec/segmentation/kmeans/quality.hpp"
 
 namespace segrec {
@@ -58,7 +59,7 @@ std::size_t pick_k(const std::vector<SweepRow>& rows, Criterion crit) {
 }
 
 ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& modes,
-                   const Comm& comm, const MatrixRF* init) {
+                   const Comm& comm, const MatrixRF* init, const PreviousCentroids* previous) {
   const auto ks = p.k_values();
   const std::int64_t n = comm.allreduce_value(static_cast<std::int64_t>(X.rows()));
   if (ks.back() > n)
@@ -78,7 +79,10 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   std::vector<KMeansResult> results;  // one per k, until the pick
   progress::Task task("cluster", "k sweep", sweep ? static_cast<double>(ks.size()) : 0, "k");
   for (const std::int64_t k : ks) {
-    KMeansResult res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, init);
+    MatrixRF from_previous;
+    if (previous) from_previous = centroids_from_previous(Xs, *previous, k, p, comm);
+    KMeansResult res =
+        kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, previous ? &from_previous : init);
     ClusterQuality q;
     q.davies_bouldin = davies_bouldin_score(Xs, res.labels, k, comm);
     q.calinski_harabasz = calinski_harabasz_score(Xs, res.labels, k, comm);

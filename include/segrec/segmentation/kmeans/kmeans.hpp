@@ -77,6 +77,13 @@ struct SweepRow {
   ClusterQuality quality;
 };
 
+/// The centroids of an earlier clustering that every k starts from (`cluster --previous`,
+/// init.hpp: centroids_from_previous).
+struct PreviousCentroids {
+  MatrixRF centroids;               ///< k_old x h
+  std::vector<std::int64_t> sizes;  ///< users per old segment (k_old)
+};
+
 /// What `cluster` produces: the chosen clustering, its quality, the sweep table.
 struct ClusterRun {
   KMeansResult result;
@@ -101,8 +108,10 @@ KMeansResult lloyd(const MatrixRF& X, const MatrixRF& init, const KMeansParams& 
 
 /// Full clustering stage: parses --k, runs every k of a sweep, computes quality figures
 /// and picks k. `init` (from a centroid file) requires a single k equal to its rows.
+/// `previous` (instead of `init`): every k starts, once, from centroids_from_previous.
 ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& modes,
-                   const Comm& comm, const MatrixRF* init = nullptr);
+                   const Comm& comm, const MatrixRF* init = nullptr,
+                   const PreviousCentroids* previous = nullptr);
 ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const Comm& comm,
                    const MatrixRF* init = nullptr);
 
