@@ -4,12 +4,14 @@
 #include "segrec/segmentation/project.hpp"
 
 #include <filesystem>
+#include <limits>
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/progress.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/io/companion.hpp"
 #include "segrec/io/h5.hpp"
+#include "segrec/segmentation/dbscan/output.hpp"
 #include "segrec/segmentation/kmeans/output.hpp"
 
 namespace segrec {
@@ -31,8 +33,10 @@ std::string resolve_reference(const std::string& ref, const std::string& base_fi
 }  // namespace
 
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
-                                 const SegmentReportParams& rp, const Comm& comm) {
-  const KMeansModes modes = p.validate();
+                                 const SegmentReportParams& rp, const Comm& comm,
+                                 const DbscanParams* dbscan) {
+  const KMeansModes modes = dbscan ? KMeansModes{} : p.validate();
+  const DbscanModes db_modes = dbscan ? dbscan->validate() : DbscanModes{};
   ClusterOutcome out;
   // ---- input: this rank's even block of /H and /users/ids. Problems are raised once the
   // file is closed: a handle open while an error unwinds a parallel job is not closed.
@@ -62,11 +66,20 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   comm.check_all(err, kExitData);
   MatrixRF init;
   const bool from_file = modes.init == InitMethod::kFile;
-  if (from_file) init = read_centroid_file(p.init, comm);
+  if (from_file && !dbscan) init = read_centroid_file(p.init, comm);
 
-  out.run = cluster(X, p, modes, comm, from_file ? &init : nullptr);
+  if (dbscan) {
+    out.dbscan = segrec::dbscan(X, *dbscan, db_modes, comm);
+    out.run.result.labels = out.dbscan.labels;  // -1: noise
+    out.run.result.sizes = out.dbscan.sizes;
+    out.run.result.k = out.dbscan.k;
+    out.run.result.inertia = std::numeric_limits<double>::quiet_NaN();
+    write_dbscan_segments(files.out, out.dbscan, ids, *dbscan, files.projection, comm);
+  } else {
+    out.run = cluster(X, p, modes, comm, from_file ? &init : nullptr);
+    write_segments(files.out, out.run, ids, p, files.projection, comm);
+  }
   const KMeansResult& r = out.run.result;
-  write_segments(files.out, out.run, ids, p, files.projection, comm);
   write_segments_csv(files.segments_csv, ids, r.labels, comm);
 
   // ---- report inputs, following the attribute chain projection -> profiles -> dataset
@@ -118,6 +131,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
                                            profiles.empty() ? nullptr : &stats, rp, comm);
   rep.inertia = r.inertia;
   rep.quality = out.run.quality;
+  if (dbscan) {
+    rep.method_json = "\"dbscan\": " + dbscan_report_json(out.dbscan);
+    rep.method_markdown = dbscan_report_markdown(out.dbscan);
+  }
   rep.notes.insert(rep.notes.begin(), out.notes.begin(), out.notes.end());
   write_segment_report(rep, files.report + ".md", files.report + ".json", comm);
   return out;

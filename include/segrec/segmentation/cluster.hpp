@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "segrec/core/comm.hpp"
+#include "segrec/segmentation/dbscan/dbscan.hpp"
 #include "segrec/segmentation/kmeans/kmeans.hpp"
 #include "segrec/segmentation/segment_report.hpp"
 
@@ -26,15 +27,18 @@ struct ClusterFiles {
 
 /// What the stage did.
 struct ClusterOutcome {
-  ClusterRun run;
+  ClusterRun run;       ///< K-means
+  DbscanResult dbscan;  ///< DBSCAN (when run with DbscanParams)
   std::int64_t n_users = 0, dims = 0;
   std::string profiles_used, data_used;  ///< "" when not used
   std::vector<std::string> notes;        ///< report inputs that were named but not found
 };
 
 /// Collective. Runs the whole stage (parameters already validated; the modes are taken from
-/// p.validate() once here).
+/// p.validate() once here). With `dbscan`, clusters by DBSCAN (its modes from
+/// dbscan->validate()) instead of K-means, and p is not used.
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
-                                 const SegmentReportParams& rp, const Comm& comm);
+                                 const SegmentReportParams& rp, const Comm& comm,
+                                 const DbscanParams* dbscan = nullptr);
 
 }  // namespace segrec

@@ -1,0 +1,417 @@
+// Exact distributed DBSCAN: two ring passes over tiled blocks (neighbour counts, then
+// core-core components and border users), and the merge of components across ranks. The
+// algorithm, its exactness and its memory are described in dbscan.hpp.
+#include "segrec/segmentation/dbscan/dbscan.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <unordered_map>
+#include <utility>
+
+#include "../kmeans/internal.hpp"
+#include "internal.hpp"
+#include "segrec/core/error.hpp"
+
+namespace segrec {
+namespace {
+
+using dbscan_detail::exact_d2;
+using dbscan_detail::Radius;
+using dbscan_detail::Relation;
+using dbscan_detail::Tiles;
+using kmeans_detail::parallel_for;
+
+/// Union-find over 0..n-1; the root of a set is its smallest member.
+struct UnionFind {
+  std::vector<std::int64_t> parent;
+  explicit UnionFind(std::int64_t n) : parent(static_cast<std::size_t>(n)) {
+    std::iota(parent.begin(), parent.end(), std::int64_t{0});
+  }
+  std::int64_t find(std::int64_t x) {
+    while (parent[x] != x) {
+      parent[x] = parent[parent[x]];
+      x = parent[x];
+    }
+    return x;
+  }
+  void unite(std::int64_t a, std::int64_t b) {
+    a = find(a);
+    b = find(b);
+    if (a < b)
+      parent[b] = a;
+    else if (b < a)
+      parent[a] = b;
+  }
+};
+
+/// Union-find over arbitrary labels; the root is the smallest label of a set.
+struct LabelUnion {
+  std::unordered_map<std::int64_t, std::int64_t> parent;
+  std::int64_t find(std::int64_t x) {
+    auto it = parent.find(x);
+    if (it == parent.end()) return x;
+    std::int64_t r = x;
+    while (true) {
+      const auto p = parent.find(r);
+      if (p == parent.end() || p->second == r) break;
+      r = p->second;
+    }
+    while (x != r) {  // path compression
+      auto& p = parent[x];
+      x = p;
+      p = r;
+    }
+    return r;
+  }
+  void unite(std::int64_t a, std::int64_t b) {
+    a = find(a);
+    b = find(b);
+    if (a == b) return;
+    if (b < a) std::swap(a, b);
+    parent[b] = a;
+    parent.emplace(a, a);
+  }
+};
+
+/// Calls fn(block, source rank) for every rank's block (this rank's first), shifting the
+/// blocks around the ring; the next block is in flight while fn runs.
+template <class Fn>
+void ring_pass(const Tiles& mine, const Comm& comm, Fn&& fn) {
+  const int P = comm.size(), me = comm.rank();
+  std::vector<char> cur = dbscan_detail::pack(mine);
+  const std::vector<std::int64_t> one = {static_cast<std::int64_t>(cur.size())};
+  const auto bytes = comm.allgatherv(one);
+  for (int s = 0; s < P; ++s) {
+    std::vector<char> next;
+    Request req;
+    if (s + 1 < P) {
+      next.resize(static_cast<std::size_t>(bytes[static_cast<std::size_t>((me - s - 1 + P) % P)]));
+      req = comm.ring_shift<char>(std::span<const char>(cur), std::span<char>(next));
+    }
+    if (s == 0) {
+      fn(mine, me);
+    } else {
+      const Tiles b = dbscan_detail::unpack(cur);
+      fn(b, (me - s + P) % P);
+    }
+    if (req.active()) req.wait();
+    cur.swap(next);
+  }
+}
+
+struct Scratch {
+  MatrixRF g;
+  std::int64_t exact = 0;
+};
+
+/// Pass 1 on one visiting block: adds to count[r] (local tile order) the neighbours in B.
+void count_block(const Tiles& A, const Tiles& B, const Radius& rad, int threads,
+                 std::vector<std::int64_t>& count, std::vector<Scratch>& scratch) {
+  const std::int64_t h = A.h;
+  parallel_for(threads, A.tiles(), [&](int t, std::int64_t ta) {
+    Scratch& s = scratch[static_cast<std::size_t>(t)];
+    const std::int64_t a0 = A.start[ta], na = A.start[ta + 1] - a0;
+    const Eigen::Map<const MatrixRF> xa(A.row(a0), na, h);
+    for (std::int64_t tb = 0; tb < B.tiles(); ++tb) {
+      const Relation rel = dbscan_detail::relate(A, ta, B, tb, rad.eps, rad.slack);
+      if (rel == Relation::kApart) continue;
+      const std::int64_t b0 = B.start[tb], nb = B.start[tb + 1] - b0;
+      if (rel == Relation::kWithin) {
+        for (std::int64_t i = 0; i < na; ++i) count[a0 + i] += nb;
+        continue;
+      }
+      const Eigen::Map<const MatrixRF> xb(B.row(b0), nb, h);
+      s.g.resize(na, nb);
+      s.g.noalias() = xa * xb.transpose();
+      const float* sqb = B.sqn.data() + b0;
+      for (std::int64_t i = 0; i < na; ++i) {
+        const float sqa = A.sqn[a0 + i];
+        const float* g = s.g.data() + i * nb;
+        std::int64_t in = 0, amb = 0;
+        for (std::int64_t j = 0; j < nb; ++j) {
+          const float d2 = sqa + sqb[j] - 2.0f * g[j];
+          const float m = rad.gemm_rel * (sqa + sqb[j]) + rad.tiny;
+          const bool yes = d2 + m <= rad.e2lo, no = d2 - m > rad.e2hi;
+          in += yes;
+          amb += !yes && !no;
+        }
+        if (amb > 0) {
+          for (std::int64_t j = 0; j < nb; ++j) {
+            const float d2 = sqa + sqb[j] - 2.0f * g[j];
+            if (dbscan_detail::gemm_decide(rad, d2, sqa + sqb[j]) >= 0) continue;
+            ++s.exact;
+            in += exact_d2(A.row(a0 + i), B.row(b0 + j), h) <= rad.eps2;
+          }
+        }
+        count[a0 + i] += in;
+      }
+    }
+  });
+}
+
+/// Whether rows a (of A) and b (of B) are neighbours: the float distance decides unless it
+/// is within its rounding bound of eps.
+bool within(const Tiles& A, std::int64_t a, const Tiles& B, std::int64_t b, const Radius& rad,
+            std::int64_t& exact) {
+  const float d2 = kmeans_detail::sqdist(A.row(a), B.row(b), rad.h);
+  const int d = dbscan_detail::dist_decide(rad, d2);
+  if (d >= 0) return d == 1;
+  ++exact;
+  return exact_d2(A.row(a), B.row(b), rad.h) <= rad.eps2;
+}
+
+/// Border search: for every non-core row of A, the nearest core row of B within eps
+/// (smallest exact d^2, then lowest global index) updates best_*; best_label gets B's label
+/// of that row.
+void nearest_core(const Tiles& A, std::int64_t ta, const Tiles& B, std::int64_t tb,
+                  const std::vector<std::uint8_t>& core, const Radius& rad,
+                  std::vector<double>& best_d2, std::vector<std::int64_t>& best_gid,
+                  std::vector<std::int64_t>& best_label, std::int64_t& exact) {
+  for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
+    if (core[i]) continue;
+    for (std::int64_t j = B.start[tb]; j < B.start[tb + 1]; ++j) {
+      if (B.label[j] < 0) continue;
+      const float d2f = kmeans_detail::sqdist(A.row(i), B.row(j), rad.h);
+      if (dbscan_detail::dist_decide(rad, d2f) == 0) continue;
+      ++exact;
+      const double d2 = exact_d2(A.row(i), B.row(j), rad.h);
+      if (d2 > rad.eps2) continue;
+      if (d2 < best_d2[i] || (d2 == best_d2[i] && B.gid[j] < best_gid[i])) {
+        best_d2[i] = d2;
+        best_gid[i] = B.gid[j];
+        best_label[i] = B.label[j];
+      }
+    }
+  }
+}
+
+/// Pass 2, first step, on this rank's own block: local components of the core rows (tile
+/// order), each labelled by its lowest global index; -1 for non-core rows.
+std::vector<std::int64_t> local_components(const Tiles& A, const std::vector<std::uint8_t>& core,
+                                           const Radius& rad, int threads,
+                                           std::vector<Scratch>& scratch) {
+  const std::int64_t n = A.n, nt = A.tiles();
+  std::vector<UnionFind> uf(scratch.size(), UnionFind(n));
+  parallel_for(threads, nt, [&](int t, std::int64_t ta) {
+    UnionFind& u = uf[static_cast<std::size_t>(t)];
+    std::int64_t& exact = scratch[static_cast<std::size_t>(t)].exact;
+    for (std::int64_t tb = ta; tb < nt; ++tb) {
+      const Relation rel = dbscan_detail::relate(A, ta, A, tb, rad.eps, rad.slack);
+      if (rel == Relation::kApart) continue;
+      const std::int64_t b0 = A.start[tb], b1 = A.start[tb + 1];
+      // The common root of tile b's core rows, or -1 when they are not (yet) one set.
+      std::int64_t rb = -2;
+      for (std::int64_t j = b0; j < b1 && rb != -1; ++j)
+        if (core[j]) rb = rb == -2 ? u.find(j) : (u.find(j) == rb ? rb : -1);
+      if (rb == -2) continue;  // no core row in tile b
+      for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
+        if (!core[i]) continue;
+        if (rb >= 0 && u.find(i) == rb) continue;
+        for (std::int64_t j = b0; j < b1; ++j) {
+          if (!core[j] || j == i || u.find(i) == u.find(j)) continue;
+          if (rel == Relation::kWithin || within(A, i, A, j, rad, exact)) {
+            u.unite(i, j);
+            if (rb >= 0) {
+              rb = u.find(j);
+              break;  // tile b is one set: one edge joins all of it
+            }
+          }
+        }
+      }
+    }
+  });
+  UnionFind all(n);
+  for (auto& u : uf)
+    for (std::int64_t r = 0; r < n; ++r)
+      if (core[r]) all.unite(r, u.find(r));
+  std::vector<std::int64_t> low(static_cast<std::size_t>(n),
+                                std::numeric_limits<std::int64_t>::max());
+  for (std::int64_t r = 0; r < n; ++r)
+    if (core[r]) low[all.find(r)] = std::min(low[all.find(r)], A.gid[r]);
+  std::vector<std::int64_t> label(static_cast<std::size_t>(n), -1);
+  for (std::int64_t r = 0; r < n; ++r)
+    if (core[r]) label[r] = low[all.find(r)];
+  return label;
+}
+
+/// Pass 2 on another rank's block: (own label, their label) pairs of core neighbours, one
+/// per pair of labels and tile pair at most, into pairs[thread]; border search.
+void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>& core,
+                const Radius& rad, int threads, bool own, std::vector<Scratch>& scratch,
+                std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>>& pairs,
+                std::vector<double>& best_d2, std::vector<std::int64_t>& best_gid,
+                std::vector<std::int64_t>& best_label) {
+  // Distinct core labels per tile of B.
+  std::vector<std::vector<std::int64_t>> tile_labels(static_cast<std::size_t>(B.tiles()));
+  for (std::int64_t tb = 0; tb < B.tiles(); ++tb) {
+    auto& v = tile_labels[tb];
+    for (std::int64_t j = B.start[tb]; j < B.start[tb + 1]; ++j)
+      if (B.label[j] >= 0) v.push_back(B.label[j]);
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  }
+  parallel_for(threads, A.tiles(), [&](int t, std::int64_t ta) {
+    auto& out = pairs[static_cast<std::size_t>(t)];
+    std::int64_t& exact = scratch[static_cast<std::size_t>(t)].exact;
+    std::vector<std::pair<std::int64_t, std::int64_t>> found;
+    std::vector<std::int64_t> need;
+    for (std::int64_t tb = 0; tb < B.tiles(); ++tb) {
+      if (tile_labels[tb].empty()) continue;
+      const Relation rel = dbscan_detail::relate(A, ta, B, tb, rad.eps, rad.slack);
+      if (rel == Relation::kApart) continue;
+      nearest_core(A, ta, B, tb, core, rad, best_d2, best_gid, best_label, exact);
+      if (own) continue;  // core rows of the own block: local_components
+      found.clear();
+      for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
+        if (!core[i]) continue;
+        const std::int64_t ci = A.label[i];
+        need.clear();
+        for (const auto l : tile_labels[tb])
+          if (std::find(found.begin(), found.end(), std::make_pair(ci, l)) == found.end())
+            need.push_back(l);
+        for (std::int64_t j = B.start[tb]; j < B.start[tb + 1] && !need.empty(); ++j) {
+          const std::int64_t cj = B.label[j];
+          if (cj < 0) continue;
+          const auto it = std::find(need.begin(), need.end(), cj);
+          if (it == need.end()) continue;
+          if (rel == Relation::kWithin || within(A, i, B, j, rad, exact)) {
+            found.emplace_back(ci, cj);
+            out.emplace_back(ci, cj);
+            need.erase(it);
+          }
+        }
+      }
+    }
+  });
+}
+
+double max_abs(const MatrixRF& X, const Comm& comm) {
+  double m = X.size() > 0 ? static_cast<double>(X.cwiseAbs().maxCoeff()) : 0.0;
+  return comm.allreduce_value(m, Op::kMax);
+}
+
+}  // namespace
+
+DbscanResult dbscan(const MatrixRF& X, const DbscanParams& p, const DbscanModes& m,
+                    const Comm& comm) {
+  const auto t0 = std::chrono::steady_clock::now();
+  DbscanResult res;
+  res.min_samples = p.min_samples;
+  res.auto_eps = m.auto_eps;
+  const int threads = p.resolved_threads();
+  const std::int64_t h = X.cols(), n_local = X.rows();
+  const std::int64_t begin = comm.exscan_sum(n_local);
+  if (p.kdist_sample > 0)
+    res.curve = k_distance_curve(X, p.min_samples, p.kdist_sample, p.seed, threads, comm);
+  if (m.auto_eps) {
+    if (res.curve.knee < 0 || !(res.curve.knee_eps > 0) || !std::isfinite(res.curve.knee_eps))
+      throw DataError("--eps auto: the k-distance curve (k = " + std::to_string(p.min_samples) +
+                          ") has no positive knee; give --eps",
+                      true);
+    res.eps = res.curve.knee_eps;
+  } else {
+    res.eps = m.eps;
+  }
+  const Radius rad = dbscan_detail::make_radius(res.eps, h, max_abs(X, comm));
+  std::vector<std::int64_t> order;
+  Tiles A = dbscan_detail::make_tiles(X, begin, order);
+  std::vector<Scratch> scratch(static_cast<std::size_t>(std::max(threads, 1)));
+
+  // ---- pass 1: neighbour counts (itself included) -> core flags
+  std::vector<std::int64_t> count(static_cast<std::size_t>(n_local), 0);
+  ring_pass(A, comm, [&](const Tiles& B, int) { count_block(A, B, rad, threads, count, scratch); });
+  std::vector<std::uint8_t> core(static_cast<std::size_t>(n_local));
+  for (std::int64_t r = 0; r < n_local; ++r) core[r] = count[r] >= p.min_samples;
+
+  // ---- pass 2: local components, then cross-rank component pairs and border users
+  A.label = local_components(A, core, rad, threads, scratch);
+  std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> pairs(scratch.size());
+  std::vector<double> best_d2(static_cast<std::size_t>(n_local),
+                              std::numeric_limits<double>::infinity());
+  std::vector<std::int64_t> best_gid(static_cast<std::size_t>(n_local), -1);
+  std::vector<std::int64_t> best_label(static_cast<std::size_t>(n_local), -1);
+  ring_pass(A, comm, [&](const Tiles& B, int src) {
+    link_block(A, B, core, rad, threads, src == comm.rank(), scratch, pairs, best_d2, best_gid,
+               best_label);
+  });
+
+  // ---- merge: every rank unions the gathered component pairs
+  std::vector<std::int64_t> flat;
+  for (auto& v : pairs) {
+    for (const auto& [a, b] : v) {
+      flat.push_back(std::min(a, b));
+      flat.push_back(std::max(a, b));
+    }
+    v.clear();
+  }
+  {
+    std::vector<std::pair<std::int64_t, std::int64_t>> pv;
+    for (std::size_t i = 0; i < flat.size(); i += 2) pv.emplace_back(flat[i], flat[i + 1]);
+    std::sort(pv.begin(), pv.end());
+    pv.erase(std::unique(pv.begin(), pv.end()), pv.end());
+    flat.clear();
+    for (const auto& [a, b] : pv) {
+      flat.push_back(a);
+      flat.push_back(b);
+    }
+  }
+  const auto all_pairs = comm.allgatherv(flat);
+  res.component_pairs = static_cast<std::int64_t>(all_pairs.size() / 2);
+  LabelUnion lu;
+  for (std::size_t i = 0; i < all_pairs.size(); i += 2) lu.unite(all_pairs[i], all_pairs[i + 1]);
+  std::vector<std::int64_t> root(static_cast<std::size_t>(n_local), -1);  // tile order
+  std::vector<std::int64_t> roots;
+  for (std::int64_t r = 0; r < n_local; ++r) {
+    if (core[r])
+      root[r] = lu.find(A.label[r]);
+    else if (best_label[r] >= 0)
+      root[r] = lu.find(best_label[r]);
+    if (core[r]) roots.push_back(root[r]);
+  }
+  std::sort(roots.begin(), roots.end());
+  roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
+  auto ids = comm.allgatherv(roots);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  res.k = static_cast<std::int64_t>(ids.size());
+  SEGREC_ASSERT(res.k < std::numeric_limits<std::int32_t>::max(), "too many clusters");
+
+  // ---- labels in the original row order, sizes, means
+  res.labels.assign(static_cast<std::size_t>(n_local), -1);
+  res.core.assign(static_cast<std::size_t>(n_local), 0);
+  res.sizes.assign(static_cast<std::size_t>(res.k), 0);
+  std::vector<double> sums(static_cast<std::size_t>(res.k * h), 0.0);
+  std::int64_t counts[4] = {0, 0, 0, 0};  // core, border, noise, exact checks
+  for (std::int64_t r = 0; r < n_local; ++r) {
+    const std::int64_t row = order[r];
+    res.core[row] = core[r];
+    if (root[r] < 0) {
+      ++counts[2];
+      continue;
+    }
+    const auto id = std::lower_bound(ids.begin(), ids.end(), root[r]) - ids.begin();
+    res.labels[row] = static_cast<std::int32_t>(id);
+    ++res.sizes[id];
+    ++counts[core[r] ? 0 : 1];
+    for (std::int64_t f = 0; f < h; ++f) sums[id * h + f] += X(row, f);
+  }
+  for (const auto& s : scratch) counts[3] += s.exact;
+  comm.allreduce(std::span<std::int64_t>(counts, 4));
+  comm.allreduce(res.sizes);
+  comm.allreduce(sums);
+  res.n_core = counts[0];
+  res.n_border = counts[1];
+  res.n_noise = counts[2];
+  res.exact_checks = counts[3];
+  res.centroids.resize(res.k, h);
+  for (std::int64_t c = 0; c < res.k; ++c)
+    for (std::int64_t f = 0; f < h; ++f)
+      res.centroids(c, f) = static_cast<float>(sums[c * h + f] / static_cast<double>(res.sizes[c]));
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace segrec
