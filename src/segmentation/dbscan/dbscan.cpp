@@ -152,32 +152,83 @@ void count_block(const Tiles& A, const Tiles& B, const Radius& rad, int threads,
   });
 }
 
-/// Whether rows a (of A) and b (of B) are neighbours: the float distance decides unless it
-/// is within its rounding bound of eps.
-bool within(const Tiles& A, std::int64_t a, const Tiles& B, std::int64_t b, const Radius& rad,
-            std::int64_t& exact) {
-  const float d2 = kmeans_detail::sqdist(A.row(a), B.row(b), rad.h);
-  const int d = dbscan_detail::dist_decide(rad, d2);
-  if (d >= 0) return d == 1;
-  ++exact;
-  return exact_d2(A.row(a), B.row(b), rad.h) <= rad.eps2;
-}
+/// One tile pair of pass 2: rows of tile ta of A against the rows of tile tb of B by one
+/// float GEMM, computed when the first row is asked for (never when the balls say every pair
+/// is within eps).
+class TilePair {
+ public:
+  TilePair(const Tiles& A, std::int64_t ta, const Tiles& B, std::int64_t tb, Relation rel,
+           const Radius& rad, Scratch& s)
+      : A_(A),
+        B_(B),
+        rad_(rad),
+        s_(s),
+        ta_(ta),
+        a0_(A.start[ta]),
+        b0_(B.start[tb]),
+        nb_(B.start[tb + 1] - b0_),
+        all_(rel == Relation::kWithin) {}
+  /// mask[j - b0] = 2 when rows i and j are neighbours, 1 when too close to call by the float
+  /// distance, 0 when they are not (all of tile b's rows; vectorised).
+  void row_mask(std::int64_t i, std::uint8_t* mask) const {
+    if (all_) {
+      std::fill(mask, mask + nb_, std::uint8_t{2});
+      return;
+    }
+    if (!ready_) {
+      const std::int64_t na = A_.start[ta_ + 1] - a0_, h = A_.h;
+      const Eigen::Map<const MatrixRF> xa(A_.row(a0_), na, h), xb(B_.row(b0_), nb_, h);
+      s_.g.resize(na, nb_);
+      s_.g.noalias() = xa * xb.transpose();
+      ready_ = true;
+    }
+    const float sqa = A_.sqn[i], e2lo = rad_.e2lo, e2hi = rad_.e2hi, rel = rad_.gemm_rel,
+                tiny = rad_.tiny;
+    const float* sqb = B_.sqn.data() + b0_;
+    const float* g = s_.g.data() + (i - a0_) * nb_;
+    for (std::int64_t j = 0; j < nb_; ++j) {
+      const float d2 = sqa + sqb[j] - 2.0f * g[j];
+      const float m = rel * (sqa + sqb[j]) + tiny;
+      mask[j] = static_cast<std::uint8_t>((d2 + m <= e2lo) + !(d2 - m > e2hi));
+    }
+  }
+  /// Rows i and j, with mask value mv from row_mask: neighbours?
+  bool resolve(std::int64_t i, std::int64_t j, std::uint8_t mv) const {
+    if (mv != 1) return mv == 2;
+    ++s_.exact;
+    return exact_d2(A_.row(i), B_.row(j), rad_.h) <= rad_.eps2;
+  }
+  /// The exact d^2 of rows i and j (mask value not 0).
+  double d2(std::int64_t i, std::int64_t j) const {
+    ++s_.exact;
+    return exact_d2(A_.row(i), B_.row(j), rad_.h);
+  }
 
-/// Border search: for every non-core row of A, the nearest core row of B within eps
-/// (smallest exact d^2, then lowest global index) updates best_*; best_label gets B's label
-/// of that row.
-void nearest_core(const Tiles& A, std::int64_t ta, const Tiles& B, std::int64_t tb,
-                  const std::vector<std::uint8_t>& core, const Radius& rad,
+ private:
+  const Tiles &A_, &B_;
+  const Radius& rad_;
+  Scratch& s_;
+  std::int64_t ta_, a0_, b0_, nb_;
+  bool all_;
+  mutable bool ready_ = false;
+};
+
+/// Border search: for every non-core row of tile ta, the nearest core row of tile tb within
+/// eps (smallest exact d^2, then lowest global index) updates best_*; best_label gets B's
+/// label of that row.
+void nearest_core(const TilePair& tp, const Tiles& A, std::int64_t ta, const Tiles& B,
+                  std::int64_t tb, const std::vector<std::uint8_t>& core, const Radius& rad,
                   std::vector<double>& best_d2, std::vector<std::int64_t>& best_gid,
-                  std::vector<std::int64_t>& best_label, std::int64_t& exact) {
+                  std::vector<std::int64_t>& best_label) {
+  std::uint8_t mask[dbscan_detail::kLeafRows];
+  const std::int64_t b0 = B.start[tb], nb = B.start[tb + 1] - b0;
   for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
     if (core[i]) continue;
-    for (std::int64_t j = B.start[tb]; j < B.start[tb + 1]; ++j) {
-      if (B.label[j] < 0) continue;
-      const float d2f = kmeans_detail::sqdist(A.row(i), B.row(j), rad.h);
-      if (dbscan_detail::dist_decide(rad, d2f) == 0) continue;
-      ++exact;
-      const double d2 = exact_d2(A.row(i), B.row(j), rad.h);
+    tp.row_mask(i, mask);
+    for (std::int64_t q = 0; q < nb; ++q) {
+      const std::int64_t j = b0 + q;
+      if (mask[q] == 0 || B.label[j] < 0) continue;
+      const double d2 = tp.d2(i, j);
       if (d2 > rad.eps2) continue;
       if (d2 < best_d2[i] || (d2 == best_d2[i] && B.gid[j] < best_gid[i])) {
         best_d2[i] = d2;
@@ -194,11 +245,15 @@ std::vector<std::int64_t> local_components(const Tiles& A, const std::vector<std
                                            const Radius& rad, int threads,
                                            std::vector<Scratch>& scratch) {
   const std::int64_t n = A.n, nt = A.tiles();
+  std::vector<std::int64_t> cores(static_cast<std::size_t>(nt), 0);  // core rows per tile
+  for (std::int64_t t = 0; t < nt; ++t)
+    for (std::int64_t r = A.start[t]; r < A.start[t + 1]; ++r) cores[t] += core[r];
   std::vector<UnionFind> uf(scratch.size(), UnionFind(n));
   parallel_for(threads, nt, [&](int t, std::int64_t ta) {
+    if (cores[ta] == 0) return;
     UnionFind& u = uf[static_cast<std::size_t>(t)];
-    std::int64_t& exact = scratch[static_cast<std::size_t>(t)].exact;
     for (std::int64_t tb = ta; tb < nt; ++tb) {
+      if (cores[tb] == 0) continue;
       const Relation rel = dbscan_detail::relate(A, ta, A, tb, rad.eps, rad.slack);
       if (rel == Relation::kApart) continue;
       const std::int64_t b0 = A.start[tb], b1 = A.start[tb + 1];
@@ -206,18 +261,25 @@ std::vector<std::int64_t> local_components(const Tiles& A, const std::vector<std
       std::int64_t rb = -2;
       for (std::int64_t j = b0; j < b1 && rb != -1; ++j)
         if (core[j]) rb = rb == -2 ? u.find(j) : (u.find(j) == rb ? rb : -1);
-      if (rb == -2) continue;  // no core row in tile b
+      bool skip = true;  // every core row of tile a already in tile b's one set
+      for (std::int64_t i = A.start[ta]; i < A.start[ta + 1] && skip; ++i)
+        if (core[i] && (rb < 0 || u.find(i) != rb)) skip = false;
+      if (skip) continue;
+      const TilePair tp(A, ta, A, tb, rel, rad, scratch[static_cast<std::size_t>(t)]);
+      std::uint8_t mask[dbscan_detail::kLeafRows];
       for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
         if (!core[i]) continue;
         if (rb >= 0 && u.find(i) == rb) continue;
+        tp.row_mask(i, mask);
         for (std::int64_t j = b0; j < b1; ++j) {
-          if (!core[j] || j == i || u.find(i) == u.find(j)) continue;
-          if (rel == Relation::kWithin || within(A, i, A, j, rad, exact)) {
-            u.unite(i, j);
-            if (rb >= 0) {
-              rb = u.find(j);
-              break;  // tile b is one set: one edge joins all of it
-            }
+          const std::uint8_t mv = mask[j - b0];
+          if (mv == 0 || !core[j] || j == i) continue;
+          if (rb < 0 && u.find(i) == u.find(j)) continue;
+          if (!tp.resolve(i, j, mv)) continue;
+          u.unite(i, j);
+          if (rb >= 0) {
+            rb = u.find(j);
+            break;  // tile b is one set: one edge joins all of it
           }
         }
       }
@@ -237,8 +299,9 @@ std::vector<std::int64_t> local_components(const Tiles& A, const std::vector<std
   return label;
 }
 
-/// Pass 2 on another rank's block: (own label, their label) pairs of core neighbours, one
-/// per pair of labels and tile pair at most, into pairs[thread]; border search.
+/// Pass 2 on a block: border search against its core rows and, for another rank's block,
+/// (own label, their label) pairs of core neighbours, one per pair of labels and tile pair
+/// at most, into pairs[thread].
 void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>& core,
                 const Radius& rad, int threads, bool own, std::vector<Scratch>& scratch,
                 std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>>& pairs,
@@ -253,35 +316,56 @@ void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>&
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
   }
+  // Distinct core labels of each tile of A, and whether it has non-core rows.
+  std::vector<std::vector<std::int64_t>> own_labels(static_cast<std::size_t>(A.tiles()));
+  std::vector<std::uint8_t> has_noncore(static_cast<std::size_t>(A.tiles()), 0);
+  for (std::int64_t ta = 0; ta < A.tiles(); ++ta) {
+    auto& v = own_labels[ta];
+    for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
+      if (core[i])
+        v.push_back(A.label[i]);
+      else
+        has_noncore[ta] = 1;
+    }
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  }
   parallel_for(threads, A.tiles(), [&](int t, std::int64_t ta) {
     auto& out = pairs[static_cast<std::size_t>(t)];
-    std::int64_t& exact = scratch[static_cast<std::size_t>(t)].exact;
-    std::vector<std::pair<std::int64_t, std::int64_t>> found;
+    std::vector<std::pair<std::int64_t, std::int64_t>> found, todo;
     std::vector<std::int64_t> need;
+    std::uint8_t mask[dbscan_detail::kLeafRows];
     for (std::int64_t tb = 0; tb < B.tiles(); ++tb) {
       if (tile_labels[tb].empty()) continue;
+      // Label pairs this tile pair could add (none for the own block: local_components).
+      todo.clear();
+      if (!own)
+        for (const auto ca : own_labels[ta])
+          for (const auto cb : tile_labels[tb]) todo.emplace_back(ca, cb);
+      if (todo.empty() && !has_noncore[ta]) continue;
       const Relation rel = dbscan_detail::relate(A, ta, B, tb, rad.eps, rad.slack);
       if (rel == Relation::kApart) continue;
-      nearest_core(A, ta, B, tb, core, rad, best_d2, best_gid, best_label, exact);
-      if (own) continue;  // core rows of the own block: local_components
+      const TilePair tp(A, ta, B, tb, rel, rad, scratch[static_cast<std::size_t>(t)]);
+      if (has_noncore[ta]) nearest_core(tp, A, ta, B, tb, core, rad, best_d2, best_gid, best_label);
       found.clear();
-      for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
+      for (std::int64_t i = A.start[ta]; i < A.start[ta + 1] && found.size() < todo.size(); ++i) {
         if (!core[i]) continue;
         const std::int64_t ci = A.label[i];
         need.clear();
         for (const auto l : tile_labels[tb])
           if (std::find(found.begin(), found.end(), std::make_pair(ci, l)) == found.end())
             need.push_back(l);
+        if (need.empty()) continue;
+        tp.row_mask(i, mask);
         for (std::int64_t j = B.start[tb]; j < B.start[tb + 1] && !need.empty(); ++j) {
           const std::int64_t cj = B.label[j];
-          if (cj < 0) continue;
+          const std::uint8_t mv = mask[j - B.start[tb]];
+          if (cj < 0 || mv == 0) continue;
           const auto it = std::find(need.begin(), need.end(), cj);
-          if (it == need.end()) continue;
-          if (rel == Relation::kWithin || within(A, i, B, j, rad, exact)) {
-            found.emplace_back(ci, cj);
-            out.emplace_back(ci, cj);
-            need.erase(it);
-          }
+          if (it == need.end() || !tp.resolve(i, j, mv)) continue;
+          found.emplace_back(ci, cj);
+          out.emplace_back(ci, cj);
+          need.erase(it);
         }
       }
     }

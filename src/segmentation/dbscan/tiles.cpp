@@ -29,7 +29,7 @@ void split(const MatrixRF& X, std::vector<std::int64_t>& idx, std::int64_t lo, s
   }
   const std::int64_t h = X.cols();
   std::int64_t dim = 0;
-  float best = -1;
+  float best = -1, cut = 0;
   for (std::int64_t f = 0; f < h; ++f) {
     float mn = std::numeric_limits<float>::infinity(), mx = -mn;
     for (std::int64_t i = lo; i < hi; ++i) {
@@ -39,14 +39,22 @@ void split(const MatrixRF& X, std::vector<std::int64_t>& idx, std::int64_t lo, s
     if (mx - mn > best) {
       best = mx - mn;
       dim = f;
+      cut = mn + (mx - mn) / 2;
     }
   }
-  const std::int64_t mid = lo + (hi - lo) / 2;
-  std::nth_element(idx.begin() + lo, idx.begin() + mid, idx.begin() + hi,
-                   [&](std::int64_t a, std::int64_t b) {
-                     const float va = X(a, dim), vb = X(b, dim);
-                     return va < vb || (va == vb && a < b);
-                   });
+  // The midpoint of the widest extent (cells shrink, so dense groups and sparse users part);
+  // the median when that leaves fewer than a sixteenth on one side.
+  std::int64_t mid = std::partition(idx.begin() + lo, idx.begin() + hi,
+                                    [&](std::int64_t a) { return X(a, dim) < cut; }) -
+                     idx.begin();
+  if (mid - lo < (hi - lo) / 16 || hi - mid < (hi - lo) / 16) {
+    mid = lo + (hi - lo) / 2;
+    std::nth_element(idx.begin() + lo, idx.begin() + mid, idx.begin() + hi,
+                     [&](std::int64_t a, std::int64_t b) {
+                       const float va = X(a, dim), vb = X(b, dim);
+                       return va < vb || (va == vb && a < b);
+                     });
+  }
   split(X, idx, lo, mid, starts);
   split(X, idx, mid, hi, starts);
 }
