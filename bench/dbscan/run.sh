@@ -27,18 +27,24 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 best=
 best_cfg=
+declare -A CPU
 for cfg in "2 1" "1 2"; do
   read -r np th <<<"$cfg"
   b=
+  bc=
   for _ in $(seq "$REPEAT"); do
     t0=$(date +%s.%N)
-    out=$($MPI -n "$np" "$SEGREC" cluster --projection "$WORK/projection.h5" --algorithm dbscan \
-            --eps "$EPS" --min-samples "$MS" --threads "$th" --out "$WORK/segments_$np.h5")
+    out=$(/usr/bin/time -f "cpu %U %S" -o "$WORK/cpu" $MPI -n "$np" "$SEGREC" cluster \
+            --projection "$WORK/projection.h5" --algorithm dbscan --eps "$EPS" \
+            --min-samples "$MS" --threads "$th" --out "$WORK/segments_$np.h5")
     t1=$(date +%s.%N)
     t=$(awk "BEGIN{printf \"%.3f\", $t1 - $t0}")
+    c=$(awk '/^cpu/{printf "%.3f", $2 + $3}' "$WORK/cpu")
     if [[ -z $b ]] || awk "BEGIN{exit !($t < $b)}"; then b=$t; fi
+    if [[ -z $bc ]] || awk "BEGIN{exit !($c < $bc)}"; then bc=$c; fi
   done
-  echo "segrec -n $np x $th thread(s): whole command ${b} s (best of $REPEAT)"
+  echo "segrec -n $np x $th thread(s): whole command ${b} s, cpu ${bc} s (best of $REPEAT)"
+  CPU[$np]=$bc
   grep -E "^eps|clusters;" <<<"$out" | sed 's/^/  /'
   if [[ -z $best ]] || awk "BEGIN{exit !($b < $best)}"; then best=$b; best_cfg="-n $np x $th"; fi
 done
@@ -52,6 +58,10 @@ peer=$(/usr/bin/python3 "$HERE/sklearn_peer.py" "$WORK/projection.h5" "$EPS" "$M
          --repeat "$SK_REPEAT" --check "$WORK/segments_1.h5" --truth "$WORK/truth.npy")
 echo "$peer"
 sk=$(sed -nE 's/^sklearn fit seconds ([0-9.]+)/\1/p' <<<"$peer")
+skc=$(sed -nE 's/^sklearn fit cpu seconds ([0-9.]+).*/\1/p' <<<"$peer")
 echo "== ratio: sklearn fit ${sk} s / segrec ($best_cfg) whole command ${best} s = $(awk \
   "BEGIN{printf \"%.1f\", $sk / $best}")x"
+echo "== cpu ratio (fair under load): sklearn ${skc} s / segrec -n 1 x 2 ${CPU[1]} s = $(awk \
+  "BEGIN{printf \"%.1f\", $skc / ${CPU[1]}}")x, / segrec -n 2 ${CPU[2]} s = $(awk \
+  "BEGIN{printf \"%.1f\", $skc / ${CPU[2]}}")x"
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -103,33 +103,91 @@ void ring_pass(const Tiles& mine, const Comm& comm, Fn&& fn) {
 }
 
 struct Scratch {
-  MatrixRF g;
+  MatrixRF g, xa;                  ///< GEMM result; gathered rows of A
+  std::vector<std::int64_t> rows;  ///< the rows of A in xa
   std::int64_t exact = 0;
 };
 
-/// Pass 1 on one visiting block: adds to count[r] (local tile order) the neighbours in B.
-void count_block(const Tiles& A, const Tiles& B, const Radius& rad, int threads,
-                 std::vector<std::int64_t>& count, std::vector<Scratch>& scratch) {
+/// Pass 1 on one visiting block: adds to count[r] (local tile order) the neighbours in B,
+/// B's tiles nearest first, until every row of the tile has min_samples (only whether a count
+/// reaches min_samples matters).
+/// A neighbour of a user that is not (yet) core: global index and exact d^2.
+struct Neighbour {
+  std::int64_t gid;
+  double d2;
+};
+
+/// Adds the neighbours of row i among rows j of B (mask: per j, 2 within, 1 too close to
+/// call, 0 beyond) to its list while row i is short of min_samples.
+void collect(const Tiles& A, std::int64_t i, const Tiles& B, std::int64_t b0, std::int64_t nb,
+             const std::uint8_t* mask, const Radius& rad, std::vector<Neighbour>& out,
+             std::int64_t& exact) {
+  for (std::int64_t j = 0; j < nb; ++j) {
+    if (mask[j] == 0) continue;
+    ++exact;
+    const double d2 = exact_d2(A.row(i), B.row(b0 + j), rad.h);
+    if (d2 <= rad.eps2) out.push_back({B.gid[b0 + j], d2});
+  }
+}
+
+/// Also keeps, for every row still short of min_samples, its neighbours so far (nbr, at most
+/// min_samples - 1 each; cleared once the row is core): a non-core user's whole neighbourhood
+/// for the border search of pass 2.
+void count_block(const Tiles& A, const Tiles& B, const Radius& rad, std::int64_t min_samples,
+                 int threads, std::vector<std::int64_t>& count,
+                 std::vector<std::vector<Neighbour>>& nbr, std::vector<Scratch>& scratch) {
   const std::int64_t h = A.h;
   parallel_for(threads, A.tiles(), [&](int t, std::int64_t ta) {
     Scratch& s = scratch[static_cast<std::size_t>(t)];
     const std::int64_t a0 = A.start[ta], na = A.start[ta + 1] - a0;
-    const Eigen::Map<const MatrixRF> xa(A.row(a0), na, h);
+    bool open = false;
+    for (std::int64_t i = a0; i < a0 + na && !open; ++i) open = count[i] < min_samples;
+    if (!open) return;
+    std::vector<std::pair<double, std::int64_t>> near;  // (ball gap, tile) of B
+    near.reserve(static_cast<std::size_t>(B.tiles()));
     for (std::int64_t tb = 0; tb < B.tiles(); ++tb) {
+      double d = 0;
+      for (std::int64_t f = 0; f < h; ++f) {
+        const double e = A.centre[ta * h + f] - B.centre[tb * h + f];
+        d += e * e;
+      }
+      near.emplace_back(std::sqrt(d) - B.radius[tb], tb);
+    }
+    std::sort(near.begin(), near.end());
+    for (std::size_t q = 0; q < near.size(); ++q) {
+      const std::int64_t tb = near[q].second;
       const Relation rel = dbscan_detail::relate(A, ta, B, tb, rad.eps, rad.slack);
       if (rel == Relation::kApart) continue;
+      // The rows still short of min_samples, gathered.
+      s.rows.clear();
+      for (std::int64_t i = a0; i < a0 + na; ++i)
+        if (count[i] < min_samples) s.rows.push_back(i);
+      if (s.rows.empty()) break;
       const std::int64_t b0 = B.start[tb], nb = B.start[tb + 1] - b0;
       if (rel == Relation::kWithin) {
-        for (std::int64_t i = 0; i < na; ++i) count[a0 + i] += nb;
+        std::uint8_t all[dbscan_detail::kLeafRows];
+        std::fill(all, all + nb, std::uint8_t{2});
+        for (const auto i : s.rows) {
+          count[i] += nb;
+          if (count[i] < min_samples)
+            collect(A, i, B, b0, nb, all, rad, nbr[i], s.exact);
+          else
+            std::vector<Neighbour>().swap(nbr[i]);
+        }
         continue;
       }
+      const auto nr = static_cast<std::int64_t>(s.rows.size());
+      s.xa.resize(nr, h);
+      for (std::int64_t r = 0; r < nr; ++r)
+        std::copy(A.row(s.rows[r]), A.row(s.rows[r]) + h, s.xa.data() + r * h);
       const Eigen::Map<const MatrixRF> xb(B.row(b0), nb, h);
-      s.g.resize(na, nb);
-      s.g.noalias() = xa * xb.transpose();
+      s.g.resize(nr, nb);
+      s.g.noalias() = s.xa * xb.transpose();
       const float* sqb = B.sqn.data() + b0;
-      for (std::int64_t i = 0; i < na; ++i) {
-        const float sqa = A.sqn[a0 + i];
-        const float* g = s.g.data() + i * nb;
+      for (std::int64_t r = 0; r < nr; ++r) {
+        const std::int64_t i = s.rows[r];
+        const float sqa = A.sqn[i];
+        const float* g = s.g.data() + r * nb;
         std::int64_t in = 0, amb = 0;
         for (std::int64_t j = 0; j < nb; ++j) {
           const float d2 = sqa + sqb[j] - 2.0f * g[j];
@@ -143,10 +201,21 @@ void count_block(const Tiles& A, const Tiles& B, const Radius& rad, int threads,
             const float d2 = sqa + sqb[j] - 2.0f * g[j];
             if (dbscan_detail::gemm_decide(rad, d2, sqa + sqb[j]) >= 0) continue;
             ++s.exact;
-            in += exact_d2(A.row(a0 + i), B.row(b0 + j), h) <= rad.eps2;
+            in += exact_d2(A.row(i), B.row(b0 + j), h) <= rad.eps2;
           }
         }
-        count[a0 + i] += in;
+        count[i] += in;
+        if (count[i] >= min_samples) {
+          if (!nbr[i].empty()) std::vector<Neighbour>().swap(nbr[i]);  // core: not needed
+        } else if (in > 0 || amb > 0) {
+          std::uint8_t mask[dbscan_detail::kLeafRows];
+          for (std::int64_t j = 0; j < nb; ++j) {
+            const float d2 = sqa + sqb[j] - 2.0f * g[j];
+            mask[j] =
+                static_cast<std::uint8_t>(dbscan_detail::gemm_decide(rad, d2, sqa + sqb[j]) != 0);
+          }
+          collect(A, i, B, b0, nb, mask, rad, nbr[i], s.exact);
+        }
       }
     }
   });
@@ -213,32 +282,6 @@ class TilePair {
   mutable bool ready_ = false;
 };
 
-/// Border search: for every non-core row of tile ta, the nearest core row of tile tb within
-/// eps (smallest exact d^2, then lowest global index) updates best_*; best_label gets B's
-/// label of that row.
-void nearest_core(const TilePair& tp, const Tiles& A, std::int64_t ta, const Tiles& B,
-                  std::int64_t tb, const std::vector<std::uint8_t>& core, const Radius& rad,
-                  std::vector<double>& best_d2, std::vector<std::int64_t>& best_gid,
-                  std::vector<std::int64_t>& best_label) {
-  std::uint8_t mask[dbscan_detail::kLeafRows];
-  const std::int64_t b0 = B.start[tb], nb = B.start[tb + 1] - b0;
-  for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
-    if (core[i]) continue;
-    tp.row_mask(i, mask);
-    for (std::int64_t q = 0; q < nb; ++q) {
-      const std::int64_t j = b0 + q;
-      if (mask[q] == 0 || B.label[j] < 0) continue;
-      const double d2 = tp.d2(i, j);
-      if (d2 > rad.eps2) continue;
-      if (d2 < best_d2[i] || (d2 == best_d2[i] && B.gid[j] < best_gid[i])) {
-        best_d2[i] = d2;
-        best_gid[i] = B.gid[j];
-        best_label[i] = B.label[j];
-      }
-    }
-  }
-}
-
 /// Pass 2, first step, on this rank's own block: local components of the core rows (tile
 /// order), each labelled by its lowest global index; -1 for non-core rows.
 std::vector<std::int64_t> local_components(const Tiles& A, const std::vector<std::uint8_t>& core,
@@ -303,7 +346,8 @@ std::vector<std::int64_t> local_components(const Tiles& A, const std::vector<std
 /// (own label, their label) pairs of core neighbours, one per pair of labels and tile pair
 /// at most, into pairs[thread].
 void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>& core,
-                const Radius& rad, int threads, bool own, std::vector<Scratch>& scratch,
+                const std::vector<std::vector<Neighbour>>& nbr, const Radius& rad, int threads,
+                bool own, std::vector<Scratch>& scratch,
                 std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>>& pairs,
                 std::vector<double>& best_d2, std::vector<std::int64_t>& best_gid,
                 std::vector<std::int64_t>& best_label) {
@@ -316,20 +360,36 @@ void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>&
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
   }
-  // Distinct core labels of each tile of A, and whether it has non-core rows.
+  // Distinct core labels of each tile of A.
   std::vector<std::vector<std::int64_t>> own_labels(static_cast<std::size_t>(A.tiles()));
-  std::vector<std::uint8_t> has_noncore(static_cast<std::size_t>(A.tiles()), 0);
   for (std::int64_t ta = 0; ta < A.tiles(); ++ta) {
     auto& v = own_labels[ta];
-    for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i) {
-      if (core[i])
-        v.push_back(A.label[i]);
-      else
-        has_noncore[ta] = 1;
-    }
+    for (std::int64_t i = A.start[ta]; i < A.start[ta + 1]; ++i)
+      if (core[i]) v.push_back(A.label[i]);
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
   }
+  // Border search: each non-core row's neighbours (from pass 1) that are core users of B;
+  // the nearest (then the lowest global index) is kept.
+  if (B.n > 0) {
+    const std::int64_t first = *std::min_element(B.gid.begin(), B.gid.end());
+    std::vector<std::int64_t> at(static_cast<std::size_t>(B.n));  // global -> B's row
+    for (std::int64_t r = 0; r < B.n; ++r) at[B.gid[r] - first] = r;
+    for (std::int64_t i = 0; i < A.n; ++i) {
+      if (core[i]) continue;
+      for (const auto& nb : nbr[i]) {
+        if (nb.gid < first || nb.gid >= first + B.n) continue;
+        const std::int64_t j = at[nb.gid - first];
+        if (B.label[j] < 0) continue;
+        if (nb.d2 < best_d2[i] || (nb.d2 == best_d2[i] && nb.gid < best_gid[i])) {
+          best_d2[i] = nb.d2;
+          best_gid[i] = nb.gid;
+          best_label[i] = B.label[j];
+        }
+      }
+    }
+  }
+  if (own) return;  // core rows of the own block: local_components
   parallel_for(threads, A.tiles(), [&](int t, std::int64_t ta) {
     auto& out = pairs[static_cast<std::size_t>(t)];
     std::vector<std::pair<std::int64_t, std::int64_t>> found, todo;
@@ -342,11 +402,10 @@ void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>&
       if (!own)
         for (const auto ca : own_labels[ta])
           for (const auto cb : tile_labels[tb]) todo.emplace_back(ca, cb);
-      if (todo.empty() && !has_noncore[ta]) continue;
+      if (todo.empty()) continue;
       const Relation rel = dbscan_detail::relate(A, ta, B, tb, rad.eps, rad.slack);
       if (rel == Relation::kApart) continue;
       const TilePair tp(A, ta, B, tb, rel, rad, scratch[static_cast<std::size_t>(t)]);
-      if (has_noncore[ta]) nearest_core(tp, A, ta, B, tb, core, rad, best_d2, best_gid, best_label);
       found.clear();
       for (std::int64_t i = A.start[ta]; i < A.start[ta + 1] && found.size() < todo.size(); ++i) {
         if (!core[i]) continue;
@@ -406,7 +465,10 @@ DbscanResult dbscan(const MatrixRF& X, const DbscanParams& p, const DbscanModes&
 
   // ---- pass 1: neighbour counts (itself included) -> core flags
   std::vector<std::int64_t> count(static_cast<std::size_t>(n_local), 0);
-  ring_pass(A, comm, [&](const Tiles& B, int) { count_block(A, B, rad, threads, count, scratch); });
+  std::vector<std::vector<Neighbour>> nbr(static_cast<std::size_t>(n_local));
+  ring_pass(A, comm, [&](const Tiles& B, int) {
+    count_block(A, B, rad, p.min_samples, threads, count, nbr, scratch);
+  });
   std::vector<std::uint8_t> core(static_cast<std::size_t>(n_local));
   for (std::int64_t r = 0; r < n_local; ++r) core[r] = count[r] >= p.min_samples;
 
@@ -418,7 +480,7 @@ DbscanResult dbscan(const MatrixRF& X, const DbscanParams& p, const DbscanModes&
   std::vector<std::int64_t> best_gid(static_cast<std::size_t>(n_local), -1);
   std::vector<std::int64_t> best_label(static_cast<std::size_t>(n_local), -1);
   ring_pass(A, comm, [&](const Tiles& B, int src) {
-    link_block(A, B, core, rad, threads, src == comm.rank(), scratch, pairs, best_d2, best_gid,
+    link_block(A, B, core, nbr, rad, threads, src == comm.rank(), scratch, pairs, best_d2, best_gid,
                best_label);
   });
 

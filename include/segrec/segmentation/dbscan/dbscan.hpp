@@ -15,7 +15,8 @@
 // has a bounding ball (double centre, radius). Two ring passes (Comm::ring_shift) move every
 // block past every rank, so each rank sees each other block once per pass; the next block is
 // in flight while the current one is compared:
-//   pass 1: neighbour counts -> core flags;
+//   pass 1: neighbour counts -> core flags (a tile stops once all its users have
+//           min_samples; the other block's tiles are visited nearest first);
 //   pass 2: core-core pairs -> the owner's local components (local union-find, pass 2's
 //           first step, on the rank's own block) joined across ranks by pairs of component
 //           labels; border users' nearest core neighbour.
