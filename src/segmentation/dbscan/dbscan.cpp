@@ -130,9 +130,17 @@ void collect(const Tiles& A, std::int64_t i, const Tiles& B, std::int64_t b0, st
   }
 }
 
-/// Also keeps, for every row still short of min_samples, its neighbours so far (nbr, at most
-/// min_samples - 1 each; cleared once the row is core): a non-core user's whole neighbourhood
-/// for the border search of pass 2.
+/// A core user keeps min_samples of its neighbours (edges that join most of pass 2's
+/// components at once).
+void trim(std::vector<Neighbour>& v, std::int64_t count, std::int64_t min_samples) {
+  if (count < min_samples || static_cast<std::int64_t>(v.size()) <= min_samples) return;
+  v.resize(static_cast<std::size_t>(min_samples));
+  v.shrink_to_fit();
+}
+
+/// Also keeps every row's neighbours found until it had min_samples (nbr, at most
+/// min_samples each): a non-core user's whole neighbourhood for the border search of pass 2,
+/// and a core user's first edges for its components.
 void count_block(const Tiles& A, const Tiles& B, const Radius& rad, std::int64_t min_samples,
                  int threads, std::vector<std::int64_t>& count,
                  std::vector<std::vector<Neighbour>>& nbr, std::vector<Scratch>& scratch) {
@@ -169,10 +177,8 @@ void count_block(const Tiles& A, const Tiles& B, const Radius& rad, std::int64_t
         std::fill(all, all + nb, std::uint8_t{2});
         for (const auto i : s.rows) {
           count[i] += nb;
-          if (count[i] < min_samples)
-            collect(A, i, B, b0, nb, all, rad, nbr[i], s.exact);
-          else
-            std::vector<Neighbour>().swap(nbr[i]);
+          collect(A, i, B, b0, nb, all, rad, nbr[i], s.exact);
+          trim(nbr[i], count[i], min_samples);
         }
         continue;
       }
@@ -205,9 +211,7 @@ void count_block(const Tiles& A, const Tiles& B, const Radius& rad, std::int64_t
           }
         }
         count[i] += in;
-        if (count[i] >= min_samples) {
-          if (!nbr[i].empty()) std::vector<Neighbour>().swap(nbr[i]);  // core: not needed
-        } else if (in > 0 || amb > 0) {
+        if (in > 0 || amb > 0) {
           std::uint8_t mask[dbscan_detail::kLeafRows];
           for (std::int64_t j = 0; j < nb; ++j) {
             const float d2 = sqa + sqb[j] - 2.0f * g[j];
@@ -215,6 +219,7 @@ void count_block(const Tiles& A, const Tiles& B, const Radius& rad, std::int64_t
                 static_cast<std::uint8_t>(dbscan_detail::gemm_decide(rad, d2, sqa + sqb[j]) != 0);
           }
           collect(A, i, B, b0, nb, mask, rad, nbr[i], s.exact);
+          trim(nbr[i], count[i], min_samples);
         }
       }
     }
@@ -282,22 +287,90 @@ class TilePair {
   mutable bool ready_ = false;
 };
 
+/// Bounding balls of the core rows of each tile (radius -1: no core row): tighter than the
+/// tiles' balls, which sparse rows widen; pass 2 compares core rows only.
+struct CoreBalls {
+  std::vector<double> centre, radius;
+};
+CoreBalls core_balls(const Tiles& T, const std::vector<std::uint8_t>* core) {
+  const std::int64_t h = T.h, nt = T.tiles();
+  CoreBalls b;
+  b.centre.assign(static_cast<std::size_t>(nt * h), 0.0);
+  b.radius.assign(static_cast<std::size_t>(nt), -1.0);
+  const auto is_core = [&](std::int64_t r) { return core ? (*core)[r] != 0 : T.label[r] >= 0; };
+  for (std::int64_t t = 0; t < nt; ++t) {
+    double* c = b.centre.data() + t * h;
+    std::int64_t k = 0;
+    for (std::int64_t r = T.start[t]; r < T.start[t + 1]; ++r)
+      if (is_core(r)) {
+        ++k;
+        for (std::int64_t f = 0; f < h; ++f) c[f] += T.x[r * h + f];
+      }
+    if (k == 0) continue;
+    for (std::int64_t f = 0; f < h; ++f) c[f] /= static_cast<double>(k);
+    double m = 0;
+    for (std::int64_t r = T.start[t]; r < T.start[t + 1]; ++r)
+      if (is_core(r)) {
+        double d2 = 0;
+        for (std::int64_t f = 0; f < h; ++f) {
+          const double e = T.x[r * h + f] - c[f];
+          d2 += e * e;
+        }
+        m = std::max(m, d2);
+      }
+    b.radius[t] = std::sqrt(m);
+  }
+  return b;
+}
+
+/// relate() on the core balls of tile ta of A and tile tb of B.
+Relation relate_cores(const CoreBalls& a, std::int64_t ta, const CoreBalls& b, std::int64_t tb,
+                      std::int64_t h, const Radius& rad) {
+  double s = 0;
+  for (std::int64_t f = 0; f < h; ++f) {
+    const double d = a.centre[ta * h + f] - b.centre[tb * h + f];
+    s += d * d;
+  }
+  const double dc = std::sqrt(s), rr = a.radius[ta] + b.radius[tb];
+  const double tol = rad.slack + 1e-9 * (rad.eps + rr + dc);
+  if (dc - rr > rad.eps + tol) return Relation::kApart;
+  if (dc + rr + tol <= rad.eps) return Relation::kWithin;
+  return Relation::kMixed;
+}
+
 /// Pass 2, first step, on this rank's own block: local components of the core rows (tile
 /// order), each labelled by its lowest global index; -1 for non-core rows.
 std::vector<std::int64_t> local_components(const Tiles& A, const std::vector<std::uint8_t>& core,
+                                           const std::vector<std::vector<Neighbour>>& nbr,
                                            const Radius& rad, int threads,
                                            std::vector<Scratch>& scratch) {
   const std::int64_t n = A.n, nt = A.tiles();
+  // First the edges pass 1 kept, so that most tiles are one set before the tile pairs.
+  UnionFind base(n);
+  if (n > 0) {
+    const std::int64_t first = *std::min_element(A.gid.begin(), A.gid.end());
+    std::vector<std::int64_t> at(static_cast<std::size_t>(n));
+    for (std::int64_t r = 0; r < n; ++r) at[A.gid[r] - first] = r;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (!core[i]) continue;
+      for (const auto& e : nbr[i]) {
+        if (e.gid < first || e.gid >= first + n) continue;
+        const std::int64_t j = at[e.gid - first];
+        if (core[j]) base.unite(i, j);
+      }
+    }
+  }
   std::vector<std::int64_t> cores(static_cast<std::size_t>(nt), 0);  // core rows per tile
   for (std::int64_t t = 0; t < nt; ++t)
     for (std::int64_t r = A.start[t]; r < A.start[t + 1]; ++r) cores[t] += core[r];
-  std::vector<UnionFind> uf(scratch.size(), UnionFind(n));
+  const CoreBalls cb = core_balls(A, &core);
+  std::vector<UnionFind> uf(scratch.size(), base);
   parallel_for(threads, nt, [&](int t, std::int64_t ta) {
     if (cores[ta] == 0) return;
     UnionFind& u = uf[static_cast<std::size_t>(t)];
     for (std::int64_t tb = ta; tb < nt; ++tb) {
       if (cores[tb] == 0) continue;
-      const Relation rel = dbscan_detail::relate(A, ta, A, tb, rad.eps, rad.slack);
+      const Relation rel = relate_cores(cb, ta, cb, tb, A.h, rad);
       if (rel == Relation::kApart) continue;
       const std::int64_t b0 = A.start[tb], b1 = A.start[tb + 1];
       // The common root of tile b's core rows, or -1 when they are not (yet) one set.
@@ -370,17 +443,22 @@ void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>&
     v.erase(std::unique(v.begin(), v.end()), v.end());
   }
   // Border search: each non-core row's neighbours (from pass 1) that are core users of B;
-  // the nearest (then the lowest global index) is kept.
+  // the nearest (then the lowest global index) is kept. Core rows' kept neighbours give
+  // label pairs at once (known), which the tile pairs need not find again.
+  std::vector<std::pair<std::int64_t, std::int64_t>> known;
   if (B.n > 0) {
     const std::int64_t first = *std::min_element(B.gid.begin(), B.gid.end());
     std::vector<std::int64_t> at(static_cast<std::size_t>(B.n));  // global -> B's row
     for (std::int64_t r = 0; r < B.n; ++r) at[B.gid[r] - first] = r;
     for (std::int64_t i = 0; i < A.n; ++i) {
-      if (core[i]) continue;
       for (const auto& nb : nbr[i]) {
         if (nb.gid < first || nb.gid >= first + B.n) continue;
         const std::int64_t j = at[nb.gid - first];
         if (B.label[j] < 0) continue;
+        if (core[i]) {
+          if (!own) known.emplace_back(A.label[i], B.label[j]);
+          continue;
+        }
         if (nb.d2 < best_d2[i] || (nb.d2 == best_d2[i] && nb.gid < best_gid[i])) {
           best_d2[i] = nb.d2;
           best_gid[i] = nb.gid;
@@ -390,6 +468,10 @@ void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>&
     }
   }
   if (own) return;  // core rows of the own block: local_components
+  std::sort(known.begin(), known.end());
+  known.erase(std::unique(known.begin(), known.end()), known.end());
+  pairs[0].insert(pairs[0].end(), known.begin(), known.end());
+  const CoreBalls balls_a = core_balls(A, &core), balls_b = core_balls(B, nullptr);
   parallel_for(threads, A.tiles(), [&](int t, std::int64_t ta) {
     auto& out = pairs[static_cast<std::size_t>(t)];
     std::vector<std::pair<std::int64_t, std::int64_t>> found, todo;
@@ -401,9 +483,11 @@ void link_block(const Tiles& A, const Tiles& B, const std::vector<std::uint8_t>&
       todo.clear();
       if (!own)
         for (const auto ca : own_labels[ta])
-          for (const auto cb : tile_labels[tb]) todo.emplace_back(ca, cb);
+          for (const auto cb : tile_labels[tb])
+            if (!std::binary_search(known.begin(), known.end(), std::make_pair(ca, cb)))
+              todo.emplace_back(ca, cb);
       if (todo.empty()) continue;
-      const Relation rel = dbscan_detail::relate(A, ta, B, tb, rad.eps, rad.slack);
+      const Relation rel = relate_cores(balls_a, ta, balls_b, tb, A.h, rad);
       if (rel == Relation::kApart) continue;
       const TilePair tp(A, ta, B, tb, rel, rad, scratch[static_cast<std::size_t>(t)]);
       found.clear();
@@ -473,7 +557,7 @@ DbscanResult dbscan(const MatrixRF& X, const DbscanParams& p, const DbscanModes&
   for (std::int64_t r = 0; r < n_local; ++r) core[r] = count[r] >= p.min_samples;
 
   // ---- pass 2: local components, then cross-rank component pairs and border users
-  A.label = local_components(A, core, rad, threads, scratch);
+  A.label = local_components(A, core, nbr, rad, threads, scratch);
   std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> pairs(scratch.size());
   std::vector<double> best_d2(static_cast<std::size_t>(n_local),
                               std::numeric_limits<double>::infinity());
