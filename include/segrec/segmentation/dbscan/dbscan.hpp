@@ -11,26 +11,32 @@
 // count.
 //
 // Distribution. Each rank holds its even block of users (n_local x h floats). The block is
-// cut into tiles of 64..128 rows by a local k-d split (widest dimension, median); each tile
-// has a bounding ball (double centre, radius). Two ring passes (Comm::ring_shift) move every
-// block past every rank, so each rank sees each other block once per pass; the next block is
-// in flight while the current one is compared:
-//   pass 1: neighbour counts -> core flags (a tile stops once all its users have
-//           min_samples; the other block's tiles are visited nearest first);
-//   pass 2: core-core pairs -> the owner's local components (local union-find, pass 2's
-//           first step, on the rank's own block) joined across ranks by pairs of component
-//           labels; border users' nearest core neighbour.
-// A tile pair is skipped when the balls are farther apart than eps, counted whole when they
-// lie within eps of each other, and otherwise compared by a float GEMM (||x||^2 - 2 x.y +
-// ||y||^2) whose rounding bound decides most pairs; pairs within the bound of eps get the
-// exact d^2 above. The component pairs (a few per component and rank) are gathered on every
-// rank and merged by a union-find over labels.
+// cut into tiles of at most 128 rows by a local k-d split (widest dimension, midpoint or
+// median); each tile has a bounding ball (double centre, radius). Two ring passes
+// (Comm::ring_shift) move every block past every rank, so each rank sees each other block
+// once per pass; the next block is in flight while the current one is compared:
+//   pass 1: neighbour counts -> core flags. The other block's tiles are visited nearest
+//           first and a user drops out once it has min_samples neighbours; each user keeps
+//           the neighbours found until then (global index, exact d^2; at most min_samples):
+//           a non-core user's whole neighbourhood, a core user's first edges.
+//   pass 2: the own block first: a union-find joins the kept core-core edges, then the
+//           remaining core-core pairs (a tile pair whose core users are already one set
+//           needs nothing) -> local components, labelled by their lowest global index. The
+//           travelling blocks carry these labels: core-core neighbours across ranks give
+//           (own label, their label) pairs, and each non-core user's kept neighbours give
+//           its nearest core neighbour and that user's label.
+// A tile pair is skipped when the balls (pass 2: the balls of the tiles' core users) are
+// farther apart than eps, taken whole when within eps of each other, and otherwise compared
+// by a float GEMM (||x||^2 - 2 x.y + ||y||^2) whose rounding bound decides most pairs; pairs
+// within the bound of eps get the exact d^2 above. The label pairs (a few per component and
+// rank) are gathered on every rank and merged by a union-find over labels.
 //
-// Memory per rank: the own block plus two travelling blocks, each n_local x (4h + 24)
-// bytes (rows, norms, global ids, component labels), about 40 bytes a user for state, and the
-// gathered component pairs (16 bytes each). No rank holds all of H.
-// Cost: 2 * n^2 / P pair tests per rank at worst (fewer with tile pruning), 2 (P - 1)
-// block shifts per rank, one allgatherv of component pairs and a few allreduces.
+// Memory per rank: the own block plus two travelling blocks, each n_local x (4h + 24) bytes
+// (rows, norms, global ids, labels); the kept neighbours, at most n_local x min_samples x 16
+// bytes; about 40 bytes a user of other state plus an n_local union-find per thread; and the
+// gathered label pairs (16 bytes each). No rank holds all of H.
+// Cost: at most 2 n^2 / P pair tests per rank (far fewer with the ball tests and the early
+// stop), 2 (P - 1) block shifts per rank, one allgatherv of label pairs, a few allreduces.
 #pragma once
 
 #include <cstdint>
