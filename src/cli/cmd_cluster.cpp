@@ -1,4 +1,5 @@
-// segrec cluster: distributed K-means on the user projections, plus the segment report.
+// segrec cluster: distributed K-means or DBSCAN on the user projections, plus the segment
+// report.
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -19,11 +20,14 @@ std::string replace_ext(const std::string& path, const std::string& ext) {
 class Cluster final : public Command {
  public:
   std::string name() const override { return "cluster"; }
-  std::string summary() const override { return "K-means user segments and a segment report"; }
+  std::string summary() const override {
+    return "K-means or DBSCAN user segments and a segment report";
+  }
   std::string usage() const override {
     return "examples:\n"
            "  segrec cluster --projection out/projection.h5 --k 12 --out out/segments.h5\n"
            "  mpirun -n 8 segrec cluster --projection out/projection.h5 --k 4:64:4 --pick db\n"
+           "  segrec cluster --projection out/projection.h5 --algorithm dbscan --eps auto\n"
            "outputs: --out (segments.h5), --segments-csv (user_id,segment), and the report\n"
            "<report>.md / <report>.json (default: --out without its extension)";
   }
@@ -31,8 +35,9 @@ class Cluster final : public Command {
     d.add_options()  //
         ("projection", po::value(&projection_), "projection.h5 from 'segrec project' (required)")(
             "k", po::value(&p_.k),
-            "segments K, or a sweep FROM:TO[:STEP] that picks k by --pick (required)")(
-            "out", po::value(&out_)->default_value(out_), "segments.h5 to write")(
+            "segments K, or a sweep FROM:TO[:STEP] that picks k by --pick (required, except "
+            "with --algorithm dbscan)")("out", po::value(&out_)->default_value(out_),
+                                        "segments.h5 to write")(
             "segments-csv", po::value(&csv_),
             "user_id,segment CSV to write (default: --out with .csv)")(
             "report", po::value(&report_),
@@ -67,8 +72,17 @@ class Cluster final : public Command {
             "kernel", po::value(&p_.kernel)->default_value(p_.kernel),
             "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
             "algorithm", po::value(&p_.algorithm)->default_value(p_.algorithm),
-            "lloyd, hamerly (exact Lloyd with triangle-inequality pruning; same result) or "
-            "auto (hamerly when k >= 16)")(
+            "lloyd, hamerly (exact Lloyd with triangle-inequality pruning; same result), "
+            "auto (hamerly when k >= 16), or dbscan (density clusters; noise users get segment "
+            "-1; see --eps, --min-samples)")(
+            "eps", po::value(&dp_.eps),
+            "dbscan: neighbourhood radius (projection units), or auto (the knee of the "
+            "k-distance curve)")(
+            "min-samples", po::value(&dp_.min_samples)->default_value(dp_.min_samples),
+            "dbscan: users within eps (itself included) that make a user a core user")(
+            "kdist-sample", po::value(&dp_.kdist_sample)->default_value(dp_.kdist_sample),
+            "dbscan: sampled users whose k-distance curve (k = min-samples) goes into the "
+            "report JSON; computed with --eps auto or when given")(
             "silhouette-sample",
             po::value(&p_.silhouette_sample)->default_value(p_.silhouette_sample),
             "users whose silhouette (against all users) is averaged; 0 disables; a single --k "
@@ -99,10 +113,26 @@ class Cluster final : public Command {
     p_.seed = ctx.common.seed;
     require(!projection_.empty(), "projection", projection_, "give the projection.h5 to cluster");
     require(!out_.empty(), "out", out_, "give the segments.h5 to write");
-    const KMeansModes modes = p_.validate();
+    method_ = parse_cluster_method(p_.algorithm);
+    if (method_ == ClusterMethod::kDbscan) {
+      if (!p_.k.empty())
+        throw UsageError(
+            "--k cannot be used with --algorithm dbscan (DBSCAN finds the number "
+            "of segments; give --eps and --min-samples)");
+      dp_.seed = ctx.common.seed;
+      dp_.threads = p_.threads;
+      dp_.validate();
+    } else {
+      if (!dp_.eps.empty()) throw UsageError("--eps '" + dp_.eps + "' needs --algorithm dbscan");
+      p_.validate();
+    }
     rp_.validate();
     vp_.validate();
-    require(previous_.empty() || modes.init != InitMethod::kFile, "init", p_.init,
+    require(previous_.empty() || method_ != ClusterMethod::kDbscan, "previous", previous_,
+            "stable ids follow K-means centroids; DBSCAN runs without --previous");
+    require(previous_.empty() || method_ == ClusterMethod::kDbscan ||
+                p_.validate().init != InitMethod::kFile,
+            "init", p_.init,
             "a centroid file cannot be combined with --previous (which starts from the earlier "
             "run's centroids)");
   }
@@ -110,9 +140,10 @@ class Cluster final : public Command {
   int run(const Context& ctx) override {
     const Comm& comm = ctx.comm;
     check(ctx);
-    if (!p_.is_sweep() && ctx.vm["silhouette-sample"].defaulted()) p_.silhouette_sample = 0;
     if (csv_.empty()) csv_ = replace_ext(out_, ".csv");
     if (report_.empty()) report_ = replace_ext(out_, "");
+    if (method_ == ClusterMethod::kDbscan) return run_dbscan(ctx);
+    if (!p_.is_sweep() && ctx.vm["silhouette-sample"].defaulted()) p_.silhouette_sample = 0;
 
     const ClusterOutcome res = run_cluster_stage(
         {projection_, out_, csv_, report_, data_, profiles_, previous_}, p_, vp_, rp_, comm);
@@ -177,6 +208,31 @@ class Cluster final : public Command {
   }
 
  private:
+  int run_dbscan(const Context& ctx) {
+    const Comm& comm = ctx.comm;
+    if (dp_.eps != "auto" && ctx.vm["kdist-sample"].defaulted()) dp_.kdist_sample = 0;
+    const ClusterOutcome res = run_cluster_stage(
+        {projection_, out_, csv_, report_, data_, profiles_, ""}, p_, vp_, rp_, comm, &dp_);
+    const DbscanResult& r = res.dbscan;
+    std::ostringstream os;
+    os << "clustered " << res.n_users << " users x " << res.dims << " dims on " << comm.size()
+       << " rank(s) x " << dp_.resolved_threads() << " thread(s), DBSCAN\n";
+    if (!r.curve.dist.empty())
+      os << "k-distance curve (k = " << r.curve.k << ", " << r.curve.dist.size()
+         << " sampled users): knee at " << r.curve.knee_eps << "\n";
+    os << "eps " << r.eps << (r.auto_eps ? " (auto)" : "") << ", min-samples " << r.min_samples
+       << ": " << r.k << " clusters; " << r.n_core << " core, " << r.n_border << " border, "
+       << r.n_noise << " noise (segment -1) users; " << r.seconds << " s\n";
+    for (const auto& n : res.notes) os << "note: " << n << "\n";
+    os << "report inputs: profiles " << (res.profiles_used.empty() ? "(none)" : res.profiles_used)
+       << ", dataset " << (res.data_used.empty() ? "(none)" : res.data_used) << "\n";
+    os << "wrote " << out_ << ", " << csv_ << ", " << report_ << ".md, " << report_ << ".json";
+    ctx.say(os.str());
+    return 0;
+  }
+
+  ClusterMethod method_ = ClusterMethod::kKMeans;
+  DbscanParams dp_;
   KMeansParams p_;
   SegmentReportParams rp_;
   ViewParams vp_;

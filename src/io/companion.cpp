@@ -53,14 +53,19 @@ void check_rows_finite(const UserRowsSpec& spec, Block b, std::int64_t bad_row, 
 }
 
 std::vector<std::int32_t> read_user_labels(const h5::File& f, const UserRowsSpec& spec, Block b,
-                                           const Comm& comm, std::int64_t& k) {
+                                           const Comm& comm, std::int64_t& k,
+                                           bool allow_unsegmented) {
   k = f.attr_int("/", "k");
   auto labels = read_user_rows<std::int32_t>(f, spec, b, comm);
   std::string err;
   for (std::size_t r = 0; r < labels.size() && err.empty(); ++r)
-    if (labels[r] < 0 || labels[r] >= k)
+    if ((labels[r] < 0 || labels[r] >= k) && !(allow_unsegmented && labels[r] == -1))
       err = row_name(spec, b, static_cast<std::int64_t>(r)) + " holds segment " +
-            std::to_string(labels[r]) + " outside [0, " + std::to_string(k) + ")";
+            std::to_string(labels[r]) + " outside [0, " + std::to_string(k) + ")" +
+            (allow_unsegmented ? " (or -1: no segment)"
+             : labels[r] == -1 ? " (-1 is a user in no segment, e.g. DBSCAN noise; this "
+                                 "needs a segment for every user)"
+                               : "");
   comm.check_all(err, kExitData);
   return labels;
 }

@@ -263,6 +263,7 @@ void count_training_items(ServingParts& s, const std::vector<std::int64_t>& indp
   std::string err;
   for (std::size_t u = 0; u + 1 < indptr.size(); ++u) {
     const std::int32_t g = labels[u];
+    if (g == -1) continue;  // no segment (DBSCAN noise): counted in no segment
     if (g < 0 || g >= s.k) {
       err = "segment label " + std::to_string(g) + " outside [0, " + std::to_string(s.k) + ")";
       break;

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <limits>
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/json.hpp"
@@ -12,6 +13,7 @@
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/io/companion.hpp"
 #include "segrec/io/h5.hpp"
+#include "segrec/segmentation/dbscan/output.hpp"
 #include "segrec/segmentation/kmeans/output.hpp"
 #include "segrec/segmentation/stable_ids.hpp"
 
@@ -35,8 +37,9 @@ std::string resolve_reference(const std::string& ref, const std::string& base_fi
 
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
                                  const ViewParams& vp, const SegmentReportParams& rp,
-                                 const Comm& comm) {
-  const KMeansModes modes = p.validate();
+                                 const Comm& comm, const DbscanParams* dbscan) {
+  const KMeansModes modes = dbscan ? KMeansModes{} : p.validate();
+  const DbscanModes db_modes = dbscan ? dbscan->validate() : DbscanModes{};
   const ClusterView view = vp.validate();
   ClusterOutcome out;
   // ---- input: this rank's even block of /H and /users/ids. Problems are raised once the
@@ -74,27 +77,40 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   if (!files.previous.empty()) prev = read_previous_segments(files.previous, out.dims, comm);
   MatrixRF init;
   const bool from_file = modes.init == InitMethod::kFile;
-  if (from_file) init = read_centroid_file(p.init, comm);
+  if (from_file && !dbscan) init = read_centroid_file(p.init, comm);
 
-  // The view's evidence is taken at one k: the k given, or 8 within the sweep's range.
-  const auto ks = p.k_values();
+  // The view's evidence is taken at one k: the k given, or 8 within the sweep's range
+  // (8 for DBSCAN, which has no k).
+  KMeansParams probe_p = p;
+  if (dbscan) probe_p.k = std::to_string(kViewProbeK);
+  const auto ks = probe_p.k_values();
   const std::int64_t probe = std::clamp<std::int64_t>(kViewProbeK, ks.front(), ks.back());
-  out.view = resolve_view(view, vp, X, interest_dims, value_dims, probe, p, modes, comm);
+  out.view = resolve_view(view, vp, X, interest_dims, value_dims, probe, probe_p,
+                          dbscan ? probe_p.validate() : modes, comm);
   if (view == ClusterView::kAuto && std::isfinite(out.view.gap_interest))
     progress::note("cluster", "view " + out.view.name + ": gap at k = " +
                                   std::to_string(out.view.probe_k) + " interest " +
                                   json::num(out.view.gap_interest) + ", value " +
                                   json::num(out.view.gap_value));
   out.view.apply(X);
-  out.run =
-      cluster(X, p, modes, comm, from_file ? &init : nullptr, prev ? &prev->centroids : nullptr);
-  if (prev) out.transitions = stabilise_ids(*prev, ids, out.run.result, comm);
-  prev.reset();
+  if (dbscan) {
+    out.dbscan = segrec::dbscan(X, *dbscan, db_modes, comm);
+    out.run.result.labels = out.dbscan.labels;  // -1: noise
+    out.run.result.sizes = out.dbscan.sizes;
+    out.run.result.k = out.dbscan.k;
+    out.run.result.inertia = std::numeric_limits<double>::quiet_NaN();
+    write_dbscan_segments(files.out, out.dbscan, ids, *dbscan, files.projection, comm);
+  } else {
+    out.run =
+        cluster(X, p, modes, comm, from_file ? &init : nullptr, prev ? &prev->centroids : nullptr);
+    if (prev) out.transitions = stabilise_ids(*prev, ids, out.run.result, comm);
+    prev.reset();
+    write_segments(files.out, out.run, ids, p, files.projection, comm, [&](h5::File& f) {
+      write_view(f, "/", out.view);
+      if (out.transitions) write_transitions(f, *out.transitions);
+    });
+  }
   const KMeansResult& r = out.run.result;
-  write_segments(files.out, out.run, ids, p, files.projection, comm, [&](h5::File& f) {
-    write_view(f, "/", out.view);
-    if (out.transitions) write_transitions(f, *out.transitions);
-  });
   write_segments_csv(files.segments_csv, ids, r.labels, comm);
 
   // ---- report inputs, following the attribute chain projection -> profiles -> dataset
@@ -146,6 +162,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
                                            profiles.empty() ? nullptr : &stats, rp, comm);
   rep.inertia = r.inertia;
   rep.quality = out.run.quality;
+  if (dbscan) {
+    rep.method_json = "\"dbscan\": " + dbscan_report_json(out.dbscan);
+    rep.method_markdown = dbscan_report_markdown(out.dbscan);
+  }
   rep.notes.insert(rep.notes.begin(), out.notes.begin(), out.notes.end());
   if (out.transitions) {
     rep.extra_markdown += out.transitions->markdown();

@@ -77,8 +77,9 @@ void item_lifts(std::span<const std::int32_t> labels, const std::vector<std::int
   std::vector<std::int64_t> keys;
   keys.reserve(data.indices.size());
   for (std::int64_t u = 0; u < data.n_local(); ++u)
-    for (std::int64_t e = data.indptr[u]; e < data.indptr[u + 1]; ++e)
-      keys.push_back(labels[u] * n_items + data.indices[e]);
+    if (labels[u] >= 0)  // -1: no segment
+      for (std::int64_t e = data.indptr[u]; e < data.indptr[u + 1]; ++e)
+        keys.push_back(labels[u] * n_items + data.indices[e]);
   std::sort(keys.begin(), keys.end());
   std::vector<std::vector<PairCount>> send(static_cast<std::size_t>(P));
   for (std::size_t i = 0; i < keys.size();) {
@@ -146,6 +147,7 @@ void stat_contrasts(std::span<const std::int32_t> labels, std::int64_t k, const 
   std::vector<double> buf(static_cast<std::size_t>(2 * k * d + d), 0.0);
   for (Eigen::Index i = 0; i < st.raw.rows(); ++i) {
     const std::int64_t s = labels[i];
+    if (s < 0) continue;  // no segment
     for (std::int64_t f = 0; f < d; ++f) {
       const double x = st.raw(i, f);
       if (!std::isfinite(x)) continue;
@@ -219,6 +221,8 @@ SegmentReport build_segment_report(std::span<const std::int32_t> labels,
   rep.k = static_cast<std::int64_t>(sizes.size());
   rep.n_users = std::accumulate(sizes.begin(), sizes.end(), std::int64_t{0});
   rep.min_report_users = p.min_report_users;
+  rep.unsegmented = comm.allreduce_value(static_cast<std::int64_t>(
+      std::count_if(labels.begin(), labels.end(), [](std::int32_t l) { return l < 0; })));
   for (std::int64_t s = 0; s < rep.k; ++s) {
     SegmentSummary seg;
     seg.id = s;
@@ -248,6 +252,8 @@ SegmentReport build_segment_report(std::span<const std::int32_t> labels,
 std::string SegmentReport::markdown() const {
   std::ostringstream os;
   os << "# Segments\n\n" << n_users << " users in " << k << " segments.";
+  if (unsegmented > 0) os << " " << unsegmented << " users are unsegmented (in no segment).";
+  if (!method_markdown.empty()) os << " " << method_markdown;
   if (std::isfinite(quality.silhouette))
     os << " Silhouette " << fmt(quality.silhouette, 3) << " (sample of "
        << quality.silhouette_sample << " users; -1 worst, 1 best).";
@@ -263,6 +269,7 @@ std::string SegmentReport::markdown() const {
   for (const auto& s : segments)
     os << "| " << s.id << " | " << s.size << " | " << fmt(100 * s.share, 1) << "% | "
        << md_cell(s.described ? s.description : "(not described: too few users)") << " |\n";
+  if (unsegmented > 0) os << "| unsegmented | " << unsegmented << " | | noise: in no segment |\n";
   for (const auto& s : segments) {
     if (!s.described) continue;
     os << "\n## Segment " << s.id << ": " << s.size << " users (" << fmt(100 * s.share, 1)
@@ -299,7 +306,9 @@ std::string SegmentReport::json() const {
      << ",\n  \"silhouette_sample\": " << quality.silhouette_sample
      << ",\n  \"davies_bouldin\": " << json::num(quality.davies_bouldin)
      << ",\n  \"calinski_harabasz\": " << json::num(quality.calinski_harabasz)
-     << ",\n  \"notes\": [";
+     << ",\n  \"unsegmented\": " << unsegmented;
+  if (!method_json.empty()) os << ",\n  " << method_json;
+  os << ",\n  \"notes\": [";
   for (std::size_t i = 0; i < notes.size(); ++i) os << (i ? ", " : "") << json::str(notes[i]);
   os << "],\n  \"segments\": [";
   for (std::size_t i = 0; i < segments.size(); ++i) {

@@ -262,7 +262,8 @@ ServingUsers prepare_data_users(const Model& m, const std::string& model_path,
     spec.path = segments;
     spec.name = "/labels";
     spec.cols = 0;
-    u.segment = read_user_labels(f, spec, b, comm, k);
+    // -1 (no segment, DBSCAN noise): those users get the global layers and popularity.
+    u.segment = read_user_labels(f, spec, b, comm, k, /*allow_unsegmented=*/true);
     u.inputs.segment_heads = true;
     set_segment_inputs(m, u);
   }

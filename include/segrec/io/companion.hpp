@@ -64,9 +64,11 @@ std::vector<T> read_user_rows(const h5::File& f, const UserRowsSpec& spec, Block
 }
 
 /// Collective. The /labels of a segments file (read_user_rows) and its k attribute; every
-/// label must lie in [0, k): check_all (kExitData) "'P': /labels row R (user 'ID') holds
+/// label must lie in [0, k), or be -1 (no segment, e.g. DBSCAN noise) when
+/// `allow_unsegmented`: check_all (kExitData) "'P': /labels row R (user 'ID') holds
 /// segment S outside [0, k)".
 std::vector<std::int32_t> read_user_labels(const h5::File& f, const UserRowsSpec& spec, Block b,
-                                           const Comm& comm, std::int64_t& k);
+                                           const Comm& comm, std::int64_t& k,
+                                           bool allow_unsegmented = false);
 
 }  // namespace segrec

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "segrec/core/comm.hpp"
+#include "segrec/segmentation/dbscan/dbscan.hpp"
 #include "segrec/segmentation/kmeans/kmeans.hpp"
 #include "segrec/segmentation/segment_report.hpp"
 #include "segrec/segmentation/view.hpp"
@@ -30,8 +31,9 @@ struct ClusterFiles {
 
 /// What the stage did.
 struct ClusterOutcome {
-  ClusterRun run;
-  ViewTransform view;  ///< what the segments are about (view.hpp)
+  ClusterRun run;       ///< K-means
+  DbscanResult dbscan;  ///< DBSCAN (when run with DbscanParams)
+  ViewTransform view;   ///< what the segments are about (view.hpp)
   std::int64_t n_users = 0, dims = 0;
   std::string profiles_used, data_used;           ///< "" when not used
   std::vector<std::string> notes;                 ///< report inputs that were named but not found
@@ -39,9 +41,10 @@ struct ClusterOutcome {
 };
 
 /// Collective. Runs the whole stage (parameters already validated; the modes are taken from
-/// p.validate() once here).
+/// p.validate() once here). With `dbscan`, clusters by DBSCAN (its modes from
+/// dbscan->validate()) instead of K-means, and p is not used.
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
                                  const ViewParams& vp, const SegmentReportParams& rp,
-                                 const Comm& comm);
+                                 const Comm& comm, const DbscanParams* dbscan = nullptr);
 
 }  // namespace segrec

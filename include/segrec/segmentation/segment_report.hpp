@@ -63,6 +63,12 @@ struct SegmentSummary {
 
 struct SegmentReport {
   std::int64_t n_users = 0, k = 0, min_report_users = 0;
+  /// Users with label -1 (no segment, e.g. DBSCAN noise): counted, listed as "unsegmented",
+  /// and left out of every segment's items and statistics. n_users excludes them.
+  std::int64_t unsegmented = 0;
+  /// Raw JSON members ("name": value) appended to the JSON object, and a paragraph for the
+  /// markdown, about how the segments were made (e.g. DBSCAN's eps and k-distance curve).
+  std::string method_json, method_markdown;
   double inertia = 0;
   ClusterQuality quality;
   std::vector<SegmentSummary> segments;
@@ -81,8 +87,9 @@ struct LocalStats {
   MatrixRF raw;                    ///< n_local x d
 };
 
-/// Collective. Builds the report from this rank's labels (users in rank order) and the
-/// global sizes. `data` (same users, same order) gives item lifts; `stats` the behaviour.
+/// Collective. Builds the report from this rank's labels (users in rank order; -1: no
+/// segment) and the global sizes. `data` (same users, same order) gives item lifts; `stats` the
+/// behaviour.
 SegmentReport build_segment_report(std::span<const std::int32_t> labels,
                                    const std::vector<std::int64_t>& sizes, const Dataset* data,
                                    const LocalStats* stats, const SegmentReportParams& p,

@@ -83,8 +83,7 @@ TrainData load_train_data(const TrainParams& p, const Comm& comm) {
   if (modes.reads_segments) {
     const h5::File f = h5::File::open(p.segments, comm, kSegmentsFormat);
     const UserRowsSpec spec{p.segments, "/labels", ds.n_users, 0, p.data, &ds.user_ids};
-    d.segments = read_user_rows<std::int32_t>(f, spec, b, comm);
-    d.n_segments = f.attr_int("/", "k");
+    d.segments = read_user_labels(f, spec, b, comm, d.n_segments);  // -1 (noise) rejected
     if (d.n_segments <= 0)
       throw DataError("'" + p.segments + "': attribute k must be positive", true);
   }
