@@ -160,6 +160,13 @@ void write_segments(const std::string& path, const ClusterRun& run,
     f.write_replicated<double>("/sweep/gap", gap);
     f.write_replicated<double>("/sweep/gap_se", gap_se);
     f.set_attr("/sweep", "pick", p.pick);
+    // The k each rule would have chosen, for comparison (pick_gap, pick_silhouette, ...).
+    for (const auto& [name, crit] : {std::pair{"gap", Criterion::kGap},
+                                     std::pair{"silhouette", Criterion::kSilhouette},
+                                     std::pair{"db", Criterion::kDaviesBouldin},
+                                     std::pair{"ch", Criterion::kCalinskiHarabasz},
+                                     std::pair{"elbow", Criterion::kElbow}})
+      f.set_attr("/sweep", std::string("pick_") + name, run.sweep[pick_k(run.sweep, crit)].k);
   }
   f.set_attr("/", "k", k);
   f.set_attr("/", "dims", h);

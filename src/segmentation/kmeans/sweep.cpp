@@ -72,7 +72,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   const int threads = p.resolved_threads();
   const bool sweep = ks.size() > 1;
   const Criterion crit = modes.pick;
-  const bool gap = sweep && crit == Criterion::kGap;
+  const bool gap = sweep;  // in every sweep, so that the rules can be compared (/sweep)
   GapReference ref;
   if (gap) ref = gap_reference(Xs, p.gap_sample, p.gap_references, p.seed, comm);
   ClusterRun run;
