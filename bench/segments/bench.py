@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Segments that mean something: recovery of planted structure, segrec against scikit-learn.
+
+For each structure (taste, behaviour, both) and each generator (segrec generate, and the
+independent plant.py), one log; on it, in the same run and on the same cores:
+  segrec default chain: ingest -> profile -> project --dims 32 -> cluster --k FROM:TO (view and
+                        k chosen by segrec), and the same chain with k given;
+  scikit-learn chain:   tf-idf of the user x item counts -> TruncatedSVD(32) -> row
+                        normalisation -> KMeans(k, n_init=3), k given.
+Prints the adjusted Rand index against the planted segments, the view and k segrec chose, and
+the k each rule of the sweep would have chosen (/sweep/pick_* of segments.h5). Optionally the
+same rules on MovieLens 100K (no planted truth: the picks only).
+"""
+import argparse, csv, os, subprocess, sys, time
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../../shared/anchors"))
+try:
+    import _fairblas  # noqa: F401  (OPENBLAS_CORETYPE for a fair peer)
+except ImportError:
+    pass
+import h5py
+import scipy.sparse as sp
+from sklearn.cluster import KMeans
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import normalize
+
+RULES = ["gap", "silhouette", "db", "ch", "elbow"]
+
+
+def sh(cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
+
+
+def run_segrec(args, *cmd):
+    sh([args.mpirun, "-n", str(args.np), "--oversubscribe", "--allow-run-as-root", "--bind-to",
+        "none", args.segrec] + [str(c) for c in cmd])
+
+
+def read_labels(path):
+    with open(path) as f:
+        r = csv.reader(f)
+        next(r)
+        return {u: int(s) for u, s in r}
+
+
+def ari(truth, labels):
+    users = [u for u in labels if u in truth]
+    return adjusted_rand_score([truth[u] for u in users], [labels[u] for u in users])
+
+
+def sklearn_chain(events, k, seed):
+    users, items, rows, cols = {}, {}, [], []
+    with open(events) as f:
+        r = csv.reader(f)
+        head = next(r)
+        iu, ii = head.index("user_id"), head.index("item_id")
+        for row in r:
+            rows.append(users.setdefault(row[iu], len(users)))
+            cols.append(items.setdefault(row[ii], len(items)))
+    X = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(users), len(items)))
+    t0 = time.time()
+    H = TruncatedSVD(32, random_state=seed).fit_transform(TfidfTransformer().fit_transform(X))
+    lab = KMeans(k, n_init=3, random_state=seed).fit_predict(normalize(H))
+    ids = sorted(users, key=users.get)
+    return dict(zip(ids, lab)), time.time() - t0
+
+
+def segrec_chain(args, d, events, k_sweep, k=None, extra_profile=()):
+    run_segrec(args, "ingest", "--events", events, "--out", f"{d}/dataset.h5")
+    run_segrec(args, "profile", "--data", f"{d}/dataset.h5", "--out", f"{d}/profiles.h5", *extra_profile)
+    run_segrec(args, "project", "--profiles", f"{d}/profiles.h5", "--dims", 32, "--out", f"{d}/projection.h5")
+    out = {}
+    for tag, kk in (("sweep", k_sweep), ("given", k)):
+        if kk is None:
+            continue
+        t0 = time.time()
+        run_segrec(args, "cluster", "--projection", f"{d}/projection.h5", "--k", kk,
+                   "--out", f"{d}/seg_{tag}.h5", "--segments-csv", f"{d}/seg_{tag}.csv")
+        with h5py.File(f"{d}/seg_{tag}.h5") as f:
+            a = f.attrs
+            out[tag] = dict(labels=read_labels(f"{d}/seg_{tag}.csv"), k=int(a["k"]),
+                            view=a["view"].decode() if isinstance(a["view"], bytes) else a["view"],
+                            seconds=time.time() - t0,
+                            picks={r: int(f["/sweep"].attrs[f"pick_{r}"]) for r in RULES}
+                            if "/sweep" in f else {})
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--segrec", required=True)
+    ap.add_argument("--mpirun", default="mpirun")
+    ap.add_argument("--np", type=int, default=2)
+    ap.add_argument("--users", type=int, default=20000)
+    ap.add_argument("--ks", default="4,8,16")
+    ap.add_argument("--sweep", default="2:20")
+    ap.add_argument("--work", default="/tmp/segrec-bench-segments")
+    ap.add_argument("--movielens", default="")
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    print("| generator | structure | planted k | segrec view | segrec k | segrec ARI (k chosen) "
+          "| segrec ARI (k given) | scikit-learn ARI (k given) | k by gap / silhouette / db / ch / elbow |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for gen in ("segrec", "plant.py"):
+        for structure in ("taste", "behaviour", "both"):
+            for k in map(int, args.ks.split(",")):
+                d = f"{args.work}/{gen}_{structure}_{k}"
+                os.makedirs(d, exist_ok=True)
+                ev, truth = f"{d}/events.csv", f"{d}/truth.csv"
+                if gen == "segrec":
+                    run_segrec(args, "generate", "--users", args.users, "--segments", k,
+                               "--structure", structure, "--seed", args.seed, "--events", ev,
+                               "--truth", truth, "--items-out", f"{d}/items.csv")
+                else:
+                    sh(["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "plant.py"),
+                        "--users", str(args.users), "--segments", str(k), "--structure", structure,
+                        "--seed", str(args.seed), "--out", d])
+                t = read_labels(truth)
+                s = segrec_chain(args, d, ev, args.sweep, k)
+                sk, _ = sklearn_chain(ev, k, args.seed)
+                p = s["sweep"]["picks"]
+                print(f"| {gen} | {structure} | {k} | {s['sweep']['view']} | {s['sweep']['k']} "
+                      f"| {ari(t, s['sweep']['labels']):.3f} | {ari(t, s['given']['labels']):.3f} "
+                      f"| {ari(t, sk):.3f} | {' / '.join(str(p[r]) for r in RULES)} |", flush=True)
+    if args.movielens and os.path.exists(os.path.join(args.movielens, "u.data")):
+        d = f"{args.work}/ml-100k"
+        os.makedirs(d, exist_ok=True)
+        run_segrec(args, "ingest", "--format", "movielens", "--events",
+                   os.path.join(args.movielens, "u.data"), "--out", f"{d}/dataset.h5")
+        run_segrec(args, "profile", "--data", f"{d}/dataset.h5", "--out", f"{d}/profiles.h5")
+        run_segrec(args, "project", "--profiles", f"{d}/profiles.h5", "--dims", 32,
+                   "--out", f"{d}/projection.h5")
+        for view in ("auto", "interest", "value"):
+            run_segrec(args, "cluster", "--projection", f"{d}/projection.h5", "--k", args.sweep,
+                       "--view", view, "--out", f"{d}/seg_{view}.h5", "--segments-csv", f"{d}/seg_{view}.csv")
+            with h5py.File(f"{d}/seg_{view}.h5") as f:
+                a = f.attrs
+                picks = {r: int(f["/sweep"].attrs[f"pick_{r}"]) for r in RULES}
+                v = a["view"].decode() if isinstance(a["view"], bytes) else a["view"]
+                print(f"\nml-100k --view {view}: view {v}, gap interest {a['gap_interest']:.3f} value "
+                      f"{a['gap_value']:.3f}; k by " + ", ".join(f"{r} {picks[r]}" for r in RULES))
+
+
+if __name__ == "__main__":
+    main()
