@@ -5,6 +5,7 @@
 
 #include "command.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/segmentation/cluster.hpp"
 
 namespace segrec::cli {
@@ -51,8 +52,10 @@ class Cluster final : public Command {
             "k-means|| expected draws per round (0: 2k)")(
             "n-init", po::value(&p_.n_init)->default_value(p_.n_init),
             "restarts; the lowest inertia wins")(
-            "max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
-            "Lloyd iterations at most")(
+            "restart-iters", po::value(&p_.restart_iters)->default_value(p_.restart_iters),
+            "Lloyd iterations of every restart before only the best goes on (0: all run to the "
+            "end)")("max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
+                    "Lloyd iterations at most")(
             "tol", po::value(&p_.tol)->default_value(p_.tol),
             "stop when the summed squared centroid shift <= tol * mean feature variance")(
             "spherical", po::bool_switch(&p_.spherical), "cosine k-means on L2-normalised rows")(
@@ -63,10 +66,11 @@ class Cluster final : public Command {
             "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
             "algorithm", po::value(&p_.algorithm)->default_value(p_.algorithm),
             "lloyd, hamerly (exact Lloyd with triangle-inequality pruning; same result) or "
-            "auto (hamerly when k >= 16)")(
+            "auto (hamerly when k * dims >= 4096)")(
             "silhouette-sample",
             po::value(&p_.silhouette_sample)->default_value(p_.silhouette_sample),
-            "users whose silhouette (against all users) is averaged; 0 disables; a single --k "
+            "users whose silhouette (against the other sampled users) is averaged; 0 disables; a "
+            "single --k "
             "computes it only when this option is given")(
             "pick", po::value(&p_.pick)->default_value(p_.pick),
             "how a sweep chooses k: silhouette, db (Davies-Bouldin) or ch (Calinski-Harabasz)")(
@@ -131,6 +135,14 @@ class Cluster final : public Command {
       os << small << " segment(s) under " << rp_.min_report_users
          << " users are not described in the report\n";
     for (const auto& n : res.notes) os << "note: " << n << "\n";
+    std::string times = "timings:";
+    for (const auto& [part, sec] : res.timings) {
+      char t[64];
+      std::snprintf(t, sizeof t, " %s %.3f s%s", part.c_str(), sec, part == "total" ? "" : ",");
+      times += t;
+    }
+    progress::note("cluster", times);  // the JSON log (and --verbose)
+    os << times << "\n";
     os << "report inputs: profiles " << (res.profiles_used.empty() ? "(none)" : res.profiles_used)
        << ", dataset " << (res.data_used.empty() ? "(none)" : res.data_used) << "\n";
     os << "wrote " << out_ << ", " << csv_ << ", " << report_ << ".md, " << report_ << ".json";

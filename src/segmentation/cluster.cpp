@@ -3,7 +3,9 @@
 #include "segrec/segmentation/profile.hpp"
 #include "segrec/segmentation/project.hpp"
 
+#include <chrono>
 #include <filesystem>
+#include <utility>
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/progress.hpp"
@@ -34,6 +36,12 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
                                  const SegmentReportParams& rp, const Comm& comm) {
   const KMeansModes modes = p.validate();
   ClusterOutcome out;
+  const auto t_start = std::chrono::steady_clock::now();
+  auto t_mark = t_start;
+  auto lap = [&t_mark] {  // seconds since the previous lap
+    const auto now = std::chrono::steady_clock::now();
+    return std::chrono::duration<double>(now - std::exchange(t_mark, now)).count();
+  };
   // ---- input: this rank's even block of /H and /users/ids. Problems are raised once the
   // file is closed: a handle open while an error unwinds a parallel job is not closed.
   MatrixRF X;
@@ -64,10 +72,21 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   const bool from_file = modes.init == InitMethod::kFile;
   if (from_file) init = read_centroid_file(p.init, comm);
 
+  const double t_read = lap();
+
   out.run = cluster(X, p, modes, comm, from_file ? &init : nullptr);
   const KMeansResult& r = out.run.result;
+  const double t_cluster = lap();
   write_segments(files.out, out.run, ids, p, files.projection, comm);
   write_segments_csv(files.segments_csv, ids, r.labels, comm);
+  const ClusterRun& cr = out.run;
+  out.timings = {
+      {"read", t_read},
+      {"init", cr.init_seconds},
+      {"lloyd", cr.lloyd_seconds},
+      {"quality", cr.quality_seconds},
+      {"other", std::max(0.0, t_cluster - cr.init_seconds - cr.lloyd_seconds - cr.quality_seconds)},
+      {"write", lap()}};
 
   // ---- report inputs, following the attribute chain projection -> profiles -> dataset
   std::string profiles = files.profiles;
@@ -119,7 +138,12 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   rep.inertia = r.inertia;
   rep.quality = out.run.quality;
   rep.notes.insert(rep.notes.begin(), out.notes.begin(), out.notes.end());
+  rep.timings = out.timings;
+  rep.timings.emplace_back("report", lap());  // up to here: its inputs and building it
   write_segment_report(rep, files.report + ".md", files.report + ".json", comm);
+  out.timings.emplace_back("report", lap() + rep.timings.back().second);
+  out.timings.emplace_back(
+      "total", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
   return out;
 }
 

@@ -297,8 +297,14 @@ std::string SegmentReport::json() const {
      << ",\n  \"silhouette\": " << json::num(quality.silhouette)
      << ",\n  \"silhouette_sample\": " << quality.silhouette_sample
      << ",\n  \"davies_bouldin\": " << json::num(quality.davies_bouldin)
-     << ",\n  \"calinski_harabasz\": " << json::num(quality.calinski_harabasz)
-     << ",\n  \"notes\": [";
+     << ",\n  \"calinski_harabasz\": " << json::num(quality.calinski_harabasz);
+  if (!timings.empty()) {
+    os << ",\n  \"timings_s\": {";
+    for (std::size_t i = 0; i < timings.size(); ++i)
+      os << (i ? ", " : "") << json::str(timings[i].first) << ": " << json::num(timings[i].second);
+    os << "}";
+  }
+  os << ",\n  \"notes\": [";
   for (std::size_t i = 0; i < notes.size(); ++i) os << (i ? ", " : "") << json::str(notes[i]);
   os << "],\n  \"segments\": [";
   for (std::size_t i = 0; i < segments.size(); ++i) {

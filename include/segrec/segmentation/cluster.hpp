@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "segrec/core/comm.hpp"
@@ -30,6 +31,11 @@ struct ClusterOutcome {
   std::int64_t n_users = 0, dims = 0;
   std::string profiles_used, data_used;  ///< "" when not used
   std::vector<std::string> notes;        ///< report inputs that were named but not found
+  /// Wall seconds on rank 0 by part, in order: read (projection), init (k-means++ etc., all
+  /// restarts and k), lloyd (iterations), quality (silhouette, Davies-Bouldin,
+  /// Calinski-Harabasz), write (segments.h5 and CSV), report (its inputs, building and
+  /// writing it), total.
+  std::vector<std::pair<std::string, double>> timings;
 };
 
 /// Collective. Runs the whole stage (parameters already validated; the modes are taken from

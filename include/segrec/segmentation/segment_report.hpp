@@ -10,6 +10,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "segrec/core/comm.hpp"
@@ -66,6 +67,8 @@ struct SegmentReport {
   ClusterQuality quality;
   std::vector<SegmentSummary> segments;
   std::vector<std::string> notes;  ///< what is missing and why (e.g. no dataset given)
+  /// Wall seconds of the stage's parts ("read", "init", ...), JSON "timings_s" when given.
+  std::vector<std::pair<std::string, double>> timings;
   std::string markdown() const;
   std::string json() const;
 };

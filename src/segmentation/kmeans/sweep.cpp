@@ -1,5 +1,6 @@
 // The clustering stage's algorithm: every k of --k (a sweep or one value), the quality
 // figures of each, and the k that --pick prefers.
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -33,12 +34,17 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   progress::Task task("cluster", "k sweep", sweep ? static_cast<double>(ks.size()) : 0, "k");
   for (const std::int64_t k : ks) {
     KMeansResult res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, init);
+    run.init_seconds += res.init_seconds;
+    run.lloyd_seconds += res.seconds;
+    const auto tq = std::chrono::steady_clock::now();
     ClusterQuality q;
     q.davies_bouldin = davies_bouldin_score(Xs, res.labels, k, comm);
     q.calinski_harabasz = calinski_harabasz_score(Xs, res.labels, k, comm);
     if (p.silhouette_sample > 0)
       q.silhouette = silhouette_score(Xs, res.labels, k, p.silhouette_sample, p.seed, threads, comm,
                                       &q.silhouette_sample);
+    run.quality_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - tq).count();
     if (!sweep) {
       run.result = std::move(res);
       run.quality = q;
