@@ -520,6 +520,20 @@ TEST(KMeansInit, RestartsKeepTheLowestInertia) {
   EXPECT_EQ(six.inertia, best);
 }
 
+TEST(KMeansInit, AutoRestartsBySize) {
+  KMeansParams p = params("4");
+  p.n_init = 0;
+  EXPECT_EQ(p.restarts(100000, 16, 32), 3);   // 5.1e7
+  EXPECT_EQ(p.restarts(1000000, 16, 32), 1);  // 5.1e8
+  EXPECT_EQ(p.restarts(300000, 256, 64), 1);
+  p.n_init = 5;
+  EXPECT_EQ(p.restarts(1000000, 16, 32), 5);
+  // The auto rule on a small set: 3 restarts, one chosen.
+  p.n_init = 0;
+  const auto r = kmeans(make_blobs(500, 4, 4, 3.0, 37), 4, p, Comm());
+  EXPECT_EQ(r.restart_inertia.size(), 3u);
+}
+
 TEST(KMeansInit, ScreenedRestartsGoOnAsTheWinnerAlone) {
   // n_init restarts of restart_iters iterations; the lowest inertia then goes on: the same
   // labels, centroids and iterations as that restart run alone to the end.
@@ -730,7 +744,7 @@ TEST(KMeansParamsTest, BadValuesAreUsageErrors) {
   expect_bad("init", [](KMeansParams& p) { p.init = "/nonexistent/c.csv"; });
   expect_bad("init-rounds", [](KMeansParams& p) { p.init_rounds = 0; });
   expect_bad("oversampling-factor", [](KMeansParams& p) { p.oversampling_factor = -1; });
-  expect_bad("n-init", [](KMeansParams& p) { p.n_init = 0; });
+  expect_bad("n-init", [](KMeansParams& p) { p.n_init = -1; });
   expect_bad("max-iter", [](KMeansParams& p) { p.max_iter = 0; });
   expect_bad("tol", [](KMeansParams& p) { p.tol = -1e-3; });
   expect_bad("tol", [](KMeansParams& p) { p.tol = std::nan(""); });

@@ -257,7 +257,7 @@ KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansPara
                         " x " + std::to_string(X.cols()),
                     true);
   const double tol_abs = p.tol * mean_variance(X, L, comm);
-  const int restarts = init ? 1 : p.n_init;
+  const int restarts = init ? 1 : p.restarts(L.n, k, X.cols());
   // Restarts run restart_iters iterations each (all of max_iter when 0 or larger); the
   // lowest inertia then goes on from its centroids, as had it run alone.
   const int screen =

@@ -115,7 +115,8 @@ KMeansModes KMeansParams::validate() const {
   require(init_rounds >= 1, "init-rounds", init_rounds, "must be at least 1");
   require(std::isfinite(oversampling_factor) && oversampling_factor >= 0, "oversampling-factor",
           oversampling_factor, "must be >= 0 (0 means 2k)");
-  require(n_init >= 1, "n-init", n_init, "must be at least 1");
+  require(n_init >= 0, "n-init", n_init,
+          "must be >= 0 (0: 3 while users * k * dims <= 1e8, else 1)");
   require(max_iter >= 1, "max-iter", max_iter, "must be at least 1");
   require(restart_iters >= 0, "restart-iters", restart_iters,
           "must be >= 0 (0: every restart runs to max-iter)");
