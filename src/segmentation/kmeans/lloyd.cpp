@@ -180,7 +180,9 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init
   const bool hamerly = m.use_hamerly(k, h);
   res.hamerly = hamerly;
   HamerlyState hs;  // fresh bounds for every run (restart)
-  progress::Task task("kmeans", "k=" + std::to_string(k), max_iter, "iter", true);
+  // A restart that goes on after the others stopped is its own task ("k=K, continued").
+  progress::Task task("kmeans", "k=" + std::to_string(k) + (labels0 ? ", continued" : ""),
+                      max_iter, "iter", true);
   for (int it = 0; it < max_iter; ++it) {
     watchdog::set_step("k-means iteration", it + 1);
     const auto t0 = std::chrono::steady_clock::now();
