@@ -1,6 +1,7 @@
 // segrec cluster: distributed K-means on the user projections, plus the segment report.
 #include <cmath>
 #include <filesystem>
+#include <iomanip>
 #include <sstream>
 
 #include "command.hpp"
@@ -135,14 +136,12 @@ class Cluster final : public Command {
       os << small << " segment(s) under " << rp_.min_report_users
          << " users are not described in the report\n";
     for (const auto& n : res.notes) os << "note: " << n << "\n";
-    std::string times = "timings:";
-    for (const auto& [part, sec] : res.timings) {
-      char t[64];
-      std::snprintf(t, sizeof t, " %s %.3f s%s", part.c_str(), sec, part == "total" ? "" : ",");
-      times += t;
-    }
-    progress::note("cluster", times);  // the JSON log (and --verbose)
-    os << times << "\n";
+    std::ostringstream times;
+    times << "timings:" << std::fixed << std::setprecision(3);
+    for (const auto& [part, sec] : res.timings)
+      times << " " << part << " " << sec << " s" << (part == "total" ? "" : ",");
+    progress::note("cluster", times.str());  // the JSON log (and --verbose)
+    os << times.str() << "\n";
     os << "report inputs: profiles " << (res.profiles_used.empty() ? "(none)" : res.profiles_used)
        << ", dataset " << (res.data_used.empty() ? "(none)" : res.data_used) << "\n";
     os << "wrote " << out_ << ", " << csv_ << ", " << report_ << ".md, " << report_ << ".json";
