@@ -16,6 +16,7 @@
 #include <set>
 #include <tuple>
 
+#include "../src/segmentation/kmeans/internal.hpp"  // sample_indices: the silhouette sample
 #include "kmeans_reference.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/segmentation/kmeans/init.hpp"
@@ -299,14 +300,16 @@ TEST(KMeansHamerly, SphericalAndRestarts) {
   }
 }
 
-TEST(KMeansHamerly, AutoChoosesByK) {
+TEST(KMeansHamerly, AutoChoosesByKTimesDims) {
   KMeansParams p = params("4");
-  EXPECT_FALSE(p.use_hamerly(15));
-  EXPECT_TRUE(p.use_hamerly(16));
+  EXPECT_FALSE(p.use_hamerly(16, 32));
+  EXPECT_FALSE(p.use_hamerly(127, 32));
+  EXPECT_TRUE(p.use_hamerly(128, 32));
+  EXPECT_TRUE(p.use_hamerly(64, 64));
   p.algorithm = "lloyd";
-  EXPECT_FALSE(p.use_hamerly(256));
+  EXPECT_FALSE(p.use_hamerly(256, 64));
   p.algorithm = "hamerly";
-  EXPECT_TRUE(p.use_hamerly(2));
+  EXPECT_TRUE(p.use_hamerly(2, 2));
 }
 
 // ---- edge cases ------------------------------------------------------------------------
@@ -506,6 +509,7 @@ TEST(KMeansInit, RestartsKeepTheLowestInertia) {
   const Comm comm;
   const auto one = kmeans(X, 9, p, comm);
   p.n_init = 6;
+  p.restart_iters = 0;  // every restart runs to the end
   const auto six = kmeans(X, 9, p, comm);
   EXPECT_LE(six.inertia, one.inertia);
   double best = 1e300;
@@ -514,6 +518,61 @@ TEST(KMeansInit, RestartsKeepTheLowestInertia) {
     best = std::min(best, lloyd(X, c0, p, comm).inertia);
   }
   EXPECT_EQ(six.inertia, best);
+}
+
+TEST(KMeansInit, AutoRestartsBySize) {
+  KMeansParams p = params("4");
+  p.n_init = 0;
+  EXPECT_EQ(p.restarts(100000, 16, 32), 3);   // 5.1e7
+  EXPECT_EQ(p.restarts(1000000, 16, 32), 1);  // 5.1e8
+  EXPECT_EQ(p.restarts(300000, 256, 64), 1);
+  p.n_init = 5;
+  EXPECT_EQ(p.restarts(1000000, 16, 32), 5);
+  // The auto rule on a small set: 3 restarts, one chosen.
+  p.n_init = 0;
+  const auto r = kmeans(make_blobs(500, 4, 4, 3.0, 37), 4, p, Comm());
+  EXPECT_EQ(r.restart_inertia.size(), 3u);
+}
+
+TEST(KMeansInit, ScreenedRestartsGoOnAsTheWinnerAlone) {
+  // n_init restarts of restart_iters iterations; the lowest inertia then goes on: the same
+  // labels, centroids and iterations as that restart run alone to the end.
+  const MatrixRF X = make_blobs(3000, 6, 12, 1.0, 36);
+  const Comm comm;
+  for (const std::string alg : {"lloyd", "hamerly"})
+    for (const bool spherical : {false, true}) {
+      KMeansParams p = params("12");
+      p.algorithm = alg;
+      p.spherical = spherical;
+      p.n_init = 4;
+      p.restart_iters = 3;
+      p.tol = 0;
+      const auto r = kmeans(X, 12, p, comm);
+      ASSERT_EQ(r.restart_inertia.size(), 4u);
+      // The winner had the lowest inertia after 3 iterations.
+      for (const double v : r.restart_inertia) EXPECT_LE(r.restart_inertia[r.restart], v);
+      const MatrixRF Xs = spherical ? normalize_rows(X) : X;
+      const MatrixRF c0 = init_centroids(Xs, 12, p, r.restart, comm);
+      const auto alone = lloyd(Xs, c0, p, comm);
+      const std::string what = alg + (spherical ? " spherical" : "");
+      EXPECT_GT(alone.n_iter, 3) << what;  // the screening stopped it early
+      EXPECT_EQ(r.labels, alone.labels) << what;
+      EXPECT_EQ(r.centroids, alone.centroids) << what;
+      EXPECT_EQ(r.n_iter, alone.n_iter) << what;
+      EXPECT_EQ(r.inertia, alone.inertia) << what;
+      EXPECT_EQ(r.converged, alone.converged) << what;
+      ASSERT_EQ(r.iterations.size(), alone.iterations.size()) << what;
+      for (std::size_t i = 0; i < r.iterations.size(); ++i) {
+        EXPECT_EQ(r.iterations[i].inertia, alone.iterations[i].inertia) << what << " " << i;
+        EXPECT_EQ(r.iterations[i].changed, alone.iterations[i].changed) << what << " " << i;
+      }
+      // restart_iters 0: every restart to the end, the lowest final inertia wins.
+      p.restart_iters = 0;
+      const auto full = kmeans(X, 12, p, comm);
+      for (int s = 0; s < 4; ++s)
+        EXPECT_LE(full.inertia, lloyd(Xs, init_centroids(Xs, 12, p, s, comm), p, comm).inertia)
+            << what;
+    }
 }
 
 TEST(KMeans, SphericalClustersByDirection) {
@@ -614,6 +673,18 @@ TEST(KMeansQuality, SilhouetteSampleIsASubsetAverage) {
   EXPECT_NEAR(part, full, 0.05);
   EXPECT_EQ(part, silhouette_score(X, r.labels, 3, 200, 5, 1, comm));  // thread count
   EXPECT_NE(part, silhouette_score(X, r.labels, 3, 200, 6, 1, comm));  // seed picks sample
+  // The sample is scored against itself: the exact silhouette of the sampled rows alone.
+  const kmeans_detail::Layout L = kmeans_detail::make_layout(X.rows(), comm);
+  auto ids = kmeans_detail::sample_indices(
+      L, 200, kmeans_detail::key_of(5, kmeans_detail::kTagSilhouette), comm);
+  std::sort(ids.begin(), ids.end());
+  MatrixRF Xs(200, X.cols());
+  std::vector<std::int32_t> ls;
+  for (std::size_t s = 0; s < ids.size(); ++s) {
+    Xs.row(static_cast<Eigen::Index>(s)) = X.row(ids[s]);
+    ls.push_back(r.labels[ids[s]]);
+  }
+  EXPECT_NEAR(part, silhouette_score(Xs, ls, 3, 200, 5, 1, comm), 1e-9);
 }
 
 TEST(KMeansSweep, PicksTheTrueNumberOfBlobs) {
@@ -673,7 +744,7 @@ TEST(KMeansParamsTest, BadValuesAreUsageErrors) {
   expect_bad("init", [](KMeansParams& p) { p.init = "/nonexistent/c.csv"; });
   expect_bad("init-rounds", [](KMeansParams& p) { p.init_rounds = 0; });
   expect_bad("oversampling-factor", [](KMeansParams& p) { p.oversampling_factor = -1; });
-  expect_bad("n-init", [](KMeansParams& p) { p.n_init = 0; });
+  expect_bad("n-init", [](KMeansParams& p) { p.n_init = -1; });
   expect_bad("max-iter", [](KMeansParams& p) { p.max_iter = 0; });
   expect_bad("tol", [](KMeansParams& p) { p.tol = -1e-3; });
   expect_bad("tol", [](KMeansParams& p) { p.tol = std::nan(""); });

@@ -2,10 +2,12 @@
 // report.
 #include <cmath>
 #include <filesystem>
+#include <iomanip>
 #include <sstream>
 
 #include "command.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/segmentation/cluster.hpp"
 
 namespace segrec::cli {
@@ -60,9 +62,11 @@ class Cluster final : public Command {
             po::value(&p_.oversampling_factor)->default_value(p_.oversampling_factor),
             "k-means|| expected draws per round (0: 2k)")(
             "n-init", po::value(&p_.n_init)->default_value(p_.n_init),
-            "restarts; the lowest inertia wins")(
-            "max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
-            "Lloyd iterations at most")(
+            "restarts; the lowest inertia wins (0: 3 while users * k * dims <= 1e8, else 1)")(
+            "restart-iters", po::value(&p_.restart_iters)->default_value(p_.restart_iters),
+            "Lloyd iterations of every restart before only the best goes on (0: all run to the "
+            "end)")("max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
+                    "Lloyd iterations at most")(
             "tol", po::value(&p_.tol)->default_value(p_.tol),
             "stop when the summed squared centroid shift <= tol * mean feature variance")(
             "spherical", po::bool_switch(&p_.spherical), "cosine k-means on L2-normalised rows")(
@@ -73,7 +77,7 @@ class Cluster final : public Command {
             "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
             "algorithm", po::value(&p_.algorithm)->default_value(p_.algorithm),
             "lloyd, hamerly (exact Lloyd with triangle-inequality pruning; same result), "
-            "auto (hamerly when k >= 16), or dbscan (density clusters; noise users get segment "
+            "auto (hamerly when k * dims >= 4096), or dbscan (density clusters; noise users get segment "
             "-1; see --eps, --min-samples)")(
             "eps", po::value(&dp_.eps),
             "dbscan: neighbourhood radius (projection units), or auto (the knee of the "
@@ -85,7 +89,8 @@ class Cluster final : public Command {
             "report JSON; computed with --eps auto or when given")(
             "silhouette-sample",
             po::value(&p_.silhouette_sample)->default_value(p_.silhouette_sample),
-            "users whose silhouette (against all users) is averaged; 0 disables; a single --k "
+            "users whose silhouette (against the other sampled users) is averaged; 0 disables; a "
+            "single --k "
             "computes it only when this option is given")(
             "pick", po::value(&p_.pick)->default_value(p_.pick),
             "how a sweep chooses k: gap (gap statistic, 1-SE rule), silhouette, db (Davies-Bouldin), "
@@ -200,6 +205,12 @@ class Cluster final : public Command {
          << " departed users; new segments " << ids(t->new_segments()) << ", retired "
          << ids(t->retired_segments()) << "\n";
     }
+    std::ostringstream times;
+    times << "timings:" << std::fixed << std::setprecision(3);
+    for (const auto& [part, sec] : res.timings)
+      times << " " << part << " " << sec << " s" << (part == "total" ? "" : ",");
+    progress::note("cluster", times.str());  // the JSON log (and --verbose)
+    os << times.str() << "\n";
     os << "report inputs: profiles " << (res.profiles_used.empty() ? "(none)" : res.profiles_used)
        << ", dataset " << (res.data_used.empty() ? "(none)" : res.data_used) << "\n";
     os << "wrote " << out_ << ", " << csv_ << ", " << report_ << ".md, " << report_ << ".json";

@@ -3,9 +3,11 @@
 #include "segrec/segmentation/profile.hpp"
 #include "segrec/segmentation/project.hpp"
 
+#include <chrono>
 #include <filesystem>
-#include <optional>
 #include <limits>
+#include <optional>
+#include <utility>
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/json.hpp"
@@ -42,6 +44,12 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   const DbscanModes db_modes = dbscan ? dbscan->validate() : DbscanModes{};
   const ClusterView view = vp.validate();
   ClusterOutcome out;
+  const auto t_start = std::chrono::steady_clock::now();
+  auto t_mark = t_start;
+  auto lap = [&t_mark] {  // seconds since the previous lap
+    const auto now = std::chrono::steady_clock::now();
+    return std::chrono::duration<double>(now - std::exchange(t_mark, now)).count();
+  };
   // ---- input: this rank's even block of /H and /users/ids. Problems are raised once the
   // file is closed: a handle open while an error unwinds a parallel job is not closed.
   MatrixRF X;
@@ -79,6 +87,7 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   const bool from_file = modes.init == InitMethod::kFile;
   if (from_file && !dbscan) init = read_centroid_file(p.init, comm);
 
+  const double t_read = lap();
   // The view's evidence is taken at one k: the k given, or 8 within the sweep's range
   // (8 for DBSCAN, which has no k).
   KMeansParams probe_p = p;
@@ -93,25 +102,39 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
                                   json::num(out.view.gap_interest) + ", value " +
                                   json::num(out.view.gap_value));
   out.view.apply(X);
+  const double t_view = lap();
   if (dbscan) {
     out.dbscan = segrec::dbscan(X, *dbscan, db_modes, comm);
     out.run.result.labels = out.dbscan.labels;  // -1: noise
     out.run.result.sizes = out.dbscan.sizes;
     out.run.result.k = out.dbscan.k;
     out.run.result.inertia = std::numeric_limits<double>::quiet_NaN();
-    write_dbscan_segments(files.out, out.dbscan, ids, *dbscan, files.projection, comm);
   } else {
     out.run =
         cluster(X, p, modes, comm, from_file ? &init : nullptr, prev ? &prev->centroids : nullptr);
     if (prev) out.transitions = stabilise_ids(*prev, ids, out.run.result, comm);
     prev.reset();
+  }
+  const KMeansResult& r = out.run.result;
+  const double t_cluster = lap();
+  if (dbscan) {
+    write_dbscan_segments(files.out, out.dbscan, ids, *dbscan, files.projection, comm);
+  } else {
     write_segments(files.out, out.run, ids, p, files.projection, comm, [&](h5::File& f) {
       write_view(f, "/", out.view);
       if (out.transitions) write_transitions(f, *out.transitions);
     });
   }
-  const KMeansResult& r = out.run.result;
   write_segments_csv(files.segments_csv, ids, r.labels, comm);
+  const ClusterRun& cr = out.run;
+  out.timings = {
+      {"read", t_read},
+      {"view", t_view},
+      {"init", cr.init_seconds},
+      {"lloyd", cr.lloyd_seconds},
+      {"quality", cr.quality_seconds},
+      {"other", std::max(0.0, t_cluster - cr.init_seconds - cr.lloyd_seconds - cr.quality_seconds)},
+      {"write", lap()}};
 
   // ---- report inputs, following the attribute chain projection -> profiles -> dataset
   std::string profiles = files.profiles;
@@ -171,7 +194,12 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
     rep.extra_markdown += out.transitions->markdown();
     rep.extra_json.emplace_back("transitions", out.transitions->json());
   }
+  rep.timings = out.timings;
+  rep.timings.emplace_back("report", lap());  // up to here: its inputs and building it
   write_segment_report(rep, files.report + ".md", files.report + ".json", comm);
+  out.timings.emplace_back("report", lap() + rep.timings.back().second);
+  out.timings.emplace_back(
+      "total", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
   return out;
 }
 

@@ -308,6 +308,12 @@ std::string SegmentReport::json() const {
      << ",\n  \"calinski_harabasz\": " << json::num(quality.calinski_harabasz)
      << ",\n  \"unsegmented\": " << unsegmented;
   if (!method_json.empty()) os << ",\n  " << method_json;
+  if (!timings.empty()) {
+    os << ",\n  \"timings_s\": {";
+    for (std::size_t i = 0; i < timings.size(); ++i)
+      os << (i ? ", " : "") << json::str(timings[i].first) << ": " << json::num(timings[i].second);
+    os << "}";
+  }
   os << ",\n  \"notes\": [";
   for (std::size_t i = 0; i < notes.size(); ++i) os << (i ? ", " : "") << json::str(notes[i]);
   os << "],\n  \"segments\": [";

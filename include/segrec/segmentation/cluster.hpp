@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "segrec/core/comm.hpp"
@@ -38,6 +39,11 @@ struct ClusterOutcome {
   std::string profiles_used, data_used;           ///< "" when not used
   std::vector<std::string> notes;                 ///< report inputs that were named but not found
   std::optional<SegmentTransitions> transitions;  ///< with ClusterFiles::previous
+  /// Wall seconds on rank 0 by part, in order: read (projection), view (choosing it), init
+  /// (k-means++ etc., all restarts and k), lloyd (iterations), quality (silhouette,
+  /// Davies-Bouldin, Calinski-Harabasz, gap), write (segments.h5 and CSV), report (its
+  /// inputs, building and writing it), total.
+  std::vector<std::pair<std::string, double>> timings;
 };
 
 /// Collective. Runs the whole stage (parameters already validated; the modes are taken from

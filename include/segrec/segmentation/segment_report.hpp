@@ -77,6 +77,8 @@ struct SegmentReport {
   /// value) pairs appended to the top-level JSON object (e.g. transitions.hpp).
   std::string extra_markdown;
   std::vector<std::pair<std::string, std::string>> extra_json;
+  /// Wall seconds of the stage's parts ("read", "init", ...), JSON "timings_s" when given.
+  std::vector<std::pair<std::string, double>> timings;
   std::string markdown() const;
   std::string json() const;
 };

@@ -251,10 +251,15 @@ std::vector<double> hamerly_assign_accumulate(const MatrixRF& X, const Layout& L
 
 // ---- Lloyd and sampling (lloyd.cpp, init.cpp) ----------------------------------------------
 
-/// Lloyd iterations from `init` (k x h); tol_abs: the absolute shift tolerance.
-KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init,
+/// Lloyd iterations from `init` (k x h); tol_abs: the absolute shift tolerance; at most
+/// `max_iter` iterations (-1: p.max_iter). `partial`: when the iterations run out before
+/// convergence, return the labels and inertia of the last iteration (no final assignment),
+/// so that lloyd_impl(centroids, labels0 = labels) goes on exactly as had the run not
+/// stopped (`labels0`: the previous labels; init then is not normalised again).
+KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init,
                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
-                        const Comm& comm);
+                        const Comm& comm, int max_iter = -1, bool partial = false,
+                        const std::vector<std::int32_t>* labels0 = nullptr);
 /// kmeans() on rows already normalised when p.spherical.
 KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansParams& p,
                              const KMeansModes& m, const Comm& comm, const MatrixRF* init);

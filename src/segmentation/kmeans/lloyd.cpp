@@ -158,25 +158,32 @@ double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm) {
 
 }  // namespace
 
-KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init,
+KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init,
                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
-                        const Comm& comm) {
+                        const Comm& comm, int max_iter, bool partial,
+                        const std::vector<std::int32_t>* labels0) {
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t k = init.rows(), h = X.cols();
+  if (max_iter < 0) max_iter = p.max_iter;
   KMeansResult res;
   res.k = k;
-  MatrixRD C = init.cast<double>();
-  if (p.spherical) normalize_rows_inplace(C);
+  MatrixRD C = init;
+  if (p.spherical && !labels0) normalize_rows_inplace(C);
   MatrixRF Cf = C.cast<float>();
-  res.labels.assign(static_cast<std::size_t>(L.n_local), -1);
+  if (labels0)
+    res.labels = *labels0;
+  else
+    res.labels.assign(static_cast<std::size_t>(L.n_local), -1);
   std::vector<float> dist(static_cast<std::size_t>(L.n_local), 0.0f);
   std::vector<double> buf;
   bool consistent = false;  // labels are the nearest-centroid labels of the final centroids
-  const bool hamerly = m.use_hamerly(k);
+  const bool hamerly = m.use_hamerly(k, h);
   res.hamerly = hamerly;
   HamerlyState hs;  // fresh bounds for every run (restart)
-  progress::Task task("kmeans", "k=" + std::to_string(k), p.max_iter, "iter", true);
-  for (int it = 0; it < p.max_iter; ++it) {
+  // A restart that goes on after the others stopped is its own task ("k=K, continued").
+  progress::Task task("kmeans", "k=" + std::to_string(k) + (labels0 ? ", continued" : ""), max_iter,
+                      "iter", true);
+  for (int it = 0; it < max_iter; ++it) {
     watchdog::set_step("k-means iteration", it + 1);
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t b0 = bytes_sent(comm);
@@ -222,7 +229,9 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRF& init
       break;
     }
   }
-  if (!consistent) {  // labels and inertia for the final centroids
+  if (partial && !res.converged) {  // the caller goes on from C and these labels
+    res.inertia = res.iterations.empty() ? 0 : res.iterations.back().inertia;
+  } else if (!consistent) {  // labels and inertia for the final centroids
     std::int64_t recomputed = 0;
     buf = hamerly ? hamerly_assign_accumulate(X, L, Cf, ex, res.labels, dist, hs, recomputed)
                   : assign_accumulate(X, L, Cf, ex, res.labels, dist);
@@ -250,14 +259,39 @@ KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansPara
                         " x " + std::to_string(X.cols()),
                     true);
   const double tol_abs = p.tol * mean_variance(X, L, comm);
-  const int restarts = init ? 1 : p.n_init;
+  const int restarts = init ? 1 : p.restarts(L.n, k, X.cols());
+  // Restarts run restart_iters iterations each (all of max_iter when 0 or larger); the
+  // lowest inertia then goes on from its centroids, as had it run alone.
+  const int screen =
+      restarts > 1 && p.restart_iters > 0 ? std::min(p.restart_iters, p.max_iter) : p.max_iter;
+  const Exec ex = exec_of(p, m);
   KMeansResult best;
+  double init_s = 0, lloyd_s = 0;
+  std::vector<double> compared;
   for (int r = 0; r < restarts; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
     const MatrixRF c0 = init ? *init : init_centroids(X, k, p, m, r, comm);
-    KMeansResult res = lloyd_impl(X, L, c0, p, m, tol_abs, exec_of(p, m), comm);
+    init_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    KMeansResult res =
+        lloyd_impl(X, L, c0.cast<double>(), p, m, tol_abs, ex, comm, screen, screen < p.max_iter);
+    lloyd_s += res.seconds;
     res.restart = r;
+    compared.push_back(res.inertia);
     if (r == 0 || res.inertia < best.inertia) best = std::move(res);
   }
+  if (!best.converged && best.n_iter < p.max_iter) {
+    KMeansResult more = lloyd_impl(X, L, best.centroids, p, m, tol_abs, ex, comm,
+                                   p.max_iter - best.n_iter, false, &best.labels);
+    lloyd_s += more.seconds;
+    more.restart = best.restart;
+    more.n_iter += best.n_iter;
+    more.relocated += best.relocated;
+    more.iterations.insert(more.iterations.begin(), best.iterations.begin(), best.iterations.end());
+    best = std::move(more);
+  }
+  best.seconds = lloyd_s;
+  best.init_seconds = init_s;
+  best.restart_inertia = std::move(compared);
   return best;
 }
 
@@ -274,8 +308,8 @@ KMeansResult lloyd(const MatrixRF& X, const MatrixRF& init, const KMeansParams& 
   SEGREC_ASSERT(init.cols() == X.cols(), "centroids have ", init.cols(), " columns, data ",
                 X.cols());
   const KMeansModes m = p.validate();
-  return kmeans_detail::lloyd_impl(X, L, init, p, m, p.tol * mean_variance(X, L, comm),
-                                   exec_of(p, m), comm);
+  return kmeans_detail::lloyd_impl(X, L, init.cast<double>(), p, m,
+                                   p.tol * mean_variance(X, L, comm), exec_of(p, m), comm);
 }
 
 KMeansResult kmeans(const MatrixRF& X, std::int64_t k, const KMeansParams& p, const Comm& comm,

@@ -1,5 +1,6 @@
 // K-means files: centroid files in (CSV or .h5 /centroids), segments.h5 and the
 // user_id,segment CSV out.
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -176,7 +177,8 @@ void write_segments(const std::string& path, const ClusterRun& run,
   f.set_attr("/", "n_iter", static_cast<std::int64_t>(r.n_iter));
   f.set_attr("/", "converged", static_cast<std::int64_t>(r.converged));
   f.set_attr("/", "restart", static_cast<std::int64_t>(r.restart));
-  f.set_attr("/", "n_init", static_cast<std::int64_t>(p.n_init));
+  f.set_attr("/", "n_init",
+             static_cast<std::int64_t>(std::max<std::size_t>(1, r.restart_inertia.size())));
   f.set_attr("/", "max_iter", static_cast<std::int64_t>(p.max_iter));
   f.set_attr("/", "tol", p.tol);
   f.set_attr("/", "spherical", static_cast<std::int64_t>(p.spherical));

@@ -99,10 +99,10 @@ KMeansAlgorithm parse_algorithm(const std::string& algorithm) {
 
 }  // namespace
 
-bool KMeansParams::use_hamerly(std::int64_t k) const {
+bool KMeansParams::use_hamerly(std::int64_t k, std::int64_t h) const {
   KMeansModes m;
   m.algorithm = parse_algorithm(algorithm);
-  return m.use_hamerly(k);
+  return m.use_hamerly(k, h);
 }
 
 int KMeansParams::resolved_threads() const {
@@ -117,8 +117,11 @@ KMeansModes KMeansParams::validate() const {
   require(init_rounds >= 1, "init-rounds", init_rounds, "must be at least 1");
   require(std::isfinite(oversampling_factor) && oversampling_factor >= 0, "oversampling-factor",
           oversampling_factor, "must be >= 0 (0 means 2k)");
-  require(n_init >= 1, "n-init", n_init, "must be at least 1");
+  require(n_init >= 0, "n-init", n_init,
+          "must be >= 0 (0: 3 while users * k * dims <= 1e8, else 1)");
   require(max_iter >= 1, "max-iter", max_iter, "must be at least 1");
+  require(restart_iters >= 0, "restart-iters", restart_iters,
+          "must be >= 0 (0: every restart runs to max-iter)");
   require(std::isfinite(tol) && tol >= 0, "tol", tol, "must be >= 0");
   require(threads >= 0 && threads <= 1024, "threads", threads,
           "must be between 0 ($OMP_NUM_THREADS or 1) and 1024");

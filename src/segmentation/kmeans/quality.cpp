@@ -1,5 +1,6 @@
-// Clustering quality figures: mean silhouette over a keyed sample of users (distances in the
-// GEMM form over row blocks), Davies-Bouldin and Calinski-Harabasz from the label means.
+// Clustering quality figures: mean silhouette of a keyed sample of users against the sample
+// (distances in the GEMM form over sample tiles), Davies-Bouldin and Calinski-Harabasz from the
+// label means.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -69,53 +70,49 @@ double silhouette_score(const MatrixRF& X, std::span<const std::int32_t> labels,
   auto ids = sample_indices(L, sample, key_of(seed, kTagSilhouette), comm);
   std::sort(ids.begin(), ids.end());
   const auto S = static_cast<std::int64_t>(ids.size());
-  const MatrixRF P = fetch_rows(X, L, ids, h, comm);
+  const MatrixRF P = fetch_rows(X, L, ids, h, comm);  // S x h, on every rank
   std::vector<std::int64_t> plab(static_cast<std::size_t>(S), 0);
   for (std::int64_t s = 0; s < S; ++s)
     if (L.mine(ids[s])) plab[s] = labels[ids[s] - L.begin];
   comm.allreduce(plab);
-  const std::vector<float> pn = row_sqnorms(P), xn = row_sqnorms(X);
-  // sums[l * S + s]: sum of distances from sample s to the users of cluster l.
-  std::vector<double> sums(static_cast<std::size_t>(k * S), 0.0);
-  constexpr std::int64_t kTile = 512;
+  std::vector<std::int64_t> scount(static_cast<std::size_t>(k), 0);  // per cluster, in sample
+  for (const auto l : plab) scount[l] += 1;
+  if (std::count_if(scount.begin(), scount.end(), [](auto c) { return c > 0; }) < 2) return nan();
+  // Sample against sample in tiles of kTile sampled users (tile t on rank t mod ranks, on
+  // any thread): G = P_tile * P^T, the same arithmetic for a tile wherever it runs; each
+  // sampled user's silhouette is written by one rank, the others add zeros.
+  const std::vector<float> pn = row_sqnorms(P);
+  const MatrixRF Pt = P.transpose();
+  constexpr std::int64_t kTile = 256;
   const std::int64_t ntiles = (S + kTile - 1) / kTile;
-  parallel_for(threads, ntiles, [&](int, std::int64_t tile) {
-    const std::int64_t s0 = tile * kTile, w = std::min(kTile, S - s0);
-    const MatrixRF Pt = P.middleRows(s0, w).transpose();
-    for_each_block(X, L, Pt, 1, 1,
-                   [&](std::int64_t, int, std::int64_t row0, std::int64_t rows, std::int64_t off,
-                       const MatrixRF& G) {
-                     for (std::int64_t r = 0; r < rows; ++r) {
-                       const std::int64_t i = row0 + r, gi = L.begin + i;
-                       double* acc = sums.data() + labels[i] * S + s0;
-                       const float* g = G.data() + (off + r) * w;
-                       // This user's own column (if sampled here) must add exactly 0.
-                       const auto it = std::lower_bound(ids.begin() + s0, ids.begin() + s0 + w, gi);
-                       const bool self = it != ids.begin() + s0 + w && *it == gi;
-                       const std::int64_t si = self ? it - ids.begin() - s0 : 0;
-                       const double keep = self ? acc[si] : 0.0;
-                       const float xi = xn[i];
-                       for (std::int64_t s = 0; s < w; ++s) {
-                         const float d2 = xi + pn[s0 + s] - 2.0f * g[s];
-                         acc[s] += std::sqrt(std::max(d2, 0.0f));
-                       }
-                       if (self) acc[si] = keep;
-                     }
-                   });
+  std::vector<std::int64_t> mine;
+  for (std::int64_t t = comm.rank(); t < ntiles; t += comm.size()) mine.push_back(t);
+  std::vector<double> sil(static_cast<std::size_t>(S), 0.0);
+  parallel_for(threads, static_cast<std::int64_t>(mine.size()), [&](int, std::int64_t task) {
+    const std::int64_t s0 = mine[task] * kTile, w = std::min(kTile, S - s0);
+    const MatrixRF G = P.middleRows(s0, w) * Pt;  // w x S
+    std::vector<double> acc(static_cast<std::size_t>(k));
+    for (std::int64_t r = 0; r < w; ++r) {
+      const std::int64_t s = s0 + r, own = plab[s];
+      if (scount[own] <= 1) continue;  // silhouette 0 for singletons
+      std::fill(acc.begin(), acc.end(), 0.0);
+      const float* g = G.data() + r * S;
+      for (std::int64_t q = 0; q < S; ++q) {
+        if (q == s) continue;
+        const float d2 = pn[s] + pn[q] - 2.0f * g[q];
+        acc[plab[q]] += std::sqrt(std::max(d2, 0.0f));
+      }
+      const double a = acc[own] / static_cast<double>(scount[own] - 1);
+      double b = std::numeric_limits<double>::infinity();
+      for (std::int64_t l = 0; l < k; ++l)
+        if (l != own && scount[l] > 0) b = std::min(b, acc[l] / static_cast<double>(scount[l]));
+      const double den = std::max(a, b);
+      if (den > 0) sil[s] = (b - a) / den;
+    }
   });
-  comm.allreduce(sums);
+  comm.allreduce(sil);
   double total = 0;
-  for (std::int64_t s = 0; s < S; ++s) {
-    const std::int64_t own = plab[s];
-    if (sizes[own] <= 1) continue;  // silhouette 0 for singletons
-    const double a = sums[own * S + s] / static_cast<double>(sizes[own] - 1);
-    double b = std::numeric_limits<double>::infinity();
-    for (std::int64_t l = 0; l < k; ++l)
-      if (l != own && sizes[l] > 0)
-        b = std::min(b, sums[l * S + s] / static_cast<double>(sizes[l]));
-    const double den = std::max(a, b);
-    if (den > 0) total += (b - a) / den;
-  }
+  for (const double v : sil) total += v;
   if (sample_used) *sample_used = S;
   return total / static_cast<double>(S);
 }

@@ -1,5 +1,6 @@
 // The clustering stage's algorithm: every k of --k (a sweep or one value), the quality
 // figures of each, and the k that --pick prefers.
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -83,6 +84,9 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     if (previous) from_previous = centroids_from_previous(Xs, *previous, k, p, comm);
     KMeansResult res =
         kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, previous ? &from_previous : init);
+    run.init_seconds += res.init_seconds;
+    run.lloyd_seconds += res.seconds;
+    const auto tq = std::chrono::steady_clock::now();
     ClusterQuality q;
     q.davies_bouldin = davies_bouldin_score(Xs, res.labels, k, comm);
     q.calinski_harabasz = calinski_harabasz_score(Xs, res.labels, k, comm);
@@ -94,6 +98,8 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
       q.gap = g.gap;
       q.gap_se = g.se;
     }
+    run.quality_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - tq).count();
     if (!sweep) {
       run.result = std::move(res);
       run.quality = q;

@@ -6,7 +6,7 @@
 // assignment step (distances ||x||^2 - 2 x.c + ||c||^2 in single precision,
 // fused with the argmin) followed by ONE allreduce of a packed double buffer
 // [k*h sums | k counts | inertia | changed labels]. With --algorithm hamerly (the default
-// for k >= 16) the assignment keeps Hamerly's per-user distance bounds and sends only the
+// for k * h >= 4096) the assignment keeps Hamerly's per-user distance bounds and sends only the
 // users whose bounds overlap through the kernel: the same labels, sums and collectives as
 // plain Lloyd, less distance work once clusters settle. Randomness (initialisation,
 // samples) is keyed by the seed and the GLOBAL user index, and every user's
@@ -55,7 +55,9 @@ struct KMeansResult {
   bool hamerly = false;              ///< the iterations kept Hamerly's bounds (--algorithm)
   int restart = 0;                   ///< restart that won (0-based)
   std::int64_t relocated = 0;        ///< empty-cluster relocations over all iterations
-  double seconds = 0;  ///< wall time of the Lloyd run (iterations and final assignment), rank 0
+  double seconds = 0;  ///< wall time of the Lloyd runs (iterations and final assignment), rank 0
+  double init_seconds = 0;              ///< wall time of the initialisations (all restarts), rank 0
+  std::vector<double> restart_inertia;  ///< per restart: inertia when it was compared
   std::vector<KMeansIteration> iterations;
 };
 
@@ -89,6 +91,9 @@ struct ClusterRun {
   KMeansResult result;
   ClusterQuality quality;
   std::vector<SweepRow> sweep;  ///< empty unless --k was a sweep
+  double init_seconds = 0;      ///< initialisation, every k and restart (rank 0)
+  double lloyd_seconds = 0;     ///< Lloyd iterations, every k and restart (rank 0)
+  double quality_seconds = 0;   ///< silhouette, Davies-Bouldin, Calinski-Harabasz (rank 0)
 };
 
 // ---- algorithms (all collective over `comm`) ---------------------------------------------

@@ -18,10 +18,12 @@ struct KMeansModes {
   KMeansKernel kernel = KMeansKernel::kAuto;           ///< --kernel
   KMeansAlgorithm algorithm = KMeansAlgorithm::kAuto;  ///< --algorithm
   Criterion pick = Criterion::kGap;                    ///< --pick
-  /// Whether the Lloyd iterations for k clusters use Hamerly's bounds.
-  bool use_hamerly(std::int64_t k) const {
+  /// Whether the Lloyd iterations for k clusters of h dims use Hamerly's bounds. auto: when
+  /// k * h >= 4096; below, a plain iteration costs less than keeping the bounds (measured:
+  /// docs/clustering.md).
+  bool use_hamerly(std::int64_t k, std::int64_t h) const {
     return algorithm == KMeansAlgorithm::kHamerly ||
-           (algorithm == KMeansAlgorithm::kAuto && k >= 16);
+           (algorithm == KMeansAlgorithm::kAuto && k * h >= 4096);
   }
 };
 
@@ -39,9 +41,17 @@ struct KMeansParams {
   /// --oversampling-factor: k-means|| expected points drawn per round; 0 means 2k.
   double oversampling_factor = 0;
   /// --n-init: restarts with derived seeds; the lowest inertia wins (1 with a centroid file).
-  /// 3 by default: one k-means++ start can merge two segments and split another, and
-  /// restarts cost little next to profiling and projection.
-  int n_init = 3;
+  /// 0 (default): auto, 3 while n_users * k * h <= 1e8 (a restart then costs well under a
+  /// second; on small sets one k-means++ start can merge two segments and split another),
+  /// else 1 (measured on large sets: restarts changed the inertia by under 0.01% at up to 3x
+  /// the time; docs/clustering.md).
+  int n_init = 0;
+  /// --restart-iters: with n_init > 1, every restart runs this many Lloyd iterations, then
+  /// only the one with the lowest inertia goes on (to max_iter iterations in all), with the
+  /// same labels and centroids as had it run alone. 0: every restart runs to the end.
+  /// 10 by default: restarts then cost their initialisation and 10 iterations each, not a
+  /// whole run each (docs/clustering.md has the measured inertia).
+  int restart_iters = 10;
   /// --max-iter: Lloyd iterations at most.
   int max_iter = 300;
   /// --tol: stop when the total squared centroid shift of an iteration is at most
@@ -62,11 +72,12 @@ struct KMeansParams {
   /// Lloyd with Hamerly's triangle-inequality bounds: per user an upper bound on the distance
   /// to its centroid and a lower bound on the others; only users whose bounds overlap are
   /// compared with all centroids). Both give the same labels every iteration and the same
-  /// centroids. auto: hamerly when k >= 16, else lloyd.
+  /// centroids. auto: hamerly when k * h >= 4096 (e.g. k >= 128 at h = 32), else lloyd.
   std::string algorithm = "auto";
   /// --silhouette-sample: users (chosen by a seeded hash of the global index) whose
-  /// silhouette is averaged, each against ALL users; 0 disables the silhouette. Costs
-  /// 2 * sample * n_users * h flops per k.
+  /// silhouette is averaged, each against the other sampled users (scikit-learn's
+  /// silhouette_score(sample_size=...)); the exact silhouette when sample >= n_users; 0
+  /// disables it. Costs 2 * sample^2 * h flops per k, split over the ranks.
   std::int64_t silhouette_sample = 10000;
   /// --pick: rule that chooses k in a sweep: gap (the gap statistic against a Gaussian null
   /// with the data's covariance, 1-SE rule; gap.hpp), silhouette (max), db (Davies-Bouldin,
@@ -90,7 +101,12 @@ struct KMeansParams {
   bool is_sweep() const { return k_values().size() > 1; }
   /// Whether the Lloyd iterations for k clusters use Hamerly's bounds (--algorithm; throws
   /// UsageError on a bad value, as validate() does).
-  bool use_hamerly(std::int64_t k) const;
+  bool use_hamerly(std::int64_t k, std::int64_t h) const;
+  /// Restarts for n users, k clusters, h dims: n_init, or the auto rule when it is 0.
+  int restarts(std::int64_t n, std::int64_t k, std::int64_t h) const {
+    if (n_init > 0) return n_init;
+    return static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(h) <= 1e8 ? 3 : 1;
+  }
   /// `threads`, or $OMP_NUM_THREADS, or $SLURM_CPUS_PER_TASK, or 1.
   int resolved_threads() const;
 };

@@ -10,8 +10,10 @@
 namespace segrec {
 
 /// Mean silhouette of `sample` users (chosen by a seeded hash of the global index; all users
-/// when sample >= n), each against all users; Euclidean distances. NaN when fewer than two
-/// clusters are non-empty. `sample_used` receives the sample size.
+/// when sample >= n), each against the other sampled users (scikit-learn's
+/// silhouette_score(sample_size=...)); Euclidean distances; 2 sample^2 h flops split over the
+/// ranks. NaN when fewer than two clusters are non-empty (overall or in the sample).
+/// `sample_used` receives the sample size.
 double silhouette_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
                         std::int64_t sample, std::uint64_t seed, int threads, const Comm& comm,
                         std::int64_t* sample_used = nullptr);
