@@ -211,6 +211,7 @@ TEST(ProjectMpi, CommandWritesTheProjectionFile) {
   p.dims = 4;
   p.precision = "double";
   p.seed = 5;
+  p.value_dims = 0;  // one block over all features: the reference below
   const ProjectSummary s = run_project(p, world);
   EXPECT_TRUE(s.model.warnings.empty());
 
@@ -255,6 +256,54 @@ TEST(ProjectMpi, CommandWritesTheProjectionFile) {
   for (std::size_t i = 0; i < H.size(); ++i) EXPECT_NEAR(H[i], h1[i], 1e-5);
   const auto ids = f.read_strings("/users/ids", 0, kUsers);
   EXPECT_EQ(ids, b1.user_ids);
+}
+
+// The default projection has an interest block (items) and a value block (behaviour): W is
+// block-diagonal, and each block's columns are that block's own PCA.
+TEST(ProjectMpi, InterestAndValueBlocks) {
+  const Comm world = Comm::world();
+  const Comm serial;
+  const std::string dir = tmp_dir(world);
+  const Dataset ds = local_dataset(world);
+  const ProfileModel pm = fit_profile_model(ds, profile_params(), {}, {}, world);
+  write_profiles(dir + "/pb.h5", pm, profile_block(ds, pm), "dataset.h5", world);
+  ProjectParams p;
+  p.profiles = dir + "/pb.h5";
+  p.out = dir + "/blocks.h5";
+  p.dims = 8;
+  p.precision = "double";
+  const ProjectSummary s = run_project(p, world);
+  EXPECT_EQ(s.value_dims, 2);  // dims / 4
+  EXPECT_EQ(s.interest_dims, 6);
+  const h5::File f = h5::File::open(p.out, world, kProjectionFormat);
+  EXPECT_EQ(f.attr_int("/", "interest_dims"), 6);
+  EXPECT_EQ(f.attr_int("/", "value_dims"), 2);
+  const auto W = f.read_all<float>("/W");
+  const std::int64_t D = kItems + pm.n_dense();
+  for (std::int64_t j = 0; j < D; ++j)
+    for (int c = 0; c < 8; ++c) {
+      const bool value_row = j >= kItems;  // no category shares here: every dense column
+      if (value_row != (c >= 6)) {
+        EXPECT_EQ(W[j * 8 + c], 0.0f) << j << "," << c;
+      }
+    }
+  // The value block equals the PCA of the dense columns alone (serial reference).
+  const Dataset full = full_dataset();
+  const ProfileModel pm1 = fit_profile_model(full, profile_params(), {}, {}, serial);
+  const ProfileBlock b1 = profile_block(full, pm1);
+  const std::vector<std::int64_t> ptr(kUsers + 1, 0);
+  FeatureBlock V;
+  V.n_users = V.n_local = kUsers;
+  V.n_dense = pm1.n_dense();
+  V.indptr = ptr;
+  V.dense = b1.dense_values;
+  PcaOptions o;
+  o.dims = 2;
+  o.double_precision = true;
+  const ProjectionModel mv = randomized_pca(V, o, serial);
+  for (std::int64_t j = 0; j < pm1.n_dense(); ++j)
+    for (int c = 0; c < 2; ++c)
+      EXPECT_NEAR(W[(kItems + j) * 8 + 6 + c], mv.components(j, c), 1e-6);
 }
 
 TEST(ProjectMpi, BadInputs) {

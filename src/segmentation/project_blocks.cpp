@@ -35,8 +35,12 @@ BlockFit fit_blocks(const FeatureBlock& X, const std::vector<std::uint8_t>& inte
   std::vector<std::int64_t> icols, vcols;  // dense column indices of each block
   for (std::int64_t j = 0; j < X.n_dense; ++j) (interest[j] ? icols : vcols).push_back(j);
   BlockFit out;
-  const std::int64_t nv = value_block_dims(dims, value_dims, static_cast<std::int64_t>(vcols.size()));
-  if (nv == 0 || X.n_sparse + static_cast<std::int64_t>(icols.size()) == 0) {
+  const std::int64_t dv = static_cast<std::int64_t>(vcols.size());
+  const std::int64_t n_interest = X.n_sparse + static_cast<std::int64_t>(icols.size());
+  std::int64_t nv = value_block_dims(dims, value_dims, dv);
+  // More dims than the interest block has features: the value block takes the rest.
+  if (nv > 0) nv = std::min(dv, std::max(nv, dims - n_interest));
+  if (nv == 0 || n_interest == 0) {
     out.model = fit(X, dims);
     out.interest_dims = out.model.components.cols();
     return out;
