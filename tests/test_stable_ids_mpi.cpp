@@ -271,8 +271,8 @@ TEST(StableIds, AddedUsersKeepEveryIdAtAnyRankCount) {
   EXPECT_EQ(slurp(mine + "/b.csv"), slurp(dir2 + "/b.csv"));
   // The report JSON's timings_s line is wall time; everything else must match.
   auto untimed = [](std::string s) {
-    const auto a = s.find("\n  \"timings_s\": {");
-    if (a != std::string::npos) s.erase(a, s.find('\n', a + 1) - a);
+    const auto at = s.find("\n  \"timings_s\": {");
+    if (at != std::string::npos) s.erase(at, s.find('\n', at + 1) - at);
     return s;
   };
   EXPECT_EQ(untimed(slurp(mine + "/b.json")), untimed(slurp(dir2 + "/b.json")));
