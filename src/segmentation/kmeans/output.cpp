@@ -4,8 +4,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -88,21 +90,33 @@ void write_segments_csv(const std::string& path, const std::vector<std::string>&
                         std::span<const std::int32_t> labels, const Comm& comm) {
   SEGREC_ASSERT(local_user_ids.size() == labels.size(), "one label per user");
   OrderedWriter out(path, comm);
+  // This rank's lines go to a scratch file in bounded chunks, then into the output in one
+  // ordered append: every rank's users stay together, in global user order.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> scratch(std::tmpfile(), &std::fclose);
+  std::string err = scratch ? "" : "cannot create a scratch file for '" + path + "'";
+  comm.check_all(err, kExitIo);
   constexpr std::int64_t kChunk = 1 << 16;
   const auto n = static_cast<std::int64_t>(labels.size());
-  const std::int64_t rounds =
-      comm.allreduce_value(std::max<std::int64_t>(1, (n + kChunk - 1) / kChunk), Op::kMax);
-  for (std::int64_t r = 0; r < rounds; ++r) {
-    std::string text;
-    if (r == 0 && comm.is_root()) text = "user_id,segment\n";
-    for (std::int64_t i = r * kChunk; i < std::min(n, (r + 1) * kChunk); ++i) {
+  std::int64_t bytes = 0;
+  std::string text;
+  if (comm.is_root()) text = "user_id,segment\n";
+  for (std::int64_t i = 0; i < n || !text.empty(); ++i) {
+    if (i < n) {
       append_csv_field(text, local_user_ids[i]);
       text += ',';
       text += std::to_string(labels[i]);
       text += '\n';
     }
-    out.append(text);
+    if (i + 1 >= n || (i + 1) % kChunk == 0) {
+      if (std::fwrite(text.data(), 1, text.size(), scratch.get()) != text.size() && err.empty())
+        err = "cannot write a scratch file for '" + path + "'";
+      bytes += static_cast<std::int64_t>(text.size());
+      text.clear();
+    }
   }
+  comm.check_all(err, kExitIo);
+  std::rewind(scratch.get());
+  out.append_file(scratch.get(), bytes);
   out.commit();
 }
 
