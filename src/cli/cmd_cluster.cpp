@@ -4,7 +4,9 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/io/items.hpp"
 #include "segrec/segmentation/cluster.hpp"
 
 namespace segrec::cli {
@@ -76,7 +78,13 @@ class Cluster final : public Command {
             "report-items", po::value(&rp_.top_items)->default_value(rp_.top_items),
             "over-represented items listed per segment")(
             "min-item-users", po::value(&rp_.min_item_users)->default_value(rp_.min_item_users),
-            "segment users an item needs to be listed");
+            "segment users an item needs to be listed")(
+            "report-item-info", po::value(&item_info_),
+            "item attributes (as recommend's --item-info): names in the report's item tables, "
+            "categories when the data set has none")(
+            "report-item-info-format",
+            po::value(&item_info_format_)->default_value(item_info_format_),
+            "csv or movielens (u.item)");
   }
 
   void check(const Context& ctx) override {
@@ -85,6 +93,11 @@ class Cluster final : public Command {
     require(!out_.empty(), "out", out_, "give the segments.h5 to write");
     p_.validate();
     rp_.validate();
+    try {
+      parse_items_format(item_info_format_);
+    } catch (const UsageError&) {
+      require(false, "report-item-info-format", item_info_format_, "use csv or movielens");
+    }
   }
 
   int run(const Context& ctx) override {
@@ -94,8 +107,9 @@ class Cluster final : public Command {
     if (csv_.empty()) csv_ = replace_ext(out_, ".csv");
     if (report_.empty()) report_ = replace_ext(out_, "");
 
-    const ClusterOutcome res =
-        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_}, p_, rp_, comm);
+    const ClusterOutcome res = run_cluster_stage(
+        {projection_, out_, csv_, report_, data_, profiles_, item_info_, item_info_format_}, p_,
+        rp_, comm);
     const ClusterRun& run = res.run;
     const KMeansResult& r = run.result;
 
@@ -142,6 +156,7 @@ class Cluster final : public Command {
   KMeansParams p_;
   SegmentReportParams rp_;
   std::string projection_, out_ = "segments.h5", csv_, report_, data_, profiles_;
+  std::string item_info_, item_info_format_ = "csv";
 };
 
 }  // namespace

@@ -15,10 +15,11 @@ namespace {
 
 // Options that name files a command reads, and files it writes (by option name; "events"
 // and "foldin" are repeatable). A value that names no file (an id list) is skipped.
-constexpr const char* kInputOptions[] = {"events",    "data",        "profiles",       "projection",
-                                         "segments",  "model",       "exclude",        "foldin",
-                                         "test",      "config",      "items",          "items-file",
-                                         "item-info", "query-users", "item-categories"};
+constexpr const char* kInputOptions[] = {
+    "events",    "data",        "profiles",        "projection",
+    "segments",  "model",       "exclude",         "foldin",
+    "test",      "config",      "items",           "items-file",
+    "item-info", "query-users", "item-categories", "report-item-info"};
 constexpr const char* kOutputOptions[] = {"out", "checkpoint", "json", "log-json"};
 
 std::vector<std::pair<std::string, std::string>> paths_of(const po::variables_map& vm,

@@ -7,6 +7,7 @@
 // k x d sums and counts.
 #include "segrec/segmentation/segment_report.hpp"
 #include "segrec/segmentation/profile.hpp"
+#include "segrec/segmentation/report_value.hpp"
 
 #include <unistd.h>
 
@@ -130,6 +131,7 @@ void item_lifts(std::span<const std::int32_t> labels, const std::vector<std::int
     if (static_cast<int>(seg.items.size()) >= p.top_items) continue;
     ItemLift il;
     il.item_id = data.item_ids[r.item];
+    if (data.item_names.size() == data.item_ids.size()) il.name = data.item_names[r.item];
     il.users = r.users;
     il.rate = static_cast<double>(r.users) / static_cast<double>(sizes[r.segment]);
     il.global_rate = static_cast<double>(r.item_users) / static_cast<double>(n);
@@ -191,12 +193,24 @@ std::string describe(const SegmentSummary& s) {
     parts.push_back(std::string(std::fabs(z) >= 1 ? "very " : "") + (z > 0 ? "high " : "low ") +
                     by_z[i]->name);
   }
+  const auto label = [](const ItemLift& it) {
+    return it.name.empty() ? it.item_id : it.name + " (" + it.item_id + ")";
+  };
   if (!s.items.empty() && s.items[0].lift >= 1.5) {
-    std::string it = "item " + s.items[0].item_id;
-    if (s.items.size() > 1 && s.items[1].lift >= 1.5) it += ", " + s.items[1].item_id;
+    std::string it = "item " + label(s.items[0]);
+    if (s.items.size() > 1 && s.items[1].lift >= 1.5) it += ", " + label(s.items[1]);
     parts.push_back(it + " over-represented (lift " + fmt(s.items[0].lift, 1) + ")");
   }
-  if (parts.empty()) return s.stats.empty() && s.items.empty() ? "" : "close to the average user";
+  std::string cats;
+  for (std::size_t i = 0; i < s.categories.size() && i < 2; ++i)
+    if (s.categories[i].lift > 1) cats += (cats.empty() ? "" : ", ") + s.categories[i].name;
+  if (!cats.empty()) parts.push_back("top categories " + cats);
+  if (std::isfinite(s.value.revenue_share))
+    parts.push_back(fmt(100 * s.value.revenue_share, 1) + "% of revenue from " +
+                    fmt(100 * s.share, 1) + "% of users");
+  if (parts.empty())
+    return s.stats.empty() && s.items.empty() && s.categories.empty() ? ""
+                                                                      : "close to the average user";
   std::string out;
   for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
   return out;
@@ -232,17 +246,45 @@ SegmentReport build_segment_report(std::span<const std::int32_t> labels,
                   "dataset block and labels differ");
     if (data->n_items() > 0 && p.top_items > 0)
       item_lifts(labels, sizes, *data, p, comm, rep.segments);
+    category_lifts(labels, *data, rep.segments, comm);
   } else {
     rep.notes.push_back("no dataset: item lifts omitted (give --data)");
   }
   if (stats) {
     stat_contrasts(labels, rep.k, *stats, comm, rep.segments);
+    // RFM in every rank's block or in none (the same file).
+    rep.has_rfm = comm.allreduce_value(stats->rfm_values.empty() ? 0 : 1, Op::kMin) > 0;
+    if (rep.has_rfm) segment_values(labels, *stats, rep.segments, rep.overall, comm);
   } else {
     rep.notes.push_back("no profiles: behavioural statistics omitted (give --profiles)");
   }
   for (auto& s : rep.segments)
     if (s.described) s.description = describe(s);
   return rep;
+}
+
+void SegmentReport::value_markdown(std::ostream& os, const SegmentSummary& s) const {
+  if (!s.categories.empty()) {
+    os << "\nMost over-represented categories (lift = share of the segment's events in the "
+          "category / share of all users' events):\n\n"
+       << "| category | segment share | overall share | lift |\n|---|---:|---:|---:|\n";
+    for (const auto& c : s.categories)
+      os << "| " << md_cell(c.name) << " | " << fmt(100 * c.share, 1) << "% | "
+         << fmt(100 * c.global_share, 1) << "% | " << fmt(c.lift, 2) << " |\n";
+  }
+  if (!has_rfm) return;
+  os << "\nValue (RFM: recency in days since the last purchase, frequency in purchase "
+        "sessions, monetary = spend; scores 1..5 by global quintiles, 5 best):\n\n";
+  if (std::isfinite(s.value.revenue_share))
+    os << "Revenue share " << fmt(100 * s.value.revenue_share, 1) << "% (users "
+       << fmt(100 * s.share, 1) << "%).\n\n";
+  os << "| | segment mean | overall mean | segment score | overall score |\n"
+     << "|---|---:|---:|---:|---:|\n";
+  const char* names[3] = {"recency (days)", "frequency", "monetary"};
+  for (int j = 0; j < 3; ++j)
+    os << "| " << names[j] << " | " << fmt(s.value.mean[j], 2) << " | " << fmt(overall.mean[j], 2)
+       << " | " << fmt(s.value.mean_score[j], 2) << " | " << fmt(overall.mean_score[j], 2)
+       << " |\n";
 }
 
 std::string SegmentReport::markdown() const {
@@ -259,10 +301,14 @@ std::string SegmentReport::markdown() const {
      << " users are counted but not described, so that no small group of people can be "
         "singled out.\n";
   for (const auto& n : notes) os << "\n_Note: " << n << "._\n";
-  os << "\n| segment | users | share | description |\n|---:|---:|---:|---|\n";
-  for (const auto& s : segments)
-    os << "| " << s.id << " | " << s.size << " | " << fmt(100 * s.share, 1) << "% | "
-       << md_cell(s.described ? s.description : "(not described: too few users)") << " |\n";
+  const bool revenue = std::isfinite(overall.revenue_share);
+  os << "\n| segment | users | share |" << (revenue ? " revenue share |" : "")
+     << " description |\n|---:|---:|---:|" << (revenue ? "---:|" : "") << "---|\n";
+  for (const auto& s : segments) {
+    os << "| " << s.id << " | " << s.size << " | " << fmt(100 * s.share, 1) << "% | ";
+    if (revenue) os << fmt(100 * s.value.revenue_share, 1) << "% | ";
+    os << md_cell(s.described ? s.description : "(not described: too few users)") << " |\n";
+  }
   for (const auto& s : segments) {
     if (!s.described) continue;
     os << "\n## Segment " << s.id << ": " << s.size << " users (" << fmt(100 * s.share, 1)
@@ -274,8 +320,9 @@ std::string SegmentReport::markdown() const {
          << "| item | segment users | segment rate | overall rate | lift |\n"
          << "|---|---:|---:|---:|---:|\n";
       for (const auto& it : s.items)
-        os << "| " << md_cell(it.item_id) << " | " << it.users << " | " << fmt(100 * it.rate, 1)
-           << "% | " << fmt(100 * it.global_rate, 2) << "% | " << fmt(it.lift, 2) << " |\n";
+        os << "| " << md_cell(it.name.empty() ? it.item_id : it.name + " (" + it.item_id + ")")
+           << " | " << it.users << " | " << fmt(100 * it.rate, 1) << "% | "
+           << fmt(100 * it.global_rate, 2) << "% | " << fmt(it.lift, 2) << " |\n";
       os << "\n";
     }
     if (!s.stats.empty()) {
@@ -285,7 +332,20 @@ std::string SegmentReport::markdown() const {
         os << "| " << md_cell(c.name) << " | " << fmt(c.mean, 3) << " | " << fmt(c.global_mean, 3)
            << " | " << (c.z >= 0 ? "+" : "") << fmt(c.z, 2) << " sd |\n";
     }
+    value_markdown(os, s);
   }
+  return os.str();
+}
+
+std::string SegmentReport::value_json(const SegmentValue& v) {
+  std::ostringstream os;
+  os << "{\"revenue\": " << json::num(v.revenue)
+     << ", \"revenue_share\": " << json::num(v.revenue_share);
+  const char* names[3] = {"recency_days", "frequency", "monetary"};
+  for (int j = 0; j < 3; ++j)
+    os << ", \"" << names[j] << "\": " << json::num(v.mean[j]) << ", \"" << names[j]
+       << "_score\": " << json::num(v.mean_score[j]);
+  os << "}";
   return os.str();
 }
 
@@ -298,20 +358,23 @@ std::string SegmentReport::json() const {
      << ",\n  \"silhouette_sample\": " << quality.silhouette_sample
      << ",\n  \"davies_bouldin\": " << json::num(quality.davies_bouldin)
      << ",\n  \"calinski_harabasz\": " << json::num(quality.calinski_harabasz)
-     << ",\n  \"notes\": [";
+     << ",\n  \"rfm\": " << (has_rfm ? value_json(overall) : "null") << ",\n  \"notes\": [";
   for (std::size_t i = 0; i < notes.size(); ++i) os << (i ? ", " : "") << json::str(notes[i]);
   os << "],\n  \"segments\": [";
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const auto& s = segments[i];
     os << (i ? "," : "") << "\n    {\"id\": " << s.id << ", \"size\": " << s.size
-       << ", \"share\": " << json::num(s.share)
-       << ", \"described\": " << (s.described ? "true" : "false");
+       << ", \"share\": " << json::num(s.share);
+    if (std::isfinite(s.value.revenue_share))
+      os << ", \"revenue_share\": " << json::num(s.value.revenue_share);
+    os << ", \"described\": " << (s.described ? "true" : "false");
     if (s.described) {
       os << ", \"description\": " << json::str(s.description) << ",\n     \"items\": [";
       for (std::size_t j = 0; j < s.items.size(); ++j) {
         const auto& it = s.items[j];
         os << (j ? ", " : "") << "{\"item_id\": " << json::str(it.item_id)
-           << ", \"users\": " << it.users << ", \"rate\": " << json::num(it.rate)
+           << ", \"name\": " << json::str(it.name) << ", \"users\": " << it.users
+           << ", \"rate\": " << json::num(it.rate)
            << ", \"global_rate\": " << json::num(it.global_rate)
            << ", \"lift\": " << json::num(it.lift) << "}";
       }
@@ -323,7 +386,15 @@ std::string SegmentReport::json() const {
            << ", \"global_mean\": " << json::num(c.global_mean) << ", \"z\": " << json::num(c.z)
            << "}";
       }
-      os << "]";
+      os << "],\n     \"categories\": [";
+      for (std::size_t j = 0; j < s.categories.size(); ++j) {
+        const auto& c = s.categories[j];
+        os << (j ? ", " : "") << "{\"name\": " << json::str(c.name)
+           << ", \"share\": " << json::num(c.share)
+           << ", \"global_share\": " << json::num(c.global_share)
+           << ", \"lift\": " << json::num(c.lift) << "}";
+      }
+      os << "],\n     \"rfm\": " << (has_rfm ? value_json(s.value) : "null");
     }
     os << "}";
   }
@@ -371,6 +442,10 @@ LocalStats read_profile_stats(const std::string& path, std::int64_t n_users, std
       st.names = f.read_strings("/dense/names", 0, d);
       const auto raw = f.read_rows<float>("/dense/raw", begin, count);
       st.raw = Eigen::Map<const MatrixRF>(raw.data(), count, d);
+      if (f.exists("/rfm")) {  // older files have none
+        st.rfm_values = f.read_rows<float>("/rfm/values", begin, count);
+        st.rfm_scores = f.read_rows<std::uint8_t>("/rfm/scores", begin, count);
+      }
     }
   }
   comm.check_all(err, kExitData);

@@ -76,6 +76,11 @@ struct Dataset {
   std::vector<std::uint8_t> log_type;
   std::vector<double> log_time;
   std::vector<float> log_value;
+  std::vector<float> log_price;               ///< per event: unit price; NaN unknown; empty = no price column
+  std::vector<double> item_price;             ///< n_items: unit price, NaN unknown; empty = none
+  std::vector<std::string> item_names;        ///< n_items: display name, "" unknown; empty = none
+  std::vector<std::int32_t> item_category;    ///< n_items: index into categories, -1 none; empty = none
+  std::vector<std::string> categories;        ///< sorted category names
 
   std::vector<double> first_time, last_time;  ///< per local user
   IngestReport report;
