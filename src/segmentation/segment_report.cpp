@@ -273,8 +273,9 @@ void SegmentReport::value_markdown(std::ostream& os, const SegmentSummary& s) co
          << fmt(100 * c.global_share, 1) << "% | " << fmt(c.lift, 2) << " |\n";
   }
   if (!has_rfm) return;
-  os << "\nValue (RFM: recency in days since the last purchase, frequency in purchase "
-        "sessions, monetary = spend; scores 1..5 by global quintiles, 5 best):\n\n";
+  os << "\nValue (RFM: recency = days since the last purchase, frequency = sessions with a "
+        "purchase (without purchase events: the last event, all sessions), monetary = spend; "
+        "scores 1..5 by global quintiles, 5 best):\n\n";
   if (std::isfinite(s.value.revenue_share))
     os << "Revenue share " << fmt(100 * s.value.revenue_share, 1) << "% (users "
        << fmt(100 * s.share, 1) << "%).\n\n";
@@ -282,9 +283,10 @@ void SegmentReport::value_markdown(std::ostream& os, const SegmentSummary& s) co
      << "|---|---:|---:|---:|---:|\n";
   const char* names[3] = {"recency (days)", "frequency", "monetary"};
   for (int j = 0; j < 3; ++j)
-    os << "| " << names[j] << " | " << fmt(s.value.mean[j], 2) << " | " << fmt(overall.mean[j], 2)
-       << " | " << fmt(s.value.mean_score[j], 2) << " | " << fmt(overall.mean_score[j], 2)
-       << " |\n";
+    if (j < 2 || std::isfinite(overall.mean[j]))  // no monetary row without prices
+      os << "| " << names[j] << " | " << fmt(s.value.mean[j], 2) << " | " << fmt(overall.mean[j], 2)
+         << " | " << fmt(s.value.mean_score[j], 2) << " | " << fmt(overall.mean_score[j], 2)
+         << " |\n";
 }
 
 std::string SegmentReport::markdown() const {
