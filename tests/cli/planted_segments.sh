@@ -24,6 +24,7 @@ awk -v a="$ari" 'BEGIN { exit !(a >= 0.95) }' && ok "adjusted Rand index $ari >=
 # The report names items and lists categories from an item attribute file, and shows RFM.
 awk -F, 'NR == 1 { print "item_id,name,category"; next } { print $1 ",Product " $1 "," $2 }' \
   "$D/items.csv" >"$D/info.csv"
+mkdir -p "$D/named"
 step report cluster --projection "$D/projection.h5" --k 8 --out "$D/named/segments.h5" \
   --report-item-info "$D/info.csv"
 for want in "| Product i" "Most over-represented categories" "| recency (days) |" "top categories c"; do
