@@ -1,9 +1,11 @@
 // `segrec profile` on tiny hand-made data sets, against closed-form values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "segmentation_fixture.hpp"
 #include "segrec/core/error.hpp"
@@ -73,18 +75,32 @@ ProfileParams params(double dense_weight = 1, double half_life = 0) {
 TEST(Profile, DenseNamesFollowTheEventTypes) {
   std::vector<std::uint8_t> log;
   const auto names = dense_statistic_names(kTypes, {"a"}, &log);
-  const std::vector<std::string> want = {
-      "events:View",         "events:add_to_cart", "events:purchase",     "distinct_items",
-      "active_days",         "sessions",           "mean_value:View",     "mean_value:add_to_cart",
-      "mean_value:purchase", "ratio:cart/view",    "ratio:purchase/view", "days_since_last",
-      "category_share:a"};
+  const std::vector<std::string> want = {"events:View",         "events:add_to_cart",
+                                         "events:purchase",     "distinct_items",
+                                         "active_days",         "sessions",
+                                         "mean_value:View",     "mean_value:add_to_cart",
+                                         "mean_value:purchase", "ratio:cart/view",
+                                         "ratio:purchase/view", "days_since_last",
+                                         "purchase_sessions",   "days_since_purchase",
+                                         "category_share:a"};
   EXPECT_EQ(names, want);
   ASSERT_EQ(log.size(), names.size());
   EXPECT_EQ(log[0], 1);   // counts: log1p
   EXPECT_EQ(log[9], 0);   // ratios: linear
-  EXPECT_EQ(log[12], 0);  // shares: linear
+  EXPECT_EQ(log[12], 1);  // purchase sessions: log1p
+  EXPECT_EQ(log[14], 0);  // shares: linear
+  const auto blocks = dense_blocks(names);
+  for (std::size_t j = 0; j < names.size(); ++j) EXPECT_EQ(blocks[j], j == 14 ? 0 : 1) << j;
+  // Prices add monetary and mean_price (log1p) before the shares.
+  const auto priced = dense_statistic_names(kTypes, {"a"}, &log, true);
+  ASSERT_EQ(priced.size(), names.size() + 2);
+  EXPECT_EQ(priced[14], "monetary");
+  EXPECT_EQ(priced[15], "mean_price");
+  EXPECT_EQ(log[14] + log[15], 2);
+  EXPECT_EQ(priced[16], "category_share:a");
   // No view type: no ratios. "pv" and "buy" are recognised case-insensitively.
-  EXPECT_EQ(dense_statistic_names({"cart", "buy"}, {}).size(), 2u + 3u + 2u + 1u);
+  EXPECT_EQ(dense_statistic_names({"cart", "buy"}, {}).size(), 2u + 3u + 2u + 1u + 2u);
+  EXPECT_EQ(dense_statistic_names({"view", "rate"}, {}).size(), 2u + 3u + 2u + 1u);
   const auto pv = dense_statistic_names({"PV", "Buy"}, {});
   EXPECT_NE(std::find(pv.begin(), pv.end(), "ratio:purchase/view"), pv.end());
   EXPECT_EQ(std::find(pv.begin(), pv.end(), "ratio:cart/view"), pv.end());
@@ -298,3 +314,73 @@ TEST(Profile, MissingEventLogIsAnError) {
 }
 
 }  // namespace
+
+namespace {
+
+// u0: a view and a purchase of 2 x i0 in one session, a purchase of 1 x i1 a day later;
+// u1: one view of i1; u2: a purchase of 3 x i2 at the last timestamp. Event prices 10, 10,
+// unknown (i1's item price 4), unknown (4), unknown (i2 has none).
+Dataset priced_tiny(const std::vector<std::string>& types) {
+  Dataset ds = make_dataset(3, kItems, types, {1, 5},
+                            {{0, 0, 0, t0, 1},
+                             {0, 0, 1, t0 + 60, 2},
+                             {0, 1, 1, t0 + day, 1},
+                             {1, 1, 0, t0, 5},
+                             {2, 2, 1, t0 + 3 * day, 3}},
+                            {0, 3});
+  const float unknown = std::numeric_limits<float>::quiet_NaN();
+  ds.log_price = {10, 10, unknown, unknown, unknown};
+  ds.item_price = {std::nan(""), 4, std::nan("")};
+  return ds;
+}
+
+}  // namespace
+
+TEST(Profile, MonetaryAndMeanPriceInClosedForm) {
+  const auto ds = priced_tiny({"view", "purchase"});
+  const Fitted f = fit_tiny(params(), ds);
+  const auto& m = f.m;
+  const auto& b = f.b;
+  EXPECT_TRUE(m.prices);
+  EXPECT_EQ(raw(b, m, 0, "monetary"), 10 * 2 + 4 * 1);  // purchases only: price x quantity
+  EXPECT_EQ(raw(b, m, 1, "monetary"), 0);               // no purchase
+  EXPECT_EQ(raw(b, m, 2, "monetary"), 0);               // price unknown
+  EXPECT_EQ(raw(b, m, 0, "mean_price"), (10 + 10 + 4) / 3.0f);
+  EXPECT_EQ(raw(b, m, 1, "mean_price"), 4);             // a view with the item's price
+  EXPECT_TRUE(std::isnan(raw(b, m, 2, "mean_price")));  // no known price
+  EXPECT_EQ(raw(b, m, 0, "purchase_sessions"), 2);
+  EXPECT_EQ(raw(b, m, 1, "purchase_sessions"), 0);
+  EXPECT_EQ(raw(b, m, 2, "purchase_sessions"), 1);
+  EXPECT_NEAR(raw(b, m, 0, "days_since_purchase"), 2, 1e-7);
+  EXPECT_TRUE(std::isnan(raw(b, m, 1, "days_since_purchase")));
+  EXPECT_EQ(raw(b, m, 2, "days_since_purchase"), 0);
+  // Standardised after log1p: monetary of u0 = (log1p(24) - mean) / std.
+  const double l = std::log1p(24.0), mean = l / 3, sd = std::sqrt(l * l / 3 - mean * mean);
+  EXPECT_NEAR(val(b, m, 0, "monetary"), (l - mean) / sd, 1e-5);
+  for (auto blk : m.dense_block) EXPECT_EQ(blk, 1);  // no categories: value only
+
+  // RFM: R = (2, -, 0) days, F = (2, 0, 1), M = (24, 0, 0). Quintile cut points
+  // (x_(ceil(qn)-1)): R over 2 users (0, 0, 2, 2), F (0, 1, 1, 2), M (0, 0, 0, 24).
+  const std::vector<double> edges = {0, 0, 2, 2, 0, 1, 1, 2, 0, 0, 0, 24};
+  EXPECT_EQ(m.rfm_edges, edges);
+  const std::vector<std::uint8_t> scores = {3, 4, 4, 1, 1, 1, 5, 2, 1};
+  EXPECT_EQ(b.rfm_scores, scores);
+  EXPECT_EQ(b.rfm_values[2], 24);
+  EXPECT_TRUE(std::isnan(b.rfm_values[3]));
+
+  // No purchase type: every event counts, price x value; R and F from all events.
+  const auto ds2 = priced_tiny({"view", "like"});
+  const Fitted g = fit_tiny(params(), ds2);
+  EXPECT_EQ(raw(g.b, g.m, 0, "monetary"), 10 * 1 + 10 * 2 + 4 * 1);
+  EXPECT_EQ(raw(g.b, g.m, 1, "monetary"), 4 * 5);
+  EXPECT_EQ(std::find(g.m.dense_names.begin(), g.m.dense_names.end(), "purchase_sessions"),
+            g.m.dense_names.end());
+  EXPECT_EQ(g.b.rfm_values[1], 2);  // u0: two sessions
+  EXPECT_EQ(g.b.rfm_values[0], 2);  // u0: last event two days before the end
+
+  // Without prices: no monetary column, M scores 0.
+  const Fitted h = fit_tiny(params());
+  EXPECT_FALSE(h.m.prices);
+  EXPECT_TRUE(std::isnan(h.m.rfm_edges[8]));
+  for (int u = 0; u < 3; ++u) EXPECT_EQ(h.b.rfm_scores[u * 3 + 2], 0);
+}

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "segment_report_fixture.hpp"
@@ -166,6 +167,74 @@ TEST(SegmentReport, SmallSegmentsRevealOnlyTheirSize) {
   EXPECT_NE(seg1.find("\"described\": false"), std::string::npos) << seg1;
   // Everyone in one segment over the floor: all described; the default floor is 50.
   EXPECT_EQ(SegmentReportParams{}.min_report_users, 50);
+}
+
+}  // namespace
+}  // namespace segrec
+
+namespace segrec {
+namespace {
+
+// Value and categories: M = 10 per user in segment 0, 5 in segment 1, 1 in segment 2
+// (revenue 1000 + 300 + 40); R = 3 / 30 / undefined days; F = 2 / 1 / 0. Items a and c
+// are "books", b "games", d has no category; items are named.
+TEST(SegmentReport, RevenueSharesRfmNamesAndCategories) {
+  const Comm comm;
+  auto ds = report_fixture::dataset(0, kUsers);
+  ds.item_names = {"Alpha", "Beta", "", "Delta"};
+  ds.categories = {"books", "games"};
+  ds.item_category = {0, 1, 0, -1};
+  auto stats = report_fixture::stats(0, kUsers);
+  for (std::int64_t u = 0; u < kUsers; ++u) {
+    const auto s = report_fixture::segment_of(u);
+    const float r = s == 0 ? 3.0f : (s == 1 ? 30.0f : std::numeric_limits<float>::quiet_NaN());
+    stats.rfm_values.insert(stats.rfm_values.end(), {r, static_cast<float>(2 - s),
+                                                     s == 0 ? 10.0f : (s == 1 ? 5.0f : 1.0f)});
+    const std::uint8_t sc = static_cast<std::uint8_t>(5 - 2 * s);
+    stats.rfm_scores.insert(stats.rfm_scores.end(), {sc, sc, sc});
+  }
+  const auto labels = report_fixture::labels(0, kUsers);
+  const auto rep = build_segment_report(labels, report_fixture::sizes(), &ds, &stats,
+                                        SegmentReportParams{}, comm);
+  ASSERT_TRUE(rep.has_rfm);
+  double total = 0;
+  for (const auto& s : rep.segments) total += s.value.revenue_share;
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  const auto& s0 = rep.segments[0];
+  const auto& s1 = rep.segments[1];
+  EXPECT_NEAR(s0.value.revenue_share, 1000.0 / 1340, 1e-12);
+  EXPECT_NEAR(rep.segments[2].value.revenue_share, 40.0 / 1340, 1e-12);
+  EXPECT_NEAR(s1.value.mean[0], 30, 1e-12);
+  EXPECT_NEAR(s1.value.mean[1], 1, 1e-12);
+  EXPECT_NEAR(s1.value.mean_score[2], 3, 1e-12);
+  EXPECT_TRUE(std::isnan(rep.segments[2].value.mean[0]));                // not described
+  EXPECT_NEAR(rep.overall.mean[0], (100 * 3 + 60 * 30) / 160.0, 1e-12);  // R defined for 160
+  EXPECT_NEAR(rep.overall.mean[2], 1340.0 / 200, 1e-12);
+  // Names next to ids.
+  ASSERT_FALSE(s0.items.empty());
+  EXPECT_EQ(s0.items[0].name, "Alpha");
+  // Categories: segment 1 has 10 books and 20 games events, all users 113 and 20 of 133.
+  ASSERT_EQ(s1.categories.size(), 2u);
+  EXPECT_EQ(s1.categories[0].name, "games");
+  EXPECT_NEAR(s1.categories[0].share, 2.0 / 3, 1e-12);
+  EXPECT_NEAR(s1.categories[0].global_share, 20.0 / 133, 1e-12);
+  EXPECT_NEAR(s1.categories[0].lift, (2.0 / 3) / (20.0 / 133), 1e-12);
+  ASSERT_EQ(s0.categories.size(), 1u);
+  EXPECT_NEAR(s0.categories[0].lift, 133.0 / 113, 1e-12);
+  EXPECT_TRUE(rep.segments[2].categories.empty());
+  EXPECT_EQ(s1.description,
+            "very high visits; very low spend; item Beta (b) over-represented (lift 3.3); top "
+            "categories games; 22.4% of revenue from 30.0% of users");
+  const std::string md = rep.markdown(), json = rep.json();
+  EXPECT_NE(md.find("| segment | users | share | revenue share | description |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| 0 | 100 | 50.0% | 74.6% |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| Beta (b) | 20 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| games | 66.7% | 15.0% | 4.43 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| recency (days) | 30.00 | "), std::string::npos) << md;
+  EXPECT_NE(json.find("\"name\": \"Beta\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"categories\": [{\"name\": \"games\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"revenue_share\": 0.7462686567"), std::string::npos) << json;
 }
 
 }  // namespace

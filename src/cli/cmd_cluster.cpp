@@ -6,8 +6,10 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/core/progress.hpp"
+#include "segrec/io/items.hpp"
 #include "segrec/segmentation/cluster.hpp"
 
 namespace segrec::cli {
@@ -111,7 +113,13 @@ class Cluster final : public Command {
             "report-items", po::value(&rp_.top_items)->default_value(rp_.top_items),
             "over-represented items listed per segment")(
             "min-item-users", po::value(&rp_.min_item_users)->default_value(rp_.min_item_users),
-            "segment users an item needs to be listed");
+            "segment users an item needs to be listed")(
+            "report-item-info", po::value(&item_info_),
+            "item attributes (as recommend's --item-info): names in the report's item tables, "
+            "categories when the data set has none")(
+            "report-item-info-format",
+            po::value(&item_info_format_)->default_value(item_info_format_),
+            "csv or movielens (u.item)");
   }
 
   void check(const Context& ctx) override {
@@ -140,6 +148,11 @@ class Cluster final : public Command {
             "init", p_.init,
             "a centroid file cannot be combined with --previous (which starts from the earlier "
             "run's centroids)");
+    try {
+      parse_items_format(item_info_format_);
+    } catch (const UsageError&) {
+      require(false, "report-item-info-format", item_info_format_, "use csv or movielens");
+    }
   }
 
   int run(const Context& ctx) override {
@@ -151,7 +164,9 @@ class Cluster final : public Command {
     if (!p_.is_sweep() && ctx.vm["silhouette-sample"].defaulted()) p_.silhouette_sample = 0;
 
     const ClusterOutcome res = run_cluster_stage(
-        {projection_, out_, csv_, report_, data_, profiles_, previous_}, p_, vp_, rp_, comm);
+        {projection_, out_, csv_, report_, data_, profiles_, previous_, item_info_,
+         item_info_format_},
+        p_, vp_, rp_, comm);
     const ClusterRun& run = res.run;
     const KMeansResult& r = run.result;
 
@@ -223,7 +238,8 @@ class Cluster final : public Command {
     const Comm& comm = ctx.comm;
     if (dp_.eps != "auto" && ctx.vm["kdist-sample"].defaulted()) dp_.kdist_sample = 0;
     const ClusterOutcome res = run_cluster_stage(
-        {projection_, out_, csv_, report_, data_, profiles_, ""}, p_, vp_, rp_, comm, &dp_);
+        {projection_, out_, csv_, report_, data_, profiles_, "", item_info_, item_info_format_}, p_,
+        vp_, rp_, comm, &dp_);
     const DbscanResult& r = res.dbscan;
     std::ostringstream os;
     os << "clustered " << res.n_users << " users x " << res.dims << " dims on " << comm.size()
@@ -248,6 +264,7 @@ class Cluster final : public Command {
   SegmentReportParams rp_;
   ViewParams vp_;
   std::string projection_, out_ = "segments.h5", csv_, report_, data_, profiles_, previous_;
+  std::string item_info_, item_info_format_ = "csv";
 };
 
 }  // namespace

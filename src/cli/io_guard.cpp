@@ -17,10 +17,11 @@ namespace {
 
 // Options that name files a command reads, and files it writes (by option name; "events"
 // and "foldin" are repeatable). A value that names no file (an id list) is skipped.
-constexpr const char* kInputOptions[] = {"events",    "data",        "profiles",       "projection",
-                                         "segments",  "model",       "exclude",        "foldin",
-                                         "test",      "config",      "items",          "items-file",
-                                         "item-info", "query-users", "item-categories"};
+constexpr const char* kInputOptions[] = {
+    "events",    "data",        "profiles",        "projection",
+    "segments",  "model",       "exclude",         "foldin",
+    "test",      "config",      "items",           "items-file",
+    "item-info", "query-users", "item-categories", "report-item-info"};
 // Inputs that may be the file --out names (and no other output): read completely before the
 // output's temporary replaces it (cluster --previous: ids follow the segments.h5 rewritten).
 constexpr const char* kReadBeforeOut[] = {"previous"};

@@ -58,6 +58,7 @@ ProfileModel read_profile_group(const h5::File& f) {
   m.dense_mean = f.read_all<double>("/profile/dense/mean");
   m.dense_std = f.read_all<double>("/profile/dense/std");
   m.dense_log = f.read_all<std::uint8_t>("/profile/dense/log1p");
+  m.dense_block = dense_blocks(m.dense_names);
   m.event_types = read_all_strings(f, "/profile/event_types/names");
   m.event_weights = f.read_all<double>("/profile/event_types/weights");
   if (f.exists("/profile/categories")) {

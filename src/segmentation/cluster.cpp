@@ -8,6 +8,7 @@
 #include <limits>
 #include <optional>
 #include <utility>
+#include <map>
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/json.hpp"
@@ -16,6 +17,7 @@
 #include "segrec/io/companion.hpp"
 #include "segrec/io/h5.hpp"
 #include "segrec/segmentation/dbscan/output.hpp"
+#include "segrec/io/items.hpp"
 #include "segrec/segmentation/kmeans/output.hpp"
 #include "segrec/segmentation/stable_ids.hpp"
 
@@ -33,6 +35,35 @@ std::string resolve_reference(const std::string& ref, const std::string& base_fi
   const fs::path alt = fs::path(base_file).parent_path() / ref;
   if (!fs::path(ref).is_absolute() && fs::is_regular_file(alt, ec)) return alt.string();
   return "";
+}
+
+/// Names (and, when the data set has none, categories) of the data set's items from an
+/// item attribute file; items the file does not list keep theirs.
+void apply_item_info(const ItemAttributes& a, Dataset& ds) {
+  std::map<std::string, std::int64_t> row;
+  for (std::int64_t i = 0; i < a.size(); ++i) row.emplace(a.ids[i], i);
+  const std::size_t n = ds.item_ids.size();
+  ds.item_names.resize(n);
+  const bool categories = ds.categories.empty();
+  std::map<std::string, std::int32_t> cats;
+  if (categories) {
+    for (const auto& id : ds.item_ids)
+      if (const auto it = row.find(id); it != row.end() && !a.categories[it->second].empty())
+        cats.emplace(a.categories[it->second], 0);
+    for (auto& [name, idx] : cats) {
+      idx = static_cast<std::int32_t>(ds.categories.size());
+      ds.categories.push_back(name);
+    }
+    ds.item_category.assign(n, -1);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto it = row.find(ds.item_ids[i]);
+    if (it == row.end()) continue;
+    if (!a.names[it->second].empty()) ds.item_names[i] = a.names[it->second];
+    if (categories && !a.categories[it->second].empty())
+      ds.item_category[i] = cats.at(a.categories[it->second]);
+  }
+  if (categories && ds.categories.empty()) ds.item_category.clear();
 }
 
 }  // namespace
@@ -55,6 +86,7 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   MatrixRF X;
   std::vector<std::string> ids;
   std::string profiles_ref, err;
+  const ItemsFormat items_format = parse_items_format(files.item_info_format);
   Block b{0, 0};
   std::int64_t interest_dims = 0, value_dims = 0;
   {
@@ -168,6 +200,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
         err = "'" + data + "': user " + std::to_string(b.begin + static_cast<std::int64_t>(i)) +
               " is '" + ds.user_ids[i] + "', the projection has '" + ids[i] + "'";
     comm.check_all(err, kExitData);
+    if (!files.item_info.empty())
+      apply_item_info(read_items(files.item_info, items_format, comm), ds);
+  } else if (!files.item_info.empty()) {
+    out.notes.push_back("no dataset: --report-item-info '" + files.item_info + "' not used");
   }
   out.profiles_used = profiles;
   out.data_used = data;

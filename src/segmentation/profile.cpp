@@ -11,6 +11,7 @@
 
 #include "segrec/core/params.hpp"
 #include "segrec/io/parse.hpp"
+#include "segrec/segmentation/rfm.hpp"
 
 namespace segrec {
 
@@ -35,7 +36,7 @@ double signed_log1p(double x) { return std::copysign(std::log1p(std::fabs(x)), x
 // Where each statistic sits in a dense row (the order of dense_statistic_names).
 struct DenseLayout {
   std::int64_t n_types = 0, n_categories = 0;
-  bool cart_ratio = false, purchase_ratio = false;
+  bool cart_ratio = false, purchase_ratio = false, purchase = false, prices = false;
   std::int64_t events() const { return 0; }  // + type
   std::int64_t distinct_items() const { return n_types; }
   std::int64_t active_days() const { return n_types + 1; }
@@ -44,13 +45,18 @@ struct DenseLayout {
   std::int64_t cart_view() const { return 2 * n_types + 3; }
   std::int64_t purchase_view() const { return cart_view() + (cart_ratio ? 1 : 0); }
   std::int64_t days_since_last() const { return purchase_view() + (purchase_ratio ? 1 : 0); }
-  std::int64_t category_share() const { return days_since_last() + 1; }  // + category
+  std::int64_t purchase_sessions() const { return days_since_last() + 1; }
+  std::int64_t days_since_purchase() const { return purchase_sessions() + 1; }
+  std::int64_t monetary() const { return days_since_last() + 1 + (purchase ? 2 : 0); }
+  std::int64_t mean_price() const { return monetary() + 1; }
+  std::int64_t category_share() const { return monetary() + (prices ? 2 : 0); }  // + category
   std::int64_t size() const { return category_share() + n_categories; }
 
-  DenseLayout(const std::vector<std::string>& types, std::int64_t categories) {
+  DenseLayout(const std::vector<std::string>& types, std::int64_t categories, bool with_prices) {
     n_types = static_cast<std::int64_t>(types.size());
     n_categories = categories;
-    bool view = false, cart = false, purchase = false;
+    prices = with_prices;
+    bool view = false, cart = false;
     for (const auto& t : types) {
       view |= is_view(t);
       cart |= is_cart(t);
@@ -58,6 +64,20 @@ struct DenseLayout {
     }
     cart_ratio = view && cart;
     purchase_ratio = view && purchase;
+  }
+};
+
+// Unit price of event e of `ds` (the event's own price, else its item's); NaN unknown.
+struct PriceOf {
+  const Dataset& ds;
+  bool any() const { return !ds.log_price.empty() || !ds.item_price.empty(); }
+  double operator()(std::int64_t e, std::int32_t item) const {
+    if (!ds.log_price.empty()) {
+      const double p = ds.log_price[static_cast<std::size_t>(e)];
+      if (std::isfinite(p)) return p;
+    }
+    if (!ds.item_price.empty()) return ds.item_price[static_cast<std::size_t>(item)];
+    return kNaN;
   }
 };
 
@@ -92,9 +112,17 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
   const std::int64_t n = ds.n_local();
   if (static_cast<std::int64_t>(ds.log_ptr.size()) != n + 1)
     throw DataError("the profile needs the data set's event log (log/indptr has the wrong size)");
-  const DenseLayout L(m.event_types, static_cast<std::int64_t>(m.categories.size()));
+  // Price columns by name: a model read from elsewhere (a serving bundle) has no flag.
+  const bool model_prices = m.prices || std::find(m.dense_names.begin(), m.dense_names.end(),
+                                                  "monetary") != m.dense_names.end();
+  const DenseLayout L(m.event_types, static_cast<std::int64_t>(m.categories.size()), model_prices);
   const std::int64_t d = L.size();
   SEGREC_ASSERT(d == m.n_dense(), "dense layout ", d, " != model ", m.n_dense());
+  const PriceOf price_of{ds};
+  const bool prices = L.prices && price_of.any();
+  if ((!ds.log_price.empty() && ds.log_price.size() != ds.log_time.size()) ||
+      (!ds.item_price.empty() && ds.item_price.size() != ds.item_ids.size()))
+    throw DataError("the data set's prices do not match its events or items");
 
   const auto item_map = match_names(ds.item_ids, m.item_ids);
   const auto type_map = match_names(ds.event_types, m.event_types);
@@ -114,7 +142,8 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
   std::vector<std::pair<std::int32_t, double>> acc;  // (model item, weight) of one user
   std::vector<std::int32_t> seen_items;
   std::vector<std::int64_t> days;
-  std::vector<double> times, count(view.size()), value_sum(view.size());
+  std::vector<std::pair<double, char>> times;  // (time, purchase) of one user
+  std::vector<double> count(view.size()), value_sum(view.size());
   std::vector<double> cat(m.categories.size());
 
   for (std::int64_t u = 0; u < n; ++u) {
@@ -124,7 +153,7 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
     std::fill(count.begin(), count.end(), 0.0);
     std::fill(value_sum.begin(), value_sum.end(), 0.0);
     std::fill(cat.begin(), cat.end(), 0.0);
-    double cat_total = 0;
+    double cat_total = 0, spend = 0, price_sum = 0, priced = 0;
     for (std::int64_t e = ds.log_ptr[u]; e < ds.log_ptr[u + 1]; ++e) {
       const std::int32_t t = type_map.at(ds.log_type[e]);
       if (t < 0) continue;  // event type unknown to the model
@@ -136,7 +165,15 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
       count[t] += 1;
       value_sum[t] += ds.log_value[e];
       seen_items.push_back(item);
-      times.push_back(time);
+      times.emplace_back(time, purchase[t]);
+      if (prices) {
+        const double unit = price_of(e, item);
+        if (std::isfinite(unit)) {
+          price_sum += unit;
+          priced += 1;
+          if (purchase[t] || !L.purchase) spend += unit * ds.log_value[e];
+        }
+      }
       if (mi < 0) continue;  // item unknown to the model: behaviour only
       double w = m.event_weights[t];
       if (decay) w *= std::exp2(-std::max(0.0, m.reference_time - time) * decay_rate);
@@ -177,10 +214,20 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
         static_cast<double>(std::unique(seen_items.begin(), seen_items.end()) - seen_items.begin());
     if (!std::is_sorted(times.begin(), times.end())) std::sort(times.begin(), times.end());
     days.clear();
-    double sessions = 0;
+    double sessions = 0, buy_sessions = 0, last_buy = kNaN;
+    bool session_buys = false;
     for (std::size_t i = 0; i < times.size(); ++i) {
-      days.push_back(static_cast<std::int64_t>(std::floor(times[i] / kSecondsPerDay)));
-      if (i == 0 || times[i] - times[i - 1] > kSessionGapSeconds) sessions += 1;
+      const double ti = times[i].first;
+      days.push_back(static_cast<std::int64_t>(std::floor(ti / kSecondsPerDay)));
+      if (i == 0 || ti - times[i - 1].first > kSessionGapSeconds) {
+        sessions += 1;
+        session_buys = false;
+      }
+      if (times[i].second) {
+        if (!session_buys) buy_sessions += 1;
+        session_buys = true;
+        last_buy = ti;
+      }
     }
     x[L.active_days()] =
         static_cast<double>(std::unique(days.begin(), days.end()) - days.begin());  // sorted
@@ -188,7 +235,17 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
     if (L.cart_ratio && views > 0) x[L.cart_view()] = carts / views;
     if (L.purchase_ratio && views > 0) x[L.purchase_view()] = buys / views;
     if (total > 0)
-      x[L.days_since_last()] = std::max(0.0, m.reference_time - times.back()) / kSecondsPerDay;
+      x[L.days_since_last()] =
+          std::max(0.0, m.reference_time - times.back().first) / kSecondsPerDay;
+    if (L.purchase) {
+      x[L.purchase_sessions()] = buy_sessions;
+      if (!std::isnan(last_buy))
+        x[L.days_since_purchase()] = std::max(0.0, m.reference_time - last_buy) / kSecondsPerDay;
+    }
+    if (prices) {
+      x[L.monetary()] = spend;
+      if (priced > 0) x[L.mean_price()] = price_sum / priced;
+    }
     if (cat_total > 0)
       for (std::size_t c = 0; c < cat.size(); ++c)
         x[L.category_share() + static_cast<std::int64_t>(c)] = cat[c] / cat_total;
@@ -235,6 +292,10 @@ ProfileBlock finish(const Dataset& ds, const ProfileModel& m, const RawRows& r) 
           static_cast<float>((t - m.dense_mean[j]) / m.dense_std[j] * m.dense_weight);
     }
   }
+  if (m.rfm_edges.size() == kRfmColumns * kRfmEdges) {
+    b.rfm_values = rfm_values(r.dense, m.dense_names);
+    b.rfm_scores = rfm_scores(b.rfm_values, m.rfm_edges);
+  }
   return b;
 }
 
@@ -249,7 +310,11 @@ ProfileModel fit(const Dataset& ds, const ProfileParams& p, std::vector<std::str
   m.categories = std::move(categories);
   m.item_category = std::move(item_category);
   SEGREC_ASSERT(m.item_category.empty() || m.item_category.size() == m.item_ids.size());
-  m.dense_names = dense_statistic_names(m.event_types, m.categories, &m.dense_log);
+  // Prices: a rank without events may hold no price column, so all ranks agree first.
+  const int local_prices = !ds.log_price.empty() || !ds.item_price.empty() ? 1 : 0;
+  m.prices = comm.allreduce_value(local_prices, Op::kMax) > 0;
+  m.dense_names = dense_statistic_names(m.event_types, m.categories, &m.dense_log, m.prices);
+  m.dense_block = dense_blocks(m.dense_names);
   m.half_life_days = p.half_life_days;
   m.n_users = ds.n_users;
 
@@ -294,6 +359,7 @@ ProfileModel fit(const Dataset& ds, const ProfileParams& p, std::vector<std::str
     m.dense_std[j] = sd > 1e-12 * std::max(1.0, std::fabs(mean)) ? sd : 1.0;
   }
   m.dense_weight = p.dense_weight >= 0 ? p.dense_weight : 0.5 / std::sqrt(static_cast<double>(d));
+  m.rfm_edges = fit_rfm_edges(rfm_values(raw.dense, m.dense_names), comm);
   return m;
 }
 
@@ -310,8 +376,8 @@ void ProfileParams::validate() const {
 
 std::vector<std::string> dense_statistic_names(const std::vector<std::string>& event_types,
                                                const std::vector<std::string>& categories,
-                                               std::vector<std::uint8_t>* log) {
-  const DenseLayout L(event_types, static_cast<std::int64_t>(categories.size()));
+                                               std::vector<std::uint8_t>* log, bool prices) {
+  const DenseLayout L(event_types, static_cast<std::int64_t>(categories.size()), prices);
   std::vector<std::string> names(static_cast<std::size_t>(L.size()));
   std::vector<std::uint8_t> lg(names.size(), 0);
   auto set = [&](std::int64_t i, std::string name, bool heavy_tailed) {
@@ -328,10 +394,25 @@ std::vector<std::string> dense_statistic_names(const std::vector<std::string>& e
   if (L.cart_ratio) set(L.cart_view(), "ratio:cart/view", false);
   if (L.purchase_ratio) set(L.purchase_view(), "ratio:purchase/view", false);
   set(L.days_since_last(), "days_since_last", true);
+  if (L.purchase) {
+    set(L.purchase_sessions(), "purchase_sessions", true);
+    set(L.days_since_purchase(), "days_since_purchase", true);
+  }
+  if (L.prices) {
+    set(L.monetary(), "monetary", true);
+    set(L.mean_price(), "mean_price", true);
+  }
   for (std::int64_t c = 0; c < L.n_categories; ++c)
     set(L.category_share() + c, "category_share:" + categories[c], false);
   if (log) *log = std::move(lg);
   return names;
+}
+
+std::vector<std::uint8_t> dense_blocks(const std::vector<std::string>& names) {
+  std::vector<std::uint8_t> out(names.size(), 1);
+  for (std::size_t j = 0; j < names.size(); ++j)
+    if (names[j].rfind("category_share:", 0) == 0) out[j] = 0;
+  return out;
 }
 
 std::vector<std::int32_t> read_item_categories(const std::string& path,
@@ -453,12 +534,22 @@ void write_profiles(const std::string& path, const ProfileModel& m, const Profil
   f.write_replicated<double>("/dense/mean", m.dense_mean);
   f.write_replicated<double>("/dense/std", m.dense_std);
   f.write_replicated<std::uint8_t>("/dense/log1p", m.dense_log);
+  f.write_replicated<std::uint8_t>("/dense/block", m.dense_block);
   f.write_strings("/event_types/names", m.event_types, false);
   f.write_replicated<double>("/event_types/weights", m.event_weights);
   if (!m.categories.empty()) {
     f.create_group("/categories");
     f.write_strings("/categories/names", m.categories, false);
     f.write_replicated<std::int32_t>("/items/category", m.item_category);
+  }
+  if (m.rfm_edges.size() == kRfmColumns * kRfmEdges) {
+    f.create_group("/rfm");
+    f.write_rows<float>("/rfm/values", b.rfm_values, kRfmColumns);
+    f.write_rows<std::uint8_t>("/rfm/scores", b.rfm_scores, kRfmColumns);
+    f.write_replicated<double>("/rfm/edges", m.rfm_edges, kRfmEdges);
+    std::string names;
+    for (const auto& n : rfm_names()) names += (names.empty() ? "" : ",") + n;
+    f.set_attr("/rfm", "names", names);
   }
   f.commit();
 }
@@ -478,6 +569,12 @@ ProfileModel read_profile_model(const h5::File& f) {
   m.dense_mean = f.read_all<double>("/dense/mean");
   m.dense_std = f.read_all<double>("/dense/std");
   m.dense_log = f.read_all<std::uint8_t>("/dense/log1p");
+  // Older files: no block column (derived from the names), no RFM.
+  m.dense_block = f.exists("/dense/block") ? f.read_all<std::uint8_t>("/dense/block")
+                                           : dense_blocks(m.dense_names);
+  m.prices =
+      std::find(m.dense_names.begin(), m.dense_names.end(), "monetary") != m.dense_names.end();
+  if (f.exists("/rfm")) m.rfm_edges = f.read_all<double>("/rfm/edges");
   m.event_types = strings("/event_types/names");
   m.event_weights = f.read_all<double>("/event_types/weights");
   if (f.exists("/categories")) {
@@ -485,12 +582,13 @@ ProfileModel read_profile_model(const h5::File& f) {
     m.item_category = f.read_all<std::int32_t>("/items/category");
   }
   const auto ni = m.item_ids.size(), d = m.dense_names.size();
-  const bool ok = f.attr_int("/", "n_items") == m.n_items() && m.idf.size() == ni &&
-                  m.dense_mean.size() == d && m.dense_std.size() == d && m.dense_log.size() == d &&
-                  m.event_weights.size() == m.event_types.size() &&
-                  (m.item_category.empty() || m.item_category.size() == ni) &&
-                  f.shape("/users/ids")[0] == m.n_users &&
-                  f.shape("/sparse/indptr")[0] == m.n_users + 1;
+  const bool ok =
+      f.attr_int("/", "n_items") == m.n_items() && m.idf.size() == ni && m.dense_mean.size() == d &&
+      m.dense_std.size() == d && m.dense_log.size() == d && m.dense_block.size() == d &&
+      (m.rfm_edges.empty() || m.rfm_edges.size() == kRfmColumns * kRfmEdges) &&
+      m.event_weights.size() == m.event_types.size() &&
+      (m.item_category.empty() || m.item_category.size() == ni) &&
+      f.shape("/users/ids")[0] == m.n_users && f.shape("/sparse/indptr")[0] == m.n_users + 1;
   if (!ok) throw DataError("'" + f.path() + "': inconsistent profile shapes", true);
   return m;
 }
@@ -526,6 +624,13 @@ Profiles read_profiles(const std::string& path, const Comm& comm, bool with_raw)
     throw DataError("'" + path + "': /dense/values is not n_users x d", true);
   b.dense_values = f.read_rows<float>("/dense/values", blk.begin, blk.size());
   if (with_raw) b.dense_raw = f.read_rows<float>("/dense/raw", blk.begin, blk.size());
+  if (!p.model.rfm_edges.empty()) {
+    b.rfm_values = f.read_rows<float>("/rfm/values", blk.begin, blk.size());
+    b.rfm_scores = f.read_rows<std::uint8_t>("/rfm/scores", blk.begin, blk.size());
+    if (b.rfm_values.size() != static_cast<std::size_t>(blk.size() * kRfmColumns) ||
+        b.rfm_scores.size() != b.rfm_values.size())
+      throw DataError("'" + path + "': /rfm is not n_users x 3", true);
+  }
   return p;
 }
 
@@ -534,8 +639,12 @@ ProfileSummary run_profile(const ProfileParams& p, const Comm& comm) {
   const Dataset ds = read_dataset(p.data, comm, /*with_log=*/true);
   std::vector<std::string> categories;
   std::vector<std::int32_t> item_category;
-  if (!p.item_categories.empty())
+  if (!p.item_categories.empty()) {
     item_category = read_item_categories(p.item_categories, ds.item_ids, categories, comm);
+  } else if (!ds.categories.empty() && ds.item_category.size() == ds.item_ids.size()) {
+    categories = ds.categories;  // the data set's own categories
+    item_category = ds.item_category;
+  }
   RawRows raw;
   const ProfileModel m = fit(ds, p, std::move(categories), std::move(item_category), comm, raw);
   const ProfileBlock b = finish(ds, m, raw);

@@ -7,6 +7,7 @@
 // k x d sums and counts.
 #include "segrec/segmentation/segment_report.hpp"
 #include "segrec/segmentation/profile.hpp"
+#include "segrec/segmentation/report_value.hpp"
 
 #include <unistd.h>
 
@@ -131,6 +132,7 @@ void item_lifts(std::span<const std::int32_t> labels, const std::vector<std::int
     if (static_cast<int>(seg.items.size()) >= p.top_items) continue;
     ItemLift il;
     il.item_id = data.item_ids[r.item];
+    if (data.item_names.size() == data.item_ids.size()) il.name = data.item_names[r.item];
     il.users = r.users;
     il.rate = static_cast<double>(r.users) / static_cast<double>(sizes[r.segment]);
     il.global_rate = static_cast<double>(r.item_users) / static_cast<double>(n);
@@ -193,12 +195,24 @@ std::string describe(const SegmentSummary& s) {
     parts.push_back(std::string(std::fabs(z) >= 1 ? "very " : "") + (z > 0 ? "high " : "low ") +
                     by_z[i]->name);
   }
+  const auto label = [](const ItemLift& it) {
+    return it.name.empty() ? it.item_id : it.name + " (" + it.item_id + ")";
+  };
   if (!s.items.empty() && s.items[0].lift >= 1.5) {
-    std::string it = "item " + s.items[0].item_id;
-    if (s.items.size() > 1 && s.items[1].lift >= 1.5) it += ", " + s.items[1].item_id;
+    std::string it = "item " + label(s.items[0]);
+    if (s.items.size() > 1 && s.items[1].lift >= 1.5) it += ", " + label(s.items[1]);
     parts.push_back(it + " over-represented (lift " + fmt(s.items[0].lift, 1) + ")");
   }
-  if (parts.empty()) return s.stats.empty() && s.items.empty() ? "" : "close to the average user";
+  std::string cats;
+  for (std::size_t i = 0; i < s.categories.size() && i < 2; ++i)
+    if (s.categories[i].lift > 1) cats += (cats.empty() ? "" : ", ") + s.categories[i].name;
+  if (!cats.empty()) parts.push_back("top categories " + cats);
+  if (std::isfinite(s.value.revenue_share))
+    parts.push_back(fmt(100 * s.value.revenue_share, 1) + "% of revenue from " +
+                    fmt(100 * s.share, 1) + "% of users");
+  if (parts.empty())
+    return s.stats.empty() && s.items.empty() && s.categories.empty() ? ""
+                                                                      : "close to the average user";
   std::string out;
   for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
   return out;
@@ -236,17 +250,47 @@ SegmentReport build_segment_report(std::span<const std::int32_t> labels,
                   "dataset block and labels differ");
     if (data->n_items() > 0 && p.top_items > 0)
       item_lifts(labels, sizes, *data, p, comm, rep.segments);
+    category_lifts(labels, *data, rep.segments, comm);
   } else {
     rep.notes.push_back("no dataset: item lifts omitted (give --data)");
   }
   if (stats) {
     stat_contrasts(labels, rep.k, *stats, comm, rep.segments);
+    // RFM in every rank's block or in none (the same file).
+    rep.has_rfm = comm.allreduce_value(stats->rfm_values.empty() ? 0 : 1, Op::kMin) > 0;
+    if (rep.has_rfm) segment_values(labels, *stats, rep.segments, rep.overall, comm);
   } else {
     rep.notes.push_back("no profiles: behavioural statistics omitted (give --profiles)");
   }
   for (auto& s : rep.segments)
     if (s.described) s.description = describe(s);
   return rep;
+}
+
+void SegmentReport::value_markdown(std::ostream& os, const SegmentSummary& s) const {
+  if (!s.categories.empty()) {
+    os << "\nMost over-represented categories (lift = share of the segment's events in the "
+          "category / share of all users' events):\n\n"
+       << "| category | segment share | overall share | lift |\n|---|---:|---:|---:|\n";
+    for (const auto& c : s.categories)
+      os << "| " << md_cell(c.name) << " | " << fmt(100 * c.share, 1) << "% | "
+         << fmt(100 * c.global_share, 1) << "% | " << fmt(c.lift, 2) << " |\n";
+  }
+  if (!has_rfm) return;
+  os << "\nValue (RFM: recency = days since the last purchase, frequency = sessions with a "
+        "purchase (without purchase events: the last event, all sessions), monetary = spend; "
+        "scores 1..5 by global quintiles, 5 best):\n\n";
+  if (std::isfinite(s.value.revenue_share))
+    os << "Revenue share " << fmt(100 * s.value.revenue_share, 1) << "% (users "
+       << fmt(100 * s.share, 1) << "%).\n\n";
+  os << "| | segment mean | overall mean | segment score | overall score |\n"
+     << "|---|---:|---:|---:|---:|\n";
+  const char* names[3] = {"recency (days)", "frequency", "monetary"};
+  for (int j = 0; j < 3; ++j)
+    if (j < 2 || std::isfinite(overall.mean[j]))  // no monetary row without prices
+      os << "| " << names[j] << " | " << fmt(s.value.mean[j], 2) << " | " << fmt(overall.mean[j], 2)
+         << " | " << fmt(s.value.mean_score[j], 2) << " | " << fmt(overall.mean_score[j], 2)
+         << " |\n";
 }
 
 std::string SegmentReport::markdown() const {
@@ -265,11 +309,16 @@ std::string SegmentReport::markdown() const {
      << " users are counted but not described, so that no small group of people can be "
         "singled out.\n";
   for (const auto& n : notes) os << "\n_Note: " << n << "._\n";
-  os << "\n| segment | users | share | description |\n|---:|---:|---:|---|\n";
-  for (const auto& s : segments)
-    os << "| " << s.id << " | " << s.size << " | " << fmt(100 * s.share, 1) << "% | "
-       << md_cell(s.described ? s.description : "(not described: too few users)") << " |\n";
-  if (unsegmented > 0) os << "| unsegmented | " << unsegmented << " | | noise: in no segment |\n";
+  const bool revenue = std::isfinite(overall.revenue_share);
+  os << "\n| segment | users | share |" << (revenue ? " revenue share |" : "")
+     << " description |\n|---:|---:|---:|" << (revenue ? "---:|" : "") << "---|\n";
+  for (const auto& s : segments) {
+    os << "| " << s.id << " | " << s.size << " | " << fmt(100 * s.share, 1) << "% | ";
+    if (revenue) os << fmt(100 * s.value.revenue_share, 1) << "% | ";
+    os << md_cell(s.described ? s.description : "(not described: too few users)") << " |\n";
+  }
+  if (unsegmented > 0) os << "| unsegmented | " << unsegmented << " | | " << (revenue ? "| " : "")
+     << "noise: in no segment |\n";
   for (const auto& s : segments) {
     if (!s.described) continue;
     os << "\n## Segment " << s.id << ": " << s.size << " users (" << fmt(100 * s.share, 1)
@@ -281,8 +330,9 @@ std::string SegmentReport::markdown() const {
          << "| item | segment users | segment rate | overall rate | lift |\n"
          << "|---|---:|---:|---:|---:|\n";
       for (const auto& it : s.items)
-        os << "| " << md_cell(it.item_id) << " | " << it.users << " | " << fmt(100 * it.rate, 1)
-           << "% | " << fmt(100 * it.global_rate, 2) << "% | " << fmt(it.lift, 2) << " |\n";
+        os << "| " << md_cell(it.name.empty() ? it.item_id : it.name + " (" + it.item_id + ")")
+           << " | " << it.users << " | " << fmt(100 * it.rate, 1) << "% | "
+           << fmt(100 * it.global_rate, 2) << "% | " << fmt(it.lift, 2) << " |\n";
       os << "\n";
     }
     if (!s.stats.empty()) {
@@ -292,8 +342,21 @@ std::string SegmentReport::markdown() const {
         os << "| " << md_cell(c.name) << " | " << fmt(c.mean, 3) << " | " << fmt(c.global_mean, 3)
            << " | " << (c.z >= 0 ? "+" : "") << fmt(c.z, 2) << " sd |\n";
     }
+    value_markdown(os, s);
   }
   os << extra_markdown;
+  return os.str();
+}
+
+std::string SegmentReport::value_json(const SegmentValue& v) {
+  std::ostringstream os;
+  os << "{\"revenue\": " << json::num(v.revenue)
+     << ", \"revenue_share\": " << json::num(v.revenue_share);
+  const char* names[3] = {"recency_days", "frequency", "monetary"};
+  for (int j = 0; j < 3; ++j)
+    os << ", \"" << names[j] << "\": " << json::num(v.mean[j]) << ", \"" << names[j]
+       << "_score\": " << json::num(v.mean_score[j]);
+  os << "}";
   return os.str();
 }
 
@@ -314,20 +377,23 @@ std::string SegmentReport::json() const {
       os << (i ? ", " : "") << json::str(timings[i].first) << ": " << json::num(timings[i].second);
     os << "}";
   }
-  os << ",\n  \"notes\": [";
+  os << ",\n  \"rfm\": " << (has_rfm ? value_json(overall) : "null") << ",\n  \"notes\": [";
   for (std::size_t i = 0; i < notes.size(); ++i) os << (i ? ", " : "") << json::str(notes[i]);
   os << "],\n  \"segments\": [";
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const auto& s = segments[i];
     os << (i ? "," : "") << "\n    {\"id\": " << s.id << ", \"size\": " << s.size
-       << ", \"share\": " << json::num(s.share)
-       << ", \"described\": " << (s.described ? "true" : "false");
+       << ", \"share\": " << json::num(s.share);
+    if (std::isfinite(s.value.revenue_share))
+      os << ", \"revenue_share\": " << json::num(s.value.revenue_share);
+    os << ", \"described\": " << (s.described ? "true" : "false");
     if (s.described) {
       os << ", \"description\": " << json::str(s.description) << ",\n     \"items\": [";
       for (std::size_t j = 0; j < s.items.size(); ++j) {
         const auto& it = s.items[j];
         os << (j ? ", " : "") << "{\"item_id\": " << json::str(it.item_id)
-           << ", \"users\": " << it.users << ", \"rate\": " << json::num(it.rate)
+           << ", \"name\": " << json::str(it.name) << ", \"users\": " << it.users
+           << ", \"rate\": " << json::num(it.rate)
            << ", \"global_rate\": " << json::num(it.global_rate)
            << ", \"lift\": " << json::num(it.lift) << "}";
       }
@@ -339,7 +405,15 @@ std::string SegmentReport::json() const {
            << ", \"global_mean\": " << json::num(c.global_mean) << ", \"z\": " << json::num(c.z)
            << "}";
       }
-      os << "]";
+      os << "],\n     \"categories\": [";
+      for (std::size_t j = 0; j < s.categories.size(); ++j) {
+        const auto& c = s.categories[j];
+        os << (j ? ", " : "") << "{\"name\": " << json::str(c.name)
+           << ", \"share\": " << json::num(c.share)
+           << ", \"global_share\": " << json::num(c.global_share)
+           << ", \"lift\": " << json::num(c.lift) << "}";
+      }
+      os << "],\n     \"rfm\": " << (has_rfm ? value_json(s.value) : "null");
     }
     os << "}";
   }
@@ -389,6 +463,10 @@ LocalStats read_profile_stats(const std::string& path, std::int64_t n_users, std
       st.names = f.read_strings("/dense/names", 0, d);
       const auto raw = f.read_rows<float>("/dense/raw", begin, count);
       st.raw = Eigen::Map<const MatrixRF>(raw.data(), count, d);
+      if (f.exists("/rfm")) {  // older files have none
+        st.rfm_values = f.read_rows<float>("/rfm/values", begin, count);
+        st.rfm_scores = f.read_rows<std::uint8_t>("/rfm/scores", begin, count);
+      }
     }
   }
   comm.check_all(err, kExitData);

@@ -21,4 +21,14 @@ n=$(($(wc -l <"$D/segments.csv") - 1))
 [[ $n -eq 20000 ]] && ok "segments.csv has every user" || bad "segments.csv has $n users"
 awk -v a="$ari" 'BEGIN { exit !(a >= 0.95) }' && ok "adjusted Rand index $ari >= 0.95" ||
   bad "adjusted Rand index $ari < 0.95"
+# The report names items and lists categories from an item attribute file, and shows RFM.
+awk -F, 'NR == 1 { print "item_id,name,category"; next } { print $1 ",Product " $1 "," $2 }' \
+  "$D/items.csv" >"$D/info.csv"
+mkdir -p "$D/named"
+step report cluster --projection "$D/projection.h5" --k 8 --out "$D/named/segments.h5" \
+  --report-item-info "$D/info.csv"
+for want in "| Product i" "Most over-represented categories" "| recency (days) |" "top categories c"; do
+  grep -qF "$want" "$D/named/segments.md" && ok "report shows '$want'" ||
+    bad "report lacks '$want'"
+done
 finish

@@ -28,6 +28,10 @@ struct ClusterFiles {
   std::string data;          ///< dataset.h5 for item lifts; "" = the profiles' attribute
   std::string profiles;      ///< profiles.h5 for statistics; "" = the projection's attribute
   std::string previous;      ///< earlier segments.h5 whose ids to keep (stable_ids.hpp); "" = none
+  /// --report-item-info: item attributes (io/items.hpp) naming the report's items and, when
+  /// the data set has none, giving their categories; "" = the data set's own.
+  std::string item_info;
+  std::string item_info_format = "csv";  ///< csv | movielens (u.item)
 };
 
 /// What the stage did.

@@ -9,8 +9,19 @@
 // Dense part (behavioural statistics, names in dense_statistic_names()):
 //   events per type, distinct items, active days (distinct UTC days), sessions
 //   (a gap of more than 30 minutes starts a new one), mean value per type,
-//   conversion ratios (cart/view, purchase/view), days since the last event and,
-//   with an item category file, the share of the user's events per category.
+//   conversion ratios (cart/view, purchase/view), days since the last event;
+//   with a purchase type (purchase, buy, transaction) among the event types:
+//     purchase_sessions    sessions that contain a purchase (frequency)
+//     days_since_purchase  days from the last purchase (undefined without one)
+//   with prices (a per-event price, else the item's price; dataset.hpp):
+//     monetary    sum of unit price x value (value = quantity) over the user's purchases,
+//                 or over all events when no event type is a purchase type; events of
+//                 unknown price add nothing (0 without any)
+//     mean_price  mean unit price of the user's events of known price (price tier)
+//   and, with item categories (--item-categories, else the data set's), the share of
+//   the user's events per category.
+//   Each column belongs to a block, ProfileModel::dense_block: the category shares are
+//   "interest" (0), every other column "value" (1).
 //   Heavy-tailed statistics go through sign(x) log1p(|x|) first, then every
 //   column is standardised with global mean and std; undefined statistics
 //   (zero denominator) become 0, i.e. the global mean. The part is scaled by
@@ -26,7 +37,11 @@
 //   /dense/values f32[n_users x d]   /dense/mean, /dense/std f64[d]
 //   /dense/log1p u8[d]               1 = sign(x) log1p(|x|) applied before standardising
 //   /event_types/names, /event_types/weights  the event weights used
-//   /items/category i32[n_items], /categories/names  only with --item-categories
+//   /dense/block u8[d]               0 = interest (category shares), 1 = value (the rest)
+//   /items/category i32[n_items], /categories/names  only with item categories
+//   /rfm/values f32[n_users x 3]     R (days), F (sessions), M (spend); NaN undefined (rfm.hpp)
+//   /rfm/scores u8[n_users x 3]      1..5 (0 = not available)
+//   /rfm/edges f64[3 x 4]            quintile cut points per column; attribute names
 //   attributes on "/": n_users, n_items, dense_weight, half_life_days, reference_time, dataset
 #pragma once
 
@@ -68,6 +83,9 @@ struct ProfileModel {
   std::vector<std::string> categories;        ///< category names, sorted
   std::vector<std::string> dense_names;       ///< d
   std::vector<std::uint8_t> dense_log;        ///< d: 1 = sign(x) log1p(|x|) before standardising
+  std::vector<std::uint8_t> dense_block;      ///< d: 0 = interest (category shares), 1 = value
+  bool prices = false;                        ///< monetary and mean_price columns present
+  std::vector<double> rfm_edges;              ///< 3 x 4 RFM cut points (rfm.hpp); empty = none
   std::vector<double> dense_mean, dense_std;  ///< d: of the transformed statistic
   double dense_weight = 0;
   double half_life_days = 0;
@@ -87,8 +105,10 @@ struct ProfileBlock {
   std::vector<std::int64_t> indptr{0};
   std::vector<std::int32_t> indices;
   std::vector<float> values;
-  std::vector<float> dense_raw;     ///< n_local x d, row-major; NaN = undefined
-  std::vector<float> dense_values;  ///< n_local x d, row-major; standardised * dense_weight
+  std::vector<float> dense_raw;          ///< n_local x d, row-major; NaN = undefined
+  std::vector<float> dense_values;       ///< n_local x d, row-major; standardised * dense_weight
+  std::vector<float> rfm_values;         ///< n_local x 3: R days, F sessions, M; NaN undefined
+  std::vector<std::uint8_t> rfm_scores;  ///< n_local x 3: 1..5, 0 = not available
 
   std::int64_t n_local() const { return static_cast<std::int64_t>(user_ids.size()); }
 };
@@ -98,11 +118,16 @@ struct Profiles {
   ProfileBlock rows;
 };
 
-/// Names of the dense statistics for these event types and categories, in column order.
-/// Sets `log` (same length) to 1 for the columns that get sign(x) log1p(|x|).
+/// Names of the dense statistics for these event types and categories (and the price
+/// columns when `prices`), in column order. Sets `log` (same length) to 1 for the columns
+/// that get sign(x) log1p(|x|).
 std::vector<std::string> dense_statistic_names(const std::vector<std::string>& event_types,
                                                const std::vector<std::string>& categories,
-                                               std::vector<std::uint8_t>* log = nullptr);
+                                               std::vector<std::uint8_t>* log = nullptr,
+                                               bool prices = false);
+
+/// Block of each dense column by its name: 0 = interest ("category_share:..."), 1 = value.
+std::vector<std::uint8_t> dense_blocks(const std::vector<std::string>& names);
 
 /// Item categories from a CSV with header (columns item_id and category, any order;
 /// delimiter detected). Returns, per item of `item_ids`, an index into `categories`
@@ -115,7 +140,8 @@ std::vector<std::int32_t> read_item_categories(const std::string& path,
 
 /// Collective. Fits the constants on a data set: idf (one allreduce of item counts),
 /// the reference time (global last timestamp) and the dense means and stds (one
-/// allreduce of sums). `categories`/`item_category` as from read_item_categories (may be empty).
+/// allreduce of sums), whether the data set has prices, and the RFM cut points (rfm.hpp).
+/// `categories`/`item_category` as from read_item_categories (may be empty).
 ProfileModel fit_profile_model(const Dataset& ds, const ProfileParams& p,
                                std::vector<std::string> categories,
                                std::vector<std::int32_t> item_category, const Comm& comm);
