@@ -750,7 +750,7 @@ TEST(KMeansParamsTest, BadValuesAreUsageErrors) {
   expect_bad("tol", [](KMeansParams& p) { p.tol = std::nan(""); });
   expect_bad("threads", [](KMeansParams& p) { p.threads = -1; });
   expect_bad("silhouette-sample", [](KMeansParams& p) { p.silhouette_sample = -5; });
-  expect_bad("pick", [](KMeansParams& p) { p.pick = "elbow"; });
+  expect_bad("pick", [](KMeansParams& p) { p.pick = "knee"; });
   expect_bad("kernel", [](KMeansParams& p) { p.kernel = "blas"; });
   expect_bad("algorithm", [](KMeansParams& p) { p.algorithm = "elkan"; });
   KMeansParams ok = params("4");

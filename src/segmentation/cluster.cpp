@@ -123,7 +123,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   // The view's evidence is taken at one k: the k given, or 8 within the sweep's range
   // (8 for DBSCAN, which has no k).
   KMeansParams probe_p = p;
-  if (dbscan) probe_p.k = std::to_string(kViewProbeK);
+  if (dbscan) {
+    probe_p.k = std::to_string(kViewProbeK);
+    probe_p.algorithm = "auto";
+  }
   const auto ks = probe_p.k_values();
   const std::int64_t probe = std::clamp<std::int64_t>(kViewProbeK, ks.front(), ks.back());
   out.view = resolve_view(view, vp, X, interest_dims, value_dims, probe, probe_p,

@@ -18,6 +18,7 @@ void segment_values(std::span<const std::int32_t> labels, const LocalStats& st,
   std::vector<double> buf(static_cast<std::size_t>((k + 1) * kW), 0.0);  // row k: all users
   for (std::size_t u = 0; u < n; ++u)
     for (std::int64_t row : {static_cast<std::int64_t>(labels[u]), k}) {
+      if (row < 0) continue;  // -1: in no segment, counted in the overall row only
       double* b = buf.data() + row * kW;
       for (int j = 0; j < 3; ++j) {
         const double v = st.rfm_values[3 * u + j];
@@ -57,7 +58,8 @@ void category_lifts(std::span<const std::int32_t> labels, const Dataset& data,
   const auto k = static_cast<std::int64_t>(segs.size());
   const std::int64_t nt = data.n_types();
   const bool counted = nt > 0 && data.counts.size() == data.indices.size() * nt;
-  std::vector<double> buf(static_cast<std::size_t>(k * C), 0.0);  // events per (segment, cat)
+  // Events per (segment, category); row k: users in no segment (label -1).
+  std::vector<double> buf(static_cast<std::size_t>((k + 1) * C), 0.0);
   for (std::int64_t u = 0; u < data.n_local(); ++u)
     for (std::int64_t e = data.indptr[u]; e < data.indptr[u + 1]; ++e) {
       const std::int32_t c = data.item_category[data.indices[e]];
@@ -67,12 +69,12 @@ void category_lifts(std::span<const std::int32_t> labels, const Dataset& data,
         events = 0;
         for (std::int64_t t = 0; t < nt; ++t) events += data.counts[e * nt + t];
       }
-      buf[labels[u] * C + c] += events;
+      buf[(labels[u] >= 0 ? labels[u] : k) * C + c] += events;
     }
   comm.allreduce(buf);
   std::vector<double> global(static_cast<std::size_t>(C), 0.0);
   double global_total = 0;
-  for (std::int64_t s = 0; s < k; ++s)
+  for (std::int64_t s = 0; s <= k; ++s)
     for (std::int64_t c = 0; c < C; ++c) {
       global[c] += buf[s * C + c];
       global_total += buf[s * C + c];

@@ -106,6 +106,7 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
     t.apply(Y);
     KMeansParams q = p;
     q.n_init = 1;
+    q.progress_stage = "view probe";
     const KMeansResult r = kmeans(Y, k, q, comm);
     const GapReference ref = gap_reference(Y, p.gap_sample, p.gap_references, p.seed, comm);
     gaps[c] = gap_statistic(ref, r.inertia, n, k, q, modes, comm).gap;

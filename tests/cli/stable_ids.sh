@@ -72,7 +72,8 @@ for np in 1 3; do
     ok "each id holds the same planted segment before and after (-n $np)" ||
     bad "planted: $(planted "$D/t1.csv" "$O/s1.csv" | tr '\n' ';') vs $(planted "$D/t2.csv" "$O/s2.csv" | tr '\n' ';')"
   m=$(moved "$O/s1.csv" "$O/s2.csv")
-  [[ $m -le 40 ]] && ok "$m of 4000 users changed segment (-n $np)" || bad "$m of 4000 users changed segment"
+  # Users near a boundary may move: the projection is refit on the refreshed log.
+  [[ $m -le 80 ]] && ok "$m of 4000 users changed segment (-n $np)" || bad "$m of 4000 users changed segment"
 
   # A previous file relabelled by a permutation: the new ids follow it.
   /usr/bin/python3 - "$O/s1.h5" "$O/perm.h5" <<'PY' || bad "could not write the permuted file (h5py)"
@@ -104,7 +105,8 @@ PY
     cluster --projection "$D/h1.h5" --k 6 --init "$O/s1.h5" --previous "$O/s1.h5" --out "$WORK/o/s.h5"
 done
 for f in s1.csv s2.csv s3.csv s2.json s2.md; do  # the reports name their previous file
-  cmp -s <(sed 's#/np1/#/npN/#g' "$WORK/np1/$f") <(sed 's#/np3/#/npN/#g' "$WORK/np3/$f") &&
+  # (the report JSON's timings_s line is wall time)
+  cmp -s <(sed 's#/np1/#/npN/#g; /"timings_s"/d' "$WORK/np1/$f") <(sed 's#/np3/#/npN/#g; /"timings_s"/d' "$WORK/np3/$f") &&
     ok "$f identical at 1 and 3 ranks" || bad "$f differs at 1 and 3 ranks"
 done
 

@@ -68,6 +68,7 @@ GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, 
                        const KMeansParams& p, const KMeansModes& modes, const Comm& comm) {
   KMeansParams q = p;
   q.n_init = 1;
+  q.progress_stage = "gap reference";
   std::vector<double> logs;
   for (int b = 0; b < ref.sets; ++b) {
     const MatrixRF Z = gap_reference_rows(ref, b, comm);

@@ -90,6 +90,9 @@ struct KMeansParams {
   /// --gap-sample: rows m of each reference set (min(m, users)); the data are clustered
   /// whole. Costs B K-means runs on m rows per k.
   std::int64_t gap_sample = 20000;
+  /// Not an option: the stage name of the Lloyd iterations' progress events ("kmeans"; the
+  /// gap statistic's reference runs and the view's probes report under their own names).
+  std::string progress_stage = "kmeans";
   /// --seed (common option): keys every random draw together with global user indices.
   std::uint64_t seed = 42;
 
