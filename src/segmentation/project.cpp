@@ -439,7 +439,7 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
     return randomized_pca(Xb, o, comm);
   };
   BlockFit fitted =
-      fit_blocks(X, interest_columns(prof.model.dense_names), dims, p.value_dims, fitter);
+      fit_blocks(X, prof.model.dense_block, dims, p.value_dims, fitter);
   s.model = std::move(fitted.model);
   s.interest_dims = fitted.interest_dims;
   s.value_dims = fitted.value_dims;

@@ -5,13 +5,6 @@
 
 namespace segrec {
 
-std::vector<std::uint8_t> interest_columns(const std::vector<std::string>& dense_names) {
-  std::vector<std::uint8_t> out(dense_names.size(), 0);
-  for (std::size_t j = 0; j < dense_names.size(); ++j)
-    out[j] = dense_names[j].rfind("category_share:", 0) == 0 ? 1 : 0;
-  return out;
-}
-
 std::int64_t value_block_dims(std::int64_t dims, std::int64_t value_dims, std::int64_t d_value) {
   const std::int64_t v = value_dims >= 0 ? value_dims : std::max<std::int64_t>(1, dims / 4);
   return std::max<std::int64_t>(0, std::min({v, d_value, dims - 1}));
@@ -30,10 +23,10 @@ std::vector<float> dense_columns(const FeatureBlock& X, const std::vector<std::i
 
 }  // namespace
 
-BlockFit fit_blocks(const FeatureBlock& X, const std::vector<std::uint8_t>& interest,
+BlockFit fit_blocks(const FeatureBlock& X, const std::vector<std::uint8_t>& dense_block,
                     std::int64_t dims, std::int64_t value_dims, const BlockFitter& fit) {
   std::vector<std::int64_t> icols, vcols;  // dense column indices of each block
-  for (std::int64_t j = 0; j < X.n_dense; ++j) (interest[j] ? icols : vcols).push_back(j);
+  for (std::int64_t j = 0; j < X.n_dense; ++j) (dense_block[j] ? vcols : icols).push_back(j);
   BlockFit out;
   const std::int64_t dv = static_cast<std::int64_t>(vcols.size());
   const std::int64_t n_interest = X.n_sparse + static_cast<std::int64_t>(icols.size());

@@ -19,9 +19,6 @@
 
 namespace segrec {
 
-/// Which dense columns belong to the interest block (1) or the value block (0).
-std::vector<std::uint8_t> interest_columns(const std::vector<std::string>& dense_names);
-
 /// Dimensions of the value block: `value_dims` when >= 0, else min(d_value, max(1, dims / 4));
 /// at most d_value and at most dims - 1 (the interest block keeps one at least).
 std::int64_t value_block_dims(std::int64_t dims, std::int64_t value_dims, std::int64_t d_value);
@@ -35,10 +32,10 @@ struct BlockFit {
 /// Fits one block: (its features, its dims) -> model (randomized_pca or random_projection).
 using BlockFitter = std::function<ProjectionModel(const FeatureBlock&, std::int64_t)>;
 
-/// Collective. Fits both blocks of X (dense columns flagged 1 in `interest` go with the
-/// items), `dims` in total (value_block_dims). Without value columns, or with value_dims 0,
+/// Collective. Fits both blocks of X (`dense_block`: ProfileModel::dense_block, 0 = the
+/// column goes with the items, 1 = value), `dims` in total (value_block_dims). Without value columns, or with value_dims 0,
 /// one block holds everything (value_dims = 0 in the result).
-BlockFit fit_blocks(const FeatureBlock& X, const std::vector<std::uint8_t>& interest,
+BlockFit fit_blocks(const FeatureBlock& X, const std::vector<std::uint8_t>& dense_block,
                     std::int64_t dims, std::int64_t value_dims, const BlockFitter& fit);
 
 }  // namespace segrec

@@ -2,6 +2,7 @@
 #include "segrec/segmentation/kmeans/gap.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -29,9 +30,12 @@ GapReference gap_reference(const MatrixRF& X, std::int64_t sample, int sets, std
   buf[0] = static_cast<double>(X.rows());
   Eigen::Map<Eigen::VectorXd> s(buf.data() + 1, h);
   Eigen::Map<Eigen::MatrixXd> ss(buf.data() + 1 + h, h, h);
-  const Eigen::MatrixXd Xd = X.cast<double>();
-  s = Xd.colwise().sum().transpose();
-  ss = Xd.transpose() * Xd;
+  constexpr Eigen::Index kRows = 4096;  // rows cast to double at a time
+  for (Eigen::Index r = 0; r < X.rows(); r += kRows) {
+    const Eigen::MatrixXd Xd = X.middleRows(r, std::min(kRows, X.rows() - r)).cast<double>();
+    s += Xd.colwise().sum().transpose();
+    ss += Xd.transpose() * Xd;
+  }
   comm.allreduce(buf);
   const double n = buf[0];
   GapReference r;
