@@ -9,6 +9,10 @@
 // Output, on stderr:
 //  - a terminal: one line updated in place (a bar when the total is known);
 //  - otherwise (a batch log): a plain line at most every `interval` seconds;
+//  - long loops update often (every training step, block of rows or users) so that a
+//    line is due within about `interval`; a position inside a unit (update_part) shows as
+//    "epoch 2/10  step 312/4000", and the line of a task inside another (a K-means run in a
+//    k sweep) ends with "| cluster: k sweep 40%, ETA 3m10s";
 //  - --verbose: additionally every milestone (PCA pass, K-means iteration, epoch) as a line;
 //  - --quiet: nothing.
 // With --log-json FILE, one JSON object per event (start, task begin/end, every
