@@ -134,13 +134,19 @@ std::string format_duration(double seconds) {
 
 std::string json_string(std::string_view v) { return json::str(std::string(v)); }
 
+namespace {
+// Units per second (see eta_seconds); 0 when there is no estimate.
+double rate_of(double start, double first_done, double first_t, double done, double t) {
+  if (first_t >= 0 && t - first_t > 0.5 && done > first_done)
+    return (done - first_done) / (t - first_t);
+  if (t > 0 && done > start) return (done - start) / t;
+  return 0;
+}
+}  // namespace
+
 double eta_seconds(double total, double start, double first_done, double first_t, double done,
                    double t) {
-  double rate = 0;
-  if (first_t >= 0 && t - first_t > 0.5 && done > first_done)
-    rate = (done - first_done) / (t - first_t);
-  else if (t > 0 && done > start)
-    rate = (done - start) / t;
+  const double rate = rate_of(start, first_done, first_t, done, t);
   if (total > 0 && rate > 0 && done < total) return (total - done) / rate;
   return std::numeric_limits<double>::quiet_NaN();
 }
@@ -288,7 +294,8 @@ std::string Task::line() const {
   // Most useful first: a narrow terminal cuts the end of the line.
   const double eta = eta_seconds(known ? total_ : 0, start_, first_done_, first_t_, done_, t);
   if (std::isfinite(eta)) out += "  ETA " + format_duration(eta);
-  if (bytes && t > 0 && done_ > start_) out += "  " + format_bytes((done_ - start_) / t) + "/s";
+  const double rate = rate_of(start_, first_done_, first_t_, done_, t);
+  if (bytes && rate > 0) out += "  " + format_bytes(rate) + "/s";
   for (const auto& [name, value] : metrics_) out += "  " + name + " " + number(value);
   return out;
 }
