@@ -60,6 +60,28 @@ adds a line for every milestone (PCA pass, K-means iteration, k of a sweep, trai
 stage timings; `--quiet` prints errors only. Results go to stdout; the last line of every
 command is a summary: time, rank count, peak memory per rank, and the files written.
 
+The long loops report from inside, so while they run a batch log is silent for at most
+`--progress-interval` seconds plus one step, one block of users or one K-means iteration:
+training every step of an epoch, PCA every 4096 rows of a pass over the data, a K-means
+sweep every run of each k (its restarts, then its gap reference sets), `recommend` and
+`evaluate` every block of `--block-users` users. A position inside a unit is shown after the
+unit (`epoch 1/10  step 312/4000`). The ETA is there from the first line on: the units left
+over the rate since the task's first update (since its start during the first 0.5 s), with a
+unit in progress counted in its fraction (steps done of the epoch's steps). Training counts
+every step of all epochs, so after early stopping (`--patience`) the run ends sooner: its ETA
+is an upper bound. A sweep's fraction counts each k alike, and larger k take longer, so a
+sweep's ETA tends to be low early on. The line of a task inside another (a K-means run inside
+a sweep) ends with the outer task's share and ETA:
+
+    [00:00:10] train  epoch 1/10  step 312/4000 (1%)  ETA 2h08m  samples/s 5012
+    [00:00:20] train  epoch 1/10  step 640/4000 (2%)  ETA 2h05m  samples/s 5104
+    ...
+    [00:14:05] train  epoch 1/10 (10%)  ETA 2h01m  loss 61.2  val_ndcg@100 0.21  val_recall@20 0.18  lr 0.001  samples/s 5011  comm% 3
+    [00:00:31] project: PCA  pass 3/6  rows 249856/250000 (50%)  ETA 31 s
+    [00:02:10] cluster: k sweep  k 2/5  run 1/6 (23%)  ETA 7m12s  k 3
+    [00:02:20] kmeans: k=3  iter 12 (max 300)  inertia 2.1e+06  changed 812  shift 0.0031  | cluster: k sweep 23%, ETA 7m12s
+    [00:00:40] recommend: users scored  block 12/62 (19%)  ETA 2m47s
+
 `--log-json FILE` appends one JSON object per line, flushed as it happens, so tools can follow
 a run (`tail -f`). Every object has `elapsed_s` (seconds since the command started), `ranks`,
 `job_id` (under Slurm) and `event`:
@@ -74,9 +96,14 @@ a run (`tail -f`). Every object has `elapsed_s` (seconds since the command start
 | `end` | `command`, `exit_code`, `peak_rss_mib`, `outputs` (files written) |
 
 Stages and their metrics: `ingest` (unit B; `rows/s`, estimated from rank 0's share),
-`project` (unit pass), `kmeans` (unit iter; `inertia`, `changed`, `shift`), `cluster`
-(k sweep; `k`, `inertia`, `silhouette`, `davies_bouldin`), `train` (unit epoch; `loss`,
-`val_ndcg@K`, `lr`, `samples/s`, `comm%`).
+`project` (unit pass; `step` is fractional inside a pass), `kmeans` (unit iter; `inertia`,
+`changed`, `shift`), `cluster` (k sweep, unit k: `k`, and at the end of each k `inertia`,
+`silhouette`, `davies_bouldin`, `gap`; one k: unit run), `train` (unit epoch, `step`
+fractional inside an epoch: `samples/s` every step; at the end of an epoch `loss`,
+`val_ndcg@K`, `val_recall@K`, `lr`, `samples/s`, `comm%`), `recommend` and `evaluate` (unit
+block of `--block-users` users of rank 0). Updates inside a unit and blocks reach the log at
+most every `--progress-interval` seconds; the end of an epoch, a pass, an iteration or a k
+always.
 """
 
 

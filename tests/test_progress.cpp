@@ -149,11 +149,15 @@ TEST_F(ResetReporter, PlainLinesInBatchLogs) {
   o.interval = 1e-9;  // every update is due
   configure(o);
   testing::internal::CaptureStderr();
-  {
+  {  // one after the other (nested tasks: see below)
     Task t("train", "", 4, "epoch");
     t.update(1, {{"loss", 2.5}, {"samples/s", 1000}}, true);
+  }
+  {
     Task b("ingest", "reading events", 4096, "B");
     b.update(1024, {{"rows/s", 2.5e6}});
+  }
+  {
     Task k("kmeans", "k=5", 300, "iter", true);
     k.update(7, {{"inertia", 3.25}}, true);
   }
@@ -168,6 +172,66 @@ TEST_F(ResetReporter, PlainLinesInBatchLogs) {
   EXPECT_FALSE(contains(err, "\r")) << "no terminal control in a batch log";
 }
 
+TEST(ProgressEta, StepsOverAllEpochs) {
+  // 3 epochs of 100 steps: step 1 (0.01 epoch) seen at 0.1 s, step 30 at 3.0 s: 0.1 epoch/s
+  // from the first update on, so 2.7 epochs are left: 27 s.
+  EXPECT_NEAR(eta_seconds(3, 0, 0.01, 0.1, 0.30, 3.0), 27.0, 1e-9);
+  // Within 0.5 s of the first update the rate counts from the start: 0.3 epoch in 0.6 s.
+  EXPECT_NEAR(eta_seconds(3, 0, 0.01, 0.3, 0.30, 0.6), 2.7 / 0.5, 1e-9);
+  // A resumed run (from epoch 2.5) counts only what it did itself: 0.2 epoch in 0.4 s.
+  EXPECT_NEAR(eta_seconds(10, 2.5, 2.6, 0.2, 2.7, 0.4), 7.3 / 0.5, 1e-9);
+  // No estimate: unknown total, finished, nothing done yet.
+  EXPECT_TRUE(std::isnan(eta_seconds(0, 0, 1, 0.1, 2, 5)));
+  EXPECT_TRUE(std::isnan(eta_seconds(3, 0, 1, 0.1, 3, 5)));
+  EXPECT_TRUE(std::isnan(eta_seconds(3, 1, -1, -1, 1, 5)));
+}
+
+TEST_F(ResetReporter, PartLinesShowThePositionInsideAUnit) {
+  Options o;
+  o.terminal = 0;
+  o.interval = 1e-9;
+  configure(o);
+  testing::internal::CaptureStderr();
+  {
+    Task t("train", "", 3, "epoch");
+    t.update_part(0.25, {1, "step", 25, 100}, {{"samples/s", 500}});
+    t.update_part(1.5, {2, "step", 50, 100}, {{"samples/s", 510}});
+    t.update(2, {{"loss", 1.5}}, true);
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(contains(err, "] train  epoch 1/3  step 25/100 (8%)  ETA ")) << err;
+  EXPECT_TRUE(contains(err, "] train  epoch 2/3  step 50/100 (50%)  ETA ")) << err;
+  EXPECT_TRUE(contains(err, "  samples/s 510\n")) << err;
+  EXPECT_TRUE(contains(err, "] train  epoch 2/3 (67%)  ETA ")) << "whole units again: " << err;
+}
+
+TEST_F(ResetReporter, InnerTasksNameTheOuterTasksProgress) {
+  Options o;
+  o.terminal = 0;
+  o.interval = 1e-9;
+  configure(o);
+  testing::internal::CaptureStderr();
+  {
+    Task sweep("cluster", "k sweep", 4, "k");
+    {
+      Task k("kmeans", "k=3", 300, "iter", true);
+      k.update(1, {{"inertia", 2.0}}, true);  // the sweep has no position yet
+    }
+    sweep.update_part(1.5, {2, "run", 2, 4});
+    {
+      Task k("kmeans", "k=3", 300, "iter", true);
+      k.update(2, {{"inertia", 1.0}}, true);
+    }
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(contains(err, "] kmeans: k=3  iter 1 (max 300)  inertia 2\n")) << err;
+  EXPECT_TRUE(contains(err, "] cluster: k sweep  k 2/4  run 2/4 (38%)  ETA ")) << err;
+  EXPECT_TRUE(
+      contains(err, "] kmeans: k=3  iter 2 (max 300)  inertia 1  | cluster: k sweep 38%, ETA "))
+      << err;
+  EXPECT_TRUE(contains(err, "] kmeans: k=3  done in ")) << "no outer figures at the end: " << err;
+}
+
 TEST_F(ResetReporter, BatchLogIsThrottled) {
   Options o;
   o.terminal = 0;
@@ -177,6 +241,9 @@ TEST_F(ResetReporter, BatchLogIsThrottled) {
   {
     Task t("kmeans", "k=5", 300, "iter", true);
     for (int i = 1; i <= 50; ++i) t.update(i, {{"inertia", 1.0 / i}}, true);
+    Task s("train", "", 10, "epoch");
+    for (double i = 1; i <= 50; ++i)
+      s.update_part(i / 100.0, {1, "step", i, 100}, {{"samples/s", i}});
   }
   note("ingest", "read 1 s");  // --verbose only
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");

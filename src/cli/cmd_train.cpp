@@ -142,21 +142,8 @@ class TrainCommand final : public Command {
               "the serving bundle needs --projection and --segments too");
       serving = load_serving_parts(p_.profiles, p_.projection, p_.segments, p_.data, ctx.comm);
     }
-    // Epochs at most (auto: sized from the users; early stopping may end sooner).
-    const auto max_epochs = p_.epochs > 0 ? p_.epochs : p_.effective_epochs(data.n_users);
-    progress::Task task("train", "", static_cast<double>(max_epochs), "epoch");
-    TrainResult r = train(p_, data, ctx.comm, [&](const EpochStats& e) {
-      const double sps = e.step_seconds > 0 ? static_cast<double>(e.samples) / e.step_seconds : 0;
-      task.update(
-          static_cast<double>(e.epoch),
-          {{"loss", e.train_loss},
-           {"val_ndcg@" + std::to_string(p_.ndcg_k), e.val_ndcg},
-           {"val_recall@" + std::to_string(p_.recall_k), e.val_recall},
-           {"lr", e.lr},
-           {"samples/s", std::round(sps)},
-           {"comm%", e.step_seconds > 0 ? std::round(100 * e.comm_seconds / e.step_seconds) : 0}},
-          true);
-    });
+    // Progress (every step and epoch) is reported by train() itself.
+    TrainResult r = train(p_, data, ctx.comm);
     std::signal(SIGUSR1, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
     r.model.serving = std::move(serving);

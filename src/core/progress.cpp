@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <mutex>
 
 #include "segrec/core/error.hpp"
@@ -30,6 +31,7 @@ struct State {
   double last_draw = -1;  // elapsed() at the last terminal redraw
   double last_json = 0;   // elapsed() at the last throttled JSON update
   bool line_open = false;
+  std::vector<const Task*> live;  // tasks begun and not ended, oldest first
   std::mutex mutex;
 };
 
@@ -132,6 +134,23 @@ std::string format_duration(double seconds) {
 
 std::string json_string(std::string_view v) { return json::str(std::string(v)); }
 
+namespace {
+// Units per second (see eta_seconds); 0 when there is no estimate.
+double rate_of(double start, double first_done, double first_t, double done, double t) {
+  if (first_t >= 0 && t - first_t > 0.5 && done > first_done)
+    return (done - first_done) / (t - first_t);
+  if (t > 0 && done > start) return (done - start) / t;
+  return 0;
+}
+}  // namespace
+
+double eta_seconds(double total, double start, double first_done, double first_t, double done,
+                   double t) {
+  const double rate = rate_of(start, first_done, first_t, done, t);
+  if (total > 0 && rate > 0 && done < total) return (total - done) / rate;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
 void configure(const Options& o) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
@@ -143,6 +162,7 @@ void configure(const Options& o) {
   s.last_plain = s.last_json = 0;
   s.last_draw = -1;
   s.line_open = false;
+  s.live.clear();
   s.tty = o.terminal < 0 ? ::isatty(STDERR_FILENO) != 0 : o.terminal > 0;
   if (!o.root) return;
   if (!o.json_path.empty()) {
@@ -187,6 +207,7 @@ void reset() {
   s.json = nullptr;
   s.on = false;
   s.line_open = false;
+  s.live.clear();
 }
 
 double elapsed() { return since(state().t0); }
@@ -232,7 +253,9 @@ Task::Task(std::string stage, std::string what, double total, std::string unit, 
       t0_(clock::now()) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  if (!s.on || !s.json) return;
+  if (!s.on) return;
+  s.live.push_back(this);
+  if (!s.json) return;
   write_json(s, "\"event\":\"task_begin\",\"stage\":" + json_string(stage_) +
                     ",\"task\":" + json_string(what_) + ",\"total\":" + json_number(total_) +
                     ",\"unit\":" + json_string(unit_));
@@ -246,7 +269,13 @@ std::string Task::line() const {
   out += "  ";
   const bool bytes = unit_ == "B";
   const bool known = total_ > 0 && !limit_;
-  if (bytes) {
+  if (has_part_) {
+    out += unit_ + " " + number(part_.unit);
+    if (total_ > 0)
+      out.append(limit_ ? " (max " : "/").append(number(total_)).append(limit_ ? ")" : "");
+    out.append("  ").append(part_name_).append(" ").append(number(part_.done));
+    if (part_.total > 0) out.append("/").append(number(part_.total));
+  } else if (bytes) {
     out += format_bytes(done_);
     if (known) out += " / " + format_bytes(total_);
   } else {
@@ -262,16 +291,26 @@ std::string Task::line() const {
     out += pct;
   }
   const double t = elapsed();
-  double rate = 0;
-  if (first_t_ >= 0 && t - first_t_ > 0.5 && done_ > first_done_)
-    rate = (done_ - first_done_) / (t - first_t_);
-  else if (t > 0)
-    rate = done_ / t;
   // Most useful first: a narrow terminal cuts the end of the line.
-  if (known && rate > 0 && done_ < total_)
-    out += "  ETA " + format_duration((total_ - done_) / rate);
+  const double eta = eta_seconds(known ? total_ : 0, start_, first_done_, first_t_, done_, t);
+  if (std::isfinite(eta)) out += "  ETA " + format_duration(eta);
+  const double rate = rate_of(start_, first_done_, first_t_, done_, t);
   if (bytes && rate > 0) out += "  " + format_bytes(rate) + "/s";
   for (const auto& [name, value] : metrics_) out += "  " + name + " " + number(value);
+  return out;
+}
+
+std::string Task::outer() const {
+  const State& s = state();
+  if (s.live.empty() || s.live.front() == this) return "";
+  const Task& o = *s.live.front();
+  if (!(o.total_ > 0) || o.limit_ || o.first_t_ < 0) return "";
+  char pct[16];
+  std::snprintf(pct, sizeof pct, " %.0f%%", 100.0 * std::min(1.0, o.done_ / o.total_));
+  std::string out = "  | " + o.stage_ + (o.what_.empty() ? "" : ": " + o.what_) + pct;
+  // As of the outer task's last update.
+  const double eta = eta_seconds(o.total_, o.start_, o.first_done_, o.first_t_, o.done_, o.last_t_);
+  if (std::isfinite(eta)) out += ", ETA " + format_duration(eta);
   return out;
 }
 
@@ -280,13 +319,38 @@ void Task::update(double done, std::initializer_list<Metric> metrics, bool miles
   if (!s.on) return;
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!s.on) return;
-  if (first_t_ < 0) {
-    first_t_ = elapsed();
-    first_done_ = done;
-  }
   done_ = done;
-  metrics_.clear();
-  for (const auto& m : metrics) metrics_.emplace_back(std::string(m.name), m.value);
+  has_part_ = false;
+  report(metrics, milestone);
+}
+
+void Task::update_part(double done, const Part& part, std::initializer_list<Metric> metrics) {
+  State& s = state();
+  if (!s.on) return;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.on) return;
+  done_ = done;
+  has_part_ = true;
+  part_ = part;
+  if (part_name_ != part.name) part_name_.assign(part.name);
+  part_.name = part_name_;
+  report(metrics, false);
+}
+
+// The reporting of update and update_part; s.mutex held, done_ and the part set.
+void Task::report(std::initializer_list<Metric> metrics, bool milestone) {
+  State& s = state();
+  last_t_ = elapsed();
+  if (first_t_ < 0) {
+    first_t_ = last_t_;
+    first_done_ = done_;
+  }
+  metrics_.resize(metrics.size());  // names reused: no allocation per update
+  std::size_t i = 0;
+  for (const auto& m : metrics) {
+    if (metrics_[i].first != m.name) metrics_[i].first.assign(m.name);
+    metrics_[i++].second = m.value;
+  }
   const double now = since(s.t0);
   if (s.json && (milestone || now - s.last_json >= s.o.interval)) {
     write_json(s, json_fields("progress"));
@@ -294,14 +358,14 @@ void Task::update(double done, std::initializer_list<Metric> metrics, bool miles
   }
   if (s.o.verbosity == Verbosity::kQuiet) return;
   if (milestone && s.o.verbosity == Verbosity::kVerbose) {
-    plain_line(s, line());
+    plain_line(s, line() + outer());
     shown_ = true;
     shown_done_ = done_;
     return;
   }
   if (s.tty) {
     if (s.last_draw >= 0 && now - s.last_draw < kRedrawSeconds) return;
-    std::string text = line();
+    std::string text = line() + outer();
     const bool known = total_ > 0 && !limit_;
     if (known) {
       constexpr int kBar = 20;
@@ -320,7 +384,7 @@ void Task::update(double done, std::initializer_list<Metric> metrics, bool miles
     s.line_open = true;
     s.last_draw = now;
   } else if (now - s.last_plain >= s.o.interval) {
-    plain_line(s, line());
+    plain_line(s, line() + outer());
     shown_ = true;
     shown_done_ = done_;
   }
@@ -344,6 +408,7 @@ Task::~Task() {
   if (!s.on) return;
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!s.on) return;
+  s.live.erase(std::remove(s.live.begin(), s.live.end(), this), s.live.end());
   if (s.json) {
     write_json(s, json_fields("task_end"));
   }

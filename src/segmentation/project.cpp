@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include <Eigen/Cholesky>
@@ -26,6 +27,11 @@ using RowMatF = RowMat<float>;
 using RowMatD = RowMat<double>;
 
 constexpr std::int64_t kRowBlock = 2048;  // rows per block of the Gram and R^{-1} updates
+
+// Progress inside a pass over the data: called with the local rows done, every
+// kProgressRows rows (reports only).
+using RowsDone = std::function<void(std::int64_t)>;
+constexpr std::int64_t kProgressRows = 4096;
 
 // ---- randomness keyed by (seed, stream, feature index) ------------------------------------
 
@@ -109,11 +115,13 @@ void moments(const FeatureBlock& X, const Comm& comm, Eigen::VectorXd& mean, dou
 
 // Y = Xc M = X M - 1 (mu^T M); M: D x k, Y: n_local x k (row-major, T).
 template <class T>
-void times(const FeatureBlock& X, const RowMat<T>& M, const Eigen::VectorXd& mu, RowMat<T>& Y) {
+void times(const FeatureBlock& X, const RowMat<T>& M, const Eigen::VectorXd& mu, RowMat<T>& Y,
+           const RowsDone& rows_done = {}) {
   const std::int64_t k = M.cols();
   Y.setZero(X.n_local, k);
   const T* __restrict m = M.data();
   for (std::int64_t i = 0; i < X.n_local; ++i) {
+    if (rows_done && i % kProgressRows == 0 && i > 0) rows_done(i);
     T* __restrict y = Y.data() + i * k;
     for (std::int64_t p = X.indptr[i]; p < X.indptr[i + 1]; ++p) {
       const T v = static_cast<T>(X.values[p]);
@@ -134,11 +142,12 @@ void times(const FeatureBlock& X, const RowMat<T>& M, const Eigen::VectorXd& mu,
 // allreduce of the (D + 1) x k block [X^T Y ; 1^T Y] in double.
 template <class T>
 RowMatD transpose_times(const FeatureBlock& X, const RowMat<T>& Y, const Eigen::VectorXd& mu,
-                        const Comm& comm, PcaStats& st) {
+                        const Comm& comm, PcaStats& st, const RowsDone& rows_done = {}) {
   const std::int64_t k = Y.cols(), D = X.n_features();
   RowMat<T> Zs = RowMat<T>::Zero(X.n_sparse, k);
   T* __restrict z = Zs.data();
   for (std::int64_t i = 0; i < X.n_local; ++i) {
+    if (rows_done && i % kProgressRows == 0 && i > 0) rows_done(i);
     const T* __restrict y = Y.data() + i * k;
     for (std::int64_t p = X.indptr[i]; p < X.indptr[i + 1]; ++p) {
       const T v = static_cast<T>(X.values[p]);
@@ -219,20 +228,29 @@ ProjectionModel rsvd(const FeatureBlock& X, const PcaOptions& o, const Comm& com
   // Passes over the data: X Omega, then (X^T, X) per power iteration, then X^T Q.
   progress::Task task("project", "PCA", static_cast<double>(2 + 2 * o.power_iterations), "pass");
   const auto passed = [&] { task.update(st.x_products + st.xt_products, {}, true); };
+  // Inside a pass: this rank's rows done (rank 0's are reported).
+  const auto n_rows = static_cast<double>(std::max<std::int64_t>(X.n_local, 1));
+  const RowsDone rows = [&](std::int64_t r) {
+    const auto at = static_cast<double>(st.x_products + st.xt_products);
+    task.update_part(at + static_cast<double>(r) / n_rows,
+                     {at + 1, "rows", static_cast<double>(r), n_rows});
+  };
   RowMat<T> Y;
-  times(X, gaussian_test_matrix<T>(D, k, o.seed), m.mean, Y);
+  times(X, gaussian_test_matrix<T>(D, k, o.seed), m.mean, Y, rows);
   st.x_products++;
   passed();
   for (std::int64_t it = 0; it < o.power_iterations; ++it) {
     watchdog::set_step("power iteration", it + 1);
-    const RowMat<T> Z = orth_replicated(transpose_times(X, Y, m.mean, comm, st)).template cast<T>();
-    times(X, Z, m.mean, Y);
+    const RowMat<T> Z =
+        orth_replicated(transpose_times(X, Y, m.mean, comm, st, rows)).template cast<T>();
+    passed();
+    times(X, Z, m.mean, Y, rows);
     st.x_products++;
     passed();
   }
   cholesky_qr2(Y, comm, &st);
   // B^T = Xc^T Q (D x k) = Qb R;  R = Ur S Vr^T  =>  right singular vectors Qb Ur.
-  const RowMatD Bt = transpose_times(X, Y, m.mean, comm, st);
+  const RowMatD Bt = transpose_times(X, Y, m.mean, comm, st, rows);
   passed();
   const Eigen::HouseholderQR<Eigen::MatrixXd> qr(Bt);
   const Eigen::MatrixXd R = qr.matrixQR().topRows(k).template triangularView<Eigen::Upper>();

@@ -11,6 +11,7 @@
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/serving/recommend.hpp"
 
 namespace segrec {
@@ -175,6 +176,8 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
   };
   const std::int64_t rows = u.n_local();
   std::vector<std::int32_t> test, ranked;
+  progress::Task task("evaluate", "users scored",
+                      static_cast<double>((rows + p.block_users - 1) / p.block_users), "block");
   for (std::int64_t r0 = 0; r0 < rows; r0 += p.block_users) {
     const std::int64_t r1 = std::min(rows, r0 + p.block_users);
     for (std::size_t s = 0; s < ns; ++s) {
@@ -207,6 +210,7 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
           }
       }
     }
+    task.update(static_cast<double>((r1 + p.block_users - 1) / p.block_users));
   }
   // Test users without fold-in events: empty lists, counted as misses.
   std::int64_t no_foldin = 0;

@@ -14,6 +14,7 @@
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/io/companion.hpp"
 #include "segrec/io/textio.hpp"
 #include "segrec/personalisation/bundle.hpp"
@@ -447,6 +448,7 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
       csv->append("");
   }
   std::string text;
+  progress::Task task("recommend", "users scored", static_cast<double>(blocks), "block");
   for (std::int64_t blk = 0; blk < blocks; ++blk) {
     const std::int64_t r0 = std::min(rows, blk * p.block_users);
     const std::int64_t r1 = std::min(rows, r0 + p.block_users);
@@ -496,6 +498,7 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
         throw IoError("cannot write the spool file of '" + p.out + "'");
       spooled += static_cast<std::int64_t>(text.size());
     }
+    task.update(static_cast<double>(blk + 1));
   }
   if (csv) {
     if (spool && std::fflush(spool.get()) != 0)

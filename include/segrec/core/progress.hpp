@@ -9,6 +9,10 @@
 // Output, on stderr:
 //  - a terminal: one line updated in place (a bar when the total is known);
 //  - otherwise (a batch log): a plain line at most every `interval` seconds;
+//  - long loops update often (every training step, block of rows or users) so that a
+//    line is due within about `interval`; a position inside a unit (update_part) shows as
+//    "epoch 2/10  step 312/4000", and the line of a task inside another (a K-means run in a
+//    k sweep) ends with "| cluster: k sweep 40%, ETA 3m10s";
 //  - --verbose: additionally every milestone (PCA pass, K-means iteration, epoch) as a line;
 //  - --quiet: nothing.
 // With --log-json FILE, one JSON object per event (start, task begin/end, every
@@ -45,6 +49,22 @@ struct Metric {
   double value;
 };
 
+/// Where a task stands inside the unit in progress, for the console line:
+/// {2, "step", 312, 4000} shows "epoch 2/10  step 312/4000".
+struct Part {
+  double unit = 0;             ///< the unit in progress, 1-based (epoch 2)
+  std::string_view name;       ///< of the sub-units ("step")
+  double done = 0, total = 0;  ///< sub-units done of the unit's total (312 of 4000)
+};
+
+/// Seconds left of a task of `total` units that started at `start` units, was first seen
+/// at `first_done` units `first_t` seconds in (-1: never) and is at `done` units `t`
+/// seconds in. The rate counts from the first update once it is over 0.5 s old (start-up
+/// excluded), before that from the start. NaN when there is no estimate (unknown total,
+/// finished, no progress yet).
+double eta_seconds(double total, double start, double first_done, double first_t, double done,
+                   double t);
+
 /// Sets up the process-wide reporter and writes the start event. Throws IoError when
 /// the JSON log cannot be opened.
 void configure(const Options& o);
@@ -76,6 +96,12 @@ class Task {
   /// epoch) always reaches the JSON log and, at --verbose, the console; other updates
   /// are shown when due. The rate and ETA are derived from `done` and the clock.
   void update(double done, std::initializer_list<Metric> metrics = {}, bool milestone = false);
+  /// As update, inside a unit: `done` (fractional units, e.g. 1.078 = epoch 2 at 7.8%)
+  /// drives the bar, the percentage and the ETA; the line shows `part`. Never a milestone:
+  /// meant to be called often (every step, every block of rows), it stays cheap.
+  void update_part(double done, const Part& part, std::initializer_list<Metric> metrics = {});
+  /// The task goes on from `done` units (a resumed run): rates count from there.
+  void start_at(double done) { start_ = done; }
   /// Seconds since the task began.
   double elapsed() const;
   /// Whether reports go anywhere (false on non-root ranks and before configure):
@@ -89,10 +115,18 @@ class Task {
   bool shown_ = false;  // a plain line of this task was printed
   std::chrono::steady_clock::time_point t0_;
   double first_t_ = -1, first_done_ = 0;  // first update: rate baseline
-  double done_ = 0;
+  double done_ = 0, start_ = 0;
+  double last_t_ = 0;       // task seconds at the last update
   double shown_done_ = -1;  // `done` of the last plain line printed
+  bool has_part_ = false;   // the last update was update_part
+  Part part_;               // its position (part_.name points into part_name_)
+  std::string part_name_;
   std::vector<std::pair<std::string, double>> metrics_;
+  void report(std::initializer_list<Metric> metrics, bool milestone);
   std::string line() const;
+  /// "  | STAGE: WHAT 40%, ETA 3m10s" of the outermost live task when it is another one
+  /// with a known total (a k sweep around its K-means runs); "" otherwise.
+  std::string outer() const;
   /// The JSON fields of a progress or task_end event of this task.
   std::string json_fields(const char* event) const;
 };

@@ -10,6 +10,7 @@
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/core/random.hpp"
 #include "segrec/core/watchdog.hpp"
 #include "trainer_impl.hpp"
@@ -288,6 +289,15 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   if (!history_.empty() && p_.patience > 0 && since_best_ >= p_.patience) finished = true;
   mlp::Batch<float> bt;
   const auto dropout = static_cast<float>(p_.dropout);
+  // Progress in epochs (fractional within one: the ETA counts the steps of every epoch).
+  const auto S = static_cast<double>(steps_per_epoch_);
+  progress::Task task("train", "", static_cast<double>(epochs_), "epoch");
+  task.start_at(static_cast<double>(epoch_) + static_cast<double>(step_in_epoch_) / S);
+  const std::string ndcg_name = "val_ndcg@" + std::to_string(p_.ndcg_k);
+  const std::string recall_name = "val_recall@" + std::to_string(p_.recall_k);
+  const auto per = [](double a, double b) {  // NaN (not available) when b is 0
+    return b > 0 ? a / b : std::numeric_limits<double>::quiet_NaN();
+  };
 
   while (!finished) {
     const auto t_epoch = std::chrono::steady_clock::now();
@@ -344,6 +354,10 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       ++steps_this_run;
       st.samples += count;
       st.step_seconds += seconds_since(t_step);
+      task.update_part(
+          static_cast<double>(epoch_) + static_cast<double>(s + 1) / S,
+          {static_cast<double>(epoch_ + 1), "step", static_cast<double>(s + 1), S},
+          {{"samples/s", std::round(per(static_cast<double>(st.samples), st.step_seconds))}});
       stop = scalars[1] > 0 || (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
       if (stop) g_stop_requested.store(0);  // the request is served
       if (stop && s + 1 < steps_per_epoch_) {
@@ -385,6 +399,14 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
     if ((p_.checkpoint_every > 0 && (epoch_ % p_.checkpoint_every == 0 || finished)) ||
         (stop && !finished))
       write_checkpoint(ckpt);
+    task.update(static_cast<double>(epoch_),
+                {{"loss", st.train_loss},
+                 {ndcg_name, st.val_ndcg},
+                 {recall_name, st.val_recall},
+                 {"lr", st.lr},
+                 {"samples/s", std::round(per(static_cast<double>(st.samples), st.step_seconds))},
+                 {"comm%", std::round(per(100 * st.comm_seconds, st.step_seconds))}},
+                true);
     if (on_epoch) on_epoch(st);
     if (stop && !finished)
       throw Interrupted("train: stopped after epoch " + std::to_string(epoch_) + "; " +

@@ -69,7 +69,8 @@ MatrixRF gap_reference_rows(const GapReference& ref, int b, const Comm& comm) {
 }
 
 GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, std::int64_t k,
-                       const KMeansParams& p, const KMeansModes& modes, const Comm& comm) {
+                       const KMeansParams& p, const KMeansModes& modes, const Comm& comm,
+                       const std::function<void()>& set_done) {
   KMeansParams q = p;
   q.n_init = 1;
   q.progress_stage = "gap reference";
@@ -80,6 +81,7 @@ GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, 
     const KMeansResult r = kmeans_detail::kmeans_prepared(Z, std::min(k, ref.rows), q, modes,
                                                           comm, nullptr);
     logs.push_back(std::log(std::max(r.inertia, 1e-300) / static_cast<double>(ref.rows)));
+    if (set_done) set_done();
   }
   double mean = 0, var = 0;
   for (double l : logs) mean += l;

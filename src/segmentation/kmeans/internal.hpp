@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -260,9 +261,11 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init
                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
                         const Comm& comm, int max_iter = -1, bool partial = false,
                         const std::vector<std::int32_t>* labels0 = nullptr);
-/// kmeans() on rows already normalised when p.spherical.
+/// kmeans() on rows already normalised when p.spherical; `restart_done` is called after
+/// each restart's run (progress reports only).
 KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansParams& p,
-                             const KMeansModes& m, const Comm& comm, const MatrixRF* init);
+                             const KMeansModes& m, const Comm& comm, const MatrixRF* init,
+                             const std::function<void()>& restart_done = {});
 /// init_centroids() with the parsed modes.
 MatrixRF init_centroids(const MatrixRF& X, std::int64_t k, const KMeansParams& p,
                         const KMeansModes& m, int restart, const Comm& comm);

@@ -248,7 +248,8 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init
 }
 
 KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansParams& p,
-                             const KMeansModes& m, const Comm& comm, const MatrixRF* init) {
+                             const KMeansModes& m, const Comm& comm, const MatrixRF* init,
+                             const std::function<void()>& restart_done) {
   const Layout L = make_layout(X.rows(), comm);
   if (k > L.n)
     throw DataError("--k " + std::to_string(k) + " is larger than the number of users (" +
@@ -279,6 +280,7 @@ KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansPara
     res.restart = r;
     compared.push_back(res.inertia);
     if (r == 0 || res.inertia < best.inertia) best = std::move(res);
+    if (restart_done) restart_done();
   }
   if (!best.converged && best.n_iter < p.max_iter) {
     KMeansResult more = lloyd_impl(X, L, best.centroids, p, m, tol_abs, ex, comm,

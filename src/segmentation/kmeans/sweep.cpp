@@ -78,12 +78,31 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   if (gap) ref = gap_reference(Xs, p.gap_sample, p.gap_references, p.seed, comm);
   ClusterRun run;
   std::vector<KMeansResult> results;  // one per k, until the pick
-  progress::Task task("cluster", "k sweep", sweep ? static_cast<double>(ks.size()) : 0, "k");
+  // Progress: a sweep in k (each k's runs, its restarts then its gap reference sets, as
+  // parts); one k in runs.
+  const auto runs_of = [&](std::int64_t k) {
+    return (previous || init ? 1 : p.restarts(n, k, Xs.cols())) + (gap ? ref.sets : 0);
+  };
+  progress::Task task("cluster", sweep ? "k sweep" : "k=" + std::to_string(ks.front()),
+                      static_cast<double>(sweep ? std::ssize(ks) : runs_of(ks.front())),
+                      sweep ? "k" : "run");
   for (const std::int64_t k : ks) {
+    const auto at = static_cast<double>(run.sweep.size()), runs = static_cast<double>(runs_of(k));
+    double runs_done = 0;
+    if (sweep)  // the position from the start of each k (and a rate baseline)
+      task.update_part(at, {at + 1, "run", 0, runs}, {{"k", static_cast<double>(k)}});
+    const auto run_done = [&] {
+      ++runs_done;
+      if (!sweep)
+        task.update(runs_done);
+      else
+        task.update_part(at + std::min(1.0, runs_done / runs), {at + 1, "run", runs_done, runs},
+                         {{"k", static_cast<double>(k)}});
+    };
     MatrixRF from_previous;
     if (previous) from_previous = centroids_from_previous(Xs, *previous, k, p, comm);
-    KMeansResult res =
-        kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, previous ? &from_previous : init);
+    KMeansResult res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm,
+                                                      previous ? &from_previous : init, run_done);
     run.init_seconds += res.init_seconds;
     run.lloyd_seconds += res.seconds;
     const auto tq = std::chrono::steady_clock::now();
@@ -94,7 +113,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
       q.silhouette = silhouette_score(Xs, res.labels, k, p.silhouette_sample, p.seed, threads, comm,
                                       &q.silhouette_sample);
     if (gap) {
-      const GapValue g = gap_statistic(ref, res.inertia, n, k, p, modes, comm);
+      const GapValue g = gap_statistic(ref, res.inertia, n, k, p, modes, comm, run_done);
       q.gap = g.gap;
       q.gap_se = g.se;
     }

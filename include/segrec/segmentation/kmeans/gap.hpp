@@ -19,6 +19,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -49,9 +50,11 @@ struct GapValue {
 };
 
 /// Collective. gap(k) for data whose K-means inertia at k is `inertia` over `n` rows; the
-/// reference sets are clustered with p and modes (one start each).
+/// reference sets are clustered with p and modes (one start each); `set_done` is called
+/// after each (progress reports only).
 GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, std::int64_t k,
-                       const KMeansParams& p, const KMeansModes& modes, const Comm& comm);
+                       const KMeansParams& p, const KMeansModes& modes, const Comm& comm,
+                       const std::function<void()>& set_done = {});
 
 /// Index into `g` (one value per k of the ascending sweep `ks`) at the knee (see above).
 std::size_t gap_pick(std::span<const std::int64_t> ks, std::span<const GapValue> g);
