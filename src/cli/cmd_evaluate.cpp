@@ -33,7 +33,8 @@ class EvaluateCommand final : public Command {
         "block-users", po::value(&p.block_users)->default_value(p.block_users),
         "users scored per block")(
         "rank-k", po::value(&p.rank_k)->default_value(p.rank_k),
-        "N of the full-ranking HR@N and NDCG@N (beside MRR over the full ranking)");
+        "N of the full-ranking HR@N and NDCG@N (beside MRR over the full ranking); 0 = rank the "
+        "top max K only (faster, no full-ranking metrics)");
     add_ingest_read_options(d, p.foldin, /*filters=*/false);
   }
 

@@ -55,7 +55,7 @@ void EvaluateParams::validate() const {
   require(!test.empty(), "test", test, "give the test event file");
   require(block_users >= 1, "block-users", block_users, "must be >= 1");
   require(min_events >= 0, "min-events", min_events, "must be >= 0");
-  require(rank_k >= 1, "rank-k", rank_k, "must be >= 1");
+  require(rank_k >= 0, "rank-k", rank_k, "must be >= 1 (0 = no full ranking)");
   (void)k_list();
   IngestParams ip = foldin;
   ip.out = model;  // not written; ingest checks that it is set
@@ -199,13 +199,13 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
     const std::vector<std::int32_t> top(
         ranked.begin(), ranked.begin() + std::min<std::int64_t>(std::ssize(ranked), kmax));
     add_list_metrics(top, test, n_test, ks, out);
-    add_full_rank_metrics(ranked, test, p.rank_k, out + 3 * nk + 2);
+    if (p.rank_k > 0) add_full_rank_metrics(ranked, test, p.rank_k, out + 3 * nk + 2);
   };
   const std::int64_t rows = u.n_local();
   std::vector<std::int32_t> test, ranked;
   // Every list ranks all items (history excluded): the full-ranking metrics need the
-  // target's rank wherever it falls.
-  const std::int64_t n_full = std::max<std::int64_t>(kmax, n_items);
+  // target's rank wherever it falls. --rank-k 0: the top max K only.
+  const std::int64_t n_full = p.rank_k > 0 ? std::max<std::int64_t>(kmax, n_items) : kmax;
   const std::int64_t block =
       std::min(p.block_users, std::max<std::int64_t>(1, kFullListCells / n_full));
   for (std::int64_t r0 = 0; r0 < rows; r0 += block) {
@@ -311,6 +311,7 @@ std::string EvaluateResult::table() const {
     }
     std::snprintf(buf, sizeof buf, "%-20s   MRR %8.4f\n", s.name.c_str(), s.mrr);
     os << buf;
+    if (rank_k <= 0) continue;
     std::snprintf(buf, sizeof buf, "%-20s  full ranking: HR@%lld %.4f  NDCG@%lld %.4f  MRR %.4f\n",
                   s.name.c_str(), static_cast<long long>(rank_k), s.full_hr,
                   static_cast<long long>(rank_k), s.full_ndcg, s.full_mrr);
@@ -357,9 +358,11 @@ std::string EvaluateResult::to_json() const {
           << "\": " << num(s.novelty[j], 3);
     }
     const std::string R = std::to_string(rank_k);
-    o << ", \"mrr\": " << num(s.mrr, 6) << ", \"full_hr@" << R << "\": " << num(s.full_hr, 6)
-      << ", \"full_ndcg@" << R << "\": " << num(s.full_ndcg, 6)
-      << ", \"full_mrr\": " << num(s.full_mrr, 6) << "}";
+    o << ", \"mrr\": " << num(s.mrr, 6);
+    if (rank_k > 0)
+      o << ", \"full_hr@" << R << "\": " << num(s.full_hr, 6) << ", \"full_ndcg@" << R
+        << "\": " << num(s.full_ndcg, 6) << ", \"full_mrr\": " << num(s.full_mrr, 6);
+    o << "}";
     return o.str();
   };
   os << "{\n \"users\": " << users << ",\n \"users_without_foldin\": " << users_without_foldin

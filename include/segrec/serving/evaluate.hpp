@@ -17,7 +17,8 @@
 //   HR@N = [r <= N], NDCG@N = [r <= N] / log2(r + 1), MRR = 1 / r   (N = --rank-k, 10)
 // averaged over the users with test items (0 for a user whose test items are unknown or
 // unranked). With one target these are the usual leave-one-out metrics; with several,
-// HR@N equals HitRate@N and NDCG@N counts the first hit only.
+// HR@N equals HitRate@N and NDCG@N counts the first hit only. The lists are then as long
+// as the catalogue (a full sort per user and system); --rank-k 0 ranks the top max(K) only.
 // Systems: global popularity and popularity within the user's segment (from the
 // training counts in the model's bundle), then each mode the model holds (model_modes),
 // then "served": the model with recommend's cold-start rule (--min-events).
@@ -47,7 +48,7 @@ struct EvaluateParams {
   /// events get their segment's popular items (system "served"; 0 = off).
   std::int64_t min_events = 3;
   std::int64_t block_users = 4096;  ///< users scored per block (fewer with a large catalogue)
-  std::int64_t rank_k = 10;         ///< N of the full-ranking HR@N and NDCG@N (>= 1)
+  std::int64_t rank_k = 10;         ///< N of the full-ranking HR@N and NDCG@N (0 = no full ranking)
 
   /// Throws UsageError naming the option and the value.
   void validate() const;
