@@ -72,6 +72,8 @@ for np in 1 2; do
   seg $np evaluate --model "$H/m.h5" --foldin "$H/foldin.csv" --test "$H/test.csv" --k 5,10 \
     --json "$H/e$np.json" || bad "evaluate -n $np: $(cat "$WORK/err")"
 done
+grep -q "popularity .*full ranking: HR@10 0.6667  NDCG@10 0.4769  MRR 0.4470" "$WORK/out" &&
+  ok "table shows the full-ranking line" || bad "table: $(grep 'full ranking' "$WORK/out")"
 /usr/bin/python3 - "$H/e1.json" <<'PY' && ok "popularity: HR@10 2/3, NDCG@10, MRR exact" || bad "hand case: $(cat "$H/e1.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))["systems"]["popularity"]
@@ -79,6 +81,15 @@ want = {"full_hr@10": 0.666667, "full_ndcg@10": 0.476892, "full_mrr": 0.446970, 
 sys.exit(0 if all(abs(s[k] - v) < 1e-6 for k, v in want.items()) else 1)
 PY
 cmp -s "$H/e1.json" "$H/e2.json" && ok "evaluate identical at -n 1 and -n 2" || bad "evaluate differs"
-grep -q "popularity .*full ranking: HR@10 0.6667  NDCG@10 0.4769  MRR 0.4470" "$WORK/out" &&
-  ok "table shows the full-ranking line" || bad "table: $(grep 'full ranking' "$WORK/out")"
+seg 1 evaluate --model "$H/m.h5" --foldin "$H/foldin.csv" --test "$H/test.csv" --k 5,10 \
+  --rank-k 0 --json "$H/e0.json" || bad "evaluate --rank-k 0: $(cat "$WORK/err")"
+/usr/bin/python3 - "$H/e1.json" "$H/e0.json" <<'PY' && ok "--rank-k 0: the same metrics without the full ranking" || bad "--rank-k 0: $(cat "$H/e0.json")"
+import json, sys
+def strip(d):
+    if isinstance(d, dict): return {k: strip(v) for k, v in d.items() if not k.startswith("full_")}
+    if isinstance(d, list): return [strip(x) for x in d]
+    return d
+full, top = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+sys.exit(0 if strip(full) == top and "full_mrr" not in json.dumps(top) else 1)
+PY
 finish
