@@ -70,6 +70,69 @@ TEST(Evaluate, KListParsing) {
   }
 }
 
+TEST(Evaluate, FullRankingClosedForm) {
+  // One target per user at full ranks 1, 4 and 11 (1-based), one user whose target is unranked.
+  const std::vector<std::int32_t> ranking = {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+  double s[3] = {0, 0, 0};
+  add_full_rank_metrics(ranking, {20}, 10, s);
+  add_full_rank_metrics(ranking, {23}, 10, s);
+  add_full_rank_metrics(ranking, {30}, 10, s);
+  add_full_rank_metrics(ranking, {99}, 10, s);
+  EXPECT_EQ(s[0], 2.0);                                  // HR@10: ranks 1 and 4
+  EXPECT_NEAR(s[1], 1.0 + 1.0 / std::log2(5.0), 1e-12);  // NDCG@10: 1/log2(r + 1)
+  EXPECT_NEAR(s[2], 1.0 + 0.25 + 1.0 / 11.0, 1e-12);     // MRR over the full ranking
+  // Several test items: the first one ranked counts; rank 11 is past K = 10 but in the MRR.
+  double t[3] = {0, 0, 0};
+  add_full_rank_metrics(ranking, {30, 31}, 10, t);
+  EXPECT_EQ(t[0], 0.0);
+  EXPECT_EQ(t[1], 0.0);
+  EXPECT_NEAR(t[2], 1.0 / 11.0, 1e-12);
+  // With one target NDCG@K equals add_list_metrics' NDCG@K and HR@K its HitRate@K.
+  const auto l = metrics(ranking, {23}, 1, {10});
+  double u[3] = {0, 0, 0};
+  add_full_rank_metrics(ranking, {23}, 10, u);
+  EXPECT_NEAR(u[1], l[1], 1e-12);
+  EXPECT_NEAR(u[0], l[2], 1e-12);
+}
+
+TEST(Split, LeaveLastOutClosedForm) {
+  using V = std::vector<std::int32_t>;
+  const auto cut = [](const V& v) { return leave_last_out(std::span<const std::int32_t>(v)); };
+  // First events: 5 at 0, 3 at 1, 7 at 3, 9 at 5: test = 9 (position 5), valid = 7 (3).
+  auto r = cut({5, 3, 5, 7, 3, 9, 7});
+  EXPECT_EQ(r.distinct, 4);
+  EXPECT_EQ(r.test, 5);
+  EXPECT_EQ(r.valid, 3);
+  // A repeat after the last new item does not move the targets.
+  r = cut({4, 2, 4, 2, 9, 4});
+  EXPECT_EQ(r.test, 4);
+  EXPECT_EQ(r.valid, 1);
+  // Fewer than 3 distinct items: no targets.
+  r = cut({1, 1, 2, 2});
+  EXPECT_EQ(r.distinct, 2);
+  EXPECT_EQ(r.test, -1);
+  EXPECT_EQ(r.valid, -1);
+  r = cut({});
+  EXPECT_EQ(r.distinct, 0);
+  EXPECT_EQ(r.test, -1);
+  r = cut({8, 6, 7});
+  EXPECT_EQ(r.test, 2);
+  EXPECT_EQ(r.valid, 1);
+}
+
+TEST(Split, TemporalLastOptions) {
+  SplitParams p;
+  p.protocol = "temporal-last";
+  p.out = "/tmp/x";
+  EXPECT_THROW(p.validate(), UsageError);  // no --data
+  p.data = "ds.h5";
+  EXPECT_EQ(p.validate().protocol, SplitProtocol::kTemporalLast);
+  p.input.events = {"ev.csv"};
+  EXPECT_THROW(p.validate(), UsageError);  // an event file too
+  p.protocol = "weak";
+  EXPECT_THROW(p.validate(), UsageError);  // --data with another protocol
+}
+
 TEST(Split, SeededHashIsStableAndKeyed) {
   EXPECT_EQ(seeded_hash(42, "user-1"), seeded_hash(42, "user-1"));
   EXPECT_NE(seeded_hash(42, "user-1"), seeded_hash(43, "user-1"));

@@ -10,7 +10,8 @@ class EvaluateCommand final : public Command {
  public:
   std::string name() const override { return "evaluate"; }
   std::string summary() const override {
-    return "Recall/NDCG/HitRate@K, MRR, coverage, novelty of a model against popularity";
+    return "Recall/NDCG/HitRate@K, MRR, full-ranking HR/NDCG@10, coverage, novelty of a model "
+           "against popularity";
   }
   std::string usage() const override {
     return "examples:\n"
@@ -30,7 +31,10 @@ class EvaluateCommand final : public Command {
         "system 'served': users with fewer known events get their segment's popular items "
         "(as segrec recommend; 0 = leave out)")(
         "block-users", po::value(&p.block_users)->default_value(p.block_users),
-        "users scored per block");
+        "users scored per block")(
+        "rank-k", po::value(&p.rank_k)->default_value(p.rank_k),
+        "N of the full-ranking HR@N and NDCG@N (beside MRR over the full ranking); 0 = rank the "
+        "top max K only (faster, no full-ranking metrics)");
     add_ingest_read_options(d, p.foldin, /*filters=*/false);
   }
 

@@ -52,8 +52,15 @@ class Generate final : public Command {
         "what the planted segments differ in: taste (preferred categories and items; "
         "activity, funnel, price tier, quantity and recency drawn per user alike for all "
         "segments), behaviour (activity, funnel depth, price tier, quantity and recency; "
-        "every user the same taste), or both")("events", po::value(&p_.events_out),
-                                               "events CSV to write (required)")(
+        "every user the same taste), or both")(
+        "sequential", po::bool_switch(&p_.sequential),
+        "plant order: within a session a view follows the previous view's planted successor "
+        "(per segment, item to item) with probability --sequence-strength")(
+        "sequence-strength",
+        po::value(&p_.sequence_strength)
+            ->default_value(p_.sequence_strength, shortest(p_.sequence_strength)),
+        "--sequential: share of the views after a session's first that are planted successors")(
+        "events", po::value(&p_.events_out), "events CSV to write (required)")(
         "truth", po::value(&p_.truth_out), "user_id,segment CSV to write")(
         "items-out", po::value(&p_.items_out), "item_id,category,name,price CSV to write");
   }

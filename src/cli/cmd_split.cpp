@@ -3,6 +3,7 @@
 
 #include "command.hpp"
 #include "ingest_options.hpp"
+#include "segrec/core/params.hpp"
 #include "segrec/serving/split.hpp"
 
 namespace segrec::cli {
@@ -20,8 +21,14 @@ class SplitCommand final : public Command {
            "  segrec split --events events.csv --protocol strong --out split/\n"
            "  segrec split --format movielens --events u.data --min-value 4 --out split/\n"
            "  segrec split --events events.csv --protocol temporal --last-n 2 --out split/\n"
-           "Writes OUT/train.EXT, OUT/foldin.EXT and OUT/test.EXT with the input's columns and its\n"
-           "extension EXT (.csv when it has none), so --format movielens reads them back.";
+           "  segrec split --temporal-last --data dataset.h5 --out split/\n"
+           "Writes OUT/train.EXT, OUT/foldin.EXT and OUT/test.EXT with the input's columns and "
+           "its\n"
+           "extension EXT (.csv when it has none), so --format movielens reads them back.\n"
+           "--temporal-last (leave-last-out of dataset.h5's event log: each user's last new item\n"
+           "is the test target, the one before the validation target) writes OUT/train.csv,\n"
+           "valid.csv, foldin.csv and test.csv as user_id,item_id,event,timestamp,value[,price]\n"
+           "[,category]; users with fewer than 3 distinct items are in train.csv only.";
   }
   std::vector<std::string> positional() const override { return {"events"}; }
   void add_options(po::options_description& d) override {
@@ -29,7 +36,10 @@ class SplitCommand final : public Command {
     d.add_options()("events", po::value(&p.input.events)->composing()->multitoken(),
                     "the event file to split")("out", po::value(&p.out), "output directory")(
         "protocol", po::value(&p.protocol)->default_value(p.protocol),
-        "strong (held-out users) | weak (per-user items) | temporal (last events)")(
+        "strong (held-out users) | weak (per-user items) | temporal (last events) | "
+        "temporal-last (dataset.h5: last new item per user)")(
+        "temporal-last", po::bool_switch(&temporal_last_), "the same as --protocol temporal-last")(
+        "data", po::value(&p.data), "temporal-last: the dataset.h5 whose event log is split")(
         "holdout-share", po::value(&p.holdout_share)->default_value(p.holdout_share),
         "strong: share of users held out")(
         "test-share", po::value(&p.test_share)->default_value(p.test_share),
@@ -43,6 +53,11 @@ class SplitCommand final : public Command {
 
   void check(const Context& ctx) override {
     p_.seed = ctx.common.seed;
+    if (temporal_last_) {
+      require(p_.protocol == "strong" || p_.protocol == "temporal-last", "protocol", p_.protocol,
+              "--temporal-last is --protocol temporal-last; give one of them");
+      p_.protocol = "temporal-last";
+    }
     p_.validate();
   }
 
@@ -50,6 +65,16 @@ class SplitCommand final : public Command {
     check(ctx);
     const SplitSummary s = run_split(p_, ctx.comm);
     std::ostringstream os;
+    if (p_.protocol == "temporal-last") {
+      os << "wrote " << p_.out << "/{train,valid,foldin,test}.csv (temporal-last): " << s.rows
+         << " events of " << s.users << " users; " << s.heldout_users << " users scored ("
+         << s.users - s.heldout_users
+         << " with fewer than 3 distinct items in train only); rows: " << s.train_rows << " train, "
+         << s.valid_rows << " valid, " << s.foldin_rows << " fold-in, " << s.test_rows << " test, "
+         << s.dropped_rows << " after the test target dropped";
+      ctx.say(os.str());
+      return 0;
+    }
     os << "wrote " << p_.out << "/{train,foldin,test}.csv (" << p_.protocol << "): " << s.rows
        << " rows read (" << s.bad_rows << " malformed, " << s.below_min << " under --min-value); "
        << s.users << " users kept, " << s.dropped_users << " with fewer than " << p_.min_user_items
@@ -61,6 +86,7 @@ class SplitCommand final : public Command {
 
  private:
   SplitParams p_;
+  bool temporal_last_ = false;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "generate_model.hpp"
+#include "generate_sequential.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/io/parse.hpp"
 #include "segrec/io/textio.hpp"
@@ -81,6 +82,7 @@ class Text {
 class UserGenerator {
  public:
   UserGenerator(const GenerateParams& p, const Model& m) : p_(p), m_(m) {
+    if (p.sequential) seq_.emplace(p, m);
     start_ = static_cast<std::int64_t>(std::llround(p.start));
     period_ = static_cast<std::int64_t>(std::floor(p.days * 86400.0));
   }
@@ -204,7 +206,13 @@ class UserGenerator {
       sessions_.push_back({ev_.size(), 0});
       carts_.clear();
       std::int64_t t = 0;
+      std::int32_t prev = -1;  // the session's previous view
       for (std::int64_t v = 0; v < len; ++v) {
+        if (seq_ && prev >= 0 && r.uniform() < p_.sequence_strength) {
+          prev = seq_->successor(seg, prev);
+          add_view(r, prev, t, v + 1 < len);
+          continue;
+        }
         const auto [c, pref] =
             r.uniform() < kSessionStickiness ? session_category : draw_category();
         // The user's price tier (share `loyalty`) or the whole category.
@@ -220,18 +228,8 @@ class UserGenerator {
         if (pref >= 0 && r.uniform() < kOwnTaste)
           k = (k + static_cast<std::size_t>(m_.taste_shift[seg][static_cast<std::size_t>(pref)])) %
               cdf.size();
-        const std::int32_t item = list.items[k];
-        const auto dwell = std::clamp<std::int64_t>(
-            std::llround(kDwellMedian * std::exp(kDwellSigma * r.normal())), 1, kMaxDwell);
-        ev_.push_back({t, item, static_cast<std::int32_t>(dwell), kView});
-        t += dwell;
-        if (r.uniform() < cart_rate_) {
-          const auto qty =
-              static_cast<std::int32_t>(1 + std::min(r.geometric(extra_units_), kMaxExtraUnits));
-          ev_.push_back({t, item, qty, kCart});
-          carts_.push_back(ev_.size() - 1);
-        }
-        if (v + 1 < len) t += 1 + r.below(kMaxStep);
+        prev = list.items[k];
+        add_view(r, prev, t, v + 1 < len);
       }
       // Checkout: some carted items are bought, in cart order.
       for (std::size_t ci : carts_) {
@@ -242,6 +240,21 @@ class UserGenerator {
       }
       sessions_.back().duration = ev_.back().time;
     }
+  }
+
+  // A view of `item` at t (with its dwell time and maybe a cart); advances t past it.
+  void add_view(Rng& r, std::int32_t item, std::int64_t& t, bool more) {
+    const auto dwell = std::clamp<std::int64_t>(
+        std::llround(kDwellMedian * std::exp(kDwellSigma * r.normal())), 1, kMaxDwell);
+    ev_.push_back({t, item, static_cast<std::int32_t>(dwell), kView});
+    t += dwell;
+    if (r.uniform() < cart_rate_) {
+      const auto qty =
+          static_cast<std::int32_t>(1 + std::min(r.geometric(extra_units_), kMaxExtraUnits));
+      ev_.push_back({t, item, qty, kCart});
+      carts_.push_back(ev_.size() - 1);
+    }
+    if (more) t += 1 + r.below(kMaxStep);
   }
 
   // Spreads the sessions over the user's window of the period: gaps of at
@@ -305,6 +318,7 @@ class UserGenerator {
 
   const GenerateParams& p_;
   const Model& m_;
+  std::optional<gen::Sequence> seq_;  // --sequential
   std::int64_t start_ = 0, period_ = 0;
   // The current user's behaviour (draw_behaviour).
   double activity_ = 1, views_sigma_ = kTasteViewsSigma, cart_rate_ = 0, purchase_rate_ = 0;
@@ -335,6 +349,8 @@ GenerateModes GenerateParams::validate() const {
   require(days > 0 && start + days * 86400.0 <= parse::kMaxUnixSeconds && days * 86400.0 >= 1,
           "days", days, "must be positive, at least a second, and end before the year 2200");
   require(noise >= 0 && noise <= 0.5, "noise", noise, "must be in [0, 0.5]");
+  require(sequence_strength >= 0 && sequence_strength <= 1, "sequence-strength", sequence_strength,
+          "must be in [0, 1]");
   require(!events_out.empty(), "events", events_out, "give the events CSV to write");
   require(truth_out != events_out, "truth", truth_out, "must differ from --events");
   require(items_out != events_out, "items-out", items_out, "must differ from --events");

@@ -23,8 +23,12 @@ std::string num(double v, int digits = 4) {
   return buf;
 }
 
-// Per bucket: recall, ndcg, hit per K, then the reciprocal-rank sum and the user count.
-std::size_t stride(std::size_t nk) { return 3 * nk + 2; }
+// Per bucket: recall, ndcg, hit per K, the reciprocal-rank sum and the user count, then the
+// full-ranking HR, NDCG and reciprocal-rank sums (add_full_rank_metrics).
+std::size_t stride(std::size_t nk) { return 3 * nk + 5; }
+
+// Users scored per block: full-length lists of at most about 2^22 entries.
+constexpr std::int64_t kFullListCells = std::int64_t{1} << 22;
 
 SystemMetrics metrics_from(const std::string& name, const double* sums, std::size_t nk) {
   SystemMetrics s;
@@ -37,6 +41,9 @@ SystemMetrics metrics_from(const std::string& name, const double* sums, std::siz
     s.hitrate.push_back(sums[2 * nk + j] / n);
   }
   s.mrr = sums[3 * nk] / n;
+  s.full_hr = sums[3 * nk + 2] / n;
+  s.full_ndcg = sums[3 * nk + 3] / n;
+  s.full_mrr = sums[3 * nk + 4] / n;
   return s;
 }
 
@@ -49,6 +56,7 @@ void EvaluateParams::validate() const {
   require(!test.empty(), "test", test, "give the test event file");
   require(block_users >= 1, "block-users", block_users, "must be >= 1");
   require(min_events >= 0, "min-events", min_events, "must be >= 0");
+  require(rank_k >= 0, "rank-k", rank_k, "must be >= 1 (0 = no full ranking)");
   (void)k_list();
   IngestParams ip = foldin;
   ip.out = model;  // not written; ingest checks that it is set
@@ -112,6 +120,21 @@ void add_list_metrics(const std::vector<std::int32_t>& ranked,
   sums[3 * nk + 1] += 1;
 }
 
+void add_full_rank_metrics(const std::vector<std::int32_t>& ranked,
+                           const std::vector<std::int32_t>& test, std::int64_t k, double* sums) {
+  const std::int64_t len = std::ssize(ranked);
+  for (std::int64_t r = 0; r < len; ++r) {
+    const std::int32_t i = ranked[r];
+    if (i < 0 || !std::binary_search(test.begin(), test.end(), i)) continue;
+    if (r < k) {
+      sums[0] += 1;
+      sums[1] += 1.0 / std::log2(static_cast<double>(r) + 2.0);
+    }
+    sums[2] += 1.0 / static_cast<double>(r + 1);
+    return;
+  }
+}
+
 EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
   p.validate();
   const std::vector<std::int64_t> ks = p.k_list();
@@ -172,17 +195,27 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
 
   const auto add = [&](std::size_t bucket, std::size_t s, const std::vector<std::int32_t>& ranked,
                        const std::vector<std::int32_t>& test, std::int64_t n_test) {
-    add_list_metrics(ranked, test, n_test, ks, sums.data() + (bucket * ns + s) * stride(nk));
+    double* out = sums.data() + (bucket * ns + s) * stride(nk);
+    // The top kmax for the cut-off metrics, the whole ranking for the full-ranking ones.
+    const std::vector<std::int32_t> top(
+        ranked.begin(), ranked.begin() + std::min<std::int64_t>(std::ssize(ranked), kmax));
+    add_list_metrics(top, test, n_test, ks, out);
+    if (p.rank_k > 0) add_full_rank_metrics(ranked, test, p.rank_k, out + 3 * nk + 2);
   };
   const std::int64_t rows = u.n_local();
   std::vector<std::int32_t> test, ranked;
-  progress::Task task("evaluate", "users scored",
-                      static_cast<double>((rows + p.block_users - 1) / p.block_users), "block");
-  for (std::int64_t r0 = 0; r0 < rows; r0 += p.block_users) {
-    const std::int64_t r1 = std::min(rows, r0 + p.block_users);
+  // Every list ranks all items (history excluded): the full-ranking metrics need the
+  // target's rank wherever it falls. --rank-k 0: the top max K only.
+  const std::int64_t n_full = p.rank_k > 0 ? std::max<std::int64_t>(kmax, n_items) : kmax;
+  const std::int64_t block =
+      std::min(p.block_users, std::max<std::int64_t>(1, kFullListCells / n_full));
+  progress::Task task("evaluate", "users scored", static_cast<double>((rows + block - 1) / block),
+                      "block");
+  for (std::int64_t r0 = 0; r0 < rows; r0 += block) {
+    const std::int64_t r1 = std::min(rows, r0 + block);
     for (std::size_t s = 0; s < ns; ++s) {
       const ServingUsers& us = names[s] == "model-global-head" ? u_global : u;
-      const RecLists L = recommend_rows(m, us, r0, r1, kmax, how[s], min_events[s], none, pop);
+      const RecLists L = recommend_rows(m, us, r0, r1, n_full, how[s], min_events[s], none, pop);
       for (std::int64_t r = r0; r < r1; ++r) {
         const auto it = test_row.find(u.ids[r]);
         if (it == test_row.end()) continue;
@@ -194,7 +227,7 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
         const std::int64_t n_test = te.indptr[t + 1] - te.indptr[t];
         if (n_test == 0) continue;
         test_seen[t] = 1;
-        ranked.assign(L.items.begin() + (r - r0) * kmax, L.items.begin() + (r - r0 + 1) * kmax);
+        ranked.assign(L.items.begin() + (r - r0) * n_full, L.items.begin() + (r - r0 + 1) * n_full);
         const std::int32_t g = u.segment[r];
         add(0, s, ranked, test, n_test);
         add(g >= 0 && g < kseg ? 1 + g : nb - 1, s, ranked, test, n_test);
@@ -210,7 +243,7 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
           }
       }
     }
-    task.update(static_cast<double>((r1 + p.block_users - 1) / p.block_users));
+    task.update(static_cast<double>((r1 + block - 1) / block));
   }
   // Test users without fold-in events: empty lists, counted as misses.
   std::int64_t no_foldin = 0;
@@ -229,6 +262,7 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
 
   EvaluateResult res;
   res.k = ks;
+  res.rank_k = p.rank_k;
   res.n_items = n_items;
   res.users_without_foldin = comm.allreduce_value(no_foldin);
   res.unknown_test_items = comm.allreduce_value(unknown_test);
@@ -281,6 +315,11 @@ std::string EvaluateResult::table() const {
     }
     std::snprintf(buf, sizeof buf, "%-20s   MRR %8.4f\n", s.name.c_str(), s.mrr);
     os << buf;
+    if (rank_k <= 0) continue;
+    std::snprintf(buf, sizeof buf, "%-20s  full ranking: HR@%lld %.4f  NDCG@%lld %.4f  MRR %.4f\n",
+                  s.name.c_str(), static_cast<long long>(rank_k), s.full_hr,
+                  static_cast<long long>(rank_k), s.full_ndcg, s.full_mrr);
+    os << buf;
   }
   if (!per_segment.empty() && !k.empty()) {
     const std::size_t j = 0;
@@ -322,7 +361,12 @@ std::string EvaluateResult::to_json() const {
         o << ", \"coverage@" << K << "\": " << num(s.coverage[j], 6) << ", \"pop_rank@" << K
           << "\": " << num(s.novelty[j], 3);
     }
-    o << ", \"mrr\": " << num(s.mrr, 6) << "}";
+    const std::string R = std::to_string(rank_k);
+    o << ", \"mrr\": " << num(s.mrr, 6);
+    if (rank_k > 0)
+      o << ", \"full_hr@" << R << "\": " << num(s.full_hr, 6) << ", \"full_ndcg@" << R
+        << "\": " << num(s.full_ndcg, 6) << ", \"full_mrr\": " << num(s.full_mrr, 6);
+    o << "}";
     return o.str();
   };
   os << "{\n \"users\": " << users << ",\n \"users_without_foldin\": " << users_without_foldin

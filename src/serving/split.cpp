@@ -254,14 +254,23 @@ std::uint64_t seeded_hash(std::uint64_t seed, std::string_view s) {
 }
 
 SplitModes SplitParams::validate() const {
-  require(input.events.size() == 1, "events", input.events.size(), "give exactly one event file");
-  require(!out.empty(), "out", out, "give the output directory");
   SplitModes m;
   m.protocol = parse_mode<SplitProtocol>(protocol,
                                          {{"strong", SplitProtocol::kStrong},
                                           {"weak", SplitProtocol::kWeak},
-                                          {"temporal", SplitProtocol::kTemporal}},
-                                         "protocol", "use strong, weak or temporal");
+                                          {"temporal", SplitProtocol::kTemporal},
+                                          {"temporal-last", SplitProtocol::kTemporalLast}},
+                                         "protocol", "use strong, weak, temporal or temporal-last");
+  require(!out.empty(), "out", out, "give the output directory");
+  if (m.protocol == SplitProtocol::kTemporalLast) {
+    require(!data.empty(), "data", data,
+            "give the dataset.h5 whose event log temporal-last splits");
+    require(input.events.empty(), "events", input.events.empty() ? "" : input.events.front(),
+            "temporal-last reads --data dataset.h5, not an event file");
+    return m;
+  }
+  require(data.empty(), "data", data, "only --protocol temporal-last reads a dataset.h5");
+  require(input.events.size() == 1, "events", input.events.size(), "give exactly one event file");
   require(holdout_share > 0 && holdout_share < 1, "holdout-share", holdout_share,
           "must be in (0, 1)");
   require(test_share > 0 && test_share < 1, "test-share", test_share, "must be in (0, 1)");
@@ -275,6 +284,7 @@ SplitModes SplitParams::validate() const {
 
 SplitSummary run_split(const SplitParams& p, const Comm& comm) {
   const SplitModes m = p.validate();
+  if (m.protocol == SplitProtocol::kTemporalLast) return run_split_temporal_last(p, comm);
   SplitSummary s;
   std::string err;
   int code = 0;
@@ -291,7 +301,17 @@ SplitSummary run_split(const SplitParams& p, const Comm& comm) {
   std::int64_t v[9] = {s.rows,          s.bad_rows,   s.below_min,   s.users,    s.dropped_users,
                        s.heldout_users, s.train_rows, s.foldin_rows, s.test_rows};
   comm.broadcast(std::span<std::int64_t>(v, 9));
-  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]};
+  SplitSummary r;
+  r.rows = v[0];
+  r.bad_rows = v[1];
+  r.below_min = v[2];
+  r.users = v[3];
+  r.dropped_users = v[4];
+  r.heldout_users = v[5];
+  r.train_rows = v[6];
+  r.foldin_rows = v[7];
+  r.test_rows = v[8];
+  return r;
 }
 
 }  // namespace segrec

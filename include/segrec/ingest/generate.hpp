@@ -62,6 +62,17 @@
 // Carts follow the viewed item; the session ends with the purchases of some
 // carted items (value = the cart's quantity).
 //
+// Order (--sequential; src/ingest/generate_sequential.hpp): within a session, each view
+// after the first is, with probability --sequence-strength q (default 0.5), the planted
+// successor of the session's previous view: the item planted_successors(p, s)[i] for the
+// previous item i and the user's segment s (a per-segment cycle over the categories, the
+// next category's item at the same place in its popularity order plus a per-(segment,
+// category) offset); otherwise it is drawn as above. So a share of at least q of the
+// views that follow a view in the same session is the previous item's successor (the
+// draws hit it by chance too); the first view of a session does not depend on the
+// previous session. Off, the output is unchanged (the extra draw is made only with
+// --sequential). Event times are strictly increasing within a user in both cases.
+//
 // Files (comma-separated, one header line):
 //   events: user_id,item_id,category,event,timestamp,value,price
 //           ids "u0000123", "i000045", "c07" (zero-padded, wider when needed),
@@ -109,6 +120,8 @@ struct GenerateParams {
   double start = 1704067200;    ///< first timestamp, unix seconds (2024-01-01T00:00:00Z); rounded
   double noise = 0;             ///< share of rows duplicated, left without value or broken [0, 0.5]
   std::string structure = "both";  ///< taste | behaviour | both: what segments differ in
+  bool sequential = false;         ///< plant item-to-item transitions within sessions
+  double sequence_strength = 0.5;  ///< --sequential: P(a view follows its predecessor) [0, 1]
   std::uint64_t seed = 42;
   std::string events_out;  ///< events CSV (required)
   std::string truth_out;   ///< user_id,segment CSV (optional)
@@ -160,6 +173,9 @@ struct PlantedSegment {
 /// The planted segments for p.seed, p.segments, p.categories and the
 /// structure (no I/O, no MPI).
 std::vector<PlantedSegment> planted_segments(const GenerateParams& p, const GenerateModes& m);
+
+/// --sequential: the planted successor of every item for users of `segment` (no I/O).
+std::vector<std::int32_t> planted_successors(const GenerateParams& p, int segment);
 
 /// Collective. Writes the requested files (atomically) and returns global counts.
 GenerateSummary generate(const GenerateParams& p, const Comm& comm);

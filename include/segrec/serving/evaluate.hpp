@@ -11,6 +11,14 @@
 // The definitions are those of topn_quality.py (recall, NDCG); test items the model
 // does not know count in |test| and are never hit; users with test items but no fold-in
 // events get empty lists (they count as misses), as in topn_quality.py.
+// Full ranking (next-item evaluation, e.g. on a `split --temporal-last` split with one
+// target per user): every list ranks all items the model knows (history excluded; never
+// sampled negatives); r = 1-based rank of the best-ranked known test item, then
+//   HR@N = [r <= N], NDCG@N = [r <= N] / log2(r + 1), MRR = 1 / r   (N = --rank-k, 10)
+// averaged over the users with test items (0 for a user whose test items are unknown or
+// unranked). With one target these are the usual leave-one-out metrics; with several,
+// HR@N equals HitRate@N and NDCG@N counts the first hit only. The lists are then as long
+// as the catalogue (a full sort per user and system); --rank-k 0 ranks the top max(K) only.
 // Systems: global popularity and popularity within the user's segment (from the
 // training counts in the model's bundle), then each mode the model holds (model_modes),
 // then "served": the model with recommend's cold-start rule (--min-events).
@@ -39,7 +47,8 @@ struct EvaluateParams {
   /// Also evaluate the policy of `segrec recommend`: users with fewer known fold-in
   /// events get their segment's popular items (system "served"; 0 = off).
   std::int64_t min_events = 3;
-  std::int64_t block_users = 4096;  ///< users scored per block
+  std::int64_t block_users = 4096;  ///< users scored per block (fewer with a large catalogue)
+  std::int64_t rank_k = 10;         ///< N of the full-ranking HR@N and NDCG@N (0 = no full ranking)
 
   /// Throws UsageError naming the option and the value.
   void validate() const;
@@ -53,10 +62,12 @@ struct SystemMetrics {
   std::vector<double> recall, ndcg, hitrate;  ///< per K
   std::vector<double> coverage, novelty;      ///< per K (whole run only)
   double mrr = 0;
+  double full_hr = 0, full_ndcg = 0, full_mrr = 0;  ///< full ranking, at rank_k
 };
 
 struct EvaluateResult {
   std::vector<std::int64_t> k;
+  std::int64_t rank_k = 10;               ///< N of the full-ranking HR@N, NDCG@N
   std::int64_t users = 0;                 ///< users with test items (global)
   std::int64_t users_without_foldin = 0;  ///< of them, users with no fold-in events
   std::int64_t unknown_test_items = 0;    ///< test (user, item) pairs the model does not know
@@ -79,6 +90,11 @@ std::vector<std::string> model_modes(const Model& m);
 void add_list_metrics(const std::vector<std::int32_t>& ranked,
                       const std::vector<std::int32_t>& test, std::int64_t n_test,
                       const std::vector<std::int64_t>& k, double* sums);
+
+/// Local. Adds one full ranking's HR@k, NDCG@k and reciprocal rank (of the first item of
+/// `ranked` in the sorted `test`; nothing when none is) to sums[0..2].
+void add_full_rank_metrics(const std::vector<std::int32_t>& ranked,
+                           const std::vector<std::int32_t>& test, std::int64_t k, double* sums);
 
 /// Collective. `segrec evaluate`.
 EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm);

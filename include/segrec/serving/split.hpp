@@ -13,6 +13,9 @@
 //            rows of the users that have test rows (the input to score them).
 //   temporal every user's last --last-n events (by time, then file order) to
 //            test.csv when the user has more than that many events; the rest as weak.
+//   temporal-last (--temporal-last; input --data dataset.h5, not an event file):
+//            leave-last-out for next-item evaluation, rule in leave_last_out() below.
+//            Writes train.csv, valid.csv, foldin.csv, test.csv (see docs/recommend.md).
 // As topn_quality.py: rows with a value under --min-value are dropped (e.g. 4 for
 // MovieLens ratings) and so are users with fewer than --min-user-items distinct
 // kept items; all rows of one (user, item) pair go to the same side.
@@ -21,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "segrec/core/comm.hpp"
@@ -30,9 +34,10 @@ namespace segrec {
 
 /// --protocol: who and what is held out.
 enum class SplitProtocol {
-  kStrong,    ///< a share of the users: their folded-in and test items
-  kWeak,      ///< every user: a share of the items in test
-  kTemporal,  ///< every user: the last events in time in test
+  kStrong,        ///< a share of the users: their folded-in and test items
+  kWeak,          ///< every user: a share of the items in test
+  kTemporal,      ///< every user: the last events in time in test
+  kTemporalLast,  ///< dataset.h5: each user's last new item in test, the one before in valid
 };
 
 /// SplitParams' modes, parsed once by validate().
@@ -42,10 +47,12 @@ struct SplitModes {
 };
 
 struct SplitParams {
-  /// The event file (exactly one in `input.events`) and its reading options (as ingest).
+  /// The event file (exactly one in `input.events`) and its reading options (as ingest);
+  /// unused by temporal-last.
   IngestParams input;
+  std::string data;                 ///< temporal-last: the dataset.h5 whose /log is split
   std::string out;                  ///< output directory (created)
-  std::string protocol = "strong";  ///< strong | weak | temporal
+  std::string protocol = "strong";  ///< strong | weak | temporal | temporal-last
   double holdout_share = 0.2;       ///< strong: share of users held out, in (0, 1)
   double test_share = 0.2;          ///< strong/weak: share of a user's items in test.csv, in (0, 1)
   std::int64_t last_n = 1;          ///< temporal: test events per user (>= 1)
@@ -64,10 +71,27 @@ struct SplitSummary {
   std::int64_t dropped_users = 0;
   std::int64_t heldout_users = 0;  ///< users with rows in test.csv
   std::int64_t train_rows = 0, foldin_rows = 0, test_rows = 0;
+  std::int64_t valid_rows = 0;    ///< temporal-last: rows of valid.csv
+  std::int64_t dropped_rows = 0;  ///< temporal-last: events after a user's test target
 };
 
-/// Collective (rank 0 does the work). Writes OUT/train.csv, foldin.csv, test.csv.
+/// Leave-last-out positions in one user's time-ordered log (dataset.h5's /log order:
+/// time, then item index, then event type). The user's distinct items are ordered by
+/// their first event; the last of them is the test target, the one before it the
+/// validation target. `test` / `valid`: positions (0-based) of the first event of
+/// each; -1 for both when the user has fewer than 3 distinct items.
+struct LeaveLastOut {
+  std::int64_t valid = -1, test = -1;
+  std::int64_t distinct = 0;  ///< distinct items of the log
+};
+LeaveLastOut leave_last_out(std::span<const std::int32_t> items);
+
+/// Collective (rank 0 does the work). Writes OUT/train.csv, foldin.csv, test.csv
+/// (temporal-last: every rank its users of dataset.h5, also OUT/valid.csv).
 SplitSummary run_split(const SplitParams& p, const Comm& comm);
+
+/// Collective. The temporal-last protocol (called by run_split).
+SplitSummary run_split_temporal_last(const SplitParams& p, const Comm& comm);
 
 /// Stable 64-bit hash of a string, keyed by a seed (the same on every platform).
 std::uint64_t seeded_hash(std::uint64_t seed, std::string_view s);
