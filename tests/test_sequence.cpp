@@ -43,10 +43,14 @@ TEST(SequenceGru, GradientMatchesFiniteDifferencesForEveryBlock) {
   const struct {
     const char* name;
     std::int64_t begin, end;
-  } blocks[] = {{"item embedding", L.item_emb, L.type_emb}, {"type embedding", L.type_emb, L.wx},
-                {"GRU Wx", L.wx, L.wh},   {"GRU Wh", L.wh, L.bx},
-                {"GRU bx", L.bx, L.bh},   {"GRU bh", L.bh, L.out_w},
-                {"output embedding", L.out_w, L.out_b}, {"output bias", L.out_b, L.size}};
+  } blocks[] = {{"item embedding", L.item_emb, L.type_emb},
+                {"type embedding", L.type_emb, L.wx},
+                {"GRU Wx", L.wx, L.wh},
+                {"GRU Wh", L.wh, L.bx},
+                {"GRU bx", L.bx, L.bh},
+                {"GRU bh", L.bh, L.out_w},
+                {"output embedding", L.out_w, L.out_b},
+                {"output bias", L.out_b, L.size}};
   const double h = 1e-6;
   for (const auto& blk : blocks) {
     double worst = 0;
@@ -77,14 +81,15 @@ TEST(SequenceGru, PaddingAndCausality) {
   net.init(3);
   std::vector<double> g(static_cast<std::size_t>(net.layout().size));
   const double alone = net.loss_and_grad(Batch::from({{2, 4, 1}}, {{1, 0, 0}}, true), g.data());
-  const double both =
-      net.loss_and_grad(Batch::from({{2, 4, 1}, {0, 1, 2, 3, 4, 5}}, {{1, 0, 0}, {0, 0, 0, 0, 0, 0}}, true),
-                        g.data());
+  const double both = net.loss_and_grad(
+      Batch::from({{2, 4, 1}, {0, 1, 2, 3, 4, 5}}, {{1, 0, 0}, {0, 0, 0, 0, 0, 0}}, true),
+      g.data());
   const double other =
       net.loss_and_grad(Batch::from({{0, 1, 2, 3, 4, 5}}, {{0, 0, 0, 0, 0, 0}}, true), g.data());
   EXPECT_NEAR(both, alone + other, 1e-12);
   const auto h1 = net.final_states(Batch::from({{2, 4}}, {{1, 0}}, false));
-  const auto h2 = net.final_states(Batch::from({{2, 4}, {5, 5, 5, 5}}, {{1, 0}, {0, 0, 0, 0}}, false));
+  const auto h2 =
+      net.final_states(Batch::from({{2, 4}, {5, 5, 5, 5}}, {{1, 0}, {0, 0, 0, 0}}, false));
   EXPECT_LT((h1.row(0) - h2.row(0)).norm(), 1e-14);
   // Scores are h . E_out^T + b_out.
   const auto S = net.scores(h1);

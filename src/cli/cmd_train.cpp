@@ -216,8 +216,9 @@ class TrainCommand final : public Command {
        << " epochs of " << r.steps_per_epoch << " steps over " << m.n_train_users << " users ("
        << r.targets_per_epoch << " predicted events per epoch";
     if (step_s > 0)
-      os << ", " << std::round(static_cast<double>(r.targets_per_epoch) *
-                               static_cast<double>(r.epochs.size()) / step_s)
+      os << ", "
+         << std::round(static_cast<double>(r.targets_per_epoch) *
+                       static_cast<double>(r.epochs.size()) / step_s)
          << " events/s";
     os << ")";
     if (r.stopped_early) os << " (stopped early)";

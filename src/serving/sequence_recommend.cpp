@@ -101,10 +101,12 @@ std::vector<SeqRecs> recommend_windows(const SeqModel& m,
   std::vector<SeqRecs> out(items.size());
   for (std::size_t r0 = 0; r0 < items.size(); r0 += kBlock) {
     const std::size_t r1 = std::min(items.size(), r0 + kBlock);
-    const std::vector<std::vector<std::int32_t>> wi(items.begin() + static_cast<std::ptrdiff_t>(r0),
-                                                    items.begin() + static_cast<std::ptrdiff_t>(r1));
-    const std::vector<std::vector<std::uint8_t>> wt(types.begin() + static_cast<std::ptrdiff_t>(r0),
-                                                    types.begin() + static_cast<std::ptrdiff_t>(r1));
+    const std::vector<std::vector<std::int32_t>> wi(
+        items.begin() + static_cast<std::ptrdiff_t>(r0),
+        items.begin() + static_cast<std::ptrdiff_t>(r1));
+    const std::vector<std::vector<std::uint8_t>> wt(
+        types.begin() + static_cast<std::ptrdiff_t>(r0),
+        types.begin() + static_cast<std::ptrdiff_t>(r1));
     const auto S = net.scores(net.final_states(seq::Batch::from(wi, wt, false)));
     for (std::size_t r = r0; r < r1; ++r) {
       std::vector<std::int32_t> skip = seen[r];
@@ -159,12 +161,14 @@ RecommendSummary recommend_sequence(const RecommendParams& p, const Comm& comm) 
   if (p.new_users()) {
     std::int64_t flags[2] = {0, 0};  // events with a time != 0, sessions of >= 2 events
     for (double t : ds.log_time) flags[0] += t != 0;
-    for (std::int64_t i = 0; i < ds.n_local(); ++i) flags[1] += ds.log_ptr[i + 1] - ds.log_ptr[i] > 1;
+    for (std::int64_t i = 0; i < ds.n_local(); ++i)
+      flags[1] += ds.log_ptr[i + 1] - ds.log_ptr[i] > 1;
     comm.allreduce(std::span<std::int64_t>(flags, 2));
     if (flags[0] == 0 && flags[1] > 0)
-      throw DataError("--events: the sequence model reads each session in time order; give a "
-                          "timestamp column (a row number will do)",
-                      true);
+      throw DataError(
+          "--events: the sequence model reads each session in time order; give a "
+          "timestamp column (a row number will do)",
+          true);
   }
   std::vector<std::vector<std::int32_t>> wi, seen;
   std::vector<std::vector<std::uint8_t>> wt;
@@ -205,8 +209,8 @@ RecommendSummary recommend_sequence(const RecommendParams& p, const Comm& comm) 
 
   std::string text;
   if (comm.is_root())
-    text = std::string("user_id,rank,item_id,score,segment,source") +
-           (p.explain ? ",reason\n" : "\n");
+    text =
+        std::string("user_id,rank,item_id,score,segment,source") + (p.explain ? ",reason\n" : "\n");
   std::int64_t rows = 0;
   for (std::size_t r = 0; r < recs.size(); ++r) {
     for (std::size_t k = 0; k < recs[r].items.size(); ++k) {
@@ -226,8 +230,8 @@ RecommendSummary recommend_sequence(const RecommendParams& p, const Comm& comm) 
           if (!(d[j] > 0)) break;
           if (!reason.empty()) reason += "; ";
           reason += "after " + m.item_ids[static_cast<std::size_t>(wi[r][j])] + " (" +
-                    std::to_string(d.size() - j) + " back; without it the score drops " + fmt_value(d[j]) +
-                    ")";
+                    std::to_string(d.size() - j) + " back; without it the score drops " +
+                    fmt_value(d[j]) + ")";
         }
         if (reason.empty()) reason = "no single recent event raised it (the sequence as a whole)";
         text += ',';

@@ -43,8 +43,7 @@ Batch Batch::from(const std::vector<std::vector<std::int32_t>>& items,
   Batch b;
   b.B = static_cast<std::int64_t>(items.size());
   const std::int64_t shift = targets ? 1 : 0;
-  for (const auto& w : items)
-    b.T = std::max(b.T, static_cast<std::int64_t>(w.size()) - shift);
+  for (const auto& w : items) b.T = std::max(b.T, static_cast<std::int64_t>(w.size()) - shift);
   const auto n = static_cast<std::size_t>(b.B * b.T);
   b.item.assign(n, -1);
   b.type.assign(n, 0);

@@ -28,8 +28,11 @@ void write_sequence_model(const std::string& path, const SeqModel& m, const Comm
   f.set_attr("/sequence", "n_types", m.shape.n_types);
   for (const auto& [k, v] : m.config) f.set_attr("/config", k, v);
   const std::pair<const char*, const std::vector<double>*> curves[] = {
-      {"train_loss", &m.train_loss}, {"val_ndcg", &m.val_ndcg}, {"val_recall", &m.val_recall},
-      {"lr", &m.lr},                 {"seconds", &m.seconds}};
+      {"train_loss", &m.train_loss},
+      {"val_ndcg", &m.val_ndcg},
+      {"val_recall", &m.val_recall},
+      {"lr", &m.lr},
+      {"seconds", &m.seconds}};
   for (const auto& [name, v] : curves)
     f.write_replicated<double>(std::string("/curves/") + name, std::span<const double>(*v));
   f.set_attr("/validation", "best_epoch", m.best_epoch);
@@ -44,8 +47,7 @@ void write_sequence_model(const std::string& path, const SeqModel& m, const Comm
 SeqModel read_sequence_model(const std::string& path, const Comm& comm) {
   const h5::File f = h5::File::open(path, comm, kModelFormat);
   if (!f.has_attr("/", "kind") || f.attr_string("/", "kind") != "sequence")
-    throw DataError("'" + path + "' is not a sequence model (segrec train --model sequence)",
-                    true);
+    throw DataError("'" + path + "' is not a sequence model (segrec train --model sequence)", true);
   SeqModel m;
   m.shape.dim = f.attr_int("/sequence", "dim");
   m.shape.n_items = f.attr_int("/sequence", "n_items");

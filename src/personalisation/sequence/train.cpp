@@ -25,9 +25,9 @@ namespace {
 using rng::hash_keys;
 using rng::unit_uniform;
 
-constexpr std::uint64_t kTagSeqVal = 0x7365712d76616cULL;    // validation users
+constexpr std::uint64_t kTagSeqVal = 0x7365712d76616cULL;     // validation users
 constexpr std::uint64_t kTagSeqPerm = 0x7365712d7065726dULL;  // batch permutation
-constexpr std::int64_t kEvalBlock = 512;                       // validation windows per pass
+constexpr std::int64_t kEvalBlock = 512;                      // validation windows per pass
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -78,8 +78,7 @@ class SeqTrainer {
   std::int64_t n_val_ = 0, targets_local_ = 0;
   std::vector<float> m_, v_, grad_, best_params_;
   // Progress (checkpointed).
-  std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0, best_epoch_ = -1,
-               since_best_ = 0;
+  std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0, best_epoch_ = -1, since_best_ = 0;
   double epoch_loss_ = 0, epoch_targets_ = 0, best_ndcg_ = -1;
   std::vector<EpochStats> history_;
   // Window scratch.
@@ -91,7 +90,8 @@ void SeqTrainer::assign_roles() {
   for (std::int64_t i = 0; i < ds_.n_local(); ++i) {
     if (ds_.log_ptr[i + 1] - ds_.log_ptr[i] < 2) continue;  // nothing to predict
     const auto g = static_cast<std::uint64_t>(ds_.user_begin + i);
-    const bool val = p_.val_users > 0 && unit_uniform(hash_keys(p_.seed, kTagSeqVal, g)) < p_.val_users;
+    const bool val =
+        p_.val_users > 0 && unit_uniform(hash_keys(p_.seed, kTagSeqVal, g)) < p_.val_users;
     (val ? val_local_ : train_local_).push_back(i);
     if (!val) targets_local_ += std::min(ds_.log_ptr[i + 1] - ds_.log_ptr[i] - 1, p_.max_len);
   }
@@ -138,8 +138,7 @@ std::pair<double, double> SeqTrainer::validation_quality() {
       const std::int32_t y = target[static_cast<std::size_t>(w)];
       const float sy = S(w, y);
       std::int64_t rank = 0;  // items ahead of the target (ties: the smaller index first)
-      for (std::int64_t j = 0; j < S.cols(); ++j)
-        rank += S(w, j) > sy || (S(w, j) == sy && j < y);
+      for (std::int64_t j = 0; j < S.cols(); ++j) rank += S(w, j) > sy || (S(w, j) == sy && j < y);
       if (rank < p_.ndcg_k) sums[0] += 1.0 / std::log2(static_cast<double>(rank) + 2);
       if (rank < p_.recall_k) sums[1] += 1;
       sums[2] += 1;
@@ -161,8 +160,8 @@ std::string SeqTrainer::config_text() const {
       continue;
     os << k << "=" << v << "\n";
   }
-  os << "n_users=" << ds_.n_users << "\nn_items=" << ds_.n_items()
-     << "\nn_types=" << ds_.n_types() << "\n";
+  os << "n_users=" << ds_.n_users << "\nn_items=" << ds_.n_items() << "\nn_types=" << ds_.n_types()
+     << "\n";
   return os.str();
 }
 
@@ -189,9 +188,16 @@ void SeqTrainer::write_checkpoint(const std::string& path) {
   constexpr int kCols = 10;
   std::vector<double> rows;
   for (const auto& e : history_) {
-    const double row[kCols] = {static_cast<double>(e.epoch), e.train_loss, e.val_ndcg,
-                               e.val_recall, e.lr, e.seconds, e.step_seconds, e.comm_seconds,
-                               static_cast<double>(e.samples), e.improved ? 1.0 : 0.0};
+    const double row[kCols] = {static_cast<double>(e.epoch),
+                               e.train_loss,
+                               e.val_ndcg,
+                               e.val_recall,
+                               e.lr,
+                               e.seconds,
+                               e.step_seconds,
+                               e.comm_seconds,
+                               static_cast<double>(e.samples),
+                               e.improved ? 1.0 : 0.0};
     rows.insert(rows.end(), row, row + kCols);
   }
   f.set_attr("/", "n_epochs_done", static_cast<std::int64_t>(history_.size()));
@@ -261,9 +267,9 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
     const auto t_epoch = std::chrono::steady_clock::now();
     EpochStats st;
     st.epoch = epoch_ + 1;
-    const detail::EpochBatches batches(N, static_cast<std::uint64_t>(steps_per_epoch_),
-                                       hash_keys(p_.seed, kTagSeqPerm,
-                                                 static_cast<std::uint64_t>(epoch_)));
+    const detail::EpochBatches batches(
+        N, static_cast<std::uint64_t>(steps_per_epoch_),
+        hash_keys(p_.seed, kTagSeqPerm, static_cast<std::uint64_t>(epoch_)));
     order.clear();
     for (std::size_t j = 0; j < train_local_.size(); ++j) {
       const std::uint64_t t = static_cast<std::uint64_t>(train_offset_) + j;

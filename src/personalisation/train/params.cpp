@@ -68,9 +68,9 @@ std::string TrainParams::checkpoint_path() const {
 TrainModes TrainParams::validate() const {
   using M = TrainModes;
   M m;
-  m.model = parse_mode<M::Model>(
-      model, {{"bag", M::Model::kBag}, {"sequence", M::Model::kSequence}}, "model",
-      "use bag or sequence");
+  m.model =
+      parse_mode<M::Model>(model, {{"bag", M::Model::kBag}, {"sequence", M::Model::kSequence}},
+                           "model", "use bag or sequence");
   require(max_len >= 1, "max-len", max_len, "must be >= 1 (events per user window)");
   require(seq_dim >= 1, "seq-dim", seq_dim, "must be >= 1");
   if (m.model == M::Model::kSequence) {

@@ -95,11 +95,11 @@ class GruNet {
   Layout layout_;
   std::vector<T> params_;
   // Forward state of the last batch (T*B rows).
-  Matrix X_;            ///< inputs, T*B x D
-  Matrix GX_;           ///< x Wx + bx, T*B x 3D
-  Matrix Z_, R_, N_;    ///< gates, T*B x D
-  Matrix NH_;           ///< h_prev Wh_n + bh_n, T*B x D
-  Matrix H_;            ///< states, T*B x D
+  Matrix X_;          ///< inputs, T*B x D
+  Matrix GX_;         ///< x Wx + bx, T*B x 3D
+  Matrix Z_, R_, N_;  ///< gates, T*B x D
+  Matrix NH_;         ///< h_prev Wh_n + bh_n, T*B x D
+  Matrix H_;          ///< states, T*B x D
 };
 
 extern template class GruNet<float>;
