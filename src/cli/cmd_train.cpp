@@ -191,8 +191,10 @@ class TrainCommand final : public Command {
   }
 
  private:
-  // --model sequence (stops on --stop-after-steps; signals end it without a checkpoint).
+  // --model sequence.
   int run_sequence(const Context& ctx) {
+    std::signal(SIGUSR1, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
     const Dataset ds = read_dataset(p_.data, ctx.comm, /*with_log=*/true);
     const auto max_epochs = p_.epochs > 0 ? p_.epochs : p_.effective_epochs(ds.n_users);
     progress::Task task("train", "", static_cast<double>(max_epochs), "epoch");
@@ -206,6 +208,8 @@ class TrainCommand final : public Command {
                    {"samples/s", std::round(sps)}},
                   true);
     });
+    std::signal(SIGUSR1, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     write_sequence_model(p_.out, r.model, ctx.comm);
     const auto& m = r.model;
     double step_s = 0;

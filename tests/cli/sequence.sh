@@ -50,6 +50,28 @@ sed -n 2p "$WORK/s.csv" | grep -q 'after item18 (1 back; without it the score dr
 grep -q '1 items unknown to the model (1 events ignored)' "$WORK/out" &&
   ok "the unknown item is counted" || bad "summary: $(cat "$WORK/out")"
 
+# A stop signal seen by one rank: every rank stops at the same step with a checkpoint (exit 5),
+# and the run resumes from it.
+mkdir -p "$WORK/sig"
+# shellcheck disable=SC2086
+"$MPIEXEC" -n 2 $MPIFLAGS "$SEGREC" train --data "$WORK/ds.h5" --model sequence --max-len 8 \
+  --seq-dim 16 --epochs 100000 --patience 0 --val-users 0 --batch-size 24 -v \
+  --out "$WORK/sig/m.h5" >"$WORK/sig/out" 2>"$WORK/sig/err" &
+BG=$!
+for _ in $(seq 1 600); do grep -q "train  epoch" "$WORK/sig/err" 2>/dev/null && break; sleep 0.1; done
+kill -USR1 "$(pgrep -P "$BG" | tail -1)"
+for _ in $(seq 1 600); do kill -0 "$BG" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$BG" 2>/dev/null
+wait "$BG"
+rc=$?
+[[ $rc -eq 5 && -f "$WORK/sig/m.h5.ckpt.h5" && ! -f "$WORK/sig/m.h5" ]] &&
+  [[ $(grep -c "^segrec: error" "$WORK/sig/err") -eq 1 ]] &&
+  ok "SIGUSR1 on one rank: checkpoint, exit 5" || bad "SIGUSR1: rc $rc $(tail -3 "$WORK/sig/err")"
+seg 2 train --data "$WORK/ds.h5" --model sequence --max-len 8 --seq-dim 16 --epochs 100000 \
+  --patience 0 --val-users 0 --batch-size 24 --out "$WORK/sig/m.h5" --resume --stop-after-steps 2
+[[ $? -eq 5 ]] && grep -q "stopped" "$WORK/err" && ok "that checkpoint resumes" ||
+  bad "resume after the signal: $(cat "$WORK/err")"
+
 # Bad inputs.
 printf 'user_id,item_id,timestamp\nanon-2,nope1,1\nanon-2,nope2,2\n' >"$WORK/unknown.csv"
 printf 'user_id,item_id,timestamp\n' >"$WORK/empty.csv"

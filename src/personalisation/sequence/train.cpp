@@ -251,7 +251,7 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
   if (opt_.kind == TrainModes::Optimizer::kAdam) v_.assign(static_cast<std::size_t>(P_), 0.0f);
   const std::string ckpt = p_.checkpoint_path();
   if (p_.resume) read_checkpoint(ckpt);
-  grad_.assign(static_cast<std::size_t>(P_ + 2), 0.0f);
+  grad_.assign(static_cast<std::size_t>(P_ + 3), 0.0f);  // gradient, loss, targets, stop flag
   const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
   SeqTrainResult res;
   res.steps_per_epoch = steps_per_epoch_;
@@ -297,6 +297,7 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
       const double loss = net_.loss_and_grad(bt, grad_.data());
       grad_[static_cast<std::size_t>(P_)] = static_cast<float>(loss);
       grad_[static_cast<std::size_t>(P_ + 1)] = static_cast<float>(bt.n_targets());
+      grad_[static_cast<std::size_t>(P_ + 2)] = training_stop_requested() ? 1.0f : 0.0f;
       const double compute = seconds_since(t_step);
       const auto t_comm = std::chrono::steady_clock::now();
       comm_.allreduce(grad_);
@@ -320,7 +321,9 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
       ++steps_this_run;
       st.samples += counts[static_cast<std::size_t>(s)];
       st.step_seconds += seconds_since(t_step);
-      stop = p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps;
+      stop = grad_[static_cast<std::size_t>(P_ + 2)] > 0 ||
+             (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
+      if (stop) clear_training_stop();  // the request is served
       if (stop && s + 1 < steps_per_epoch_) {
         step_in_epoch_ = s + 1;
         write_checkpoint(ckpt);
