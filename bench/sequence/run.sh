@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training throughput of `segrec train --model sequence` against a GRU4Rec-style PyTorch peer
-# (torch_peer.py: the same network, windows, loss, optimiser and batch) on MovieLens 100K,
+# (torch_gru_peer.py: the same network, windows, loss, optimiser and batch) on MovieLens 100K,
 # both on the same 2 cores: segrec at 2 ranks (one BLAS thread each) and at 1 rank, the peer
 # with 2 threads. Reports events/s (predicted events per second of training steps), the
 # last epoch's mean loss of each, and the ratio. Timings taken while other jobs run are noisy.
@@ -33,8 +33,8 @@ echo "segrec, 2 ranks:  $s2 events/s; last epoch loss $(loss "$W/m2.h5")"
 s1=$("${MPI[@]}" -n 1 "$SEGREC" train "${ARGS[@]}" --out "$W/m1.h5" | rate)
 echo "segrec, 1 rank:   $s1 events/s; last epoch loss $(loss "$W/m1.h5")"
 ln -sf "$ANCHORS/_fairblas.py" "$W/_fairblas.py"
-cp "$ROOT/bench/sequence/torch_peer.py" "$W/"
-peer=$(/usr/bin/python3 "$W/torch_peer.py" "$RATINGS" --epochs "$EPOCHS" --max-len "$L" \
+cp "$ROOT/bench/sequence/torch_gru_peer.py" "$W/"
+peer=$(/usr/bin/python3 "$W/torch_gru_peer.py" "$RATINGS" --epochs "$EPOCHS" --max-len "$L" \
   --dim "$D" --batch-size "$B" --lr 1e-3 --threads 2)
 echo "$peer"
 p=$(echo "$peer" | sed -n 's/.*: \([0-9]*\) events\/s.*/\1/p')
