@@ -5,7 +5,7 @@ like segrec ingest, and trains the same network on the same windows: item embedd
 GRU (D) -> scores over all items (separate output embedding + bias), full softmax
 cross-entropy at every position of each user's last L + 1 events, Adam, batches of users.
 Prints one line: events/s (predicted events per second of training steps) and the loss.
-  torch_peer.py U.DATA --max-len L --dim D --batch-size B --epochs E --lr LR --threads T
+  torch_gru_peer.py U.DATA --max-len L --dim D --batch-size B --epochs E --lr LR --threads T
 """
 import _fairblas  # noqa: F401  (sets OPENBLAS_CORETYPE, re-executes)
 import argparse
