@@ -9,6 +9,7 @@
 #include "segrec/core/params.hpp"
 #include "segrec/core/progress.hpp"
 #include "segrec/personalisation/bundle.hpp"
+#include "segrec/personalisation/sequence/train.hpp"
 #include "segrec/personalisation/train.hpp"
 
 namespace segrec::cli {
@@ -49,6 +50,13 @@ class TrainCommand final : public Command {
         "out", po::value(&p.out), "model.h5 to write")("checkpoint", po::value(&p.checkpoint),
                                                        "checkpoint file (default: OUT.ckpt.h5)")(
         "resume", po::bool_switch(&p.resume), "continue from the checkpoint")(
+        "model", po::value(&p.model)->default_value(p.model),
+        "bag (MLP over the bag of the user's items) | sequence (GRU over the user's last "
+        "--max-len events, predicting each next item)")(
+        "max-len", po::value(&p.max_len)->default_value(p.max_len),
+        "--model sequence: events per user window (L)")(
+        "seq-dim", po::value(&p.seq_dim)->default_value(p.seq_dim),
+        "--model sequence: item embedding and GRU state width")(
         "input", po::value(&p.input)->default_value(p.input),
         "first-layer input: history (sparse items) | projected (h_u) | both")(
         "history-weight", po::value(&p.history_weight)->default_value(p.history_weight),
@@ -132,6 +140,7 @@ class TrainCommand final : public Command {
 
   int run(const Context& ctx) override {
     check(ctx);
+    if (p_.validate().model == TrainModes::Model::kSequence) return run_sequence(ctx);
     // A stop request that arrives while the data loads is served at the first step.
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
@@ -169,6 +178,50 @@ class TrainCommand final : public Command {
   }
 
  private:
+  // --model sequence.
+  int run_sequence(const Context& ctx) {
+    std::signal(SIGUSR1, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    const Dataset ds = read_dataset(p_.data, ctx.comm, /*with_log=*/true);
+    const auto max_epochs = p_.epochs > 0 ? p_.epochs : p_.effective_epochs(ds.n_users);
+    progress::Task task("train", "", static_cast<double>(max_epochs), "epoch");
+    SeqTrainResult r = train_sequence(p_, ds, ctx.comm, [&](const EpochStats& e) {
+      const double sps = e.step_seconds > 0 ? static_cast<double>(e.samples) / e.step_seconds : 0;
+      task.update(static_cast<double>(e.epoch),
+                  {{"loss", e.train_loss},
+                   {"val_ndcg@" + std::to_string(p_.ndcg_k), e.val_ndcg},
+                   {"val_hr@" + std::to_string(p_.recall_k), e.val_recall},
+                   {"lr", e.lr},
+                   {"samples/s", std::round(sps)}},
+                  true);
+    });
+    std::signal(SIGUSR1, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    write_sequence_model(p_.out, r.model, ctx.comm);
+    const auto& m = r.model;
+    double step_s = 0;
+    for (const auto& e : r.epochs) step_s += e.step_seconds;
+    std::ostringstream os;
+    os << "wrote " << p_.out << ": sequence model (GRU, dim " << m.shape.dim << ", max-len "
+       << m.max_len << ", " << m.params.size() << " parameters), " << r.epochs.size()
+       << " epochs of " << r.steps_per_epoch << " steps over " << m.n_train_users << " users ("
+       << r.targets_per_epoch << " predicted events per epoch";
+    if (step_s > 0)
+      os << ", "
+         << std::round(static_cast<double>(r.targets_per_epoch) *
+                       static_cast<double>(r.epochs.size()) / step_s)
+         << " events/s";
+    os << ")";
+    if (r.stopped_early) os << " (stopped early)";
+    if (m.best_epoch > 0)
+      os << "; kept epoch " << m.best_epoch << ": validation NDCG@" << m.ndcg_k << " "
+         << m.best_ndcg << " on " << m.n_val_users << " users";
+    os << "; batch " << r.batch_size << "; gradients allreduce over " << ctx.comm.size()
+       << " ranks";
+    ctx.say(os.str());
+    return 0;
+  }
+
   TrainParams p_;
 };
 

@@ -140,6 +140,11 @@ void write_model(const std::string& path, const Model& m, const Comm& comm) {
 
 Model read_model(const std::string& path, const Comm& comm) {
   const h5::File f = h5::File::open(path, comm, kModelFormat);
+  if (f.has_attr("/", "kind") && f.attr_string("/", "kind") != "bag")
+    throw DataError("'" + path + "' is a " + f.attr_string("/", "kind") +
+                        " model (segrec train --model " + f.attr_string("/", "kind") +
+                        "); only segrec recommend serves it",
+                    true);
   Model m;
   m.item_ids = f.read_strings("/items/ids", 0, f.shape("/items/ids")[0]);
   m.input = f.attr_string("/mlp", "input");

@@ -20,6 +20,7 @@
 #include "segrec/personalisation/bundle.hpp"
 #include "segrec/segmentation/profile.hpp"
 #include "segrec/serving/explain.hpp"
+#include "segrec/serving/sequence_recommend.hpp"
 
 namespace segrec {
 namespace {
@@ -387,6 +388,7 @@ std::string segment_context(const Model& m, std::int32_t item, std::int32_t segm
 
 RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
   const RecommendParams::Modes modes = p.validate();
+  if (is_sequence_model(p.model, comm)) return recommend_sequence(p, comm);
   const Model m = read_model(p.model, comm);
   RecommendSummary sum;
   sum.bundle = m.serving.has_value();

@@ -68,6 +68,17 @@ std::string TrainParams::checkpoint_path() const {
 TrainModes TrainParams::validate() const {
   using M = TrainModes;
   M m;
+  m.model =
+      parse_mode<M::Model>(model, {{"bag", M::Model::kBag}, {"sequence", M::Model::kSequence}},
+                           "model", "use bag or sequence");
+  require(max_len >= 1, "max-len", max_len, "must be >= 1 (events per user window)");
+  require(seq_dim >= 1, "seq-dim", seq_dim, "must be >= 1");
+  if (m.model == M::Model::kSequence) {
+    require(input == "history", "input", input, "--model sequence reads the event log only");
+    require(personalize == "none", "personalize", personalize,
+            "--model sequence has no segment personalisation");
+    require(test_items.empty(), "test-items", test_items, "not with --model sequence");
+  }
   m.input = parse_mode<M::Input>(input,
                                  {{"history", M::Input::kHistory},
                                   {"projected", M::Input::kProjected},
@@ -157,6 +168,9 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"out", out},
           {"checkpoint", checkpoint_path()},
           {"resume", resume ? "true" : "false"},
+          {"model", model},
+          {"max-len", i(max_len)},
+          {"seq-dim", i(seq_dim)},
           {"input", input},
           {"history-weight", history_weight},
           {"personalize", personalize},

@@ -457,6 +457,8 @@ Model Trainer::make_model() const {
 using train_impl::Trainer;
 
 void request_training_stop() { train_impl::g_stop_requested.store(1); }
+bool training_stop_requested() { return train_impl::g_stop_requested.load() != 0; }
+void clear_training_stop() { train_impl::g_stop_requested.store(0); }
 
 TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
                   const EpochCallback& on_epoch) {

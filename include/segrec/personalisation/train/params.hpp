@@ -20,6 +20,7 @@ struct TrainModes {
   enum class Optimizer { kAdam, kSgd };
   enum class GradSync { kAllreduce, kBuckets, kSharded, kItems };
   enum class LrSchedule { kConstant, kCosine, kStep };
+  enum class Model { kBag, kSequence };
 
   Input input = Input::kHistory;
   HistoryWeight history_weight = HistoryWeight::kBinary;
@@ -29,6 +30,7 @@ struct TrainModes {
   Optimizer optimizer = Optimizer::kAdam;
   GradSync grad_sync = GradSync::kItems;
   LrSchedule lr_schedule = LrSchedule::kCosine;
+  Model model = Model::kBag;
   /// The segment labels are read (a segment mode, the comparison, or --segments given).
   bool reads_segments = false;
 
@@ -46,6 +48,12 @@ struct TrainParams {
   std::string out;         ///< model.h5 to write
   std::string checkpoint;  ///< checkpoint file; "" = OUT.ckpt.h5
   bool resume = false;     ///< continue from the checkpoint
+
+  /// bag (the MLP over the bag of the user's items) | sequence (a GRU over the user's
+  /// last --max-len events predicting each next item; personalisation/sequence/train.hpp)
+  std::string model = "bag";
+  std::int64_t max_len = 50;  ///< sequence: events per user window (L)
+  std::int64_t seq_dim = 64;  ///< sequence: embedding and GRU state width
 
   std::string input = "history";          ///< history | projected | both
   std::string history_weight = "binary";  ///< binary | log (log1p of the summed event weight)

@@ -56,5 +56,9 @@ TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
 
 /// Asks a running train() to checkpoint and stop at the next step (async-signal-safe).
 void request_training_stop();
+/// Whether a stop was requested and not yet served; clear_training_stop() serves it (for
+/// the other trainers: train_sequence).
+bool training_stop_requested();
+void clear_training_stop();
 
 }  // namespace segrec

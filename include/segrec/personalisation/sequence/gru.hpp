@@ -1,0 +1,108 @@
+// The sequence model's network (GRU4Rec style): an item embedding plus an event-type
+// embedding feeds a GRU over a user's last L events; the state after position t scores
+// every item as the next one (h_t . E_out^T + b_out, softmax over all items).
+//
+// A batch holds B windows, time-major (row t * B + b of every T*B matrix is window b at
+// position t); windows shorter than T are padded at the end (item -1, no target). The
+// GRU (gates z, r, n; PyTorch's convention):
+//   z = s(x Wx_z + bx_z + h Wh_z + bh_z), r = s(x Wx_r + bx_r + h Wh_r + bh_r)
+//   n = tanh(x Wx_n + bx_n + r * (h Wh_n + bh_n)),  h' = (1 - z) n + z h
+// Every step is a GEMM over the batch (B x D times D x 3H); the input projection of all
+// positions, the output scores and the weight gradients are single GEMMs over T*B rows.
+#pragma once
+
+#include <Eigen/Dense>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace segrec::seq {
+
+/// Sizes of the network.
+struct Shape {
+  std::int64_t n_items = 0;  ///< output and input vocabulary
+  std::int64_t n_types = 1;  ///< event types (embedded and added to the item's embedding)
+  std::int64_t dim = 64;     ///< D: embedding width = GRU state width
+};
+
+/// Offsets of the parameter blocks in the flat vector (row-major matrices).
+struct Layout {
+  std::int64_t item_emb = 0;  ///< n_items x D
+  std::int64_t type_emb = 0;  ///< n_types x D
+  std::int64_t wx = 0;        ///< D x 3D   [z | r | n]
+  std::int64_t wh = 0;        ///< D x 3D
+  std::int64_t bx = 0;        ///< 3D
+  std::int64_t bh = 0;        ///< 3D
+  std::int64_t out_w = 0;     ///< n_items x D (output item embedding)
+  std::int64_t out_b = 0;     ///< n_items
+  std::int64_t size = 0;
+  explicit Layout(const Shape& s);
+  /// The ranges that take weight decay (everything but the biases).
+  std::vector<std::pair<std::int64_t, std::int64_t>> decayed() const;
+};
+
+/// B windows of at most T events, time-major (index t * B + b).
+struct Batch {
+  std::int64_t B = 0, T = 0;
+  std::vector<std::int32_t> item;    ///< T*B, -1 = padding
+  std::vector<std::uint8_t> type;    ///< T*B
+  std::vector<std::int32_t> target;  ///< T*B: next item, -1 = no loss here
+  std::vector<std::int32_t> len;     ///< B: valid positions of each window (>= 1)
+  /// Builds a batch from windows given as event lists (items and types of equal length);
+  /// with `targets`, window b's targets are its events shifted by one (its last event
+  /// then is only a target: the window has size - 1 inputs).
+  static Batch from(const std::vector<std::vector<std::int32_t>>& items,
+                    const std::vector<std::vector<std::uint8_t>>& types, bool targets);
+  std::int64_t n_targets() const;
+};
+
+template <class T>
+class GruNet {
+ public:
+  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using MatMap = Eigen::Map<Matrix>;
+  using CMatMap = Eigen::Map<const Matrix>;
+  using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+
+  explicit GruNet(const Shape& s) : shape_(s), layout_(s) {
+    params_.assign(static_cast<std::size_t>(layout_.size), T(0));
+  }
+  const Shape& shape() const { return shape_; }
+  const Layout& layout() const { return layout_; }
+  std::vector<T>& params() { return params_; }
+  const std::vector<T>& params() const { return params_; }
+
+  /// Initial weights keyed by the seed and the parameter index (biases 0).
+  void init(std::uint64_t seed);
+
+  /// The summed cross-entropy of every target of the batch; adds its gradient (a sum,
+  /// not a mean) to grad (layout().size). Returns the loss sum.
+  double loss_and_grad(const Batch& b, T* grad);
+
+  /// The GRU state after each window's last input: B x D.
+  Matrix final_states(const Batch& b);
+
+  /// Scores of all items for states H (rows x D): rows x n_items.
+  Matrix scores(const Matrix& H) const;
+
+ private:
+  CMatMap W(std::int64_t off, std::int64_t r, std::int64_t c) const {
+    return CMatMap(params_.data() + off, r, c);
+  }
+  void forward(const Batch& b);
+
+  Shape shape_;
+  Layout layout_;
+  std::vector<T> params_;
+  // Forward state of the last batch (T*B rows).
+  Matrix X_;          ///< inputs, T*B x D
+  Matrix GX_;         ///< x Wx + bx, T*B x 3D
+  Matrix Z_, R_, N_;  ///< gates, T*B x D
+  Matrix NH_;         ///< h_prev Wh_n + bh_n, T*B x D
+  Matrix H_;          ///< states, T*B x D
+};
+
+extern template class GruNet<float>;
+extern template class GruNet<double>;
+
+}  // namespace segrec::seq

@@ -1,0 +1,414 @@
+// The sequence model's training loop (see sequence/train.hpp).
+#include "segrec/personalisation/sequence/train.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <sstream>
+#include <tuple>
+
+#include "segrec/core/error.hpp"
+#include "segrec/core/random.hpp"
+#include "segrec/core/watchdog.hpp"
+#include "segrec/io/formats.hpp"
+#include "segrec/io/h5.hpp"
+#include "segrec/personalisation/sequence/gru.hpp"
+#include "segrec/personalisation/train/batches.hpp"
+#include "segrec/personalisation/train/optimiser.hpp"
+
+namespace segrec {
+
+namespace {
+
+using rng::hash_keys;
+using rng::unit_uniform;
+
+constexpr std::uint64_t kTagSeqVal = 0x7365712d76616cULL;     // validation users
+constexpr std::uint64_t kTagSeqPerm = 0x7365712d7065726dULL;  // batch permutation
+constexpr std::int64_t kEvalBlock = 512;                      // validation windows per pass
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string hex64(std::uint64_t h) {
+  static const char* const kHex = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int k = 15; k >= 0; --k, h >>= 4) s[static_cast<std::size_t>(k)] = kHex[h & 15];
+  return s;
+}
+
+class SeqTrainer {
+ public:
+  SeqTrainer(const TrainParams& p, const TrainModes& modes, const Dataset& ds, const Comm& comm)
+      : p_(p), ds_(ds), comm_(comm), opt_(OptimiserParams::from(p, modes)), net_(shape(p, ds)) {
+    P_ = net_.layout().size;
+    decayed_ = net_.layout().decayed();
+  }
+
+  SeqTrainResult run(const EpochCallback& on_epoch);
+
+ private:
+  static seq::Shape shape(const TrainParams& p, const Dataset& ds) {
+    seq::Shape s;
+    s.n_items = ds.n_items();
+    s.n_types = std::max<std::int64_t>(1, ds.n_types());
+    s.dim = p.seq_dim;
+    return s;
+  }
+  void assign_roles();
+  void add_window(std::int64_t i, std::int64_t len, bool for_training);
+  std::pair<double, double> validation_quality();
+  std::string config_text() const;
+  void write_checkpoint(const std::string& path);
+  void read_checkpoint(const std::string& path);
+  SeqModel make_model() const;
+
+  const TrainParams& p_;
+  const Dataset& ds_;
+  const Comm& comm_;
+  OptimiserParams opt_;
+  seq::GruNet<float> net_;
+  std::int64_t P_ = 0;
+  std::vector<std::pair<std::int64_t, std::int64_t>> decayed_;
+  std::vector<std::int64_t> train_local_, val_local_;
+  std::int64_t n_train_ = 0, train_offset_ = 0, batch_ = 0, epochs_ = 0, steps_per_epoch_ = 0;
+  std::int64_t n_val_ = 0, targets_local_ = 0;
+  std::vector<float> m_, v_, grad_, best_params_;
+  // Progress (checkpointed).
+  std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0, best_epoch_ = -1, since_best_ = 0;
+  double epoch_loss_ = 0, epoch_targets_ = 0, best_ndcg_ = -1;
+  std::vector<EpochStats> history_;
+  // Window scratch.
+  std::vector<std::vector<std::int32_t>> win_items_;
+  std::vector<std::vector<std::uint8_t>> win_types_;
+};
+
+void SeqTrainer::assign_roles() {
+  for (std::int64_t i = 0; i < ds_.n_local(); ++i) {
+    if (ds_.log_ptr[i + 1] - ds_.log_ptr[i] < 2) continue;  // nothing to predict
+    const auto g = static_cast<std::uint64_t>(ds_.user_begin + i);
+    const bool val =
+        p_.val_users > 0 && unit_uniform(hash_keys(p_.seed, kTagSeqVal, g)) < p_.val_users;
+    (val ? val_local_ : train_local_).push_back(i);
+    if (!val) targets_local_ += std::min(ds_.log_ptr[i + 1] - ds_.log_ptr[i] - 1, p_.max_len);
+  }
+  n_train_ = comm_.allreduce_value(static_cast<std::int64_t>(train_local_.size()));
+  train_offset_ = comm_.exscan_sum(static_cast<std::int64_t>(train_local_.size()));
+  if (n_train_ == 0)
+    throw DataError("train: no training users with two or more events (--model sequence)", true);
+  if (p_.batch_size > n_train_)
+    throw DataError("invalid value '" + std::to_string(p_.batch_size) +
+                        "' for --batch-size: larger than the " + std::to_string(n_train_) +
+                        " training users",
+                    true);
+  batch_ = p_.effective_batch(n_train_);
+  epochs_ = p_.effective_epochs(n_train_);
+  steps_per_epoch_ = (n_train_ + batch_ - 1) / batch_;
+}
+
+// Appends user i's last `len` events as a window.
+void SeqTrainer::add_window(std::int64_t i, std::int64_t len, bool) {
+  const auto [b, e] = last_window(ds_.log_ptr[i], ds_.log_ptr[i + 1], len);
+  win_items_.emplace_back(ds_.log_item.begin() + b, ds_.log_item.begin() + e);
+  win_types_.emplace_back(ds_.log_type.begin() + b, ds_.log_type.begin() + e);
+}
+
+std::pair<double, double> SeqTrainer::validation_quality() {
+  double sums[3] = {0, 0, 0};  // NDCG, HR, users
+  const std::int64_t nv = static_cast<std::int64_t>(val_local_.size());
+  for (std::int64_t r0 = 0; r0 < nv; r0 += kEvalBlock) {
+    const std::int64_t r1 = std::min(nv, r0 + kEvalBlock);
+    win_items_.clear();
+    win_types_.clear();
+    std::vector<std::int32_t> target;
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::int64_t i = val_local_[static_cast<std::size_t>(r)];
+      const std::int64_t last = ds_.log_ptr[i + 1] - 1;
+      const auto [b, e] = last_window(ds_.log_ptr[i], last, p_.max_len);
+      win_items_.emplace_back(ds_.log_item.begin() + b, ds_.log_item.begin() + e);
+      win_types_.emplace_back(ds_.log_type.begin() + b, ds_.log_type.begin() + e);
+      target.push_back(ds_.log_item[static_cast<std::size_t>(last)]);
+    }
+    const seq::Batch bt = seq::Batch::from(win_items_, win_types_, false);
+    const auto S = net_.scores(net_.final_states(bt));
+    for (std::int64_t w = 0; w < bt.B; ++w) {
+      const std::int32_t y = target[static_cast<std::size_t>(w)];
+      const float sy = S(w, y);
+      std::int64_t rank = 0;  // items ahead of the target (ties: the smaller index first)
+      for (std::int64_t j = 0; j < S.cols(); ++j) rank += S(w, j) > sy || (S(w, j) == sy && j < y);
+      if (rank < p_.ndcg_k) sums[0] += 1.0 / std::log2(static_cast<double>(rank) + 2);
+      if (rank < p_.recall_k) sums[1] += 1;
+      sums[2] += 1;
+    }
+  }
+  comm_.allreduce(std::span<double>(sums, 3));
+  n_val_ = static_cast<std::int64_t>(sums[2]);
+  if (sums[2] == 0) return {std::numeric_limits<double>::quiet_NaN(), 0.0};
+  return {sums[0] / sums[2], sums[1] / sums[2]};
+}
+
+std::string SeqTrainer::config_text() const {
+  std::ostringstream os;
+  static const char* const kNotHashed[] = {
+      "data",   "projection",       "segments",         "out",       "checkpoint",
+      "resume", "stop-after-steps", "checkpoint-every", "grad-sync", "bucket-mb"};
+  for (const auto& [k, v] : p_.config()) {
+    if (std::find(std::begin(kNotHashed), std::end(kNotHashed), k) != std::end(kNotHashed))
+      continue;
+    os << k << "=" << v << "\n";
+  }
+  os << "n_users=" << ds_.n_users << "\nn_items=" << ds_.n_items() << "\nn_types=" << ds_.n_types()
+     << "\n";
+  return os.str();
+}
+
+void SeqTrainer::write_checkpoint(const std::string& path) {
+  if (path.empty()) return;
+  h5::File f = h5::File::create(path, comm_, kSeqCheckpointFormat);
+  f.create_group("/opt");
+  const std::string cfg = config_text();
+  f.set_attr("/", "config", cfg);
+  f.set_attr("/", "config_hash", hex64(rng::fnv1a(cfg)));
+  f.set_attr("/", "epoch", epoch_);
+  f.set_attr("/", "step_in_epoch", step_in_epoch_);
+  f.set_attr("/", "global_step", global_step_);
+  f.set_attr("/", "epoch_loss_sum", epoch_loss_);
+  f.set_attr("/", "epoch_targets", epoch_targets_);
+  f.set_attr("/", "best_ndcg", best_ndcg_);
+  f.set_attr("/", "best_epoch", best_epoch_);
+  f.set_attr("/", "since_best", since_best_);
+  f.write_replicated<float>("/params", std::span<const float>(net_.params()));
+  f.write_replicated<float>("/opt/m", std::span<const float>(m_));
+  if (!v_.empty()) f.write_replicated<float>("/opt/v", std::span<const float>(v_));
+  if (!best_params_.empty())
+    f.write_replicated<float>("/best_params", std::span<const float>(best_params_));
+  constexpr int kCols = 10;
+  std::vector<double> rows;
+  for (const auto& e : history_) {
+    const double row[kCols] = {static_cast<double>(e.epoch),
+                               e.train_loss,
+                               e.val_ndcg,
+                               e.val_recall,
+                               e.lr,
+                               e.seconds,
+                               e.step_seconds,
+                               e.comm_seconds,
+                               static_cast<double>(e.samples),
+                               e.improved ? 1.0 : 0.0};
+    rows.insert(rows.end(), row, row + kCols);
+  }
+  f.set_attr("/", "n_epochs_done", static_cast<std::int64_t>(history_.size()));
+  f.write_replicated<double>("/history", std::span<const double>(rows), kCols);
+  f.commit();
+}
+
+void SeqTrainer::read_checkpoint(const std::string& path) {
+  const h5::File f = h5::File::open(path, comm_, kSeqCheckpointFormat);
+  const std::string cfg = config_text();
+  if (f.attr_string("/", "config_hash") != hex64(rng::fnv1a(cfg)))
+    throw DataError("--resume: the checkpoint '" + path +
+                        "' was written with other settings or data; the run's settings are:\n" +
+                        cfg + "the checkpoint's:\n" + f.attr_string("/", "config"),
+                    true);
+  epoch_ = f.attr_int("/", "epoch");
+  step_in_epoch_ = f.attr_int("/", "step_in_epoch");
+  global_step_ = f.attr_int("/", "global_step");
+  epoch_loss_ = f.attr_double("/", "epoch_loss_sum");
+  epoch_targets_ = f.attr_double("/", "epoch_targets");
+  best_ndcg_ = f.attr_double("/", "best_ndcg");
+  best_epoch_ = f.attr_int("/", "best_epoch");
+  since_best_ = f.attr_int("/", "since_best");
+  net_.params() = f.read_all<float>("/params");
+  m_ = f.read_all<float>("/opt/m");
+  if (f.exists("/opt/v")) v_ = f.read_all<float>("/opt/v");
+  if (f.exists("/best_params")) best_params_ = f.read_all<float>("/best_params");
+  const auto rows = f.read_all<double>("/history");
+  constexpr std::size_t kCols = 10;
+  history_.clear();
+  for (std::size_t r = 0; r + kCols <= rows.size(); r += kCols) {
+    EpochStats e;
+    e.epoch = static_cast<std::int64_t>(rows[r]);
+    e.train_loss = rows[r + 1];
+    e.val_ndcg = rows[r + 2];
+    e.val_recall = rows[r + 3];
+    e.lr = rows[r + 4];
+    e.seconds = rows[r + 5];
+    e.step_seconds = rows[r + 6];
+    e.comm_seconds = rows[r + 7];
+    e.samples = static_cast<std::int64_t>(rows[r + 8]);
+    e.improved = rows[r + 9] > 0;
+    history_.push_back(e);
+  }
+}
+
+SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
+  assign_roles();
+  net_.init(p_.seed);
+  m_.assign(static_cast<std::size_t>(P_), 0.0f);
+  if (opt_.kind == TrainModes::Optimizer::kAdam) v_.assign(static_cast<std::size_t>(P_), 0.0f);
+  const std::string ckpt = p_.checkpoint_path();
+  if (p_.resume) read_checkpoint(ckpt);
+  grad_.assign(static_cast<std::size_t>(P_ + 3), 0.0f);  // gradient, loss, targets, stop flag
+  const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
+  SeqTrainResult res;
+  res.steps_per_epoch = steps_per_epoch_;
+  res.batch_size = batch_;
+  res.planned_epochs = epochs_;
+  res.targets_per_epoch = comm_.allreduce_value(targets_local_);
+  std::int64_t steps_this_run = 0;
+  bool finished = epoch_ >= epochs_;
+  if (!history_.empty() && p_.patience > 0 && since_best_ >= p_.patience) finished = true;
+  const auto N = static_cast<std::uint64_t>(n_train_);
+  std::vector<std::pair<std::uint64_t, std::int64_t>> order;
+  while (!finished) {
+    const auto t_epoch = std::chrono::steady_clock::now();
+    EpochStats st;
+    st.epoch = epoch_ + 1;
+    const detail::EpochBatches batches(
+        N, static_cast<std::uint64_t>(steps_per_epoch_),
+        hash_keys(p_.seed, kTagSeqPerm, static_cast<std::uint64_t>(epoch_)));
+    order.clear();
+    for (std::size_t j = 0; j < train_local_.size(); ++j) {
+      const std::uint64_t t = static_cast<std::uint64_t>(train_offset_) + j;
+      order.emplace_back(batches.batch(t) * N + t, train_local_[j]);
+    }
+    std::sort(order.begin(), order.end());
+    const auto counts = batches.counts();
+    watchdog::set_stage("train epoch " + std::to_string(epoch_ + 1));
+    std::size_t cursor = 0;
+    while (cursor < order.size() &&
+           order[cursor].first < static_cast<std::uint64_t>(step_in_epoch_) * N)
+      ++cursor;
+    bool stop = false;
+    double lr = p_.lr;
+    for (std::int64_t s = step_in_epoch_; s < steps_per_epoch_; ++s) {
+      watchdog::set_step("step", s + 1);
+      const auto t_step = std::chrono::steady_clock::now();
+      const std::uint64_t end = (static_cast<std::uint64_t>(s) + 1) * N;
+      win_items_.clear();
+      win_types_.clear();
+      for (; cursor < order.size() && order[cursor].first < end; ++cursor)
+        add_window(order[cursor].second, p_.max_len + 1, true);
+      const seq::Batch bt = seq::Batch::from(win_items_, win_types_, true);
+      std::fill(grad_.begin(), grad_.end(), 0.0f);
+      const double loss = net_.loss_and_grad(bt, grad_.data());
+      grad_[static_cast<std::size_t>(P_)] = static_cast<float>(loss);
+      grad_[static_cast<std::size_t>(P_ + 1)] = static_cast<float>(bt.n_targets());
+      grad_[static_cast<std::size_t>(P_ + 2)] = training_stop_requested() ? 1.0f : 0.0f;
+      const double compute = seconds_since(t_step);
+      const auto t_comm = std::chrono::steady_clock::now();
+      comm_.allreduce(grad_);
+      st.comm_seconds += seconds_since(t_comm);
+      st.compute_seconds += compute;
+      const double count = grad_[static_cast<std::size_t>(P_ + 1)];
+      if (!std::isfinite(grad_[static_cast<std::size_t>(P_)]))
+        throw DataError("train: the loss is not finite at epoch " + std::to_string(epoch_ + 1) +
+                            " step " + std::to_string(s + 1) + "; lower --lr or set --clip",
+                        true);
+      lr = learning_rate(opt_, global_step_, epoch_, epochs_ * steps_per_epoch_);
+      const auto t_opt = std::chrono::steady_clock::now();
+      if (count > 0)
+        optimiser_update(opt_, grad_.data(), net_.params().data(), m_.data(),
+                         v_.empty() ? nullptr : v_.data(), P_, decayed_,
+                         static_cast<double>(global_step_ + 1), 1.0 / count, lr);
+      st.optimiser_seconds += seconds_since(t_opt);
+      epoch_loss_ += grad_[static_cast<std::size_t>(P_)];
+      epoch_targets_ += count;
+      ++global_step_;
+      ++steps_this_run;
+      st.samples += counts[static_cast<std::size_t>(s)];
+      st.step_seconds += seconds_since(t_step);
+      stop = grad_[static_cast<std::size_t>(P_ + 2)] > 0 ||
+             (p_.stop_after_steps > 0 && steps_this_run >= p_.stop_after_steps);
+      if (stop) clear_training_stop();  // the request is served
+      if (stop && s + 1 < steps_per_epoch_) {
+        step_in_epoch_ = s + 1;
+        write_checkpoint(ckpt);
+        throw Interrupted("train: stopped at epoch " + std::to_string(epoch_ + 1) + " step " +
+                          std::to_string(s + 1) + "; " +
+                          (ckpt.empty()
+                               ? std::string("no checkpoint file")
+                               : "checkpoint written to '" + ckpt + "' (rerun with --resume)"));
+      }
+    }
+    st.train_loss = epoch_targets_ > 0 ? epoch_loss_ / epoch_targets_ : 0;
+    st.lr = lr;
+    if (validate) {
+      std::tie(st.val_ndcg, st.val_recall) = validation_quality();
+      if (std::isfinite(st.val_ndcg) && st.val_ndcg > best_ndcg_) {
+        best_ndcg_ = st.val_ndcg;
+        best_epoch_ = epoch_ + 1;
+        best_params_ = net_.params();
+        since_best_ = 0;
+        st.improved = true;
+      } else if (std::isfinite(st.val_ndcg)) {
+        ++since_best_;
+      }
+    }
+    ++epoch_;
+    step_in_epoch_ = 0;
+    epoch_loss_ = 0;
+    epoch_targets_ = 0;
+    const bool early = validate && p_.patience > 0 && since_best_ >= p_.patience;
+    finished = epoch_ >= epochs_ || early;
+    res.stopped_early = early && epoch_ < epochs_;
+    st.seconds = seconds_since(t_epoch);
+    history_.push_back(st);
+    if ((p_.checkpoint_every > 0 && (epoch_ % p_.checkpoint_every == 0 || finished)) ||
+        (stop && !finished))
+      write_checkpoint(ckpt);
+    if (on_epoch) on_epoch(st);
+    if (stop && !finished)
+      throw Interrupted("train: stopped after epoch " + std::to_string(epoch_) + "; " +
+                        (ckpt.empty()
+                             ? std::string("no checkpoint file")
+                             : "checkpoint written to '" + ckpt + "' (rerun with --resume)"));
+  }
+  if (validate && n_val_ == 0) validation_quality();  // counts the validation users after a resume
+  res.epochs = history_;
+  res.model = make_model();
+  return res;
+}
+
+SeqModel SeqTrainer::make_model() const {
+  SeqModel m;
+  m.shape = net_.shape();
+  m.max_len = p_.max_len;
+  m.item_ids = ds_.item_ids;
+  m.event_types = ds_.event_types;
+  if (m.event_types.empty()) m.event_types.push_back("event");
+  m.params = best_params_.empty() ? net_.params() : best_params_;
+  m.config = p_.config();
+  for (const auto& e : history_) {
+    m.train_loss.push_back(e.train_loss);
+    m.val_ndcg.push_back(e.val_ndcg);
+    m.val_recall.push_back(e.val_recall);
+    m.lr.push_back(e.lr);
+    m.seconds.push_back(e.seconds);
+  }
+  if (!best_params_.empty()) {
+    m.best_epoch = best_epoch_;
+    m.best_ndcg = best_ndcg_;
+  }
+  m.ndcg_k = p_.ndcg_k;
+  m.recall_k = p_.recall_k;
+  m.n_val_users = n_val_;
+  m.n_train_users = n_train_;
+  return m;
+}
+
+}  // namespace
+
+SeqTrainResult train_sequence(const TrainParams& p, const Dataset& ds, const Comm& comm,
+                              const EpochCallback& on_epoch) {
+  const TrainModes modes = p.validate();
+  if (static_cast<std::int64_t>(ds.log_ptr.size()) != ds.n_local() + 1)
+    throw DataError("train --model sequence: the dataset holds no event log (/log)", true);
+  SeqTrainer t(p, modes, ds, comm);
+  return t.run(on_epoch);
+}
+
+}  // namespace segrec
