@@ -1,4 +1,5 @@
 // segrec train: the personalisation model, trained data-parallel.
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -41,6 +42,11 @@ class TrainCommand final : public Command {
   void add_options(po::options_description& d) override {
     TrainParams& p = p_;
     d.add_options()("data", po::value(&p.data), "dataset.h5 to train on")(
+        "model-kind", po::value(&p.model_kind)->default_value(p.model_kind),
+        "mlp (the network) | ease (closed-form item-item model, Steck 2019) | popularity "
+        "(training counts)")("l2", po::value(&p.l2)->default_value(p.l2),
+                             "ease: L2 weight lambda > 0, a list such as 100,500 or auto (a "
+                             "geometric grid); the best on the validation users is kept")(
         "projection", po::value(&p.projection), "projection.h5 (/H) for --input projected|both")(
         "segments", po::value(&p.segments),
         "segments.h5 (/labels) for --personalize segment-input")(
@@ -136,6 +142,7 @@ class TrainCommand final : public Command {
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const TrainData data = load_train_data(p_, ctx.comm);
+    if (p_.validate().model_kind != ModelKind::kMlp) return run_linear(ctx, data);
     std::optional<ServingParts> serving;
     if (!p_.profiles.empty()) {
       require(!p_.projection.empty() && !p_.segments.empty(), "profiles", p_.profiles,
@@ -182,6 +189,39 @@ class TrainCommand final : public Command {
   }
 
  private:
+  // --model-kind ease | popularity: fit, write, and one line on what was kept.
+  int run_linear(const Context& ctx, const TrainData& data) {
+    std::signal(SIGUSR1, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    const auto t0 = std::chrono::steady_clock::now();
+    TrainResult r = train(p_, data, ctx.comm);
+    const double fit = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    write_model(p_.out, r.model, ctx.comm);
+    const Model& m = r.model;
+    std::ostringstream os;
+    os << "wrote " << p_.out << ": " << to_string(m.kind) << " over " << m.item_ids.size()
+       << " items from " << m.n_train_users << " users";
+    if (m.kind == ModelKind::kEase) {
+      os << "; lambda " << m.l2;
+      if (m.l2_grid.size() > 1) os << " (best of " << m.l2_grid.size() << ")";
+    }
+    if (std::isfinite(m.best_ndcg))
+      os << "; validation NDCG@" << m.ndcg_k << " " << m.best_ndcg << " on " << m.n_val_users
+         << " users";
+    os << "; fit " << fit << " s on " << ctx.comm.size() << " rank(s)";
+    if (m.kind == ModelKind::kEase && !m.seconds.empty())
+      os << " (first lambda " << m.seconds.front() << " s with the Gram matrix)";
+    ctx.say(os.str());
+    if (m.l2_grid.size() > 1)
+      for (std::size_t g = 0; g < m.l2_grid.size(); ++g) {
+        std::ostringstream line;
+        line << "  lambda " << m.l2_grid[g] << ": validation NDCG@" << m.ndcg_k << " "
+             << m.l2_ndcg[g];
+        ctx.say(line.str());
+      }
+    return 0;
+  }
+
   TrainParams p_;
 };
 

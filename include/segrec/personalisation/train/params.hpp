@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "segrec/personalisation/mlp.hpp"
+#include "segrec/personalisation/model_kind.hpp"
 
 namespace segrec {
 
@@ -21,6 +22,7 @@ struct TrainModes {
   enum class GradSync { kAllreduce, kBuckets, kSharded, kItems };
   enum class LrSchedule { kConstant, kCosine, kStep };
 
+  ModelKind model_kind = ModelKind::kMlp;
   Input input = Input::kHistory;
   HistoryWeight history_weight = HistoryWeight::kBinary;
   Personalize personalize = Personalize::kNone;
@@ -47,6 +49,11 @@ struct TrainParams {
   std::string checkpoint;  ///< checkpoint file; "" = OUT.ckpt.h5
   bool resume = false;     ///< continue from the checkpoint
 
+  /// mlp | ease (closed-form item-item model, ease.hpp) | popularity (training counts)
+  std::string model_kind = "mlp";
+  /// ease: the L2 weight lambda, "auto" (the best of ease::default_grid() on the
+  /// validation users) or a list such as 100,500,1000 (the best of them)
+  std::string l2 = "auto";
   std::string input = "history";          ///< history | projected | both
   std::string history_weight = "binary";  ///< binary | log (log1p of the summed event weight)
   /// none | segment-input (a learned segment embedding joins the input) |
@@ -121,6 +128,8 @@ struct TrainParams {
 
   /// Throws UsageError naming the option and the value; returns the parsed modes.
   TrainModes validate() const;
+  /// Parsed --l2 (ease): the lambdas to try, ascending.
+  std::vector<double> l2_values() const;
   /// Parsed --hidden.
   std::vector<std::int64_t> hidden_sizes() const;
   /// The checkpoint path ("" when neither --checkpoint nor --out is set).
