@@ -100,11 +100,10 @@ TrainModes TrainParams::validate() const {
     require(test_items.empty(), "test-items", test_items,
             "not with --model-kind " + model_kind + " (score held-out users with segrec evaluate)");
   }
+  const auto lambdas = l2_values();
   if (m.model_kind == ModelKind::kEase)
-    require(val_users > 0 || l2_values().size() == 1, "l2", l2,
+    require(val_users > 0 || lambdas.size() == 1, "l2", l2,
             "choosing lambda needs validation users (--val-users > 0); or give one lambda");
-  else
-    (void)l2_values();
   m.input = parse_mode<M::Input>(input,
                                  {{"history", M::Input::kHistory},
                                   {"projected", M::Input::kProjected},
