@@ -3,6 +3,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <sstream>
 
@@ -194,8 +195,11 @@ class TrainCommand final : public Command {
     std::signal(SIGUSR1, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
     const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();  // process CPU time, all threads
     TrainResult r = train(p_, data, ctx.comm);
     const double fit = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = ctx.comm.allreduce_value(static_cast<double>(std::clock() - c0) /
+                                                static_cast<double>(CLOCKS_PER_SEC));
     write_model(p_.out, r.model, ctx.comm);
     const Model& m = r.model;
     std::ostringstream os;
@@ -208,7 +212,8 @@ class TrainCommand final : public Command {
     if (std::isfinite(m.best_ndcg))
       os << "; validation NDCG@" << m.ndcg_k << " " << m.best_ndcg << " on " << m.n_val_users
          << " users";
-    os << "; fit " << fit << " s on " << ctx.comm.size() << " rank(s)";
+    os << "; fit " << fit << " s on " << ctx.comm.size() << " rank(s), " << cpu
+       << " CPU s (all ranks)";
     if (m.kind == ModelKind::kEase && !m.seconds.empty())
       os << " (first lambda " << m.seconds.front() << " s with the Gram matrix)";
     ctx.say(os.str());

@@ -27,11 +27,28 @@ namespace {
 using ColMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
 using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Triangular-solve flops of the block [c0, c1): two solves with the (n - c0)^2 triangle.
+#ifdef SEGREC_HAVE_OPENBLAS
+constexpr bool kHaveLapack = true;
+#else
+constexpr bool kHaveLapack = false;
+#endif
+
+// Columns per panel of the triangular solves: panel [a, a + b) solves with the (n - a)^2
+// trailing triangle only, so that column j costs about 2 (n - j)^2 flops (as dpotri).
+constexpr std::int64_t kPanel = 128;
+
+}  // namespace
+
 double block_flops(std::int64_t n, std::int64_t c0, std::int64_t c1) {
-  const auto m = static_cast<double>(n - c0);
-  return 2.0 * m * m * static_cast<double>(c1 - c0);
+  double f = 0;
+  for (std::int64_t a = c0; a < c1; a += kPanel) {
+    const auto m = static_cast<double>(n - a);
+    f += 2.0 * m * m * static_cast<double>(std::min(kPanel, c1 - a));
+  }
+  return f;
 }
+
+namespace {
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -113,15 +130,12 @@ std::vector<std::int64_t> column_blocks(std::int64_t n, int p) {
 }
 
 std::int64_t bytes_per_rank(std::int64_t n, int p) {
-  const auto c = column_blocks(n, p);
-  long double rhs = 0;  // the largest block's right-hand sides (n - c0) x w doubles
-  for (int r = 0; r < p && p > 1; ++r)
-    rhs = std::max(rhs,
-                   static_cast<long double>(n - c[r]) * static_cast<long double>(c[r + 1] - c[r]));
-#ifndef SEGREC_HAVE_OPENBLAS
-  if (p == 1) rhs = static_cast<long double>(n) * static_cast<long double>(n);  // no dpotri
-#endif
   const long double nn = static_cast<long double>(n) * static_cast<long double>(n);
+  // One panel's right-hand sides: n x kPanel doubles (none with dpotri on one rank).
+  long double rhs = p > 1 ? static_cast<long double>(n) * kPanel : 0;
+#ifndef SEGREC_HAVE_OPENBLAS
+  rhs = static_cast<long double>(n) * kPanel;
+#endif
   const long double b = 24 * nn + 8 * rhs;
   return b > static_cast<long double>(std::numeric_limits<std::int64_t>::max())
              ? std::numeric_limits<std::int64_t>::max()
@@ -164,38 +178,41 @@ std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double la
     err = "ease: G + lambda I is not positive definite (lambda " + std::to_string(lambda) + ")";
   comm.check_all(err, kExitData);
 
-  // P, row-major in F's storage: rows [c0, c1) hold P[blk, c0:] (the part on and right of
-  // the diagonal block); allgather; then the lower triangle mirrors the upper.
+  // P, row-major in F's storage: the rows of panel [a, a + b) hold P[panel, a:] (on and right
+  // of the panel's diagonal block), P[a:, panel] = L_a^-T (L_a^-1 E) with L_a = L[a:, a:];
+  // the panels of a rank's item block, then one allgather of the blocks; then the lower
+  // triangle mirrors the upper.
   const int p = comm.size();
   const auto c = column_blocks(n, p);
   Eigen::Map<RowMat> P(F.data(), n, n);
-  if (p == 1) {
 #ifdef SEGREC_HAVE_OPENBLAS
+  if (p == 1) {
     const int ni = static_cast<int>(n);
     int info = 0;
     dpotri_("L", &ni, F.data(), &ni, &info, 1);  // lower triangle of P, column-major
     SEGREC_ASSERT(info == 0, "ease: dpotri failed");
     // Column-major lower = row-major upper: the layout the mirror below expects.
-#else
-    ColMat Y = ColMat::Identity(n, n);
-    F.triangularView<Eigen::Lower>().solveInPlace(Y);
-    F.triangularView<Eigen::Lower>().adjoint().solveInPlace(Y);
-    P = Y;  // symmetric: the row-major copy of Y
+  }
 #endif
-  } else {
+  if (p > 1 || !kHaveLapack) {
     const std::int64_t c0 = c[static_cast<std::size_t>(comm.rank())];
-    const std::int64_t w = c[static_cast<std::size_t>(comm.rank()) + 1] - c0, m = n - c0;
-    if (w > 0) {
-      ColMat Y = ColMat::Zero(m, w);
-      Y.topRows(w).setIdentity();
-      const auto Ls = F.bottomRightCorner(m, m).triangularView<Eigen::Lower>();
-      Ls.solveInPlace(Y);            // L_s^-1 E
-      Ls.adjoint().solveInPlace(Y);  // P[c0:, blk]
-      P.block(c0, c0, w, m) = Y.transpose();
+    const std::int64_t c1 = c[static_cast<std::size_t>(comm.rank()) + 1];
+    // A panel's result overwrites F's columns [a, a + b) (as P's rows a.. a + b), which
+    // the later panels (columns >= a + b) no longer read.
+    for (std::int64_t a = c0; a < c1; a += kPanel) {
+      const std::int64_t b = std::min(kPanel, c1 - a), m = n - a;
+      ColMat Y = ColMat::Zero(m, b);
+      Y.topRows(b).setIdentity();
+      const auto La = F.bottomRightCorner(m, m).triangularView<Eigen::Lower>();
+      La.solveInPlace(Y);            // L_a^-1 E
+      La.adjoint().solveInPlace(Y);  // P[a:, panel]
+      P.block(a, a, b, m) = Y.transpose();
     }
-    std::vector<std::int64_t> offsets(c.size());
-    for (std::size_t r = 0; r < c.size(); ++r) offsets[r] = c[r] * n;
-    comm.allgather_blocks(std::span<double>(F.data(), static_cast<std::size_t>(n * n)), offsets);
+    if (p > 1) {
+      std::vector<std::int64_t> offsets(c.size());
+      for (std::size_t r = 0; r < c.size(); ++r) offsets[r] = c[r] * n;
+      comm.allgather_blocks(std::span<double>(F.data(), static_cast<std::size_t>(n * n)), offsets);
+    }
   }
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < i; ++j) P(i, j) = P(j, i);

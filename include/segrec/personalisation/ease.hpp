@@ -11,10 +11,12 @@
 // - Cholesky G + lambda I = L L^T: every rank factors the whole matrix (replicated,
 //   n^3/3 flops; with one rank and OPENBLAS_NUM_THREADS > 1 OpenBLAS threads it).
 // - P by item blocks: rank r owns the columns [c_r, c_{r+1}) and computes only their part
-//   on and below the diagonal, P[c_r:, blk] = L_s^-T (L_s^-1 E_blk) with L_s = L[c_r:, c_r:]
-//   (two triangular solves, 2 (n - c_r)^2 (c_{r+1} - c_r) flops; the boundaries balance
-//   those flops over the ranks). One allgather of the blocks (as rows, P being symmetric)
-//   completes P on every rank; with one rank LAPACK's dpotri inverts from the factor.
+//   on and below the diagonal, in panels of 128 columns: P[a:, panel] = L_a^-T (L_a^-1 E)
+//   with L_a = L[a:, a:] (two triangular solves, 2 (n - a)^2 x 128 flops, so that column
+//   j costs about 2 (n - j)^2 flops and all of P 2 n^3 / 3, as LAPACK's dpotri); the
+//   boundaries c_r balance those flops over the ranks. One allgather of the blocks (as rows,
+//   P being symmetric) completes P on every rank. With one rank dpotri does it.
+//   Per rank: n^3 / 3 (factor) + 2 n^3 / (3 p) flops.
 // - Every rank forms the whole B (it scores its own validation users with it); model.h5
 //   stores B row-partitioned by the same item blocks.
 // Memory per rank (bytes_per_rank): G and the factor (reused for P) in doubles, two B in
@@ -32,8 +34,11 @@
 
 namespace segrec::ease {
 
-/// Item-block boundaries c_0 = 0 < ... < c_p = n that balance the triangular-solve flops
-/// 2 (n - c_r)^2 (c_{r+1} - c_r) over p ranks (blocks may be empty when n < p).
+/// Triangular-solve flops of the item block [c0, c1) (panel by panel).
+double block_flops(std::int64_t n, std::int64_t c0, std::int64_t c1);
+
+/// Item-block boundaries c_0 = 0 <= ... <= c_p = n that balance block_flops over p ranks
+/// (blocks may be empty when n < p).
 std::vector<std::int64_t> column_blocks(std::int64_t n, int p);
 
 /// Bytes one rank allocates to solve EASE for n items on p ranks (the largest over the ranks).
