@@ -12,6 +12,8 @@
 # seconds are the steadier comparison.
 #
 # usage: bench/ease/run.sh [RATINGS] [LAMBDA]   (default: ml-100k u.data, 200)
+#        RATINGS = synthetic:USERSxITEMS writes a u.data-format file of planted tastes
+#        (Zipf item popularity, 40 ratings >= 4 per user on average) to time larger n.
 # env:   SEGREC (default build/segrec), REPEAT (3), WORK (default: a temporary directory)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,6 +29,24 @@ if [[ -n "${WORK:-}" ]]; then mkdir -p "$WORK"; W=$WORK; else W=$(mktemp -d); tr
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
   "load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ $RATINGS == synthetic:* ]]; then
+  spec=${RATINGS#synthetic:}
+  /usr/bin/python3 - "${spec%x*}" "${spec#*x}" "$W/u.data" <<'PY'
+import sys, numpy as np
+users, items, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+rng = np.random.default_rng(11)
+pop = 1.0 / np.arange(1, items + 1) ** 0.8
+groups = 20
+with open(out, "w") as f:
+    for u in range(users):
+        g = u % groups  # a taste: a slice of the catalogue weighted up
+        w = pop.copy(); w[g::groups] *= 8; w /= w.sum()
+        k = max(5, int(rng.poisson(40)))
+        for i in rng.choice(items, size=min(k, items), replace=False, p=w):
+            f.write(f"{u}\t{i}\t{4 + rng.integers(0, 2)}\t{u}\n")
+PY
+  RATINGS=$W/u.data
+fi
 /usr/bin/python3 "$ANCHORS/topn_quality.py" split "$RATINGS" ml100k "$W" >"$W/split.json"
 echo "== split: $(cat "$W/split.json"), lambda $L2, best of $REPEAT"
 "$SEGREC" ingest -q --events "$W/train.csv" --out "$W/ds.h5"
