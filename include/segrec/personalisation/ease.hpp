@@ -20,9 +20,9 @@
 // - Every rank forms the whole B (it scores its own validation users with it); model.h5
 //   stores B row-partitioned by the same item blocks.
 // Memory per rank (bytes_per_rank): G and the factor (reused for P) in doubles, two B in
-// floats (the best so far and the next lambda's) and the block's right-hand sides:
-// 24 n^2 + 8 (n - c_r)(c_{r+1} - c_r) bytes, refused over --max-memory-per-rank (default:
-// the machine's memory): 16 GiB per rank fit about 25,000 items, 64 GiB about 50,000.
+// floats (the best so far and the next lambda's) and one panel's right-hand sides:
+// 24 n^2 + 8 x 128 n bytes, refused over --max-memory-per-rank (default: the machine's
+// memory): 16 GiB per rank fit about 26,000 items, 64 GiB about 53,000.
 #pragma once
 
 #include <cstdint>
