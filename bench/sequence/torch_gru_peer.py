@@ -1,4 +1,4 @@
-"""GRU4Rec-style peer of `segrec train --model sequence` in PyTorch (CPU).
+"""GRU4Rec-style peer of `segrec train --model-kind sequence` in PyTorch (CPU).
 
 Reads MovieLens u.data (user, item, rating, time), orders each user's events by (time, item)
 like segrec ingest, and trains the same network on the same windows: item embedding (D) ->

@@ -1,7 +1,9 @@
 // segrec train: the personalisation model, trained data-parallel.
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <sstream>
 
@@ -42,6 +44,12 @@ class TrainCommand final : public Command {
   void add_options(po::options_description& d) override {
     TrainParams& p = p_;
     d.add_options()("data", po::value(&p.data), "dataset.h5 to train on")(
+        "model-kind", po::value(&p.model_kind)->default_value(p.model_kind),
+        "mlp (alias bag: the network over the bag of the user's items) | sequence (a GRU over "
+        "the user's last --max-len events, predicting each next item) | ease (closed-form "
+        "item-item model, Steck 2019) | popularity (training counts)")("l2", po::value(&p.l2)->default_value(p.l2),
+                             "ease: L2 weight lambda > 0, a list such as 100,500 or auto (a "
+                             "geometric grid); the best on the validation users is kept")(
         "projection", po::value(&p.projection), "projection.h5 (/H) for --input projected|both")(
         "segments", po::value(&p.segments),
         "segments.h5 (/labels) for --personalize segment-input")(
@@ -50,13 +58,10 @@ class TrainCommand final : public Command {
         "out", po::value(&p.out), "model.h5 to write")("checkpoint", po::value(&p.checkpoint),
                                                        "checkpoint file (default: OUT.ckpt.h5)")(
         "resume", po::bool_switch(&p.resume), "continue from the checkpoint")(
-        "model", po::value(&p.model)->default_value(p.model),
-        "bag (MLP over the bag of the user's items) | sequence (GRU over the user's last "
-        "--max-len events, predicting each next item)")(
         "max-len", po::value(&p.max_len)->default_value(p.max_len),
-        "--model sequence: events per user window (L)")(
+        "sequence: events per user window (L)")(
         "seq-dim", po::value(&p.seq_dim)->default_value(p.seq_dim),
-        "--model sequence: item embedding and GRU state width")(
+        "sequence: item embedding and GRU state width")(
         "input", po::value(&p.input)->default_value(p.input),
         "first-layer input: history (sparse items) | projected (h_u) | both")(
         "history-weight", po::value(&p.history_weight)->default_value(p.history_weight),
@@ -140,11 +145,12 @@ class TrainCommand final : public Command {
 
   int run(const Context& ctx) override {
     check(ctx);
-    if (p_.validate().model == TrainModes::Model::kSequence) return run_sequence(ctx);
+    if (p_.validate().model_kind == ModelKind::kSequence) return run_sequence(ctx);
     // A stop request that arrives while the data loads is served at the first step.
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const TrainData data = load_train_data(p_, ctx.comm);
+    if (p_.validate().model_kind != ModelKind::kMlp) return run_linear(ctx, data);
     std::optional<ServingParts> serving;
     if (!p_.profiles.empty()) {
       require(!p_.projection.empty() && !p_.segments.empty(), "profiles", p_.profiles,
@@ -178,7 +184,7 @@ class TrainCommand final : public Command {
   }
 
  private:
-  // --model sequence.
+  // --model-kind sequence.
   int run_sequence(const Context& ctx) {
     std::signal(SIGUSR1, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
@@ -219,6 +225,43 @@ class TrainCommand final : public Command {
     os << "; batch " << r.batch_size << "; gradients allreduce over " << ctx.comm.size()
        << " ranks";
     ctx.say(os.str());
+    return 0;
+  }
+
+  // --model-kind ease | popularity: fit, write, and one line on what was kept.
+  int run_linear(const Context& ctx, const TrainData& data) {
+    std::signal(SIGUSR1, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();  // process CPU time, all threads
+    TrainResult r = train(p_, data, ctx.comm);
+    const double fit = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = ctx.comm.allreduce_value(static_cast<double>(std::clock() - c0) /
+                                                static_cast<double>(CLOCKS_PER_SEC));
+    write_model(p_.out, r.model, ctx.comm);
+    const Model& m = r.model;
+    std::ostringstream os;
+    os << "wrote " << p_.out << ": " << to_string(m.kind) << " over " << m.item_ids.size()
+       << " items from " << m.n_train_users << " users";
+    if (m.kind == ModelKind::kEase) {
+      os << "; lambda " << m.l2;
+      if (m.l2_grid.size() > 1) os << " (best of " << m.l2_grid.size() << ")";
+    }
+    if (std::isfinite(m.best_ndcg))
+      os << "; validation NDCG@" << m.ndcg_k << " " << m.best_ndcg << " on " << m.n_val_users
+         << " users";
+    os << "; fit " << fit << " s on " << ctx.comm.size() << " rank(s), " << cpu
+       << " CPU s (all ranks)";
+    if (m.kind == ModelKind::kEase && !m.seconds.empty())
+      os << " (first lambda " << m.seconds.front() << " s with the Gram matrix)";
+    ctx.say(os.str());
+    if (m.l2_grid.size() > 1)
+      for (std::size_t g = 0; g < m.l2_grid.size(); ++g) {
+        std::ostringstream line;
+        line << "  lambda " << m.l2_grid[g] << ": validation NDCG@" << m.ndcg_k << " "
+             << m.l2_ndcg[g];
+        ctx.say(line.str());
+      }
     return 0;
   }
 

@@ -11,6 +11,7 @@
 #include "segrec/core/params.hpp"
 #include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
+#include "segrec/personalisation/ease.hpp"
 #include "segrec/personalisation/input_rows.hpp"
 #include "segrec/personalisation/train/params.hpp"
 
@@ -38,14 +39,15 @@ void top_k(const float* z, std::int64_t n, std::int64_t k, std::vector<std::int3
 
 // ---- model file ------------------------------------------------------------------------------
 
-void write_model(const std::string& path, const Model& m, const Comm& comm) {
+namespace {
+
+// /mlp: the network's layers, attributes and segment heads.
+void write_network(h5::File& f, const Model& m) {
   const mlp::Layout lay(m.shape);
   SEGREC_ASSERT(std::ssize(m.params) == lay.size, "model parameters do not match the shape");
   SEGREC_ASSERT(std::ssize(m.heads) == std::ssize(m.head_segments) * m.head_size(),
                 "segment heads do not match the shape");
-  h5::File f = h5::File::create(path, comm, kModelFormat);
-  for (const char* g : {"/items", "/mlp", "/config", "/curves", "/validation"}) f.create_group(g);
-  f.write_strings("/items/ids", m.item_ids, false);
+  f.create_group("/mlp");
   const auto& s = m.shape;
   for (int l = 0; l < s.n_layers(); ++l) {
     const std::string L = std::to_string(l);
@@ -96,6 +98,18 @@ void write_model(const std::string& path, const Model& m, const Comm& comm) {
                                 s.fan_out(l));
     }
   }
+}
+
+}  // namespace
+
+void write_model(const std::string& path, const Model& m, const Comm& comm) {
+  h5::File f = h5::File::create(path, comm, kModelFormat);
+  for (const char* g : {"/items", "/config", "/curves", "/validation"}) f.create_group(g);
+  f.write_strings("/items/ids", m.item_ids, false);
+  if (m.kind == ModelKind::kMlp)
+    write_network(f, m);
+  else
+    ease::write_linear(f, m, comm);
   for (const auto& [k, v] : m.config) f.set_attr("/config", k, v);
   const auto curve = [&](const char* name, const std::vector<double>& v) {
     f.write_replicated<double>(std::string("/curves/") + name, std::span<const double>(v));
@@ -138,15 +152,10 @@ void write_model(const std::string& path, const Model& m, const Comm& comm) {
   f.commit();
 }
 
-Model read_model(const std::string& path, const Comm& comm) {
-  const h5::File f = h5::File::open(path, comm, kModelFormat);
-  if (f.has_attr("/", "kind") && f.attr_string("/", "kind") != "bag")
-    throw DataError("'" + path + "' is a " + f.attr_string("/", "kind") +
-                        " model (segrec train --model " + f.attr_string("/", "kind") +
-                        "); only segrec recommend serves it",
-                    true);
-  Model m;
-  m.item_ids = f.read_strings("/items/ids", 0, f.shape("/items/ids")[0]);
+namespace {
+
+// /mlp: the network (read_model).
+void read_network(const h5::File& f, const std::string& path, Model& m) {
   m.input = f.attr_string("/mlp", "input");
   m.history_weight = f.attr_string("/mlp", "history_weight");
   auto& s = m.shape;
@@ -212,6 +221,30 @@ Model read_model(const std::string& path, const Comm& comm) {
       }
     }
   }
+}
+
+}  // namespace
+
+Model read_model(const std::string& path, const Comm& comm) {
+  const h5::File f = h5::File::open(path, comm, kModelFormat);
+  Model m;
+  m.item_ids = f.read_strings("/items/ids", 0, f.shape("/items/ids")[0]);
+  if (f.has_attr("/", "model_kind")) {
+    try {
+      m.kind = parse_model_kind(f.attr_string("/", "model_kind"));
+    } catch (const UsageError& e) {
+      throw DataError("'" + path + "': bad model kind: " + e.what(), true);
+    }
+  }
+  if (m.kind == ModelKind::kSequence)
+    throw DataError("'" + path +
+                        "' is a sequence model (segrec train --model-kind sequence); only segrec "
+                        "recommend serves it",
+                    true);
+  if (m.kind == ModelKind::kMlp)
+    read_network(f, path, m);
+  else
+    ease::read_linear(f, path, m);
   // The configuration, as written.
   TrainParams names;
   for (const auto& [k, v] : names.config())
@@ -291,6 +324,7 @@ std::string quality_table(const Model& m) {
 }
 
 TopN score_users(const Model& m, const UserInputs& u, std::int64_t n, bool exclude_history) {
+  if (m.kind != ModelKind::kMlp) return ease::score_linear(m, u, n, exclude_history);
   require(n >= 1, "top-n", n, "must be >= 1");
   const auto& s = m.shape;
   const std::int64_t rows = u.rows();

@@ -152,8 +152,40 @@ void segments(const std::string& dir, const Comm& comm, Out& o) {
   o.md << "\nWhat each segment is: [segments.md](segments.md).\n\n";
 }
 
+// A model without a network (train --model-kind ease | popularity): its kind, lambda and the
+// validation NDCG of each lambda tried.
+void training_linear(const h5::File& f, const std::string& kind, Out& o) {
+  o.key("training");
+  o.js << "{\"model_kind\": \"" << kind << "\"";
+  o.md << "## Training\n\n" << kind << " model";
+  if (f.exists("/ease")) {
+    const auto grid = f.read_all<double>("/ease/l2_grid");
+    const auto ndcg = f.read_all<double>("/ease/val_ndcg");
+    const double l2 = f.attr_double("/ease", "l2");
+    o.js << ", \"l2\": " << json::num(l2) << ", \"l2_grid\": " << json_array(grid)
+         << ", \"val_ndcg\": " << json_array(ndcg);
+    o.md << ", lambda " << fmt("%g", l2);
+    if (grid.size() > 1) {
+      o.md << " (best on the validation users)\n\n| lambda | validation NDCG |\n|---:|---:|\n";
+      for (std::size_t j = 0; j < grid.size() && j < ndcg.size(); ++j)
+        o.md << "| " << fmt("%g", grid[j]) << " | " << fmt("%.4f", ndcg[j]) << " |\n";
+    }
+  }
+  if (f.exists("/validation") && f.has_attr("/validation", "k")) {
+    const double best = f.attr_double("/validation", "best_ndcg");
+    o.js << ", \"validation\": {\"k\": " << f.attr_int("/validation", "k")
+         << ", \"best_ndcg\": " << json::num(best) << "}";
+    o.md << "\nValidation NDCG@" << f.attr_int("/validation", "k") << ": " << fmt("%.4f", best)
+         << ".";
+  }
+  o.js << "}";
+  o.md << "\n\n";
+}
+
 void training(const std::string& path, const Comm& comm, Out& o) {
   const h5::File f = h5::File::open_any(path, comm);
+  if (f.has_attr("/", "model_kind") && f.attr_string("/", "model_kind") != "mlp")
+    return training_linear(f, f.attr_string("/", "model_kind"), o);
   const auto loss = f.read_all<double>("/curves/train_loss");
   const auto ndcg = f.read_all<double>("/curves/val_ndcg");
   const auto secs = f.read_all<double>("/curves/seconds");

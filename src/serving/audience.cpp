@@ -399,6 +399,9 @@ std::string AudienceSummary::json() const {
 AudienceSummary run_audience(const AudienceParams& p, const Comm& comm) {
   p.validate();
   const Model m = read_model(p.model, comm);
+  if (m.kind != ModelKind::kMlp)
+    throw UsageError("'" + p.model + "' holds a " + to_string(m.kind) +
+                     " model; segrec audience needs an mlp model (segrec train --model-kind mlp)");
   // Items first: a wrong id fails before the data set is read.
   const std::vector<Requested> req = requested_items(p, comm);
   std::vector<std::string> ids;

@@ -288,6 +288,8 @@ std::vector<std::vector<ItemExplanation>> Explainer::explain_rows(
     const UserInputs& u, std::int64_t r0, std::int64_t r1, std::span<const std::int32_t> lists,
     std::int64_t n, std::span<const std::uint8_t> skip,
     const std::vector<std::uint8_t>& excluded) const {
+  if (m_.kind != ModelKind::kMlp)
+    return explain_linear_rows(m_, named_, u, r0, r1, lists, n, skip, excluded);
   const std::int64_t rows = r1 - r0;
   std::vector<std::vector<ItemExplanation>> out(static_cast<std::size_t>(rows));
   const std::int64_t full_row[1] = {-1};
@@ -382,7 +384,7 @@ std::string describe(const ItemExplanation& e, const std::vector<std::string>& n
   std::string out = "ranked " + ordinal(e.rank);
   if (e.named.empty()) return out + "; no history item raised its score";
   out += "; without " + names[e.named[0].item] + " it would be " + ordinal(e.rank_without) +
-         " (relative score " + fmt("%.3g", -e.named[0].effect) + ")";
+         (e.linear ? " (score " : " (relative score ") + fmt("%.3g", -e.named[0].effect) + ")";
   for (std::size_t j = 1; j < e.named.size(); ++j)
     out += (j == 1 ? "; also raised by " : ", ") + names[e.named[j].item] + " (" +
            fmt("%.3g", -e.named[j].effect) + ")";

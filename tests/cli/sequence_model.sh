@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# segrec train --model sequence end to end on a log with planted order (item i is followed
+# segrec train --model-kind sequence end to end on a log with planted order (item i is followed
 # by (i + 7) mod 30, one cycle through all items): training at 2 ranks, recommendations for the users of the run
 # identical at 1, 2 and 4 ranks, a session's next item and its leave-one-out reason, and
 # the bad inputs (unknown items only, an empty session file, no timestamps, --max-len 0,
@@ -17,7 +17,7 @@ awk 'BEGIN {
   }
 }' >"$WORK/ev.csv"
 seg 2 ingest --events "$WORK/ev.csv" --out "$WORK/ds.h5" &&
-  seg 2 train --data "$WORK/ds.h5" --model sequence --max-len 8 --seq-dim 16 --epochs 20 --val-users 0 \
+  seg 2 train --data "$WORK/ds.h5" --model-kind sequence --max-len 8 --seq-dim 16 --epochs 20 --val-users 0 \
     --batch-size 24 --lr 0.01 --out "$WORK/m.h5" ||
   { bad "setup: $(cat "$WORK/err")"; finish; exit; }
 grep -q "sequence model (GRU, dim 16, max-len 8" "$WORK/out" && ok "train says what it wrote" ||
@@ -54,7 +54,7 @@ grep -q '1 items unknown to the model (1 events ignored)' "$WORK/out" &&
 # and the run resumes from it.
 mkdir -p "$WORK/sig"
 # shellcheck disable=SC2086
-"$MPIEXEC" -n 2 $MPIFLAGS "$SEGREC" train --data "$WORK/ds.h5" --model sequence --max-len 8 \
+"$MPIEXEC" -n 2 $MPIFLAGS "$SEGREC" train --data "$WORK/ds.h5" --model-kind sequence --max-len 8 \
   --seq-dim 16 --epochs 100000 --patience 0 --val-users 0 --batch-size 24 -v \
   --out "$WORK/sig/m.h5" >"$WORK/sig/out" 2>"$WORK/sig/err" &
 BG=$!
@@ -67,7 +67,7 @@ rc=$?
 [[ $rc -eq 5 && -f "$WORK/sig/m.h5.ckpt.h5" && ! -f "$WORK/sig/m.h5" ]] &&
   [[ $(grep -c "^segrec: error" "$WORK/sig/err") -eq 1 ]] &&
   ok "SIGUSR1 on one rank: checkpoint, exit 5" || bad "SIGUSR1: rc $rc $(tail -3 "$WORK/sig/err")"
-seg 2 train --data "$WORK/ds.h5" --model sequence --max-len 8 --seq-dim 16 --epochs 100000 \
+seg 2 train --data "$WORK/ds.h5" --model-kind sequence --max-len 8 --seq-dim 16 --epochs 100000 \
   --patience 0 --val-users 0 --batch-size 24 --out "$WORK/sig/m.h5" --resume --stop-after-steps 2
 [[ $? -eq 5 ]] && grep -q "stopped" "$WORK/err" && ok "that checkpoint resumes" ||
   bad "resume after the signal: $(cat "$WORK/err")"
@@ -86,9 +86,9 @@ for np in 1 2; do
     recommend --model "$WORK/m.h5" --events "$WORK/untimed.csv" --out "$WORK/o/r.csv"
 done
 expect_fail "max-len 0" 1 2 "invalid value '0' for --max-len: must be >= 1" \
-  train --data "$WORK/ds.h5" --model sequence --max-len 0 --out "$WORK/o/m.h5"
-expect_fail "unknown model" 1 2 "invalid value 'rnn' for --model: use bag or sequence" \
-  train --data "$WORK/ds.h5" --model rnn --out "$WORK/o/m.h5"
+  train --data "$WORK/ds.h5" --model-kind sequence --max-len 0 --out "$WORK/o/m.h5"
+expect_fail "unknown model" 1 2 "invalid value 'rnn' for --model-kind: use mlp \(or bag\), sequence, ease or popularity" \
+  train --data "$WORK/ds.h5" --model-kind rnn --out "$WORK/o/m.h5"
 expect_fail "sequence model in audience" 1 3 "is a sequence model .*only segrec recommend serves it" \
   audience --model "$WORK/m.h5" --data "$WORK/ds.h5" --items item1 --out "$WORK/o/a.csv"
 finish

@@ -18,6 +18,11 @@
 //   /validation/quality/...    the quality table (mode, users, segment, n_users, ndcg, recall)
 //   /profile, /projection, /segments, /cooc   the serving bundle (bundle.hpp), when
 //                              trained with --profiles, --projection and --segments
+//   / (attribute model_kind)   mlp | ease | popularity (absent: mlp). For ease and
+//                              popularity /mlp is absent and instead:
+//   /ease/B                    f32 n_items x n_items (row-partitioned by item blocks)
+//   /ease (attributes)         l2, history_weight; /ease/l2_grid, /ease/val_ndcg f64
+//   /popularity/scores         f32[n_items]: training counts
 #pragma once
 
 #include <cstdint>
@@ -30,6 +35,7 @@
 #include "segrec/core/comm.hpp"
 #include "segrec/personalisation/bundle.hpp"
 #include "segrec/personalisation/mlp.hpp"
+#include "segrec/personalisation/model_kind.hpp"
 
 namespace segrec {
 
@@ -44,6 +50,14 @@ struct QualityRow {
 
 /// A trained model: the network and what it needs to read a user.
 struct Model {
+  /// mlp: shape, params and heads below. ease / popularity: shape is the linear
+  /// n_items -> n_items shape (no parameters); the item scores are in item_item /
+  /// item_scores (ease.hpp).
+  ModelKind kind = ModelKind::kMlp;
+  std::vector<float> item_item;          ///< ease: B, n_items x n_items, row-major, zero diagonal
+  std::vector<float> item_scores;        ///< popularity: the training count of each item
+  double l2 = 0;                         ///< ease: the lambda of B
+  std::vector<double> l2_grid, l2_ndcg;  ///< ease: the lambdas tried, their validation NDCG
   mlp::Shape shape;
   std::string input = "history";
   std::string history_weight = "binary";

@@ -44,6 +44,7 @@ struct ItemExplanation {
   float score = 0;                   ///< logit with the full history
   std::vector<HistoryEffect> named;  ///< items with the largest positive effects, largest first
   std::int64_t rank_without = 0;     ///< rank without named[0] (0 when nothing is named)
+  bool linear = false;  ///< effects are score differences (ease), not relative scores
 };
 
 class Explainer {
@@ -94,6 +95,16 @@ class Explainer {
   std::int64_t named_, shortlist_, chunk_;
   std::int64_t head_begin_ = 0, head_size_ = 0;
 };
+
+/// The explanations of an ease or popularity model (Explainer::explain_rows dispatches
+/// here): the score is linear in the history, s_c = sum_i x_ui B_ic, so removing history
+/// item i changes c's score by exactly x_ui B_ic, its effect; the items with the largest
+/// positive effects are named and the rank without the first is that of s - x_ui B_i.
+/// A popularity model's scores do not depend on the history: nothing is named.
+std::vector<std::vector<ItemExplanation>> explain_linear_rows(
+    const Model& m, std::int64_t named, const UserInputs& u, std::int64_t r0, std::int64_t r1,
+    std::span<const std::int32_t> lists, std::int64_t n, std::span<const std::uint8_t> skip,
+    const std::vector<std::uint8_t>& excluded);
 
 /// Display names per model item: the --items name when the file has the item and a
 /// name, else the item id.

@@ -8,16 +8,21 @@
 
 namespace segrec {
 
+namespace {
+bool is_sequence(const h5::File& f) {
+  return f.has_attr("/", "model_kind") && f.attr_string("/", "model_kind") == "sequence";
+}
+}  // namespace
+
 bool is_sequence_model(const std::string& path, const Comm& comm) {
-  const h5::File f = h5::File::open(path, comm, kModelFormat);
-  return f.has_attr("/", "kind") && f.attr_string("/", "kind") == "sequence";
+  return is_sequence(h5::File::open(path, comm, kModelFormat));
 }
 
 void write_sequence_model(const std::string& path, const SeqModel& m, const Comm& comm) {
   h5::File f = h5::File::create(path, comm, kModelFormat);
   for (const char* g : {"/items", "/event_types", "/sequence", "/config", "/curves", "/validation"})
     f.create_group(g);
-  f.set_attr("/", "kind", std::string("sequence"));
+  f.set_attr("/", "model_kind", std::string("sequence"));
   f.write_strings("/items/ids", m.item_ids, false);
   f.write_strings("/event_types/names", m.event_types, false);
   f.write_replicated<float>("/sequence/params", std::span<const float>(m.params));
@@ -46,8 +51,8 @@ void write_sequence_model(const std::string& path, const SeqModel& m, const Comm
 
 SeqModel read_sequence_model(const std::string& path, const Comm& comm) {
   const h5::File f = h5::File::open(path, comm, kModelFormat);
-  if (!f.has_attr("/", "kind") || f.attr_string("/", "kind") != "sequence")
-    throw DataError("'" + path + "' is not a sequence model (segrec train --model sequence)", true);
+  if (!is_sequence(f))
+    throw DataError("'" + path + "' is not a sequence model (segrec train --model-kind sequence)", true);
   SeqModel m;
   m.shape.dim = f.attr_int("/sequence", "dim");
   m.shape.n_items = f.attr_int("/sequence", "n_items");

@@ -98,7 +98,7 @@ void SeqTrainer::assign_roles() {
   n_train_ = comm_.allreduce_value(static_cast<std::int64_t>(train_local_.size()));
   train_offset_ = comm_.exscan_sum(static_cast<std::int64_t>(train_local_.size()));
   if (n_train_ == 0)
-    throw DataError("train: no training users with two or more events (--model sequence)", true);
+    throw DataError("train: no training users with two or more events (--model-kind sequence)", true);
   if (p_.batch_size > n_train_)
     throw DataError("invalid value '" + std::to_string(p_.batch_size) +
                         "' for --batch-size: larger than the " + std::to_string(n_train_) +
@@ -406,7 +406,7 @@ SeqTrainResult train_sequence(const TrainParams& p, const Dataset& ds, const Com
                               const EpochCallback& on_epoch) {
   const TrainModes modes = p.validate();
   if (static_cast<std::int64_t>(ds.log_ptr.size()) != ds.n_local() + 1)
-    throw DataError("train --model sequence: the dataset holds no event log (/log)", true);
+    throw DataError("train --model-kind sequence: the dataset holds no event log (/log)", true);
   SeqTrainer t(p, modes, ds, comm);
   return t.run(on_epoch);
 }

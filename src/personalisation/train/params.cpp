@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "segrec/core/params.hpp"
+#include "segrec/personalisation/ease.hpp"
 
 namespace segrec {
 
@@ -47,6 +48,27 @@ std::vector<std::int64_t> TrainParams::hidden_sizes() const {
   return out;
 }
 
+std::vector<double> TrainParams::l2_values() const {
+  if (l2 == "auto") return ease::default_grid();
+  std::vector<double> out;
+  const auto parts = split_list(l2);
+  require(!parts.empty(), "l2", l2, "give a lambda > 0, a list such as 100,500 or auto");
+  for (const auto& s : parts) {
+    std::size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require(used == s.size() && std::isfinite(v) && v > 0, "l2", l2, "lambda must be > 0");
+    out.push_back(v);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 std::int64_t TrainParams::effective_batch(std::int64_t n_train) const {
   if (batch_size > 0) return batch_size;
   const std::int64_t b = (n_train + kAutoBatchesPerEpoch - 1) / kAutoBatchesPerEpoch;
@@ -68,17 +90,27 @@ std::string TrainParams::checkpoint_path() const {
 TrainModes TrainParams::validate() const {
   using M = TrainModes;
   M m;
-  m.model =
-      parse_mode<M::Model>(model, {{"bag", M::Model::kBag}, {"sequence", M::Model::kSequence}},
-                           "model", "use bag or sequence");
+  m.model_kind = parse_model_kind(model_kind);
   require(max_len >= 1, "max-len", max_len, "must be >= 1 (events per user window)");
   require(seq_dim >= 1, "seq-dim", seq_dim, "must be >= 1");
-  if (m.model == M::Model::kSequence) {
-    require(input == "history", "input", input, "--model sequence reads the event log only");
+  if (m.model_kind == ModelKind::kSequence) {
+    require(input == "history", "input", input, "--model-kind sequence reads the event log only");
     require(personalize == "none", "personalize", personalize,
-            "--model sequence has no segment personalisation");
-    require(test_items.empty(), "test-items", test_items, "not with --model sequence");
+            "--model-kind sequence has no segment personalisation");
+    require(test_items.empty(), "test-items", test_items, "not with --model-kind sequence");
+  } else if (m.model_kind != ModelKind::kMlp) {
+    const std::string rule = "--model-kind " + model_kind + " reads the item history only";
+    require(input == "history", "input", input, rule);
+    require(personalize == "none", "personalize", personalize, rule);
+    require(!compare_personalize, "compare-personalize", "true", rule);
+    require(!resume, "resume", "true", "--model-kind " + model_kind + " is not checkpointed");
+    require(test_items.empty(), "test-items", test_items,
+            "not with --model-kind " + model_kind + " (score held-out users with segrec evaluate)");
   }
+  const auto lambdas = l2_values();
+  if (m.model_kind == ModelKind::kEase)
+    require(val_users > 0 || lambdas.size() == 1, "l2", l2,
+            "choosing lambda needs validation users (--val-users > 0); or give one lambda");
   m.input = parse_mode<M::Input>(input,
                                  {{"history", M::Input::kHistory},
                                   {"projected", M::Input::kProjected},
@@ -162,7 +194,9 @@ TrainModes TrainParams::validate() const {
 std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
   const auto d = [](double v) { return fmt_double(v); };
   const auto i = [](std::int64_t v) { return std::to_string(v); };
-  return {{"data", data},
+  return {{"model-kind", model_kind},
+          {"l2", l2},
+          {"data", data},
           {"projection", projection},
           {"segments", segments},
           {"out", out},

@@ -13,6 +13,7 @@
 #include "segrec/core/progress.hpp"
 #include "segrec/core/random.hpp"
 #include "segrec/core/watchdog.hpp"
+#include "segrec/personalisation/train/linear.hpp"
 #include "trainer_impl.hpp"
 
 namespace segrec {
@@ -464,6 +465,7 @@ TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
                   const EpochCallback& on_epoch) {
   const TrainModes modes = p.validate();
   check_data(p, modes, data, comm);
+  if (modes.model_kind != ModelKind::kMlp) return train_linear(p, modes, data, comm);
   if (!p.compare_personalize) {
     Trainer t(p, modes, data, comm);
     return t.run(on_epoch);

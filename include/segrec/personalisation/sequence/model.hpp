@@ -1,4 +1,4 @@
-// The trained sequence model (`segrec train --model sequence`) and its model.h5.
+// The trained sequence model (`segrec train --model-kind sequence`) and its model.h5.
 //
 // model.h5 (format "segrec-model", version 1, root attribute kind = "sequence"):
 //   /items/ids                 string[n_items]

@@ -1,4 +1,4 @@
-// `segrec train --model sequence`: the sequence model trained data-parallel.
+// `segrec train --model-kind sequence`: the sequence model trained data-parallel.
 //
 // Each user contributes one window, the last min(n, L + 1) of its time-ordered events:
 // position t reads events 0..t and predicts event t + 1 (every position is a target,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "segrec/personalisation/mlp.hpp"
+#include "segrec/personalisation/model_kind.hpp"
 
 namespace segrec {
 
@@ -20,8 +21,8 @@ struct TrainModes {
   enum class Optimizer { kAdam, kSgd };
   enum class GradSync { kAllreduce, kBuckets, kSharded, kItems };
   enum class LrSchedule { kConstant, kCosine, kStep };
-  enum class Model { kBag, kSequence };
 
+  ModelKind model_kind = ModelKind::kMlp;
   Input input = Input::kHistory;
   HistoryWeight history_weight = HistoryWeight::kBinary;
   Personalize personalize = Personalize::kNone;
@@ -30,7 +31,6 @@ struct TrainModes {
   Optimizer optimizer = Optimizer::kAdam;
   GradSync grad_sync = GradSync::kItems;
   LrSchedule lr_schedule = LrSchedule::kCosine;
-  Model model = Model::kBag;
   /// The segment labels are read (a segment mode, the comparison, or --segments given).
   bool reads_segments = false;
 
@@ -49,9 +49,11 @@ struct TrainParams {
   std::string checkpoint;  ///< checkpoint file; "" = OUT.ckpt.h5
   bool resume = false;     ///< continue from the checkpoint
 
-  /// bag (the MLP over the bag of the user's items) | sequence (a GRU over the user's
-  /// last --max-len events predicting each next item; personalisation/sequence/train.hpp)
-  std::string model = "bag";
+  /// mlp | ease (closed-form item-item model, ease.hpp) | popularity (training counts)
+  std::string model_kind = "mlp";
+  /// ease: the L2 weight lambda, "auto" (the best of ease::default_grid() on the
+  /// validation users) or a list such as 100,500,1000 (the best of them)
+  std::string l2 = "auto";
   std::int64_t max_len = 50;  ///< sequence: events per user window (L)
   std::int64_t seq_dim = 64;  ///< sequence: embedding and GRU state width
 
@@ -129,6 +131,8 @@ struct TrainParams {
 
   /// Throws UsageError naming the option and the value; returns the parsed modes.
   TrainModes validate() const;
+  /// Parsed --l2 (ease): the lambdas to try, ascending.
+  std::vector<double> l2_values() const;
   /// Parsed --hidden.
   std::vector<std::int64_t> hidden_sizes() const;
   /// The checkpoint path ("" when neither --checkpoint nor --out is set).

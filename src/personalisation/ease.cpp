@@ -1,0 +1,333 @@
+#include "segrec/personalisation/ease.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "segrec/core/error.hpp"
+#include "segrec/core/params.hpp"
+#include "segrec/personalisation/input_rows.hpp"
+
+#ifdef SEGREC_HAVE_OPENBLAS
+// OpenBLAS's LAPACK (Fortran interface; the trailing length of the character argument).
+extern "C" {
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+}
+#endif
+
+namespace segrec::ease {
+
+namespace {
+
+using ColMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+#ifdef SEGREC_HAVE_OPENBLAS
+constexpr bool kHaveLapack = true;
+#else
+constexpr bool kHaveLapack = false;
+#endif
+
+// Columns per panel of the triangular solves: panel [a, a + b) solves with the (n - a)^2
+// trailing triangle only, so that column j costs about 2 (n - j)^2 flops (as dpotri).
+constexpr std::int64_t kPanel = 128;
+
+}  // namespace
+
+double block_flops(std::int64_t n, std::int64_t c0, std::int64_t c1) {
+  double f = 0;
+  for (std::int64_t a = c0; a < c1; a += kPanel) {
+    const auto m = static_cast<double>(n - a);
+    f += 2.0 * m * m * static_cast<double>(std::min(kPanel, c1 - a));
+  }
+  return f;
+}
+
+namespace {
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  for (; b >= 1024 && u < 5; ++u) b /= 1024;
+  char out[48];
+  std::snprintf(out, sizeof out, "%.3g %s", b, units[u]);
+  return out;
+}
+
+// In-place Cholesky of the lower triangle of A (n x n, column-major): false unless positive
+// definite.
+bool cholesky(ColMat& A) {
+#ifdef SEGREC_HAVE_OPENBLAS
+  const int n = static_cast<int>(A.rows());
+  int info = 0;
+  dpotrf_("L", &n, A.data(), &n, &info, 1);
+  return info == 0;
+#else
+  Eigen::LLT<Eigen::Ref<ColMat> > llt(A);
+  return llt.info() == Eigen::Success;
+#endif
+}
+
+// Top n of z (finite scores only), best first, ties to the smaller index.
+void top_k(const float* z, std::int64_t n_items, std::int64_t k, std::vector<std::int32_t>& cand,
+           std::int32_t* items, float* scores) {
+  cand.clear();
+  for (std::int64_t i = 0; i < n_items; ++i)
+    if (z[i] > -std::numeric_limits<float>::infinity())
+      cand.push_back(static_cast<std::int32_t>(i));
+  const auto better = [z](std::int32_t a, std::int32_t b) {
+    return z[a] > z[b] || (z[a] == z[b] && a < b);
+  };
+  const auto kk = static_cast<std::ptrdiff_t>(std::min<std::int64_t>(k, std::ssize(cand)));
+  std::nth_element(cand.begin(), cand.begin() + kk, cand.end(), better);
+  std::sort(cand.begin(), cand.begin() + kk, better);
+  for (std::ptrdiff_t q = 0; q < kk; ++q) {
+    items[q] = cand[static_cast<std::size_t>(q)];
+    scores[q] = z[cand[static_cast<std::size_t>(q)]];
+  }
+}
+
+}  // namespace
+
+std::vector<std::int64_t> column_blocks(std::int64_t n, int p) {
+  std::vector<std::int64_t> c(static_cast<std::size_t>(p) + 1, n);
+  c[0] = 0;
+  if (p == 1 || n == 0) return c;
+  // Bisection on the flops T per block: the greedy cut (each block as wide as T allows)
+  // ends within p blocks iff T is large enough.
+  const auto cut = [&](double T, std::vector<std::int64_t>& out) {
+    out.assign(static_cast<std::size_t>(p) + 1, n);
+    out[0] = 0;
+    std::int64_t c0 = 0;
+    for (int r = 0; r < p - 1; ++r) {
+      std::int64_t lo = c0, hi = n;  // the largest c1 with flops(c0, c1) <= T
+      while (lo < hi) {
+        const std::int64_t mid = (lo + hi + 1) / 2;
+        if (block_flops(n, c0, mid) <= T)
+          lo = mid;
+        else
+          hi = mid - 1;
+      }
+      out[static_cast<std::size_t>(r) + 1] = c0 = lo;
+    }
+    return block_flops(n, c0, n) <= T;
+  };
+  double lo = 0, hi = block_flops(n, 0, n);
+  for (int it = 0; it < 100 && hi - lo > 0.5; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (cut(mid, c))
+      hi = mid;
+    else
+      lo = mid;
+  }
+  cut(hi, c);
+  return c;
+}
+
+std::int64_t bytes_per_rank(std::int64_t n, int p) {
+  const long double nn = static_cast<long double>(n) * static_cast<long double>(n);
+  // One panel's right-hand sides: n x kPanel doubles (none with dpotri on one rank).
+  long double rhs = p > 1 ? static_cast<long double>(n) * kPanel : 0;
+#ifndef SEGREC_HAVE_OPENBLAS
+  rhs = static_cast<long double>(n) * kPanel;
+#endif
+  const long double b = 24 * nn + 8 * rhs;
+  return b > static_cast<long double>(std::numeric_limits<std::int64_t>::max())
+             ? std::numeric_limits<std::int64_t>::max()
+             : static_cast<std::int64_t>(b);
+}
+
+void check_memory(std::int64_t n, int p, std::int64_t budget) {
+  const std::int64_t need = bytes_per_rank(n, p);
+  if (need <= budget) return;
+  throw DataError(
+      "ease: " + std::to_string(n) + " items need " + human_bytes(static_cast<double>(need)) +
+          " per rank (the Gram matrix, its Cholesky factor and two B: about 24 x " +
+          std::to_string(n) + "^2 bytes), over the " + human_bytes(static_cast<double>(budget)) +
+          " allowed per rank (--max-memory-per-rank); keep fewer items",
+      true);
+}
+
+std::vector<double> gram(std::int64_t n, const std::vector<std::int64_t>& indptr,
+                         const std::vector<std::int32_t>& indices, const std::vector<float>& values,
+                         const std::vector<std::int64_t>& rows, const Comm& comm) {
+  std::vector<double> G(static_cast<std::size_t>(n * n), 0.0);
+  for (const std::int64_t r : rows)
+    for (std::int64_t a = indptr[r]; a < indptr[r + 1]; ++a) {
+      double* row = G.data() + std::int64_t{indices[a]} * n;
+      const double va = values[a];
+      for (std::int64_t b = indptr[r]; b < indptr[r + 1]; ++b) row[indices[b]] += va * values[b];
+    }
+  comm.allreduce(G);
+  return G;
+}
+
+std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double lambda,
+                         const Comm& comm) {
+  SEGREC_ASSERT(std::ssize(G) == n * n && lambda > 0, "ease::solve: bad G or lambda");
+  // F = G + lambda I (G is symmetric: row- and column-major agree), factored in place.
+  ColMat F = Eigen::Map<const ColMat>(G.data(), n, n);
+  F.diagonal().array() += lambda;
+  std::string err;
+  if (!cholesky(F))
+    err = "ease: G + lambda I is not positive definite (lambda " + std::to_string(lambda) + ")";
+  comm.check_all(err, kExitData);
+
+  // P, row-major in F's storage: the rows of panel [a, a + b) hold P[panel, a:] (on and right
+  // of the panel's diagonal block), P[a:, panel] = L_a^-T (L_a^-1 E) with L_a = L[a:, a:];
+  // the panels of a rank's item block, then one allgather of the blocks; then the lower
+  // triangle mirrors the upper.
+  const int p = comm.size();
+  const auto c = column_blocks(n, p);
+  Eigen::Map<RowMat> P(F.data(), n, n);
+#ifdef SEGREC_HAVE_OPENBLAS
+  if (p == 1) {
+    const int ni = static_cast<int>(n);
+    int info = 0;
+    dpotri_("L", &ni, F.data(), &ni, &info, 1);  // lower triangle of P, column-major
+    SEGREC_ASSERT(info == 0, "ease: dpotri failed");
+    // Column-major lower = row-major upper: the layout the mirror below expects.
+  }
+#endif
+  if (p > 1 || !kHaveLapack) {
+    const std::int64_t c0 = c[static_cast<std::size_t>(comm.rank())];
+    const std::int64_t c1 = c[static_cast<std::size_t>(comm.rank()) + 1];
+    // A panel's result overwrites F's columns [a, a + b) (as P's rows a.. a + b), which
+    // the later panels (columns >= a + b) no longer read.
+    for (std::int64_t a = c0; a < c1; a += kPanel) {
+      const std::int64_t b = std::min(kPanel, c1 - a), m = n - a;
+      ColMat Y = ColMat::Zero(m, b);
+      Y.topRows(b).setIdentity();
+      const auto La = F.bottomRightCorner(m, m).triangularView<Eigen::Lower>();
+      La.solveInPlace(Y);            // L_a^-1 E
+      La.adjoint().solveInPlace(Y);  // P[a:, panel]
+      P.block(a, a, b, m) = Y.transpose();
+    }
+    if (p > 1) {
+      std::vector<std::int64_t> offsets(c.size());
+      for (std::size_t r = 0; r < c.size(); ++r) offsets[r] = c[r] * n;
+      comm.allgather_blocks(std::span<double>(F.data(), static_cast<std::size_t>(n * n)), offsets);
+    }
+  }
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < i; ++j) P(i, j) = P(j, i);
+
+  std::vector<float> B(static_cast<std::size_t>(n * n));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j)
+      B[static_cast<std::size_t>(i * n + j)] =
+          i == j ? 0.0f : static_cast<float>(-P(i, j) / P(j, j));
+  return B;
+}
+
+mlp::Shape linear_shape(std::int64_t n_items) {
+  mlp::Shape s;
+  s.sparse_in = n_items;
+  s.n_out = n_items;
+  return s;
+}
+
+void write_linear(h5::File& f, const Model& m, const Comm& comm) {
+  const std::int64_t n = std::ssize(m.item_ids);
+  f.set_attr("/", "model_kind", to_string(m.kind));
+  if (m.kind == ModelKind::kPopularity) {
+    SEGREC_ASSERT(std::ssize(m.item_scores) == n, "popularity scores do not match the items");
+    f.create_group("/popularity");
+    f.write_replicated<float>("/popularity/scores", std::span<const float>(m.item_scores));
+    return;
+  }
+  SEGREC_ASSERT(m.kind == ModelKind::kEase && std::ssize(m.item_item) == n * n,
+                "EASE matrix does not match the items");
+  f.create_group("/ease");
+  f.set_attr("/ease", "l2", m.l2);
+  f.set_attr("/ease", "history_weight", m.history_weight);
+  // Each rank writes its item block of rows.
+  const auto c = column_blocks(n, comm.size());
+  const std::int64_t r0 = c[static_cast<std::size_t>(comm.rank())];
+  const std::int64_t r1 = c[static_cast<std::size_t>(comm.rank()) + 1];
+  f.write_rows<float>(
+      "/ease/B",
+      std::span<const float>(m.item_item.data() + r0 * n, static_cast<std::size_t>((r1 - r0) * n)),
+      std::max<std::int64_t>(n, 1));
+  f.write_replicated<double>("/ease/l2_grid", std::span<const double>(m.l2_grid));
+  f.write_replicated<double>("/ease/val_ndcg", std::span<const double>(m.l2_ndcg));
+}
+
+void read_linear(const h5::File& f, const std::string& path, Model& m) {
+  const std::int64_t n = std::ssize(m.item_ids);
+  m.shape = linear_shape(n);
+  m.input = "history";
+  const auto finite = [&](const std::vector<float>& v, const char* name) {
+    if (!std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); }))
+      throw DataError("'" + path + "': " + name + " holds non-finite values (damaged file?)", true);
+  };
+  if (m.kind == ModelKind::kPopularity) {
+    m.item_scores = f.read_all<float>("/popularity/scores");
+    if (std::ssize(m.item_scores) != n)
+      throw DataError("'" + path + "': /popularity/scores does not match the item list", true);
+    finite(m.item_scores, "/popularity/scores");
+    return;
+  }
+  const auto shape = f.shape("/ease/B");
+  if (shape.size() != 2 || shape[0] != n || shape[1] != std::max<std::int64_t>(n, 1))
+    throw DataError("'" + path + "': /ease/B is not " + std::to_string(n) + " x " +
+                        std::to_string(n) + " (the item list)",
+                    true);
+  m.item_item = f.read_all<float>("/ease/B");  // refused over --max-memory-per-rank
+  finite(m.item_item, "/ease/B");
+  m.l2 = f.attr_double("/ease", "l2");
+  m.history_weight = f.attr_string("/ease", "history_weight");
+  if (m.history_weight != "binary" && m.history_weight != "log")
+    throw DataError("'" + path + "': bad /ease history_weight '" + m.history_weight + "'", true);
+  m.l2_grid = f.read_all<double>("/ease/l2_grid");
+  m.l2_ndcg = f.read_all<double>("/ease/val_ndcg");
+}
+
+std::vector<double> default_grid() { return {25, 50, 100, 200, 400, 800, 1600, 3200}; }
+
+TopN score_linear(const Model& m, const UserInputs& u, std::int64_t n, bool exclude_history) {
+  require(n >= 1, "top-n", n, "must be >= 1");
+  const std::int64_t n_items = std::ssize(m.item_ids), rows = u.rows();
+  if (rows < 0 || u.indptr.empty() || u.indptr[0] != 0 ||
+      u.indptr.back() != std::ssize(u.indices) || u.weights.size() != u.indices.size())
+    throw DataError("score_users: malformed user histories");
+  for (auto i : u.indices)
+    if (i < 0 || i >= n_items)
+      throw DataError("score_users: item index " + std::to_string(i) + " outside the model's " +
+                      std::to_string(n_items) + " items");
+  const bool ease = m.kind == ModelKind::kEase;
+  SEGREC_ASSERT(
+      ease ? std::ssize(m.item_item) == n_items * n_items : std::ssize(m.item_scores) == n_items,
+      "score_linear: the model's item scores do not match its items");
+  const bool log_weight = m.history_weight == "log";
+  TopN out;
+  out.n = n;
+  out.items.assign(static_cast<std::size_t>(rows * n), -1);
+  out.scores.assign(static_cast<std::size_t>(rows * n), -std::numeric_limits<float>::infinity());
+  std::vector<float> z(static_cast<std::size_t>(n_items));
+  std::vector<std::int32_t> cand;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (ease) {
+      std::fill(z.begin(), z.end(), 0.0f);  // z = x_u B
+      for (std::int64_t k = u.indptr[r]; k < u.indptr[r + 1]; ++k) {
+        const float v = history_value(u.weights[k], log_weight);
+        const float* b = m.item_item.data() + std::int64_t{u.indices[k]} * n_items;
+        for (std::int64_t j = 0; j < n_items; ++j) z[j] += v * b[j];
+      }
+    } else {
+      z = m.item_scores;
+    }
+    if (exclude_history)
+      for (std::int64_t k = u.indptr[r]; k < u.indptr[r + 1]; ++k)
+        z[u.indices[k]] = -std::numeric_limits<float>::infinity();
+    top_k(z.data(), n_items, n, cand, out.items.data() + r * n, out.scores.data() + r * n);
+  }
+  return out;
+}
+
+}  // namespace segrec::ease
