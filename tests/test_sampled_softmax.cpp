@@ -47,8 +47,7 @@ TEST_P(SampledGradientCheck, MatchesFiniteDifferences) {
   ASSERT_FALSE(b.neg_idx.empty());
   // Some negative is also a target of some row (the row leaves it out of its sum).
   bool hit = false;
-  for (auto t : b.tgt_idx)
-    hit = hit || std::binary_search(b.neg_idx.begin(), b.neg_idx.end(), t);
+  for (auto t : b.tgt_idx) hit = hit || std::binary_search(b.neg_idx.begin(), b.neg_idx.end(), t);
   ASSERT_TRUE(hit);
 
   std::vector<double> grad(net.params().size());
@@ -80,7 +79,8 @@ TEST_P(SampledGradientCheck, MatchesFiniteDifferences) {
     const bool cand = std::binary_search(b.neg_idx.begin(), b.neg_idx.end(), i) ||
                       std::find(b.tgt_idx.begin(), b.tgt_idx.end(), i) != b.tgt_idx.end();
     double col = std::abs(grad[lay.b[L - 1] + i]);
-    for (std::int64_t r = 0; r < s.fan_in(L - 1); ++r) col += std::abs(grad[lay.w[L - 1] + r * s.n_out + i]);
+    for (std::int64_t r = 0; r < s.fan_in(L - 1); ++r)
+      col += std::abs(grad[lay.w[L - 1] + r * s.n_out + i]);
     if (cand) {
       EXPECT_GT(col, 0) << c.name << " item " << i;
     } else {
@@ -93,10 +93,17 @@ INSTANTIATE_TEST_SUITE_P(
     Layers, SampledGradientCheck,
     testing::Values(
         GradCase{"sparse_relu", 9, 0, 0, 0, {5}, Activation::kRelu, Loss::kSampledSoftmax, 0},
-        GradCase{"sparse_tanh_deep", 9, 0, 0, 0, {4, 3}, Activation::kTanh,
-                 Loss::kSampledSoftmax, 0},
-        GradCase{"both_embedding_tanh_dropout", 8, 3, 4, 2, {5}, Activation::kTanh,
-                 Loss::kSampledSoftmax, 0.3}),
+        GradCase{
+            "sparse_tanh_deep", 9, 0, 0, 0, {4, 3}, Activation::kTanh, Loss::kSampledSoftmax, 0},
+        GradCase{"both_embedding_tanh_dropout",
+                 8,
+                 3,
+                 4,
+                 2,
+                 {5},
+                 Activation::kTanh,
+                 Loss::kSampledSoftmax,
+                 0.3}),
     [](const testing::TestParamInfo<GradCase>& i) { return std::string(i.param.name); });
 
 // Every item a negative drawn once with offset 0: the estimate is the partition sum itself,
@@ -215,7 +222,8 @@ TEST(SampledSoftmax, AutoRuleAndBadValues) {
          q.negatives = 100;
        },
        "invalid value '100' for --negatives: needs --loss sampled-softmax (or auto)"},
-      {[](TrainParams& q) { q.negative_alpha = -0.5; }, "invalid value '-0.5' for --negative-alpha"},
+      {[](TrainParams& q) { q.negative_alpha = -0.5; },
+       "invalid value '-0.5' for --negative-alpha"},
   };
   for (const auto& b : bad) {
     TrainParams q;

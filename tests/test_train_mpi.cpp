@@ -265,7 +265,14 @@ TEST(MlpSplit, MatchesTheWholeBatchGradient) {
       {"dense_embedding_tanh_bce_dropout", 0, 3, 3, 2, {4, 5}, Activation::kTanh, Loss::kBce, 0.2},
       {"sparse_dense_relu_bce", 9, 2, 0, 0, {5}, Activation::kRelu, Loss::kBce, 0.0},
       {"sparse_tanh_sampled", 9, 0, 0, 0, {6}, Activation::kTanh, Loss::kSampledSoftmax, 0.0},
-      {"all_relu_sampled_dropout", 9, 2, 3, 2, {6, 5}, Activation::kRelu, Loss::kSampledSoftmax,
+      {"all_relu_sampled_dropout",
+       9,
+       2,
+       3,
+       2,
+       {6, 5},
+       Activation::kRelu,
+       Loss::kSampledSoftmax,
        0.3}};
   for (std::size_t c = 0; c < std::size(cases); ++c) {
     const testing_mlp::GradCase& k = cases[c];

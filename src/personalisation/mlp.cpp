@@ -409,8 +409,8 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
             st[2 * r] > 0 ? st[2 * r] * std::exp(static_cast<double>(mloc[r]) - mx[r]) : 0.0;
       timed([&] { ex.allreduce_sum(std::span<double>(st)); });
     };
-    loss = loss_sampled(bt, Hall_.data(), N, tp, ti, tv, c0, c0 + nc, r0, r0 + n, combine,
-                        grad_out, nc, grad_out + h * nc, dHall_.data());
+    loss = loss_sampled(bt, Hall_.data(), N, tp, ti, tv, c0, c0 + nc, r0, r0 + n, combine, grad_out,
+                        nc, grad_out + h * nc, dHall_.data());
   } else {
     // This rank's columns of the logits: Z = Hall W_out[:, cols] + b_out[cols] (N x nc).
     if (Zc_.rows() < N || Zc_.cols() != nc) Zc_.resize(std::max(N, Zc_.rows()), nc);

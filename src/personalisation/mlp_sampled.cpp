@@ -19,8 +19,8 @@ namespace segrec::mlp {
 template <class T>
 double Network<T>::loss_sampled(
     const Batch<T>& bt, const T* Hp, std::int64_t N, const std::vector<std::int64_t>& tp,
-    const std::vector<std::int32_t>& ti, const std::vector<T>& tv, std::int64_t c0,
-    std::int64_t c1, std::int64_t own0, std::int64_t own1,
+    const std::vector<std::int32_t>& ti, const std::vector<T>& tv, std::int64_t c0, std::int64_t c1,
+    std::int64_t own0, std::int64_t own1,
     const std::function<void(std::vector<T>&, std::vector<double>&)>& combine, T* gWp,
     std::int64_t ldg, T* gbp, T* dHp) {
   const int L = shape_.n_layers();
@@ -117,7 +117,8 @@ double Network<T>::loss_sampled(
     else if (ns > 0)
       z.setZero();
     for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
-      if (mine(k)) zp[k] = static_cast<T>(inv * std::exp(static_cast<double>(zp[k] - mx[r]))) - tv[k];
+      if (mine(k))
+        zp[k] = static_cast<T>(inv * std::exp(static_cast<double>(zp[k] - mx[r]))) - tv[k];
     if (r >= own0 && r < own1)
       loss += static_cast<double>(tsum) * (static_cast<double>(mx[r]) + std::log(st[2 * r])) -
               st[2 * r + 1];
@@ -164,7 +165,7 @@ template double Network<double>::loss_sampled(
     const Batch<double>&, const double*, std::int64_t, const std::vector<std::int64_t>&,
     const std::vector<std::int32_t>&, const std::vector<double>&, std::int64_t, std::int64_t,
     std::int64_t, std::int64_t,
-    const std::function<void(std::vector<double>&, std::vector<double>&)>&, double*,
-    std::int64_t, double*, double*);
+    const std::function<void(std::vector<double>&, std::vector<double>&)>&, double*, std::int64_t,
+    double*, double*);
 
 }  // namespace segrec::mlp

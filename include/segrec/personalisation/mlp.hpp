@@ -247,8 +247,8 @@ class Network {
   // the columns without a candidate are zero), gb (c1 - c0) and dH (N x h).
   double loss_sampled(const Batch<T>& bt, const T* H, std::int64_t N,
                       const std::vector<std::int64_t>& tp, const std::vector<std::int32_t>& ti,
-                      const std::vector<T>& tv, std::int64_t c0, std::int64_t c1,
-                      std::int64_t own0, std::int64_t own1,
+                      const std::vector<T>& tv, std::int64_t c0, std::int64_t c1, std::int64_t own0,
+                      std::int64_t own1,
                       const std::function<void(std::vector<T>&, std::vector<double>&)>& combine,
                       T* gW, std::int64_t ldg, T* gb, T* dH);
   // Layers top..first_layer; A_[top] holds dL/d(pre-activation of layer top).

@@ -36,8 +36,8 @@ void NegativeSampler::draw(std::uint64_t key, mlp::Batch<T>& bt) const {
   for (std::int64_t j = 0; j < n_; ++j) {
     const double u = rng::unit_uniform(rng::hash_keys(key, static_cast<std::uint64_t>(j)));
     const auto it = std::upper_bound(cdf_.begin(), cdf_.end(), u);
-    drawn[j] = static_cast<std::int32_t>(std::min<std::ptrdiff_t>(
-        it - cdf_.begin(), static_cast<std::ptrdiff_t>(cdf_.size()) - 1));
+    drawn[j] = static_cast<std::int32_t>(
+        std::min<std::ptrdiff_t>(it - cdf_.begin(), static_cast<std::ptrdiff_t>(cdf_.size()) - 1));
   }
   std::sort(drawn.begin(), drawn.end());
   for (std::size_t a = 0; a < drawn.size();) {

@@ -70,8 +70,7 @@ mlp::Loss TrainParams::effective_loss(const TrainModes& m, std::int64_t n_users,
   if (!m.auto_loss) return m.loss;
   const bool big = static_cast<double>(n_users) * static_cast<double>(n_items) >= kAutoSampledWork;
   const bool many = n_items >= kAutoSampledRatio * effective_negatives(n_items);
-  return big && many && !hidden_sizes().empty() ? mlp::Loss::kSampledSoftmax
-                                                 : mlp::Loss::kSoftmax;
+  return big && many && !hidden_sizes().empty() ? mlp::Loss::kSampledSoftmax : mlp::Loss::kSoftmax;
 }
 
 std::string TrainParams::checkpoint_path() const {

@@ -118,8 +118,8 @@ class Trainer {
   std::vector<std::int64_t> batch_count_;                      // users per global batch
 
   std::unique_ptr<NegativeSampler> sampler_;  // sampled softmax only
-  std::unique_ptr<GradSync> sync_;  // --grad-sync: the gradient buffer and its exchange
-  std::vector<float> m_, v_;        // optimiser moments of sync_->owned(), back to back
+  std::unique_ptr<GradSync> sync_;            // --grad-sync: the gradient buffer and its exchange
+  std::vector<float> m_, v_;                  // optimiser moments of sync_->owned(), back to back
   std::vector<float> best_params_;
   // Progress (checkpointed).
   std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
