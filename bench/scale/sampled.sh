@@ -7,6 +7,7 @@
 # ratio sampled / full for NDCG and the whole run.
 #   bench/scale/sampled.sh [USERS] [ITEMS] [NP]
 #   EXTRA="--epochs 3"       options for both runs
+#   AUTO_EXTRA="--negatives 1000"  options for the default run only
 #   FULL_EXTRA="--epochs 2"  options for the full-softmax run only (it is ~10x slower per epoch;
 #                            a capped run gives a lower bound on its quality and time)
 #   KEEP=DIR                 work in DIR and keep it (the events are reused when present)
@@ -29,6 +30,7 @@ else
 fi
 read -r -a EXTRA_A <<<"${EXTRA:-}"
 read -r -a FULL_A <<<"${FULL_EXTRA:-}"
+read -r -a AUTO_A <<<"${AUTO_EXTRA:-}"
 
 t0=$(date +%s)
 [[ -s "$W/events.csv" ]] ||
@@ -58,11 +60,17 @@ PY
 declare -A RES
 for loss in auto softmax; do
   args=(--events "$W/events.csv" --out "$W/run_$loss" --force "${EXTRA_A[@]}")
-  [[ $loss == softmax ]] && args+=(--loss softmax "${FULL_A[@]}")
-  echo "== segrec run --loss $loss ${EXTRA:-} $([[ $loss == softmax ]] && echo "${FULL_EXTRA:-}")"
+  if [[ $loss == softmax ]]; then
+    args+=(--loss softmax "${FULL_A[@]}")
+    echo "== segrec run --loss softmax ${EXTRA:-} ${FULL_EXTRA:-}"
+  else
+    args+=("${AUTO_A[@]}")
+    echo "== segrec run (defaults) ${EXTRA:-} ${AUTO_EXTRA:-}"
+  fi
   "${MPI[@]}" "$SEGREC" run -q "${args[@]}"
   /usr/bin/python3 -c "import h5py, sys; f = h5py.File(sys.argv[1]); a = f['mlp'].attrs; \
-print('  model: loss', a['loss'], 'hidden', f['mlp'].attrs.get('hidden', '?'))" \
+s = lambda v: v.decode() if isinstance(v, bytes) else v; \
+print('  model: loss', s(a['loss']), 'hidden', s(a.get('hidden', '?')))" \
     "$W/run_$loss/model.h5" || true
   out=$(summary "$W/run_$loss/report.json")
   echo "$out" | grep -v '^RESULT'
