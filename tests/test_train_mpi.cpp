@@ -360,6 +360,28 @@ TEST(TrainMpi, SegmentHeadsMatchASingleProcessRun) {
   EXPECT_LT(few.model.head_segments.size(), 3u);
 }
 
+// Segment heads fine-tuned with the sampled softmax (negatives keyed by the segment, epoch and
+// step): the same heads as a single process.
+TEST(TrainMpi, SampledSegmentHeadsMatchASingleProcessRun) {
+  const Comm world = Comm::world();
+  TrainParams p = base_params();
+  p.personalize = "segment-heads";
+  p.loss = "sampled-softmax";
+  p.negatives = 15;
+  p.head_layers = 2;
+  p.head_epochs = 2;
+  p.min_segment_users = 60;
+  p.val_users = 0;
+  const TrainData g = global_data(301, 60);
+  const TrainResult serial = train(p, g, Comm());
+  const TrainResult par = train(p, block_of(g, world), world);
+  EXPECT_EQ(serial.model.shape.loss, mlp::Loss::kSampledSoftmax);
+  ASSERT_EQ(par.model.head_segments, serial.model.head_segments);
+  EXPECT_FALSE(serial.model.heads.empty());
+  EXPECT_LT(rel_diff(par.model.params, serial.model.params), 1e-4);
+  EXPECT_LT(max_rel_diff(par.model.heads, serial.model.heads), 1e-4);
+}
+
 // The comparison trains the variants on the same split at any rank count.
 TEST(TrainMpi, CompareTableMatchesASingleProcessRun) {
   const Comm world = Comm::world();
