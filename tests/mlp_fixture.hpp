@@ -63,6 +63,14 @@ inline mlp::Batch<double> random_batch(const mlp::Shape& s, std::int64_t rows,
     b.tgt_ptr.push_back(static_cast<std::int64_t>(b.tgt_idx.size()));
     b.key.push_back(rng());
   }
+  // Sampled softmax: about half the items as shared negatives (some of them targets) with
+  // offsets in [-1, 1].
+  if (s.loss == mlp::Loss::kSampledSoftmax)
+    for (std::int32_t i = 0; i < s.n_out; ++i)
+      if (rng() % 2 == 0) {
+        b.neg_idx.push_back(i);
+        b.neg_corr.push_back(U(rng));
+      }
   return b;
 }
 
@@ -87,6 +95,8 @@ inline mlp::Batch<double> slice_rows(const mlp::Batch<double>& x, std::int64_t a
     y.tgt_ptr.push_back(static_cast<std::int64_t>(y.tgt_idx.size()));
     y.key.push_back(x.key[r]);
   }
+  y.neg_idx = x.neg_idx;
+  y.neg_corr = x.neg_corr;
   return y;
 }
 

@@ -222,6 +222,22 @@ INSTANTIATE_TEST_SUITE_P(
                  p.weight_decay = 1e-3;
                  p.grad_sync = "sharded";
                }},
+        // The sampled softmax (shared negatives keyed by the seed and the global step): over
+        // the item-parallel step, sharded, and with segment heads' inputs and dropout.
+        Config{"dae_sampled",
+               [](TrainParams& p) {
+                 p.dropout = 0.2;
+                 p.loss = "sampled-softmax";
+                 p.negatives = 12;
+               }},
+        Config{"both_segments_sampled_sharded",
+               [](TrainParams& p) {
+                 both_inputs_with_segments(p);
+                 p.loss = "sampled-softmax";
+                 p.negatives = 20;
+                 p.negative_alpha = 0;
+                 p.grad_sync = "sharded";
+               }},
         Config{"both_segments_buckets_clip",
                [](TrainParams& p) {
                  both_inputs_with_segments(p);
@@ -247,7 +263,17 @@ TEST(MlpSplit, MatchesTheWholeBatchGradient) {
       {"sparse_tanh_softmax", 9, 0, 0, 0, {6}, Activation::kTanh, Loss::kSoftmax, 0.0},
       {"all_relu_softmax_dropout", 9, 2, 3, 2, {6, 5}, Activation::kRelu, Loss::kSoftmax, 0.3},
       {"dense_embedding_tanh_bce_dropout", 0, 3, 3, 2, {4, 5}, Activation::kTanh, Loss::kBce, 0.2},
-      {"sparse_dense_relu_bce", 9, 2, 0, 0, {5}, Activation::kRelu, Loss::kBce, 0.0}};
+      {"sparse_dense_relu_bce", 9, 2, 0, 0, {5}, Activation::kRelu, Loss::kBce, 0.0},
+      {"sparse_tanh_sampled", 9, 0, 0, 0, {6}, Activation::kTanh, Loss::kSampledSoftmax, 0.0},
+      {"all_relu_sampled_dropout",
+       9,
+       2,
+       3,
+       2,
+       {6, 5},
+       Activation::kRelu,
+       Loss::kSampledSoftmax,
+       0.3}};
   for (std::size_t c = 0; c < std::size(cases); ++c) {
     const testing_mlp::GradCase& k = cases[c];
     const mlp::Shape s = k.shape(13);
@@ -332,6 +358,28 @@ TEST(TrainMpi, SegmentHeadsMatchASingleProcessRun) {
   p.min_segment_users = 101;
   const TrainResult few = train(p, block_of(g, world), world);
   EXPECT_LT(few.model.head_segments.size(), 3u);
+}
+
+// Segment heads fine-tuned with the sampled softmax (negatives keyed by the segment, epoch and
+// step): the same heads as a single process.
+TEST(TrainMpi, SampledSegmentHeadsMatchASingleProcessRun) {
+  const Comm world = Comm::world();
+  TrainParams p = base_params();
+  p.personalize = "segment-heads";
+  p.loss = "sampled-softmax";
+  p.negatives = 15;
+  p.head_layers = 2;
+  p.head_epochs = 2;
+  p.min_segment_users = 60;
+  p.val_users = 0;
+  const TrainData g = global_data(301, 60);
+  const TrainResult serial = train(p, g, Comm());
+  const TrainResult par = train(p, block_of(g, world), world);
+  EXPECT_EQ(serial.model.shape.loss, mlp::Loss::kSampledSoftmax);
+  ASSERT_EQ(par.model.head_segments, serial.model.head_segments);
+  EXPECT_FALSE(serial.model.heads.empty());
+  EXPECT_LT(rel_diff(par.model.params, serial.model.params), 1e-4);
+  EXPECT_LT(max_rel_diff(par.model.heads, serial.model.heads), 1e-4);
 }
 
 // The comparison trains the variants on the same split at any rank count.

@@ -92,7 +92,13 @@ class TrainCommand final : public Command {
         "share of each user's history dropped from the input (denoising)")(
         "dropout", po::value(&p.dropout)->default_value(p.dropout), "hidden-layer dropout rate")(
         "loss", po::value(&p.loss)->default_value(p.loss),
-        "softmax (multinomial likelihood) | bce (sigmoid + binary cross-entropy)")(
+        "softmax (multinomial likelihood) | sampled-softmax (its partition sum estimated from "
+        "the user's items and --negatives items shared by the batch) | bce (sigmoid + binary "
+        "cross-entropy) | auto (sampled-softmax for large data, see docs/personalisation.md)")(
+        "negatives", po::value(&p.negatives)->default_value(p.negatives),
+        "sampled-softmax: items drawn per step (0 = auto: items/10 within [256, 2048])")(
+        "negative-alpha", po::value(&p.negative_alpha)->default_value(p.negative_alpha),
+        "sampled-softmax: draw item i with probability ~ (its count + 1)^alpha (0 = uniform)")(
         "optimizer", po::value(&p.optimizer)->default_value(p.optimizer), "adam | sgd (momentum)")(
         "lr", po::value(&p.lr)->default_value(p.lr), "peak learning rate")(
         "momentum", po::value(&p.momentum)->default_value(p.momentum), "SGD momentum")(

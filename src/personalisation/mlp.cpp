@@ -28,12 +28,15 @@ Activation parse_activation(const std::string& s) {
 Loss parse_loss(const std::string& s) {
   if (s == "softmax") return Loss::kSoftmax;
   if (s == "bce") return Loss::kBce;
-  require(false, "loss", s, "use softmax or bce");
+  if (s == "sampled-softmax") return Loss::kSampledSoftmax;
+  require(false, "loss", s, "use softmax, sampled-softmax or bce");
   return Loss::kSoftmax;
 }
 
 std::string to_string(Activation a) { return a == Activation::kRelu ? "relu" : "tanh"; }
-std::string to_string(Loss l) { return l == Loss::kSoftmax ? "softmax" : "bce"; }
+std::string to_string(Loss l) {
+  return l == Loss::kSoftmax ? "softmax" : l == Loss::kBce ? "bce" : "sampled-softmax";
+}
 
 void Shape::check() const {
   require(n_out > 0, "data", n_out, "the network needs at least one item to predict");
@@ -42,6 +45,8 @@ void Shape::check() const {
   for (auto h : hidden) require(h > 0, "hidden", h, "every hidden layer needs at least one unit");
   require(embed_dim >= 0 && n_segments >= 0 && (n_segments > 0) == (embed_dim > 0),
           "segment-embedding", embed_dim, "a segment embedding needs segments and a width > 0");
+  require(loss != Loss::kSampledSoftmax || !hidden.empty(), "loss", "sampled-softmax",
+          "the sampled softmax needs a hidden layer (--hidden)");
 }
 
 Layout::Layout(const Shape& s) {
@@ -263,6 +268,31 @@ double Network<T>::loss_bce(const Batch<T>& bt, T* gb_out) {
 template <class T>
 double Network<T>::loss_and_grad(const Batch<T>& bt, T dropout, T* grad, int first_layer,
                                  const GradReady* buckets) {
+  if (shape_.loss == Loss::kSampledSoftmax) {
+    // The output layer only on the candidates: its input, then the sampled loss on every column.
+    const int L = shape_.n_layers();
+    const std::int64_t h = shape_.fan_in(L - 1), n = bt.rows;
+    forward_impl(bt, dropout, /*output_bias=*/false, /*skip_output=*/true);
+    const T* H = n > 0 ? top_input(dropout).data() : nullptr;
+    if (dHall_.rows() < n || dHall_.cols() != h) dHall_.resize(std::max(n, dHall_.rows()), h);
+    std::vector<T> scratch;
+    if (grad == nullptr) scratch.resize(static_cast<std::size_t>((h + 1) * shape_.n_out));
+    T* gW = grad ? grad + layout_.w[L - 1] : scratch.data();
+    T* gb = grad ? grad + layout_.b[L - 1] : scratch.data() + h * shape_.n_out;
+    const double loss = loss_sampled(
+        bt, H, n, bt.tgt_ptr, bt.tgt_idx, bt.tgt_val, 0, shape_.n_out, 0, n,
+        [](std::vector<T>&, std::vector<double>&) {}, gW, shape_.n_out, gb, dHall_.data());
+    if (grad == nullptr) return loss;
+    if (first_layer == 0) announce(buckets, layout_.w[L - 1], layout_.b[L - 1] + shape_.n_out);
+    if (first_layer > L - 2) return loss;
+    if (n > 0) {
+      G_[L - 2].topRows(n) = dHall_.topRows(n);
+      hidden_grad(L - 2, n, dropout);
+    }
+    backward(bt, dropout, grad, /*output_bias_done=*/false, first_layer,
+             first_layer == 0 ? buckets : nullptr, L - 2, false);
+    return loss;
+  }
   forward_impl(bt, dropout, /*output_bias=*/false);
   // The loss adds the output bias per row and, with a gradient, sums its gradient there.
   T* gb = grad ? grad + layout_.b[shape_.n_layers() - 1] : nullptr;
@@ -365,90 +395,105 @@ double Network<T>::loss_and_grad_split(const Batch<T>& bt, T dropout, T* grad, T
   timed([&] { gather_csr(ex, n, bt.tgt_ptr, bt.tgt_idx, bt.tgt_val, tp, ti, tv); });
   const auto mine = [&](std::int64_t k) { return ti[k] >= c0 && ti[k] < c0 + nc; };
 
-  // This rank's columns of the logits: Z = Hall W_out[:, cols] + b_out[cols] (N x nc).
-  if (Zc_.rows() < N || Zc_.cols() != nc) Zc_.resize(std::max(N, Zc_.rows()), nc);
-  auto Z = Zc_.topRows(N);
-  const CMatMap Wo(params_.data() + layout_.w[L - 1], h, shape_.n_out);
-  const auto Wc = Wo.middleCols(c0, nc);
-  const auto bc = b(L - 1).segment(c0, nc).transpose();
-  if (nc > 0 && N > 0) {
-    Z.noalias() = Hall * Wc;
-    Z.rowwise() += bc;
-  }
-
-  // Loss and dL/dz on this rank's columns; gb sums dL/dz over the rows (in row order, as in
-  // backward(), while each row is in cache).
-  MatMap gW(grad_out, h, nc);
-  VecMap gb(grad_out + h * nc, nc);
-  gb.setZero();
+  if (dHall_.rows() < N) dHall_.resize(N, h);
+  auto dH = dHall_.topRows(N);
   double loss = 0;
-  if (shape_.loss == Loss::kSoftmax) {
-    // Per row, in one pass over this rank's columns: the local maximum m_r, z <- exp(z - m_r),
-    // their sum s_r and the targets' sum x z. Then the global maximum M and the global sum
-    // S = sum over ranks of s_r exp(m_r - M): two allreduces of N values, no second pass.
-    std::vector<T> mloc(static_cast<std::size_t>(N), -std::numeric_limits<T>::infinity());
-    std::vector<double> st(static_cast<std::size_t>(2 * N), 0.0);  // (s_r, x z) per row
-    for (std::int64_t r = 0; r < N && nc > 0; ++r) {
-      auto z = Z.row(r);
-      double tz = 0;
-      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
-        if (mine(k)) tz += static_cast<double>(tv[k]) * static_cast<double>(z(ti[k] - c0));
-      mloc[r] = z.maxCoeff();
-      z.array() = (z.array() - mloc[r]).exp();
-      st[2 * r] = static_cast<double>(z.sum());
-      st[2 * r + 1] = tz;
+  if (shape_.loss == Loss::kSampledSoftmax) {
+    // The batch's negatives in this rank's columns and the targets there; the per-row maxima
+    // and sums are combined over the ranks as for the softmax below.
+    const auto combine = [&](std::vector<T>& mx, std::vector<double>& st) {
+      const std::vector<T> mloc(mx);
+      timed([&] { ex.allreduce_max(std::span<T>(mx)); });
+      for (std::int64_t r = 0; r < N; ++r)
+        st[2 * r] =
+            st[2 * r] > 0 ? st[2 * r] * std::exp(static_cast<double>(mloc[r]) - mx[r]) : 0.0;
+      timed([&] { ex.allreduce_sum(std::span<double>(st)); });
+    };
+    loss = loss_sampled(bt, Hall_.data(), N, tp, ti, tv, c0, c0 + nc, r0, r0 + n, combine, grad_out,
+                        nc, grad_out + h * nc, dHall_.data());
+  } else {
+    // This rank's columns of the logits: Z = Hall W_out[:, cols] + b_out[cols] (N x nc).
+    if (Zc_.rows() < N || Zc_.cols() != nc) Zc_.resize(std::max(N, Zc_.rows()), nc);
+    auto Z = Zc_.topRows(N);
+    const CMatMap Wo(params_.data() + layout_.w[L - 1], h, shape_.n_out);
+    const auto Wc = Wo.middleCols(c0, nc);
+    const auto bc = b(L - 1).segment(c0, nc).transpose();
+    if (nc > 0 && N > 0) {
+      Z.noalias() = Hall * Wc;
+      Z.rowwise() += bc;
     }
-    std::vector<T> mx(mloc);
-    timed([&] { ex.allreduce_max(std::span<T>(mx)); });
-    for (std::int64_t r = 0; r < N; ++r)
-      st[2 * r] *= nc > 0 ? std::exp(static_cast<double>(mloc[r]) - mx[r]) : 0.0;
-    timed([&] { ex.allreduce_sum(std::span<double>(st)); });
-    for (std::int64_t r = 0; r < N; ++r) {
-      auto z = Z.row(r);
-      T tsum = 0;
-      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k) tsum += tv[k];
-      if (tsum == T(0)) {
-        z.setZero();
-        continue;
+
+    // Loss and dL/dz on this rank's columns; gb sums dL/dz over the rows (in row order, as in
+    // backward(), while each row is in cache).
+    MatMap gW(grad_out, h, nc);
+    VecMap gb(grad_out + h * nc, nc);
+    gb.setZero();
+    if (shape_.loss == Loss::kSoftmax) {
+      // Per row, in one pass over this rank's columns: the local maximum m_r, z <- exp(z - m_r),
+      // their sum s_r and the targets' sum x z. Then the global maximum M and the global sum
+      // S = sum over ranks of s_r exp(m_r - M): two allreduces of N values, no second pass.
+      std::vector<T> mloc(static_cast<std::size_t>(N), -std::numeric_limits<T>::infinity());
+      std::vector<double> st(static_cast<std::size_t>(2 * N), 0.0);  // (s_r, x z) per row
+      for (std::int64_t r = 0; r < N && nc > 0; ++r) {
+        auto z = Z.row(r);
+        double tz = 0;
+        for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
+          if (mine(k)) tz += static_cast<double>(tv[k]) * static_cast<double>(z(ti[k] - c0));
+        mloc[r] = z.maxCoeff();
+        z.array() = (z.array() - mloc[r]).exp();
+        st[2 * r] = static_cast<double>(z.sum());
+        st[2 * r + 1] = tz;
       }
-      if (nc > 0) {
-        z *= static_cast<T>(static_cast<double>(tsum) *
-                            std::exp(static_cast<double>(mloc[r]) - mx[r]) / st[2 * r]);
+      std::vector<T> mx(mloc);
+      timed([&] { ex.allreduce_max(std::span<T>(mx)); });
+      for (std::int64_t r = 0; r < N; ++r)
+        st[2 * r] *= nc > 0 ? std::exp(static_cast<double>(mloc[r]) - mx[r]) : 0.0;
+      timed([&] { ex.allreduce_sum(std::span<double>(st)); });
+      for (std::int64_t r = 0; r < N; ++r) {
+        auto z = Z.row(r);
+        T tsum = 0;
+        for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k) tsum += tv[k];
+        if (tsum == T(0)) {
+          z.setZero();
+          continue;
+        }
+        if (nc > 0) {
+          z *= static_cast<T>(static_cast<double>(tsum) *
+                              std::exp(static_cast<double>(mloc[r]) - mx[r]) / st[2 * r]);
+          for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
+            if (mine(k)) z(ti[k] - c0) -= tv[k];
+          gb += z.transpose();
+        }
+        if (r >= r0 && r < r0 + n)
+          loss += static_cast<double>(tsum) * (static_cast<double>(mx[r]) + std::log(st[2 * r])) -
+                  st[2 * r + 1];
+      }
+    } else {
+      for (std::int64_t r = 0; r < N; ++r) {
+        auto z = Z.row(r);
+        double tz = 0;
+        for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
+          if (mine(k)) tz += static_cast<double>(tv[k]) * static_cast<double>(z(ti[k] - c0));
+        const T sp = (z.array().max(T(0)) + (-z.array().abs()).exp().log1p()).sum();
+        loss += static_cast<double>(sp) - tz;
+        z.array() = T(1) / (T(1) + (-z.array()).exp());
         for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
           if (mine(k)) z(ti[k] - c0) -= tv[k];
         gb += z.transpose();
       }
-      if (r >= r0 && r < r0 + n)
-        loss += static_cast<double>(tsum) * (static_cast<double>(mx[r]) + std::log(st[2 * r])) -
-                st[2 * r + 1];
     }
-  } else {
-    for (std::int64_t r = 0; r < N; ++r) {
-      auto z = Z.row(r);
-      double tz = 0;
-      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
-        if (mine(k)) tz += static_cast<double>(tv[k]) * static_cast<double>(z(ti[k] - c0));
-      const T sp = (z.array().max(T(0)) + (-z.array().abs()).exp().log1p()).sum();
-      loss += static_cast<double>(sp) - tz;
-      z.array() = T(1) / (T(1) + (-z.array()).exp());
-      for (std::int64_t k = tp[r]; k < tp[r + 1]; ++k)
-        if (mine(k)) z(ti[k] - c0) -= tv[k];
-      gb += z.transpose();
-    }
-  }
 
-  // The output layer's gradient on this rank's columns is complete: the whole batch is here.
-  if (N > 0)
-    gW.noalias() = Hall.transpose() * Z;
-  else
-    gW.setZero();
-  // dL/dH of every row from this rank's columns, summed over the ranks onto the rows' owners.
-  if (dHall_.rows() < N) dHall_.resize(N, h);
-  auto dH = dHall_.topRows(N);
-  if (nc > 0)
-    dH.noalias() = Z * Wc.transpose();
-  else
-    dH.setZero();
+    // The output layer's gradient on this rank's columns is complete: the whole batch is here.
+    if (N > 0)
+      gW.noalias() = Hall.transpose() * Z;
+    else
+      gW.setZero();
+    // dL/dH of every row from this rank's columns, summed over the ranks onto the rows' owners.
+    if (nc > 0)
+      dH.noalias() = Z * Wc.transpose();
+    else
+      dH.setZero();
+  }
   timed([&] {
     ex.reduce_scatter(std::span<T>(dHall_.data(), static_cast<std::size_t>(N * h)),
                       std::span<const std::int64_t>(hoff));

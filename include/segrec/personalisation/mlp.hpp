@@ -10,6 +10,11 @@
 // Losses, summed over the batch rows (the caller divides by the global batch):
 //   softmax  multinomial log-likelihood  -sum_i x_ui log softmax(z_u)_i
 //   bce      sum_i softplus(z_ui) - y_ui z_ui  (sigmoid + binary cross-entropy)
+//   sampled-softmax  the softmax with the partition sum Z_u = sum_i exp(z_ui) estimated
+//            from the row's own targets (exact terms) plus the batch's shared negatives
+//            (Batch::neg_idx, each weighted by exp(-neg_corr), an importance weight; a
+//            negative that is one of the row's targets is left out of that row's sum):
+//            -sum_i x_ui (z_ui - log Z^_u). Needs a hidden layer.
 //
 // All parameters live in one flat vector (see Layout), so that gradients are
 // one buffer and one allreduce. The network is templated on the scalar type:
@@ -28,11 +33,11 @@
 namespace segrec::mlp {
 
 enum class Activation { kRelu, kTanh };
-enum class Loss { kSoftmax, kBce };
+enum class Loss { kSoftmax, kBce, kSampledSoftmax };
 
 /// "relu" | "tanh"; throws UsageError naming --activation otherwise.
 Activation parse_activation(const std::string& s);
-/// "softmax" | "bce"; throws UsageError naming --loss otherwise.
+/// "softmax" | "bce" | "sampled-softmax"; throws UsageError naming --loss otherwise.
 Loss parse_loss(const std::string& s);
 std::string to_string(Activation a);
 std::string to_string(Loss l);
@@ -88,6 +93,10 @@ struct Batch {
   std::vector<T> tgt_val;
   // Hidden-dropout key per row (from the seed, the epoch and the global user index).
   std::vector<std::uint64_t> key;
+  // Sampled softmax: the negatives shared by every row (item indices, ascending, distinct)
+  // and the offset subtracted from each one's logit (log of its expected over its drawn count).
+  std::vector<std::int32_t> neg_idx;
+  std::vector<T> neg_corr;
 
   void clear() {
     rows = 0;
@@ -100,6 +109,8 @@ struct Batch {
     tgt_idx.clear();
     tgt_val.clear();
     key.clear();
+    neg_idx.clear();
+    neg_corr.clear();
   }
 };
 
@@ -228,6 +239,18 @@ class Network {
   // Loss over the rows; with gb (the output bias gradient) the logits become dL/dz.
   double loss_softmax(const Batch<T>& batch, T* gb);
   double loss_bce(const Batch<T>& batch, T* gb);
+  // Sampled softmax over the negatives and targets in item columns [c0, c1), for the N rows
+  // H (N x h, the output layer's input) with targets (tp, ti, tv), rows [own0, own1) counting
+  // toward the returned loss. combine(mx, st) turns the per-row partial maxima (N) and
+  // (exp sum, target dot) pairs (2N) into sums over every column range (nothing to do when
+  // [c0, c1) holds every item). Writes gW (h x ldg, column j of the range at gW + j - c0;
+  // the columns without a candidate are zero), gb (c1 - c0) and dH (N x h).
+  double loss_sampled(const Batch<T>& bt, const T* H, std::int64_t N,
+                      const std::vector<std::int64_t>& tp, const std::vector<std::int32_t>& ti,
+                      const std::vector<T>& tv, std::int64_t c0, std::int64_t c1, std::int64_t own0,
+                      std::int64_t own1,
+                      const std::function<void(std::vector<T>&, std::vector<double>&)>& combine,
+                      T* gW, std::int64_t ldg, T* gb, T* dH);
   // Layers top..first_layer; A_[top] holds dL/d(pre-activation of layer top).
   // sparse_split: the sparse rows of W0 get their gradient elsewhere (untouched here).
   void backward(const Batch<T>& batch, T dropout, T* grad, bool output_bias_done, int first_layer,
@@ -258,6 +281,10 @@ class Network {
   // columns of the logits (N x nc, then dL/dz), dL/dH of all rows (N x h).
   // Pin_: the whole batch's X W0 parts, then dL/dA0 (N x fan_out(0)).
   Matrix Hall_, Zc_, dHall_, Pin_;
+  // Sampled softmax: the candidates' output weights, one row per item (negatives first, then
+  // the targets that are not negatives; rows x h), their gradient, and item -> row (-1 = none).
+  Matrix Wt_, gWt_;
+  std::vector<std::int32_t> slot_;
   double comm_seconds_ = 0;
 };
 

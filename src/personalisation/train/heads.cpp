@@ -81,6 +81,11 @@ void Trainer::train_heads(Model& m) {
         bt.clear();
         for (; cursor < order.size() && order[cursor].first < end; ++cursor)
           add_train_user(bt, order[cursor].second, kHeadEpochBase + e * k + s);
+        if (sampler_)
+          sampler_->draw(hash_keys(p_.seed ^ kTagNegatives,
+                                   static_cast<std::uint64_t>(kHeadEpochBase + e * k + s),
+                                   static_cast<std::uint64_t>(st)),
+                         bt);
         const double loss =
             net_.loss_and_grad(bt, dropout, grad.data(), L - static_cast<int>(p_.head_layers));
         std::copy(grad.begin() + a, grad.begin() + b, hbuf.begin());

@@ -82,6 +82,19 @@ std::int64_t TrainParams::effective_epochs(std::int64_t n_train) const {
   return std::clamp((kAutoSteps + steps - 1) / steps, kAutoMinEpochs, kAutoMaxEpochs);
 }
 
+std::int64_t TrainParams::effective_negatives(std::int64_t n_items) const {
+  if (negatives > 0) return negatives;
+  return std::clamp(n_items / kAutoNegativesDiv, kAutoMinNegatives, kAutoMaxNegatives);
+}
+
+mlp::Loss TrainParams::effective_loss(const TrainModes& m, std::int64_t n_users,
+                                      std::int64_t n_items) const {
+  if (!m.auto_loss) return m.loss;
+  const bool big = static_cast<double>(n_users) * static_cast<double>(n_items) >= kAutoSampledWork;
+  const bool many = n_items >= kAutoSampledRatio * effective_negatives(n_items);
+  return big && many && !hidden_sizes().empty() ? mlp::Loss::kSampledSoftmax : mlp::Loss::kSoftmax;
+}
+
 std::string TrainParams::checkpoint_path() const {
   if (!checkpoint.empty()) return checkpoint;
   return out.empty() ? std::string() : out + ".ckpt.h5";
@@ -146,7 +159,13 @@ TrainModes TrainParams::validate() const {
             "an embedding needs --personalize segment-input");
   (void)hidden_sizes();
   m.activation = mlp::parse_activation(activation);
-  m.loss = mlp::parse_loss(loss);
+  m.auto_loss = loss == "auto";
+  if (!m.auto_loss) m.loss = mlp::parse_loss(loss);
+  require(negatives >= 0, "negatives", negatives, "must be >= 0 (0 = auto)");
+  require(negatives == 0 || m.auto_loss || m.loss == mlp::Loss::kSampledSoftmax, "negatives",
+          negatives, "needs --loss sampled-softmax (or auto)");
+  require(std::isfinite(negative_alpha) && negative_alpha >= 0, "negative-alpha", negative_alpha,
+          "must be >= 0 (0 = uniform)");
   require(input_dropout >= 0 && input_dropout < 1, "input-dropout", input_dropout,
           "must be in [0, 1)");
   require(dropout >= 0 && dropout < 1, "dropout", dropout, "must be in [0, 1)");
@@ -220,6 +239,8 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"input-dropout", d(input_dropout)},
           {"dropout", d(dropout)},
           {"loss", loss},
+          {"negatives", i(negatives)},
+          {"negative-alpha", d(negative_alpha)},
           {"optimizer", optimizer},
           {"lr", d(lr)},
           {"momentum", d(momentum)},

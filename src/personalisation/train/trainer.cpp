@@ -41,7 +41,7 @@ mlp::Shape make_shape(const TrainParams& p, const TrainModes& modes, const Train
   s.hidden = p.hidden_sizes();
   s.n_out = d.n_items();
   s.activation = modes.activation;
-  s.loss = modes.loss;
+  s.loss = p.effective_loss(modes, d.n_users, d.n_items());
   return s;
 }
 
@@ -264,6 +264,7 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   load_test_items();
   assign_roles();
   build_validation();
+  build_sampler();
   net_.init(p_.seed);
   // The optimiser's moments: of the ranges this rank updates, back to back.
   std::int64_t n_moments = 0;
@@ -321,6 +322,9 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
       bt.clear();
       for (; cursor < order_.size() && order_[cursor].first < end; ++cursor)
         add_train_user(bt, order_[cursor].second, epoch_);
+      if (sampler_)
+        sampler_->draw(hash_keys(p_.seed ^ kTagNegatives, static_cast<std::uint64_t>(global_step_)),
+                       bt);
       const auto t_compute = std::chrono::steady_clock::now();
       const auto bytes0 = sync_->sent_bytes();
       const double split_comm0 = net_.comm_seconds();

@@ -17,6 +17,7 @@
 #include "segrec/personalisation/model.hpp"
 #include "segrec/personalisation/train/batches.hpp"
 #include "segrec/personalisation/train/data.hpp"
+#include "segrec/personalisation/train/negatives.hpp"
 #include "segrec/personalisation/train/optimiser.hpp"
 #include "segrec/personalisation/train/params.hpp"
 #include "segrec/personalisation/train/trainer.hpp"
@@ -35,6 +36,7 @@ inline constexpr std::uint64_t kTagPerm = 0x7065726d75746521ULL;      // batch p
 inline constexpr std::uint64_t kTagInDrop = 0x696e2d64726f70ULL;      // input dropout
 inline constexpr std::uint64_t kTagHiddenDrop = 0x686964642d6472ULL;  // hidden dropout
 inline constexpr std::uint64_t kTagHead = 0x686561642d6570ULL;        // head fine-tuning batches
+inline constexpr std::uint64_t kTagNegatives = 0x6e65672d73616dULL;   // sampled-softmax negatives
 // Epoch numbers of the head fine-tuning (input dropout keys), apart from the global epochs.
 inline constexpr std::int64_t kHeadEpochBase = std::int64_t{1} << 40;
 // Epoch numbers of the head fine-tuning (input dropout keys), apart from the global epochs.
@@ -71,6 +73,8 @@ class Trainer {
   void assign_roles();
   void build_order(std::int64_t epoch);
   void add_train_user(mlp::Batch<float>& bt, std::int64_t i, std::int64_t epoch) const;
+  // Sampled softmax: the proposal from the training users' item counts (collective).
+  void build_sampler();
   // One identical update on every rank from the gradient sum (or of this rank's share).
   void optimiser_step(float inv_count, double lr, double sumsq);
   void load_test_items();
@@ -113,8 +117,9 @@ class Trainer {
   std::vector<std::pair<std::uint64_t, std::int64_t>> order_;  // (batch * N + t, local index)
   std::vector<std::int64_t> batch_count_;                      // users per global batch
 
-  std::unique_ptr<GradSync> sync_;  // --grad-sync: the gradient buffer and its exchange
-  std::vector<float> m_, v_;        // optimiser moments of sync_->owned(), back to back
+  std::unique_ptr<NegativeSampler> sampler_;  // sampled softmax only
+  std::unique_ptr<GradSync> sync_;            // --grad-sync: the gradient buffer and its exchange
+  std::vector<float> m_, v_;                  // optimiser moments of sync_->owned(), back to back
   std::vector<float> best_params_;
   // Progress (checkpointed).
   std::int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;

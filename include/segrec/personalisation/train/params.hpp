@@ -28,6 +28,7 @@ struct TrainModes {
   Personalize personalize = Personalize::kNone;
   mlp::Activation activation = mlp::Activation::kTanh;
   mlp::Loss loss = mlp::Loss::kSoftmax;
+  bool auto_loss = false;  ///< --loss auto: TrainParams::effective_loss() decides
   Optimizer optimizer = Optimizer::kAdam;
   GradSync grad_sync = GradSync::kItems;
   LrSchedule lr_schedule = LrSchedule::kCosine;
@@ -75,7 +76,19 @@ struct TrainParams {
   std::string activation = "tanh";  ///< relu | tanh
   double input_dropout = 0.5;       ///< share of each user's history dropped from the input
   double dropout = 0;               ///< dropout rate of the hidden layers
-  std::string loss = "softmax";     ///< softmax (multinomial) | bce (sigmoid + cross-entropy)
+  /// softmax (multinomial) | sampled-softmax (the softmax's partition sum estimated from each
+  /// user's items and --negatives items shared by the batch) | bce (sigmoid + cross-entropy) |
+  /// auto: sampled-softmax when users x items >= kAutoSampledWork and the items are at least
+  /// kAutoSampledRatio x the auto negatives, else softmax
+  std::string loss = "auto";
+  /// sampled-softmax: items drawn per step (with replacement); 0 = auto:
+  /// n_items / kAutoNegativesDiv within [kAutoMinNegatives, kAutoMaxNegatives]
+  std::int64_t negatives = 0;
+  /// sampled-softmax: the proposal Q(i) ~ (training count of i + 1)^alpha (0 = uniform)
+  double negative_alpha = 0.5;
+  static constexpr double kAutoSampledWork = 2e9;
+  static constexpr std::int64_t kAutoSampledRatio = 8, kAutoNegativesDiv = 10;
+  static constexpr std::int64_t kAutoMinNegatives = 256, kAutoMaxNegatives = 2048;
 
   std::string optimizer = "adam";                      ///< adam | sgd (with momentum)
   double lr = 5e-4;                                    ///< peak learning rate
@@ -140,6 +153,10 @@ struct TrainParams {
   /// The batch size and epochs for this many training users (auto values resolved).
   std::int64_t effective_batch(std::int64_t n_train) const;
   std::int64_t effective_epochs(std::int64_t n_train) const;
+  /// The loss for this many users and items (--loss auto resolved).
+  mlp::Loss effective_loss(const TrainModes& m, std::int64_t n_users, std::int64_t n_items) const;
+  /// The negatives drawn per step for this many items (--negatives 0 resolved).
+  std::int64_t effective_negatives(std::int64_t n_items) const;
   /// Every option as (name, value) text, for the model file and the config hash.
   std::vector<std::pair<std::string, std::string>> config() const;
 };
