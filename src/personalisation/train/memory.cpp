@@ -30,6 +30,8 @@ MemoryNeed train_memory(const TrainParams& p, const TrainModes& modes, const Tra
 
   MemoryNeed need;
   need.add("training data", n * 48 + nnz * 8 + static_cast<long double>(d.dense.size()) * 4)
+      // The training and validation users' indices and the epoch's batch order.
+      .add("user lists and batch order", n * 24)
       .add("parameters (weights, best and validation copies)", 3 * P, sizeof(float))
       .add("gradient", P, sizeof(float))
       .add(kinds == 2 ? "Adam moments" : "momentum", kinds * owned, sizeof(float))
