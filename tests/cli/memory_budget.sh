@@ -24,7 +24,7 @@ fmt() {
 H=200
 P=$((I * H + H + H * I + I))  # history input: W0 (I x H), b0, W1 (H x I), b1
 HINT='use more ranks \(--grad-sync items or sharded keeps 1/ranks of the moments and output block\), a smaller --hidden or --batch-size, or raise --max-memory-per-rank'
-TR=(train --data "$D/ds.h5" --hidden $H --batch-size 100 --epochs 1 --out "$WORK/o/m.h5")
+TR=(train --data "$D/ds.h5" --hidden "$H" --batch-size 100 --epochs 1 --out "$WORK/o/m.h5")
 for np in 1 2; do
   # Adam moments: 2P floats on one rank; --grad-sync items splits them over 2 ranks.
   moments=$(fmt $((2 * P * 4 / np)))
