@@ -26,7 +26,7 @@ struct CommonOptions {
   /// --stall-timeout: seconds a collective may wait before the job ends (0 = off)
   double stall_timeout = 300;
 
-  /// --max-memory-per-rank: the largest array one rank may read from a file, e.g. "8G".
+  /// --max-memory-per-rank: the memory one rank may use, e.g. "8G" (core/memory_budget.hpp).
   std::string max_memory_per_rank;
 };
 

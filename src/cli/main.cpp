@@ -16,6 +16,7 @@
 #include "command.hpp"
 #include "segrec/core/env.hpp"
 #include "segrec/core/error.hpp"
+#include "segrec/core/memory_budget.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/core/progress.hpp"
 #include "segrec/core/tempfile.hpp"
@@ -51,8 +52,9 @@ po::options_description common_options(CommonOptions& c) {
       "stall-timeout", po::value(&c.stall_timeout)->default_value(c.stall_timeout),
       "end the job (exit 6) when a collective waits this many seconds (lost host); 0 = off")(
       "max-memory-per-rank", po::value(&c.max_memory_per_rank),
-      "refuse to read an array from a file that needs more than this on one rank, e.g. 8G "
-      "(default: physical memory)");
+      "memory one rank may use, e.g. 8G: a stage whose estimate needs more (model and "
+      "optimiser state, score blocks, the users' rows, an array read from a file) is refused "
+      "before it allocates (default: physical memory)");
   return d;
 }
 
@@ -129,7 +131,7 @@ int run_command(Command& cmd, std::vector<std::string> args, const Comm& comm) {
     }
     po::notify(vm);
     if (!common.max_memory_per_rank.empty())
-      h5::set_memory_budget(parse_bytes(common.max_memory_per_rank, "max-memory-per-rank"));
+      set_memory_per_rank(parse_bytes(common.max_memory_per_rank, "max-memory-per-rank"));
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see 'segrec " + cmd.name() + " --help')");
   }

@@ -1,6 +1,7 @@
 #include "segrec/io/h5.hpp"
 
 #include "segrec/core/fault.hpp"
+#include "segrec/core/memory_budget.hpp"
 #include "segrec/core/tempfile.hpp"
 #include "segrec/core/watchdog.hpp"
 
@@ -35,10 +36,6 @@ struct SilenceHdf5 {
 const SilenceHdf5 silence_hdf5;
 
 std::string g_command_line;
-std::int64_t g_memory_budget = [] {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? static_cast<std::int64_t>(pages) * page : INT64_MAX;
-}();
 std::string g_made_by;
 bool g_parallel_io = false;  // set once any file is opened on more than one rank
 
@@ -151,8 +148,8 @@ void Handle::reset() {
   close();
 }
 
-void set_memory_budget(std::int64_t bytes) { g_memory_budget = bytes > 0 ? bytes : INT64_MAX; }
-std::int64_t memory_budget() { return g_memory_budget; }
+void set_memory_budget(std::int64_t bytes) { set_memory_per_rank(bytes); }
+std::int64_t memory_budget() { return memory_per_rank(); }
 
 void set_command_line(const std::string& cmd) { g_command_line = cmd; }
 const std::string& command_line() { return g_command_line; }
@@ -708,7 +705,7 @@ void File::check_read_size(const std::string& name, std::int64_t row_count, std:
   const long double bytes = static_cast<long double>(std::max<std::int64_t>(row_count, 0)) *
                             static_cast<long double>(std::max<std::int64_t>(cols, 0)) *
                             static_cast<long double>(elem_bytes);
-  if (bytes > static_cast<long double>(g_memory_budget)) {
+  if (bytes > static_cast<long double>(memory_per_rank())) {
     auto human = [](long double b) {
       const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
       int u = 0;
@@ -720,7 +717,7 @@ void File::check_read_size(const std::string& name, std::int64_t row_count, std:
     err = "'" + path_ + "': dataset '" + name + "' needs " + human(bytes) + " on one rank (" +
           std::to_string(row_count) + " x " + std::to_string(cols) + " x " +
           std::to_string(elem_bytes) + " bytes), over the " +
-          human(static_cast<long double>(g_memory_budget)) +
+          human(static_cast<long double>(memory_per_rank())) +
           " allowed per rank (--max-memory-per-rank): a damaged file, or too few ranks";
   }
   comm_->check_all(err, kExitData);

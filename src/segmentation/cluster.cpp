@@ -19,6 +19,7 @@
 #include "segrec/segmentation/dbscan/output.hpp"
 #include "segrec/io/items.hpp"
 #include "segrec/segmentation/kmeans/output.hpp"
+#include "segrec/segmentation/memory.hpp"
 #include "segrec/segmentation/stable_ids.hpp"
 
 namespace segrec {
@@ -99,6 +100,7 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
     out.n_users = s[0];
     out.dims = s[1];
     b = block_partition(out.n_users, comm.size(), comm.rank());
+    check_cluster_memory(b.size(), out.dims, p, comm);
     ids = read_user_ids(f, spec, b);
     const auto v = read_user_rows<float>(f, spec, b, comm);
     X = Eigen::Map<const MatrixRF>(v.data(), b.size(), s[1]);

@@ -11,6 +11,7 @@
 
 #include "segrec/core/params.hpp"
 #include "segrec/io/parse.hpp"
+#include "segrec/segmentation/memory.hpp"
 #include "segrec/segmentation/rfm.hpp"
 
 namespace segrec {
@@ -645,6 +646,7 @@ ProfileSummary run_profile(const ProfileParams& p, const Comm& comm) {
     categories = ds.categories;  // the data set's own categories
     item_category = ds.item_category;
   }
+  check_profile_memory(ds, std::ssize(categories), comm);
   RawRows raw;
   const ProfileModel m = fit(ds, p, std::move(categories), std::move(item_category), comm, raw);
   const ProfileBlock b = finish(ds, m, raw);

@@ -15,6 +15,7 @@
 #include "segrec/core/params.hpp"
 #include "segrec/core/progress.hpp"
 #include "segrec/core/watchdog.hpp"
+#include "segrec/segmentation/memory.hpp"
 #include "segrec/segmentation/profile.hpp"
 
 namespace segrec {
@@ -424,6 +425,7 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   };
   const auto t0 = clock::now();
   const Profiles prof = read_profiles(p.profiles, comm, /*with_raw=*/false);
+  check_project_memory(prof, p, comm);
   const ProfileBlock& b = prof.rows;
   FeatureBlock X;
   X.n_users = b.n_users;

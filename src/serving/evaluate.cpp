@@ -12,6 +12,7 @@
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/core/progress.hpp"
+#include "segrec/serving/memory.hpp"
 #include "segrec/serving/recommend.hpp"
 
 namespace segrec {
@@ -155,6 +156,7 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
     u_global = u;
     u_global.inputs.segment_heads = false;
   }
+  check_score_memory("evaluate", m, u.n_local(), p.block_users, 0, comm);
   const std::vector<std::int32_t> tmap = map_items(m, te.item_ids);
   const Popularity pop = Popularity::from(m);
   const std::int64_t n_items = std::ssize(m.item_ids);

@@ -21,6 +21,7 @@
 #include "segrec/segmentation/profile.hpp"
 #include "segrec/serving/explain.hpp"
 #include "segrec/serving/sequence_recommend.hpp"
+#include "segrec/serving/memory.hpp"
 
 namespace segrec {
 namespace {
@@ -421,6 +422,7 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
   }
   const Explainer explainer(m);
 
+  check_score_memory("recommend", m, u.n_local(), p.block_users, h5_out ? 9.0L * p.top : 0, comm);
   // Blocks: every rank takes part in as many collective appends as the busiest rank.
   const std::int64_t rows = u.n_local();
   const std::int64_t blocks =

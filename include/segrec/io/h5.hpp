@@ -88,9 +88,11 @@ struct Format {
   int version;       ///< bumped on incompatible schema changes
 };
 
-/// Bytes one rank may allocate for one array read from a file (--max-memory-per-rank;
-/// default: the machine's physical memory). A read whose shape needs more is refused
-/// before anything is allocated: a damaged or hostile file cannot claim absurd shapes.
+/// Bytes one rank may allocate for one array read from a file: --max-memory-per-rank,
+/// the same limit as segrec::memory_per_rank() (core/memory_budget.hpp, which the stages'
+/// estimates are checked against; default: the machine's physical memory). A read whose
+/// shape needs more is refused before anything is allocated: a damaged or hostile file
+/// cannot claim absurd shapes.
 void set_memory_budget(std::int64_t bytes);
 std::int64_t memory_budget();
 

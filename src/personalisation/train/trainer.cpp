@@ -8,6 +8,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "memory.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/core/progress.hpp"
@@ -470,6 +471,7 @@ TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
   const TrainModes modes = p.validate();
   check_data(p, modes, data, comm);
   if (modes.model_kind != ModelKind::kMlp) return train_linear(p, modes, data, comm);
+  train_impl::check_train_memory(p, modes, data, comm);
   if (!p.compare_personalize) {
     Trainer t(p, modes, data, comm);
     return t.run(on_epoch);
