@@ -119,7 +119,7 @@ TEST(SequenceQuality, PredictsThePlantedNextItemFarBetterThanTheBagModel) {
   const auto n_test = static_cast<double>(target.size());
 
   TrainParams sp;
-  sp.model = "sequence";
+  sp.model_kind = "sequence";
   sp.seq_dim = 24;
   sp.max_len = 10;
   sp.batch_size = 30;

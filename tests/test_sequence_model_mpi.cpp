@@ -39,7 +39,7 @@ double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 TrainParams base_params() {
   TrainParams p;
-  p.model = "sequence";
+  p.model_kind = "sequence";
   p.seq_dim = 8;
   p.max_len = 6;
   p.batch_size = 24;

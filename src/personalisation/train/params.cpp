@@ -221,7 +221,6 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"out", out},
           {"checkpoint", checkpoint_path()},
           {"resume", resume ? "true" : "false"},
-          {"model", model},
           {"max-len", i(max_len)},
           {"seq-dim", i(seq_dim)},
           {"input", input},
