@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "segrec/segmentation/profile.hpp"
+
 namespace segrec {
 
 std::int64_t value_block_dims(std::int64_t dims, std::int64_t value_dims, std::int64_t d_value) {
@@ -25,8 +27,11 @@ std::vector<float> dense_columns(const FeatureBlock& X, const std::vector<std::i
 
 BlockFit fit_blocks(const FeatureBlock& X, const std::vector<std::uint8_t>& dense_block,
                     std::int64_t dims, std::int64_t value_dims, const BlockFitter& fit) {
-  std::vector<std::int64_t> icols, vcols;  // dense column indices of each block
-  for (std::int64_t j = 0; j < X.n_dense; ++j) (dense_block[j] ? vcols : icols).push_back(j);
+  std::vector<std::int64_t> icols, vcols;         // dense column indices of each block
+  for (std::int64_t j = 0; j < X.n_dense; ++j) {  // descriptive columns: in neither block
+    if (dense_block[j] == kBlockInterest) icols.push_back(j);
+    if (dense_block[j] == kBlockValue) vcols.push_back(j);
+  }
   BlockFit out;
   const std::int64_t dv = static_cast<std::int64_t>(vcols.size());
   const std::int64_t n_interest = X.n_sparse + static_cast<std::int64_t>(icols.size());
