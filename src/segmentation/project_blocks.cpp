@@ -12,6 +12,17 @@ std::int64_t value_block_dims(std::int64_t dims, std::int64_t value_dims, std::i
   return std::max<std::int64_t>(0, std::min({v, d_value, dims - 1}));
 }
 
+std::int64_t projected_features(const FeatureBlock& X, const std::vector<std::uint8_t>& dense_block,
+                                std::int64_t value_dims) {
+  std::int64_t interest = X.n_sparse, value = 0;
+  for (std::int64_t j = 0; j < X.n_dense; ++j) {
+    interest += dense_block[j] == kBlockInterest ? 1 : 0;
+    value += dense_block[j] == kBlockValue ? 1 : 0;
+  }
+  if (value_dims == 0 || value == 0 || interest == 0) return X.n_features();
+  return interest + value;
+}
+
 namespace {
 
 // Columns `cols` of the dense part: n_local x cols.size(), row-major.

@@ -25,6 +25,11 @@ namespace segrec {
 /// at most d_value and at most dims - 1 (the interest block keeps one at least).
 std::int64_t value_block_dims(std::int64_t dims, std::int64_t value_dims, std::int64_t d_value);
 
+/// Features fit_blocks projects: all of X's with one block (value_dims 0, or no value or
+/// no interest columns), else all but the descriptive columns. `dims` is clamped to it.
+std::int64_t projected_features(const FeatureBlock& X, const std::vector<std::uint8_t>& dense_block,
+                                std::int64_t value_dims);
+
 /// How a projection was fitted.
 struct BlockFit {
   ProjectionModel model;  ///< W over all D features (block-diagonal), mean, figures
