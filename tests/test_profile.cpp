@@ -75,31 +75,47 @@ ProfileParams params(double dense_weight = 1, double half_life = 0) {
 TEST(Profile, DenseNamesFollowTheEventTypes) {
   std::vector<std::uint8_t> log;
   const auto names = dense_statistic_names(kTypes, {"a"}, &log);
-  const std::vector<std::string> want = {"events:View",         "events:add_to_cart",
-                                         "events:purchase",     "distinct_items",
-                                         "active_days",         "sessions",
-                                         "mean_value:View",     "mean_value:add_to_cart",
-                                         "mean_value:purchase", "ratio:cart/view",
-                                         "ratio:purchase/view", "days_since_last",
-                                         "purchase_sessions",   "days_since_purchase",
-                                         "category_share:a"};
+  const std::vector<std::string> want = {
+      "events:View",         "events:add_to_cart", "events:purchase",     "distinct_items",
+      "active_days",         "sessions",           "mean_value:View",     "mean_value:add_to_cart",
+      "mean_value:purchase", "ratio:cart/view",    "ratio:purchase/view", "ratio:purchase/cart",
+      "days_since_last",     "purchase_sessions",  "days_since_purchase", "category_share:a"};
   EXPECT_EQ(names, want);
   ASSERT_EQ(log.size(), names.size());
-  EXPECT_EQ(log[0], 1);   // counts: log1p
-  EXPECT_EQ(log[9], 0);   // ratios: linear
-  EXPECT_EQ(log[12], 1);  // purchase sessions: log1p
-  EXPECT_EQ(log[14], 0);  // shares: linear
+  EXPECT_EQ(log[0], 1);  // counts: log1p
+  EXPECT_EQ(log[9], 0);  // ratios: linear
+  EXPECT_EQ(log[11], 0);
+  EXPECT_EQ(log[13], 1);  // purchase sessions: log1p
+  EXPECT_EQ(log[15], 0);  // shares: linear
+  // Blocks: shares 0; one volume (views), the ratios but purchase/view, the mean values and
+  // the recency 1; the rest restates those: 2.
   const auto blocks = dense_blocks(names);
-  for (std::size_t j = 0; j < names.size(); ++j) EXPECT_EQ(blocks[j], j == 14 ? 0 : 1) << j;
-  // Prices add monetary and mean_price (log1p) before the shares.
+  const std::vector<std::uint8_t> want_blocks = {1, 2, 2, 2, 2, 2, 1, 1, 1, 1, 2, 1, 1, 2, 2, 0};
+  EXPECT_EQ(blocks, want_blocks);
+  // Prices add monetary and mean_price (log1p) before the shares, item positions
+  // price_position (linear), which takes mean_price's place in the value block.
   const auto priced = dense_statistic_names(kTypes, {"a"}, &log, true);
   ASSERT_EQ(priced.size(), names.size() + 2);
-  EXPECT_EQ(priced[14], "monetary");
-  EXPECT_EQ(priced[15], "mean_price");
-  EXPECT_EQ(log[14] + log[15], 2);
-  EXPECT_EQ(priced[16], "category_share:a");
-  // No view type: no ratios. "pv" and "buy" are recognised case-insensitively.
-  EXPECT_EQ(dense_statistic_names({"cart", "buy"}, {}).size(), 2u + 3u + 2u + 1u + 2u);
+  EXPECT_EQ(priced[15], "monetary");
+  EXPECT_EQ(priced[16], "mean_price");
+  EXPECT_EQ(log[15] + log[16], 2);
+  EXPECT_EQ(priced[17], "category_share:a");
+  EXPECT_EQ(dense_blocks(priced)[16], 1);
+  const auto positioned = dense_statistic_names(kTypes, {"a"}, &log, true, true);
+  ASSERT_EQ(positioned.size(), names.size() + 3);
+  EXPECT_EQ(positioned[17], "price_position");
+  EXPECT_EQ(log[17], 0);
+  EXPECT_EQ(dense_blocks(positioned)[16], 2);
+  EXPECT_EQ(dense_blocks(positioned)[17], 1);
+  EXPECT_EQ(dense_statistic_names(kTypes, {"a"}, nullptr, false, true), names);  // needs prices
+  // No view type: no view ratios, purchase/cart; the carts are the volume.
+  // "pv" and "buy" are recognised case-insensitively.
+  const auto cart_buy = dense_statistic_names({"cart", "buy"}, {});
+  EXPECT_EQ(cart_buy.size(), 2u + 3u + 2u + 1u + 1u + 2u);
+  EXPECT_EQ(dense_blocks(cart_buy), (std::vector<std::uint8_t>{1, 2, 2, 2, 2, 1, 1, 1, 1, 2, 2}));
+  // One event type (ratings): its count, mean value and recency.
+  EXPECT_EQ(dense_blocks(dense_statistic_names({"rating"}, {})),
+            (std::vector<std::uint8_t>{1, 2, 2, 2, 1, 1}));
   EXPECT_EQ(dense_statistic_names({"view", "rate"}, {}).size(), 2u + 3u + 2u + 1u);
   const auto pv = dense_statistic_names({"PV", "Buy"}, {});
   EXPECT_NE(std::find(pv.begin(), pv.end(), "ratio:purchase/view"), pv.end());
@@ -336,6 +352,59 @@ Dataset priced_tiny(const std::vector<std::string>& types) {
 
 }  // namespace
 
+TEST(Profile, PricePositionIsTheMidPercentileWithinTheCategory) {
+  const double nan = std::nan("");
+  // Category 0: prices 5, 1, 5, 3 -> below/equal (2,2), (0,1), (2,2), (1,1) of 4;
+  // category 1: one priced item; item 5 has no price, item 6 no category.
+  const std::vector<double> price = {5, 1, 5, 3, 7, nan, 2};
+  const std::vector<std::int32_t> cat = {0, 0, 0, 0, 1, 1, -1};
+  const auto pos = item_price_positions(price, cat);
+  ASSERT_EQ(pos.size(), price.size());
+  EXPECT_DOUBLE_EQ(pos[0], 3.0 / 4);  // (2 + 2/2) / 4
+  EXPECT_DOUBLE_EQ(pos[1], 0.5 / 4);
+  EXPECT_DOUBLE_EQ(pos[2], 3.0 / 4);
+  EXPECT_DOUBLE_EQ(pos[3], 1.5 / 4);
+  EXPECT_DOUBLE_EQ(pos[4], 0.5);  // alone in its category
+  EXPECT_TRUE(std::isnan(pos[5]));
+  EXPECT_TRUE(std::isnan(pos[6]));
+}
+
+TEST(Profile, PricePositionAndPurchaseCartInClosedForm) {
+  // priced_tiny's item prices (NaN, 4, NaN) give positions only with a second priced
+  // item: with item prices (2, 4, 8) in categories (a, a, b) the positions are
+  // (0.25, 0.75, 0.5).
+  auto ds = priced_tiny({"view", "purchase"});
+  ds.item_price = {2, 4, 8};
+  const std::vector<std::int32_t> cats = {0, 0, 1};
+  Comm serial;
+  const ProfileModel m = fit_profile_model(ds, params(), {"a", "b"}, cats, serial);
+  const ProfileBlock b = profile_block(ds, m);
+  EXPECT_EQ(m.item_price_position, (std::vector<double>{0.25, 0.75, 0.5}));
+  double want[3] = {0, 0, 0}, n[3] = {0, 0, 0};
+  for (std::int64_t u = 0; u < ds.n_local(); ++u)
+    for (std::int64_t e = ds.log_ptr[u]; e < ds.log_ptr[u + 1]; ++e) {
+      want[u] += m.item_price_position[static_cast<std::size_t>(ds.log_item[e])];
+      n[u] += 1;
+    }
+  for (int u = 0; u < 3; ++u) EXPECT_NEAR(raw(b, m, u, "price_position"), want[u] / n[u], 1e-6);
+  const auto it = std::find(m.dense_names.begin(), m.dense_names.end(), "price_position");
+  EXPECT_EQ(m.dense_block[static_cast<std::size_t>(it - m.dense_names.begin())], kBlockValue);
+  // Without categories: no positions, no column.
+  const ProfileModel plain = fit_profile_model(ds, params(), {}, {}, serial);
+  EXPECT_TRUE(plain.item_price_position.empty());
+  EXPECT_EQ(std::find(plain.dense_names.begin(), plain.dense_names.end(), "price_position"),
+            plain.dense_names.end());
+  // Cart and purchase types: (purchases + 0.5) / (carts + 1).
+  const auto cart_ds = priced_tiny({"cart", "purchase"});
+  const Fitted f = fit_tiny(params(), cart_ds);
+  for (std::int64_t u = 0; u < cart_ds.n_local(); ++u) {
+    double carts = 0, buys = 0;
+    for (std::int64_t e = cart_ds.log_ptr[u]; e < cart_ds.log_ptr[u + 1]; ++e)
+      (cart_ds.log_type[e] == 0 ? carts : buys) += 1;
+    EXPECT_NEAR(raw(f.b, f.m, u, "ratio:purchase/cart"), (buys + 0.5) / (carts + 1), 1e-6) << u;
+  }
+}
+
 TEST(Profile, MonetaryAndMeanPriceInClosedForm) {
   const auto ds = priced_tiny({"view", "purchase"});
   const Fitted f = fit_tiny(params(), ds);
@@ -357,7 +426,8 @@ TEST(Profile, MonetaryAndMeanPriceInClosedForm) {
   // Standardised after log1p: monetary of u0 = (log1p(24) - mean) / std.
   const double l = std::log1p(24.0), mean = l / 3, sd = std::sqrt(l * l / 3 - mean * mean);
   EXPECT_NEAR(val(b, m, 0, "monetary"), (l - mean) / sd, 1e-5);
-  for (auto blk : m.dense_block) EXPECT_EQ(blk, 1);  // no categories: value only
+  for (auto blk : m.dense_block) EXPECT_NE(blk, 0);  // no categories: no interest columns
+  EXPECT_TRUE(m.item_price_position.empty());        // nor price positions
 
   // RFM: R = (2, -, 0) days, F = (2, 0, 1), M = (24, 0, 0). Quintile cut points
   // (x_(ceil(qn)-1)): R over 2 users (0, 0, 2, 2), F (0, 1, 1, 2), M (0, 0, 0, 24).

@@ -171,5 +171,43 @@ TEST(RfmMpi, ScoresAreRankInvariantAndMatchNaiveQuintiles) {
   }
 }
 
+// price_position and ratio:purchase/cart: every dense statistic, raw and standardised,
+// is the same at any rank count, and the item positions are the serial ones.
+TEST(RfmMpi, PricePositionIsRankInvariant) {
+  const Comm world = Comm::world();
+  const Comm serial;
+  const std::vector<std::string> cats = {"a", "b", "c"};
+  std::vector<std::int32_t> item_cat;
+  for (int i = 0; i < kItems; ++i) item_cat.push_back(i % 7 == 0 ? -1 : i % 3);
+  const Block b = block_partition(kUsers, world.size(), world.rank());
+  const ProfileModel m = fit_profile_model(priced(b, true), params(), cats, item_cat, world);
+  const ProfileBlock pb = profile_block(priced(b, true), m);
+  const Dataset full = priced({0, kUsers}, true);
+  const ProfileModel m1 = fit_profile_model(full, params(), cats, item_cat, serial);
+  const ProfileBlock pb1 = profile_block(full, m1);
+  ASSERT_EQ(m.item_price_position.size(), static_cast<std::size_t>(kItems));
+  for (int i = 0; i < kItems; ++i)
+    same_float(static_cast<float>(m.item_price_position[i]),
+               static_cast<float>(m1.item_price_position[i]));
+  ASSERT_EQ(m.dense_names, m1.dense_names);
+  const auto pos = std::find(m.dense_names.begin(), m.dense_names.end(), "price_position");
+  ASSERT_NE(pos, m.dense_names.end());
+  EXPECT_NE(std::find(m.dense_names.begin(), m.dense_names.end(), "ratio:purchase/cart"),
+            m.dense_names.end());
+  const std::size_t d = m.dense_names.size();
+  ASSERT_EQ(pb.dense_raw.size(), static_cast<std::size_t>(b.size()) * d);
+  for (std::size_t i = 0; i < pb.dense_raw.size(); ++i) {
+    same_float(pb.dense_raw[i], pb1.dense_raw[static_cast<std::size_t>(b.begin) * d + i]);
+    EXPECT_NEAR(pb.dense_values[i], pb1.dense_values[static_cast<std::size_t>(b.begin) * d + i],
+                1e-6);
+  }
+  // Round trip: the positions are part of the model.
+  const std::string path = tmp_dir(world) + "/positions.h5";
+  write_profiles(path, m, pb, "dataset.h5", world);
+  const Profiles back = read_profiles(path, world);
+  EXPECT_EQ(back.model.item_price_position.size(), m.item_price_position.size());
+  EXPECT_EQ(back.model.dense_block, m.dense_block);
+}
+
 }  // namespace
 }  // namespace segrec

@@ -282,28 +282,40 @@ TEST(ProjectMpi, InterestAndValueBlocks) {
   const std::int64_t D = kItems + pm.n_dense();
   for (std::int64_t j = 0; j < D; ++j)
     for (int c = 0; c < 8; ++c) {
-      const bool value_row = j >= kItems;  // no category shares here: every dense column
-      if (value_row != (c >= 6)) {
+      // No category shares here: every dense column is value or descriptive.
+      const bool value_row = j >= kItems;
+      const bool descriptive = value_row && pm.dense_block[j - kItems] == kBlockDescriptive;
+      if (value_row != (c >= 6) || descriptive) {
         EXPECT_EQ(W[j * 8 + c], 0.0f) << j << "," << c;
       }
     }
-  // The value block equals the PCA of the dense columns alone (serial reference).
+  // The value block equals the PCA of the value columns alone (serial reference); the
+  // descriptive columns (restated activity counts) are in neither block.
   const Dataset full = full_dataset();
   const ProfileModel pm1 = fit_profile_model(full, profile_params(), {}, {}, serial);
   const ProfileBlock b1 = profile_block(full, pm1);
+  std::vector<std::int64_t> vcols;
+  for (std::int64_t j = 0; j < pm1.n_dense(); ++j)
+    if (pm1.dense_block[j] == kBlockValue) vcols.push_back(j);
+  ASSERT_GE(vcols.size(), 2u);
+  ASSERT_LT(static_cast<std::int64_t>(vcols.size()), pm1.n_dense());
+  const std::int64_t nv = static_cast<std::int64_t>(vcols.size());
   const std::vector<std::int64_t> ptr(kUsers + 1, 0);
   FeatureBlock V;
   V.n_users = V.n_local = kUsers;
-  V.n_dense = pm1.n_dense();
+  V.n_dense = nv;
   V.indptr = ptr;
-  V.dense = b1.dense_values;
+  std::vector<float> vdense;  // kUsers x nv
+  for (std::int64_t u = 0; u < kUsers; ++u)
+    for (auto j : vcols) vdense.push_back(b1.dense_values[u * pm1.n_dense() + j]);
+  V.dense = vdense;
   PcaOptions o;
   o.dims = 2;
   o.double_precision = true;
   const ProjectionModel mv = randomized_pca(V, o, serial);
-  for (std::int64_t j = 0; j < pm1.n_dense(); ++j)
-    for (int c = 0; c < 2; ++c)
-      EXPECT_NEAR(W[(kItems + j) * 8 + 6 + c], mv.components(j, c), 1e-6);
+  for (std::int64_t c = 0; c < nv; ++c)
+    for (int k = 0; k < 2; ++k)
+      EXPECT_NEAR(W[(kItems + vcols[c]) * 8 + 6 + k], mv.components(c, k), 1e-6);
 }
 
 TEST(ProjectMpi, BadInputs) {
@@ -333,7 +345,11 @@ TEST(ProjectMpi, BadInputs) {
   p.profiles = dir + "/p3.h5";
   p.dims = 1000;
   const ProjectSummary s = run_project(p, world);
-  const std::int64_t D = kItems + pm.n_dense();
+  // The projected features: the items and the dense columns but the descriptive ones.
+  const std::int64_t D =
+      kItems + pm.n_dense() -
+      std::count(pm.dense_block.begin(), pm.dense_block.end(), kBlockDescriptive);
+  EXPECT_LT(D, kItems + pm.n_dense());
   EXPECT_EQ(s.dims, D);
   ASSERT_EQ(s.model.warnings.size(), 1u);
   EXPECT_NE(s.model.warnings[0].find("1000"), std::string::npos);

@@ -44,6 +44,8 @@ void write_profile_model(h5::File& f, const ProfileModel& m) {
     f.write_strings("/profile/categories/names", m.categories, false);
     f.write_replicated<std::int32_t>("/profile/items/category", m.item_category);
   }
+  if (!m.item_price_position.empty())
+    f.write_replicated<double>("/profile/items/price_position", m.item_price_position);
 }
 
 ProfileModel read_profile_group(const h5::File& f) {
@@ -65,11 +67,14 @@ ProfileModel read_profile_group(const h5::File& f) {
     m.categories = read_all_strings(f, "/profile/categories/names");
     m.item_category = f.read_all<std::int32_t>("/profile/items/category");
   }
+  if (f.exists("/profile/items/price_position"))
+    m.item_price_position = f.read_all<double>("/profile/items/price_position");
   const auto ni = m.item_ids.size(), d = m.dense_names.size();
   const bool ok = f.attr_int("/profile", "n_items") == m.n_items() && m.idf.size() == ni &&
                   m.dense_mean.size() == d && m.dense_std.size() == d && m.dense_log.size() == d &&
                   m.event_weights.size() == m.event_types.size() &&
-                  (m.item_category.empty() || m.item_category.size() == ni);
+                  (m.item_category.empty() || m.item_category.size() == ni) &&
+                  (m.item_price_position.empty() || m.item_price_position.size() == ni);
   if (!ok) throw DataError("'" + f.path() + "': inconsistent /profile shapes", true);
   return m;
 }

@@ -37,7 +37,8 @@ double signed_log1p(double x) { return std::copysign(std::log1p(std::fabs(x)), x
 // Where each statistic sits in a dense row (the order of dense_statistic_names).
 struct DenseLayout {
   std::int64_t n_types = 0, n_categories = 0;
-  bool cart_ratio = false, purchase_ratio = false, purchase = false, prices = false;
+  bool cart_ratio = false, purchase_ratio = false, purchase_cart = false, purchase = false,
+       prices = false, position = false;
   std::int64_t events() const { return 0; }  // + type
   std::int64_t distinct_items() const { return n_types; }
   std::int64_t active_days() const { return n_types + 1; }
@@ -45,18 +46,22 @@ struct DenseLayout {
   std::int64_t mean_value() const { return n_types + 3; }  // + type
   std::int64_t cart_view() const { return 2 * n_types + 3; }
   std::int64_t purchase_view() const { return cart_view() + (cart_ratio ? 1 : 0); }
-  std::int64_t days_since_last() const { return purchase_view() + (purchase_ratio ? 1 : 0); }
+  std::int64_t purchase_cart_ratio() const { return purchase_view() + (purchase_ratio ? 1 : 0); }
+  std::int64_t days_since_last() const { return purchase_cart_ratio() + (purchase_cart ? 1 : 0); }
   std::int64_t purchase_sessions() const { return days_since_last() + 1; }
   std::int64_t days_since_purchase() const { return purchase_sessions() + 1; }
   std::int64_t monetary() const { return days_since_last() + 1 + (purchase ? 2 : 0); }
   std::int64_t mean_price() const { return monetary() + 1; }
-  std::int64_t category_share() const { return monetary() + (prices ? 2 : 0); }  // + category
+  std::int64_t price_position() const { return monetary() + (prices ? 2 : 0); }
+  std::int64_t category_share() const { return price_position() + (position ? 1 : 0); }  // + c
   std::int64_t size() const { return category_share() + n_categories; }
 
-  DenseLayout(const std::vector<std::string>& types, std::int64_t categories, bool with_prices) {
+  DenseLayout(const std::vector<std::string>& types, std::int64_t categories, bool with_prices,
+              bool with_position) {
     n_types = static_cast<std::int64_t>(types.size());
     n_categories = categories;
     prices = with_prices;
+    position = with_prices && with_position;
     bool view = false, cart = false;
     for (const auto& t : types) {
       view |= is_view(t);
@@ -65,6 +70,7 @@ struct DenseLayout {
     }
     cart_ratio = view && cart;
     purchase_ratio = view && purchase;
+    purchase_cart = cart && purchase;
   }
 };
 
@@ -114,9 +120,12 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
   if (static_cast<std::int64_t>(ds.log_ptr.size()) != n + 1)
     throw DataError("the profile needs the data set's event log (log/indptr has the wrong size)");
   // Price columns by name: a model read from elsewhere (a serving bundle) has no flag.
-  const bool model_prices = m.prices || std::find(m.dense_names.begin(), m.dense_names.end(),
-                                                  "monetary") != m.dense_names.end();
-  const DenseLayout L(m.event_types, static_cast<std::int64_t>(m.categories.size()), model_prices);
+  const auto named = [&m](const char* name) {
+    return std::find(m.dense_names.begin(), m.dense_names.end(), name) != m.dense_names.end();
+  };
+  const bool model_prices = m.prices || named("monetary");
+  const DenseLayout L(m.event_types, static_cast<std::int64_t>(m.categories.size()), model_prices,
+                      named("price_position"));
   const std::int64_t d = L.size();
   SEGREC_ASSERT(d == m.n_dense(), "dense layout ", d, " != model ", m.n_dense());
   const PriceOf price_of{ds};
@@ -136,6 +145,7 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
   const bool decay = m.half_life_days > 0;
   const double decay_rate = decay ? 1.0 / (m.half_life_days * kSecondsPerDay) : 0;
   const bool categories = !m.categories.empty() && !m.item_category.empty();
+  const bool positions = L.position && m.item_price_position.size() == m.item_ids.size();
 
   RawRows r;
   r.indptr.reserve(static_cast<std::size_t>(n + 1));
@@ -154,7 +164,7 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
     std::fill(count.begin(), count.end(), 0.0);
     std::fill(value_sum.begin(), value_sum.end(), 0.0);
     std::fill(cat.begin(), cat.end(), 0.0);
-    double cat_total = 0, spend = 0, price_sum = 0, priced = 0;
+    double cat_total = 0, spend = 0, price_sum = 0, priced = 0, position_sum = 0, positioned = 0;
     for (std::int64_t e = ds.log_ptr[u]; e < ds.log_ptr[u + 1]; ++e) {
       const std::int32_t t = type_map.at(ds.log_type[e]);
       if (t < 0) continue;  // event type unknown to the model
@@ -176,6 +186,10 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
         }
       }
       if (mi < 0) continue;  // item unknown to the model: behaviour only
+      if (positions && std::isfinite(m.item_price_position[mi])) {
+        position_sum += m.item_price_position[mi];
+        positioned += 1;
+      }
       double w = m.event_weights[t];
       if (decay) w *= std::exp2(-std::max(0.0, m.reference_time - time) * decay_rate);
       acc.emplace_back(mi, w);
@@ -235,6 +249,7 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
     x[L.sessions()] = sessions;
     if (L.cart_ratio && views > 0) x[L.cart_view()] = carts / views;
     if (L.purchase_ratio && views > 0) x[L.purchase_view()] = buys / views;
+    if (L.purchase_cart) x[L.purchase_cart_ratio()] = (buys + 0.5) / (carts + 1);
     if (total > 0)
       x[L.days_since_last()] =
           std::max(0.0, m.reference_time - times.back().first) / kSecondsPerDay;
@@ -247,6 +262,7 @@ RawRows compute_raw(const Dataset& ds, const ProfileModel& m) {
       x[L.monetary()] = spend;
       if (priced > 0) x[L.mean_price()] = price_sum / priced;
     }
+    if (L.position && positioned > 0) x[L.price_position()] = position_sum / positioned;
     if (cat_total > 0)
       for (std::size_t c = 0; c < cat.size(); ++c)
         x[L.category_share() + static_cast<std::int64_t>(c)] = cat[c] / cat_total;
@@ -314,7 +330,15 @@ ProfileModel fit(const Dataset& ds, const ProfileParams& p, std::vector<std::str
   // Prices: a rank without events may hold no price column, so all ranks agree first.
   const int local_prices = !ds.log_price.empty() || !ds.item_price.empty() ? 1 : 0;
   m.prices = comm.allreduce_value(local_prices, Op::kMax) > 0;
-  m.dense_names = dense_statistic_names(m.event_types, m.categories, &m.dense_log, m.prices);
+  // Item prices and categories are replicated: every rank computes the same positions.
+  if (!ds.item_price.empty() && !m.item_category.empty()) {
+    m.item_price_position = item_price_positions(ds.item_price, m.item_category);
+    if (std::none_of(m.item_price_position.begin(), m.item_price_position.end(),
+                     [](double x) { return std::isfinite(x); }))
+      m.item_price_position.clear();
+  }
+  m.dense_names = dense_statistic_names(m.event_types, m.categories, &m.dense_log, m.prices,
+                                        !m.item_price_position.empty());
   m.dense_block = dense_blocks(m.dense_names);
   m.half_life_days = p.half_life_days;
   m.n_users = ds.n_users;
@@ -377,8 +401,10 @@ void ProfileParams::validate() const {
 
 std::vector<std::string> dense_statistic_names(const std::vector<std::string>& event_types,
                                                const std::vector<std::string>& categories,
-                                               std::vector<std::uint8_t>* log, bool prices) {
-  const DenseLayout L(event_types, static_cast<std::int64_t>(categories.size()), prices);
+                                               std::vector<std::uint8_t>* log, bool prices,
+                                               bool price_position) {
+  const DenseLayout L(event_types, static_cast<std::int64_t>(categories.size()), prices,
+                      price_position);
   std::vector<std::string> names(static_cast<std::size_t>(L.size()));
   std::vector<std::uint8_t> lg(names.size(), 0);
   auto set = [&](std::int64_t i, std::string name, bool heavy_tailed) {
@@ -394,6 +420,7 @@ std::vector<std::string> dense_statistic_names(const std::vector<std::string>& e
   set(L.sessions(), "sessions", true);
   if (L.cart_ratio) set(L.cart_view(), "ratio:cart/view", false);
   if (L.purchase_ratio) set(L.purchase_view(), "ratio:purchase/view", false);
+  if (L.purchase_cart) set(L.purchase_cart_ratio(), "ratio:purchase/cart", false);
   set(L.days_since_last(), "days_since_last", true);
   if (L.purchase) {
     set(L.purchase_sessions(), "purchase_sessions", true);
@@ -403,6 +430,7 @@ std::vector<std::string> dense_statistic_names(const std::vector<std::string>& e
     set(L.monetary(), "monetary", true);
     set(L.mean_price(), "mean_price", true);
   }
+  if (L.position) set(L.price_position(), "price_position", false);
   for (std::int64_t c = 0; c < L.n_categories; ++c)
     set(L.category_share() + c, "category_share:" + categories[c], false);
   if (log) *log = std::move(lg);
@@ -410,9 +438,53 @@ std::vector<std::string> dense_statistic_names(const std::vector<std::string>& e
 }
 
 std::vector<std::uint8_t> dense_blocks(const std::vector<std::string>& names) {
-  std::vector<std::uint8_t> out(names.size(), 1);
-  for (std::size_t j = 0; j < names.size(); ++j)
-    if (names[j].rfind("category_share:", 0) == 0) out[j] = 0;
+  const auto has = [&names](const char* n) {
+    return std::find(names.begin(), names.end(), n) != names.end();
+  };
+  const bool purchase_ratio = has("ratio:purchase/cart") || has("ratio:purchase/view");
+  std::vector<std::uint8_t> out(names.size(), kBlockValue);
+  for (std::size_t j = 0; j < names.size(); ++j) {
+    const std::string& n = names[j];
+    if (n.rfind("category_share:", 0) == 0) {
+      out[j] = kBlockInterest;
+    } else if (n == "distinct_items" || n == "active_days" || n == "sessions" ||
+               n == "purchase_sessions" || n == "days_since_purchase" || n == "monetary" ||
+               (n == "mean_price" && has("price_position")) ||
+               (n == "ratio:purchase/view" && has("ratio:purchase/cart"))) {
+      out[j] = kBlockDescriptive;
+    } else if (n.rfind("events:", 0) == 0) {
+      const std::string t = n.substr(7);
+      if ((is_cart(t) && has("ratio:cart/view")) || (is_purchase(t) && purchase_ratio))
+        out[j] = kBlockDescriptive;
+    }
+  }
+  return out;
+}
+
+std::vector<double> item_price_positions(const std::vector<double>& price,
+                                         const std::vector<std::int32_t>& category) {
+  SEGREC_ASSERT(price.size() == category.size(), "prices ", price.size(), " != categories ",
+                category.size());
+  std::vector<double> out(price.size(), kNaN);
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < price.size(); ++i)
+    if (category[i] >= 0 && std::isfinite(price[i])) order.push_back(i);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return std::pair(category[a], price[a]) < std::pair(category[b], price[b]);
+  });
+  for (std::size_t c0 = 0; c0 < order.size();) {  // one category: [c0, c1)
+    std::size_t c1 = c0;
+    while (c1 < order.size() && category[order[c1]] == category[order[c0]]) ++c1;
+    const double n = static_cast<double>(c1 - c0);
+    for (std::size_t r0 = c0; r0 < c1;) {  // one price: [r0, r1)
+      std::size_t r1 = r0;
+      while (r1 < c1 && price[order[r1]] == price[order[r0]]) ++r1;
+      const double below = static_cast<double>(r0 - c0), equal = static_cast<double>(r1 - r0);
+      for (std::size_t r = r0; r < r1; ++r) out[order[r]] = (below + 0.5 * equal) / n;
+      r0 = r1;
+    }
+    c0 = c1;
+  }
   return out;
 }
 
@@ -543,6 +615,8 @@ void write_profiles(const std::string& path, const ProfileModel& m, const Profil
     f.write_strings("/categories/names", m.categories, false);
     f.write_replicated<std::int32_t>("/items/category", m.item_category);
   }
+  if (!m.item_price_position.empty())
+    f.write_replicated<double>("/items/price_position", m.item_price_position);
   if (m.rfm_edges.size() == kRfmColumns * kRfmEdges) {
     f.create_group("/rfm");
     f.write_rows<float>("/rfm/values", b.rfm_values, kRfmColumns);
@@ -582,6 +656,8 @@ ProfileModel read_profile_model(const h5::File& f) {
     m.categories = strings("/categories/names");
     m.item_category = f.read_all<std::int32_t>("/items/category");
   }
+  if (f.exists("/items/price_position"))
+    m.item_price_position = f.read_all<double>("/items/price_position");
   const auto ni = m.item_ids.size(), d = m.dense_names.size();
   const bool ok =
       f.attr_int("/", "n_items") == m.n_items() && m.idf.size() == ni && m.dense_mean.size() == d &&
@@ -589,6 +665,7 @@ ProfileModel read_profile_model(const h5::File& f) {
       (m.rfm_edges.empty() || m.rfm_edges.size() == kRfmColumns * kRfmEdges) &&
       m.event_weights.size() == m.event_types.size() &&
       (m.item_category.empty() || m.item_category.size() == ni) &&
+      (m.item_price_position.empty() || m.item_price_position.size() == ni) &&
       f.shape("/users/ids")[0] == m.n_users && f.shape("/sparse/indptr")[0] == m.n_users + 1;
   if (!ok) throw DataError("'" + f.path() + "': inconsistent profile shapes", true);
   return m;

@@ -440,11 +440,12 @@ ProjectSummary run_project(const ProjectParams& p, const Comm& comm) {
   // Clamped and said before any work, not after a solve sized by the request.
   std::int64_t dims = p.dims;
   std::string clamped;
-  if (dims > X.n_features() && X.n_features() >= 1) {
+  const std::int64_t n_projected = projected_features(X, prof.model.dense_block, p.value_dims);
+  if (dims > n_projected && n_projected >= 1) {
     clamped = "--dims " + std::to_string(dims) + " is more than the " +
-              std::to_string(X.n_features()) + " features; using " + std::to_string(X.n_features());
+              std::to_string(n_projected) + " features; using " + std::to_string(n_projected);
     progress::warning("project", clamped);
-    dims = X.n_features();
+    dims = n_projected;
   }
   ProjectSummary s;
   const auto t1 = clock::now();

@@ -3,11 +3,24 @@
 
 #include <algorithm>
 
+#include "segrec/segmentation/profile.hpp"
+
 namespace segrec {
 
 std::int64_t value_block_dims(std::int64_t dims, std::int64_t value_dims, std::int64_t d_value) {
   const std::int64_t v = value_dims >= 0 ? value_dims : std::max<std::int64_t>(1, dims / 4);
   return std::max<std::int64_t>(0, std::min({v, d_value, dims - 1}));
+}
+
+std::int64_t projected_features(const FeatureBlock& X, const std::vector<std::uint8_t>& dense_block,
+                                std::int64_t value_dims) {
+  std::int64_t interest = X.n_sparse, value = 0;
+  for (std::int64_t j = 0; j < X.n_dense; ++j) {
+    interest += dense_block[j] == kBlockInterest ? 1 : 0;
+    value += dense_block[j] == kBlockValue ? 1 : 0;
+  }
+  if (value_dims == 0 || value == 0 || interest == 0) return X.n_features();
+  return interest + value;
 }
 
 namespace {
@@ -25,8 +38,11 @@ std::vector<float> dense_columns(const FeatureBlock& X, const std::vector<std::i
 
 BlockFit fit_blocks(const FeatureBlock& X, const std::vector<std::uint8_t>& dense_block,
                     std::int64_t dims, std::int64_t value_dims, const BlockFitter& fit) {
-  std::vector<std::int64_t> icols, vcols;  // dense column indices of each block
-  for (std::int64_t j = 0; j < X.n_dense; ++j) (dense_block[j] ? vcols : icols).push_back(j);
+  std::vector<std::int64_t> icols, vcols;         // dense column indices of each block
+  for (std::int64_t j = 0; j < X.n_dense; ++j) {  // descriptive columns: in neither block
+    if (dense_block[j] == kBlockInterest) icols.push_back(j);
+    if (dense_block[j] == kBlockValue) vcols.push_back(j);
+  }
   BlockFit out;
   const std::int64_t dv = static_cast<std::int64_t>(vcols.size());
   const std::int64_t n_interest = X.n_sparse + static_cast<std::int64_t>(icols.size());

@@ -18,10 +18,22 @@
 //                 or over all events when no event type is a purchase type; events of
 //                 unknown price add nothing (0 without any)
 //     mean_price  mean unit price of the user's events of known price (price tier)
+//   with item prices and categories:
+//     price_position  mean over the user's events of the item's price percentile within its
+//                     category (item_price_positions; in (0, 1), 0.5 = the category's median):
+//                     price tier net of the category's price level, which taste sets
+//   with cart and purchase types: ratio:purchase/cart = (purchases + 0.5) / (carts + 1), the
+//   smoothed cart-to-purchase conversion (defined for every user).
 //   and, with item categories (--item-categories, else the data set's), the share of
 //   the user's events per category.
-//   Each column belongs to a block, ProfileModel::dense_block: the category shares are
-//   "interest" (0), every other column "value" (1).
+//   Each column belongs to a block, ProfileModel::dense_block (dense_blocks): the category
+//   shares are "interest" (0); the value block (1) holds one volume (the count of each
+//   event type that is not a ratio's numerator), the funnel ratios, the mean values per
+//   type, the recency and the price tier, each once; "descriptive" (2) are the statistics
+//   that restate those (distinct items, active days, sessions, purchase sessions, days since
+//   purchase, monetary, the counts behind a ratio, purchase/view given purchase/cart,
+//   mean_price given price_position): kept for reports and RFM, left out of the projection,
+//   where redundant activity counts would take the value block's components.
 //   Heavy-tailed statistics go through sign(x) log1p(|x|) first, then every
 //   column is standardised with global mean and std; undefined statistics
 //   (zero denominator) become 0, i.e. the global mean. The part is scaled by
@@ -37,8 +49,9 @@
 //   /dense/values f32[n_users x d]   /dense/mean, /dense/std f64[d]
 //   /dense/log1p u8[d]               1 = sign(x) log1p(|x|) applied before standardising
 //   /event_types/names, /event_types/weights  the event weights used
-//   /dense/block u8[d]               0 = interest (category shares), 1 = value (the rest)
+//   /dense/block u8[d]               0 = interest, 1 = value, 2 = descriptive (dense_blocks)
 //   /items/category i32[n_items], /categories/names  only with item categories
+//   /items/price_position f64[n_items]  only with item prices and categories (NaN = none)
 //   /rfm/values f32[n_users x 3]     R (days), F (sessions), M (spend); NaN undefined (rfm.hpp)
 //   /rfm/scores u8[n_users x 3]      1..5 (0 = not available)
 //   /rfm/edges f64[3 x 4]            quintile cut points per column; attribute names
@@ -75,15 +88,18 @@ struct ProfileParams {
 
 /// Constants that turn a Dataset block into profiles (fitted once, stored, reused).
 struct ProfileModel {
-  std::vector<std::string> item_ids;          ///< n_items: sparse column order
-  std::vector<double> idf;                    ///< n_items
-  std::vector<std::string> event_types;       ///< n_types
-  std::vector<double> event_weights;          ///< n_types
-  std::vector<std::int32_t> item_category;    ///< n_items, -1 = none; empty without categories
-  std::vector<std::string> categories;        ///< category names, sorted
-  std::vector<std::string> dense_names;       ///< d
-  std::vector<std::uint8_t> dense_log;        ///< d: 1 = sign(x) log1p(|x|) before standardising
-  std::vector<std::uint8_t> dense_block;      ///< d: 0 = interest (category shares), 1 = value
+  std::vector<std::string> item_ids;        ///< n_items: sparse column order
+  std::vector<double> idf;                  ///< n_items
+  std::vector<std::string> event_types;     ///< n_types
+  std::vector<double> event_weights;        ///< n_types
+  std::vector<std::int32_t> item_category;  ///< n_items, -1 = none; empty without categories
+  std::vector<std::string> categories;      ///< category names, sorted
+  std::vector<std::string> dense_names;     ///< d
+  std::vector<std::uint8_t> dense_log;      ///< d: 1 = sign(x) log1p(|x|) before standardising
+  std::vector<std::uint8_t> dense_block;    ///< d: kBlockInterest | kBlockValue | kBlockDescriptive
+  /// n_items: price percentile within the item's category (item_price_positions); empty
+  /// without item prices and categories.
+  std::vector<double> item_price_position;
   bool prices = false;                        ///< monetary and mean_price columns present
   std::vector<double> rfm_edges;              ///< 3 x 4 RFM cut points (rfm.hpp); empty = none
   std::vector<double> dense_mean, dense_std;  ///< d: of the transformed statistic
@@ -119,15 +135,27 @@ struct Profiles {
 };
 
 /// Names of the dense statistics for these event types and categories (and the price
-/// columns when `prices`), in column order. Sets `log` (same length) to 1 for the columns
-/// that get sign(x) log1p(|x|).
+/// columns when `prices`, price_position when also `price_position`), in column order.
+/// Sets `log` (same length) to 1 for the columns that get sign(x) log1p(|x|).
 std::vector<std::string> dense_statistic_names(const std::vector<std::string>& event_types,
                                                const std::vector<std::string>& categories,
                                                std::vector<std::uint8_t>* log = nullptr,
-                                               bool prices = false);
+                                               bool prices = false, bool price_position = false);
 
-/// Block of each dense column by its name: 0 = interest ("category_share:..."), 1 = value.
+/// Blocks of the dense columns (ProfileModel::dense_block).
+inline constexpr std::uint8_t kBlockInterest = 0;     ///< with the items: category shares
+inline constexpr std::uint8_t kBlockValue = 1;        ///< the projection's value block
+inline constexpr std::uint8_t kBlockDescriptive = 2;  ///< reports and RFM only, not projected
+
+/// Block of each dense column by its name (the rule in the header comment).
 std::vector<std::uint8_t> dense_blocks(const std::vector<std::string>& names);
+
+/// Price percentile of each item within its category: (n_below + n_equal / 2) / n_c over
+/// the n_c items of the category with a known price (n_equal counts the item itself), so
+/// a category of one item gives 0.5. NaN without a category (-1) or a finite price.
+/// price, category: n_items.
+std::vector<double> item_price_positions(const std::vector<double>& price,
+                                         const std::vector<std::int32_t>& category);
 
 /// Item categories from a CSV with header (columns item_id and category, any order;
 /// delimiter detected). Returns, per item of `item_ids`, an index into `categories`
