@@ -73,25 +73,6 @@ bool cholesky(ColMat& A) {
 #endif
 }
 
-// Top n of z (finite scores only), best first, ties to the smaller index.
-void top_k(const float* z, std::int64_t n_items, std::int64_t k, std::vector<std::int32_t>& cand,
-           std::int32_t* items, float* scores) {
-  cand.clear();
-  for (std::int64_t i = 0; i < n_items; ++i)
-    if (z[i] > -std::numeric_limits<float>::infinity())
-      cand.push_back(static_cast<std::int32_t>(i));
-  const auto better = [z](std::int32_t a, std::int32_t b) {
-    return z[a] > z[b] || (z[a] == z[b] && a < b);
-  };
-  const auto kk = static_cast<std::ptrdiff_t>(std::min<std::int64_t>(k, std::ssize(cand)));
-  std::nth_element(cand.begin(), cand.begin() + kk, cand.end(), better);
-  std::sort(cand.begin(), cand.begin() + kk, better);
-  for (std::ptrdiff_t q = 0; q < kk; ++q) {
-    items[q] = cand[static_cast<std::size_t>(q)];
-    scores[q] = z[cand[static_cast<std::size_t>(q)]];
-  }
-}
-
 }  // namespace
 
 std::vector<std::int64_t> column_blocks(std::int64_t n, int p) {
@@ -310,7 +291,7 @@ TopN score_linear(const Model& m, const UserInputs& u, std::int64_t n, bool excl
   out.items.assign(static_cast<std::size_t>(rows * n), -1);
   out.scores.assign(static_cast<std::size_t>(rows * n), -std::numeric_limits<float>::infinity());
   std::vector<float> z(static_cast<std::size_t>(n_items));
-  std::vector<std::int32_t> cand;
+  std::vector<std::int32_t> cand, ranked;
   for (std::int64_t r = 0; r < rows; ++r) {
     if (ease) {
       std::fill(z.begin(), z.end(), 0.0f);  // z = x_u B
@@ -325,7 +306,11 @@ TopN score_linear(const Model& m, const UserInputs& u, std::int64_t n, bool excl
     if (exclude_history)
       for (std::int64_t k = u.indptr[r]; k < u.indptr[r + 1]; ++k)
         z[u.indices[k]] = -std::numeric_limits<float>::infinity();
-    top_k(z.data(), n_items, n, cand, out.items.data() + r * n, out.scores.data() + r * n);
+    top_k(z.data(), n_items, n, cand, ranked);
+    for (std::size_t q = 0; q < ranked.size(); ++q) {
+      out.items[static_cast<std::size_t>(r * n) + q] = ranked[q];
+      out.scores[static_cast<std::size_t>(r * n) + q] = z[static_cast<std::size_t>(ranked[q])];
+    }
   }
   return out;
 }

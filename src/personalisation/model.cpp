@@ -17,9 +17,6 @@
 
 namespace segrec {
 
-namespace {
-
-// Indices of the k largest finite scores (ties: smaller index first), best first.
 void top_k(const float* z, std::int64_t n, std::int64_t k, std::vector<std::int32_t>& scratch,
            std::vector<std::int32_t>& out) {
   scratch.clear();
@@ -35,7 +32,6 @@ void top_k(const float* z, std::int64_t n, std::int64_t k, std::vector<std::int3
   out.assign(scratch.begin(), scratch.begin() + kk);
 }
 
-}  // namespace
 
 // ---- model file ------------------------------------------------------------------------------
 

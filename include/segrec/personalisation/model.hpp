@@ -114,6 +114,11 @@ struct TopN {
   std::vector<float> scores;  ///< the logits
 };
 
+/// Indices of the k largest finite scores of z[0, n) (ties: the smaller index first), best
+/// first, into `out`; `scratch` is reused between calls.
+void top_k(const float* z, std::int64_t n, std::int64_t k, std::vector<std::int32_t>& scratch,
+           std::vector<std::int32_t>& out);
+
 /// Scores each user's items with the model and keeps the best n, excluding the
 /// items in the user's history unless `exclude_history` is false.
 TopN score_users(const Model& m, const UserInputs& users, std::int64_t n,

@@ -152,14 +152,7 @@ std::pair<double, double> SeqTrainer::validation_quality() {
 
 std::string SeqTrainer::config_text() const {
   std::ostringstream os;
-  static const char* const kNotHashed[] = {
-      "data",   "projection",       "segments",         "out",       "checkpoint",
-      "resume", "stop-after-steps", "checkpoint-every", "grad-sync", "bucket-mb"};
-  for (const auto& [k, v] : p_.config()) {
-    if (std::find(std::begin(kNotHashed), std::end(kNotHashed), k) != std::end(kNotHashed))
-      continue;
-    os << k << "=" << v << "\n";
-  }
+  os << p_.checkpoint_config();
   os << "n_users=" << ds_.n_users << "\nn_items=" << ds_.n_items() << "\nn_types=" << ds_.n_types()
      << "\n";
   return os.str();
@@ -382,21 +375,8 @@ SeqModel SeqTrainer::make_model() const {
   if (m.event_types.empty()) m.event_types.push_back("event");
   m.params = best_params_.empty() ? net_.params() : best_params_;
   m.config = p_.config();
-  for (const auto& e : history_) {
-    m.train_loss.push_back(e.train_loss);
-    m.val_ndcg.push_back(e.val_ndcg);
-    m.val_recall.push_back(e.val_recall);
-    m.lr.push_back(e.lr);
-    m.seconds.push_back(e.seconds);
-  }
-  if (!best_params_.empty()) {
-    m.best_epoch = best_epoch_;
-    m.best_ndcg = best_ndcg_;
-  }
-  m.ndcg_k = p_.ndcg_k;
-  m.recall_k = p_.recall_k;
-  m.n_val_users = n_val_;
-  m.n_train_users = n_train_;
+  set_training_record(m, history_, !best_params_.empty(), best_epoch_, best_ndcg_, p_, n_val_,
+                      n_train_);
   return m;
 }
 

@@ -29,14 +29,7 @@ std::string hex64(std::uint64_t h) {
 
 std::string Trainer::config_text() const {
   std::ostringstream os;
-  static const char* const kNotHashed[] = {
-      "data",   "projection",       "segments",         "out",       "checkpoint",
-      "resume", "stop-after-steps", "checkpoint-every", "grad-sync", "bucket-mb"};
-  for (const auto& [k, v] : p_.config()) {
-    if (std::find(std::begin(kNotHashed), std::end(kNotHashed), k) != std::end(kNotHashed))
-      continue;
-    os << k << "=" << v << "\n";
-  }
+  os << p_.checkpoint_config();
   os << "n_users=" << d_.n_users << "\nn_items=" << d_.n_items()
      << "\ndense_dim=" << shape_.dense_in << "\nn_segments=" << shape_.n_segments << "\n";
   return os.str();

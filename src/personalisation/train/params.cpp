@@ -266,4 +266,17 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"seed", std::to_string(seed)}};
 }
 
+std::string TrainParams::checkpoint_config() const {
+  static const char* const kNotHashed[] = {
+      "data",   "projection",       "segments",         "out",       "checkpoint",
+      "resume", "stop-after-steps", "checkpoint-every", "grad-sync", "bucket-mb"};
+  std::string out;
+  for (const auto& [k, v] : config()) {
+    if (std::find(std::begin(kNotHashed), std::end(kNotHashed), k) != std::end(kNotHashed))
+      continue;
+    out += k + "=" + v + "\n";
+  }
+  return out;
+}
+
 }  // namespace segrec

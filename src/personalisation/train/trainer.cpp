@@ -440,21 +440,8 @@ Model Trainer::make_model() const {
   m.item_ids = d_.item_ids;
   m.params = best_params_.empty() ? net_.params() : best_params_;
   m.config = p_.config();
-  for (const auto& e : history_) {
-    m.train_loss.push_back(e.train_loss);
-    m.val_ndcg.push_back(e.val_ndcg);
-    m.val_recall.push_back(e.val_recall);
-    m.lr.push_back(e.lr);
-    m.seconds.push_back(e.seconds);
-  }
-  if (!best_params_.empty()) {
-    m.best_epoch = best_epoch_;
-    m.best_ndcg = best_ndcg_;
-  }
-  m.ndcg_k = p_.ndcg_k;
-  m.recall_k = p_.recall_k;
-  m.n_val_users = n_val_;
-  m.n_train_users = n_train_;
+  set_training_record(m, history_, !best_params_.empty(), best_epoch_, best_ndcg_, p_, n_val_,
+                      n_train_);
   return m;
 }
 

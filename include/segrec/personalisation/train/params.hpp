@@ -157,6 +157,9 @@ struct TrainParams {
   mlp::Loss effective_loss(const TrainModes& m, std::int64_t n_users, std::int64_t n_items) const;
   /// The negatives drawn per step for this many items (--negatives 0 resolved).
   std::int64_t effective_negatives(std::int64_t n_items) const;
+  /// The options a checkpoint must agree on, as "name=value" lines (paths, the stop and
+  /// checkpoint settings and the gradient exchange left out: they do not change the model).
+  std::string checkpoint_config() const;
   /// Every option as (name, value) text, for the model file and the config hash.
   std::vector<std::pair<std::string, std::string>> config() const;
 };

@@ -32,6 +32,29 @@ struct EpochStats {
   bool improved = false;         ///< new best validation NDCG
 };
 
+/// Copies a run's curves (per epoch) and validation record into a model (Model or SeqModel):
+/// best_epoch and best_ndcg only when a best epoch was kept (best_params non-empty).
+template <class M>
+void set_training_record(M& m, const std::vector<EpochStats>& history, bool kept_best,
+                         std::int64_t best_epoch, double best_ndcg, const TrainParams& p,
+                         std::int64_t n_val, std::int64_t n_train) {
+  for (const auto& e : history) {
+    m.train_loss.push_back(e.train_loss);
+    m.val_ndcg.push_back(e.val_ndcg);
+    m.val_recall.push_back(e.val_recall);
+    m.lr.push_back(e.lr);
+    m.seconds.push_back(e.seconds);
+  }
+  if (kept_best) {
+    m.best_epoch = best_epoch;
+    m.best_ndcg = best_ndcg;
+  }
+  m.ndcg_k = p.ndcg_k;
+  m.recall_k = p.recall_k;
+  m.n_val_users = n_val;
+  m.n_train_users = n_train;
+}
+
 struct TrainResult {
   Model model;
   std::vector<EpochStats> epochs;  ///< every epoch, those before a resume included
