@@ -27,15 +27,16 @@ fi
 if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
   best=$(/usr/bin/python3 - "$R" <<'PY'
 import h5py, sys
-n = {k: float(h5py.File(f"{sys.argv[1]}/model-{k}.h5", "r")["validation"].attrs["best_ndcg"])
-     for k in ("mlp", "ease")}
-print(max(n, key=n.get), n["mlp"], n["ease"])
+v = {k: h5py.File(f"{sys.argv[1]}/model-{k}.h5", "r")["validation"].attrs for k in ("mlp", "ease")}
+n = {k: float(a["best_ndcg"]) for k, a in v.items()}
+same = all(v["mlp"][a] == v["ease"][a] for a in ("n_users", "k"))  # the same validation users
+print(max(n, key=n.get) if same else "", n["mlp"], n["ease"])
 PY
   )
   set -- $best
   [[ -n $1 ]] && cmp -s "$R/model.h5" "$R/model-$1.h5" &&
     grep -qE "^\| $1 \| .* \| yes \(model.h5\) \|" "$R/report.md" &&
-    ok "model.h5 is model-$1.h5, the higher validation NDCG (mlp $2, ease $3)" ||
+    ok "model.h5 is model-$1.h5, the higher validation NDCG on the same users (mlp $2, ease $3)" ||
     bad "kept model: best '$best', report: $(grep 'model.h5' "$R/report.md")"
 else
   echo "skip: h5py missing, kept model not checked against the files"
