@@ -209,7 +209,11 @@ int train_models(const RunParams& p, const std::vector<std::string>& kinds, Stag
         if (!ec) fs::rename(tmp, to, ec);
         if (ec) err = "cannot write '" + to + "': " + ec.message();
       }
-    if (err.empty()) write_file_atomically(path(p, "models.csv"), models_csv(rows));
+    if (err.empty()) try {
+        write_file_atomically(path(p, "models.csv"), models_csv(rows));
+      } catch (const Error& e) {
+        err = e.what();
+      }
   }
   comm.check_all(err, kExitIo);
   for (const auto& r : rows) {
