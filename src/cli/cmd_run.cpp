@@ -79,7 +79,8 @@ class RunCommand final : public Command {
            "Every option of ingest, profile, project, cluster, train and recommend is accepted\n"
            "(the file options are set by run). Outputs in --out: dataset.h5, profiles.h5,\n"
            "projection.h5, segments.h5, segments.csv, segments.md, segments.json, model.h5,\n"
-           "recommendations.csv, report.json, report.md (and plots/*.png with --plots).\n"
+           "recommendations.csv, report.json, report.md (and plots/*.png with --plots;\n"
+           "model-KIND.h5 and models.csv with --models).\n"
            "Stages whose inputs and options are unchanged are skipped (--force).\n"
            "Defaults sized from the data (when not given): --k auto sweeps 2..K_MAX with\n"
            "K_MAX = clamp(sqrt(users / 10), 4, 20) (step 2 above 10) and picks by silhouette;\n"
@@ -95,6 +96,10 @@ class RunCommand final : public Command {
         "force", po::bool_switch(&p_.force), "re-run every stage, even when up to date")(
         "until", po::value(&p_.until)->default_value(p_.until),
         "last stage to run: ingest, profile, project, cluster, train or recommend")(
+        "models", po::value(&p_.models),
+        "train these model kinds (comma list of mlp, ease, popularity, sequence) into "
+        "DIR/model-KIND.h5 and keep the best on validation NDCG as DIR/model.h5 (default: "
+        "--model-kind alone)")(
         "plots", po::bool_switch(&p_.plots),
         "also draw the run's pictures into DIR/plots (scripts/plot_report.py; needs "
         "python3-matplotlib and python3-h5py)");

@@ -11,6 +11,7 @@
 #include "segrec/core/json.hpp"
 #include "segrec/core/tempfile.hpp"
 #include "segrec/io/h5.hpp"
+#include "segrec/pipeline/models.hpp"
 
 namespace segrec {
 namespace {
@@ -210,6 +211,36 @@ void training(const std::string& path, const Comm& comm, Out& o) {
   o.md << "\n";
 }
 
+// run --models: the kinds trained, their validation NDCG@K and fit seconds, the one kept
+// (DIR/models.csv, read on rank 0, which writes the report).
+void model_comparison(const std::string& csv, const Comm& comm, Out& o) {
+  if (!comm.is_root()) return;
+  std::ifstream in(csv);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto rows = pipeline::parse_models_csv(ss.str());
+  if (rows.empty()) return;
+  o.key("model_comparison");
+  o.js << "[";
+  o.md << "## Model comparison\n\nEach kind trained on the same training users and scored on "
+          "the same validation users (the sequence kind: on its own next-item split, not "
+          "compared); the best is model.h5.\n\n| kind | validation NDCG@"
+       << rows.front().ndcg_k << " | fit seconds | kept |\n|---|---:|---:|---|\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    o.js << (i ? ", " : "") << "{\"kind\": " << json::str(r.kind) << ", \"ndcg_k\": " << r.ndcg_k
+         << ", \"val_ndcg\": " << json::num(r.val_ndcg)
+         << ", \"fit_seconds\": " << json::num(r.fit_seconds)
+         << ", \"split\": " << json::str(r.split) << ", \"kept\": " << (r.kept ? "true" : "false")
+         << "}";
+    o.md << "| " << r.kind << " | " << fmt("%.4f", r.val_ndcg)
+         << (r.split == "users" ? "" : " (next-item split)") << " | " << fmt("%.2f", r.fit_seconds)
+         << " | " << (r.kept ? "yes (model.h5)" : "no") << " |\n";
+  }
+  o.js << "]";
+  o.md << "\n";
+}
+
 }  // namespace
 
 bool exists_on_every_rank(const std::string& path, const Comm& comm) {
@@ -232,6 +263,7 @@ void write_pipeline_report(const PipelineRecord& r, const Comm& comm) {
   if (exists_on_every_rank(p("projection.h5"), comm)) projection(p("projection.h5"), comm, o);
   if (exists_on_every_rank(p("segments.h5"), comm)) segments(r.out_dir, comm, o);
   if (exists_on_every_rank(p("model.h5"), comm)) training(p("model.h5"), comm, o);
+  if (exists_on_every_rank(p("models.csv"), comm)) model_comparison(p("models.csv"), comm, o);
   if (exists_on_every_rank(p("recommendations.csv"), comm)) {
     o.key("recommendations");
     o.js << json::str("recommendations.csv");

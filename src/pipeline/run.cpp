@@ -17,9 +17,11 @@
 #include "segrec/core/dir_lock.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/core/tempfile.hpp"
 #include "segrec/core/watchdog.hpp"
 #include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
+#include "segrec/pipeline/models.hpp"
 #include "segrec/pipeline/report.hpp"
 
 namespace segrec::pipeline {
@@ -174,6 +176,58 @@ std::vector<std::string> draw_plots(const RunParams& p, const Comm& comm) {
   return pngs;
 }
 
+// --models: the train stage once per kind into DIR/model-KIND.h5, then the best copied to
+// DIR/model.h5 and the comparison written to DIR/models.csv. Returns the exit code.
+int train_models(const RunParams& p, const std::vector<std::string>& kinds, Stage& st,
+                 std::vector<Option> set, const Comm& comm,
+                 const std::function<void(const std::string&)>& say) {
+  std::vector<ModelRow> rows;
+  for (const auto& kind : kinds) {
+    for (auto& [k, v] : set)
+      if (k == "out") v = path(p, model_file(kind));
+    std::vector<Option> with_kind = set;
+    with_kind.emplace_back("model-kind", kind);
+    say("== train: " + kind + " -> " + path(p, model_file(kind)));
+    st.apply(with_kind);
+    const auto t0 = std::chrono::steady_clock::now();
+    const int rc = st.run();
+    if (rc != kExitOk) return rc;
+    const double secs = comm.allreduce_value(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), Op::kMax);
+    rows.push_back(read_model_row(path(p, model_file(kind)), kind, comm));
+    rows.back().fit_seconds = secs;
+  }
+  choose_kept(rows);
+  std::string err;
+  if (comm.is_root()) {
+    for (const auto& r : rows)
+      if (r.kept) {
+        // The copy keeps the stage hash ("made_by") of the file it copies.
+        const std::string to = path(p, "model.h5"), tmp = to + ".tmp";
+        std::error_code ec;
+        fs::copy_file(path(p, model_file(r.kind)), tmp, fs::copy_options::overwrite_existing, ec);
+        if (!ec) fs::rename(tmp, to, ec);
+        if (ec) err = "cannot write '" + to + "': " + ec.message();
+      }
+    if (err.empty()) try {
+        write_file_atomically(path(p, "models.csv"), models_csv(rows));
+      } catch (const Error& e) {
+        err = e.what();
+      }
+  }
+  comm.check_all(err, kExitIo);
+  for (const auto& r : rows) {
+    char line[200];
+    std::snprintf(line, sizeof line, "   %-10s validation NDCG@%lld %.4f, %.2f s%s", r.kind.c_str(),
+                  r.ndcg_k, r.val_ndcg, r.fit_seconds,
+                  r.kept               ? ", kept as model.h5"
+                  : r.split == "users" ? ""
+                                       : " (next-item split: not compared)");
+    say(line);
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 const std::vector<StageInfo>& stages() {
@@ -202,6 +256,7 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
   require(std::any_of(stages.begin(), stages.end(),
                       [&](const Stage& s) { return s.info.name == p.until; }),
           "until", p.until, "must be one of ingest, profile, project, cluster, train, recommend");
+  const std::vector<std::string> kinds = parse_models(p.models);
   std::string missing;
   for (const auto& e : p.events)
     if (missing.empty() && !fs::is_regular_file(e)) missing = "events: cannot read '" + e + "'";
@@ -210,6 +265,11 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
   for (Stage& st : stages) {
     st.apply(files_for(p, st.info.name, /*users=*/-1));
     st.check();
+    if (st.info.name == "train")
+      for (const auto& kind : kinds) {
+        st.apply({{"model-kind", kind}});
+        st.check();
+      }
   }
   std::string err;
   if (comm.is_root()) {
@@ -243,7 +303,9 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
   for (Stage& st : stages) {
     const std::string& name = st.info.name;
     std::vector<Option> set = files_for(p, name, name == "cluster" ? data_users(p, comm) : -1);
-    const std::string hash = stage_hash(chain, name, st.given, set);
+    std::vector<Option> given = st.given;
+    if (name == "train" && !kinds.empty()) given.emplace_back("models", p.models);
+    const std::string hash = stage_hash(chain, name, given, set);
     chain = hash;
 
     StageRecord sr;
@@ -255,7 +317,7 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
     } else {
       // An interrupted training run of the same configuration resumes from its checkpoint
       // when it left no model (a requeued job needs nothing more than the same command line).
-      if (name == "train" && !p.force && !p.resume &&
+      if (name == "train" && kinds.empty() && !p.force && !p.resume &&
           !exists_on_every_rank(path(p, "model.h5"), comm)) {
         const std::string ckpt = p.checkpoint ? *p.checkpoint : path(p, "model.h5") + ".ckpt.h5";
         if (exists_on_every_rank(ckpt, comm) && made_by(ckpt, comm) == hash) {
@@ -278,7 +340,12 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
       h5::set_made_by(hash);
       reset_peak_rss();
       const auto t0 = std::chrono::steady_clock::now();
-      const int rc = st.run();
+      const int rc =
+          name == "train" && !kinds.empty() ? train_models(p, kinds, st, set, comm, say) : st.run();
+      if (name == "train" && kinds.empty() && comm.is_root()) {
+        std::error_code ec;
+        fs::remove(path(p, "models.csv"), ec);  // a comparison of an earlier run
+      }
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       h5::set_made_by("");

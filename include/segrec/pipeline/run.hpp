@@ -46,6 +46,7 @@ struct RunParams {
   std::string out;                          ///< --out DIR
   std::string k = "auto";                   ///< --k: K, FROM:TO[:STEP] or auto
   std::string until = "recommend";          ///< --until: last stage
+  std::string models;                       ///< --models: kinds to compare ("" = train's own)
   bool force = false;                       ///< --force
   bool plots = false;                       ///< --plots
   std::uint64_t seed = 42;                  ///< --seed
