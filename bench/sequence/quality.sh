@@ -5,9 +5,9 @@
 # 100K (every rating an event) and on a generate --sequential log. One table per data set of
 # test HR@10, NDCG@10 and MRR, and each system's ratio to the peer.
 # Both sides split the same events: the log is written as CSV sorted by user, time and item
-# id (as a string), the order ingest keeps in /log, so the peer's tie-break (file order)
-# matches split --temporal-last's (item index); the script checks that both pick the same
-# test target for every user. Timings (per system, seconds) are noisy on a shared machine.
+# number (MovieLens ids as integers), which reproduces the order ingest keeps in /log on these
+# logs, so the peer's tie-break (file order) matches split --temporal-last's (item index);
+# the script checks that both pick the same test target for every user ("0 differ"). Timings (per system, seconds) are noisy on a shared machine.
 #   bench/sequence/quality.sh [RATINGS]   env: NP (2), EPOCHS (20), PEER (sasrec|gru),
 #   PEER_EPOCHS (30), GEN_USERS (3000), GEN_ITEMS (500)
 set -euo pipefail
@@ -80,7 +80,7 @@ print(sys.argv[2], m['hr10'], m['ndcg10'], m['mrr'], sys.argv[3])" \
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $NP ranks, segrec epochs $EPOCHS, peer $PEER ($PEER_EPOCHS epochs, patience 5)"
 # MovieLens: every rating is an event; sorted by user, time, item id as a string.
-awk -F'\t' 'BEGIN { OFS = "," } { print $1, $2, $4 }' "$RATINGS" | LC_ALL=C sort -t, -k1,1 -k3,3n -k2,2 |
+awk -F'\t' 'BEGIN { OFS = "," } { print $1, $2, $4 }' "$RATINGS" | LC_ALL=C sort -t, -k1,1 -k3,3n -k2,2n |
   awk 'BEGIN { print "user_id,item_id,timestamp" } { print }' >"$W/ml.csv"
 bench "MovieLens 100K" "$W/ml.csv"
 seg generate -q --users "${GEN_USERS:-3000}" --items "${GEN_ITEMS:-500}" --seed 7 --sequential \
@@ -88,7 +88,9 @@ seg generate -q --users "${GEN_USERS:-3000}" --items "${GEN_ITEMS:-500}" --seed 
 /usr/bin/python3 - "$W/gen_raw.csv" "$W/gen.csv" <<'PY'
 import sys, pandas as pd
 df = pd.read_csv(sys.argv[1], dtype={"user_id": str, "item_id": str})
-df = df.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+# Ties in time: items by the number in their id, then the id (ingest's item order).
+df["num"] = df.item_id.str.extract(r"(\d+)$", expand=False).fillna(-1).astype(int)
+df = df.sort_values(["user_id", "timestamp", "num", "item_id"], kind="stable").drop(columns="num")
 df.to_csv(sys.argv[2], index=False)
 PY
 bench "generate --sequential" "$W/gen.csv"
