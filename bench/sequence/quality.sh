@@ -9,7 +9,7 @@
 # logs, so the peer's tie-break (file order) matches split --temporal-last's (item index);
 # the script checks that both pick the same test target for every user ("0 differ"). Timings (per system, seconds) are noisy on a shared machine.
 #   bench/sequence/quality.sh [RATINGS]   env: NP (2), EPOCHS (20), PEER (sasrec|gru),
-#   PEER_EPOCHS (30), GEN_USERS (3000), GEN_ITEMS (500)
+#   PEER_EPOCHS (30), GEN_USERS (3000), GEN_ITEMS (500), DATASETS ("ml gen")
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RATINGS=${1:-/work/shared/data/ml-100k/u.data}
@@ -79,17 +79,22 @@ print(sys.argv[2], m['hr10'], m['ndcg10'], m['mrr'], sys.argv[3])" \
 }
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $NP ranks, segrec epochs $EPOCHS, peer $PEER ($PEER_EPOCHS epochs, patience 5)"
-# MovieLens: every rating is an event; sorted by user, time, item id as a string.
+# MovieLens: every rating is an event; sorted by user, time, item id as a number.
+if [[ " ${DATASETS:-ml gen} " == *" ml "* ]]; then
 awk -F'\t' 'BEGIN { OFS = "," } { print $1, $2, $4 }' "$RATINGS" | LC_ALL=C sort -t, -k1,1 -k3,3n -k2,2n |
   awk 'BEGIN { print "user_id,item_id,timestamp" } { print }' >"$W/ml.csv"
 bench "MovieLens 100K" "$W/ml.csv"
+fi
+[[ " ${DATASETS:-ml gen} " == *" gen "* ]] || exit 0
 seg generate -q --users "${GEN_USERS:-3000}" --items "${GEN_ITEMS:-500}" --seed 7 --sequential \
   --noise 0.02 --events "$W/gen_raw.csv" >/dev/null
 /usr/bin/python3 - "$W/gen_raw.csv" "$W/gen.csv" <<'PY'
 import sys, pandas as pd
 df = pd.read_csv(sys.argv[1], dtype={"user_id": str, "item_id": str})
-# Ties in time: items by the number in their id, then the id (ingest's item order).
+# Rows without a timestamp are dropped for both sides. Ties in time: items by the number
+# in their id, then the id (ingest's item order).
 df["num"] = df.item_id.str.extract(r"(\d+)$", expand=False).fillna(-1).astype(int)
+df = df.dropna(subset=["timestamp"])
 df = df.sort_values(["user_id", "timestamp", "num", "item_id"], kind="stable").drop(columns="num")
 df.to_csv(sys.argv[2], index=False)
 PY
