@@ -9,7 +9,7 @@
 # logs, so the peer's tie-break (file order) matches split --temporal-last's (item index);
 # the script checks that both pick the same test target for every user ("0 differ"). Timings (per system, seconds) are noisy on a shared machine.
 #   bench/sequence/quality.sh [RATINGS]   env: NP (2), EPOCHS (20), PEER (sasrec|gru),
-#   PEER_EPOCHS (30), GEN_USERS (3000), GEN_ITEMS (500), DATASETS ("ml gen")
+#   PEER_EPOCHS (30), GEN_USERS (3000), GEN_ITEMS (500), DATASETS ("ml gen"), SEQ_LR (5e-3)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RATINGS=${1:-/work/shared/data/ml-100k/u.data}
@@ -51,7 +51,7 @@ PY
   local -a sys_names=(popularity ease mlp sequence)
   local -a sys_args=("--model-kind popularity" "--model-kind ease"
     "--model-kind mlp --epochs $EPOCHS"
-    "--model-kind sequence --epochs $EPOCHS --max-len 50 --seq-dim 64 --batch-size 128 --lr 1e-3")
+    "--model-kind sequence --epochs $EPOCHS --max-len 50 --seq-dim 64 --batch-size 128 --lr ${SEQ_LR:-5e-3}")
   : >"$d/rows"
   for s in 0 1 2 3; do
     local t0=$SECONDS
