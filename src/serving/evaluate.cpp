@@ -12,6 +12,8 @@
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/core/progress.hpp"
+#include "segrec/personalisation/sequence/model.hpp"
+#include "segrec/serving/evaluate_sequence.hpp"
 #include "segrec/serving/memory.hpp"
 #include "segrec/serving/recommend.hpp"
 
@@ -136,8 +138,9 @@ void add_full_rank_metrics(const std::vector<std::int32_t>& ranked,
   }
 }
 
-EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
-  p.validate();
+namespace {
+
+EvaluateResult evaluate_bag(const EvaluateParams& p, const Comm& comm) {
   const std::vector<std::int64_t> ks = p.k_list();
   const std::size_t nk = ks.size();
   const std::int64_t kmax = ks.back();
@@ -287,6 +290,15 @@ EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
       row.push_back(metrics_from(names[s], sums.data() + (bkt * ns + s) * stride(nk), nk));
     res.per_segment.push_back(std::move(row));
   }
+  return res;
+}
+
+}  // namespace
+
+EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm) {
+  p.validate();
+  EvaluateResult res =
+      is_sequence_model(p.model, comm) ? evaluate_sequence(p, comm) : evaluate_bag(p, comm);
   if (!p.json.empty()) {
     std::string err;
     if (comm.is_root()) {

@@ -22,6 +22,8 @@
 // Systems: global popularity and popularity within the user's segment (from the
 // training counts in the model's bundle), then each mode the model holds (model_modes),
 // then "served": the model with recommend's cold-start rule (--min-events).
+// A sequence model (kind "sequence") reads each user's fold-in events in time order and
+// ranks every item: see evaluate_sequence.hpp.
 // Users are partitioned over ranks by ingest (the same user id lands on the same rank
 // in the fold-in and test files); metric sums are allreduced.
 #pragma once
