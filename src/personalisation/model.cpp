@@ -235,7 +235,7 @@ Model read_model(const std::string& path, const Comm& comm) {
   if (m.kind == ModelKind::kSequence)
     throw DataError("'" + path +
                         "' is a sequence model (segrec train --model-kind sequence); only segrec "
-                        "recommend serves it",
+                        "recommend and segrec evaluate serve it",
                     true);
   if (m.kind == ModelKind::kMlp)
     read_network(f, path, m);

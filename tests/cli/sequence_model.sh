@@ -89,6 +89,6 @@ expect_fail "max-len 0" 1 2 "invalid value '0' for --max-len: must be >= 1" \
   train --data "$WORK/ds.h5" --model-kind sequence --max-len 0 --out "$WORK/o/m.h5"
 expect_fail "unknown model" 1 2 "invalid value 'rnn' for --model-kind: use mlp \(or bag\), sequence, ease or popularity" \
   train --data "$WORK/ds.h5" --model-kind rnn --out "$WORK/o/m.h5"
-expect_fail "sequence model in audience" 1 3 "is a sequence model .*only segrec recommend serves it" \
+expect_fail "sequence model in audience" 1 3 "is a sequence model .*only segrec recommend and segrec evaluate serve it" \
   audience --model "$WORK/m.h5" --data "$WORK/ds.h5" --items item1 --out "$WORK/o/a.csv"
 finish
