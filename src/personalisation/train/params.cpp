@@ -110,6 +110,8 @@ TrainModes TrainParams::validate() const {
     require(input == "history", "input", input, "--model-kind sequence reads the event log only");
     require(personalize == "none", "personalize", personalize,
             "--model-kind sequence has no segment personalisation");
+    require(!compare_personalize, "compare-personalize", "true",
+            "--model-kind sequence has no segment personalisation");
     require(test_items.empty(), "test-items", test_items, "not with --model-kind sequence");
   } else if (m.model_kind != ModelKind::kMlp) {
     const std::string rule = "--model-kind " + model_kind + " reads the item history only";
