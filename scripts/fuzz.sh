@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer target of the ingest text layer (tests/fuzz/fuzz_parse.cpp, with
-# AddressSanitizer and UndefinedBehaviorSanitizer) and runs it for FUZZ_SECONDS (default 60)
+# AddressSanitizer and UndefinedBehaviorSanitizer) and runs it for FUZZ_SECONDS (default 30)
 # from the seed corpus in tests/fuzz/corpus. New inputs go to build-fuzz/corpus (the seed
 # corpus is not modified); a crash is written to build-fuzz/crash-* and fails the run.
 # Needs clang++ (scripts/setup.sh --fuzz). Add a crash as a regression case to
@@ -8,7 +8,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${FUZZ_DIR:-$ROOT/build-fuzz}
-SECONDS_TO_RUN=${FUZZ_SECONDS:-60}
+SECONDS_TO_RUN=${FUZZ_SECONDS:-30}
 CXX=${FUZZ_CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "fuzz: $CXX not found (scripts/setup.sh --fuzz)" >&2; exit 77; }
 mkdir -p "$OUT/corpus"

@@ -9,7 +9,7 @@
 #   --no-slurm  leaves out the Slurm tests (label slurm) and their packages
 #   --sanitize  also the unit and MPI tests built with AddressSanitizer and
 #               UndefinedBehaviorSanitizer in ${ASAN_BUILD_DIR:-build-asan}
-#   --fuzz      also the libFuzzer target of the ingest parser for ${FUZZ_SECONDS:-60} s
+#   --fuzz      also the libFuzzer target of the ingest parser for ${FUZZ_SECONDS:-30} s
 # Each part prints its wall time. CI (.ci/run) runs all of them. A failed test is run once more
 # (--repeat until-pass:2): the Slurm preemption test depends on the private cluster's timing
 # and fails about one run in five on a loaded 2-core machine; its failures are printed all the same.
@@ -61,6 +61,6 @@ if [[ $sanitize -eq 1 ]]; then
 fi
 
 if [[ $fuzz -eq 1 ]]; then
-  timed "fuzz" env FUZZ_SECONDS="${FUZZ_SECONDS:-60}" "$ROOT/scripts/fuzz.sh" || status=1
+  timed "fuzz" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" "$ROOT/scripts/fuzz.sh" || status=1
 fi
 exit $status
