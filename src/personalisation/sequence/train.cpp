@@ -98,13 +98,9 @@ void SeqTrainer::assign_roles() {
   n_train_ = comm_.allreduce_value(static_cast<std::int64_t>(train_local_.size()));
   train_offset_ = comm_.exscan_sum(static_cast<std::int64_t>(train_local_.size()));
   if (n_train_ == 0)
-    throw DataError("train: no training users with two or more events (--model-kind sequence)", true);
-  if (p_.batch_size > n_train_)
-    throw DataError("invalid value '" + std::to_string(p_.batch_size) +
-                        "' for --batch-size: larger than the " + std::to_string(n_train_) +
-                        " training users",
+    throw DataError("train: no training users with two or more events (--model-kind sequence)",
                     true);
-  batch_ = p_.effective_batch(n_train_);
+  batch_ = p_.checked_batch(n_train_);
   epochs_ = p_.effective_epochs(n_train_);
   steps_per_epoch_ = (n_train_ + batch_ - 1) / batch_;
 }

@@ -6,6 +6,7 @@
 #include <exception>
 #include <sstream>
 
+#include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/personalisation/ease.hpp"
 
@@ -67,6 +68,15 @@ std::vector<double> TrainParams::l2_values() const {
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+std::int64_t TrainParams::checked_batch(std::int64_t n_train) const {
+  if (batch_size > n_train)
+    throw DataError("invalid value '" + std::to_string(batch_size) +
+                        "' for --batch-size: larger than the " + std::to_string(n_train) +
+                        " training users",
+                    true);
+  return effective_batch(n_train);
 }
 
 std::int64_t TrainParams::effective_batch(std::int64_t n_train) const {

@@ -85,12 +85,7 @@ void Trainer::assign_roles() {
   train_offset_ = comm_.exscan_sum(static_cast<std::int64_t>(train_local_.size()));
   if (n_train_ == 0)
     throw DataError("train: no training users (every user is empty or held out)", true);
-  if (p_.batch_size > n_train_)
-    throw DataError("invalid value '" + std::to_string(p_.batch_size) +
-                        "' for --batch-size: larger than the " + std::to_string(n_train_) +
-                        " training users",
-                    true);
-  batch_ = p_.effective_batch(n_train_);
+  batch_ = p_.checked_batch(n_train_);
   epochs_ = p_.effective_epochs(n_train_);
   steps_per_epoch_ = (n_train_ + batch_ - 1) / batch_;
 }
