@@ -26,12 +26,7 @@ std::string num(double v, int digits = 4) {
   return buf;
 }
 
-// Per bucket: recall, ndcg, hit per K, the reciprocal-rank sum and the user count, then the
-// full-ranking HR, NDCG and reciprocal-rank sums (add_full_rank_metrics).
-std::size_t stride(std::size_t nk) { return 3 * nk + 5; }
-
-// Users scored per block: full-length lists of at most about 2^22 entries.
-constexpr std::int64_t kFullListCells = std::int64_t{1} << 22;
+}  // namespace
 
 SystemMetrics metrics_from(const std::string& name, const double* sums, std::size_t nk) {
   SystemMetrics s;
@@ -49,8 +44,6 @@ SystemMetrics metrics_from(const std::string& name, const double* sums, std::siz
   s.full_mrr = sums[3 * nk + 4] / n;
   return s;
 }
-
-}  // namespace
 
 void EvaluateParams::validate() const {
   require(!model.empty(), "model", model, "give the model.h5 to evaluate");
@@ -186,7 +179,7 @@ EvaluateResult evaluate_bag(const EvaluateParams& p, const Comm& comm) {
   }
   const std::size_t ns = names.size(), nb = static_cast<std::size_t>(kseg) + 2;
   // sums[(bucket * ns + system) * stride]: bucket 0 = all users, 1 + g = segment g, last = none.
-  std::vector<double> sums(nb * ns * stride(nk), 0.0);
+  std::vector<double> sums(nb * ns * metric_sums_size(nk), 0.0);
   std::vector<double> novelty(ns * nk * 2, 0.0);  // rank sum, items
   std::vector<std::uint8_t> covered(ns * nk * static_cast<std::size_t>(n_items), 0);
   const std::vector<std::uint8_t> none(static_cast<std::size_t>(n_items), 0);
@@ -200,7 +193,7 @@ EvaluateResult evaluate_bag(const EvaluateParams& p, const Comm& comm) {
 
   const auto add = [&](std::size_t bucket, std::size_t s, const std::vector<std::int32_t>& ranked,
                        const std::vector<std::int32_t>& test, std::int64_t n_test) {
-    double* out = sums.data() + (bucket * ns + s) * stride(nk);
+    double* out = sums.data() + (bucket * ns + s) * metric_sums_size(nk);
     // The top kmax for the cut-off metrics, the whole ranking for the full-ranking ones.
     const std::vector<std::int32_t> top(
         ranked.begin(), ranked.begin() + std::min<std::int64_t>(std::ssize(ranked), kmax));
@@ -272,7 +265,7 @@ EvaluateResult evaluate_bag(const EvaluateParams& p, const Comm& comm) {
   res.users_without_foldin = comm.allreduce_value(no_foldin);
   res.unknown_test_items = comm.allreduce_value(unknown_test);
   for (std::size_t s = 0; s < ns; ++s) {
-    SystemMetrics sm = metrics_from(names[s], sums.data() + s * stride(nk), nk);
+    SystemMetrics sm = metrics_from(names[s], sums.data() + s * metric_sums_size(nk), nk);
     for (std::size_t j = 0; j < nk; ++j) {
       const auto b = covered.begin() + static_cast<std::ptrdiff_t>((s * nk + j) * n_items);
       const auto c = std::count(b, b + n_items, std::uint8_t{1});
@@ -287,7 +280,8 @@ EvaluateResult evaluate_bag(const EvaluateParams& p, const Comm& comm) {
   for (std::size_t bkt = 1; bkt < nb; ++bkt) {
     std::vector<SystemMetrics> row;
     for (std::size_t s = 0; s < ns; ++s)
-      row.push_back(metrics_from(names[s], sums.data() + (bkt * ns + s) * stride(nk), nk));
+      row.push_back(
+          metrics_from(names[s], sums.data() + (bkt * ns + s) * metric_sums_size(nk), nk));
     res.per_segment.push_back(std::move(row));
   }
   return res;

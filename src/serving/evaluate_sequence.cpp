@@ -9,27 +9,6 @@
 #include "segrec/serving/sequence_recommend.hpp"
 
 namespace segrec {
-namespace {
-
-// Per system: recall, ndcg, hit per K, reciprocal-rank sum, users, full HR, NDCG, RR sums.
-std::size_t stride(std::size_t nk) { return 3 * nk + 5; }
-
-// Users ranked per block: full-length lists of at most about 2^22 entries.
-constexpr std::int64_t kFullListCells = std::int64_t{1} << 22;
-
-std::vector<std::int32_t> map_ids(const std::vector<std::string>& from,
-                                  const std::vector<std::string>& to) {
-  std::unordered_map<std::string, std::int32_t> idx;
-  for (std::size_t i = 0; i < to.size(); ++i) idx.emplace(to[i], static_cast<std::int32_t>(i));
-  std::vector<std::int32_t> out;
-  for (const auto& id : from) {
-    const auto it = idx.find(id);
-    out.push_back(it == idx.end() ? -1 : it->second);
-  }
-  return out;
-}
-
-}  // namespace
 
 EvaluateResult evaluate_sequence(const EvaluateParams& p, const Comm& comm) {
   const std::vector<std::int64_t> ks = p.k_list();
@@ -65,7 +44,7 @@ EvaluateResult evaluate_sequence(const EvaluateParams& p, const Comm& comm) {
   std::int64_t unknown_test = 0, no_foldin = 0;
   for (auto i : te.indices) unknown_test += tmap[static_cast<std::size_t>(i)] < 0;
 
-  std::vector<double> sums(stride(nk), 0.0);
+  std::vector<double> sums(metric_sums_size(nk), 0.0);
   std::vector<std::uint8_t> covered(nk * static_cast<std::size_t>(n_items), 0);
   const auto add = [&](const std::vector<std::int32_t>& ranked,
                        const std::vector<std::int32_t>& test, std::int64_t n_test) {
@@ -138,23 +117,13 @@ EvaluateResult evaluate_sequence(const EvaluateParams& p, const Comm& comm) {
   res.n_items = n_items;
   res.users_without_foldin = comm.allreduce_value(no_foldin);
   res.unknown_test_items = comm.allreduce_value(unknown_test);
-  SystemMetrics s;
-  s.name = "model";
-  s.users = static_cast<std::int64_t>(sums[3 * nk + 1]);
-  const double n = s.users > 0 ? static_cast<double>(s.users) : 1.0;
+  SystemMetrics s = metrics_from("model", sums.data(), nk);
   for (std::size_t j = 0; j < nk; ++j) {
-    s.recall.push_back(sums[j] / n);
-    s.ndcg.push_back(sums[nk + j] / n);
-    s.hitrate.push_back(sums[2 * nk + j] / n);
     const auto c0 = covered.begin() + static_cast<std::ptrdiff_t>(j * n_items);
     const auto c = std::count(c0, c0 + n_items, std::uint8_t{1});
     s.coverage.push_back(n_items > 0 ? static_cast<double>(c) / static_cast<double>(n_items) : 0);
     s.novelty.push_back(0.0);
   }
-  s.mrr = sums[3 * nk] / n;
-  s.full_hr = sums[3 * nk + 2] / n;
-  s.full_ndcg = sums[3 * nk + 3] / n;
-  s.full_mrr = sums[3 * nk + 4] / n;
   res.users = s.users;
   res.systems.push_back(std::move(s));
   return res;

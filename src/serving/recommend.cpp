@@ -20,8 +20,8 @@
 #include "segrec/personalisation/bundle.hpp"
 #include "segrec/segmentation/profile.hpp"
 #include "segrec/serving/explain.hpp"
-#include "segrec/serving/sequence_recommend.hpp"
 #include "segrec/serving/memory.hpp"
+#include "segrec/serving/sequence_recommend.hpp"
 
 namespace segrec {
 namespace {
@@ -215,17 +215,21 @@ RecommendParams::Modes RecommendParams::validate() const {
 
 // ---- building blocks ----------------------------------------------------------------------
 
-std::vector<std::int32_t> map_items(const Model& m, const std::vector<std::string>& ids) {
+std::vector<std::int32_t> map_ids(const std::vector<std::string>& from,
+                                  const std::vector<std::string>& to) {
   std::unordered_map<std::string, std::int32_t> index;
-  index.reserve(m.item_ids.size());
-  for (std::size_t i = 0; i < m.item_ids.size(); ++i)
-    index.emplace(m.item_ids[i], static_cast<std::int32_t>(i));
-  std::vector<std::int32_t> out(ids.size(), -1);
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    const auto it = index.find(ids[i]);
+  index.reserve(to.size());
+  for (std::size_t i = 0; i < to.size(); ++i) index.emplace(to[i], static_cast<std::int32_t>(i));
+  std::vector<std::int32_t> out(from.size(), -1);
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    const auto it = index.find(from[i]);
     if (it != index.end()) out[i] = it->second;
   }
   return out;
+}
+
+std::vector<std::int32_t> map_items(const Model& m, const std::vector<std::string>& ids) {
+  return map_ids(ids, m.item_ids);
 }
 
 ServingUsers prepare_new_users(const Model& m, const Dataset& ds,

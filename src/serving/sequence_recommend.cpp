@@ -32,17 +32,6 @@ std::unordered_map<std::string, std::int32_t> index_of(const std::vector<std::st
   return out;
 }
 
-std::vector<std::int32_t> map_ids(const std::vector<std::string>& from,
-                                  const std::vector<std::string>& to) {
-  const auto idx = index_of(to);
-  std::vector<std::int32_t> out;
-  for (const auto& id : from) {
-    const auto it = idx.find(id);
-    out.push_back(it == idx.end() ? -1 : it->second);
-  }
-  return out;
-}
-
 std::vector<std::uint8_t> read_excluded(const std::string& path, const SeqModel& m,
                                         std::int64_t& known, std::int64_t& unknown) {
   std::vector<std::uint8_t> out;

@@ -98,6 +98,16 @@ void add_list_metrics(const std::vector<std::int32_t>& ranked,
 void add_full_rank_metrics(const std::vector<std::int32_t>& ranked,
                            const std::vector<std::int32_t>& test, std::int64_t k, double* sums);
 
+/// Doubles of one system's metric sums for nk cut-offs: recall, ndcg, hit per K, the
+/// reciprocal-rank sum and the user count, then the full-ranking HR, NDCG and RR sums.
+inline std::size_t metric_sums_size(std::size_t nk) { return 3 * nk + 5; }
+
+/// Users ranked per block: full-length lists of at most about 2^22 entries.
+inline constexpr std::int64_t kFullListCells = std::int64_t{1} << 22;
+
+/// The means of one system's sums (metric_sums_size(nk) doubles); coverage and novelty empty.
+SystemMetrics metrics_from(const std::string& name, const double* sums, std::size_t nk);
+
 /// Collective. `segrec evaluate`.
 EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm);
 

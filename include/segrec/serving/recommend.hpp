@@ -88,6 +88,9 @@ struct ServingUsers {
   std::int64_t n_local() const { return static_cast<std::int64_t>(ids.size()); }
 };
 
+/// Local. Index of each of `from` in `to` (-1 when absent).
+std::vector<std::int32_t> map_ids(const std::vector<std::string>& from,
+                                  const std::vector<std::string>& to);
 /// Local. Index of each of `ids` in the model's items, -1 when unknown.
 std::vector<std::int32_t> map_items(const Model& m, const std::vector<std::string>& ids);
 
