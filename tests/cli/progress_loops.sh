@@ -3,6 +3,8 @@
 # within an epoch, PCA rows within a pass, the runs of each k of a K-means sweep, and the
 # blocks of users of recommend and evaluate; each with an ETA from its first line on.
 source "$(dirname "$0")/lib.sh"
+# A duration as format_duration prints it: 1.25 s, 42 s, 3m07s or 2h05m (slow under load).
+DUR='([0-9.]+ s|[0-9]+m[0-9]{2}s|[0-9]+h[0-9]{2}m)'
 
 seg 1 generate --users 5000 --items 2000 --seed 9 --events "$WORK/ev.csv" >/dev/null &&
   seg 1 ingest --events "$WORK/ev.csv" --out "$WORK/ds.h5" &&
@@ -35,7 +37,7 @@ grep -E 'train  epoch' "$WORK/err" | sed -E 's/^\[[0-9:]+\] //; s/  (ETA|loss|sa
 sed -E 's/\(([0-9]+)%\)/(~%)/' "$WORK/seq" | diff -q - "$WORK/want" >/dev/null &&
   ok "train: a line per step of every epoch, then the epoch line" ||
   bad "train sequence: $(sed -E 's/\(([0-9]+)%\)/(~%)/' "$WORK/seq" | diff - "$WORK/want" | head -6)"
-grep -qE '^\[[0-9:]+\] train  epoch 1/3  step 1/10 \(3%\)  ETA [0-9.]+ s  samples/s [0-9]' "$WORK/err" &&
+grep -qE '^\[[0-9:]+\] train  epoch 1/3  step 1/10 \(3%\)  ETA '"$DUR"'  samples/s [0-9]' "$WORK/err" &&
   grep -qE 'train  epoch 3/3  step 5/10 \(83%\)  ETA ' "$WORK/err" &&
   ok "train: ETA over the steps of all epochs from the first line on" ||
   bad "train ETA: $(grep -m3 'step' "$WORK/err")"
@@ -52,7 +54,7 @@ grep -qE '^\[[0-9:]+\] project: PCA  pass 1/6  rows 4096/5000 \(1[0-9]%\)  ETA '
 # the Lloyd runs inside name the sweep's progress and ETA.
 seg 1 cluster --projection "$WORK/h.h5" --k 2:4 --n-init 2 --gap-references 2 \
   --out "$WORK/s.h5" --progress-interval 0.000001 || bad "cluster: $(cat "$WORK/err")"
-grep -qE '^\[[0-9:]+\] cluster: k sweep  k 1/3  run 1/4 \(8%\)  ETA [0-9.]+ s  k 2$' "$WORK/err" &&
+grep -qE '^\[[0-9:]+\] cluster: k sweep  k 1/3  run 1/4 \(8%\)  ETA '"$DUR"'  k 2$' "$WORK/err" &&
   grep -qE '^\[[0-9:]+\] cluster: k sweep  k 3/3  run 3/4 \(92%\)  ETA ' "$WORK/err" &&
   grep -qE '^\[[0-9:]+\] gap reference: k=3  iter 1 \(max [0-9]+\) .*  \| cluster: k sweep [0-9]+%, ETA ' "$WORK/err" &&
   grep -qE '^\[[0-9:]+\] kmeans: k=4  iter 1 \(max [0-9]+\) .*  \| cluster: k sweep 67%' "$WORK/err" &&
