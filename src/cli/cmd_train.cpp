@@ -179,7 +179,7 @@ class TrainCommand final : public Command {
     if (m.best_epoch > 0)
       os << "; kept epoch " << m.best_epoch << ": validation NDCG@" << m.ndcg_k << " "
          << m.best_ndcg << " on " << m.n_val_users << " users";
-    os << "; batch " << r.batch_size << ", up to " << r.planned_epochs << " epochs";
+    os << "; " << r.resolved;
     if (!m.head_segments.empty()) os << "; " << m.head_segments.size() << " segment heads";
     os << "; gradients " << r.sync_layout << ", " << r.sync_bytes_per_step
        << " bytes/step/rank sent";
