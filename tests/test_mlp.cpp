@@ -958,13 +958,72 @@ TEST(Train, AutoBatchAndEpochsFollowTheTrainingUsers) {
   EXPECT_EQ(p.effective_batch(20), 20);   // never more than the users
   EXPECT_EQ(p.effective_batch(750), 47);
   EXPECT_EQ(p.effective_batch(10'000'000), 500);
-  EXPECT_EQ(p.effective_epochs(750), 200);        // 16 steps per epoch: capped at 200
-  EXPECT_EQ(p.effective_epochs(100'000), 20);     // 200 steps per epoch
-  EXPECT_EQ(p.effective_epochs(10'000'000), 10);  // 20000 steps per epoch: at least 10
+  EXPECT_EQ(p.effective_epochs(750), 200);       // 16 steps per epoch: capped at 200
+  EXPECT_EQ(p.effective_epochs(100'000), 20);    // 200 steps per epoch
+  EXPECT_EQ(p.effective_epochs(10'000'000), 1);  // 20000 steps per epoch: one is enough
   p.batch_size = 64;
   p.epochs = 3;
   EXPECT_EQ(p.effective_batch(750), 64);
   EXPECT_EQ(p.effective_epochs(750), 3);
+}
+
+// The automatic choices for users x items (10% validation users, so n_train = 0.9 users):
+// one table of the resolved loss, negatives, width, batch and epoch count.
+TEST(Train, AutoChoicesTable) {
+  struct Row {
+    std::int64_t users, items;
+    mlp::Loss loss;
+    std::int64_t negatives, batch, epochs;
+  };
+  using L = mlp::Loss;
+  const Row rows[] = {
+      {943, 1'682, L::kSoftmax, 256, 53, 200},         // MovieLens 100K: 16 steps, capped
+      {20'000, 20'000, L::kSoftmax, 2'000, 500, 112},  // 36 steps per epoch
+      {100'000, 2'000, L::kSoftmax, 256, 500, 23},     // 180 steps
+      {100'000, 20'000, L::kSampledSoftmax, 2'000, 500, 23},
+      {200'000, 20'000, L::kSampledSoftmax, 2'000, 500, 12},   // 360 steps: 4,320
+      {250'000, 20'000, L::kSampledSoftmax, 2'000, 500, 9},    // 450 steps: below 10
+      {1'000'000, 20'000, L::kSampledSoftmax, 2'000, 500, 3},  // 1,800 steps: 5,400
+      {10'000'000, 3'000, L::kSampledSoftmax, 300, 500, 1},    // 18,000 steps
+      {10'000'000, 1'000, L::kSoftmax, 256, 500, 1},           // too few items to sample
+  };
+  TrainParams p;
+  const TrainModes m = p.validate();
+  for (const auto& r : rows) {
+    SCOPED_TRACE(std::to_string(r.users) + " x " + std::to_string(r.items));
+    const std::int64_t n_train = r.users * 9 / 10;
+    EXPECT_EQ(p.effective_loss(m, r.users, r.items), r.loss);
+    EXPECT_EQ(p.effective_negatives(r.items), r.negatives);
+    EXPECT_EQ(p.hidden_sizes(), std::vector<std::int64_t>{1000});
+    EXPECT_EQ(p.effective_batch(n_train), r.batch);
+    EXPECT_EQ(p.effective_epochs(n_train), r.epochs);
+    const std::int64_t steps = (n_train + r.batch - 1) / r.batch;
+    // At least kAutoSteps steps, and one epoch fewer would be short of them (below the cap).
+    if (r.epochs < TrainParams::kAutoMaxEpochs) {
+      EXPECT_GE(r.epochs * steps, TrainParams::kAutoSteps);
+      EXPECT_LT((r.epochs - 1) * steps, TrainParams::kAutoSteps);
+    }
+  }
+}
+
+TEST(Train, ResolvedSummaryNamesTheAutoChoices) {
+  TrainParams p;
+  const TrainModes m = p.validate();
+  EXPECT_EQ(p.resolved_summary(m, 1'000'000, 20'000, 900'000),
+            "loss sampled-softmax (auto: users x items >= 2e9), 2000 negatives (auto), hidden "
+            "1000, batch 500 (auto), up to 3 epochs (auto: >= 4000 steps at 1800 per epoch, "
+            "within [1, 200])");
+  EXPECT_EQ(p.resolved_summary(m, 943, 1'682, 849),
+            "loss softmax (auto), hidden 1000, batch 54 (auto), up to 200 epochs (auto: >= 4000 "
+            "steps at 16 per epoch, within [1, 200])");
+  p.loss = "sampled-softmax";
+  p.negatives = 300;
+  p.hidden = "256,128";
+  p.batch_size = 100;
+  p.epochs = 7;
+  const TrainModes given = p.validate();
+  EXPECT_EQ(p.resolved_summary(given, 943, 1'682, 849),
+            "loss sampled-softmax, 300 negatives, hidden 256,128, batch 100, up to 7 epochs");
 }
 
 }  // namespace

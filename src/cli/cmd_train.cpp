@@ -123,8 +123,9 @@ class TrainCommand final : public Command {
         "step schedule: decay every this many epochs")(
         "lr-gamma", po::value(&p.lr_gamma)->default_value(p.lr_gamma),
         "step schedule: decay factor")("epochs", po::value(&p.epochs)->default_value(p.epochs),
-                                       "passes over the training users (-1 = auto: about 4000 "
-                                       "steps, 10 to 200 epochs; early stopping ends most runs)")(
+                                       "passes over the training users (-1 = auto: the fewest "
+                                       "that take 4000 steps, 1 to 200; early stopping ends "
+                                       "most runs)")(
         "batch-size", po::value(&p.batch_size)->default_value(p.batch_size),
         "global batch (users per step, whatever the rank count; 0 = auto: 1/16 of the "
         "training users, 32 to 500)")("val-users",
@@ -179,7 +180,7 @@ class TrainCommand final : public Command {
     if (m.best_epoch > 0)
       os << "; kept epoch " << m.best_epoch << ": validation NDCG@" << m.ndcg_k << " "
          << m.best_ndcg << " on " << m.n_val_users << " users";
-    os << "; batch " << r.batch_size << ", up to " << r.planned_epochs << " epochs";
+    os << "; " << r.resolved;
     if (!m.head_segments.empty()) os << "; " << m.head_segments.size() << " segment heads";
     os << "; gradients " << r.sync_layout << ", " << r.sync_bytes_per_step
        << " bytes/step/rank sent";

@@ -37,12 +37,20 @@ for np in 1 2; do
   expect_fail "events file as dataset" $np 3 "not an HDF5 file" train --data "$WORK/ev.csv" --out "$M"
 done
 
+# The resolved choices are printed: at --verbose before the first step (auto values named with
+# their rule), and in the summary line (given values as given).
+seg 1 train --data "$DS" "${H[@]}" --out "$WORK/auto.h5" --verbose --stop-after-steps 1
+grep -qF "train: loss softmax (auto), hidden 32, batch 45 (auto), up to 200 epochs (auto: >= 4000 steps at 16 per epoch, within [1, 200])" "$WORK/err" &&
+  ok "auto choices printed" || bad "auto choices: $(grep -i loss "$WORK/err" | head -2)"
+
 # Stop after 5 steps (exit 5, checkpoint kept, no model), resume twice, compare with
 # an uninterrupted run at the same rank count: the weights are identical.
 for np in 1 2; do
   R="$WORK/r$np"; mkdir -p "$R"
   seg $np "${T[@]}" "${H[@]}" --epochs 3 --out "$R/full.h5" --checkpoint "$R/full.ckpt.h5" ||
     bad "uninterrupted -n $np: $(cat "$WORK/err")"
+  grep -qF "; loss softmax (auto), hidden 32, batch 64, up to 3 epochs;" "$WORK/out" "$WORK/err" &&
+    ok "resolved choices in the summary -n $np" || bad "summary -n $np: $(cat "$WORK/out")"
   seg $np "${T[@]}" "${H[@]}" --epochs 3 --out "$R/m.h5" --stop-after-steps 5; rc=$?
   [[ $rc -eq 5 && -f "$R/m.h5.ckpt.h5" && ! -f "$R/m.h5" ]] &&
     grep -q "checkpoint written to" "$WORK/err" && ok "stop after 5 steps -n $np (exit 5)" ||

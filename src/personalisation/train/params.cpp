@@ -97,6 +97,26 @@ std::int64_t TrainParams::effective_negatives(std::int64_t n_items) const {
   return std::clamp(n_items / kAutoNegativesDiv, kAutoMinNegatives, kAutoMaxNegatives);
 }
 
+std::string TrainParams::resolved_summary(const TrainModes& m, std::int64_t n_users,
+                                          std::int64_t n_items, std::int64_t n_train) const {
+  std::ostringstream os;
+  const mlp::Loss loss = effective_loss(m, n_users, n_items);
+  os << "loss " << mlp::to_string(loss);
+  if (m.auto_loss)
+    os << (loss == mlp::Loss::kSampledSoftmax ? " (auto: users x items >= 2e9)" : " (auto)");
+  if (loss == mlp::Loss::kSampledSoftmax)
+    os << ", " << effective_negatives(n_items) << " negatives" << (negatives > 0 ? "" : " (auto)");
+  os << ", hidden " << join_sizes(hidden_sizes());
+  const std::int64_t b = effective_batch(n_train);
+  os << ", batch " << b << (batch_size > 0 ? "" : " (auto)");
+  const std::int64_t e = effective_epochs(n_train);
+  os << ", up to " << e << " epochs";
+  if (epochs <= 0)
+    os << " (auto: >= " << kAutoSteps << " steps at " << (n_train + b - 1) / b
+       << " per epoch, within [" << kAutoMinEpochs << ", " << kAutoMaxEpochs << "])";
+  return os.str();
+}
+
 mlp::Loss TrainParams::effective_loss(const TrainModes& m, std::int64_t n_users,
                                       std::int64_t n_items) const {
   if (!m.auto_loss) return m.loss;

@@ -281,6 +281,8 @@ TrainResult Trainer::run(const EpochCallback& on_epoch) {
   res.sync_layout = sync_->layout();
   res.batch_size = batch_;
   res.planned_epochs = epochs_;
+  res.resolved = p_.resolved_summary(modes_, d_.n_users, d_.n_items(), n_train_);
+  progress::note("train", res.resolved);
   const bool validate = comm_.allreduce_value(static_cast<std::int64_t>(val_local_.size())) > 0;
   std::int64_t steps_this_run = 0;
   bool finished = epoch_ >= epochs_;

@@ -116,14 +116,16 @@ struct TrainParams {
   std::int64_t warmup_steps = 0;       ///< linear warmup steps
   std::int64_t lr_step_epochs = 10;    ///< step schedule: decay every this many epochs
   double lr_gamma = 0.1;               ///< step schedule: decay factor
-  /// Passes over the training users; -1 = auto: enough epochs for kAutoSteps
-  /// optimiser steps, within [kAutoMinEpochs, kAutoMaxEpochs] (early stopping
-  /// on the validation NDCG ends most runs sooner).
+  /// Passes over the training users; -1 = auto: the fewest epochs that take kAutoSteps
+  /// optimiser steps, within [kAutoMinEpochs, kAutoMaxEpochs] (early stopping on the
+  /// validation NDCG ends most runs sooner). A budget of steps, not of epochs: from
+  /// kAutoSteps / 10 = 400 steps per epoch (200,000 training users at batch
+  /// 500) up, fewer than 10 epochs (10^6 users: 3 of 1,800 steps; 10^7: 1 of 18,000).
   std::int64_t epochs = -1;
   /// Global batch, whatever the rank count; 0 = auto: n_train / kAutoBatchesPerEpoch,
   /// within [kAutoMinBatch, kAutoMaxBatch].
   std::int64_t batch_size = 0;
-  static constexpr std::int64_t kAutoSteps = 4000, kAutoMinEpochs = 10, kAutoMaxEpochs = 200;
+  static constexpr std::int64_t kAutoSteps = 4000, kAutoMinEpochs = 1, kAutoMaxEpochs = 200;
   static constexpr std::int64_t kAutoBatchesPerEpoch = 16, kAutoMinBatch = 32, kAutoMaxBatch = 500;
 
   double val_users = 0.1;      ///< share of users held out for validation (0 = none)
@@ -160,6 +162,12 @@ struct TrainParams {
   mlp::Loss effective_loss(const TrainModes& m, std::int64_t n_users, std::int64_t n_items) const;
   /// The negatives drawn per step for this many items (--negatives 0 resolved).
   std::int64_t effective_negatives(std::int64_t n_items) const;
+  /// The resolved loss, width, batch and epochs as one line, each automatic choice marked
+  /// with its rule, e.g. "loss sampled-softmax (auto: users x items >= 2e9), 2000 negatives
+  /// (auto), hidden 1000, batch 500 (auto), 3 epochs (auto: >= 4000 steps at 1800 per
+  /// epoch)". n_users, n_items: the data set's; n_train: the training users.
+  std::string resolved_summary(const TrainModes& m, std::int64_t n_users, std::int64_t n_items,
+                               std::int64_t n_train) const;
   /// The options a checkpoint must agree on, as "name=value" lines (paths, the stop and
   /// checkpoint settings and the gradient exchange left out: they do not change the model).
   std::string checkpoint_config() const;

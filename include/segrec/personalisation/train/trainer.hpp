@@ -61,6 +61,9 @@ struct TrainResult {
   bool stopped_early = false;
   std::int64_t steps_per_epoch = 0;
   std::int64_t batch_size = 0, planned_epochs = 0;  ///< as resolved (auto values)
+  /// The loss, width, batch and epochs as resolved, auto choices marked
+  /// (TrainParams::resolved_summary).
+  std::string resolved;
   std::uint64_t sync_bytes_per_step =
       0;  ///< bytes this rank sends per step (gradients and parameters)
   /// How the gradients were combined, e.g. "sharded over 2 nodes x 2 ranks (shared memory
