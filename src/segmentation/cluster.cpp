@@ -169,8 +169,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
       {"view", t_view},
       {"init", cr.init_seconds},
       {"lloyd", cr.lloyd_seconds},
+      {"em", cr.gmm_seconds},
       {"quality", cr.quality_seconds},
-      {"other", std::max(0.0, t_cluster - cr.init_seconds - cr.lloyd_seconds - cr.quality_seconds)},
+      {"other", std::max(0.0, t_cluster - cr.init_seconds - cr.lloyd_seconds - cr.gmm_seconds -
+                                  cr.quality_seconds)},
       {"write", lap()}};
 
   // ---- report inputs, following the attribute chain projection -> profiles -> dataset
