@@ -32,9 +32,9 @@ RefFit reference_em(const MatrixRF& Xf, const std::vector<std::int32_t>& init, i
                     const GmmOptions& o) {
   const MatrixXd X = Xf.cast<double>();
   const auto n = X.rows(), h = X.cols();
-  const double var = ((X.rowwise() - X.colwise().mean()).array().square().colwise().sum() /
-                      static_cast<double>(n))
-                         .mean();
+  const double var =
+      ((X.rowwise() - X.colwise().mean()).array().square().colwise().sum() / static_cast<double>(n))
+          .mean();
   const double reg = o.reg_covar * var;
   MatrixXd R = MatrixXd::Zero(n, k);
   for (Eigen::Index i = 0; i < n; ++i) R(i, init[i]) = 1;
@@ -51,7 +51,8 @@ RefFit reference_em(const MatrixRF& Xf, const std::vector<std::int32_t>& init, i
       const MatrixXd S = D.transpose() * R.col(j).asDiagonal() * D;
       tied += S;
       f.cov[j] = S / nk[j];
-      if (o.covariance == GmmCovariance::kDiag) f.cov[j] = MatrixXd(f.cov[j].diagonal().asDiagonal());
+      if (o.covariance == GmmCovariance::kDiag)
+        f.cov[j] = MatrixXd(f.cov[j].diagonal().asDiagonal());
       f.cov[j].diagonal().array() += reg;
     }
     if (o.covariance == GmmCovariance::kTied) {
@@ -67,9 +68,10 @@ RefFit reference_em(const MatrixRF& Xf, const std::vector<std::int32_t>& init, i
       const double logdet = 2 * MatrixXd(llt.matrixL()).diagonal().array().log().sum();
       const MatrixXd D = (X.rowwise() - f.mu.row(j)).transpose();
       const MatrixXd Z = llt.matrixL().solve(D);
-      lp.col(j) = (std::log(f.w[j]) - 0.5 * (static_cast<double>(h) * std::log(2 * std::numbers::pi) +
-                                               logdet + Z.colwise().squaredNorm().array()))
-                      .transpose();
+      lp.col(j) =
+          (std::log(f.w[j]) - 0.5 * (static_cast<double>(h) * std::log(2 * std::numbers::pi) +
+                                     logdet + Z.colwise().squaredNorm().array()))
+              .transpose();
     }
     double ll = 0;
     f.labels.assign(n, 0);
@@ -132,8 +134,8 @@ TEST_P(GmmDifferential, DistributedEqualsNaiveReference) {
   EXPECT_EQ(fit.n_iter, ref.n_iter);
   EXPECT_GT(fit.n_iter, 5);
   EXPECT_NEAR(fit.log_likelihood, ref.ll, 1e-9 * std::abs(ref.ll));
-  EXPECT_EQ(labels, std::vector<std::int32_t>(ref.labels.begin() + b.begin,
-                                              ref.labels.begin() + b.end));
+  EXPECT_EQ(labels,
+            std::vector<std::int32_t>(ref.labels.begin() + b.begin, ref.labels.begin() + b.end));
   for (int j = 0; j < k; ++j) {
     EXPECT_NEAR(fit.weights[j], ref.w[j], 1e-9);
     EXPECT_LE((fit.means.row(j) - ref.mu.row(j)).cwiseAbs().maxCoeff(), 1e-8);

@@ -104,14 +104,15 @@ class Cluster final : public Command {
             "single --k "
             "computes it only when this option is given")(
             "pick", po::value(&p_.pick)->default_value(p_.pick),
-            "how a sweep chooses k: gap (gap statistic, 1-SE rule), silhouette, db (Davies-Bouldin), "
+            "how a sweep chooses k: gap (gap statistic, 1-SE rule), silhouette, db "
+            "(Davies-Bouldin), "
             "ch (Calinski-Harabasz), elbow, or bic (gmm: the mixture's lowest BIC)")(
             "view", po::value(&vp_.view)->default_value(vp_.view),
             "what segments are about: interest (items and categories), value (behaviour, "
             "recency, spend), combined, or auto (the block(s) with groups, by the gap "
-            "statistic)")(
-            "value-share", po::value(&vp_.value_share)->default_value(vp_.value_share),
-            "combined view: the value block's share of the variance")(
+            "statistic)")("value-share",
+                          po::value(&vp_.value_share)->default_value(vp_.value_share),
+                          "combined view: the value block's share of the variance")(
             "gap-references", po::value(&p_.gap_references)->default_value(p_.gap_references),
             "Gaussian reference sets of the gap statistic")(
             "gap-sample", po::value(&p_.gap_sample)->default_value(p_.gap_sample),
@@ -175,10 +176,10 @@ class Cluster final : public Command {
     if (method_ == ClusterMethod::kDbscan) return run_dbscan(ctx);
     if (!p_.is_sweep() && ctx.vm["silhouette-sample"].defaulted()) p_.silhouette_sample = 0;
 
-    const ClusterOutcome res = run_cluster_stage(
-        {projection_, out_, csv_, report_, data_, profiles_, previous_, item_info_,
-         item_info_format_},
-        p_, vp_, rp_, comm);
+    const ClusterOutcome res =
+        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_, previous_,
+                           item_info_, item_info_format_},
+                          p_, vp_, rp_, comm);
     const ClusterRun& run = res.run;
     const KMeansResult& r = run.result;
 
@@ -195,12 +196,11 @@ class Cluster final : public Command {
         char line[200];
         char bic[32] = "";
         if (gmm) std::snprintf(bic, sizeof bic, "  %12.6g", row.bic);
-        std::snprintf(line, sizeof line,
-                      "  %6lld  %12.6g  %5d  %10.4f  %14.4f  %17.2f  %6.3f  (%5.3f)%s%s\n",
-                      static_cast<long long>(row.k), row.inertia, row.n_iter,
-                      row.quality.silhouette, row.quality.davies_bouldin,
-                      row.quality.calinski_harabasz, row.quality.gap, row.quality.gap_se, bic,
-                      row.k == r.k ? "  <- picked" : "");
+        std::snprintf(
+            line, sizeof line, "  %6lld  %12.6g  %5d  %10.4f  %14.4f  %17.2f  %6.3f  (%5.3f)%s%s\n",
+            static_cast<long long>(row.k), row.inertia, row.n_iter, row.quality.silhouette,
+            row.quality.davies_bouldin, row.quality.calinski_harabasz, row.quality.gap,
+            row.quality.gap_se, bic, row.k == r.k ? "  <- picked" : "");
         os << line;
       }
     }
@@ -215,9 +215,9 @@ class Cluster final : public Command {
     os << ", Davies-Bouldin " << run.quality.davies_bouldin << ", Calinski-Harabasz "
        << run.quality.calinski_harabasz << "\n";
     if (const GmmFit& g = run.gmm; g.fitted)
-      os << "gaussian mixture (" << covariance_name(g.covariance) << " covariance, reg "
-         << g.reg << "): log-likelihood " << g.log_likelihood << ", BIC " << g.bic << " after "
-         << g.n_iter << " EM iteration(s)" << (g.converged ? " (converged)" : " (max reached)")
+      os << "gaussian mixture (" << covariance_name(g.covariance) << " covariance, reg " << g.reg
+         << "): log-likelihood " << g.log_likelihood << ", BIC " << g.bic << " after " << g.n_iter
+         << " EM iteration(s)" << (g.converged ? " (converged)" : " (max reached)")
          << "; labels by the largest responsibility\n";
     if (empty)
       os << "warning: " << empty << " segment(s) are empty (fewer distinct users than k)\n";

@@ -135,7 +135,7 @@ for np in 1 3; do
   expect_fail "reg-covar 0" $np 2 "invalid value '0' for --reg-covar: must be > 0" \
     cluster --projection "$D/tj.h5" --k 3 --algorithm gmm --reg-covar 0 --out "$OUT"
   expect_fail "conflicting: pick bic without gmm" $np 2 \
-    "--pick bic needs --algorithm gmm (K-means has no likelihood)" \
+    "--pick bic needs --algorithm gmm \\(K-means has no likelihood\\)$" \
     cluster --projection "$D/tj.h5" --k 2:4 --pick bic --out "$OUT"
   expect_fail "conflicting: covariance without gmm" $np 2 "--covariance needs --algorithm gmm" \
     cluster --projection "$D/tj.h5" --k 3 --covariance full --out "$OUT"

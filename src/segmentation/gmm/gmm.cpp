@@ -48,10 +48,7 @@ struct Layout {
 };
 
 Layout layout(GmmCovariance c, std::int64_t k, std::int64_t h) {
-  return {k, h,
-          c == GmmCovariance::kFull   ? k * h * h
-          : c == GmmCovariance::kDiag ? k * h
-                                      : 0};
+  return {k, h, c == GmmCovariance::kFull ? k * h * h : c == GmmCovariance::kDiag ? k * h : 0};
 }
 
 /// Adds one row's statistics with responsibilities r (k) to buf.
@@ -79,8 +76,8 @@ void accumulate(const double* x, const double* r, GmmCovariance c, const Layout&
 
 /// M-step on every rank: weights, means, covariances (+ reg) and their Cholesky factors.
 /// `total_scatter`: sum_i x_i x_i^T (tied only). Fills fit's weights/means/covariances.
-Model m_step(const std::vector<double>& buf, const Layout& L, GmmCovariance c, double n,
-             double reg, const MatrixXd& total_scatter, GmmFit& fit) {
+Model m_step(const std::vector<double>& buf, const Layout& L, GmmCovariance c, double n, double reg,
+             const MatrixXd& total_scatter, GmmFit& fit) {
   const std::int64_t k = L.k, h = L.h;
   constexpr double kTiny = 10 * std::numeric_limits<double>::epsilon();  // as scikit-learn
   Model m;
@@ -127,8 +124,9 @@ Model m_step(const std::vector<double>& buf, const Layout& L, GmmCovariance c, d
                           " is not positive definite (" + std::to_string(h) +
                           " dims); raise --reg-covar or use --covariance diag or tied",
                       true);
-    m.prec.push_back(
-        Lf.triangularView<Eigen::Lower>().solve(MatrixXd::Identity(h, h)).triangularView<Eigen::Lower>());
+    m.prec.push_back(Lf.triangularView<Eigen::Lower>()
+                         .solve(MatrixXd::Identity(h, h))
+                         .triangularView<Eigen::Lower>());
     m.log_det.push_back(2 * Lf.diagonal().array().log().sum());
   }
   if (c == GmmCovariance::kTied) m.prec_mean = m.mean * m.prec[0].transpose();
@@ -137,8 +135,8 @@ Model m_step(const std::vector<double>& buf, const Layout& L, GmmCovariance c, d
 
 /// E-step of one row x (centred, h): log p_j(x) + log w_j into lp (k); returns log-sum-exp.
 /// px: scratch (h).
-double log_probs(const double* x, const Model& m, GmmCovariance c, std::int64_t k,
-                 std::int64_t h, double* lp, double* px) {
+double log_probs(const double* x, const Model& m, GmmCovariance c, std::int64_t k, std::int64_t h,
+                 double* lp, double* px) {
   const double c0 = static_cast<double>(h) * std::log(2 * std::numbers::pi);
   if (c == GmmCovariance::kTied) {
     const MatrixXd& P = m.prec[0];

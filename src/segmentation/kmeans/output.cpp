@@ -186,18 +186,19 @@ void write_segments(const std::string& path, const ClusterRun& run,
     }
     f.set_attr("/sweep", "pick", p.pick);
     // The k each rule would have chosen, for comparison (pick_gap, pick_silhouette, ...).
-    for (const auto& [name, crit] : {std::pair{"gap", Criterion::kGap},
-                                     std::pair{"silhouette", Criterion::kSilhouette},
-                                     std::pair{"db", Criterion::kDaviesBouldin},
-                                     std::pair{"ch", Criterion::kCalinskiHarabasz},
-                                     std::pair{"elbow", Criterion::kElbow}})
+    for (const auto& [name, crit] :
+         {std::pair{"gap", Criterion::kGap}, std::pair{"silhouette", Criterion::kSilhouette},
+          std::pair{"db", Criterion::kDaviesBouldin}, std::pair{"ch", Criterion::kCalinskiHarabasz},
+          std::pair{"elbow", Criterion::kElbow}})
       f.set_attr("/sweep", std::string("pick_") + name, run.sweep[pick_k(run.sweep, crit)].k);
   }
   f.set_attr("/", "k", k);
   f.set_attr("/", "dims", h);
   f.set_attr("/", "init", p.init);
   f.set_attr("/", "algorithm",
-             std::string(run.gmm.fitted ? "gmm" : r.hamerly ? "hamerly" : "lloyd"));
+             std::string(run.gmm.fitted ? "gmm"
+                         : r.hamerly    ? "hamerly"
+                                        : "lloyd"));
   if (const GmmFit& g = run.gmm; g.fitted) {
     // The mixture: /gmm/weights (k), /gmm/covariances (m h x h rows: m = k, or 1 when tied).
     f.create_group("/gmm");

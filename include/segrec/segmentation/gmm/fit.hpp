@@ -19,7 +19,7 @@ struct GmmOptions {
   /// Added to every variance: reg_covar x (mean over features of the data's variance), so
   /// that it does not depend on the projection's scale.
   double reg_covar = 1e-6;
-  double tol = 1e-4;  ///< stop when the mean log-likelihood per user changes by < tol
+  double tol = 1e-4;   ///< stop when the mean log-likelihood per user changes by < tol
   int max_iter = 200;  ///< M-steps at most
 };
 
