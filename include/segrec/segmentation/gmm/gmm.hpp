@@ -24,7 +24,9 @@
 namespace segrec {
 
 /// Collective. EM for k components from `init_labels` (this rank's rows, in [0, k)).
-/// `labels` gets this rank's argmax-responsibility labels (first component on ties).
+/// `labels` gets this rank's argmax-responsibility labels (first component on ties); it may be
+/// the vector `init_labels` views (read completely before `labels` is written). Memory: a
+/// centred double copy of X (n_local x h x 8 bytes) besides X.
 /// Throws DataError (collective) when a covariance is not positive definite.
 GmmFit gmm_em(const MatrixRF& X, std::span<const std::int32_t> init_labels, std::int64_t k,
               const GmmOptions& o, const Comm& comm, std::vector<std::int32_t>& labels);
