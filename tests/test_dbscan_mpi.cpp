@@ -326,7 +326,7 @@ TEST(DbscanMpi, BadOptions) {
     ADD_FAILURE() << "accepted optics";
   } catch (const UsageError& e) {
     EXPECT_EQ(std::string(e.what()),
-              "invalid value 'optics' for --algorithm: use auto, lloyd, hamerly or dbscan");
+              "invalid value 'optics' for --algorithm: use auto, lloyd, hamerly, gmm or dbscan");
   }
 }
 

@@ -7,6 +7,11 @@ independent plant.py), one log; on it, in the same run and on the same cores:
                         k chosen by segrec), and the same chain with k given;
   scikit-learn chain:   tf-idf of the user x item counts -> TruncatedSVD(32) -> row
                         normalisation -> KMeans(k, n_init=3), k given.
+  segrec with --algorithm gmm (K-means, then a tied Gaussian mixture by EM), k chosen by the
+                        gap rule and k given, and the k BIC would choose;
+  scikit-learn GaussianMixture(tied) on the same viewed projection segrec clustered, from
+                        KMeans(k, n_init=3) means, k given (ARI and seconds; segrec's figure
+                        is its EM time, the `em` part of its timings).
 Prints the adjusted Rand index against the planted segments, the view and k segrec chose, and
 the k each rule of the sweep would have chosen (/sweep/pick_* of segments.h5). Optionally the
 same rules on MovieLens 100K (no planted truth: the picks only).
@@ -25,9 +30,12 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import normalize
 
 RULES = ["gap", "silhouette", "db", "ch", "elbow"]
+VARIANTS = (("sweep", []), ("given", []), ("gmm_sweep", ["--algorithm", "gmm"]),
+            ("gmm_given", ["--algorithm", "gmm"]))
 
 
 def sh(cmd, **kw):
@@ -73,20 +81,49 @@ def segrec_chain(args, d, events, k_sweep, k=None, extra_profile=()):
     run_segrec(args, "profile", "--data", f"{d}/dataset.h5", "--out", f"{d}/profiles.h5", *extra_profile)
     run_segrec(args, "project", "--profiles", f"{d}/profiles.h5", "--dims", 32, "--out", f"{d}/projection.h5")
     out = {}
-    for tag, kk in (("sweep", k_sweep), ("given", k)):
+    for tag, extra in VARIANTS:
+        kk = k_sweep if tag.endswith("sweep") else k
         if kk is None:
             continue
         t0 = time.time()
-        run_segrec(args, "cluster", "--projection", f"{d}/projection.h5", "--k", kk,
-                   "--out", f"{d}/seg_{tag}.h5", "--segments-csv", f"{d}/seg_{tag}.csv")
+        res = subprocess.run([args.mpirun, "-n", str(args.np), "--oversubscribe", "--allow-run-as-root",
+                              "--bind-to", "none", args.segrec, "cluster", "--projection",
+                              f"{d}/projection.h5", "--k", str(kk), "--out", f"{d}/seg_{tag}.h5",
+                              "--segments-csv", f"{d}/seg_{tag}.csv", *extra],
+                             check=True, capture_output=True, text=True)
+        em = [l for l in res.stdout.splitlines() if l.startswith("timings:")]
+        em = float(em[0].split(" em ")[1].split()[0]) if em and " em " in em[0] else float("nan")
         with h5py.File(f"{d}/seg_{tag}.h5") as f:
             a = f.attrs
+            sw = f["/sweep"].attrs if "/sweep" in f else {}
             out[tag] = dict(labels=read_labels(f"{d}/seg_{tag}.csv"), k=int(a["k"]),
                             view=a["view"].decode() if isinstance(a["view"], bytes) else a["view"],
-                            seconds=time.time() - t0,
-                            picks={r: int(f["/sweep"].attrs[f"pick_{r}"]) for r in RULES}
-                            if "/sweep" in f else {})
+                            seconds=time.time() - t0, em_seconds=em,
+                            weights=(float(a["interest_weight"]), float(a["value_weight"]),
+                                     int(a["normalise_interest"]), int(a["interest_dims"])),
+                            picks={r: int(sw[f"pick_{r}"]) for r in RULES + ["bic"]
+                                   if f"pick_{r}" in sw})
     return out
+
+
+def sklearn_gmm(d, view, k, seed):
+    """scikit-learn's tied GaussianMixture on the projection as segrec's view shows it."""
+    wi, wv, norm, ni = view
+    with h5py.File(f"{d}/projection.h5") as f:
+        H = f["/H"][:].astype(np.float64)
+        ids = [x.decode() if isinstance(x, bytes) else x for x in f["/users/ids"][:]]
+    if norm:
+        n = np.linalg.norm(H[:, :ni], axis=1, keepdims=True)
+        H[:, :ni] /= np.where(n > 0, n, 1)
+    H[:, :ni] *= wi
+    H[:, ni:] *= wv
+    H = H[:, H.var(0) > 0]
+    t0 = time.time()
+    km = KMeans(k, n_init=3, random_state=seed).fit(H)
+    g = GaussianMixture(k, covariance_type="tied", means_init=km.cluster_centers_,
+                        reg_covar=1e-6 * H.var(0).mean(), tol=1e-4, max_iter=200).fit(H)
+    lab = g.predict(H)
+    return dict(zip(ids, lab)), time.time() - t0
 
 
 def main():
@@ -103,8 +140,10 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     print("| generator | structure | planted k | segrec view | segrec k | segrec ARI (k chosen) "
-          "| segrec ARI (k given) | scikit-learn ARI (k given) | k by gap / silhouette / db / ch / elbow |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| segrec ARI (k given) | scikit-learn ARI (k given) | k by gap / silhouette / db / ch / elbow "
+          "| gmm: k (gap), ARI | gmm ARI (k given) | k by BIC | scikit-learn GMM ARI (k given) "
+          "| EM s: segrec / scikit-learn (KMeans + GMM) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for gen in ("segrec", "plant.py"):
         for structure in ("taste", "behaviour", "both"):
             for k in map(int, args.ks.split(",")):
@@ -123,9 +162,14 @@ def main():
                 s = segrec_chain(args, d, ev, args.sweep, k)
                 sk, _ = sklearn_chain(ev, k, args.seed)
                 p = s["sweep"]["picks"]
+                gs, gg = s["gmm_sweep"], s["gmm_given"]
+                skg, skg_s = sklearn_gmm(d, gg["weights"], k, args.seed)
                 print(f"| {gen} | {structure} | {k} | {s['sweep']['view']} | {s['sweep']['k']} "
                       f"| {ari(t, s['sweep']['labels']):.3f} | {ari(t, s['given']['labels']):.3f} "
-                      f"| {ari(t, sk):.3f} | {' / '.join(str(p[r]) for r in RULES)} |", flush=True)
+                      f"| {ari(t, sk):.3f} | {' / '.join(str(p[r]) for r in RULES)} "
+                      f"| {gs['k']}, {ari(t, gs['labels']):.3f} | {ari(t, gg['labels']):.3f} "
+                      f"| {gs['picks'].get('bic', '-')} | {ari(t, skg):.3f} "
+                      f"| {gg['em_seconds']:.2f} / {skg_s:.2f} |", flush=True)
     if args.movielens and os.path.exists(os.path.join(args.movielens, "u.data")):
         d = f"{args.work}/ml-100k"
         os.makedirs(d, exist_ok=True)

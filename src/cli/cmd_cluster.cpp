@@ -79,8 +79,17 @@ class Cluster final : public Command {
             "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
             "algorithm", po::value(&p_.algorithm)->default_value(p_.algorithm),
             "lloyd, hamerly (exact Lloyd with triangle-inequality pruning; same result), "
-            "auto (hamerly when k * dims >= 4096), or dbscan (density clusters; noise users get segment "
-            "-1; see --eps, --min-samples)")(
+            "auto (hamerly when k * dims >= 4096), gmm (K-means, then a Gaussian mixture by EM "
+            "from its labels; see --covariance), or dbscan (density clusters; noise users get "
+            "segment -1; see --eps, --min-samples)")(
+            "covariance", po::value(&p_.covariance)->default_value(p_.covariance),
+            "gmm: tied (one covariance shared by all segments), full (one per segment) or diag")(
+            "reg-covar", po::value(&p_.reg_covar)->default_value(p_.reg_covar),
+            "gmm: added to every variance, times the data's mean feature variance")(
+            "gmm-tol", po::value(&p_.gmm_tol)->default_value(p_.gmm_tol),
+            "gmm: stop when the mean log-likelihood per user changes by less")(
+            "gmm-max-iter", po::value(&p_.gmm_max_iter)->default_value(p_.gmm_max_iter),
+            "gmm: EM iterations at most")(
             "eps", po::value(&dp_.eps),
             "dbscan: neighbourhood radius (projection units), or auto (the knee of the "
             "k-distance curve)")(
@@ -95,14 +104,15 @@ class Cluster final : public Command {
             "single --k "
             "computes it only when this option is given")(
             "pick", po::value(&p_.pick)->default_value(p_.pick),
-            "how a sweep chooses k: gap (gap statistic, 1-SE rule), silhouette, db (Davies-Bouldin), "
-            "ch (Calinski-Harabasz) or elbow")(
+            "how a sweep chooses k: gap (gap statistic, 1-SE rule), silhouette, db "
+            "(Davies-Bouldin), "
+            "ch (Calinski-Harabasz), elbow, or bic (gmm: the mixture's lowest BIC)")(
             "view", po::value(&vp_.view)->default_value(vp_.view),
             "what segments are about: interest (items and categories), value (behaviour, "
             "recency, spend), combined, or auto (the block(s) with groups, by the gap "
-            "statistic)")(
-            "value-share", po::value(&vp_.value_share)->default_value(vp_.value_share),
-            "combined view: the value block's share of the variance")(
+            "statistic)")("value-share",
+                          po::value(&vp_.value_share)->default_value(vp_.value_share),
+                          "combined view: the value block's share of the variance")(
             "gap-references", po::value(&p_.gap_references)->default_value(p_.gap_references),
             "Gaussian reference sets of the gap statistic")(
             "gap-sample", po::value(&p_.gap_sample)->default_value(p_.gap_sample),
@@ -138,6 +148,9 @@ class Cluster final : public Command {
     } else {
       if (!dp_.eps.empty()) throw UsageError("--eps '" + dp_.eps + "' needs --algorithm dbscan");
       p_.validate();
+      for (const char* o : {"covariance", "reg-covar", "gmm-tol", "gmm-max-iter"})
+        if (p_.algorithm != "gmm" && ctx.vm.count(o) && !ctx.vm[o].defaulted())
+          throw UsageError(std::string("--") + o + " needs --algorithm gmm");
     }
     rp_.validate();
     vp_.validate();
@@ -163,10 +176,10 @@ class Cluster final : public Command {
     if (method_ == ClusterMethod::kDbscan) return run_dbscan(ctx);
     if (!p_.is_sweep() && ctx.vm["silhouette-sample"].defaulted()) p_.silhouette_sample = 0;
 
-    const ClusterOutcome res = run_cluster_stage(
-        {projection_, out_, csv_, report_, data_, profiles_, previous_, item_info_,
-         item_info_format_},
-        p_, vp_, rp_, comm);
+    const ClusterOutcome res =
+        run_cluster_stage({projection_, out_, csv_, report_, data_, profiles_, previous_,
+                           item_info_, item_info_format_},
+                          p_, vp_, rp_, comm);
     const ClusterRun& run = res.run;
     const KMeansResult& r = run.result;
 
@@ -175,16 +188,19 @@ class Cluster final : public Command {
     os << "clustered " << res.n_users << " users x " << res.dims << " dims on " << comm.size()
        << " rank(s) x " << p_.resolved_threads() << " thread(s), init " << p_.init << "\n";
     if (!run.sweep.empty()) {
+      const bool gmm = run.gmm.fitted;
       os << "sweep (pick by " << p_.pick << "):\n       k       inertia  iters  silhouette"
-         << "  davies-bouldin  calinski-harabasz     gap  (+-se)\n";
+         << "  davies-bouldin  calinski-harabasz     gap  (+-se)" << (gmm ? "           bic" : "")
+         << "\n";
       for (const auto& row : run.sweep) {
         char line[200];
-        std::snprintf(line, sizeof line,
-                      "  %6lld  %12.6g  %5d  %10.4f  %14.4f  %17.2f  %6.3f  (%5.3f)%s\n",
-                      static_cast<long long>(row.k), row.inertia, row.n_iter,
-                      row.quality.silhouette, row.quality.davies_bouldin,
-                      row.quality.calinski_harabasz, row.quality.gap, row.quality.gap_se,
-                      row.k == r.k ? "  <- picked" : "");
+        char bic[32] = "";
+        if (gmm) std::snprintf(bic, sizeof bic, "  %12.6g", row.bic);
+        std::snprintf(
+            line, sizeof line, "  %6lld  %12.6g  %5d  %10.4f  %14.4f  %17.2f  %6.3f  (%5.3f)%s%s\n",
+            static_cast<long long>(row.k), row.inertia, row.n_iter, row.quality.silhouette,
+            row.quality.davies_bouldin, row.quality.calinski_harabasz, row.quality.gap,
+            row.quality.gap_se, bic, row.k == r.k ? "  <- picked" : "");
         os << line;
       }
     }
@@ -198,6 +214,11 @@ class Cluster final : public Command {
     if (std::isfinite(run.quality.silhouette)) os << ", silhouette " << run.quality.silhouette;
     os << ", Davies-Bouldin " << run.quality.davies_bouldin << ", Calinski-Harabasz "
        << run.quality.calinski_harabasz << "\n";
+    if (const GmmFit& g = run.gmm; g.fitted)
+      os << "gaussian mixture (" << covariance_name(g.covariance) << " covariance, reg " << g.reg
+         << "): log-likelihood " << g.log_likelihood << ", BIC " << g.bic << " after " << g.n_iter
+         << " EM iteration(s)" << (g.converged ? " (converged)" : " (max reached)")
+         << "; labels by the largest responsibility\n";
     if (empty)
       os << "warning: " << empty << " segment(s) are empty (fewer distinct users than k)\n";
     if (small)

@@ -6,9 +6,9 @@
 #include <chrono>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <optional>
 #include <utility>
-#include <map>
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/json.hpp"
@@ -16,8 +16,8 @@
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/io/companion.hpp"
 #include "segrec/io/h5.hpp"
-#include "segrec/segmentation/dbscan/output.hpp"
 #include "segrec/io/items.hpp"
+#include "segrec/segmentation/dbscan/output.hpp"
 #include "segrec/segmentation/kmeans/output.hpp"
 #include "segrec/segmentation/memory.hpp"
 #include "segrec/segmentation/stable_ids.hpp"
@@ -134,9 +134,9 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   out.view = resolve_view(view, vp, X, interest_dims, value_dims, probe, probe_p,
                           dbscan ? probe_p.validate() : modes, comm);
   if (view == ClusterView::kAuto && std::isfinite(out.view.gap_interest))
-    progress::note("cluster", "view " + out.view.name + ": gap at k = " +
-                                  std::to_string(out.view.probe_k) + " interest " +
-                                  json::num(out.view.gap_interest) + ", value " +
+    progress::note("cluster", "view " + out.view.name +
+                                  ": gap at k = " + std::to_string(out.view.probe_k) +
+                                  " interest " + json::num(out.view.gap_interest) + ", value " +
                                   json::num(out.view.gap_value));
   out.view.apply(X);
   const double t_view = lap();
@@ -164,14 +164,15 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   }
   write_segments_csv(files.segments_csv, ids, r.labels, comm);
   const ClusterRun& cr = out.run;
-  out.timings = {
-      {"read", t_read},
-      {"view", t_view},
-      {"init", cr.init_seconds},
-      {"lloyd", cr.lloyd_seconds},
-      {"quality", cr.quality_seconds},
-      {"other", std::max(0.0, t_cluster - cr.init_seconds - cr.lloyd_seconds - cr.quality_seconds)},
-      {"write", lap()}};
+  out.timings = {{"read", t_read},
+                 {"view", t_view},
+                 {"init", cr.init_seconds},
+                 {"lloyd", cr.lloyd_seconds},
+                 {"em", cr.gmm_seconds},
+                 {"quality", cr.quality_seconds},
+                 {"other", std::max(0.0, t_cluster - cr.init_seconds - cr.lloyd_seconds -
+                                             cr.gmm_seconds - cr.quality_seconds)},
+                 {"write", lap()}};
 
   // ---- report inputs, following the attribute chain projection -> profiles -> dataset
   std::string profiles = files.profiles;

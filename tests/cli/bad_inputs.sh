@@ -129,6 +129,16 @@ for np in 1 3; do
   expect_fail "conflicting: pick silhouette without a sample" $np 2 \
     "--pick silhouette and --silhouette-sample 0 cannot be used together" \
     cluster --projection "$D/tj.h5" --k 2:4 --pick silhouette --silhouette-sample 0 --out "$OUT"
+  expect_fail "covariance unknown" $np 2 \
+    "^segrec: error: invalid value 'spherical' for --covariance: use tied, full or diag$" \
+    cluster --projection "$D/tj.h5" --k 3 --algorithm gmm --covariance spherical --out "$OUT"
+  expect_fail "reg-covar 0" $np 2 "invalid value '0' for --reg-covar: must be > 0" \
+    cluster --projection "$D/tj.h5" --k 3 --algorithm gmm --reg-covar 0 --out "$OUT"
+  expect_fail "conflicting: pick bic without gmm" $np 2 \
+    "--pick bic needs --algorithm gmm \\(K-means has no likelihood\\)$" \
+    cluster --projection "$D/tj.h5" --k 2:4 --pick bic --out "$OUT"
+  expect_fail "conflicting: covariance without gmm" $np 2 "--covariance needs --algorithm gmm" \
+    cluster --projection "$D/tj.h5" --k 3 --covariance full --out "$OUT"
   expect_fail "conflicting: projected input without --projection" $np 2 "needs --projection" \
     "${TR[@]}" --data "$D/t.h5" --input projected --out "$OUT"
   expect_fail "model of other items than the data" $np 3 "written for other items" \

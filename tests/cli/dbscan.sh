@@ -53,7 +53,7 @@ for np in 1; do
     cluster --projection "$D/h.h5" --algorithm dbscan --eps 1 --k 4 --out "$OUT"
   expect_fail "eps without dbscan" $np 2 "--eps '1' needs --algorithm dbscan" \
     cluster --projection "$D/h.h5" --k 4 --eps 1 --out "$OUT"
-  expect_fail "unknown algorithm" $np 2 "invalid value 'optics' for --algorithm: use auto, lloyd, hamerly or dbscan" \
+  expect_fail "unknown algorithm" $np 2 "invalid value 'optics' for --algorithm: use auto, lloyd, hamerly, gmm or dbscan" \
     cluster --projection "$D/h.h5" --algorithm optics --out "$OUT"
 done
 finish

@@ -3,7 +3,8 @@
 # and value, or in both (generate --structure), at 1 and 3 ranks:
 # ingest -> profile -> project -> cluster --k 2:12 (view and k chosen by segrec).
 #   taste, both: the planted k is found and the adjusted Rand index is >= 0.95;
-#   behaviour: the value view is chosen (its recovery is measured in bench/segments);
+#   behaviour: the value view is chosen (its recovery, below 0.95 with K-means and with
+#   --algorithm gmm, is measured in bench/segments and docs/segmentation.md);
 #   every output is the same at 1 and 3 ranks.
 source "$(dirname "$0")/lib.sh"
 step() {

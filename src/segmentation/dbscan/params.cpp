@@ -16,8 +16,9 @@ ClusterMethod parse_cluster_method(const std::string& algorithm) {
                                    {{"auto", ClusterMethod::kKMeans},
                                     {"lloyd", ClusterMethod::kKMeans},
                                     {"hamerly", ClusterMethod::kKMeans},
+                                    {"gmm", ClusterMethod::kKMeans},
                                     {"dbscan", ClusterMethod::kDbscan}},
-                                   "algorithm", "use auto, lloyd, hamerly or dbscan");
+                                   "algorithm", "use auto, lloyd, hamerly, gmm or dbscan");
 }
 
 int DbscanParams::resolved_threads() const {

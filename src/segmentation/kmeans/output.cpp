@@ -174,19 +174,48 @@ void write_segments(const std::string& path, const ClusterRun& run,
     f.write_replicated<double>("/sweep/calinski_harabasz", ch);
     f.write_replicated<double>("/sweep/gap", gap);
     f.write_replicated<double>("/sweep/gap_se", gap_se);
+    if (run.gmm.fitted) {
+      std::vector<double> bic, ll;
+      for (const auto& row : run.sweep) {
+        bic.push_back(row.bic);
+        ll.push_back(row.log_likelihood);
+      }
+      f.write_replicated<double>("/sweep/bic", bic);
+      f.write_replicated<double>("/sweep/log_likelihood", ll);
+      f.set_attr("/sweep", "pick_bic", run.sweep[pick_k(run.sweep, Criterion::kBic)].k);
+    }
     f.set_attr("/sweep", "pick", p.pick);
     // The k each rule would have chosen, for comparison (pick_gap, pick_silhouette, ...).
-    for (const auto& [name, crit] : {std::pair{"gap", Criterion::kGap},
-                                     std::pair{"silhouette", Criterion::kSilhouette},
-                                     std::pair{"db", Criterion::kDaviesBouldin},
-                                     std::pair{"ch", Criterion::kCalinskiHarabasz},
-                                     std::pair{"elbow", Criterion::kElbow}})
+    for (const auto& [name, crit] :
+         {std::pair{"gap", Criterion::kGap}, std::pair{"silhouette", Criterion::kSilhouette},
+          std::pair{"db", Criterion::kDaviesBouldin}, std::pair{"ch", Criterion::kCalinskiHarabasz},
+          std::pair{"elbow", Criterion::kElbow}})
       f.set_attr("/sweep", std::string("pick_") + name, run.sweep[pick_k(run.sweep, crit)].k);
   }
   f.set_attr("/", "k", k);
   f.set_attr("/", "dims", h);
   f.set_attr("/", "init", p.init);
-  f.set_attr("/", "algorithm", std::string(r.hamerly ? "hamerly" : "lloyd"));
+  f.set_attr("/", "algorithm",
+             std::string(run.gmm.fitted ? "gmm"
+                         : r.hamerly    ? "hamerly"
+                                        : "lloyd"));
+  if (const GmmFit& g = run.gmm; g.fitted) {
+    // The mixture: /gmm/weights (k), /gmm/covariances (m h x h rows: m = k, or 1 when tied).
+    f.create_group("/gmm");
+    f.write_replicated<double>("/gmm/weights", g.weights);
+    std::vector<double> cov;
+    for (const auto& c : g.covariances)
+      for (Eigen::Index a = 0; a < h; ++a)
+        for (Eigen::Index b = 0; b < h; ++b) cov.push_back(c(a, b));
+    f.write_replicated<double>("/gmm/covariances", cov, h);
+    f.set_attr("/gmm", "covariance", covariance_name(g.covariance));
+    f.set_attr("/gmm", "reg", g.reg);
+    f.set_attr("/gmm", "log_likelihood", g.log_likelihood);
+    f.set_attr("/gmm", "bic", g.bic);
+    f.set_attr("/gmm", "n_params", g.n_params);
+    f.set_attr("/gmm", "n_iter", static_cast<std::int64_t>(g.n_iter));
+    f.set_attr("/gmm", "converged", static_cast<std::int64_t>(g.converged));
+  }
   f.set_attr("/", "inertia", r.inertia);
   f.set_attr("/", "n_iter", static_cast<std::int64_t>(r.n_iter));
   f.set_attr("/", "converged", static_cast<std::int64_t>(r.converged));

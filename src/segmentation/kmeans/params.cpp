@@ -71,8 +71,9 @@ Criterion parse_pick(const std::string& pick) {
                                 {"silhouette", Criterion::kSilhouette},
                                 {"db", Criterion::kDaviesBouldin},
                                 {"ch", Criterion::kCalinskiHarabasz},
-                                {"elbow", Criterion::kElbow}},
-                               "pick", "use gap, silhouette, db, ch or elbow");
+                                {"elbow", Criterion::kElbow},
+                                {"bic", Criterion::kBic}},
+                               "pick", "use gap, silhouette, db, ch, elbow or bic");
 }
 
 KMeansKernel parse_kernel(const std::string& kernel) {
@@ -93,8 +94,9 @@ KMeansAlgorithm parse_algorithm(const std::string& algorithm) {
   return parse_mode<KMeansAlgorithm>(algorithm,
                                      {{"auto", KMeansAlgorithm::kAuto},
                                       {"lloyd", KMeansAlgorithm::kLloyd},
-                                      {"hamerly", KMeansAlgorithm::kHamerly}},
-                                     "algorithm", "use auto, lloyd or hamerly");
+                                      {"hamerly", KMeansAlgorithm::kHamerly},
+                                      {"gmm", KMeansAlgorithm::kAuto}},
+                                     "algorithm", "use auto, lloyd, hamerly or gmm");
 }
 
 }  // namespace
@@ -136,6 +138,20 @@ KMeansModes KMeansParams::validate() const {
         "sweep would have no silhouette to pick by (use --pick db or ch)");
   m.kernel = parse_kernel(kernel);
   m.algorithm = parse_algorithm(algorithm);
+  m.gmm = algorithm == "gmm";
+  m.gmm_options.covariance = parse_mode<GmmCovariance>(covariance,
+                                                       {{"tied", GmmCovariance::kTied},
+                                                        {"full", GmmCovariance::kFull},
+                                                        {"diag", GmmCovariance::kDiag}},
+                                                       "covariance", "use tied, full or diag");
+  require(std::isfinite(reg_covar) && reg_covar > 0, "reg-covar", reg_covar, "must be > 0");
+  require(std::isfinite(gmm_tol) && gmm_tol >= 0, "gmm-tol", gmm_tol, "must be >= 0");
+  require(gmm_max_iter >= 1, "gmm-max-iter", gmm_max_iter, "must be at least 1");
+  m.gmm_options.reg_covar = reg_covar;
+  m.gmm_options.tol = gmm_tol;
+  m.gmm_options.max_iter = gmm_max_iter;
+  if (m.pick == Criterion::kBic && !m.gmm)
+    throw UsageError("--pick bic needs --algorithm gmm (K-means has no likelihood)");
   require(!(m.init == InitMethod::kFile && ks.size() > 1), "init", init,
           "a centroid file fixes k; it cannot be combined with a --k sweep");
   return m;

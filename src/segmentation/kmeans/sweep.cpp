@@ -10,6 +10,7 @@
 #include "internal.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/progress.hpp"
+#include "segrec/segmentation/gmm/gmm.hpp"
 #include "segrec/segmentation/kmeans/gap.hpp"
 #include "segrec/segmentation/kmeans/init.hpp"
 #include "segrec/segmentation/kmeans/quality.hpp"
@@ -26,6 +27,12 @@ std::size_t pick_k(const std::vector<SweepRow>& rows, Criterion crit) {
       ks.push_back(r.k);
     }
     return gap_pick(ks, g);
+  }
+  if (crit == Criterion::kBic) {
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < rows.size(); ++i)
+      if (std::isfinite(rows[i].bic) && !(rows[i].bic >= rows[best].bic)) best = i;
+    return best;
   }
   if (crit == Criterion::kElbow) {
     // Farthest below the chord of the normalised inertia curve.
@@ -78,6 +85,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   if (gap) ref = gap_reference(Xs, p.gap_sample, p.gap_references, p.seed, comm);
   ClusterRun run;
   std::vector<KMeansResult> results;  // one per k, until the pick
+  std::vector<GmmFit> fits;           // --algorithm gmm: one per k
   // Progress: a sweep in k (each k's runs, its restarts then its gap reference sets, as
   // parts); one k in runs.
   const auto runs_of = [&](std::int64_t k) {
@@ -105,6 +113,13 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
                                                       previous ? &from_previous : init, run_done);
     run.init_seconds += res.init_seconds;
     run.lloyd_seconds += res.seconds;
+    const double kmeans_inertia = res.inertia;
+    GmmFit fit;
+    if (modes.gmm) {
+      fit = gmm_em(Xs, res.labels, k, modes.gmm_options, comm, res.labels);
+      run.gmm_seconds += fit.seconds;
+      apply_mixture(Xs, fit, res, comm);
+    }
     const auto tq = std::chrono::steady_clock::now();
     ClusterQuality q;
     q.davies_bouldin = davies_bouldin_score(Xs, res.labels, k, comm);
@@ -113,7 +128,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
       q.silhouette = silhouette_score(Xs, res.labels, k, p.silhouette_sample, p.seed, threads, comm,
                                       &q.silhouette_sample);
     if (gap) {
-      const GapValue g = gap_statistic(ref, res.inertia, n, k, p, modes, comm, run_done);
+      const GapValue g = gap_statistic(ref, kmeans_inertia, n, k, p, modes, comm, run_done);
       q.gap = g.gap;
       q.gap_se = g.se;
     }
@@ -122,12 +137,19 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     if (!sweep) {
       run.result = std::move(res);
       run.quality = q;
+      run.gmm = std::move(fit);
       return run;
     }
-    run.sweep.push_back({k, res.inertia, res.n_iter, q});
+    SweepRow row{k, kmeans_inertia, res.n_iter, q};
+    if (fit.fitted) {
+      row.bic = fit.bic;
+      row.log_likelihood = fit.log_likelihood;
+    }
+    run.sweep.push_back(row);
+    fits.push_back(std::move(fit));
     task.update(static_cast<double>(run.sweep.size()),
                 {{"k", static_cast<double>(k)},
-                 {"inertia", res.inertia},
+                 {"inertia", kmeans_inertia},
                  {"silhouette", q.silhouette},
                  {"davies_bouldin", q.davies_bouldin},
                  {"gap", q.gap}},
@@ -137,6 +159,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   const std::size_t best = pick_k(run.sweep, crit);
   run.result = std::move(results[best]);
   run.quality = run.sweep[best].quality;
+  run.gmm = std::move(fits[best]);
   return run;
 }
 

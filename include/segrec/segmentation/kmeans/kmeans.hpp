@@ -77,6 +77,10 @@ struct SweepRow {
   double inertia = 0;
   int n_iter = 0;
   ClusterQuality quality;
+  /// --algorithm gmm: the mixture's BIC and total log-likelihood (NaN otherwise). inertia and
+  /// n_iter stay K-means' (the gap and elbow rules read the K-means curve).
+  double bic = std::numeric_limits<double>::quiet_NaN();
+  double log_likelihood = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// The centroids of an earlier clustering that every k starts from (`cluster --previous`,
@@ -94,6 +98,11 @@ struct ClusterRun {
   double init_seconds = 0;      ///< initialisation, every k and restart (rank 0)
   double lloyd_seconds = 0;     ///< Lloyd iterations, every k and restart (rank 0)
   double quality_seconds = 0;   ///< silhouette, Davies-Bouldin, Calinski-Harabasz (rank 0)
+  /// --algorithm gmm: the mixture of the chosen k (result.labels are its argmax
+  /// responsibilities, result.centroids its means, result.inertia the squared distances to
+  /// them); gmm.fitted is false for K-means.
+  GmmFit gmm;
+  double gmm_seconds = 0;  ///< EM, every k (rank 0)
 };
 
 // ---- algorithms (all collective over `comm`) ---------------------------------------------

@@ -5,10 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "segrec/segmentation/gmm/fit.hpp"
+
 namespace segrec {
 
 enum class InitMethod { kKMeansPlusPlus, kKMeansParallel, kRandom, kFile };
-enum class Criterion { kGap, kSilhouette, kDaviesBouldin, kCalinskiHarabasz, kElbow };
+enum class Criterion { kGap, kSilhouette, kDaviesBouldin, kCalinskiHarabasz, kElbow, kBic };
 enum class KMeansKernel { kAuto, kFused, kGemm };
 enum class KMeansAlgorithm { kAuto, kLloyd, kHamerly };
 
@@ -18,6 +20,10 @@ struct KMeansModes {
   KMeansKernel kernel = KMeansKernel::kAuto;           ///< --kernel
   KMeansAlgorithm algorithm = KMeansAlgorithm::kAuto;  ///< --algorithm
   Criterion pick = Criterion::kGap;                    ///< --pick
+  /// --algorithm gmm: K-means, then a Gaussian mixture fitted by EM from its labels
+  /// (gmm/gmm.hpp); labels are the argmax responsibilities, centroids the means.
+  bool gmm = false;
+  GmmOptions gmm_options;  ///< --covariance, --reg-covar, --gmm-tol, --gmm-max-iter
   /// Whether the Lloyd iterations for k clusters of h dims use Hamerly's bounds. auto: when
   /// k * h >= 4096; below, a plain iteration costs less than keeping the bounds (measured:
   /// docs/clustering.md).
@@ -74,6 +80,17 @@ struct KMeansParams {
   /// compared with all centroids). Both give the same labels every iteration and the same
   /// centroids. auto: hamerly when k * h >= 4096 (e.g. k >= 128 at h = 32), else lloyd.
   std::string algorithm = "auto";
+  /// --covariance (with --algorithm gmm): tied (default: one full covariance shared by all
+  /// components; on planted behaviour logs it recovered the groups best and is the most
+  /// robust to discrete statistics), full (one per component) or diag.
+  std::string covariance = "tied";
+  /// --reg-covar: added to every variance of the mixture, times the mean feature variance of
+  /// the data (so independent of the projection's scale).
+  double reg_covar = 1e-6;
+  /// --gmm-tol: EM stops when the mean log-likelihood per user changes by less.
+  double gmm_tol = 1e-4;
+  /// --gmm-max-iter: EM iterations (M-steps) at most.
+  int gmm_max_iter = 200;
   /// --silhouette-sample: users (chosen by a seeded hash of the global index) whose
   /// silhouette is averaged, each against the other sampled users (scikit-learn's
   /// silhouette_score(sample_size=...)); the exact silhouette when sample >= n_users; 0
@@ -83,7 +100,8 @@ struct KMeansParams {
   /// with the data's covariance, 1-SE rule; gap.hpp), silhouette (max), db (Davies-Bouldin,
   /// min), ch (Calinski-Harabasz, max) or elbow (the k farthest below the straight line
   /// from the first to the last point of the normalised inertia curve). docs/clustering.md
-  /// compares them on planted data.
+  /// compares them on planted data. bic (with --algorithm gmm): the lowest Bayesian
+  /// information criterion of the mixture.
   std::string pick = "gap";
   /// --gap-references: Gaussian reference sets B of the gap statistic (>= 2).
   int gap_references = 3;
