@@ -29,6 +29,9 @@ constexpr std::uint64_t kTagSeqVal = 0x7365712d76616cULL;     // validation user
 constexpr std::uint64_t kTagSeqPerm = 0x7365712d7065726dULL;  // batch permutation
 constexpr std::uint64_t kTagSeqDrop = 0x7365712d64726f70ULL;  // dropout masks
 constexpr std::int64_t kEvalBlock = 512;                      // validation windows per pass
+// Validation users: at least this many (all users when fewer), whatever --val-users says;
+// they lose only their last event to validation, and fewer make early stopping a coin toss.
+constexpr double kMinValUsers = 1000;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -98,12 +101,17 @@ class SeqTrainer {
 
 void SeqTrainer::assign_roles() {
   std::int64_t users = 0;
+  const double val_share =
+      p_.val_users > 0
+          ? std::max(p_.val_users,
+                     kMinValUsers / static_cast<double>(std::max<std::int64_t>(1, ds_.n_users)))
+          : 0.0;
   for (std::int64_t i = 0; i < ds_.n_local(); ++i) {
     const std::int64_t b = ds_.log_ptr[i];
     std::int64_t e = ds_.log_ptr[i + 1];
     if (e - b < 2) continue;  // nothing to predict
     const auto g = static_cast<std::uint64_t>(ds_.user_begin + i);
-    if (p_.val_users > 0 && unit_uniform(hash_keys(p_.seed, kTagSeqVal, g)) < p_.val_users) {
+    if (unit_uniform(hash_keys(p_.seed, kTagSeqVal, g)) < val_share) {
       val_local_.push_back(i);
       --e;  // the last event is the validation target; the ones before it still train
     }
