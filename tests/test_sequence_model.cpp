@@ -24,7 +24,8 @@ Batch small_batch() {
                      {{0, 1, 0, 0, 1}, {1, 0}, {0, 0, 1, 1}}, true);
 }
 
-TEST(SequenceGru, GradientMatchesFiniteDifferencesForEveryBlock) {
+// Every block's analytic gradient against central differences on `b` (double).
+void check_gradient(const Batch& b) {
   const Shape s{7, 2, 3};
   GruNet<double> net(s);
   net.init(11);
@@ -34,9 +35,6 @@ TEST(SequenceGru, GradientMatchesFiniteDifferencesForEveryBlock) {
     net.params()[static_cast<std::size_t>(k)] = 0.1 * std::sin(static_cast<double>(k));
   for (std::int64_t k = L.out_b; k < L.size; ++k)
     net.params()[static_cast<std::size_t>(k)] = 0.2 * std::cos(static_cast<double>(k));
-  const Batch b = small_batch();
-  ASSERT_EQ(b.T, 4);
-  ASSERT_EQ(b.n_targets(), 4 + 1 + 3);
   std::vector<double> grad(static_cast<std::size_t>(L.size), 0.0), dummy(grad.size());
   const double loss = net.loss_and_grad(b, grad.data());
   EXPECT_GT(loss, 0);
@@ -73,6 +71,30 @@ TEST(SequenceGru, GradientMatchesFiniteDifferencesForEveryBlock) {
   }
 }
 
+TEST(SequenceGru, GradientMatchesFiniteDifferencesForEveryBlock) {
+  const Batch b = small_batch();
+  ASSERT_EQ(b.T, 4);
+  ASSERT_EQ(b.n_targets(), 4 + 1 + 3);
+  check_gradient(b);
+}
+
+// With input and output dropout masks (a third of the features dropped, the rest scaled
+// by 1.5) the gradient is still exact, and the masks change the loss.
+TEST(SequenceGru, GradientWithDropoutMasks) {
+  Batch b = small_batch();
+  const std::size_t n = static_cast<std::size_t>(b.B * b.T * 3);
+  for (std::size_t k = 0; k < n; ++k) {
+    b.drop_in.push_back(k % 3 == 1 ? 0.0f : 1.5f);
+    b.drop_out.push_back(k % 3 == 2 ? 0.0f : 1.5f);
+  }
+  check_gradient(b);
+  GruNet<double> net(Shape{7, 2, 3});
+  net.init(11);
+  std::vector<double> g(static_cast<std::size_t>(net.layout().size));
+  EXPECT_GT(std::abs(net.loss_and_grad(b, g.data()) - net.loss_and_grad(small_batch(), g.data())),
+            1e-3);
+}
+
 // Padding a window (a longer window in the batch) changes neither its loss nor its
 // states, and a window's state at position t reads only its events up to t.
 TEST(SequenceGru, PaddingAndCausality) {
@@ -100,6 +122,34 @@ TEST(SequenceGru, PaddingAndCausality) {
   EXPECT_NEAR(S(0, 3), s3, 1e-12);
 }
 
+// Training windows cover every event: each event but a user's first is a target exactly
+// once (windows of at most L + 1 events from the last one back), and a validation user's
+// last event is held out of training while its earlier events train.
+TEST(SequenceTrain, WindowsMakeEveryEventButTheFirstATargetOnce) {
+  const Dataset d = testing_seq::chain_log(40, 30);
+  TrainParams p;
+  p.model_kind = "sequence";
+  p.seq_dim = 4;
+  p.max_len = 6;
+  p.batch_size = 8;
+  p.epochs = 1;
+  p.val_users = 0;
+  p.checkpoint_every = 0;
+  std::int64_t windows = 0;
+  for (std::int64_t u = 0; u < d.n_users; ++u)
+    windows += (d.log_ptr[u + 1] - d.log_ptr[u] - 1 + p.max_len - 1) / p.max_len;
+  const std::int64_t targets = d.log_ptr.back() - d.n_users;
+  const SeqTrainResult all = train_sequence(p, d, Comm());
+  EXPECT_EQ(all.targets_per_epoch, targets);
+  EXPECT_EQ(all.steps_per_epoch, (windows + 7) / 8);
+  EXPECT_EQ(all.model.n_train_users, d.n_users);
+  p.val_users = 0.3;
+  const SeqTrainResult val = train_sequence(p, d, Comm());
+  EXPECT_GT(val.model.n_val_users, 5);
+  EXPECT_EQ(val.targets_per_epoch, targets - val.model.n_val_users);
+  EXPECT_EQ(val.model.n_train_users, d.n_users);
+}
+
 // Planted order: trained on the same users, the sequence model predicts each held-out
 // user's last event (from the events before it) far better than the bag-of-items MLP.
 TEST(SequenceQuality, PredictsThePlantedNextItemFarBetterThanTheBagModel) {
@@ -124,7 +174,7 @@ TEST(SequenceQuality, PredictsThePlantedNextItemFarBetterThanTheBagModel) {
   sp.max_len = 10;
   sp.batch_size = 30;
   sp.epochs = 25;
-  sp.lr = 1e-2;
+  sp.seq_lr = 1e-2;
   sp.val_users = 0;
   sp.checkpoint_every = 0;
   const SeqTrainResult seq = train_sequence(sp, train_log, Comm());

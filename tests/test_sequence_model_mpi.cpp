@@ -49,7 +49,7 @@ TrainParams base_params() {
   p.checkpoint_every = 0;
   p.ndcg_k = 10;
   p.recall_k = 5;
-  p.lr = 1e-2;
+  p.seq_lr = 1e-2;
   p.seed = 9;
   return p;
 }

@@ -8,15 +8,20 @@
 # number (MovieLens ids as integers), which reproduces the order ingest keeps in /log on these
 # logs, so the peer's tie-break (file order) matches split --temporal-last's (item index);
 # the script checks that both pick the same test target for every user ("0 differ"). Timings (per system, seconds) are noisy on a shared machine.
-#   bench/sequence/quality.sh [RATINGS]   env: NP (2), EPOCHS (20), PEER (sasrec|gru),
-#   PEER_EPOCHS (30), GEN_USERS (3000), GEN_ITEMS (500), DATASETS ("ml gen"), SEQ_LR (5e-3)
+# The sequence model runs at segrec's defaults (auto epochs, early stopping on its validation
+# users); the peer at up to PEER_EPOCHS epochs with early stopping (patience 10) on its
+# validation target. SEED is passed to both.
+#   bench/sequence/quality.sh [RATINGS]   env: NP (2), EPOCHS (20, the bag MLP's),
+#   PEER (sasrec|gru), PEER_EPOCHS (200), SEED (1), GEN_USERS (3000), GEN_ITEMS (500),
+#   DATASETS ("ml gen")
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RATINGS=${1:-/work/shared/data/ml-100k/u.data}
 NP=${NP:-2}
 EPOCHS=${EPOCHS:-20}
 PEER=${PEER:-sasrec}
-PEER_EPOCHS=${PEER_EPOCHS:-30}
+PEER_EPOCHS=${PEER_EPOCHS:-200}
+SEED=${SEED:-1}
 ANCHORS=${ANCHORS:-/work/shared/anchors}
 SEGREC=${SEGREC:-$ROOT/build/segrec}
 [[ -x "$SEGREC" ]] || "$ROOT/scripts/build.sh" >/dev/null
@@ -51,7 +56,7 @@ PY
   local -a sys_names=(popularity ease mlp sequence)
   local -a sys_args=("--model-kind popularity" "--model-kind ease"
     "--model-kind mlp --epochs $EPOCHS"
-    "--model-kind sequence --epochs $EPOCHS --max-len 50 --seq-dim 64 --batch-size 128 --lr ${SEQ_LR:-5e-3}")
+    "--model-kind sequence --seed $SEED")
   : >"$d/rows"
   for s in 0 1 2 3; do
     local t0=$SECONDS
@@ -65,6 +70,7 @@ print(sys.argv[2], m['full_hr@10'], m['full_ndcg@10'], m['full_mrr'], sys.argv[3
   done
   local t0=$SECONDS
   /usr/bin/python3 "$W/torch_peer.py" "$ev" --model "$PEER" --epochs "$PEER_EPOCHS" --threads 2 \
+    --seed "$SEED" --patience 10 \
     2>/dev/null >"$d/peer.json"
   /usr/bin/python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['test']
 print(sys.argv[2], m['hr10'], m['ndcg10'], m['mrr'], sys.argv[3])" \
@@ -78,7 +84,7 @@ print(sys.argv[2], m['hr10'], m['ndcg10'], m['mrr'], sys.argv[3])" \
                       h[r] / h[NR], g[r] / g[NR], m[r] / m[NR], t[r] }' "$d/rows"
 }
 
-echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $NP ranks, segrec epochs $EPOCHS, peer $PEER ($PEER_EPOCHS epochs, patience 5)"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $NP ranks, segrec epochs $EPOCHS, seed $SEED, peer $PEER (<= $PEER_EPOCHS epochs, patience 10)"
 # MovieLens: every rating is an event; sorted by user, time, item id as a number.
 if [[ " ${DATASETS:-ml gen} " == *" ml "* ]]; then
 awk -F'\t' 'BEGIN { OFS = "," } { print $1, $2, $4 }' "$RATINGS" | LC_ALL=C sort -t, -k1,1 -k3,3n -k2,2n |

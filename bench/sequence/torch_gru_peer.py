@@ -39,9 +39,10 @@ for u in ev:
         items.setdefault(i, len(items))
 windows = []
 for u in sorted(ev):
-    seq = [items[i] for _, i in sorted(ev[u])][-(a.max_len + 1):]
-    if len(seq) >= 2:
-        windows.append(seq)
+    # segrec's windows: at most L + 1 events from the last one back, sharing one event.
+    full = [items[i] for _, i in sorted(ev[u])]
+    for end in range(len(full), 1, -a.max_len):
+        windows.append(full[max(0, end - a.max_len - 1):end])
 n_items = len(items)
 T = max(len(w) for w in windows) - 1
 X = np.zeros((len(windows), T), dtype=np.int64)

@@ -10,7 +10,7 @@ user's earlier items, and prints HR@10, NDCG@10 and MRR on the validation and te
 and the training throughput in target positions per second.
 
 Usage: torch_peer.py EVENTS.csv [--model sasrec|gru] [--max-len 50] [--dim 64] [--blocks 2]
-       [--epochs 30] [--batch 128] [--lr 1e-3] [--threads 2] [--seed 1] [--min-rating 0]
+       [--epochs 200] [--patience 10] [--batch 128] [--lr 1e-3] [--threads 2] [--seed 1] [--min-rating 0]
 EVENTS.csv: header naming user_id, item_id and timestamp columns (comma or tab separated),
 or MovieLens u.data (user, item, rating, timestamp; tab separated, no header).
 """
@@ -28,13 +28,13 @@ ap.add_argument("--dim", type=int, default=64)
 ap.add_argument("--blocks", type=int, default=2)
 ap.add_argument("--heads", type=int, default=1)
 ap.add_argument("--dropout", type=float, default=0.2)
-ap.add_argument("--epochs", type=int, default=30)
+ap.add_argument("--epochs", type=int, default=200)
 ap.add_argument("--batch", type=int, default=128)
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--min-rating", type=float, default=0)
-ap.add_argument("--patience", type=int, default=5)
+ap.add_argument("--patience", type=int, default=10)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)

@@ -62,6 +62,11 @@ class TrainCommand final : public Command {
         "sequence: events per user window (L)")(
         "seq-dim", po::value(&p.seq_dim)->default_value(p.seq_dim),
         "sequence: item embedding and GRU state width")(
+        "seq-dropout", po::value(&p.seq_dropout)->default_value(p.seq_dropout),
+        "sequence: dropout rate on the GRU's input (item + type embedding) and on the state "
+        "that scores the next item")(
+        "seq-lr", po::value(&p.seq_lr)->default_value(p.seq_lr),
+        "sequence: peak learning rate (the sequence model's --lr; --lr is the bag models')")(
         "input", po::value(&p.input)->default_value(p.input),
         "first-layer input: history (sparse items) | projected (h_u) | both")(
         "history-weight", po::value(&p.history_weight)->default_value(p.history_weight),
@@ -100,7 +105,8 @@ class TrainCommand final : public Command {
         "negative-alpha", po::value(&p.negative_alpha)->default_value(p.negative_alpha),
         "sampled-softmax: draw item i with probability ~ (its count + 1)^alpha (0 = uniform)")(
         "optimizer", po::value(&p.optimizer)->default_value(p.optimizer), "adam | sgd (momentum)")(
-        "lr", po::value(&p.lr)->default_value(p.lr), "peak learning rate")(
+        "lr", po::value(&p.lr)->default_value(p.lr),
+        "peak learning rate (bag models; the sequence model's is --seq-lr)")(
         "momentum", po::value(&p.momentum)->default_value(p.momentum), "SGD momentum")(
         "beta1", po::value(&p.beta1)->default_value(p.beta1), "Adam beta1")(
         "beta2", po::value(&p.beta2)->default_value(p.beta2), "Adam beta2")(

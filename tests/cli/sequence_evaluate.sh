@@ -16,7 +16,7 @@ seg 1 generate --users 600 --items 300 --seed "$SEED" --sequential --noise 0.02 
   seg 2 ingest --events "$WORK/t/train.csv" --out "$WORK/tr.h5" ||
   { bad "setup: $(cat "$WORK/err")"; finish; exit; }
 seg 2 train --data "$WORK/tr.h5" --model-kind sequence --max-len 20 --seq-dim 32 --epochs 15 \
-  --val-users 0 --batch-size 64 --lr 0.005 --out "$WORK/seq.h5" ||
+  --val-users 0 --batch-size 64 --seq-lr 0.005 --out "$WORK/seq.h5" ||
   { bad "train sequence: $(cat "$WORK/err")"; finish; exit; }
 seg 2 train --data "$WORK/tr.h5" --model-kind mlp --hidden 64 --epochs 15 --val-users 0 \
   --out "$WORK/bag.h5" || { bad "train mlp: $(cat "$WORK/err")"; finish; exit; }

@@ -18,7 +18,7 @@ awk 'BEGIN {
 }' >"$WORK/ev.csv"
 seg 2 ingest --events "$WORK/ev.csv" --out "$WORK/ds.h5" &&
   seg 2 train --data "$WORK/ds.h5" --model-kind sequence --max-len 8 --seq-dim 16 --epochs 20 --val-users 0 \
-    --batch-size 24 --lr 0.01 --out "$WORK/m.h5" ||
+    --batch-size 24 --seq-lr 0.01 --out "$WORK/m.h5" ||
   { bad "setup: $(cat "$WORK/err")"; finish; exit; }
 grep -q "sequence model (GRU, dim 16, max-len 8" "$WORK/out" && ok "train says what it wrote" ||
   bad "train summary: $(cat "$WORK/out")"

@@ -97,6 +97,9 @@ void GruNet<T>::forward(const Batch& b) {
     const std::int32_t i = b.item[static_cast<std::size_t>(k)];
     if (i < 0) continue;
     X_.row(k) = E.row(i) + Ety.row(b.type[static_cast<std::size_t>(k)]);
+    if (!b.drop_in.empty())
+      for (std::int64_t d = 0; d < D; ++d)
+        X_(k, d) *= static_cast<T>(b.drop_in[static_cast<std::size_t>(k * D + d)]);
   }
   const CMatMap Wx = W(layout_.wx, D, 3 * D), Wh = W(layout_.wh, D, 3 * D);
   const CMatMap bx = W(layout_.bx, 1, 3 * D), bh = W(layout_.bh, 1, 3 * D);
@@ -152,6 +155,10 @@ double GruNet<T>::loss_and_grad(const Batch& b, T* grad) {
     const auto m = static_cast<std::int64_t>(std::min<std::size_t>(kChunk, rows.size() - c0));
     Hc.resize(m, D);
     for (std::int64_t q = 0; q < m; ++q) Hc.row(q) = H_.row(rows[c0 + q]);
+    if (!b.drop_out.empty())
+      for (std::int64_t q = 0; q < m; ++q)
+        for (std::int64_t d = 0; d < D; ++d)
+          Hc(q, d) *= static_cast<T>(b.drop_out[static_cast<std::size_t>(rows[c0 + q] * D + d)]);
     S.noalias() = Hc * Wo.transpose();
     S.rowwise() += bo.row(0);
     for (std::int64_t q = 0; q < m; ++q) {
@@ -167,6 +174,10 @@ double GruNet<T>::loss_and_grad(const Batch& b, T* grad) {
     dWo.noalias() += S.transpose() * Hc;
     dbo += S.colwise().sum();
     dHc.noalias() = S * Wo;
+    if (!b.drop_out.empty())
+      for (std::int64_t q = 0; q < m; ++q)
+        for (std::int64_t d = 0; d < D; ++d)
+          dHc(q, d) *= static_cast<T>(b.drop_out[static_cast<std::size_t>(rows[c0 + q] * D + d)]);
     for (std::int64_t q = 0; q < m; ++q) dH.row(rows[c0 + q]) = dHc.row(q);
   }
   // Backward through time.
@@ -201,7 +212,11 @@ double GruNet<T>::loss_and_grad(const Batch& b, T* grad) {
   dbx += dGX.colwise().sum();
   dbh += dGH.colwise().sum();
   if (b.T > 1) dWh.noalias() += H_.topRows(TB - B).transpose() * dGH.bottomRows(TB - B);
-  const Matrix dX = dGX * Wx.transpose();
+  Matrix dX = dGX * Wx.transpose();
+  if (!b.drop_in.empty())
+    for (std::int64_t k = 0; k < TB; ++k)
+      for (std::int64_t d = 0; d < D; ++d)
+        dX(k, d) *= static_cast<T>(b.drop_in[static_cast<std::size_t>(k * D + d)]);
   MatMap dE(grad + layout_.item_emb, NI, D), dEt(grad + layout_.type_emb, shape_.n_types, D);
   for (std::int64_t k = 0; k < TB; ++k) {
     const std::int32_t i = b.item[static_cast<std::size_t>(k)];

@@ -27,7 +27,11 @@ using rng::unit_uniform;
 
 constexpr std::uint64_t kTagSeqVal = 0x7365712d76616cULL;     // validation users
 constexpr std::uint64_t kTagSeqPerm = 0x7365712d7065726dULL;  // batch permutation
+constexpr std::uint64_t kTagSeqDrop = 0x7365712d64726f70ULL;  // dropout masks
 constexpr std::int64_t kEvalBlock = 512;                      // validation windows per pass
+// Validation users: at least this many (all users when fewer), whatever --val-users says;
+// they lose only their last event to validation, and fewer make early stopping a coin toss.
+constexpr double kMinValUsers = 1000;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -44,6 +48,7 @@ class SeqTrainer {
  public:
   SeqTrainer(const TrainParams& p, const TrainModes& modes, const Dataset& ds, const Comm& comm)
       : p_(p), ds_(ds), comm_(comm), opt_(OptimiserParams::from(p, modes)), net_(shape(p, ds)) {
+    opt_.lr = p.seq_lr;
     P_ = net_.layout().size;
     decayed_ = net_.layout().decayed();
   }
@@ -58,8 +63,13 @@ class SeqTrainer {
     s.dim = p.seq_dim;
     return s;
   }
+  // A training window: events [begin, end) of the log (at most L + 1).
+  struct Window {
+    std::int64_t begin = 0, end = 0;
+  };
   void assign_roles();
-  void add_window(std::int64_t i, std::int64_t len, bool for_training);
+  void add_window(const Window& w);
+  void set_dropout(seq::Batch& bt, const std::vector<std::uint64_t>& keys) const;
   std::pair<double, double> validation_quality();
   std::string config_text() const;
   void write_checkpoint(const std::string& path);
@@ -73,7 +83,9 @@ class SeqTrainer {
   seq::GruNet<float> net_;
   std::int64_t P_ = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> decayed_;
-  std::vector<std::int64_t> train_local_, val_local_;
+  std::vector<Window> train_local_;  ///< in user order, each user's from its last event back
+  std::vector<std::int64_t> val_local_;
+  std::int64_t n_train_users_ = 0;
   std::int64_t n_train_ = 0, train_offset_ = 0, batch_ = 0, epochs_ = 0, steps_per_epoch_ = 0;
   std::int64_t n_val_ = 0, targets_local_ = 0;
   std::vector<float> m_, v_, grad_, best_params_;
@@ -84,18 +96,36 @@ class SeqTrainer {
   // Window scratch.
   std::vector<std::vector<std::int32_t>> win_items_;
   std::vector<std::vector<std::uint8_t>> win_types_;
+  std::vector<std::uint64_t> win_keys_;  ///< global training-window indices
 };
 
 void SeqTrainer::assign_roles() {
+  std::int64_t users = 0;
+  const double val_share =
+      p_.val_users > 0
+          ? std::max(p_.val_users,
+                     kMinValUsers / static_cast<double>(std::max<std::int64_t>(1, ds_.n_users)))
+          : 0.0;
   for (std::int64_t i = 0; i < ds_.n_local(); ++i) {
-    if (ds_.log_ptr[i + 1] - ds_.log_ptr[i] < 2) continue;  // nothing to predict
+    const std::int64_t b = ds_.log_ptr[i];
+    std::int64_t e = ds_.log_ptr[i + 1];
+    if (e - b < 2) continue;  // nothing to predict
     const auto g = static_cast<std::uint64_t>(ds_.user_begin + i);
-    const bool val =
-        p_.val_users > 0 && unit_uniform(hash_keys(p_.seed, kTagSeqVal, g)) < p_.val_users;
-    (val ? val_local_ : train_local_).push_back(i);
-    if (!val) targets_local_ += std::min(ds_.log_ptr[i + 1] - ds_.log_ptr[i] - 1, p_.max_len);
+    if (unit_uniform(hash_keys(p_.seed, kTagSeqVal, g)) < val_share) {
+      val_local_.push_back(i);
+      --e;  // the last event is the validation target; the ones before it still train
+    }
+    users += e - b >= 2;
+    // Windows of at most L + 1 events from the last one back; consecutive windows share
+    // one event, so every event but the user's first is a target exactly once.
+    for (std::int64_t end = e; end - b >= 2; end -= p_.max_len) {
+      const std::int64_t begin = std::max(b, end - p_.max_len - 1);
+      train_local_.push_back({begin, end});
+      targets_local_ += end - begin - 1;
+    }
   }
   n_train_ = comm_.allreduce_value(static_cast<std::int64_t>(train_local_.size()));
+  n_train_users_ = comm_.allreduce_value(users);
   train_offset_ = comm_.exscan_sum(static_cast<std::int64_t>(train_local_.size()));
   if (n_train_ == 0)
     throw DataError("train: no training users with two or more events (--model-kind sequence)",
@@ -105,11 +135,31 @@ void SeqTrainer::assign_roles() {
   steps_per_epoch_ = (n_train_ + batch_ - 1) / batch_;
 }
 
-// Appends user i's last `len` events as a window.
-void SeqTrainer::add_window(std::int64_t i, std::int64_t len, bool) {
-  const auto [b, e] = last_window(ds_.log_ptr[i], ds_.log_ptr[i + 1], len);
-  win_items_.emplace_back(ds_.log_item.begin() + b, ds_.log_item.begin() + e);
-  win_types_.emplace_back(ds_.log_type.begin() + b, ds_.log_type.begin() + e);
+void SeqTrainer::add_window(const Window& w) {
+  win_items_.emplace_back(ds_.log_item.begin() + w.begin, ds_.log_item.begin() + w.end);
+  win_types_.emplace_back(ds_.log_type.begin() + w.begin, ds_.log_type.begin() + w.end);
+}
+
+// Inverted dropout masks keyed by the seed, the epoch, the window's global index, the
+// position and the feature: the same at any rank count.
+void SeqTrainer::set_dropout(seq::Batch& bt, const std::vector<std::uint64_t>& keys) const {
+  if (p_.seq_dropout <= 0) return;
+  const std::int64_t D = p_.seq_dim;
+  const auto keep = static_cast<float>(1.0 / (1.0 - p_.seq_dropout));
+  bt.drop_in.assign(static_cast<std::size_t>(bt.B * bt.T * D), 0.0f);
+  bt.drop_out.assign(bt.drop_in.size(), 0.0f);
+  for (std::int64_t w = 0; w < bt.B; ++w) {
+    const std::uint64_t key =
+        rng::fold_keys(p_.seed, kTagSeqDrop, static_cast<std::uint64_t>(epoch_),
+                       keys[static_cast<std::size_t>(w)]);
+    for (std::int64_t t = 0; t < bt.len[static_cast<std::size_t>(w)]; ++t)
+      for (std::int64_t d = 0; d < D; ++d) {
+        const auto at = static_cast<std::size_t>((t * bt.B + w) * D + d);
+        const auto f = static_cast<std::uint64_t>(t * D + d);
+        bt.drop_in[at] = unit_uniform(hash_keys(key, 2 * f)) < p_.seq_dropout ? 0.0f : keep;
+        bt.drop_out[at] = unit_uniform(hash_keys(key, 2 * f + 1)) < p_.seq_dropout ? 0.0f : keep;
+      }
+  }
 }
 
 std::pair<double, double> SeqTrainer::validation_quality() {
@@ -262,7 +312,7 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
     order.clear();
     for (std::size_t j = 0; j < train_local_.size(); ++j) {
       const std::uint64_t t = static_cast<std::uint64_t>(train_offset_) + j;
-      order.emplace_back(batches.batch(t) * N + t, train_local_[j]);
+      order.emplace_back(batches.batch(t) * N + t, static_cast<std::int64_t>(j));
     }
     std::sort(order.begin(), order.end());
     const auto counts = batches.counts();
@@ -272,16 +322,20 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
            order[cursor].first < static_cast<std::uint64_t>(step_in_epoch_) * N)
       ++cursor;
     bool stop = false;
-    double lr = p_.lr;
+    double lr = p_.seq_lr;
     for (std::int64_t s = step_in_epoch_; s < steps_per_epoch_; ++s) {
       watchdog::set_step("step", s + 1);
       const auto t_step = std::chrono::steady_clock::now();
       const std::uint64_t end = (static_cast<std::uint64_t>(s) + 1) * N;
       win_items_.clear();
       win_types_.clear();
-      for (; cursor < order.size() && order[cursor].first < end; ++cursor)
-        add_window(order[cursor].second, p_.max_len + 1, true);
-      const seq::Batch bt = seq::Batch::from(win_items_, win_types_, true);
+      win_keys_.clear();
+      for (; cursor < order.size() && order[cursor].first < end; ++cursor) {
+        add_window(train_local_[static_cast<std::size_t>(order[cursor].second)]);
+        win_keys_.push_back(order[cursor].first % N);
+      }
+      seq::Batch bt = seq::Batch::from(win_items_, win_types_, true);
+      set_dropout(bt, win_keys_);
       std::fill(grad_.begin(), grad_.end(), 0.0f);
       const double loss = net_.loss_and_grad(bt, grad_.data());
       grad_[static_cast<std::size_t>(P_)] = static_cast<float>(loss);
@@ -372,7 +426,7 @@ SeqModel SeqTrainer::make_model() const {
   m.params = best_params_.empty() ? net_.params() : best_params_;
   m.config = p_.config();
   set_training_record(m, history_, !best_params_.empty(), best_epoch_, best_ndcg_, p_, n_val_,
-                      n_train_);
+                      n_train_users_);
   return m;
 }
 

@@ -136,6 +136,8 @@ TrainModes TrainParams::validate() const {
   m.model_kind = parse_model_kind(model_kind);
   require(max_len >= 1, "max-len", max_len, "must be >= 1 (events per user window)");
   require(seq_dim >= 1, "seq-dim", seq_dim, "must be >= 1");
+  require(seq_dropout >= 0 && seq_dropout < 1, "seq-dropout", seq_dropout, "must be in [0, 1)");
+  require(std::isfinite(seq_lr) && seq_lr > 0, "seq-lr", seq_lr, "the learning rate must be > 0");
   if (m.model_kind == ModelKind::kSequence) {
     require(input == "history", "input", input, "--model-kind sequence reads the event log only");
     require(personalize == "none", "personalize", personalize,
@@ -255,6 +257,8 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"resume", resume ? "true" : "false"},
           {"max-len", i(max_len)},
           {"seq-dim", i(seq_dim)},
+          {"seq-dropout", d(seq_dropout)},
+          {"seq-lr", d(seq_lr)},
           {"input", input},
           {"history-weight", history_weight},
           {"personalize", personalize},

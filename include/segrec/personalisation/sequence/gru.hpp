@@ -7,6 +7,8 @@
 // GRU (gates z, r, n; PyTorch's convention):
 //   z = s(x Wx_z + bx_z + h Wh_z + bh_z), r = s(x Wx_r + bx_r + h Wh_r + bh_r)
 //   n = tanh(x Wx_n + bx_n + r * (h Wh_n + bh_n)),  h' = (1 - z) n + z h
+// Training may drop input and output features (Batch::drop_in, drop_out: inverted dropout
+// with masks fixed by the caller, so the gradient is exact for those masks).
 // Every step is a GEMM over the batch (B x D times D x 3H); the input projection of all
 // positions, the output scores and the weight gradients are single GEMMs over T*B rows.
 #pragma once
@@ -48,6 +50,10 @@ struct Batch {
   std::vector<std::uint8_t> type;    ///< T*B
   std::vector<std::int32_t> target;  ///< T*B: next item, -1 = no loss here
   std::vector<std::int32_t> len;     ///< B: valid positions of each window (>= 1)
+  /// Dropout multipliers (0 or 1 / (1 - rate)), T*B x D row-major, or empty (none):
+  /// drop_in on each position's input (item + type embedding), drop_out on the state
+  /// that scores the next item (not on the recurrence).
+  std::vector<float> drop_in, drop_out;
   /// Builds a batch from windows given as event lists (items and types of equal length);
   /// with `targets`, window b's targets are its events shifted by one (its last event
   /// then is only a target: the window has size - 1 inputs).

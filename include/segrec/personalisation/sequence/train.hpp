@@ -1,15 +1,17 @@
 // `segrec train --model-kind sequence`: the sequence model trained data-parallel.
 //
-// Each user contributes one window, the last min(n, L + 1) of its time-ordered events:
-// position t reads events 0..t and predicts event t + 1 (every position is a target,
-// not only the last). Users with fewer than two events are skipped. Validation users
-// (--val-users, keyed by the seed and the global user index) are held out of training;
-// their last event is ranked among all items from the L events before it (NDCG@ndcg-k,
-// HR@recall-k). The epoch's batches are the MLP trainer's (train/batches.hpp: keyed by
-// the seed, the epoch and the global training-user index), so every rank holds an even
-// share of every batch; a rank computes the gradient sum of its members, one allreduce
-// of the flat gradient (with the loss and target count) sums it, and every rank takes the
-// identical optimiser step (the gradient divided by the batch's targets). The result is
+// A user's time-ordered events are cut into windows of at most L + 1 events from the last
+// one back (consecutive windows share one event): position t of a window reads its events
+// 0..t and predicts event t + 1, so every event but the user's first is a target exactly
+// once. Users with fewer than two events are skipped. Validation users (--val-users, keyed
+// by the seed and the global user index) hold out their last event, ranked among all items
+// from the L events before it (NDCG@ndcg-k, HR@recall-k; the best epoch is kept, --patience
+// stops); their earlier events still train. Dropout masks (--seq-dropout) are keyed by the
+// seed, the epoch and the global window index. The epoch's batches are the MLP trainer's
+// (train/batches.hpp, over the global training windows in user order), so every rank holds
+// an even share of every batch; a rank computes the gradient sum of its members, one
+// allreduce of the flat gradient (with the loss and target count) sums it, and every rank
+// takes the identical optimiser step (the gradient divided by the batch's targets). The result is
 // the same at any rank count up to float rounding.
 #pragma once
 

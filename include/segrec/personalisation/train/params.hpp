@@ -57,6 +57,8 @@ struct TrainParams {
   std::string l2 = "auto";
   std::int64_t max_len = 50;  ///< sequence: events per user window (L)
   std::int64_t seq_dim = 64;  ///< sequence: embedding and GRU state width
+  double seq_dropout = 0.2;   ///< sequence: dropout on the GRU's input and output features
+  double seq_lr = 5e-3;       ///< sequence: peak learning rate (in place of --lr)
 
   std::string input = "history";          ///< history | projected | both
   std::string history_weight = "binary";  ///< binary | log (log1p of the summed event weight)
