@@ -28,6 +28,16 @@ std::string num(double v, int digits = 4) {
 
 }  // namespace
 
+EvaluateData read_evaluate_data(const EvaluateParams& p, const Comm& comm) {
+  IngestParams fp = p.foldin;
+  fp.out = p.model;  // not written
+  EvaluateData d{ingest(fp, comm), {}};
+  IngestParams tp = fp;
+  tp.events = {p.test};
+  d.test = ingest(tp, comm);
+  return d;
+}
+
 SystemMetrics metrics_from(const std::string& name, const double* sums, std::size_t nk) {
   SystemMetrics s;
   s.name = name;
@@ -138,12 +148,9 @@ EvaluateResult evaluate_bag(const EvaluateParams& p, const Comm& comm) {
   const std::size_t nk = ks.size();
   const std::int64_t kmax = ks.back();
   const Model m = read_model(p.model, comm);
-  IngestParams fp = p.foldin;
-  fp.out = p.model;  // not written
-  const Dataset fi = ingest(fp, comm);
-  IngestParams tp = fp;
-  tp.events = {p.test};
-  const Dataset te = ingest(tp, comm);
+  const EvaluateData data = read_evaluate_data(p, comm);
+  const Dataset& fi = data.foldin;
+  const Dataset& te = data.test;
 
   const ServingUsers u = prepare_new_users(m, fi, map_items(m, fi.item_ids));
   // Models with segment heads are also scored with their global layers only.

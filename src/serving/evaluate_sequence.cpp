@@ -15,12 +15,9 @@ EvaluateResult evaluate_sequence(const EvaluateParams& p, const Comm& comm) {
   const std::size_t nk = ks.size();
   const std::int64_t kmax = ks.back();
   const SeqModel m = read_sequence_model(p.model, comm);
-  IngestParams fp = p.foldin;
-  fp.out = p.model;  // not written
-  const Dataset fi = ingest(fp, comm);
-  IngestParams tp = fp;
-  tp.events = {p.test};
-  const Dataset te = ingest(tp, comm);
+  const EvaluateData data = read_evaluate_data(p, comm);
+  const Dataset& fi = data.foldin;
+  const Dataset& te = data.test;
   const std::int64_t n_items = std::ssize(m.item_ids);
   const std::vector<std::int32_t> fmap = map_ids(fi.item_ids, m.item_ids);
   const std::vector<std::int32_t> tmap = map_ids(te.item_ids, m.item_ids);

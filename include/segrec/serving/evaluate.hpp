@@ -108,6 +108,13 @@ inline constexpr std::int64_t kFullListCells = std::int64_t{1} << 22;
 /// The means of one system's sums (metric_sums_size(nk) doubles); coverage and novelty empty.
 SystemMetrics metrics_from(const std::string& name, const double* sums, std::size_t nk);
 
+/// The fold-in and the test events of `segrec evaluate`, both ingested with the fold-in's
+/// options (nothing written). Collective.
+struct EvaluateData {
+  Dataset foldin, test;
+};
+EvaluateData read_evaluate_data(const EvaluateParams& p, const Comm& comm);
+
 /// Collective. `segrec evaluate`.
 EvaluateResult run_evaluate(const EvaluateParams& p, const Comm& comm);
 
