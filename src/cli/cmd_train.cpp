@@ -47,9 +47,10 @@ class TrainCommand final : public Command {
         "model-kind", po::value(&p.model_kind)->default_value(p.model_kind),
         "mlp (alias bag: the network over the bag of the user's items) | sequence (a GRU over "
         "the user's last --max-len events, predicting each next item) | ease (closed-form "
-        "item-item model, Steck 2019) | popularity (training counts)")("l2", po::value(&p.l2)->default_value(p.l2),
-                             "ease: L2 weight lambda > 0, a list such as 100,500 or auto (a "
-                             "geometric grid); the best on the validation users is kept")(
+        "item-item model, Steck 2019) | popularity (training counts)")(
+        "l2", po::value(&p.l2)->default_value(p.l2),
+        "ease: L2 weight lambda > 0, a list such as 100,500 or auto (a "
+        "geometric grid); the best on the validation users is kept")(
         "projection", po::value(&p.projection), "projection.h5 (/H) for --input projected|both")(
         "segments", po::value(&p.segments),
         "segments.h5 (/labels) for --personalize segment-input")(
@@ -59,9 +60,9 @@ class TrainCommand final : public Command {
                                                        "checkpoint file (default: OUT.ckpt.h5)")(
         "resume", po::bool_switch(&p.resume), "continue from the checkpoint")(
         "max-len", po::value(&p.max_len)->default_value(p.max_len),
-        "sequence: events per user window (L)")(
-        "seq-dim", po::value(&p.seq_dim)->default_value(p.seq_dim),
-        "sequence: item embedding and GRU state width")(
+        "sequence: events per user window (L)")("seq-dim",
+                                                po::value(&p.seq_dim)->default_value(p.seq_dim),
+                                                "sequence: item embedding and GRU state width")(
         "seq-dropout", po::value(&p.seq_dropout)->default_value(p.seq_dropout),
         "sequence: dropout rate on the GRU's input (item + type embedding) and on the state "
         "that scores the next item")(
@@ -119,8 +120,9 @@ class TrainCommand final : public Command {
         "gradient exchange: allreduce (one per step) | buckets (nonblocking, overlapping the "
         "backward pass) | sharded (reduce-scatter, sharded update, allgather; shared memory "
         "within a node) | items (the output layer split by item columns over the ranks, the "
-        "layers below sharded)")("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb),
-                                 "--grad-sync buckets: MiB of gradient per nonblocking allreduce")(
+        "layers below sharded; the sequence model: its output layer split, the rest allreduced)")(
+        "bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb),
+        "--grad-sync buckets: MiB of gradient per nonblocking allreduce")(
         "lr-schedule", po::value(&p.lr_schedule)->default_value(p.lr_schedule),
         "after the warmup: constant | cosine | step")(
         "warmup-steps", po::value(&p.warmup_steps)->default_value(p.warmup_steps),

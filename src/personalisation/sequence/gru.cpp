@@ -7,10 +7,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
+#include "segrec/core/error.hpp"
 #include "segrec/core/random.hpp"
 
 namespace segrec::seq {
+
+namespace {
+
+constexpr std::int64_t kChunk = 1024;  // scored rows per output-layer pass
+
+// Dropout multipliers (rows x D, row-major) as a T matrix expression.
+template <class T>
+auto drop_mask(const std::vector<float>& m, std::int64_t rows, std::int64_t D) {
+  using F = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  return Eigen::Map<const F>(m.data(), rows, D).template cast<T>();
+}
+
+}  // namespace
 
 Layout::Layout(const Shape& s) {
   const std::int64_t D = s.dim;
@@ -135,30 +150,43 @@ void GruNet<T>::forward(const Batch& b) {
 }
 
 template <class T>
+std::vector<std::int64_t> GruNet<T>::target_rows(const Batch& b) const {
+  std::vector<std::int64_t> rows;
+  for (std::int64_t k = 0; k < b.B * b.T; ++k)
+    if (b.target[static_cast<std::size_t>(k)] >= 0) rows.push_back(k);
+  return rows;
+}
+
+template <class T>
+void GruNet<T>::scored_states(const Batch& b, const std::int64_t* rows, std::int64_t m,
+                              T* out) const {
+  const std::int64_t D = shape_.dim;
+  MatMap Hc(out, m, D);
+  for (std::int64_t q = 0; q < m; ++q) Hc.row(q) = H_.row(rows[q]);
+  if (!b.drop_out.empty())
+    for (std::int64_t q = 0; q < m; ++q)
+      for (std::int64_t d = 0; d < D; ++d)
+        Hc(q, d) *= static_cast<T>(b.drop_out[static_cast<std::size_t>(rows[q] * D + d)]);
+}
+
+template <class T>
 double GruNet<T>::loss_and_grad(const Batch& b, T* grad) {
-  const std::int64_t D = shape_.dim, B = b.B, TB = b.B * b.T, NI = shape_.n_items;
+  const std::int64_t D = shape_.dim, TB = b.B * b.T, NI = shape_.n_items;
   if (TB == 0) return 0;
   forward(b);
   // Output layer over the positions with a target, in chunks of rows.
-  std::vector<std::int64_t> rows;
-  for (std::int64_t k = 0; k < TB; ++k)
-    if (b.target[static_cast<std::size_t>(k)] >= 0) rows.push_back(k);
+  const std::vector<std::int64_t> rows = target_rows(b);
   const CMatMap Wo = W(layout_.out_w, NI, D);
   MatMap dWo(grad + layout_.out_w, NI, D);
   MatMap dbo(grad + layout_.out_b, 1, NI);
   const CMatMap bo = W(layout_.out_b, 1, NI);
   Matrix dH = Matrix::Zero(TB, D);
   double loss = 0;
-  constexpr std::int64_t kChunk = 1024;
   Matrix Hc, S, dHc;
   for (std::size_t c0 = 0; c0 < rows.size(); c0 += kChunk) {
     const auto m = static_cast<std::int64_t>(std::min<std::size_t>(kChunk, rows.size() - c0));
     Hc.resize(m, D);
-    for (std::int64_t q = 0; q < m; ++q) Hc.row(q) = H_.row(rows[c0 + q]);
-    if (!b.drop_out.empty())
-      for (std::int64_t q = 0; q < m; ++q)
-        for (std::int64_t d = 0; d < D; ++d)
-          Hc(q, d) *= static_cast<T>(b.drop_out[static_cast<std::size_t>(rows[c0 + q] * D + d)]);
+    scored_states(b, rows.data() + c0, m, Hc.data());
     S.noalias() = Hc * Wo.transpose();
     S.rowwise() += bo.row(0);
     for (std::int64_t q = 0; q < m; ++q) {
@@ -174,12 +202,101 @@ double GruNet<T>::loss_and_grad(const Batch& b, T* grad) {
     dWo.noalias() += S.transpose() * Hc;
     dbo += S.colwise().sum();
     dHc.noalias() = S * Wo;
-    if (!b.drop_out.empty())
-      for (std::int64_t q = 0; q < m; ++q)
-        for (std::int64_t d = 0; d < D; ++d)
-          dHc(q, d) *= static_cast<T>(b.drop_out[static_cast<std::size_t>(rows[c0 + q] * D + d)]);
     for (std::int64_t q = 0; q < m; ++q) dH.row(rows[c0 + q]) = dHc.row(q);
   }
+  if (!b.drop_out.empty()) dH.array() *= drop_mask<T>(b.drop_out, TB, D).array();
+  backward(b, dH, grad);
+  return loss;
+}
+
+template <class T>
+double GruNet<T>::loss_and_grad_split(const Batch& b, T* grad, const mlp::ItemExchange<T>& ex,
+                                      std::span<const std::int64_t> cols) {
+  const int P = ex.size(), me = ex.rank();
+  const std::int64_t D = shape_.dim, TB = b.B * b.T, NI = shape_.n_items;
+  if (std::ssize(cols) != P + 1 || cols.front() != 0 || cols.back() != NI)
+    throw UsageError("sequence: the item-parallel step needs one item range per rank");
+  const std::int64_t c0 = cols[static_cast<std::size_t>(me)];
+  const std::int64_t nc = cols[static_cast<std::size_t>(me) + 1] - c0;
+  if (TB > 0) forward(b);
+  // Every rank's scored states, in rank order (Hall: N x D) and their targets (N).
+  const std::vector<std::int64_t> rows = target_rows(b);
+  const auto n = static_cast<std::int64_t>(rows.size());
+  const std::vector<std::int64_t> rows_of = ex.allgatherv(std::span<const std::int64_t>(&n, 1));
+  std::vector<std::int64_t> off(static_cast<std::size_t>(P) + 1, 0);
+  for (int r = 0; r < P; ++r)
+    off[static_cast<std::size_t>(r) + 1] =
+        off[static_cast<std::size_t>(r)] + rows_of[static_cast<std::size_t>(r)];
+  const std::int64_t N = off.back(), r0 = off[static_cast<std::size_t>(me)];
+  for (auto& x : off) x *= D;  // element offsets of each rank's block of Hall and dHall
+  Matrix Hall(N, D), dHall = Matrix::Zero(N, D);
+  scored_states(b, rows.data(), n, Hall.data() + r0 * D);
+  ex.allgather_blocks(std::span<T>(Hall.data(), static_cast<std::size_t>(N * D)),
+                      std::span<const std::int64_t>(off));
+  std::vector<std::int32_t> y_local(static_cast<std::size_t>(n));
+  for (std::int64_t q = 0; q < n; ++q)
+    y_local[static_cast<std::size_t>(q)] = b.target[static_cast<std::size_t>(rows[q])];
+  const std::vector<std::int32_t> y = ex.allgatherv(std::span<const std::int32_t>(y_local));
+
+  // This rank's items: scores S = Hall Wo[c0:c0+nc]^T + bo (chunks of rows x nc).
+  const CMatMap Wo = W(layout_.out_w + c0 * D, nc, D);
+  const CMatMap bo = W(layout_.out_b + c0, 1, nc);
+  MatMap dWo(grad + layout_.out_w + c0 * D, nc, D);
+  MatMap dbo(grad + layout_.out_b + c0, 1, nc);
+  double loss = 0;
+  Matrix S;
+  std::vector<T> mx;
+  std::vector<double> sum;
+  for (std::int64_t q0 = 0; q0 < N; q0 += kChunk) {
+    const std::int64_t m = std::min(kChunk, N - q0);
+    const auto Hc = Hall.middleRows(q0, m);
+    S.resize(m, nc);
+    if (nc > 0) {
+      S.noalias() = Hc * Wo.transpose();
+      S.rowwise() += bo.row(0);
+    }
+    // Per row: the maximum over every rank's items, then the sum of exp(s - max).
+    mx.assign(static_cast<std::size_t>(m), -std::numeric_limits<T>::infinity());
+    for (std::int64_t q = 0; q < m && nc > 0; ++q)
+      mx[static_cast<std::size_t>(q)] = S.row(q).maxCoeff();
+    ex.allreduce_max(std::span<T>(mx));
+    sum.assign(static_cast<std::size_t>(m), 0.0);
+    for (std::int64_t q = 0; q < m; ++q) {
+      const std::int32_t t = y[static_cast<std::size_t>(q0 + q)];
+      if (t >= c0 && t < c0 + nc) loss -= static_cast<double>(S(q, t - c0));  // the target's score
+      S.row(q).array() = (S.row(q).array() - mx[static_cast<std::size_t>(q)]).exp();
+      sum[static_cast<std::size_t>(q)] = static_cast<double>(S.row(q).sum());
+    }
+    ex.allreduce_sum(std::span<double>(sum));
+    for (std::int64_t q = 0; q < m; ++q) {
+      const auto s = sum[static_cast<std::size_t>(q)];
+      if (q0 + q >= r0 && q0 + q < r0 + n)  // the row's log-partition, counted by its rank
+        loss += std::log(s) + static_cast<double>(mx[static_cast<std::size_t>(q)]);
+      S.row(q) *= static_cast<T>(1.0 / s);
+      const std::int32_t t = y[static_cast<std::size_t>(q0 + q)];
+      if (t >= c0 && t < c0 + nc) S(q, t - c0) -= T(1);
+    }
+    if (nc > 0) {
+      dWo.noalias() += S.transpose() * Hc;
+      dbo += S.colwise().sum();
+      dHall.middleRows(q0, m).noalias() = S * Wo;
+    }
+  }
+  // Each rank's rows of dHall summed over the ranks' items, back in its positions.
+  ex.reduce_scatter(std::span<T>(dHall.data(), static_cast<std::size_t>(N * D)),
+                    std::span<const std::int64_t>(off));
+  if (TB == 0) return loss;
+  Matrix dH = Matrix::Zero(TB, D);
+  for (std::int64_t q = 0; q < n; ++q)
+    dH.row(rows[static_cast<std::size_t>(q)]) = dHall.row(r0 + q);
+  if (!b.drop_out.empty()) dH.array() *= drop_mask<T>(b.drop_out, TB, D).array();
+  backward(b, dH, grad);
+  return loss;
+}
+
+template <class T>
+void GruNet<T>::backward(const Batch& b, const Matrix& dH, T* grad) {
+  const std::int64_t D = shape_.dim, B = b.B, TB = b.B * b.T, NI = shape_.n_items;
   // Backward through time.
   const CMatMap Wx = W(layout_.wx, D, 3 * D), Wh = W(layout_.wh, D, 3 * D);
   Matrix dGX(TB, 3 * D), dGH(TB, 3 * D);
@@ -224,7 +341,6 @@ double GruNet<T>::loss_and_grad(const Batch& b, T* grad) {
     dE.row(i) += dX.row(k);
     dEt.row(b.type[static_cast<std::size_t>(k)]) += dX.row(k);
   }
-  return loss;
 }
 
 template <class T>

@@ -52,7 +52,8 @@ void write_sequence_model(const std::string& path, const SeqModel& m, const Comm
 SeqModel read_sequence_model(const std::string& path, const Comm& comm) {
   const h5::File f = h5::File::open(path, comm, kModelFormat);
   if (!is_sequence(f))
-    throw DataError("'" + path + "' is not a sequence model (segrec train --model-kind sequence)", true);
+    throw DataError("'" + path + "' is not a sequence model (segrec train --model-kind sequence)",
+                    true);
   SeqModel m;
   m.shape.dim = f.attr_int("/sequence", "dim");
   m.shape.n_items = f.attr_int("/sequence", "n_items");

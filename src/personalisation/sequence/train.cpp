@@ -16,6 +16,7 @@
 #include "segrec/io/h5.hpp"
 #include "segrec/personalisation/sequence/gru.hpp"
 #include "segrec/personalisation/train/batches.hpp"
+#include "segrec/personalisation/train/item_exchange.hpp"
 #include "segrec/personalisation/train/optimiser.hpp"
 
 namespace segrec {
@@ -23,6 +24,7 @@ namespace segrec {
 namespace {
 
 using rng::hash_keys;
+using Ranges = std::vector<std::pair<std::int64_t, std::int64_t>>;
 using rng::unit_uniform;
 
 constexpr std::uint64_t kTagSeqVal = 0x7365712d76616cULL;     // validation users
@@ -47,10 +49,20 @@ std::string hex64(std::uint64_t h) {
 class SeqTrainer {
  public:
   SeqTrainer(const TrainParams& p, const TrainModes& modes, const Dataset& ds, const Comm& comm)
-      : p_(p), ds_(ds), comm_(comm), opt_(OptimiserParams::from(p, modes)), net_(shape(p, ds)) {
+      : p_(p),
+        ds_(ds),
+        comm_(comm),
+        opt_(OptimiserParams::from(p, modes)),
+        net_(shape(p, ds)),
+        exchange_(comm) {
     opt_.lr = p.seq_lr;
     P_ = net_.layout().size;
     decayed_ = net_.layout().decayed();
+    split_ = modes.grad_sync == TrainModes::GradSync::kItems && comm.size() > 1;
+    if (split_) {  // even item ranges: rank r owns output rows [cols_[r], cols_[r + 1])
+      const std::int64_t n = net_.shape().n_items;
+      for (int r = 0; r <= comm.size(); ++r) cols_.push_back(n * r / comm.size());
+    }
   }
 
   SeqTrainResult run(const EpochCallback& on_epoch);
@@ -70,11 +82,14 @@ class SeqTrainer {
   void assign_roles();
   void add_window(const Window& w);
   void set_dropout(seq::Batch& bt, const std::vector<std::uint64_t>& keys) const;
+  void update(double count, double lr);
+  void gather_item_rows();
   std::pair<double, double> validation_quality();
   std::string config_text() const;
   void write_checkpoint(const std::string& path);
   void read_checkpoint(const std::string& path);
   SeqModel make_model() const;
+  std::int64_t out_w() const { return net_.layout().out_w; }
 
   const TrainParams& p_;
   const Dataset& ds_;
@@ -83,6 +98,11 @@ class SeqTrainer {
   seq::GruNet<float> net_;
   std::int64_t P_ = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> decayed_;
+  // --grad-sync items on several ranks: the output layer split by items (cols_: ranks + 1
+  // offsets); else the whole gradient is allreduced.
+  bool split_ = false;
+  std::vector<std::int64_t> cols_;
+  CommItemExchange<float> exchange_;
   std::vector<Window> train_local_;  ///< in user order, each user's from its last event back
   std::vector<std::int64_t> val_local_;
   std::int64_t n_train_users_ = 0;
@@ -159,6 +179,58 @@ void SeqTrainer::set_dropout(seq::Batch& bt, const std::vector<std::uint64_t>& k
         bt.drop_in[at] = unit_uniform(hash_keys(key, 2 * f)) < p_.seq_dropout ? 0.0f : keep;
         bt.drop_out[at] = unit_uniform(hash_keys(key, 2 * f + 1)) < p_.seq_dropout ? 0.0f : keep;
       }
+  }
+}
+
+// The optimiser step on the summed gradient (divided by the batch's `count` targets). Split:
+// every rank steps the replicated blocks alike and its own output rows; the clipping norm is
+// the global one.
+void SeqTrainer::update(double count, double lr) {
+  const double t = static_cast<double>(global_step_ + 1);
+  float* g = grad_.data();
+  float* w = net_.params().data();
+  const auto step = [&](std::int64_t a, std::int64_t n, const Ranges& decayed, const double* ss) {
+    optimiser_update(opt_, g + a, w + a, m_.data() + a, v_.empty() ? nullptr : v_.data() + a, n,
+                     decayed, t, 1.0 / count, lr, ss);
+  };
+  if (!split_) {
+    step(0, P_, decayed_, nullptr);
+    return;
+  }
+  const seq::Layout& lay = net_.layout();
+  const std::int64_t D = net_.shape().dim, c0 = cols_[static_cast<std::size_t>(comm_.rank())];
+  const std::int64_t nc = cols_[static_cast<std::size_t>(comm_.rank()) + 1] - c0;
+  const std::int64_t wa = lay.out_w + c0 * D, ba = lay.out_b + c0;
+  double ss = 0;
+  if (opt_.clip > 0) {
+    const auto sumsq = [&](std::int64_t a, std::int64_t n) {
+      double x = 0;
+      for (std::int64_t k = a; k < a + n; ++k) x += static_cast<double>(g[k]) * g[k];
+      return x;
+    };
+    ss = comm_.allreduce_value(sumsq(wa, nc * D) + sumsq(ba, nc)) + sumsq(0, lay.out_w);
+  }
+  step(0, lay.out_w, {{lay.item_emb, lay.bx}}, &ss);
+  step(wa, nc * D, {{0, nc * D}}, &ss);
+  step(ba, nc, {}, &ss);
+}
+
+// Split: every rank gets the output rows (weights, biases, optimiser moments) the others
+// updated; collective. Before validation, a checkpoint and the model.
+void SeqTrainer::gather_item_rows() {
+  if (!split_) return;
+  const seq::Layout& lay = net_.layout();
+  const std::int64_t D = net_.shape().dim;
+  std::vector<std::int64_t> rows_off(cols_);
+  for (auto& x : rows_off) x *= D;
+  for (std::vector<float>* a : {&net_.params(), &m_, &v_}) {
+    if (a->empty()) continue;
+    comm_.allgather_blocks(
+        std::span<float>(a->data() + lay.out_w, static_cast<std::size_t>(lay.out_b - lay.out_w)),
+        std::span<const std::int64_t>(rows_off));
+    comm_.allgather_blocks(
+        std::span<float>(a->data() + lay.out_b, static_cast<std::size_t>(lay.size - lay.out_b)),
+        std::span<const std::int64_t>(cols_));
   }
 }
 
@@ -337,13 +409,19 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
       seq::Batch bt = seq::Batch::from(win_items_, win_types_, true);
       set_dropout(bt, win_keys_);
       std::fill(grad_.begin(), grad_.end(), 0.0f);
-      const double loss = net_.loss_and_grad(bt, grad_.data());
+      const double loss = split_ ? net_.loss_and_grad_split(bt, grad_.data(), exchange_, cols_)
+                                 : net_.loss_and_grad(bt, grad_.data());
       grad_[static_cast<std::size_t>(P_)] = static_cast<float>(loss);
       grad_[static_cast<std::size_t>(P_ + 1)] = static_cast<float>(bt.n_targets());
       grad_[static_cast<std::size_t>(P_ + 2)] = training_stop_requested() ? 1.0f : 0.0f;
       const double compute = seconds_since(t_step);
       const auto t_comm = std::chrono::steady_clock::now();
-      comm_.allreduce(grad_);
+      if (split_) {  // the blocks before the output layer, then the three scalars
+        comm_.allreduce(std::span<float>(grad_.data(), static_cast<std::size_t>(out_w())));
+        comm_.allreduce(std::span<float>(grad_.data() + P_, 3));
+      } else {
+        comm_.allreduce(grad_);
+      }
       st.comm_seconds += seconds_since(t_comm);
       st.compute_seconds += compute;
       const double count = grad_[static_cast<std::size_t>(P_ + 1)];
@@ -353,10 +431,7 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
                         true);
       lr = learning_rate(opt_, global_step_, epoch_, epochs_ * steps_per_epoch_);
       const auto t_opt = std::chrono::steady_clock::now();
-      if (count > 0)
-        optimiser_update(opt_, grad_.data(), net_.params().data(), m_.data(),
-                         v_.empty() ? nullptr : v_.data(), P_, decayed_,
-                         static_cast<double>(global_step_ + 1), 1.0 / count, lr);
+      if (count > 0) update(count, lr);
       st.optimiser_seconds += seconds_since(t_opt);
       epoch_loss_ += grad_[static_cast<std::size_t>(P_)];
       epoch_targets_ += count;
@@ -369,6 +444,7 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
       if (stop) clear_training_stop();  // the request is served
       if (stop && s + 1 < steps_per_epoch_) {
         step_in_epoch_ = s + 1;
+        gather_item_rows();
         write_checkpoint(ckpt);
         throw Interrupted("train: stopped at epoch " + std::to_string(epoch_ + 1) + " step " +
                           std::to_string(s + 1) + "; " +
@@ -379,6 +455,7 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
     }
     st.train_loss = epoch_targets_ > 0 ? epoch_loss_ / epoch_targets_ : 0;
     st.lr = lr;
+    gather_item_rows();
     if (validate) {
       std::tie(st.val_ndcg, st.val_recall) = validation_quality();
       if (std::isfinite(st.val_ndcg) && st.val_ndcg > best_ndcg_) {

@@ -15,8 +15,11 @@
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
+
+#include "segrec/personalisation/mlp.hpp"
 
 namespace segrec::seq {
 
@@ -85,6 +88,16 @@ class GruNet {
   /// not a mean) to grad (layout().size). Returns the loss sum.
   double loss_and_grad(const Batch& b, T* grad);
 
+  /// The same, item-parallel (--grad-sync items): rank r owns the output rows
+  /// [cols[r], cols[r + 1]) of out_w and out_b. Every rank's scored states (and targets) are
+  /// gathered, each rank scores its items for all of them (each row's softmax maximum and sum
+  /// combined over the ranks), and each state's gradient is summed back to its rank. Adds to
+  /// grad this rank's output rows and every block before out_w (the other output rows stay
+  /// untouched); returns this rank's share of the batch loss (the shares sum to it).
+  /// Collective over ex.
+  double loss_and_grad_split(const Batch& b, T* grad, const mlp::ItemExchange<T>& ex,
+                             std::span<const std::int64_t> cols);
+
   /// The GRU state after each window's last input: B x D.
   Matrix final_states(const Batch& b);
 
@@ -96,6 +109,12 @@ class GruNet {
     return CMatMap(params_.data() + off, r, c);
   }
   void forward(const Batch& b);
+  // Backward from dH (T*B x D, the loss gradient of every state; zero where none) through
+  // time into the GRU, type and item embedding blocks of grad.
+  void backward(const Batch& b, const Matrix& dH, T* grad);
+  // Rows of H_ that score a target (time-major index), and their states with drop_out applied.
+  std::vector<std::int64_t> target_rows(const Batch& b) const;
+  void scored_states(const Batch& b, const std::int64_t* rows, std::int64_t m, T* out) const;
 
   Shape shape_;
   Layout layout_;
