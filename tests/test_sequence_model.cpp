@@ -24,14 +24,15 @@ Batch small_batch() {
                      {{0, 1, 0, 0, 1}, {1, 0}, {0, 0, 1, 1}}, true);
 }
 
-// Every block's analytic gradient against central differences on `b` (double).
-void check_gradient(const Batch& b) {
-  const Shape s{7, 2, 3};
+// Every block's analytic gradient against central differences on `b` (double); tied: the
+// item embedding also scores the output.
+void check_gradient(const Batch& b, bool tied = false) {
+  const Shape s{7, 2, 3, tied};
   GruNet<double> net(s);
   net.init(11);
   // Non-zero biases so that their paths are exercised too.
   const Layout& L = net.layout();
-  for (std::int64_t k = L.bx; k < L.out_w; ++k)
+  for (std::int64_t k = L.bx; k < L.bh + 3 * s.dim; ++k)
     net.params()[static_cast<std::size_t>(k)] = 0.1 * std::sin(static_cast<double>(k));
   for (std::int64_t k = L.out_b; k < L.size; ++k)
     net.params()[static_cast<std::size_t>(k)] = 0.2 * std::cos(static_cast<double>(k));
@@ -46,11 +47,12 @@ void check_gradient(const Batch& b) {
                 {"GRU Wx", L.wx, L.wh},
                 {"GRU Wh", L.wh, L.bx},
                 {"GRU bx", L.bx, L.bh},
-                {"GRU bh", L.bh, L.out_w},
-                {"output embedding", L.out_w, L.out_b},
+                {"GRU bh", L.bh, L.bh + 3 * s.dim},
+                {"output embedding", tied ? L.out_b : L.out_w, L.out_b},
                 {"output bias", L.out_b, L.size}};
   const double h = 1e-6;
   for (const auto& blk : blocks) {
+    if (blk.begin == blk.end) continue;  // tied: no output embedding block
     double worst = 0;
     std::int64_t nonzero = 0;
     for (std::int64_t k = blk.begin; k < blk.end; ++k) {
@@ -76,6 +78,15 @@ TEST(SequenceGru, GradientMatchesFiniteDifferencesForEveryBlock) {
   ASSERT_EQ(b.T, 4);
   ASSERT_EQ(b.n_targets(), 4 + 1 + 3);
   check_gradient(b);
+}
+
+// The output scored with the input item embedding: one block takes both gradients.
+TEST(SequenceGru, TiedEmbeddingGradient) {
+  const Shape s{7, 2, 3, true};
+  const Layout L(s);
+  EXPECT_EQ(L.out_w, L.item_emb);
+  EXPECT_EQ(L.size, Layout(Shape{7, 2, 3}).size - 7 * 3);
+  check_gradient(small_batch(), true);
 }
 
 // With input and output dropout masks (a third of the features dropped, the rest scaled

@@ -63,6 +63,9 @@ class TrainCommand final : public Command {
         "sequence: events per user window (L)")("seq-dim",
                                                 po::value(&p.seq_dim)->default_value(p.seq_dim),
                                                 "sequence: item embedding and GRU state width")(
+        "seq-tied", po::value<bool>(&p.seq_tied)->default_value(p.seq_tied),
+        "sequence: score the next item with the input item embedding (true | false; false: a "
+        "separate output embedding)")(
         "seq-dropout", po::value(&p.seq_dropout)->default_value(p.seq_dropout),
         "sequence: dropout rate on the GRU's input (item + type embedding) and on the state "
         "that scores the next item")(

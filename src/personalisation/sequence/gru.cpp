@@ -42,14 +42,15 @@ Layout::Layout(const Shape& s) {
   off += 3 * D;
   bh = off;
   off += 3 * D;
-  out_w = off;
-  off += s.n_items * D;
+  out_w = s.tied ? item_emb : off;
+  if (!s.tied) off += s.n_items * D;
   out_b = off;
   off += s.n_items;
   size = off;
 }
 
 std::vector<std::pair<std::int64_t, std::int64_t>> Layout::decayed() const {
+  if (out_w == item_emb) return {{item_emb, bx}};
   return {{item_emb, bx}, {out_w, out_b}};
 }
 
@@ -97,8 +98,8 @@ void GruNet<T>::init(std::uint64_t seed) {
   fill(layout_.type_emb, shape_.n_types * D, emb, 0x5e02);
   fill(layout_.wx, 3 * D * D, emb, 0x5e03);
   fill(layout_.wh, 3 * D * D, emb, 0x5e04);
-  fill(layout_.out_w, shape_.n_items * D, emb, 0x5e05);
-  std::fill(params_.begin() + layout_.bx, params_.begin() + layout_.out_w, T(0));
+  if (!shape_.tied) fill(layout_.out_w, shape_.n_items * D, emb, 0x5e05);
+  std::fill(params_.begin() + layout_.bx, params_.begin() + layout_.bh + 3 * D, T(0));
   std::fill(params_.begin() + layout_.out_b, params_.end(), T(0));
 }
 

@@ -59,6 +59,7 @@ class SeqTrainer {
     P_ = net_.layout().size;
     decayed_ = net_.layout().decayed();
     split_ = modes.grad_sync == TrainModes::GradSync::kItems && comm.size() > 1;
+    own_rows_ = split_ && !p.seq_tied;
     if (split_) {  // even item ranges: rank r owns output rows [cols_[r], cols_[r + 1])
       const std::int64_t n = net_.shape().n_items;
       for (int r = 0; r <= comm.size(); ++r) cols_.push_back(n * r / comm.size());
@@ -73,6 +74,7 @@ class SeqTrainer {
     s.n_items = ds.n_items();
     s.n_types = std::max<std::int64_t>(1, ds.n_types());
     s.dim = p.seq_dim;
+    s.tied = p.seq_tied;
     return s;
   }
   // A training window: events [begin, end) of the log (at most L + 1).
@@ -99,8 +101,9 @@ class SeqTrainer {
   std::int64_t P_ = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> decayed_;
   // --grad-sync items on several ranks: the output layer split by items (cols_: ranks + 1
-  // offsets); else the whole gradient is allreduced.
-  bool split_ = false;
+  // offsets); each rank updates its own output rows unless they are the (replicated) input
+  // embedding. Else the whole gradient is allreduced.
+  bool split_ = false, own_rows_ = false;
   std::vector<std::int64_t> cols_;
   CommItemExchange<float> exchange_;
   std::vector<Window> train_local_;  ///< in user order, each user's from its last event back
@@ -193,7 +196,7 @@ void SeqTrainer::update(double count, double lr) {
     optimiser_update(opt_, g + a, w + a, m_.data() + a, v_.empty() ? nullptr : v_.data() + a, n,
                      decayed, t, 1.0 / count, lr, ss);
   };
-  if (!split_) {
+  if (!own_rows_) {
     step(0, P_, decayed_, nullptr);
     return;
   }
@@ -218,7 +221,7 @@ void SeqTrainer::update(double count, double lr) {
 // Split: every rank gets the output rows (weights, biases, optimiser moments) the others
 // updated; collective. Before validation, a checkpoint and the model.
 void SeqTrainer::gather_item_rows() {
-  if (!split_) return;
+  if (!own_rows_) return;
   const seq::Layout& lay = net_.layout();
   const std::int64_t D = net_.shape().dim;
   std::vector<std::int64_t> rows_off(cols_);
@@ -416,7 +419,7 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
       grad_[static_cast<std::size_t>(P_ + 2)] = training_stop_requested() ? 1.0f : 0.0f;
       const double compute = seconds_since(t_step);
       const auto t_comm = std::chrono::steady_clock::now();
-      if (split_) {  // the blocks before the output layer, then the three scalars
+      if (own_rows_) {  // the blocks before the output layer, then the three scalars
         comm_.allreduce(std::span<float>(grad_.data(), static_cast<std::size_t>(out_w())));
         comm_.allreduce(std::span<float>(grad_.data() + P_, 3));
       } else {

@@ -258,6 +258,7 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"max-len", i(max_len)},
           {"seq-dim", i(seq_dim)},
           {"seq-dropout", d(seq_dropout)},
+          {"seq-tied", seq_tied ? "true" : "false"},
           {"seq-lr", d(seq_lr)},
           {"input", input},
           {"history-weight", history_weight},

@@ -28,6 +28,7 @@ struct Shape {
   std::int64_t n_items = 0;  ///< output and input vocabulary
   std::int64_t n_types = 1;  ///< event types (embedded and added to the item's embedding)
   std::int64_t dim = 64;     ///< D: embedding width = GRU state width
+  bool tied = false;         ///< the output scores with the input item embedding (no out_w block)
 };
 
 /// Offsets of the parameter blocks in the flat vector (row-major matrices).
@@ -38,7 +39,7 @@ struct Layout {
   std::int64_t wh = 0;        ///< D x 3D
   std::int64_t bx = 0;        ///< 3D
   std::int64_t bh = 0;        ///< 3D
-  std::int64_t out_w = 0;     ///< n_items x D (output item embedding)
+  std::int64_t out_w = 0;     ///< n_items x D (output item embedding; = item_emb when tied)
   std::int64_t out_b = 0;     ///< n_items
   std::int64_t size = 0;
   explicit Layout(const Shape& s);
