@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
 
+#include "segrec/core/error.hpp"
 #include "segrec/personalisation/model.hpp"
 #include "segrec/personalisation/sequence/gru.hpp"
 #include "segrec/personalisation/sequence/train.hpp"
@@ -25,9 +27,9 @@ Batch small_batch() {
 }
 
 // Every block's analytic gradient against central differences on `b` (double); tied: the
-// item embedding also scores the output.
-void check_gradient(const Batch& b, bool tied = false) {
-  const Shape s{7, 2, 3, tied};
+// item embedding also scores the output; gaps: the batch's gap buckets are embedded.
+void check_gradient(const Batch& b, bool tied = false, bool gaps = false) {
+  const Shape s{7, 2, 3, tied, gaps ? kGapBuckets : 0};
   GruNet<double> net(s);
   net.init(11);
   // Non-zero biases so that their paths are exercised too.
@@ -43,7 +45,8 @@ void check_gradient(const Batch& b, bool tied = false) {
     const char* name;
     std::int64_t begin, end;
   } blocks[] = {{"item embedding", L.item_emb, L.type_emb},
-                {"type embedding", L.type_emb, L.wx},
+                {"type embedding", L.type_emb, L.gap_emb},
+                {"gap embedding", L.gap_emb, L.wx},
                 {"GRU Wx", L.wx, L.wh},
                 {"GRU Wh", L.wh, L.bx},
                 {"GRU bx", L.bx, L.bh},
@@ -87,6 +90,43 @@ TEST(SequenceGru, TiedEmbeddingGradient) {
   EXPECT_EQ(L.out_w, L.item_emb);
   EXPECT_EQ(L.size, Layout(Shape{7, 2, 3}).size - 7 * 3);
   check_gradient(small_batch(), true);
+}
+
+// Gap buckets: none before a user's first event, log2 steps of the time unit, capped.
+TEST(SequenceGru, GapBuckets) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const struct {
+    double dt;
+    int bucket;
+  } rows[] = {{nan, 0}, {-5, 1},    {0, 1},      {0.5, 1},    {1, 2},    {2, 2},
+              {3, 3},   {3600, 12}, {86400, 17}, {3.2e7, 25}, {1e12, 31}};
+  for (const auto& r : rows) EXPECT_EQ(gap_bucket(r.dt), r.bucket) << r.dt;
+  // A window of the last 2 of 4 events reads the third one's gap from the second.
+  EXPECT_EQ(window_times({10, 20, 40, 100}, 2), (std::vector<double>{20, 40, 100}));
+  const auto all = window_times({10, 20}, 2);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_TRUE(std::isnan(all[0]));
+  // Batch::from (time-major): window 0 starts a user's log, window 1 follows an event at 0.
+  const Batch b = Batch::from({{1, 2, 3}, {4, 5}}, {{0, 0, 0}, {0, 0}}, false,
+                              {{nan, 100, 101, 4000}, {0, 3600, 3601}});
+  EXPECT_EQ(b.gap, (std::vector<std::uint8_t>{0, 12, 2, 2, 12, 0}));
+  // One time per event plus the one before the window, or a clear refusal.
+  EXPECT_THROW(Batch::from({{1, 2}}, {{0, 0}}, false, {{0, 1}}), UsageError);
+}
+
+// The time-gap embedding's gradient, with every other block, on windows with times.
+TEST(SequenceGru, GapEmbeddingGradient) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Batch b =
+      Batch::from({{0, 3, 5, 1, 6}, {2, 4}, {6, 6, 1, 0}}, {{0, 1, 0, 0, 1}, {1, 0}, {0, 0, 1, 1}},
+                  true, {{nan, 0, 1, 5, 5, 600}, {30, 90, 4000}, {nan, 7, 8, 1e5, 2e6}});
+  ASSERT_EQ(b.gap.size(), static_cast<std::size_t>(b.B * b.T));
+  check_gradient(b, false, true);
+  check_gradient(b, true, true);
+  // The model with a gap input refuses a batch without times.
+  GruNet<double> net(Shape{7, 2, 3, false, kGapBuckets});
+  std::vector<double> g(static_cast<std::size_t>(net.layout().size));
+  EXPECT_THROW(net.loss_and_grad(small_batch(), g.data()), UsageError);
 }
 
 // With input and output dropout masks (a third of the features dropped, the rest scaled
@@ -170,11 +210,13 @@ TEST(SequenceQuality, PredictsThePlantedNextItemFarBetterThanTheBagModel) {
   // The held-out users: the events before the last, and the last.
   std::vector<std::vector<std::int32_t>> prefix;
   std::vector<std::vector<std::uint8_t>> types;
+  std::vector<std::vector<double>> times;
   std::vector<std::int32_t> target;
   for (std::int64_t u = 0; u < test_log.n_local(); ++u) {
     const auto b = test_log.log_ptr[u], e = test_log.log_ptr[u + 1];
     prefix.emplace_back(test_log.log_item.begin() + b, test_log.log_item.begin() + e - 1);
     types.emplace_back(test_log.log_type.begin() + b, test_log.log_type.begin() + e - 1);
+    times.emplace_back(test_log.log_time.begin() + b, test_log.log_time.begin() + e - 1);
     target.push_back(test_log.log_item[static_cast<std::size_t>(e - 1)]);
   }
   const auto n_test = static_cast<double>(target.size());
@@ -193,9 +235,11 @@ TEST(SequenceQuality, PredictsThePlantedNextItemFarBetterThanTheBagModel) {
   net.params() = seq.model.params;
   for (auto& w : prefix)
     if (std::ssize(w) > sp.max_len) w.erase(w.begin(), w.end() - sp.max_len);
-  for (std::size_t u = 0; u < types.size(); ++u)
+  for (std::size_t u = 0; u < types.size(); ++u) {
     types[u].erase(types[u].begin(), types[u].end() - std::ssize(prefix[u]));
-  const auto S = net.scores(net.final_states(Batch::from(prefix, types, false)));
+    times[u] = window_times(times[u], prefix[u].size());
+  }
+  const auto S = net.scores(net.final_states(Batch::from(prefix, types, false, times)));
   double seq_hits = 0;
   for (std::size_t u = 0; u < target.size(); ++u) {
     Eigen::Index best = 0;

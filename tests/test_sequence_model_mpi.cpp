@@ -125,33 +125,39 @@ TEST(SequenceMpi, ItemSplitStepEqualsTheWholeBatch) {
   }
 }
 
+// The defaults (tied embeddings, time gaps: the whole gradient allreduced) and a separate
+// output embedding without gaps (each rank updates its own output rows, gathered per epoch).
 TEST(SequenceMpi, WeightsMatchASingleProcessRun) {
   const Comm world = Comm::world();
-  const TrainParams p = base_params();
   const Dataset g = chain_log(157, 30);
-  const SeqTrainResult serial = train_sequence(p, g, Comm());
-  const SeqTrainResult par = train_sequence(p, block_of(g, world), world);
-  ASSERT_EQ(par.epochs.size(), 3u);
-  EXPECT_EQ(par.steps_per_epoch, serial.steps_per_epoch);
-  EXPECT_EQ(par.targets_per_epoch, serial.targets_per_epoch);
-  EXPECT_EQ(par.model.n_train_users, serial.model.n_train_users);
-  EXPECT_EQ(par.model.n_val_users, serial.model.n_val_users);
-  EXPECT_GT(serial.model.n_val_users, 10);
-  EXPECT_LT(rel_diff(par.model.params, serial.model.params), 1e-4) << world.size() << " ranks";
-  for (std::size_t e = 0; e < 3; ++e) {
-    EXPECT_NEAR(par.epochs[e].train_loss, serial.epochs[e].train_loss,
-                1e-4 * serial.epochs[e].train_loss);
-    EXPECT_NEAR(par.epochs[e].val_ndcg, serial.epochs[e].val_ndcg, 1e-3);
+  for (const bool tied : {true, false}) {
+    TrainParams p = base_params();
+    p.seq_tied = p.seq_time_gap = tied;
+    const SeqTrainResult serial = train_sequence(p, g, Comm());
+    const SeqTrainResult par = train_sequence(p, block_of(g, world), world);
+    ASSERT_EQ(par.epochs.size(), 3u);
+    EXPECT_EQ(par.steps_per_epoch, serial.steps_per_epoch);
+    EXPECT_EQ(par.targets_per_epoch, serial.targets_per_epoch);
+    EXPECT_EQ(par.model.n_train_users, serial.model.n_train_users);
+    EXPECT_EQ(par.model.n_val_users, serial.model.n_val_users);
+    EXPECT_GT(serial.model.n_val_users, 10);
+    EXPECT_LT(rel_diff(par.model.params, serial.model.params), 1e-4)
+        << world.size() << " ranks, tied " << tied;
+    for (std::size_t e = 0; e < 3; ++e) {
+      EXPECT_NEAR(par.epochs[e].train_loss, serial.epochs[e].train_loss,
+                  1e-4 * serial.epochs[e].train_loss);
+      EXPECT_NEAR(par.epochs[e].val_ndcg, serial.epochs[e].val_ndcg, 1e-3);
+    }
+    // Training moved the weights.
+    seq::GruNet<float> init(par.model.shape);
+    init.init(p.seed);
+    EXPECT_GT(rel_diff(init.params(), serial.model.params), 1e-2);
+    // Every rank holds the same model.
+    const auto h = static_cast<std::uint64_t>(
+        std::hash<std::string>{}(std::string(reinterpret_cast<const char*>(par.model.params.data()),
+                                             par.model.params.size() * sizeof(float))));
+    EXPECT_EQ(world.allreduce_value(h, Op::kMax), world.allreduce_value(h, Op::kMin));
   }
-  // Training moved the weights.
-  seq::GruNet<float> init(par.model.shape);
-  init.init(p.seed);
-  EXPECT_GT(rel_diff(init.params(), serial.model.params), 1e-2);
-  // Every rank holds the same model.
-  const auto h = static_cast<std::uint64_t>(
-      std::hash<std::string>{}(std::string(reinterpret_cast<const char*>(par.model.params.data()),
-                                           par.model.params.size() * sizeof(float))));
-  EXPECT_EQ(world.allreduce_value(h, Op::kMax), world.allreduce_value(h, Op::kMin));
 }
 
 TEST(SequenceMpi, ResumeMatchesAnUninterruptedRun) {
@@ -160,6 +166,7 @@ TEST(SequenceMpi, ResumeMatchesAnUninterruptedRun) {
   const std::string tag = "np" + std::to_string(world.size());
   const Dataset d = block_of(chain_log(157, 30), world);
   TrainParams p = base_params();
+  p.seq_tied = false;  // each rank's own output rows: gathered into every checkpoint
   p.epochs = 4;
   p.checkpoint_every = 1;
   p.checkpoint = dir + "/full-" + tag + ".ckpt.h5";

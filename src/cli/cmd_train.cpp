@@ -66,6 +66,9 @@ class TrainCommand final : public Command {
         "seq-tied", po::value<bool>(&p.seq_tied)->default_value(p.seq_tied),
         "sequence: score the next item with the input item embedding (true | false; false: a "
         "separate output embedding)")(
+        "seq-time-gap", po::value<bool>(&p.seq_time_gap)->default_value(p.seq_time_gap),
+        "sequence: add an embedding of the time since the previous event (log2 buckets of the "
+        "log's time unit) to each event's input (true | false)")(
         "seq-dropout", po::value(&p.seq_dropout)->default_value(p.seq_dropout),
         "sequence: dropout rate on the GRU's input (item + type embedding) and on the state "
         "that scores the next item")(

@@ -67,6 +67,7 @@ EvaluateResult evaluate_sequence(const EvaluateParams& p, const Comm& comm) {
     const std::size_t b1 = std::min(users.size(), b0 + static_cast<std::size_t>(block));
     std::vector<std::vector<std::int32_t>> wi, seen;
     std::vector<std::vector<std::uint8_t>> wt;
+    std::vector<std::vector<double>> wtm;
     std::vector<std::int64_t> who;  // test rows with a window
     for (std::size_t q = b0; q < b1; ++q) {
       const std::int64_t t = users[q];
@@ -74,12 +75,14 @@ EvaluateResult evaluate_sequence(const EvaluateParams& p, const Comm& comm) {
       const auto f = foldin_row.find(te.user_ids[static_cast<std::size_t>(t)]);
       std::vector<std::int32_t> it;
       std::vector<std::uint8_t> ty;
+      std::vector<double> tm;
       if (f != foldin_row.end())
         for (std::int64_t k = fi.log_ptr[f->second]; k < fi.log_ptr[f->second + 1]; ++k) {
           const std::int32_t i = fmap[static_cast<std::size_t>(fi.log_item[k])];
           if (i < 0) continue;
           it.push_back(i);
           ty.push_back(static_cast<std::uint8_t>(type_map[fi.log_type[k]]));
+          tm.push_back(fi.log_time[static_cast<std::size_t>(k)]);
         }
       if (f == foldin_row.end() || fi.log_ptr[f->second + 1] == fi.log_ptr[f->second]) ++no_foldin;
       if (it.empty()) {  // nothing to read: an empty list, a miss
@@ -93,9 +96,10 @@ EvaluateResult evaluate_sequence(const EvaluateParams& p, const Comm& comm) {
       ty.erase(ty.begin(), ty.end() - keep);
       wi.push_back(std::move(it));
       wt.push_back(std::move(ty));
+      wtm.push_back(seq::window_times(tm, static_cast<std::size_t>(keep)));
       who.push_back(t);
     }
-    const auto recs = recommend_windows(m, wi, wt, seen, none, n_full, false);
+    const auto recs = recommend_windows(m, wi, wt, wtm, seen, none, n_full, false);
     for (std::size_t r = 0; r < recs.size(); ++r) {
       const std::int64_t t = who[r];
       test.clear();

@@ -82,11 +82,13 @@ void top_of(const Row& s, const std::vector<std::int32_t>& skip,
 std::vector<SeqRecs> recommend_windows(const SeqModel& m,
                                        const std::vector<std::vector<std::int32_t>>& items,
                                        const std::vector<std::vector<std::uint8_t>>& types,
+                                       const std::vector<std::vector<double>>& times,
                                        const std::vector<std::vector<std::int32_t>>& seen,
                                        const std::vector<std::uint8_t>& excluded, std::int64_t n,
                                        bool explain) {
   seq::GruNet<float> net(m.shape);
   net.params() = m.params;
+  const bool gaps = m.shape.n_gaps > 0;
   std::vector<SeqRecs> out(items.size());
   for (std::size_t r0 = 0; r0 < items.size(); r0 += kBlock) {
     const std::size_t r1 = std::min(items.size(), r0 + kBlock);
@@ -96,7 +98,11 @@ std::vector<SeqRecs> recommend_windows(const SeqModel& m,
     const std::vector<std::vector<std::uint8_t>> wt(
         types.begin() + static_cast<std::ptrdiff_t>(r0),
         types.begin() + static_cast<std::ptrdiff_t>(r1));
-    const auto S = net.scores(net.final_states(seq::Batch::from(wi, wt, false)));
+    std::vector<std::vector<double>> wtm;
+    if (gaps)
+      wtm.assign(times.begin() + static_cast<std::ptrdiff_t>(r0),
+                 times.begin() + static_cast<std::ptrdiff_t>(r1));
+    const auto S = net.scores(net.final_states(seq::Batch::from(wi, wt, false, wtm)));
     for (std::size_t r = r0; r < r1; ++r) {
       std::vector<std::int32_t> skip = seen[r];
       std::sort(skip.begin(), skip.end());
@@ -110,13 +116,19 @@ std::vector<SeqRecs> recommend_windows(const SeqModel& m,
     if (len == 0 || out[r].items.empty()) continue;
     std::vector<std::vector<std::int32_t>> wi(len);
     std::vector<std::vector<std::uint8_t>> wt(len);
-    for (std::size_t j = 0; j < len; ++j)
+    std::vector<std::vector<double>> wtm(gaps ? len : 0);
+    for (std::size_t j = 0; j < len; ++j) {
       for (std::size_t q = 0; q < len; ++q)
         if (q != j) {
           wi[j].push_back(items[r][q]);
           wt[j].push_back(types[r][q]);
         }
-    const auto S = net.scores(net.final_states(seq::Batch::from(wi, wt, false)));
+      if (gaps) {  // the gap after a left-out event spans it
+        wtm[j] = times[r];
+        wtm[j].erase(wtm[j].begin() + static_cast<std::ptrdiff_t>(j) + 1);
+      }
+    }
+    const auto S = net.scores(net.final_states(seq::Batch::from(wi, wt, false, wtm)));
     for (std::size_t k = 0; k < out[r].items.size(); ++k) {
       std::vector<float> d(len);
       for (std::size_t j = 0; j < len; ++j)
@@ -161,11 +173,13 @@ RecommendSummary recommend_sequence(const RecommendParams& p, const Comm& comm) 
   }
   std::vector<std::vector<std::int32_t>> wi, seen;
   std::vector<std::vector<std::uint8_t>> wt;
+  std::vector<std::vector<double>> wtm;
   std::vector<std::string> ids;
   std::string bad;  // the first session with no known item (--events)
   for (std::int64_t u = 0; u < ds.n_local(); ++u) {
     std::vector<std::int32_t> it, all;
     std::vector<std::uint8_t> ty;
+    std::vector<double> tm;
     for (std::int64_t k = ds.log_ptr[u]; k < ds.log_ptr[u + 1]; ++k) {
       const std::int32_t i = item_map[static_cast<std::size_t>(ds.log_item[k])];
       if (i < 0) {
@@ -174,6 +188,7 @@ RecommendSummary recommend_sequence(const RecommendParams& p, const Comm& comm) 
       }
       it.push_back(i);
       ty.push_back(static_cast<std::uint8_t>(type_map[ds.log_type[k]]));
+      tm.push_back(ds.log_time[static_cast<std::size_t>(k)]);
     }
     if (it.empty()) {
       if (p.new_users() && bad.empty())
@@ -188,13 +203,14 @@ RecommendSummary recommend_sequence(const RecommendParams& p, const Comm& comm) 
     ty.erase(ty.begin(), ty.end() - static_cast<std::ptrdiff_t>(keep));
     wi.push_back(std::move(it));
     wt.push_back(std::move(ty));
+    wtm.push_back(seq::window_times(tm, keep));
     seen.push_back(std::move(all));
     ids.push_back(ds.user_ids[static_cast<std::size_t>(u)]);
   }
   comm.check_all(bad.empty() ? "" : "--events: " + bad, kExitData);
   const std::vector<std::uint8_t> excluded =
       read_excluded(p.exclude, m, sum.excluded_items, sum.exclude_unknown);
-  const auto recs = recommend_windows(m, wi, wt, seen, excluded, p.top, p.explain);
+  const auto recs = recommend_windows(m, wi, wt, wtm, seen, excluded, p.top, p.explain);
 
   std::string text;
   if (comm.is_root())

@@ -44,7 +44,7 @@ struct ItemExplanation {
   float score = 0;                   ///< logit with the full history
   std::vector<HistoryEffect> named;  ///< items with the largest positive effects, largest first
   std::int64_t rank_without = 0;     ///< rank without named[0] (0 when nothing is named)
-  bool linear = false;  ///< effects are score differences (ease), not relative scores
+  bool linear = false;               ///< effects are score differences (ease), not relative scores
 };
 
 class Explainer {

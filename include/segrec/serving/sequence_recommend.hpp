@@ -34,11 +34,14 @@ struct SeqRecs {
 };
 
 /// Local. Recommendations for windows of (model item, model type) events, oldest first
-/// (at most the model's max_len); `seen` items (per window, any order) and `excluded`
-/// (per model item, 1 = drop; may be empty) are skipped. Ties go to the smaller item.
+/// (at most the model's max_len), with their times (seq::Batch::from: the time of the event
+/// before the window, NaN when none, then each event's; read when the model has a gap
+/// input); `seen` items (per window, any order) and `excluded` (per model item, 1 = drop;
+/// may be empty) are skipped. Ties go to the smaller item.
 std::vector<SeqRecs> recommend_windows(const SeqModel& m,
                                        const std::vector<std::vector<std::int32_t>>& items,
                                        const std::vector<std::vector<std::uint8_t>>& types,
+                                       const std::vector<std::vector<double>>& times,
                                        const std::vector<std::vector<std::int32_t>>& seen,
                                        const std::vector<std::uint8_t>& excluded, std::int64_t n,
                                        bool explain);

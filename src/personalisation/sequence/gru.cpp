@@ -34,6 +34,8 @@ Layout::Layout(const Shape& s) {
   off += s.n_items * D;
   type_emb = off;
   off += s.n_types * D;
+  gap_emb = off;
+  off += s.n_gaps * D;
   wx = off;
   off += D * 3 * D;
   wh = off;
@@ -54,8 +56,15 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Layout::decayed() const {
   return {{item_emb, bx}, {out_w, out_b}};
 }
 
+std::uint8_t gap_bucket(double dt) {
+  if (std::isnan(dt)) return 0;
+  const double b = 1 + std::floor(std::log2(1 + std::max(dt, 0.0)));
+  return static_cast<std::uint8_t>(std::min<double>(b, kGapBuckets - 1));
+}
+
 Batch Batch::from(const std::vector<std::vector<std::int32_t>>& items,
-                  const std::vector<std::vector<std::uint8_t>>& types, bool targets) {
+                  const std::vector<std::vector<std::uint8_t>>& types, bool targets,
+                  const std::vector<std::vector<double>>& times) {
   Batch b;
   b.B = static_cast<std::int64_t>(items.size());
   const std::int64_t shift = targets ? 1 : 0;
@@ -65,6 +74,12 @@ Batch Batch::from(const std::vector<std::vector<std::int32_t>>& items,
   b.type.assign(n, 0);
   b.target.assign(n, -1);
   b.len.assign(static_cast<std::size_t>(b.B), 0);
+  if (!times.empty()) {
+    b.gap.assign(n, 0);
+    for (std::size_t w = 0; w < items.size(); ++w)
+      if (w >= times.size() || times[w].size() != items[w].size() + 1)
+        throw UsageError("sequence: a window needs the time before it and one per event");
+  }
   for (std::int64_t w = 0; w < b.B; ++w) {
     const auto& it = items[static_cast<std::size_t>(w)];
     const auto& ty = types[static_cast<std::size_t>(w)];
@@ -74,6 +89,11 @@ Batch Batch::from(const std::vector<std::vector<std::int32_t>>& items,
       const auto at = static_cast<std::size_t>(t * b.B + w);
       b.item[at] = it[static_cast<std::size_t>(t)];
       b.type[at] = ty[static_cast<std::size_t>(t)];
+      if (!times.empty()) {
+        const auto& tm = times[static_cast<std::size_t>(w)];
+        b.gap[at] =
+            gap_bucket(tm[static_cast<std::size_t>(t) + 1] - tm[static_cast<std::size_t>(t)]);
+      }
       if (targets) b.target[at] = it[static_cast<std::size_t>(t + 1)];
     }
   }
@@ -96,6 +116,7 @@ void GruNet<T>::init(std::uint64_t seed) {
   };
   fill(layout_.item_emb, shape_.n_items * D, emb, 0x5e01);
   fill(layout_.type_emb, shape_.n_types * D, emb, 0x5e02);
+  fill(layout_.gap_emb, shape_.n_gaps * D, emb, 0x5e06);
   fill(layout_.wx, 3 * D * D, emb, 0x5e03);
   fill(layout_.wh, 3 * D * D, emb, 0x5e04);
   if (!shape_.tied) fill(layout_.out_w, shape_.n_items * D, emb, 0x5e05);
@@ -108,11 +129,16 @@ void GruNet<T>::forward(const Batch& b) {
   const std::int64_t D = shape_.dim, B = b.B, TB = b.B * b.T;
   const CMatMap E = W(layout_.item_emb, shape_.n_items, D);
   const CMatMap Ety = W(layout_.type_emb, shape_.n_types, D);
+  const CMatMap Eg = W(layout_.gap_emb, shape_.n_gaps, D);
+  const bool gaps = shape_.n_gaps > 0;
+  if (gaps && std::ssize(b.gap) != TB)
+    throw UsageError("sequence: the model reads time gaps; the batch has none");
   X_.setZero(TB, D);
   for (std::int64_t k = 0; k < TB; ++k) {
     const std::int32_t i = b.item[static_cast<std::size_t>(k)];
     if (i < 0) continue;
     X_.row(k) = E.row(i) + Ety.row(b.type[static_cast<std::size_t>(k)]);
+    if (gaps) X_.row(k) += Eg.row(b.gap[static_cast<std::size_t>(k)]);
     if (!b.drop_in.empty())
       for (std::int64_t d = 0; d < D; ++d)
         X_(k, d) *= static_cast<T>(b.drop_in[static_cast<std::size_t>(k * D + d)]);
@@ -336,11 +362,13 @@ void GruNet<T>::backward(const Batch& b, const Matrix& dH, T* grad) {
       for (std::int64_t d = 0; d < D; ++d)
         dX(k, d) *= static_cast<T>(b.drop_in[static_cast<std::size_t>(k * D + d)]);
   MatMap dE(grad + layout_.item_emb, NI, D), dEt(grad + layout_.type_emb, shape_.n_types, D);
+  MatMap dEg(grad + layout_.gap_emb, shape_.n_gaps, D);
   for (std::int64_t k = 0; k < TB; ++k) {
     const std::int32_t i = b.item[static_cast<std::size_t>(k)];
     if (i < 0) continue;
     dE.row(i) += dX.row(k);
     dEt.row(b.type[static_cast<std::size_t>(k)]) += dX.row(k);
+    if (shape_.n_gaps > 0) dEg.row(b.gap[static_cast<std::size_t>(k)]) += dX.row(k);
   }
 }
 

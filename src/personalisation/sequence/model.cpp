@@ -32,6 +32,7 @@ void write_sequence_model(const std::string& path, const SeqModel& m, const Comm
   f.set_attr("/sequence", "n_items", m.shape.n_items);
   f.set_attr("/sequence", "n_types", m.shape.n_types);
   f.set_attr("/sequence", "tied", static_cast<std::int64_t>(m.shape.tied));
+  f.set_attr("/sequence", "n_gaps", m.shape.n_gaps);
   for (const auto& [k, v] : m.config) f.set_attr("/config", k, v);
   const std::pair<const char*, const std::vector<double>*> curves[] = {
       {"train_loss", &m.train_loss},
@@ -60,6 +61,11 @@ SeqModel read_sequence_model(const std::string& path, const Comm& comm) {
   m.shape.n_items = f.attr_int("/sequence", "n_items");
   m.shape.n_types = f.attr_int("/sequence", "n_types");
   m.shape.tied = f.has_attr("/sequence", "tied") && f.attr_int("/sequence", "tied") != 0;
+  m.shape.n_gaps = f.has_attr("/sequence", "n_gaps") ? f.attr_int("/sequence", "n_gaps") : 0;
+  if (m.shape.n_gaps != 0 && m.shape.n_gaps != seq::kGapBuckets)
+    throw DataError("'" + path + "': /sequence n_gaps is " + std::to_string(m.shape.n_gaps) +
+                        "; this segrec reads 0 or " + std::to_string(seq::kGapBuckets),
+                    true);
   m.max_len = f.attr_int("/sequence", "max_len");
   m.item_ids = f.read_strings("/items/ids", 0, m.shape.n_items);
   m.event_types = f.read_strings("/event_types/names", 0, m.shape.n_types);

@@ -60,6 +60,7 @@ class SeqTrainer {
     decayed_ = net_.layout().decayed();
     split_ = modes.grad_sync == TrainModes::GradSync::kItems && comm.size() > 1;
     own_rows_ = split_ && !p.seq_tied;
+    gaps_ = p.seq_time_gap;
     if (split_) {  // even item ranges: rank r owns output rows [cols_[r], cols_[r + 1])
       const std::int64_t n = net_.shape().n_items;
       for (int r = 0; r <= comm.size(); ++r) cols_.push_back(n * r / comm.size());
@@ -75,11 +76,13 @@ class SeqTrainer {
     s.n_types = std::max<std::int64_t>(1, ds.n_types());
     s.dim = p.seq_dim;
     s.tied = p.seq_tied;
+    s.n_gaps = p.seq_time_gap ? seq::kGapBuckets : 0;
     return s;
   }
-  // A training window: events [begin, end) of the log (at most L + 1).
+  // A training window: events [begin, end) of the log (at most L + 1) of the user whose log
+  // starts at `first`.
   struct Window {
-    std::int64_t begin = 0, end = 0;
+    std::int64_t begin = 0, end = 0, first = 0;
   };
   void assign_roles();
   void add_window(const Window& w);
@@ -104,6 +107,7 @@ class SeqTrainer {
   // offsets); each rank updates its own output rows unless they are the (replicated) input
   // embedding. Else the whole gradient is allreduced.
   bool split_ = false, own_rows_ = false;
+  bool gaps_ = false;  // the model reads time gaps
   std::vector<std::int64_t> cols_;
   CommItemExchange<float> exchange_;
   std::vector<Window> train_local_;  ///< in user order, each user's from its last event back
@@ -119,7 +123,8 @@ class SeqTrainer {
   // Window scratch.
   std::vector<std::vector<std::int32_t>> win_items_;
   std::vector<std::vector<std::uint8_t>> win_types_;
-  std::vector<std::uint64_t> win_keys_;  ///< global training-window indices
+  std::vector<std::vector<double>> win_times_;  ///< with gaps_: see seq::Batch::from
+  std::vector<std::uint64_t> win_keys_;         ///< global training-window indices
 };
 
 void SeqTrainer::assign_roles() {
@@ -143,7 +148,7 @@ void SeqTrainer::assign_roles() {
     // one event, so every event but the user's first is a target exactly once.
     for (std::int64_t end = e; end - b >= 2; end -= p_.max_len) {
       const std::int64_t begin = std::max(b, end - p_.max_len - 1);
-      train_local_.push_back({begin, end});
+      train_local_.push_back({begin, end, b});
       targets_local_ += end - begin - 1;
     }
   }
@@ -161,6 +166,12 @@ void SeqTrainer::assign_roles() {
 void SeqTrainer::add_window(const Window& w) {
   win_items_.emplace_back(ds_.log_item.begin() + w.begin, ds_.log_item.begin() + w.end);
   win_types_.emplace_back(ds_.log_type.begin() + w.begin, ds_.log_type.begin() + w.end);
+  if (!gaps_) return;
+  // The time of the event before the window (NaN: the user's first), then the window's.
+  win_times_.emplace_back(1, w.begin > w.first ? ds_.log_time[static_cast<std::size_t>(w.begin - 1)]
+                                               : std::numeric_limits<double>::quiet_NaN());
+  win_times_.back().insert(win_times_.back().end(), ds_.log_time.begin() + w.begin,
+                           ds_.log_time.begin() + w.end);
 }
 
 // Inverted dropout masks keyed by the seed, the epoch, the window's global index, the
@@ -244,16 +255,16 @@ std::pair<double, double> SeqTrainer::validation_quality() {
     const std::int64_t r1 = std::min(nv, r0 + kEvalBlock);
     win_items_.clear();
     win_types_.clear();
+    win_times_.clear();
     std::vector<std::int32_t> target;
     for (std::int64_t r = r0; r < r1; ++r) {
       const std::int64_t i = val_local_[static_cast<std::size_t>(r)];
       const std::int64_t last = ds_.log_ptr[i + 1] - 1;
       const auto [b, e] = last_window(ds_.log_ptr[i], last, p_.max_len);
-      win_items_.emplace_back(ds_.log_item.begin() + b, ds_.log_item.begin() + e);
-      win_types_.emplace_back(ds_.log_type.begin() + b, ds_.log_type.begin() + e);
+      add_window({b, e, ds_.log_ptr[i]});
       target.push_back(ds_.log_item[static_cast<std::size_t>(last)]);
     }
-    const seq::Batch bt = seq::Batch::from(win_items_, win_types_, false);
+    const seq::Batch bt = seq::Batch::from(win_items_, win_types_, false, win_times_);
     const auto S = net_.scores(net_.final_states(bt));
     for (std::int64_t w = 0; w < bt.B; ++w) {
       const std::int32_t y = target[static_cast<std::size_t>(w)];
@@ -404,12 +415,13 @@ SeqTrainResult SeqTrainer::run(const EpochCallback& on_epoch) {
       const std::uint64_t end = (static_cast<std::uint64_t>(s) + 1) * N;
       win_items_.clear();
       win_types_.clear();
+      win_times_.clear();
       win_keys_.clear();
       for (; cursor < order.size() && order[cursor].first < end; ++cursor) {
         add_window(train_local_[static_cast<std::size_t>(order[cursor].second)]);
         win_keys_.push_back(order[cursor].first % N);
       }
-      seq::Batch bt = seq::Batch::from(win_items_, win_types_, true);
+      seq::Batch bt = seq::Batch::from(win_items_, win_types_, true, win_times_);
       set_dropout(bt, win_keys_);
       std::fill(grad_.begin(), grad_.end(), 0.0f);
       const double loss = split_ ? net_.loss_and_grad_split(bt, grad_.data(), exchange_, cols_)

@@ -259,6 +259,7 @@ std::vector<std::pair<std::string, std::string>> TrainParams::config() const {
           {"seq-dim", i(seq_dim)},
           {"seq-dropout", d(seq_dropout)},
           {"seq-tied", seq_tied ? "true" : "false"},
+          {"seq-time-gap", seq_time_gap ? "true" : "false"},
           {"seq-lr", d(seq_lr)},
           {"input", input},
           {"history-weight", history_weight},

@@ -1,5 +1,6 @@
 // The sequence model's network (GRU4Rec style): an item embedding plus an event-type
-// embedding feeds a GRU over a user's last L events; the state after position t scores
+// embedding (plus, optionally, an embedding of the time since the previous event, in log2
+// buckets) feeds a GRU over a user's last L events; the state after position t scores
 // every item as the next one (h_t . E_out^T + b_out, softmax over all items).
 //
 // A batch holds B windows, time-major (row t * B + b of every T*B matrix is window b at
@@ -15,6 +16,7 @@
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <utility>
 #include <vector>
@@ -29,12 +31,30 @@ struct Shape {
   std::int64_t n_types = 1;  ///< event types (embedded and added to the item's embedding)
   std::int64_t dim = 64;     ///< D: embedding width = GRU state width
   bool tied = false;         ///< the output scores with the input item embedding (no out_w block)
+  std::int64_t n_gaps = 0;   ///< time-gap buckets embedded in the input (0: no gap input)
 };
+
+/// Time-gap buckets of the gap input: 0 = no previous event, else 1 + floor(log2(1 + dt))
+/// for dt in the log's time unit (seconds: 1 s -> 2, 1 h -> 12, 1 day -> 17, 1 year -> 25),
+/// capped at kGapBuckets - 1; a negative dt counts as 0.
+inline constexpr std::int64_t kGapBuckets = 32;
+std::uint8_t gap_bucket(double dt);
+
+/// The times of a window of the last `keep` of the events timed `tm` (oldest first), as
+/// Batch::from reads them: the time of the event before the window (NaN: none), then each.
+inline std::vector<double> window_times(const std::vector<double>& tm, std::size_t keep) {
+  std::vector<double> out;
+  out.push_back(keep < tm.size() ? tm[tm.size() - keep - 1]
+                                 : std::numeric_limits<double>::quiet_NaN());
+  out.insert(out.end(), tm.end() - static_cast<std::ptrdiff_t>(keep), tm.end());
+  return out;
+}
 
 /// Offsets of the parameter blocks in the flat vector (row-major matrices).
 struct Layout {
   std::int64_t item_emb = 0;  ///< n_items x D
   std::int64_t type_emb = 0;  ///< n_types x D
+  std::int64_t gap_emb = 0;   ///< n_gaps x D
   std::int64_t wx = 0;        ///< D x 3D   [z | r | n]
   std::int64_t wh = 0;        ///< D x 3D
   std::int64_t bx = 0;        ///< 3D
@@ -54,15 +74,19 @@ struct Batch {
   std::vector<std::uint8_t> type;    ///< T*B
   std::vector<std::int32_t> target;  ///< T*B: next item, -1 = no loss here
   std::vector<std::int32_t> len;     ///< B: valid positions of each window (>= 1)
+  std::vector<std::uint8_t> gap;     ///< T*B gap buckets (empty: no times given)
   /// Dropout multipliers (0 or 1 / (1 - rate)), T*B x D row-major, or empty (none):
   /// drop_in on each position's input (item + type embedding), drop_out on the state
   /// that scores the next item (not on the recurrence).
   std::vector<float> drop_in, drop_out;
   /// Builds a batch from windows given as event lists (items and types of equal length);
   /// with `targets`, window b's targets are its events shifted by one (its last event
-  /// then is only a target: the window has size - 1 inputs).
+  /// then is only a target: the window has size - 1 inputs). `times` (empty, or one list
+  /// per window: the time of the event before the window, NaN when none, then each event's
+  /// time) gives the gap buckets.
   static Batch from(const std::vector<std::vector<std::int32_t>>& items,
-                    const std::vector<std::vector<std::uint8_t>>& types, bool targets);
+                    const std::vector<std::vector<std::uint8_t>>& types, bool targets,
+                    const std::vector<std::vector<double>>& times = {});
   std::int64_t n_targets() const;
 };
 

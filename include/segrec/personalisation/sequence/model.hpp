@@ -5,7 +5,8 @@
 //   /event_types/names         string[n_types]   (the dataset's, in its order)
 //   /sequence/params           f32[P]            flat, in seq::Layout order
 //   /sequence (attributes)     dim, max_len, n_items, n_types, tied (1: the output scores
-//                              with the input item embedding; absent = 0)
+//                              with the input item embedding; absent = 0), n_gaps (time-gap
+//                              buckets of the input, seq::gap_bucket; absent = 0)
 //   /config (attributes)       every training option
 //   /curves/train_loss, val_ndcg, val_recall, lr, seconds   f64[epochs]
 //   /validation (attributes)   best_epoch, best_ndcg, ndcg_k, recall_k, n_users, n_train_users

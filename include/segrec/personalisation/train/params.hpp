@@ -58,7 +58,8 @@ struct TrainParams {
   std::int64_t max_len = 50;  ///< sequence: events per user window (L)
   std::int64_t seq_dim = 64;  ///< sequence: embedding and GRU state width
   double seq_dropout = 0.2;   ///< sequence: dropout on the GRU's input and output features
-  bool seq_tied = false;      ///< sequence: score items with the input item embedding
+  bool seq_tied = true;       ///< sequence: score items with the input item embedding
+  bool seq_time_gap = true;   ///< sequence: embed the time since the previous event
   double seq_lr = 5e-3;       ///< sequence: peak learning rate (in place of --lr)
 
   std::string input = "history";          ///< history | projected | both
