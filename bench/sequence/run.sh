@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Training throughput of `segrec train --model-kind sequence` against a GRU4Rec-style PyTorch peer
-# (torch_gru_peer.py: the same network, windows, loss, optimiser and batch; no dropout) on
+# (torch_gru_peer.py: the same network -- a separate output embedding, no time-gap input, so
+# segrec runs with --seq-tied false --seq-time-gap false -- windows, loss, optimiser and
+# batch; no dropout) on
 # MovieLens 100K, both on the same 2 cores: segrec at 2 ranks (one BLAS thread each) and at
 # 1 rank, the peer with 2 threads. Reports events/s (predicted events per second of training steps), the
 # last epoch's mean loss of each, and the ratio. Timings taken while other jobs run are noisy.
@@ -22,7 +24,8 @@ trap 'rm -rf "$W"' EXIT
 
 "${MPI[@]}" -n 1 "$SEGREC" ingest -q --events "$RATINGS" --format movielens --out "$W/ds.h5"
 ARGS=(--data "$W/ds.h5" --model-kind sequence --epochs "$EPOCHS" --val-users 0 --max-len "$L"
-  --seq-dim "$D" --batch-size "$B" --seq-lr 1e-3 --seq-dropout 0 --lr-schedule constant --checkpoint-every 0)
+  --seq-dim "$D" --batch-size "$B" --seq-lr 1e-3 --seq-dropout 0 --seq-tied false --seq-time-gap false
+  --lr-schedule constant --checkpoint-every 0)
 rate() { sed -n 's/.*, \([0-9]*\) events\/s).*/\1/p'; }
 loss() {
   /usr/bin/python3 -c "import h5py,sys; print('%.4f' % h5py.File(sys.argv[1])['/curves/train_loss'][-1])" "$1"
