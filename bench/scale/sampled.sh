@@ -16,6 +16,8 @@
 #                            epoch; "--epochs 200" trains it to early stopping (--patience 10);
 #                            a capped run gives a lower bound on its quality and time)
 #   FULL=0                   the default run only (no full-softmax run, no ratio)
+#   AUTO=0                   the full-softmax run only (no ratio)
+#   REST=0                   stop each run after its train stage (no recommend)
 #   KEEP=DIR                 work in DIR and keep it (the events are reused when present)
 # Timings are noisy when other jobs share the cores: the load average is printed.
 set -euo pipefail
@@ -81,6 +83,7 @@ timed() {  # timed NAME segrec-run-args...: /usr/bin/time over all ranks, load b
 declare -A RES
 for loss in auto softmax; do
   [[ $loss == softmax && ${FULL:-1} == 0 ]] && continue
+  [[ $loss == auto && ${AUTO:-1} == 0 ]] && continue
   args=(--events "$W/events.csv" --out "$W/run_$loss" "${EXTRA_A[@]}")
   if [[ $loss == softmax ]]; then
     args+=(--loss softmax "${FULL_A[@]}")
@@ -94,12 +97,16 @@ for loss in auto softmax; do
   timed "run_${loss}_1" "${args[@]}" --force --until cluster
   timed "run_${loss}_2" "${args[@]}" --until train
   grep -o 'loss [a-z-]* .*up to [0-9]* epochs[^;]*' "$W/run_${loss}_2.log" | sed 's/^/  train: /' || true
-  timed "run_${loss}_3" "${args[@]}"
-  out=$(summary "$W/run_${loss}_1.json" "$W/run_${loss}_2.json" "$W/run_${loss}_3.json")
+  parts=("$W/run_${loss}_1.json" "$W/run_${loss}_2.json")
+  if [[ ${REST:-1} != 0 ]]; then
+    timed "run_${loss}_3" "${args[@]}"
+    parts+=("$W/run_${loss}_3.json")
+  fi
+  out=$(summary "${parts[@]}")
   echo "$out" | grep -v '^RESULT'
   RES[$loss]=$(echo "$out" | grep '^RESULT' | cut -d' ' -f2-)
 done
-[[ ${FULL:-1} == 0 ]] && exit 0
+[[ ${FULL:-1} == 0 || ${AUTO:-1} == 0 ]] && exit 0
 read -r ta na <<<"${RES[auto]}"
 read -r tf nf <<<"${RES[softmax]}"
 /usr/bin/python3 -c "print(f'ratio auto/softmax: NDCG@100 {$na / $nf:.3f}, whole run time {$ta / $tf:.3f}')"
