@@ -158,7 +158,7 @@ void SeqTrainer::assign_roles() {
   if (n_train_ == 0)
     throw DataError("train: no training users with two or more events (--model-kind sequence)",
                     true);
-  batch_ = p_.checked_batch(n_train_);
+  batch_ = p_.checked_batch(n_train_, "windows");
   epochs_ = p_.effective_epochs(n_train_);
   steps_per_epoch_ = (n_train_ + batch_ - 1) / batch_;
 }

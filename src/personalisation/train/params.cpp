@@ -70,11 +70,11 @@ std::vector<double> TrainParams::l2_values() const {
   return out;
 }
 
-std::int64_t TrainParams::checked_batch(std::int64_t n_train) const {
+std::int64_t TrainParams::checked_batch(std::int64_t n_train, const char* unit) const {
   if (batch_size > n_train)
     throw DataError("invalid value '" + std::to_string(batch_size) +
                         "' for --batch-size: larger than the " + std::to_string(n_train) +
-                        " training users",
+                        " training " + unit,
                     true);
   return effective_batch(n_train);
 }

@@ -158,9 +158,9 @@ struct TrainParams {
   std::string checkpoint_path() const;
   /// The batch size and epochs for this many training users (auto values resolved).
   std::int64_t effective_batch(std::int64_t n_train) const;
-  /// effective_batch, after refusing a --batch-size larger than the training users
-  /// (DataError, collective).
-  std::int64_t checked_batch(std::int64_t n_train) const;
+  /// effective_batch, after refusing a --batch-size larger than the n_train training `unit`s
+  /// (users; the sequence model's windows) (DataError, collective).
+  std::int64_t checked_batch(std::int64_t n_train, const char* unit = "users") const;
   std::int64_t effective_epochs(std::int64_t n_train) const;
   /// The loss for this many users and items (--loss auto resolved).
   mlp::Loss effective_loss(const TrainModes& m, std::int64_t n_users, std::int64_t n_items) const;
