@@ -102,8 +102,12 @@ std::string TrainParams::resolved_summary(const TrainModes& m, std::int64_t n_us
   std::ostringstream os;
   const mlp::Loss loss = effective_loss(m, n_users, n_items);
   os << "loss " << mlp::to_string(loss);
-  if (m.auto_loss)
-    os << (loss == mlp::Loss::kSampledSoftmax ? " (auto: users x items >= 2e9)" : " (auto)");
+  if (m.auto_loss && loss == mlp::Loss::kSampledSoftmax) {
+    const int e = static_cast<int>(std::floor(std::log10(kAutoSampledWork)));  // "2e9"
+    os << " (auto: users x items >= " << kAutoSampledWork / std::pow(10.0, e) << 'e' << e << ')';
+  } else if (m.auto_loss) {
+    os << " (auto)";
+  }
   if (loss == mlp::Loss::kSampledSoftmax)
     os << ", " << effective_negatives(n_items) << " negatives" << (negatives > 0 ? "" : " (auto)");
   os << ", hidden " << join_sizes(hidden_sizes());
