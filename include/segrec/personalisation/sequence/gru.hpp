@@ -1,7 +1,8 @@
 // The sequence model's network (GRU4Rec style): an item embedding plus an event-type
 // embedding (plus, optionally, an embedding of the time since the previous event, in log2
 // buckets) feeds a GRU over a user's last L events; the state after position t scores
-// every item as the next one (h_t . E_out^T + b_out, softmax over all items).
+// every item as the next one (h_t . E_out^T + b_out, softmax over all items; E_out is the
+// input item embedding when tied).
 //
 // A batch holds B windows, time-major (row t * B + b of every T*B matrix is window b at
 // position t); windows shorter than T are padded at the end (item -1, no target). The
@@ -76,7 +77,7 @@ struct Batch {
   std::vector<std::int32_t> len;     ///< B: valid positions of each window (>= 1)
   std::vector<std::uint8_t> gap;     ///< T*B gap buckets (empty: no times given)
   /// Dropout multipliers (0 or 1 / (1 - rate)), T*B x D row-major, or empty (none):
-  /// drop_in on each position's input (item + type embedding), drop_out on the state
+  /// drop_in on each position's input (item + type + gap embedding), drop_out on the state
   /// that scores the next item (not on the recurrence).
   std::vector<float> drop_in, drop_out;
   /// Builds a batch from windows given as event lists (items and types of equal length);

@@ -12,9 +12,10 @@
 // an even share of every batch; a rank computes the gradient sum of its members and every rank
 // takes the identical optimiser step (the gradient divided by the batch's targets). With
 // --grad-sync items on several ranks the output layer is split by items (GruNet::
-// loss_and_grad_split; each rank updates its own output rows, gathered at each epoch's end)
-// and only the blocks below are allreduced; otherwise one allreduce of the flat gradient (with
-// the loss and target count). The result is the same at any rank count up to float rounding.
+// loss_and_grad_split); untied, each rank updates its own output rows (gathered at each
+// epoch's end) and only the blocks below are allreduced. Otherwise (tied, or another
+// --grad-sync) one allreduce of the flat gradient (with the loss and target count). The result
+// is the same at any rank count up to float rounding.
 #pragma once
 
 #include <cstdint>
