@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "rank_checks.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/personalisation/sequence/train.hpp"
 #include "segrec/personalisation/train/item_exchange.hpp"
@@ -18,6 +19,9 @@ namespace segrec {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_ranks::expect_curves_match;
+using testing_ranks::expect_same_on_every_rank;
+using testing_ranks::rel_diff;
 using testing_seq::block_of;
 using testing_seq::chain_log;
 
@@ -27,16 +31,6 @@ std::string tmp_dir(const Comm& c) {
   if (c.is_root()) fs::create_directories(d);
   c.barrier();
   return d;
-}
-
-double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double num = 0, den = 0;
-  for (std::size_t k = 0; k < std::min(a.size(), b.size()); ++k) {
-    num += (static_cast<double>(a[k]) - b[k]) * (static_cast<double>(a[k]) - b[k]);
-    den += static_cast<double>(b[k]) * b[k];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
 }
 
 TrainParams base_params() {
@@ -143,20 +137,12 @@ TEST(SequenceMpi, WeightsMatchASingleProcessRun) {
     EXPECT_GT(serial.model.n_val_users, 10);
     EXPECT_LT(rel_diff(par.model.params, serial.model.params), 1e-4)
         << world.size() << " ranks, tied " << tied;
-    for (std::size_t e = 0; e < 3; ++e) {
-      EXPECT_NEAR(par.epochs[e].train_loss, serial.epochs[e].train_loss,
-                  1e-4 * serial.epochs[e].train_loss);
-      EXPECT_NEAR(par.epochs[e].val_ndcg, serial.epochs[e].val_ndcg, 1e-3);
-    }
+    expect_curves_match(par.epochs, serial.epochs, 3);
     // Training moved the weights.
     seq::GruNet<float> init(par.model.shape);
     init.init(p.seed);
     EXPECT_GT(rel_diff(init.params(), serial.model.params), 1e-2);
-    // Every rank holds the same model.
-    const auto h = static_cast<std::uint64_t>(
-        std::hash<std::string>{}(std::string(reinterpret_cast<const char*>(par.model.params.data()),
-                                             par.model.params.size() * sizeof(float))));
-    EXPECT_EQ(world.allreduce_value(h, Op::kMax), world.allreduce_value(h, Op::kMin));
+    expect_same_on_every_rank(world, par.model.params);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "mlp_fixture.hpp"
+#include "rank_checks.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/personalisation/mlp.hpp"
@@ -18,6 +19,10 @@
 
 namespace segrec {
 namespace {
+
+using testing_ranks::expect_curves_match;
+using testing_ranks::expect_same_on_every_rank;
+using testing_ranks::rel_diff;
 
 namespace fs = std::filesystem;
 
@@ -83,16 +88,6 @@ TrainData block_of(const TrainData& g, const Comm& c) {
   return d;
 }
 
-double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double num = 0, den = 0;
-  for (std::size_t k = 0; k < std::min(a.size(), b.size()); ++k) {
-    num += (static_cast<double>(a[k]) - b[k]) * (static_cast<double>(a[k]) - b[k]);
-    den += static_cast<double>(b[k]) * b[k];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
-}
-
 double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double worst = 0, scale = 0;
   for (std::size_t k = 0; k < std::min(a.size(), b.size()); ++k) {
@@ -150,22 +145,12 @@ TEST_P(TrainRankInvariance, WeightsMatchASingleProcessRunAfterThreeEpochs) {
     std::printf("%s: rel %.3g max %.3g\n", GetParam().name, rel, mx);
   EXPECT_LT(rel, 1e-4) << GetParam().name << " on " << world.size() << " ranks";
   EXPECT_LT(mx, 1e-4) << GetParam().name << " on " << world.size() << " ranks";
-  for (std::size_t e = 0; e < 3; ++e) {
-    EXPECT_NEAR(par.epochs[e].train_loss, serial.epochs[e].train_loss,
-                1e-4 * std::abs(serial.epochs[e].train_loss));
-    if (p.val_users > 0) {
-      EXPECT_NEAR(par.epochs[e].val_ndcg, serial.epochs[e].val_ndcg, 1e-3);
-    }
-  }
+  expect_curves_match(par.epochs, serial.epochs, 3, p.val_users > 0);
   // Training moved the weights: the comparison is not between two initialisations.
   mlp::Network<float> init(par.model.shape);
   init.init(p.seed);
   EXPECT_GT(rel_diff(init.params(), serial.model.params), 1e-2);
-  // Every rank holds the same model.
-  const auto h = static_cast<std::uint64_t>(
-      std::hash<std::string>{}(std::string(reinterpret_cast<const char*>(par.model.params.data()),
-                                           par.model.params.size() * sizeof(float))));
-  EXPECT_EQ(world.allreduce_value(h, Op::kMax), world.allreduce_value(h, Op::kMin));
+  expect_same_on_every_rank(world, par.model.params);
 }
 
 INSTANTIATE_TEST_SUITE_P(
