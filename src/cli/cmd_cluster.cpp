@@ -104,9 +104,14 @@ class Cluster final : public Command {
             "single --k "
             "computes it only when this option is given")(
             "pick", po::value(&p_.pick)->default_value(p_.pick),
-            "how a sweep chooses k: gap (gap statistic, 1-SE rule), silhouette, db "
+            "how a sweep chooses k: gap (gap statistic, knee of its curve), silhouette, db "
             "(Davies-Bouldin), "
-            "ch (Calinski-Harabasz), elbow, or bic (gmm: the mixture's lowest BIC)")(
+            "ch (Calinski-Harabasz), elbow, bic (gmm: the mixture's lowest BIC), or auto (gap; "
+            "silhouette for tied segments)")(
+            "shape", po::value(&p_.shape)->default_value(p_.shape),
+            "segments' shape: spherical (K-means, Euclidean), tied (one shared within-segment "
+            "covariance: Mahalanobis K-means), or auto (tied on the value view, else "
+            "spherical)")(
             "view", po::value(&vp_.view)->default_value(vp_.view),
             "what segments are about: interest (items and categories), value (behaviour, "
             "recency, spend), combined, or auto (the block(s) with groups, by the gap "
@@ -189,7 +194,7 @@ class Cluster final : public Command {
        << " rank(s) x " << p_.resolved_threads() << " thread(s), init " << p_.init << "\n";
     if (!run.sweep.empty()) {
       const bool gmm = run.gmm.fitted;
-      os << "sweep (pick by " << p_.pick << "):\n       k       inertia  iters  silhouette"
+      os << "sweep (pick by " << criterion_name(run.pick) << (run.tied ? ", tied segments" : "") << "):\n       k       inertia  iters  silhouette"
          << "  davies-bouldin  calinski-harabasz     gap  (+-se)" << (gmm ? "           bic" : "")
          << "\n";
       for (const auto& row : run.sweep) {

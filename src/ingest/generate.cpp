@@ -28,7 +28,7 @@ constexpr double kMeanSessionViews = 5;     // views per session (1 + geometric)
 constexpr double kSessionStickiness = 0.6;  // P(a view stays in the session's category)
 constexpr double kOwnTaste = 0.5;  // P(a view in a preferred category follows the segment's taste)
 constexpr double kTasteViewsSigma = 0.5;       // lognormal spread of a user's view count (taste)
-constexpr double kBehaviourViewsSigma = 0.35;  // ... around its segment's activity (behaviour)
+constexpr double kBehaviourViewsSigma = 0.2;  // ... around its segment's activity (behaviour)
 constexpr double kQuantitySigma = 0.3;         // lognormal spread of a user's extra units
 constexpr std::int64_t kMaxExtraUnits = 11;    // units per cart line: 1..12
 constexpr double kDwellMedian = 30;            // seconds
@@ -156,7 +156,8 @@ class UserGenerator {
       extra = s.quantity_extra;
       recent = s.recency_level == 1;
     }
-    loyalty_ = r.uniform(0.6, 0.9);
+    // Share of views in the user's price tier: planted tiers are kept more firmly.
+    loyalty_ = s.activity_level < 0 ? r.uniform(0.6, 0.9) : r.uniform(0.8, 0.95);
     extra_units_ = extra * r.mean_one_lognormal(kQuantitySigma);
     // Active window, as shares of the period.
     recent_ = recent;

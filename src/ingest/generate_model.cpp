@@ -33,6 +33,7 @@ constexpr std::array<std::string_view, 24> kAdjectives = {
 // The behaviour grid: activity, funnel, price tier, quantity, recency.
 constexpr std::array<int, 5> kRadix = {3, 3, kPriceTiers, 2, kRecencyLevels};
 using Code = std::array<int, 5>;
+constexpr std::array<double, 5> kVisible = {10, 1, 10, 1, 10};  // weight of a differing level
 
 template <class T>
 void shuffle(std::vector<T>& v, Rng& r) {
@@ -41,9 +42,13 @@ void shuffle(std::vector<T>& v, Rng& r) {
 }
 
 // Every code of the grid, ordered by farthest-point selection from a
-// seed-chosen first code; distance: the number of dimensions that differ plus
-// a tenth of the sum of |level difference| / (levels - 1) (so extremes win
-// ties); remaining ties go to the earlier code in a seed-chosen order.
+// seed-chosen first code. Distance: 10 per differing dimension that shows at
+// every activity level (activity, price tier, recency: a few views reveal
+// them), 1 per differing funnel or quantity level (seen only through carts,
+// which a light user rarely makes), plus a tenth of the sum of
+// |level difference| / (levels - 1) (so extremes win ties); remaining ties go
+// to the earlier code in a seed-chosen order. So the first 18 segments differ
+// pairwise in activity, tier or recency.
 std::vector<Code> grid_order(std::uint64_t seed) {
   std::vector<Code> codes;
   for (int a = 0; a < kRadix[0]; ++a)
@@ -56,7 +61,8 @@ std::vector<Code> grid_order(std::uint64_t seed) {
   const auto dist = [](const Code& x, const Code& y) {
     double s = 0;
     for (std::size_t d = 0; d < x.size(); ++d)
-      s += (x[d] != y[d]) + 0.1 * std::abs(x[d] - y[d]) / static_cast<double>(kRadix[d] - 1);
+      s += (x[d] != y[d]) * kVisible[d] +
+           0.1 * std::abs(x[d] - y[d]) / static_cast<double>(kRadix[d] - 1);
     return s;
   };
   std::vector<Code> out;

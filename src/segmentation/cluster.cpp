@@ -1,5 +1,6 @@
 // The cluster stage: projection.h5 in; segments.h5, segments.csv and the report out.
 #include "segrec/segmentation/cluster.hpp"
+#include "segrec/segmentation/kmeans/tied.hpp"
 #include "segrec/segmentation/profile.hpp"
 #include "segrec/segmentation/project.hpp"
 
@@ -72,7 +73,7 @@ void apply_item_info(const ItemAttributes& a, Dataset& ds) {
 ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& p,
                                  const ViewParams& vp, const SegmentReportParams& rp,
                                  const Comm& comm, const DbscanParams* dbscan) {
-  const KMeansModes modes = dbscan ? KMeansModes{} : p.validate();
+  KMeansModes modes = dbscan ? KMeansModes{} : p.validate();
   const DbscanModes db_modes = dbscan ? dbscan->validate() : DbscanModes{};
   const ClusterView view = vp.validate();
   ClusterOutcome out;
@@ -139,6 +140,13 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
                                   " interest " + json::num(out.view.gap_interest) + ", value " +
                                   json::num(out.view.gap_value));
   out.view.apply(X);
+  // auto: tied segments on the value view (kmeans/params.hpp --shape).
+  modes.tied = !dbscan && !modes.gmm && !p.spherical &&
+               (modes.shape == ClusterShape::kTied ||
+                (modes.shape == ClusterShape::kAuto && out.view.name == "value"));
+  if (prev && prev->whitening.size() > 0)  // earlier tied segments: back to the view's space
+    prev->centroids.centroids =
+        unwhiten_rows(prev->centroids.centroids.cast<double>(), prev->whitening).cast<float>();
   const double t_view = lap();
   if (dbscan) {
     out.dbscan = segrec::dbscan(X, *dbscan, db_modes, comm);
@@ -149,8 +157,15 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   } else {
     out.run =
         cluster(X, p, modes, comm, from_file ? &init : nullptr, prev ? &prev->centroids : nullptr);
-    if (prev) out.transitions = stabilise_ids(*prev, ids, out.run.result, comm);
+    KMeansResult& res = out.run.result;
+    const bool tied = out.run.whitening.size() > 0;
+    if (prev) {  // ids follow the earlier segments, compared in the view's (unwhitened) space
+      if (tied) res.centroids = unwhiten_rows(res.centroids, out.run.whitening);
+      out.transitions = stabilise_ids(*prev, ids, res, comm);
+      if (tied) res.centroids = res.centroids * out.run.whitening.transpose();
+    }
     prev.reset();
+    out.view.whitening = out.run.whitening;
   }
   const KMeansResult& r = out.run.result;
   const double t_cluster = lap();

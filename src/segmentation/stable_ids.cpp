@@ -11,6 +11,7 @@
 #include "segrec/core/random.hpp"
 #include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
+#include "segrec/segmentation/view.hpp"
 #include "segrec/segmentation/hungarian.hpp"
 
 namespace segrec {
@@ -45,6 +46,7 @@ PreviousSegments read_previous_segments(const std::string& path, std::int64_t di
       } else {
         const auto v = f.read_all<float>("/centroids");
         C = Eigen::Map<const MatrixRF>(v.data(), k, cs[1]);
+        prev.whitening = read_view(f, "/").whitening;  // tied segments' centroids are whitened
         prev.centroids.sizes = f.read_all<std::int64_t>("/sizes");
         prev.n_users = n;
         const Block b = block_partition(n, comm.size(), comm.rank());

@@ -6,6 +6,7 @@
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/segmentation/kmeans/gap.hpp"
+#include "segrec/segmentation/kmeans/tied.hpp"
 
 namespace segrec {
 
@@ -29,12 +30,23 @@ void ViewTransform::apply(float* row, std::int64_t h) const {
   const double si = interest_weight * (normalise_interest && ss > 0 ? 1.0 / std::sqrt(ss) : 1.0);
   for (std::int64_t j = 0; j < ni; ++j) row[j] = static_cast<float>(row[j] * si);
   for (std::int64_t j = ni; j < h; ++j) row[j] = static_cast<float>(row[j] * value_weight);
+  if (!whitened()) return;
+  SEGREC_ASSERT(whitening.rows() == h && whitening.cols() == h, "whitening of ",
+                whitening.rows(), " dims for rows of ", h);
+  const Eigen::VectorXd x = Eigen::Map<const Eigen::VectorXf>(row, h).cast<double>();
+  Eigen::Map<Eigen::VectorXf>(row, h) = (whitening * x).cast<float>();
 }
 
 void ViewTransform::apply(MatrixRF& X) const {
-  if (name == "all") return;
+  if (name == "all" && !whitened()) return;
   for (Eigen::Index i = 0; i < X.rows(); ++i) apply(X.row(i).data(), X.cols());
 }
+
+namespace {
+std::string whitening_path(const std::string& group) {
+  return group == "/" ? "/whitening" : group + "/whitening";
+}
+}  // namespace
 
 namespace {
 
@@ -107,7 +119,11 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
     KMeansParams q = p;
     q.n_init = 1;
     q.progress_stage = "view probe";
-    const KMeansResult r = kmeans(Y, k, q, comm);
+    KMeansResult r = kmeans(Y, k, q, comm);
+    // The value view is measured with the segments' shape it would be clustered with.
+    const bool tied = candidates[c] == ClusterView::kValue && !modes.gmm && !p.spherical &&
+                      modes.shape != ClusterShape::kSpherical;
+    if (tied) Y = tied_kmeans(Y, r, q, modes, comm).Z;
     const GapReference ref = gap_reference(Y, p.gap_sample, p.gap_references, p.seed, comm);
     gaps[c] = gap_statistic(ref, r.inertia, n, k, q, modes, comm).gap;
   }
@@ -131,6 +147,11 @@ void write_view(h5::File& f, const std::string& group, const ViewTransform& v) {
   f.set_attr(group, "gap_interest", v.gap_interest);
   f.set_attr(group, "gap_value", v.gap_value);
   f.set_attr(group, "view_probe_k", v.probe_k);
+  if (v.whitened())
+    f.write_replicated<double>(whitening_path(group),
+                               std::span<const double>(v.whitening.data(),
+                                                       static_cast<std::size_t>(v.whitening.size())),
+                               v.whitening.cols());
 }
 
 ViewTransform read_view(const h5::File& f, const std::string& group) {
@@ -147,6 +168,19 @@ ViewTransform read_view(const h5::File& f, const std::string& group) {
                   v.interest_dims >= 0 && v.value_dims >= 0 && std::isfinite(v.interest_weight) &&
                   std::isfinite(v.value_weight);
   if (!ok) throw DataError("'" + f.path() + "': inconsistent view attributes", true);
+  if (const std::string w = whitening_path(group); f.exists(w)) {
+    const auto shape = f.shape(w);
+    const auto values = f.read_all<double>(w);
+    const std::int64_t h = v.interest_dims + v.value_dims;
+    if (shape.size() != 2 || shape[0] != shape[1] || (h > 0 && shape[0] != h) ||
+        std::ssize(values) != shape[0] * shape[1])
+      throw DataError("'" + f.path() + "': " + w + " is not " + std::to_string(h) + " x " +
+                          std::to_string(h),
+                      true);
+    v.whitening = Eigen::Map<const MatrixRD>(values.data(), shape[0], shape[1]);
+    if (!v.whitening.allFinite())
+      throw DataError("'" + f.path() + "': " + w + " holds NaN or Inf", true);
+  }
   return v;
 }
 

@@ -145,7 +145,7 @@ struct GenerateSummary {
 };
 
 /// Levels of the behaviour grid (see the model above).
-inline constexpr double kActivityLevels[] = {0.4, 1.0, 2.5};    ///< events multiplier
+inline constexpr double kActivityLevels[] = {0.3, 1.0, 3.3};    ///< events multiplier
 inline constexpr double kCartLevels[] = {0.04, 0.11, 0.26};     ///< P(cart | view)
 inline constexpr double kPurchaseLevels[] = {0.25, 0.5, 0.75};  ///< P(purchase | cart)
 inline constexpr double kQuantityExtra[] = {0.25, 1.5};         ///< mean extra units per cart

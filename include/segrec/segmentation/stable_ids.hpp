@@ -32,6 +32,7 @@ struct PreviousSegments {
   std::int64_t n_users = 0;          ///< users of the earlier run
   std::vector<std::string> ids;      ///< this rank's even block of the old users
   std::vector<std::int32_t> labels;  ///< their old segments, in [0, k_old)
+  MatrixRD whitening;                ///< tied segments (view.hpp): the centroids' whitening
   std::int64_t k() const { return centroids.centroids.rows(); }
 };
 

@@ -10,6 +10,9 @@
 //   combined: [h_I / ||h_I|| | w h_V]      w: the value part's total variance is
 //                                          value_share / (1 - value_share) x the interest part's
 //   all:      h_u                          projections without blocks
+// then, for tied segments (tied.hpp), the whitening: row <- M row (M: h x h, identity outside
+// the columns it whitens), so that segments.h5's centroids and every new user's row live in
+// the same whitened space.
 // Normalising h_I makes interest the direction of taste (the LSA convention).
 //
 // auto: a block with groups in it is recognised by the gap statistic (gap.hpp) at
@@ -51,6 +54,9 @@ struct ViewTransform {
   double gap_interest = std::numeric_limits<double>::quiet_NaN();  ///< auto: the evidence
   double gap_value = std::numeric_limits<double>::quiet_NaN();
   std::int64_t probe_k = 0;  ///< auto: k of the gaps
+  MatrixRD whitening;        ///< tied segments: h x h, applied last; empty: none
+
+  bool whitened() const { return whitening.size() > 0; }
 
   /// Local. Transforms rows in place (X: n x h).
   void apply(MatrixRF& X) const;
@@ -67,7 +73,8 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
                            const Comm& comm);
 
 /// Writes the view as attributes of `group` (view, interest_dims, value_dims,
-/// normalise_interest, interest_weight, value_weight, gap_interest, gap_value, view_probe_k).
+/// normalise_interest, interest_weight, value_weight, gap_interest, gap_value, view_probe_k)
+/// and, for tied segments, the dataset `group`/whitening (h x h doubles).
 void write_view(h5::File& f, const std::string& group, const ViewTransform& v);
 /// Reads them back; a group without them gives the identity view ("all").
 ViewTransform read_view(const h5::File& f, const std::string& group);

@@ -261,6 +261,8 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init
                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
                         const Comm& comm, int max_iter = -1, bool partial = false,
                         const std::vector<std::int32_t>* labels0 = nullptr);
+/// Collective. Mean over features of the (population) variance of X's columns.
+double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm);
 /// kmeans() on rows already normalised when p.spherical; `restart_done` is called after
 /// each restart's run (progress reports only).
 KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansParams& p,

@@ -137,7 +137,10 @@ void normalize_rows_inplace(MatrixRD& C) {
   }
 }
 
-/// Mean over features of the (population) variance of X's columns, global.
+
+}  // namespace
+
+// Mean over features of the (population) variance of X's columns, global.
 double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm) {
   const std::int64_t h = X.cols();
   if (L.n == 0 || h == 0) return 0;
@@ -155,8 +158,6 @@ double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm) {
   comm.allreduce(v);
   return std::accumulate(v.begin(), v.end(), 0.0) / (static_cast<double>(L.n) * h);
 }
-
-}  // namespace
 
 KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init,
                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,

@@ -184,7 +184,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
       f.write_replicated<double>("/sweep/log_likelihood", ll);
       f.set_attr("/sweep", "pick_bic", run.sweep[pick_k(run.sweep, Criterion::kBic)].k);
     }
-    f.set_attr("/sweep", "pick", p.pick);
+    f.set_attr("/sweep", "pick", std::string(criterion_name(run.pick)));
     // The k each rule would have chosen, for comparison (pick_gap, pick_silhouette, ...).
     for (const auto& [name, crit] :
          {std::pair{"gap", Criterion::kGap}, std::pair{"silhouette", Criterion::kSilhouette},
@@ -195,6 +195,8 @@ void write_segments(const std::string& path, const ClusterRun& run,
   f.set_attr("/", "k", k);
   f.set_attr("/", "dims", h);
   f.set_attr("/", "init", p.init);
+  f.set_attr("/", "shape", std::string(run.tied ? "tied" : "spherical"));
+  if (run.tied) f.set_attr("/", "tied_rounds", static_cast<std::int64_t>(run.tied_rounds));
   f.set_attr("/", "algorithm",
              std::string(run.gmm.fitted ? "gmm"
                          : r.hamerly    ? "hamerly"

@@ -65,15 +65,17 @@ InitMethod parse_init(const std::string& init) {
   return parse_mode(init, names, "init", rule);
 }
 
+const ModeNames<Criterion> kCriteria = {{"auto", Criterion::kAuto},
+                                            {"gap", Criterion::kGap},
+                                            {"silhouette", Criterion::kSilhouette},
+                                            {"db", Criterion::kDaviesBouldin},
+                                            {"ch", Criterion::kCalinskiHarabasz},
+                                            {"elbow", Criterion::kElbow},
+                                            {"bic", Criterion::kBic}};
+
 Criterion parse_pick(const std::string& pick) {
-  return parse_mode<Criterion>(pick,
-                               {{"gap", Criterion::kGap},
-                                {"silhouette", Criterion::kSilhouette},
-                                {"db", Criterion::kDaviesBouldin},
-                                {"ch", Criterion::kCalinskiHarabasz},
-                                {"elbow", Criterion::kElbow},
-                                {"bic", Criterion::kBic}},
-                               "pick", "use gap, silhouette, db, ch, elbow or bic");
+  return parse_mode<Criterion>(pick, kCriteria, "pick",
+                               "use auto, gap, silhouette, db, ch, elbow or bic");
 }
 
 KMeansKernel parse_kernel(const std::string& kernel) {
@@ -100,6 +102,8 @@ KMeansAlgorithm parse_algorithm(const std::string& algorithm) {
 }
 
 }  // namespace
+
+const char* criterion_name(Criterion c) { return mode_name(c, kCriteria).data(); }
 
 bool KMeansParams::use_hamerly(std::int64_t k, std::int64_t h) const {
   KMeansModes m;
@@ -136,6 +140,12 @@ KMeansModes KMeansParams::validate() const {
     throw UsageError(
         "--pick silhouette and --silhouette-sample 0 cannot be used together: the "
         "sweep would have no silhouette to pick by (use --pick db or ch)");
+  m.shape = parse_mode<ClusterShape>(shape,
+                                     {{"auto", ClusterShape::kAuto},
+                                      {"spherical", ClusterShape::kSpherical},
+                                      {"tied", ClusterShape::kTied}},
+                                     "shape", "use auto, spherical or tied");
+  m.tied = m.shape == ClusterShape::kTied;
   m.kernel = parse_kernel(kernel);
   m.algorithm = parse_algorithm(algorithm);
   m.gmm = algorithm == "gmm";
@@ -152,6 +162,10 @@ KMeansModes KMeansParams::validate() const {
   m.gmm_options.max_iter = gmm_max_iter;
   if (m.pick == Criterion::kBic && !m.gmm)
     throw UsageError("--pick bic needs --algorithm gmm (K-means has no likelihood)");
+  if (m.gmm && m.shape == ClusterShape::kTied)
+    throw UsageError(
+        "--shape tied and --algorithm gmm cannot be used together: the mixture has its own "
+        "covariance (--covariance tied)");
   require(!(m.init == InitMethod::kFile && ks.size() > 1), "init", init,
           "a centroid file fixes k; it cannot be combined with a --k sweep");
   return m;

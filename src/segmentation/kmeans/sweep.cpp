@@ -14,6 +14,7 @@
 #include "segrec/segmentation/kmeans/gap.hpp"
 #include "segrec/segmentation/kmeans/init.hpp"
 #include "segrec/segmentation/kmeans/quality.hpp"
+#include "segrec/segmentation/kmeans/tied.hpp"
 
 namespace segrec {
 
@@ -79,17 +80,24 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   const MatrixRF& Xs = p.spherical ? normalised : X;
   const int threads = p.resolved_threads();
   const bool sweep = ks.size() > 1;
-  const Criterion crit = modes.pick;
+  const bool tied = modes.tied && !modes.gmm;
+  Criterion crit = modes.resolved_pick();
+  if (crit == Criterion::kSilhouette && modes.pick == Criterion::kAuto && p.silhouette_sample == 0)
+    crit = Criterion::kGap;
   const bool gap = sweep;  // in every sweep, so that the rules can be compared (/sweep)
-  GapReference ref;
-  if (gap) ref = gap_reference(Xs, p.gap_sample, p.gap_references, p.seed, comm);
+  GapReference ref;  // tied: per k, of the whitened rows
+  if (gap && !tied) ref = gap_reference(Xs, p.gap_sample, p.gap_references, p.seed, comm);
   ClusterRun run;
+  run.pick = crit;
+  run.tied = tied;
+  std::vector<TiedFit> tied_fits;  // --shape tied: one per k
   std::vector<KMeansResult> results;  // one per k, until the pick
   std::vector<GmmFit> fits;           // --algorithm gmm: one per k
   // Progress: a sweep in k (each k's runs, its restarts then its gap reference sets, as
   // parts); one k in runs.
   const auto runs_of = [&](std::int64_t k) {
-    return (previous || init ? 1 : p.restarts(n, k, Xs.cols())) + (gap ? ref.sets : 0);
+    return (previous || init ? 1 : p.restarts(n, k, Xs.cols())) +
+           (gap ? p.gap_references : 0);
   };
   progress::Task task("cluster", sweep ? "k sweep" : "k=" + std::to_string(ks.front()),
                       static_cast<double>(sweep ? std::ssize(ks) : runs_of(ks.front())),
@@ -113,6 +121,13 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
                                                       previous ? &from_previous : init, run_done);
     run.init_seconds += res.init_seconds;
     run.lloyd_seconds += res.seconds;
+    TiedFit tf;
+    if (tied) {
+      tf = tied_kmeans(Xs, res, p, modes, comm);
+      run.lloyd_seconds += res.seconds;
+    }
+    // The rows the segments are K-means segments of: the whitened rows when tied.
+    const MatrixRF& Xq = tied ? tf.Z : Xs;
     const double kmeans_inertia = res.inertia;
     GmmFit fit;
     if (modes.gmm) {
@@ -122,12 +137,13 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     }
     const auto tq = std::chrono::steady_clock::now();
     ClusterQuality q;
-    q.davies_bouldin = davies_bouldin_score(Xs, res.labels, k, comm);
-    q.calinski_harabasz = calinski_harabasz_score(Xs, res.labels, k, comm);
+    q.davies_bouldin = davies_bouldin_score(Xq, res.labels, k, comm);
+    q.calinski_harabasz = calinski_harabasz_score(Xq, res.labels, k, comm);
     if (p.silhouette_sample > 0)
-      q.silhouette = silhouette_score(Xs, res.labels, k, p.silhouette_sample, p.seed, threads, comm,
+      q.silhouette = silhouette_score(Xq, res.labels, k, p.silhouette_sample, p.seed, threads, comm,
                                       &q.silhouette_sample);
     if (gap) {
+      if (tied) ref = gap_reference(Xq, p.gap_sample, p.gap_references, p.seed, comm);
       const GapValue g = gap_statistic(ref, kmeans_inertia, n, k, p, modes, comm, run_done);
       q.gap = g.gap;
       q.gap_se = g.se;
@@ -138,6 +154,8 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
       run.result = std::move(res);
       run.quality = q;
       run.gmm = std::move(fit);
+      run.whitening = std::move(tf.whitening);
+      run.tied_rounds = tf.rounds;
       return run;
     }
     SweepRow row{k, kmeans_inertia, res.n_iter, q};
@@ -147,6 +165,8 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     }
     run.sweep.push_back(row);
     fits.push_back(std::move(fit));
+    tf.Z = MatrixRF();  // only the whitening is kept
+    tied_fits.push_back(std::move(tf));
     task.update(static_cast<double>(run.sweep.size()),
                 {{"k", static_cast<double>(k)},
                  {"inertia", kmeans_inertia},
@@ -160,6 +180,8 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   run.result = std::move(results[best]);
   run.quality = run.sweep[best].quality;
   run.gmm = std::move(fits[best]);
+  run.whitening = std::move(tied_fits[best].whitening);
+  run.tied_rounds = tied_fits[best].rounds;
   return run;
 }
 

@@ -10,7 +10,12 @@
 namespace segrec {
 
 enum class InitMethod { kKMeansPlusPlus, kKMeansParallel, kRandom, kFile };
-enum class Criterion { kGap, kSilhouette, kDaviesBouldin, kCalinskiHarabasz, kElbow, kBic };
+enum class Criterion { kAuto, kGap, kSilhouette, kDaviesBouldin, kCalinskiHarabasz, kElbow, kBic };
+/// Shape of a segment K-means assumes: spheres (Euclidean distance) or one shared ellipsoid
+/// (tied.hpp: Mahalanobis distance under the pooled within-segment covariance).
+enum class ClusterShape { kAuto, kSpherical, kTied };
+/// The --pick name of a rule ("auto", "gap", "silhouette", "db", "ch", "elbow", "bic").
+const char* criterion_name(Criterion c);
 enum class KMeansKernel { kAuto, kFused, kGemm };
 enum class KMeansAlgorithm { kAuto, kLloyd, kHamerly };
 
@@ -19,7 +24,17 @@ struct KMeansModes {
   InitMethod init = InitMethod::kKMeansPlusPlus;       ///< --init
   KMeansKernel kernel = KMeansKernel::kAuto;           ///< --kernel
   KMeansAlgorithm algorithm = KMeansAlgorithm::kAuto;  ///< --algorithm
-  Criterion pick = Criterion::kGap;                    ///< --pick
+  Criterion pick = Criterion::kAuto;                   ///< --pick
+  ClusterShape shape = ClusterShape::kAuto;            ///< --shape
+  /// Resolved by the cluster stage from `shape` and the view: refine every k's K-means into
+  /// tied (Mahalanobis) segments (tied.hpp).
+  bool tied = false;
+  /// The rule a sweep applies: `pick`, where auto is gap for spherical segments and
+  /// silhouette (in the whitened space) for tied ones.
+  Criterion resolved_pick() const {
+    if (pick != Criterion::kAuto) return pick;
+    return tied ? Criterion::kSilhouette : Criterion::kGap;
+  }
   /// --algorithm gmm: K-means, then a Gaussian mixture fitted by EM from its labels
   /// (gmm/gmm.hpp); labels are the argmax responsibilities, centroids the means.
   bool gmm = false;
@@ -101,8 +116,15 @@ struct KMeansParams {
   /// min), ch (Calinski-Harabasz, max) or elbow (the k farthest below the straight line
   /// from the first to the last point of the normalised inertia curve). docs/clustering.md
   /// compares them on planted data. bic (with --algorithm gmm): the lowest Bayesian
-  /// information criterion of the mixture.
-  std::string pick = "gap";
+  /// information criterion of the mixture. auto: gap, or silhouette for tied segments (on
+  /// planted behaviour logs the gap curve of tied segments keeps rising past the planted k
+  /// while the silhouette peaks at it: docs/clustering.md).
+  std::string pick = "auto";
+  /// --shape: spherical (K-means' Euclidean segments), tied (segments sharing one
+  /// within-segment covariance: Mahalanobis K-means, tied.hpp) or auto (tied on the value
+  /// view, whose statistics differ in spread and correlate within a segment; spherical on
+  /// the interest and combined views, whose rows are normalised directions).
+  std::string shape = "auto";
   /// --gap-references: Gaussian reference sets B of the gap statistic (>= 2).
   int gap_references = 3;
   /// --gap-sample: rows m of each reference set (min(m, users)); the data are clustered

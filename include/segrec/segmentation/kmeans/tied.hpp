@@ -1,0 +1,47 @@
+// Tied segments: K-means under the Mahalanobis distance of one within-segment covariance
+// shared by all segments (`segrec cluster --shape tied`, the default on the value view).
+//
+// Behaviour and value statistics differ in spread and correlate within a segment (a light
+// user's funnel ratios are noisy, recency is tight), so Euclidean K-means splits along the
+// noisiest axes. From K-means labels, each round computes the pooled within-segment
+// covariance S = (1/n) sum_u (x_u - mu_l(u)) (x_u - mu_l(u))^T over the columns with
+// variance, whitens the rows by S + eps I = L L^T (z = L^-1 x), and runs Lloyd on Z from
+// the whitened means; until no label changes (or kMaxTiedRounds). This is the hard-assignment
+// EM of a Gaussian mixture with one tied covariance and equal weights (classification EM);
+// the segments are K-means segments of Z, so every K-means figure (inertia, silhouette,
+// Davies-Bouldin, gap) is taken on Z and serving assigns a new user by whitening its view row
+// (view.hpp, ViewTransform::whitening) and taking the nearest centroid.
+#pragma once
+
+#include <cstdint>
+
+#include "segrec/core/comm.hpp"
+#include "segrec/segmentation/kmeans/kmeans.hpp"
+
+namespace segrec {
+
+/// Rounds of whitening and Lloyd at most (each ends with a Lloyd run to convergence).
+inline constexpr int kMaxTiedRounds = 20;
+/// Regularisation of S: eps = kTiedRidge x mean variance of S's diagonal.
+inline constexpr double kTiedRidge = 1e-6;
+
+/// A tied clustering: the whitening and the rows it maps.
+struct TiedFit {
+  MatrixRD whitening;  ///< h x h, z = whitening * x; identity outside the columns with variance
+  MatrixRF Z;          ///< this rank's rows whitened (n_local x h)
+  int rounds = 0;      ///< whitening rounds run
+  bool converged = false;  ///< the last round changed no label
+};
+
+/// Collective. Refines `res` (K-means of X, n_local x h) into tied segments: on return
+/// res.labels, res.centroids (in the whitened space), res.sizes and res.inertia (of Z) are
+/// the tied clustering's; res.n_iter adds the Lloyd iterations of every round.
+TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
+                    const KMeansModes& modes, const Comm& comm);
+
+/// Local. Z = X whitening^T (rows of X whitened).
+MatrixRF whiten_rows(const MatrixRF& X, const MatrixRD& whitening);
+/// Local. The rows C (m x h) of the whitened space mapped back: C whitening^-T.
+MatrixRD unwhiten_rows(const MatrixRD& C, const MatrixRD& whitening);
+
+}  // namespace segrec

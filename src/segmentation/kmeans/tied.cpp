@@ -1,0 +1,137 @@
+// Tied (Mahalanobis) K-means: whitening rounds around Lloyd (tied.hpp).
+#include "segrec/segmentation/kmeans/tied.hpp"
+
+#include <Eigen/Cholesky>
+#include <Eigen/LU>
+#include <cmath>
+#include <vector>
+
+#include "internal.hpp"
+#include "segrec/core/error.hpp"
+
+namespace segrec {
+
+MatrixRF whiten_rows(const MatrixRF& X, const MatrixRD& whitening) {
+  return (X.cast<double>() * whitening.transpose()).cast<float>();
+}
+
+MatrixRD unwhiten_rows(const MatrixRD& C, const MatrixRD& whitening) {
+  return whitening.partialPivLu().solve(C.transpose()).transpose();
+}
+
+namespace {
+
+// Columns whose variance over all rows is positive (the view's unused block is all zero).
+std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm) {
+  const Eigen::Index h = X.cols();
+  std::vector<double> m(static_cast<std::size_t>(2 * h + 1), 0.0);
+  m[0] = static_cast<double>(X.rows());
+  for (Eigen::Index i = 0; i < X.rows(); ++i)
+    for (Eigen::Index j = 0; j < h; ++j) {
+      const double x = X(i, j);
+      m[static_cast<std::size_t>(1 + j)] += x;
+      m[static_cast<std::size_t>(1 + h + j)] += x * x;
+    }
+  comm.allreduce(m);
+  std::vector<Eigen::Index> cols;
+  double top = 0;
+  std::vector<double> var(static_cast<std::size_t>(h), 0.0);
+  for (Eigen::Index j = 0; j < h && m[0] > 0; ++j) {
+    const double mean = m[static_cast<std::size_t>(1 + j)] / m[0];
+    var[static_cast<std::size_t>(j)] =
+        std::max(0.0, m[static_cast<std::size_t>(1 + h + j)] / m[0] - mean * mean);
+    top = std::max(top, var[static_cast<std::size_t>(j)]);
+  }
+  for (Eigen::Index j = 0; j < h; ++j)
+    if (var[static_cast<std::size_t>(j)] > 1e-12 * top) cols.push_back(j);
+  return cols;
+}
+
+// The whitening of the pooled within-segment covariance of X's columns `cols` under
+// `labels` (k segments): h x h, identity outside cols. Also the segments' means (k x h).
+MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& labels,
+                          std::int64_t k, const std::vector<Eigen::Index>& cols, MatrixRD& means,
+                          const Comm& comm) {
+  const Eigen::Index h = X.cols(), d = std::ssize(cols);
+  // [k*h sums | k counts], then the d x d scatter around the means.
+  std::vector<double> buf(static_cast<std::size_t>(k * h + k), 0.0);
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    const auto l = static_cast<std::size_t>(labels[static_cast<std::size_t>(i)]);
+    for (Eigen::Index j = 0; j < h; ++j) buf[l * static_cast<std::size_t>(h) + j] += X(i, j);
+    buf[static_cast<std::size_t>(k * h) + l] += 1;
+  }
+  comm.allreduce(buf);
+  means = MatrixRD::Zero(k, h);
+  double n = 0;
+  for (std::int64_t c = 0; c < k; ++c) {
+    const double cnt = buf[static_cast<std::size_t>(k * h + c)];
+    n += cnt;
+    if (cnt > 0)
+      for (Eigen::Index j = 0; j < h; ++j)
+        means(c, j) = buf[static_cast<std::size_t>(c * h + j)] / cnt;
+  }
+  std::vector<double> s(static_cast<std::size_t>(d * d), 0.0);
+  Eigen::VectorXd r(d);
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    const auto l = labels[static_cast<std::size_t>(i)];
+    for (Eigen::Index a = 0; a < d; ++a) r(a) = X(i, cols[a]) - means(l, cols[a]);
+    for (Eigen::Index a = 0; a < d; ++a)
+      for (Eigen::Index b = 0; b <= a; ++b) s[static_cast<std::size_t>(a * d + b)] += r(a) * r(b);
+  }
+  comm.allreduce(s);
+  Eigen::MatrixXd S(d, d);
+  for (Eigen::Index a = 0; a < d; ++a)
+    for (Eigen::Index b = 0; b <= a; ++b)
+      S(a, b) = S(b, a) = s[static_cast<std::size_t>(a * d + b)] / std::max(n, 1.0);
+  const double ridge = kTiedRidge * (d > 0 ? S.trace() / static_cast<double>(d) : 0.0);
+  S.diagonal().array() += ridge > 0 ? ridge : 1e-30;
+  const Eigen::LLT<Eigen::MatrixXd> llt(S);
+  if (llt.info() != Eigen::Success)
+    throw DataError("the pooled within-segment covariance of " + std::to_string(k) +
+                        " tied segments is not positive definite; use --shape spherical",
+                    true);
+  const Eigen::MatrixXd Linv =
+      llt.matrixL().solve(Eigen::MatrixXd::Identity(d, d));  // lower triangular
+  MatrixRD W = MatrixRD::Identity(h, h);
+  for (Eigen::Index a = 0; a < d; ++a)
+    for (Eigen::Index b = 0; b < d; ++b) W(cols[a], cols[b]) = Linv(a, b);
+  return W;
+}
+
+}  // namespace
+
+TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
+                    const KMeansModes& modes, const Comm& comm) {
+  const std::vector<Eigen::Index> cols = varying_columns(X, comm);
+  const auto L = kmeans_detail::make_layout(X.rows(), comm);
+  const auto ex = kmeans_detail::exec_of(p, modes);
+  TiedFit t;
+  MatrixRD means;
+  for (int round = 0; round < kMaxTiedRounds; ++round) {
+    const MatrixRD W = pooled_whitening(X, res.labels, res.k, cols, means, comm);
+    MatrixRF Z = whiten_rows(X, W);
+    const MatrixRD C = means * W.transpose();
+    KMeansResult r =
+        kmeans_detail::lloyd_impl(Z, L, C, p, modes, p.tol * kmeans_detail::mean_variance(Z, L, comm),
+                                  ex, comm);
+    std::int64_t changed = 0;
+    for (std::size_t i = 0; i < r.labels.size(); ++i) changed += r.labels[i] != res.labels[i];
+    changed = comm.allreduce_value(changed);
+    r.n_iter += res.n_iter;
+    r.restart = res.restart;
+    r.restart_inertia = res.restart_inertia;
+    r.init_seconds = res.init_seconds;
+    r.seconds += res.seconds;
+    res = std::move(r);
+    t.whitening = W;
+    t.Z = std::move(Z);
+    t.rounds = round + 1;
+    if (changed == 0) {
+      t.converged = true;
+      break;
+    }
+  }
+  return t;
+}
+
+}  // namespace segrec
