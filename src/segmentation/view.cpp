@@ -110,29 +110,36 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
   if (view != ClusterView::kAuto) return make(view, vp, X, ni, nv, comm);
   const std::int64_t n = comm.allreduce_value(static_cast<std::int64_t>(X.rows()));
   const std::int64_t k = std::max<std::int64_t>(2, std::min(probe_k, n));
-  double gaps[2];
-  const ClusterView candidates[2] = {ClusterView::kInterest, ClusterView::kValue};
-  for (int c = 0; c < 2; ++c) {
-    const ViewTransform t = make(candidates[c], vp, X, ni, nv, comm);
+  // gap of a candidate view's K-means at k; tied: of its tied segments (tied.hpp).
+  const auto probe_gap = [&](ClusterView v, bool tied) {
+    const ViewTransform t = make(v, vp, X, ni, nv, comm);
     MatrixRF Y = X;
     t.apply(Y);
     KMeansParams q = p;
     q.n_init = 1;
     q.progress_stage = "view probe";
     KMeansResult r = kmeans(Y, k, q, comm);
-    // The value view is measured with the segments' shape it would be clustered with.
-    const bool tied = candidates[c] == ClusterView::kValue && !modes.gmm && !p.spherical &&
-                      modes.shape != ClusterShape::kSpherical;
     if (tied) Y = tied_kmeans(Y, r, q, modes, comm).Z;
     const GapReference ref = gap_reference(Y, p.gap_sample, p.gap_references, p.seed, comm);
-    gaps[c] = gap_statistic(ref, r.inertia, n, k, q, modes, comm).gap;
-  }
-  const double hi = std::max(gaps[0], gaps[1]), lo = std::min(gaps[0], gaps[1]);
-  ClusterView pick = gaps[0] >= gaps[1] ? ClusterView::kInterest : ClusterView::kValue;
+    return gap_statistic(ref, r.inertia, n, k, q, modes, comm).gap;
+  };
+  const double gi = probe_gap(ClusterView::kInterest, false);
+  const double gv = probe_gap(ClusterView::kValue, false);
+  const double hi = std::max(gi, gv), lo = std::min(gi, gv);
+  ClusterView pick = gi >= gv ? ClusterView::kInterest : ClusterView::kValue;
   if (hi > 0 && lo >= kCombineRatio * hi) pick = ClusterView::kCombined;
+  // Both blocks have groups: is the value block's far stronger once measured with the tied
+  // segments it would be clustered with? Then the weaker interest block would only blur it.
+  double gv_tied = std::numeric_limits<double>::quiet_NaN();
+  const bool tied = !modes.gmm && !p.spherical && modes.shape != ClusterShape::kSpherical;
+  if (pick == ClusterView::kCombined && tied) {
+    gv_tied = probe_gap(ClusterView::kValue, true);
+    if (gi < kCombineRatio * gv_tied) pick = ClusterView::kValue;
+  }
   ViewTransform t = make(pick, vp, X, ni, nv, comm);
-  t.gap_interest = gaps[0];
-  t.gap_value = gaps[1];
+  t.gap_interest = gi;
+  t.gap_value = gv;
+  t.gap_value_tied = gv_tied;
   t.probe_k = k;
   return t;
 }
@@ -146,6 +153,7 @@ void write_view(h5::File& f, const std::string& group, const ViewTransform& v) {
   f.set_attr(group, "value_weight", v.value_weight);
   f.set_attr(group, "gap_interest", v.gap_interest);
   f.set_attr(group, "gap_value", v.gap_value);
+  f.set_attr(group, "gap_value_tied", v.gap_value_tied);
   f.set_attr(group, "view_probe_k", v.probe_k);
   if (v.whitened())
     f.write_replicated<double>(whitening_path(group),

@@ -19,7 +19,11 @@
 // k_probe: gap_I of the interest view, gap_V of the value view. Blocks without groups score
 // near 0 against their own Gaussian null however large their variance, which is what makes
 // a fixed weighting fail (an activity axis without groups still takes K-means' splits).
-// The larger gap wins; combined when the smaller is at least `combine_ratio` of the larger.
+// The larger gap wins; combined when the smaller is at least `combine_ratio` of the larger,
+// unless (shape auto or tied) the interest gap is below `combine_ratio` of the value view's
+// gap with tied segments: then value. The first comparison is made with spherical segments
+// on both blocks: a value block without the groups sought (a taste-only log) still holds
+// discrete recency and price-tier levels that tied segments score highly.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +57,8 @@ struct ViewTransform {
   double interest_weight = 1, value_weight = 1;  ///< 0 = block unused
   double gap_interest = std::numeric_limits<double>::quiet_NaN();  ///< auto: the evidence
   double gap_value = std::numeric_limits<double>::quiet_NaN();
+  /// auto, when both blocks have groups: the value view's gap with tied segments (tied.hpp)
+  double gap_value_tied = std::numeric_limits<double>::quiet_NaN();
   std::int64_t probe_k = 0;  ///< auto: k of the gaps
   MatrixRD whitening;        ///< tied segments: h x h, applied last; empty: none
 
@@ -73,7 +79,8 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
                            const Comm& comm);
 
 /// Writes the view as attributes of `group` (view, interest_dims, value_dims,
-/// normalise_interest, interest_weight, value_weight, gap_interest, gap_value, view_probe_k)
+/// normalise_interest, interest_weight, value_weight, gap_interest, gap_value, gap_value_tied,
+/// view_probe_k)
 /// and, for tied segments, the dataset `group`/whitening (h x h doubles).
 void write_view(h5::File& f, const std::string& group, const ViewTransform& v);
 /// Reads them back; a group without them gives the identity view ("all").
