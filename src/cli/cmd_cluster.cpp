@@ -194,7 +194,8 @@ class Cluster final : public Command {
        << " rank(s) x " << p_.resolved_threads() << " thread(s), init " << p_.init << "\n";
     if (!run.sweep.empty()) {
       const bool gmm = run.gmm.fitted;
-      os << "sweep (pick by " << criterion_name(run.pick) << (run.tied ? ", tied segments" : "") << "):\n       k       inertia  iters  silhouette"
+      os << "sweep (pick by " << criterion_name(run.pick) << (run.tied ? ", tied segments" : "")
+         << "):\n       k       inertia  iters  silhouette"
          << "  davies-bouldin  calinski-harabasz     gap  (+-se)" << (gmm ? "           bic" : "")
          << "\n";
       for (const auto& row : run.sweep) {

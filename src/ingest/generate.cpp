@@ -27,11 +27,11 @@ using gen::Rng;
 constexpr double kMeanSessionViews = 5;     // views per session (1 + geometric)
 constexpr double kSessionStickiness = 0.6;  // P(a view stays in the session's category)
 constexpr double kOwnTaste = 0.5;  // P(a view in a preferred category follows the segment's taste)
-constexpr double kTasteViewsSigma = 0.5;       // lognormal spread of a user's view count (taste)
+constexpr double kTasteViewsSigma = 0.5;      // lognormal spread of a user's view count (taste)
 constexpr double kBehaviourViewsSigma = 0.2;  // ... around its segment's activity (behaviour)
-constexpr double kQuantitySigma = 0.3;         // lognormal spread of a user's extra units
-constexpr std::int64_t kMaxExtraUnits = 11;    // units per cart line: 1..12
-constexpr double kDwellMedian = 30;            // seconds
+constexpr double kQuantitySigma = 0.3;        // lognormal spread of a user's extra units
+constexpr std::int64_t kMaxExtraUnits = 11;   // units per cart line: 1..12
+constexpr double kDwellMedian = 30;           // seconds
 constexpr double kDwellSigma = 0.9;
 constexpr std::int64_t kMaxDwell = 900;        // seconds; bounds gaps inside a session
 constexpr std::int64_t kMaxStep = 30;          // seconds between an event and the next view

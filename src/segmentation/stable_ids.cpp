@@ -11,8 +11,8 @@
 #include "segrec/core/random.hpp"
 #include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
-#include "segrec/segmentation/view.hpp"
 #include "segrec/segmentation/hungarian.hpp"
+#include "segrec/segmentation/view.hpp"
 
 namespace segrec {
 

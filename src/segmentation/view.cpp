@@ -31,8 +31,8 @@ void ViewTransform::apply(float* row, std::int64_t h) const {
   for (std::int64_t j = 0; j < ni; ++j) row[j] = static_cast<float>(row[j] * si);
   for (std::int64_t j = ni; j < h; ++j) row[j] = static_cast<float>(row[j] * value_weight);
   if (!whitened()) return;
-  SEGREC_ASSERT(whitening.rows() == h && whitening.cols() == h, "whitening of ",
-                whitening.rows(), " dims for rows of ", h);
+  SEGREC_ASSERT(whitening.rows() == h && whitening.cols() == h, "whitening of ", whitening.rows(),
+                " dims for rows of ", h);
   const Eigen::VectorXd x = Eigen::Map<const Eigen::VectorXf>(row, h).cast<double>();
   Eigen::Map<Eigen::VectorXf>(row, h) = (whitening * x).cast<float>();
 }
@@ -89,8 +89,7 @@ ViewTransform make(ClusterView v, const ViewParams& vp, const MatrixRF& X, std::
     only.value_weight = 1;
     only.apply(Y);
     const double vi = block_variance(Y, 0, ni, comm), vv = block_variance(Y, ni, ni + nv, comm);
-    t.value_weight =
-        vv > 0 ? std::sqrt(vp.value_share / (1 - vp.value_share) * vi / vv) : 0.0;
+    t.value_weight = vv > 0 ? std::sqrt(vp.value_share / (1 - vp.value_share) * vi / vv) : 0.0;
   }
   return t;
 }
@@ -156,10 +155,10 @@ void write_view(h5::File& f, const std::string& group, const ViewTransform& v) {
   f.set_attr(group, "gap_value_tied", v.gap_value_tied);
   f.set_attr(group, "view_probe_k", v.probe_k);
   if (v.whitened())
-    f.write_replicated<double>(whitening_path(group),
-                               std::span<const double>(v.whitening.data(),
-                                                       static_cast<std::size_t>(v.whitening.size())),
-                               v.whitening.cols());
+    f.write_replicated<double>(
+        whitening_path(group),
+        std::span<const double>(v.whitening.data(), static_cast<std::size_t>(v.whitening.size())),
+        v.whitening.cols());
 }
 
 ViewTransform read_view(const h5::File& f, const std::string& group) {
@@ -171,10 +170,10 @@ ViewTransform read_view(const h5::File& f, const std::string& group) {
   v.normalise_interest = f.attr_int(group, "normalise_interest") != 0;
   v.interest_weight = f.attr_double(group, "interest_weight");
   v.value_weight = f.attr_double(group, "value_weight");
-  const bool ok = (v.name == "all" || v.name == "interest" || v.name == "value" ||
-                   v.name == "combined") &&
-                  v.interest_dims >= 0 && v.value_dims >= 0 && std::isfinite(v.interest_weight) &&
-                  std::isfinite(v.value_weight);
+  const bool ok =
+      (v.name == "all" || v.name == "interest" || v.name == "value" || v.name == "combined") &&
+      v.interest_dims >= 0 && v.value_dims >= 0 && std::isfinite(v.interest_weight) &&
+      std::isfinite(v.value_weight);
   if (!ok) throw DataError("'" + f.path() + "': inconsistent view attributes", true);
   if (const std::string w = whitening_path(group); f.exists(w)) {
     const auto shape = f.shape(w);
@@ -182,9 +181,9 @@ ViewTransform read_view(const h5::File& f, const std::string& group) {
     const std::int64_t h = v.interest_dims + v.value_dims;
     if (shape.size() != 2 || shape[0] != shape[1] || (h > 0 && shape[0] != h) ||
         std::ssize(values) != shape[0] * shape[1])
-      throw DataError("'" + f.path() + "': " + w + " is not " + std::to_string(h) + " x " +
-                          std::to_string(h),
-                      true);
+      throw DataError(
+          "'" + f.path() + "': " + w + " is not " + std::to_string(h) + " x " + std::to_string(h),
+          true);
     v.whitening = Eigen::Map<const MatrixRD>(values.data(), shape[0], shape[1]);
     if (!v.whitening.allFinite())
       throw DataError("'" + f.path() + "': " + w + " holds NaN or Inf", true);

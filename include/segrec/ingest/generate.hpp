@@ -37,17 +37,21 @@
 //   behaviour  Every user has the same taste: categories from one global
 //              seed-chosen mixture (lognormal weights, sigma 0.5), items by the category's
 //              popularity (no rotation); `affinity` is unused. The segment sets the behaviour: one
-//              level per dimension of a grid (activity 0.4 | 1 | 2.5, normalised so that the
+//              level per dimension of a grid (activity 0.3 | 1 | 3.3, normalised so that the
 //              segments average 1; funnel browse | mid | buy with P(cart | view) 0.04 | 0.11 | 0.26
 //              and P(purchase | cart) 0.25 | 0.5 | 0.75; tier budget | mid | premium; quantity
 //              single | bulk with 0.25 | 1.5 mean extra units; recency lapsed | recent): 108 codes,
-//              ordered by farthest-point selection (distance: the dimensions that differ) from a
-//              seed-chosen one, so the first segments differ in as many dimensions as possible (any
-//              two of the first 16 in at least 2, tested for several seeds); segment s takes code s
-//              mod 108. Within a segment users spread: activity lognormal (sigma 0.35, mean 1),
-//              P(cart | view) the level times U(0.7, 1.3), P(purchase | cart) the level + U(-0.1,
-//              0.1), extra units the level times a lognormal (sigma 0.3, mean 1), tier loyalty
-//              U(0.6, 0.9), the window as above.
+//              ordered by farthest-point selection from a seed-chosen one. The distance counts
+//              10 per differing activity, tier or recency level (what a light user's few views
+//              show) and 1 per differing funnel or quantity level (seen only through carts), so
+//              the first 18 segments differ pairwise in activity, tier or recency and then in as
+//              many other dimensions as possible; segment s takes code s mod 108. Within a
+//              segment users spread: activity lognormal (sigma 0.2, mean 1), P(cart | view) the
+//              level times U(0.7, 1.3), P(purchase | cart) the level + U(-0.1, 0.1), extra units
+//              the level times a lognormal (sigma 0.3, mean 1), tier loyalty U(0.8, 0.95), the
+//              window as above. A classifier given the segments separates them (5-fold, on the
+//              profile's value statistics, 3,000 users, 40 events each: a linear discriminant
+//              1.000 / 0.999 / 0.987 for 4 / 8 / 16 segments).
 //   both       (default) the segment sets taste as in `taste` and behaviour as
 //              in `behaviour`.
 //

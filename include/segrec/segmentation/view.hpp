@@ -50,11 +50,11 @@ struct ViewParams {
 
 /// A resolved view: how rows are transformed.
 struct ViewTransform {
-  std::string name = "all";              ///< interest | value | combined | all
-  std::int64_t interest_dims = 0;        ///< columns [0, interest_dims)
-  std::int64_t value_dims = 0;           ///< columns [interest_dims, interest_dims + value_dims)
-  bool normalise_interest = false;       ///< interest part scaled to norm 1 (zero stays zero)
-  double interest_weight = 1, value_weight = 1;  ///< 0 = block unused
+  std::string name = "all";         ///< interest | value | combined | all
+  std::int64_t interest_dims = 0;   ///< columns [0, interest_dims)
+  std::int64_t value_dims = 0;      ///< columns [interest_dims, interest_dims + value_dims)
+  bool normalise_interest = false;  ///< interest part scaled to norm 1 (zero stays zero)
+  double interest_weight = 1, value_weight = 1;                    ///< 0 = block unused
   double gap_interest = std::numeric_limits<double>::quiet_NaN();  ///< auto: the evidence
   double gap_value = std::numeric_limits<double>::quiet_NaN();
   /// auto, when both blocks have groups: the value view's gap with tied segments (tied.hpp)

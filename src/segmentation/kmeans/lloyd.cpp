@@ -137,7 +137,6 @@ void normalize_rows_inplace(MatrixRD& C) {
   }
 }
 
-
 }  // namespace
 
 // Mean over features of the (population) variance of X's columns, global.
@@ -182,9 +181,8 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init
   res.hamerly = hamerly;
   HamerlyState hs;  // fresh bounds for every run (restart)
   // A restart that goes on after the others stopped is its own task ("k=K, continued").
-  progress::Task task(p.progress_stage,
-                      "k=" + std::to_string(k) + (labels0 ? ", continued" : ""), max_iter, "iter",
-                      true);
+  progress::Task task(p.progress_stage, "k=" + std::to_string(k) + (labels0 ? ", continued" : ""),
+                      max_iter, "iter", true);
   for (int it = 0; it < max_iter; ++it) {
     watchdog::set_step("k-means iteration", it + 1);
     const auto t0 = std::chrono::steady_clock::now();

@@ -66,12 +66,12 @@ InitMethod parse_init(const std::string& init) {
 }
 
 const ModeNames<Criterion> kCriteria = {{"auto", Criterion::kAuto},
-                                            {"gap", Criterion::kGap},
-                                            {"silhouette", Criterion::kSilhouette},
-                                            {"db", Criterion::kDaviesBouldin},
-                                            {"ch", Criterion::kCalinskiHarabasz},
-                                            {"elbow", Criterion::kElbow},
-                                            {"bic", Criterion::kBic}};
+                                        {"gap", Criterion::kGap},
+                                        {"silhouette", Criterion::kSilhouette},
+                                        {"db", Criterion::kDaviesBouldin},
+                                        {"ch", Criterion::kCalinskiHarabasz},
+                                        {"elbow", Criterion::kElbow},
+                                        {"bic", Criterion::kBic}};
 
 Criterion parse_pick(const std::string& pick) {
   return parse_mode<Criterion>(pick, kCriteria, "pick",

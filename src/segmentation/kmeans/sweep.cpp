@@ -85,19 +85,18 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   if (crit == Criterion::kSilhouette && modes.pick == Criterion::kAuto && p.silhouette_sample == 0)
     crit = Criterion::kGap;
   const bool gap = sweep;  // in every sweep, so that the rules can be compared (/sweep)
-  GapReference ref;  // tied: per k, of the whitened rows
+  GapReference ref;        // tied: per k, of the whitened rows
   if (gap && !tied) ref = gap_reference(Xs, p.gap_sample, p.gap_references, p.seed, comm);
   ClusterRun run;
   run.pick = crit;
   run.tied = tied;
-  std::vector<TiedFit> tied_fits;  // --shape tied: one per k
+  std::vector<TiedFit> tied_fits;     // --shape tied: one per k
   std::vector<KMeansResult> results;  // one per k, until the pick
   std::vector<GmmFit> fits;           // --algorithm gmm: one per k
   // Progress: a sweep in k (each k's runs, its restarts then its gap reference sets, as
   // parts); one k in runs.
   const auto runs_of = [&](std::int64_t k) {
-    return (previous || init ? 1 : p.restarts(n, k, Xs.cols())) +
-           (gap ? p.gap_references : 0);
+    return (previous || init ? 1 : p.restarts(n, k, Xs.cols())) + (gap ? p.gap_references : 0);
   };
   progress::Task task("cluster", sweep ? "k sweep" : "k=" + std::to_string(ks.front()),
                       static_cast<double>(sweep ? std::ssize(ks) : runs_of(ks.front())),

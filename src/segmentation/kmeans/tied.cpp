@@ -111,9 +111,8 @@ TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
     const MatrixRD W = pooled_whitening(X, res.labels, res.k, cols, means, comm);
     MatrixRF Z = whiten_rows(X, W);
     const MatrixRD C = means * W.transpose();
-    KMeansResult r =
-        kmeans_detail::lloyd_impl(Z, L, C, p, modes, p.tol * kmeans_detail::mean_variance(Z, L, comm),
-                                  ex, comm);
+    KMeansResult r = kmeans_detail::lloyd_impl(
+        Z, L, C, p, modes, p.tol * kmeans_detail::mean_variance(Z, L, comm), ex, comm);
     std::int64_t changed = 0;
     for (std::size_t i = 0; i < r.labels.size(); ++i) changed += r.labels[i] != res.labels[i];
     changed = comm.allreduce_value(changed);

@@ -102,7 +102,7 @@ struct ClusterRun {
   /// responsibilities, result.centroids its means, result.inertia the squared distances to
   /// them); gmm.fitted is false for K-means.
   GmmFit gmm;
-  double gmm_seconds = 0;  ///< EM, every k (rank 0)
+  double gmm_seconds = 0;            ///< EM, every k (rank 0)
   Criterion pick = Criterion::kGap;  ///< the rule the sweep applied (--pick auto resolved)
   /// --shape tied (tied.hpp): the chosen k's whitening (h x h; result.centroids, inertia and
   /// quality are of the whitened rows) and its rounds; whitening is empty otherwise.

@@ -27,9 +27,9 @@ inline constexpr double kTiedRidge = 1e-6;
 
 /// A tied clustering: the whitening and the rows it maps.
 struct TiedFit {
-  MatrixRD whitening;  ///< h x h, z = whitening * x; identity outside the columns with variance
-  MatrixRF Z;          ///< this rank's rows whitened (n_local x h)
-  int rounds = 0;      ///< whitening rounds run
+  MatrixRD whitening;      ///< h x h, z = whitening * x; identity outside the columns with variance
+  MatrixRF Z;              ///< this rank's rows whitened (n_local x h)
+  int rounds = 0;          ///< whitening rounds run
   bool converged = false;  ///< the last round changed no label
 };
 

@@ -1,0 +1,182 @@
+// Tied (Mahalanobis) K-means under mpirun (1, 2 and 4 ranks): the distributed rounds equal a
+// naive single-process reference (two-pass pooled covariance, explicit inverse Cholesky
+// factor, naive Lloyd in the whitened space) from the same K-means labels; slabs that
+// Euclidean K-means cuts across are recovered; a row whitened by the stored view lands on
+// its own segment's centroid, as serving assigns new users.
+#include <gtest/gtest.h>
+
+#include <Eigen/Cholesky>
+#include <Eigen/LU>
+#include <cmath>
+#include <map>
+#include <numbers>
+
+#include "kmeans_reference.hpp"
+#include "segrec/core/random.hpp"
+#include "segrec/segmentation/kmeans/tied.hpp"
+#include "segrec/segmentation/view.hpp"
+
+namespace segrec {
+namespace {
+
+using Eigen::MatrixXd;
+
+double gauss(std::uint64_t key) {
+  const double u1 = 1.0 - rng::unit_uniform(rng::splitmix64(key));
+  const double u2 = rng::unit_uniform(rng::splitmix64(key ^ 0x9e37ULL));
+  return std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2);
+}
+
+// Three parallel slabs (segment i % 3) 4 apart along y, long (sd 5) along x, z correlated
+// with x: the shared within-segment covariance is far from spherical, so Euclidean K-means
+// cuts the slabs across x.
+MatrixRF slabs(std::int64_t n) {
+  MatrixRF X(n, 3);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto key = [i](int j) { return rng::fold_keys(11, static_cast<std::uint64_t>(i), j); };
+    const double a = gauss(key(0)), b = gauss(key(1)), c = gauss(key(2));
+    X(i, 0) = static_cast<float>(5 * a);
+    X(i, 1) = static_cast<float>(4.0 * static_cast<double>(i % 3) + 0.6 * b);
+    X(i, 2) = static_cast<float>(2 * a + c);
+  }
+  return X;
+}
+
+double ari(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
+  std::map<std::pair<int, int>, double> n;
+  std::map<int, double> ra, rb;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    n[{a[i], b[i]}] += 1;
+    ra[a[i]] += 1;
+    rb[b[i]] += 1;
+  }
+  const auto c2 = [](double v) { return v * (v - 1) / 2; };
+  double s = 0, sa = 0, sb = 0;
+  for (const auto& [key, v] : n) s += c2(v);
+  for (const auto& [key, v] : ra) sa += c2(v);
+  for (const auto& [key, v] : rb) sb += c2(v);
+  const double e = sa * sb / c2(static_cast<double>(a.size()));
+  return (s - e) / (0.5 * (sa + sb) - e);
+}
+
+struct NaiveTied {
+  std::vector<std::int32_t> labels;
+  MatrixXd W;
+  int rounds = 0;
+};
+
+// tied.hpp's rounds on all rows, written plainly.
+NaiveTied naive_tied(const MatrixRF& Xf, std::vector<std::int32_t> labels, int k) {
+  const MatrixXd X = Xf.cast<double>();
+  const auto n = X.rows(), h = X.cols();
+  NaiveTied r;
+  for (int round = 0; round < kMaxTiedRounds; ++round) {
+    MatrixXd mu = MatrixXd::Zero(k, h);
+    std::vector<double> cnt(static_cast<std::size_t>(k), 0);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      mu.row(labels[i]) += X.row(i);
+      cnt[labels[i]] += 1;
+    }
+    for (int j = 0; j < k; ++j) mu.row(j) /= cnt[j];
+    MatrixXd S = MatrixXd::Zero(h, h);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const Eigen::VectorXd d = (X.row(i) - mu.row(labels[i])).transpose();
+      S += d * d.transpose();
+    }
+    S /= static_cast<double>(n);
+    S.diagonal().array() += kTiedRidge * S.trace() / static_cast<double>(h);
+    const MatrixXd L = S.llt().matrixL();
+    r.W = L.inverse();
+    const MatrixRF Z = (X * r.W.transpose()).cast<float>();
+    const MatrixRF C = (mu * r.W.transpose()).cast<float>();
+    const auto km = testing_ref::naive_kmeans(Z, C, 300, 0.0);
+    r.rounds = round + 1;
+    const bool same = km.labels == labels;
+    labels = km.labels;
+    if (same) break;
+  }
+  r.labels = labels;
+  return r;
+}
+
+TEST(TiedKMeans, DistributedEqualsNaiveReference) {
+  const Comm world = Comm::world(), serial;
+  const std::int64_t n = 900;
+  const int k = 3;
+  const MatrixRF X = slabs(n);
+  std::vector<std::int32_t> truth(n);
+  for (std::int64_t i = 0; i < n; ++i) truth[i] = static_cast<std::int32_t>(i % 3);
+  KMeansParams p;
+  p.k = "3";
+  p.tol = 0;
+  p.n_init = 1;
+  p.seed = 5;
+  const KMeansModes modes = p.validate();
+  // The same K-means start everywhere (labels do not depend on the rank count).
+  const KMeansResult start = kmeans(X, k, p, serial);
+  EXPECT_LT(ari(start.labels, truth), 0.5) << "Euclidean K-means should cut the slabs";
+  const NaiveTied ref = naive_tied(X, start.labels, k);
+  EXPECT_GT(ref.rounds, 1);
+
+  const Block b = block_partition(n, world.size(), world.rank());
+  const MatrixRF local = X.middleRows(b.begin, b.size());
+  KMeansResult res = kmeans(local, k, p, world);
+  ASSERT_EQ(res.labels, std::vector<std::int32_t>(start.labels.begin() + b.begin,
+                                                  start.labels.begin() + b.end));
+  const TiedFit fit = tied_kmeans(local, res, p, modes, world);
+  EXPECT_TRUE(fit.converged);
+  EXPECT_EQ(fit.rounds, ref.rounds);
+  EXPECT_EQ(res.labels,
+            std::vector<std::int32_t>(ref.labels.begin() + b.begin, ref.labels.begin() + b.end));
+  EXPECT_LE((fit.whitening - ref.W).cwiseAbs().maxCoeff(), 1e-9);
+  EXPECT_GT(ari(ref.labels, truth), 0.99);
+  std::int64_t sum = 0;
+  for (auto s : res.sizes) sum += s;
+  EXPECT_EQ(sum, n);
+
+  // Serving: the view with the whitening maps a row next to its own segment's centroid.
+  ViewTransform v;
+  v.interest_dims = 3;
+  v.whitening = fit.whitening;
+  MatrixRF Y = local;
+  v.apply(Y);
+  EXPECT_LE((Y - fit.Z).cwiseAbs().maxCoeff(), 1e-5);
+  for (Eigen::Index i = 0; i < Y.rows(); ++i) {
+    Eigen::Index best = 0;
+    (res.centroids.rowwise() - Y.row(i).cast<double>()).rowwise().squaredNorm().minCoeff(&best);
+    ASSERT_EQ(best, res.labels[i]) << "row " << b.begin + i;
+  }
+  // Centroids mapped back to the view's space are the segments' plain means.
+  const MatrixRD back = unwhiten_rows(res.centroids, fit.whitening);
+  MatrixRD mu = MatrixRD::Zero(k, 3);
+  std::vector<double> cnt(k, 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    mu.row(ref.labels[i]) += X.row(i).cast<double>();
+    cnt[ref.labels[i]] += 1;
+  }
+  for (int j = 0; j < k; ++j) mu.row(j) /= cnt[j];
+  EXPECT_LE((back - mu).cwiseAbs().maxCoeff(), 1e-4);
+}
+
+TEST(TiedKMeans, ZeroColumnsStayOutOfTheWhitening) {
+  // A view's unused block is all zero: it is left alone (identity), the rest is whitened.
+  const Comm world = Comm::world();
+  const std::int64_t n = 600;
+  MatrixRF X = MatrixRF::Zero(n, 5);
+  X.rightCols(3) = slabs(n);
+  const Block b = block_partition(n, world.size(), world.rank());
+  const MatrixRF local = X.middleRows(b.begin, b.size());
+  KMeansParams p;
+  p.k = "3";
+  p.n_init = 1;
+  KMeansResult res = kmeans(local, 3, p, world);
+  const TiedFit fit = tied_kmeans(local, res, p, p.validate(), world);
+  EXPECT_TRUE(fit.whitening.topLeftCorner(2, 2).isIdentity(0));
+  EXPECT_TRUE(fit.whitening.topRightCorner(2, 3).isZero(0));
+  EXPECT_TRUE(fit.whitening.bottomLeftCorner(3, 2).isZero(0));
+  EXPECT_TRUE(fit.Z.leftCols(2).isZero(0));
+  EXPECT_TRUE(fit.whitening.allFinite());
+}
+
+}  // namespace
+}  // namespace segrec
