@@ -8,11 +8,15 @@
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <numbers>
 
 #include "kmeans_reference.hpp"
 #include "segrec/core/random.hpp"
+#include "segrec/io/formats.hpp"
+#include "segrec/io/h5.hpp"
 #include "segrec/segmentation/kmeans/tied.hpp"
 #include "segrec/segmentation/view.hpp"
 
@@ -176,6 +180,49 @@ TEST(TiedKMeans, ZeroColumnsStayOutOfTheWhitening) {
   EXPECT_TRUE(fit.whitening.bottomLeftCorner(3, 2).isZero(0));
   EXPECT_TRUE(fit.Z.leftCols(2).isZero(0));
   EXPECT_TRUE(fit.whitening.allFinite());
+}
+
+TEST(TiedKMeans, TheWhiteningTravelsWithTheView) {
+  // segments.h5 (and the serving bundle, through the same calls) keeps the whitening; a file
+  // without one reads back as unwhitened.
+  const Comm world = Comm::world();
+  const char* env = std::getenv("SEGREC_TEST_TMP");
+  const std::string dir = std::string(env && *env ? env : "/tmp/segrec_test_tied") + "/tied";
+  if (world.is_root()) std::filesystem::create_directories(dir);
+  world.barrier();
+  ViewTransform v;
+  v.name = "value";
+  v.interest_dims = 2;
+  v.value_dims = 3;
+  v.interest_weight = 0;
+  v.whitening = MatrixRD::Identity(5, 5);
+  v.whitening.bottomRightCorner(3, 3) << 0.5, 0, 0, -0.25, 2, 0, 0.125, 1, 4;
+  for (const bool whitened : {true, false}) {
+    ViewTransform w = v;
+    if (!whitened) w.whitening.resize(0, 0);
+    const std::string path = dir + "/view" + std::to_string(whitened) + ".h5";
+    {
+      h5::File f = h5::File::create(path, world, kSegmentsFormat);
+      write_view(f, "/", w);
+      f.commit();
+    }
+    const h5::File f = h5::File::open(path, world, kSegmentsFormat);
+    const ViewTransform back = read_view(f, "/");
+    EXPECT_EQ(back.name, "value");
+    ASSERT_EQ(back.whitened(), whitened);
+    if (whitened) {
+      EXPECT_EQ(back.whitening, v.whitening);
+    }
+    float row[5] = {1, 2, 3, 4, 5};
+    back.apply(row, 5);
+    const Eigen::Vector3d want =
+        whitened ? Eigen::Vector3d(v.whitening.bottomRightCorner(3, 3) * Eigen::Vector3d(3, 4, 5))
+                 : Eigen::Vector3d(3, 4, 5);
+    EXPECT_FLOAT_EQ(row[0], 0);
+    EXPECT_FLOAT_EQ(row[2], static_cast<float>(want(0)));
+    EXPECT_FLOAT_EQ(row[3], static_cast<float>(want(1)));
+    EXPECT_FLOAT_EQ(row[4], static_cast<float>(want(2)));
+  }
 }
 
 }  // namespace

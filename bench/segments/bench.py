@@ -98,6 +98,8 @@ def segrec_chain(args, d, events, k_sweep, k=None, extra_profile=()):
             sw = f["/sweep"].attrs if "/sweep" in f else {}
             out[tag] = dict(labels=read_labels(f"{d}/seg_{tag}.csv"), k=int(a["k"]),
                             view=a["view"].decode() if isinstance(a["view"], bytes) else a["view"],
+                            shape=(a["shape"].decode() if isinstance(a["shape"], bytes)
+                                   else a["shape"]) if "shape" in a else "spherical",
                             seconds=time.time() - t0, em_seconds=em,
                             weights=(float(a["interest_weight"]), float(a["value_weight"]),
                                      int(a["normalise_interest"]), int(a["interest_dims"])),
@@ -139,7 +141,7 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    print("| generator | structure | planted k | segrec view | segrec k | segrec ARI (k chosen) "
+    print("| generator | structure | planted k | segrec view, shape | segrec k | segrec ARI (k chosen) "
           "| segrec ARI (k given) | scikit-learn ARI (k given) | k by gap / silhouette / db / ch / elbow "
           "| gmm: k (gap), ARI | gmm ARI (k given) | k by BIC | scikit-learn GMM ARI (k given) "
           "| EM s: segrec / scikit-learn (KMeans + GMM) |")
@@ -164,7 +166,8 @@ def main():
                 p = s["sweep"]["picks"]
                 gs, gg = s["gmm_sweep"], s["gmm_given"]
                 skg, skg_s = sklearn_gmm(d, gg["weights"], k, args.seed)
-                print(f"| {gen} | {structure} | {k} | {s['sweep']['view']} | {s['sweep']['k']} "
+                print(f"| {gen} | {structure} | {k} | {s['sweep']['view']}, {s['sweep']['shape']} "
+                      f"| {s['sweep']['k']} "
                       f"| {ari(t, s['sweep']['labels']):.3f} | {ari(t, s['given']['labels']):.3f} "
                       f"| {ari(t, sk):.3f} | {' / '.join(str(p[r]) for r in RULES)} "
                       f"| {gs['k']}, {ari(t, gs['labels']):.3f} | {ari(t, gg['labels']):.3f} "
