@@ -45,9 +45,10 @@ class RecommendCommand final : public Command {
         "score and rank without them), then the segment lift")(
         "item-info", po::value(&p.item_info),
         "with --explain: item attributes file (id plus name/title, category/genre, price, brand) "
-        "whose names the reasons use")(
-        "item-info-format", po::value(&p.item_info_format)->default_value(p.item_info_format),
-        "csv (delimited, with a header) | movielens (u.item: '|', latin-1)")(
+        "whose names the reasons use (default: the names of the log's own name column, "
+        "else the ids)")("item-info-format",
+                         po::value(&p.item_info_format)->default_value(p.item_info_format),
+                         "csv (delimited, with a header) | movielens (u.item: '|', latin-1)")(
         "block-users", po::value(&p.block_users)->default_value(p.block_users),
         "users scored and written per block");
     add_ingest_read_options(d, p.events, /*filters=*/false);

@@ -249,6 +249,7 @@ ServingUsers prepare_data_users(const Model& m, const std::string& model_path,
   std::vector<std::int32_t> identity(ds.item_ids.size());
   std::iota(identity.begin(), identity.end(), 0);
   ServingUsers u = prepare(m, ds, identity, need_bundle);
+  if (ds.has_names()) u.item_names = {ds.item_ids, ds.item_names, {}, {}, {}};
   u.first = ds.user_begin;
   u.n_users = ds.n_users;
   const Block b{ds.user_begin, ds.user_begin + ds.n_local()};
@@ -409,6 +410,7 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
     const auto item_map = map_items(m, ds.item_ids);
     sum.unknown_items = std::count(item_map.begin(), item_map.end(), -1);
     u = prepare(m, ds, item_map, true);
+    if (ds.has_names()) u.item_names = {ds.item_ids, ds.item_names, {}, {}, {}};
   } else {
     u = prepare_data_users(m, p.model, p.data, p.projection, p.segments, comm, k);
   }
@@ -417,8 +419,8 @@ RecommendSummary run_recommend(const RecommendParams& p, const Comm& comm) {
   const Popularity pop = Popularity::from(m);
   std::vector<std::string> names;  // display names in the reasons
   if (p.explain) {
-    if (p.item_info.empty()) {
-      names = item_display_names(m, nullptr);
+    if (p.item_info.empty()) {  // the log's own names, else the ids
+      names = item_display_names(m, u.item_names.ids.empty() ? nullptr : &u.item_names);
     } else {
       const ItemAttributes attrs = read_items(p.item_info, modes.items_format, comm);
       names = item_display_names(m, &attrs);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # segrec recommend --explain end to end: leave-one-out reasons with item names from
-# --item-info, for the users of a run (--data) and for new users folded in from their
+# --item-info (or, without it, the log's own name column), for the users of a run (--data)
+# and for new users folded in from their
 # events (--events); the explained CSV is identical at 1, 2 and 4 ranks; a bad --item-info
 # file gives one error line naming the file and line, and leaves no output.
 source "$(dirname "$0")/lib.sh"
@@ -44,6 +45,14 @@ awk -F, 'NR == FNR { if (FNR > 1) h[$1 "," $2] = 1; next }
            n++; if (!(($1 "," it) in h)) miss++ }
          END { exit !(n > 0 && miss == 0) }' "$WORK/ev.csv" "$WORK/b1.csv" &&
   ok "named items come from the user's history" || bad "named items outside the history"
+# Without --item-info the reasons use the names of the log's own name column.
+awk -F, -v OFS=, 'NR == 1 { print $0, "item_name"; next } { print $0, "Named " $2 }' \
+  "$WORK/new.csv" >"$WORK/new_named.csv"
+seg 2 recommend --model "$M" --events "$WORK/new_named.csv" --top 5 --explain --min-events 0 \
+  --out "$WORK/nn.csv" && grep -q 'without Named i[0-9]* it would be' "$WORK/nn.csv" &&
+  ! grep -q 'without i[0-9]* it would be' "$WORK/nn.csv" &&
+  ok "no --item-info: reasons name items by the log's name column" ||
+  bad "names from the log: $(sed -n 2p "$WORK/nn.csv") $(cat "$WORK/err")"
 # New users: the same users' lists and reasons as in the batch (same events, same model).
 cmp -s <(grep '^u00003[0-9],' "$WORK/b1.csv" | cut -d, -f1,2,3 | sort) \
   <(grep '^new-u00003[0-9],' "$WORK/n1.csv" | sed 's/^new-//' | cut -d, -f1,2,3 | sort) &&

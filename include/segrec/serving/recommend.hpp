@@ -85,6 +85,9 @@ struct ServingUsers {
   std::int64_t unknown_events = 0;         ///< events on other items (local)
   std::int64_t first = 0;                  ///< --data: global index of this rank's first user
   std::int64_t n_users = 0;                ///< --data: users of the data set (global)
+  /// The data set's item names (its log's name column), for --explain without --item-info:
+  /// ids and names only; empty when the log had none.
+  ItemAttributes item_names;
   std::int64_t n_local() const { return static_cast<std::int64_t>(ids.size()); }
 };
 
