@@ -133,7 +133,7 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
   const bool tied = !modes.gmm && !p.spherical && modes.shape != ClusterShape::kSpherical;
   if (pick == ClusterView::kCombined && tied) {
     gv_tied = probe_gap(ClusterView::kValue, true);
-    if (gi < kCombineRatio * gv_tied) pick = ClusterView::kValue;
+    if (gi * kValueOverInterest <= gv_tied) pick = ClusterView::kValue;
   }
   ViewTransform t = make(pick, vp, X, ni, nv, comm);
   t.gap_interest = gi;
