@@ -95,7 +95,7 @@ inline constexpr double kCombineRatio = 0.5;
 
 /// Where auto would combine: the value view alone when its gap with tied segments is at least
 /// this many times the interest gap. Measured (docs/segmentation.md): 3.7-3.9 on behaviour-only
-/// logs whose price tiers give the interest block some groups, 1.3-2.7 on logs with both kinds
+/// logs whose price tiers give the interest block some groups, 1.2-2.7 on logs with both kinds
 /// of structure, where the combined view recovered the segments and the value view alone did not.
 inline constexpr double kValueOverInterest = 3;
 
