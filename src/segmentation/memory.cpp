@@ -83,6 +83,8 @@ MemoryNeed cluster_memory(std::int64_t n_local, std::int64_t dims, const KMeansP
            n * (8 + 4 + 24) + n * 4 * static_cast<long double>(ks.size()))
       // Centroids in double and float, per-thread partial sums (k x (h + 1)).
       .add("centroids", k * (h + 1) * (threads + 3), sizeof(double));
+  // Tied segments (--shape tied, or auto on the value view): the whitened rows.
+  if (p.shape != "spherical") need.add("whitened rows (users x dims)", n * h, sizeof(float));
   return need;
 }
 

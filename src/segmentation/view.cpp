@@ -43,12 +43,10 @@ void ViewTransform::apply(MatrixRF& X) const {
 }
 
 namespace {
+
 std::string whitening_path(const std::string& group) {
   return group == "/" ? "/whitening" : group + "/whitening";
 }
-}  // namespace
-
-namespace {
 
 // Total variance of columns [begin, end) of X (sum of the columns' population variances).
 double block_variance(const MatrixRF& X, std::int64_t begin, std::int64_t end, const Comm& comm) {

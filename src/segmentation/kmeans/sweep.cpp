@@ -122,8 +122,9 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     run.lloyd_seconds += res.seconds;
     TiedFit tf;
     if (tied) {
+      const double before = res.seconds;
       tf = tied_kmeans(Xs, res, p, modes, comm);
-      run.lloyd_seconds += res.seconds;
+      run.lloyd_seconds += res.seconds - before;
     }
     // The rows the segments are K-means segments of: the whitened rows when tied.
     const MatrixRF& Xq = tied ? tf.Z : Xs;

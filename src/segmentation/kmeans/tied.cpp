@@ -3,6 +3,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -12,7 +13,16 @@
 namespace segrec {
 
 MatrixRF whiten_rows(const MatrixRF& X, const MatrixRD& whitening) {
-  return (X.cast<double>() * whitening.transpose()).cast<float>();
+  // In double, by blocks of rows (a bounded temporary; each row's arithmetic is the same
+  // wherever it sits).
+  constexpr Eigen::Index kBlock = 4096;
+  MatrixRF Z(X.rows(), X.cols());
+  const MatrixRD Wt = whitening.transpose();
+  for (Eigen::Index i = 0; i < X.rows(); i += kBlock) {
+    const Eigen::Index m = std::min(kBlock, X.rows() - i);
+    Z.middleRows(i, m) = (X.middleRows(i, m).cast<double>() * Wt).cast<float>();
+  }
+  return Z;
 }
 
 MatrixRD unwhiten_rows(const MatrixRD& C, const MatrixRD& whitening) {
