@@ -7,7 +7,6 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
-#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -161,48 +160,6 @@ TEST(TiedKMeans, DistributedEqualsNaiveReference) {
   }
   for (int j = 0; j < k; ++j) mu.row(j) /= cnt[j];
   EXPECT_LE((back - mu).cwiseAbs().maxCoeff(), 1e-4);
-}
-
-TEST(TiedKMeans, RestartsKeepTheSmallestLogDet) {
-  // Several K-means starts, each refined; the kept one has the smallest log det of its pooled
-  // covariance (the tied mixture's classification likelihood), the same at any rank count.
-  const Comm world = Comm::world(), serial;
-  const std::int64_t n = 900;
-  const int k = 3, restarts = 4;
-  const MatrixRF X = slabs(n);
-  KMeansParams p;
-  p.k = "3";
-  p.tol = 0;
-  const KMeansModes modes = p.validate();
-  KMeansResult all;
-  const TiedFit one = tied_restarts(X, k, restarts, p, modes, serial, all);
-  const Block b = block_partition(n, world.size(), world.rank());
-  KMeansResult res;
-  const TiedFit fit =
-      tied_restarts(X.middleRows(b.begin, b.size()), k, restarts, p, modes, world, res);
-  EXPECT_EQ(res.labels,
-            std::vector<std::int32_t>(all.labels.begin() + b.begin, all.labels.begin() + b.end));
-  EXPECT_NEAR(fit.log_det, one.log_det, 1e-9);
-  ASSERT_EQ(std::ssize(res.restart_inertia), restarts);
-  EXPECT_EQ(fit.log_det, *std::min_element(res.restart_inertia.begin(), res.restart_inertia.end()));
-  EXPECT_EQ(fit.log_det, res.restart_inertia[static_cast<std::size_t>(res.restart)]);
-  // log det of the kept labels' pooled covariance, plainly.
-  const MatrixXd Xd = X.cast<double>();
-  MatrixXd mu = MatrixXd::Zero(k, 3);
-  std::vector<double> cnt(k, 0);
-  for (std::int64_t i = 0; i < n; ++i) {
-    mu.row(all.labels[i]) += Xd.row(i);
-    cnt[all.labels[i]] += 1;
-  }
-  for (int j = 0; j < k; ++j) mu.row(j) /= cnt[j];
-  MatrixXd S = MatrixXd::Zero(3, 3);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const Eigen::Vector3d d = (Xd.row(i) - mu.row(all.labels[i])).transpose();
-    S += d * d.transpose();
-  }
-  S /= static_cast<double>(n);
-  S.diagonal().array() += kTiedRidge * S.trace() / 3;
-  EXPECT_NEAR(one.log_det, std::log(S.determinant()), 1e-9);
 }
 
 TEST(TiedKMeans, ZeroColumnsStayOutOfTheWhitening) {

@@ -36,7 +36,6 @@ constexpr std::uint64_t kTagRandom = 0x52414e444f4dULL;        // random init
 constexpr std::uint64_t kTagTopUp = 0x544f505550ULL;           // k-means|| top-up
 constexpr std::uint64_t kTagSilhouette = 0x53494c48ULL;        // silhouette sample
 constexpr std::uint64_t kTagPrevious = 0x50524556ULL;          // completing --previous
-constexpr std::uint64_t kTagTied = 0x54494544ULL;              // tied segments' restarts
 
 constexpr std::uint64_t key_of(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0,
                                std::uint64_t d = 0) {

@@ -116,17 +116,16 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     };
     MatrixRF from_previous;
     if (previous) from_previous = centroids_from_previous(Xs, *previous, k, p, comm);
-    KMeansResult res;
-    TiedFit tf;
-    if (tied && !previous && !init) {  // restarts compared by their tied fit
-      tf = tied_restarts(Xs, k, p.restarts(n, k, Xs.cols()), p, modes, comm, res, run_done);
-    } else {
-      res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, previous ? &from_previous : init,
-                                           run_done);
-      if (tied) tf = tied_kmeans(Xs, res, p, modes, comm);
-    }
+    KMeansResult res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm,
+                                                      previous ? &from_previous : init, run_done);
     run.init_seconds += res.init_seconds;
     run.lloyd_seconds += res.seconds;
+    TiedFit tf;
+    if (tied) {
+      const double before = res.seconds;
+      tf = tied_kmeans(Xs, res, p, modes, comm);
+      run.lloyd_seconds += res.seconds - before;
+    }
     // The rows the segments are K-means segments of: the whitened rows when tied.
     const MatrixRF& Xq = tied ? tf.Z : Xs;
     const double kmeans_inertia = res.inertia;

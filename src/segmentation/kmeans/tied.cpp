@@ -61,7 +61,7 @@ std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm) {
 // `labels` (k segments): h x h, identity outside cols. Also the segments' means (k x h).
 MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& labels,
                           std::int64_t k, const std::vector<Eigen::Index>& cols, MatrixRD& means,
-                          double& log_det, const Comm& comm) {
+                          const Comm& comm) {
   const Eigen::Index h = X.cols(), d = std::ssize(cols);
   // [k*h sums | k counts], then the d x d scatter around the means.
   std::vector<double> buf(static_cast<std::size_t>(k * h + k), 0.0);
@@ -100,7 +100,6 @@ MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& la
     throw DataError("the pooled within-segment covariance of " + std::to_string(k) +
                         " tied segments is not positive definite; use --shape spherical",
                     true);
-  log_det = 2 * Eigen::MatrixXd(llt.matrixL()).diagonal().array().log().sum();
   const Eigen::MatrixXd Linv =
       llt.matrixL().solve(Eigen::MatrixXd::Identity(d, d));  // lower triangular
   MatrixRD W = MatrixRD::Identity(h, h);
@@ -118,9 +117,8 @@ TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
   const auto ex = kmeans_detail::exec_of(p, modes);
   TiedFit t;
   MatrixRD means;
-  double log_det = 0;
   for (int round = 0; round < kMaxTiedRounds; ++round) {
-    const MatrixRD W = pooled_whitening(X, res.labels, res.k, cols, means, log_det, comm);
+    const MatrixRD W = pooled_whitening(X, res.labels, res.k, cols, means, comm);
     MatrixRF Z = whiten_rows(X, W);
     const MatrixRD C = means * W.transpose();
     KMeansResult r = kmeans_detail::lloyd_impl(
@@ -142,40 +140,7 @@ TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
       break;
     }
   }
-  // The covariance of the final labels (the last round's when it changed none).
-  if (t.converged) {
-    t.log_det = log_det;
-  } else {
-    pooled_whitening(X, res.labels, res.k, cols, means, t.log_det, comm);
-  }
   return t;
-}
-
-TiedFit tied_restarts(const MatrixRF& X, std::int64_t k, int restarts, const KMeansParams& p,
-                      const KMeansModes& modes, const Comm& comm, KMeansResult& res,
-                      const std::function<void()>& restart_done) {
-  TiedFit best;
-  double init_seconds = 0, seconds = 0;
-  std::vector<double> scores;
-  for (int r = 0; r < std::max(restarts, 1); ++r) {
-    KMeansParams q = p;
-    q.n_init = 1;
-    if (r > 0) q.seed = kmeans_detail::key_of(p.seed, kmeans_detail::kTagTied, r);
-    KMeansResult run = kmeans_detail::kmeans_prepared(X, k, q, modes, comm, nullptr, restart_done);
-    TiedFit fit = tied_kmeans(X, run, q, modes, comm);
-    init_seconds += run.init_seconds;
-    seconds += run.seconds;
-    scores.push_back(fit.log_det);
-    if (r == 0 || fit.log_det < best.log_det) {
-      best = std::move(fit);
-      res = std::move(run);
-      res.restart = r;
-    }
-  }
-  res.init_seconds = init_seconds;
-  res.seconds = seconds;
-  res.restart_inertia = std::move(scores);  // per restart: its log det
-  return best;
 }
 
 }  // namespace segrec

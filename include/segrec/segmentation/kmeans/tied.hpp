@@ -14,7 +14,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 
 #include "segrec/core/comm.hpp"
 #include "segrec/segmentation/kmeans/kmeans.hpp"
@@ -32,10 +31,6 @@ struct TiedFit {
   MatrixRF Z;              ///< this rank's rows whitened (n_local x h)
   int rounds = 0;          ///< whitening rounds run
   bool converged = false;  ///< the last round changed no label
-  /// log det of the pooled covariance (with its ridge) of the final labels: a tied mixture's
-  /// classification log-likelihood is -n/2 of it plus a constant, so of several fits of one k
-  /// the one with the smallest is the best.
-  double log_det = 0;
 };
 
 /// Collective. Refines `res` (K-means of X, n_local x h) into tied segments: on return
@@ -43,14 +38,6 @@ struct TiedFit {
 /// the tied clustering's; res.n_iter adds the Lloyd iterations of every round.
 TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
                     const KMeansModes& modes, const Comm& comm);
-
-/// Collective. Tied segments with k clusters from `restarts` K-means starts (each one
-/// K-means run, keyed by the seed and the restart), each refined by tied_kmeans(); keeps the
-/// fit with the smallest log det (ties: the earlier restart). `restart_done` is called after
-/// each start's K-means. Returns the winning K-means result (refined) in `res`.
-TiedFit tied_restarts(const MatrixRF& X, std::int64_t k, int restarts, const KMeansParams& p,
-                      const KMeansModes& modes, const Comm& comm, KMeansResult& res,
-                      const std::function<void()>& restart_done = {});
 
 /// Local. Z = X whitening^T (rows of X whitened).
 MatrixRF whiten_rows(const MatrixRF& X, const MatrixRD& whitening);
