@@ -6,12 +6,32 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <random>
 #include <vector>
 
 #include "segrec/segmentation/kmeans/kmeans.hpp"
 
 namespace segrec::testing_ref {
+
+/// Adjusted Rand index of two labellings of the same users (1 when both are one segment).
+inline double ari(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
+  std::map<std::pair<int, int>, double> nij;
+  std::map<int, double> ai, bj;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    nij[{a[i], b[i]}] += 1;
+    ai[a[i]] += 1;
+    bj[b[i]] += 1;
+  }
+  const auto c2 = [](double x) { return x * (x - 1) / 2; };
+  double sij = 0, sa = 0, sb = 0;
+  for (const auto& [k, v] : nij) sij += c2(v);
+  for (const auto& [k, v] : ai) sa += c2(v);
+  for (const auto& [k, v] : bj) sb += c2(v);
+  const double expected = sa * sb / c2(static_cast<double>(a.size()));
+  const double mx = (sa + sb) / 2;
+  return mx == expected ? 1.0 : (sij - expected) / (mx - expected);
+}
 
 /// n points around `centers` random centres in [-spread, spread]^h, unit normal noise.
 inline MatrixRF make_blobs(std::int64_t n, std::int64_t h, int centers, double spread,

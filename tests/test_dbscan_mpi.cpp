@@ -8,9 +8,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <random>
 
+#include "kmeans_reference.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/io/companion.hpp"
 #include "segrec/io/formats.hpp"
@@ -19,6 +19,8 @@
 
 namespace segrec {
 namespace {
+
+using testing_ref::ari;
 
 // ---- the naive reference -------------------------------------------------------------
 
@@ -128,24 +130,6 @@ MatrixRF planted(std::int64_t per_blob, int blobs, std::int64_t noise, std::int6
     }
   }
   return X;
-}
-
-double ari(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
-  std::map<std::pair<int, int>, double> nij;
-  std::map<int, double> ai, bj;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    nij[{a[i], b[i]}] += 1;
-    ai[a[i]] += 1;
-    bj[b[i]] += 1;
-  }
-  const auto c2 = [](double x) { return x * (x - 1) / 2; };
-  double sij = 0, sa = 0, sb = 0;
-  for (const auto& [k, v] : nij) sij += c2(v);
-  for (const auto& [k, v] : ai) sa += c2(v);
-  for (const auto& [k, v] : bj) sb += c2(v);
-  const double expected = sa * sb / c2(static_cast<double>(a.size()));
-  const double mx = (sa + sb) / 2;
-  return mx == expected ? 1.0 : (sij - expected) / (mx - expected);
 }
 
 // ---- running DBSCAN on this rank's block --------------------------------------------

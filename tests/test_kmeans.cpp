@@ -753,6 +753,15 @@ TEST(KMeansParamsTest, BadValuesAreUsageErrors) {
   expect_bad("pick", [](KMeansParams& p) { p.pick = "knee"; });
   expect_bad("kernel", [](KMeansParams& p) { p.kernel = "blas"; });
   expect_bad("algorithm", [](KMeansParams& p) { p.algorithm = "elkan"; });
+  expect_bad("shape", [](KMeansParams& p) { p.shape = "round"; });
+  expect_bad("shape", [](KMeansParams& p) {
+    p.shape = "tied";
+    p.algorithm = "gmm";
+  });
+  expect_bad("shape", [](KMeansParams& p) {
+    p.shape = "tied";
+    p.spherical = true;
+  });
   KMeansParams ok = params("4");
   EXPECT_NO_THROW(ok.validate());
 }

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <numbers>
 
 #include "kmeans_reference.hpp"
@@ -24,6 +23,7 @@ namespace segrec {
 namespace {
 
 using Eigen::MatrixXd;
+using testing_ref::ari;
 
 double gauss(std::uint64_t key) {
   const double u1 = 1.0 - rng::unit_uniform(rng::splitmix64(key));
@@ -44,23 +44,6 @@ MatrixRF slabs(std::int64_t n) {
     X(i, 2) = static_cast<float>(2 * a + c);
   }
   return X;
-}
-
-double ari(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
-  std::map<std::pair<int, int>, double> n;
-  std::map<int, double> ra, rb;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    n[{a[i], b[i]}] += 1;
-    ra[a[i]] += 1;
-    rb[b[i]] += 1;
-  }
-  const auto c2 = [](double v) { return v * (v - 1) / 2; };
-  double s = 0, sa = 0, sb = 0;
-  for (const auto& [key, v] : n) s += c2(v);
-  for (const auto& [key, v] : ra) sa += c2(v);
-  for (const auto& [key, v] : rb) sb += c2(v);
-  const double e = sa * sb / c2(static_cast<double>(a.size()));
-  return (s - e) / (0.5 * (sa + sb) - e);
 }
 
 struct NaiveTied {

@@ -9,9 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <map>
 #include <numbers>
 
+#include "kmeans_reference.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/random.hpp"
 #include "segrec/segmentation/kmeans/gap.hpp"
@@ -19,6 +19,8 @@
 
 namespace segrec {
 namespace {
+
+using testing_ref::ari;
 
 constexpr std::int64_t kRows = 1200;
 constexpr int kGroups = 4;
@@ -39,8 +41,9 @@ void fill_row(std::int64_t g, bool groups_in_interest, float* row) {
   float* grouped = groups_in_interest ? row : row + kInterest;
   float* free = groups_in_interest ? row + kInterest : row;
   for (std::int64_t j = 0; j < ng; ++j)
-    grouped[j] = static_cast<float>((j == grp % ng ? 4.0 : 0.0) + (grp >= ng && j == 0 ? -4.0 : 0.0) +
-                                    0.4 * noise(static_cast<int>(j)));
+    grouped[j] =
+        static_cast<float>((j == grp % ng ? 4.0 : 0.0) + (grp >= ng && j == 0 ? -4.0 : 0.0) +
+                           0.4 * noise(static_cast<int>(j)));
   const std::int64_t nf = groups_in_interest ? kValue : kInterest;
   for (std::int64_t j = 0; j < nf; ++j)
     free[j] = static_cast<float>(6.0 * std::exp(0.8 * noise(static_cast<int>(100 + j))));
@@ -48,26 +51,9 @@ void fill_row(std::int64_t g, bool groups_in_interest, float* row) {
 
 MatrixRF rows(std::int64_t begin, std::int64_t end, bool groups_in_interest) {
   MatrixRF X(end - begin, kInterest + kValue);
-  for (std::int64_t g = begin; g < end; ++g) fill_row(g, groups_in_interest, X.row(g - begin).data());
+  for (std::int64_t g = begin; g < end; ++g)
+    fill_row(g, groups_in_interest, X.row(g - begin).data());
   return X;
-}
-
-// Adjusted Rand index of two labellings.
-double ari(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
-  std::map<std::pair<int, int>, double> n;
-  std::map<int, double> ra, rb;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    n[{a[i], b[i]}] += 1;
-    ra[a[i]] += 1;
-    rb[b[i]] += 1;
-  }
-  auto c2 = [](double x) { return x * (x - 1) / 2; };
-  double s = 0, sa = 0, sb = 0;
-  for (auto& [k, v] : n) s += c2(v);
-  for (auto& [k, v] : ra) sa += c2(v);
-  for (auto& [k, v] : rb) sb += c2(v);
-  const double e = sa * sb / c2(static_cast<double>(a.size()));
-  return (s - e) / (0.5 * (sa + sb) - e);
 }
 
 struct Outcome {

@@ -162,6 +162,10 @@ KMeansModes KMeansParams::validate() const {
   m.gmm_options.max_iter = gmm_max_iter;
   if (m.pick == Criterion::kBic && !m.gmm)
     throw UsageError("--pick bic needs --algorithm gmm (K-means has no likelihood)");
+  if (spherical && m.shape == ClusterShape::kTied)
+    throw UsageError(
+        "--shape tied and --spherical cannot be used together: tied segments whiten the rows "
+        "that --spherical would keep on the unit sphere");
   if (m.gmm && m.shape == ClusterShape::kTied)
     throw UsageError(
         "--shape tied and --algorithm gmm cannot be used together: the mixture has its own "
