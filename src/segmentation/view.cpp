@@ -2,6 +2,7 @@
 #include "segrec/segmentation/view.hpp"
 
 #include <cmath>
+#include <numeric>
 
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
@@ -48,27 +49,6 @@ std::string whitening_path(const std::string& group) {
   return group == "/" ? "/whitening" : group + "/whitening";
 }
 
-// Total variance of columns [begin, end) of X (sum of the columns' population variances).
-double block_variance(const MatrixRF& X, std::int64_t begin, std::int64_t end, const Comm& comm) {
-  const std::int64_t w = end - begin;
-  std::vector<double> buf(static_cast<std::size_t>(2 * w + 1), 0.0);
-  buf[0] = static_cast<double>(X.rows());
-  for (Eigen::Index i = 0; i < X.rows(); ++i)
-    for (std::int64_t j = 0; j < w; ++j) {
-      const double x = X(i, begin + j);
-      buf[1 + j] += x;
-      buf[1 + w + j] += x * x;
-    }
-  comm.allreduce(buf);
-  if (buf[0] <= 0) return 0;
-  double v = 0;
-  for (std::int64_t j = 0; j < w; ++j) {
-    const double m = buf[1 + j] / buf[0];
-    v += std::max(0.0, buf[1 + w + j] / buf[0] - m * m);
-  }
-  return v;
-}
-
 ViewTransform make(ClusterView v, const ViewParams& vp, const MatrixRF& X, std::int64_t ni,
                    std::int64_t nv, const Comm& comm) {
   ViewTransform t;
@@ -86,7 +66,10 @@ ViewTransform make(ClusterView v, const ViewParams& vp, const MatrixRF& X, std::
     ViewTransform only = t;
     only.value_weight = 1;
     only.apply(Y);
-    const double vi = block_variance(Y, 0, ni, comm), vv = block_variance(Y, ni, ni + nv, comm);
+    // Total variance of each block (sum of its columns' population variances).
+    const ColumnMoments m = column_moments(Y, comm);
+    const double vi = std::accumulate(m.var.begin(), m.var.begin() + ni, 0.0);
+    const double vv = std::accumulate(m.var.begin() + ni, m.var.begin() + ni + nv, 0.0);
     t.value_weight = vv > 0 ? std::sqrt(vp.value_share / (1 - vp.value_share) * vi / vv) : 0.0;
   }
   return t;

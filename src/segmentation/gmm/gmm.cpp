@@ -187,27 +187,18 @@ GmmFit gmm_em(const MatrixRF& X, std::span<const std::int32_t> init_labels, std:
   GmmFit fit;
   fit.covariance = c;
   // ---- global mean and variances: one allreduce [sum x | sum x^2 | n]
-  std::vector<double> mom(2 * hx + 1, 0.0);
-  for (std::int64_t i = 0; i < nl; ++i)
-    for (std::int64_t f = 0; f < hx; ++f) {
-      const double v = X(i, f);
-      mom[f] += v;
-      mom[hx + f] += v * v;
-    }
-  mom[2 * hx] = static_cast<double>(nl);
-  comm.allreduce(mom);
-  const double n = mom[2 * hx];
+  const ColumnMoments mom = column_moments(X, comm);
+  const double n = mom.n;
   // The mixture lives on the columns that vary (a view zeroes the other block's columns):
   // active[a] = column of X, h of them (all columns when none varies).
   VectorXd mu_all(hx);
   std::vector<std::int64_t> active;
   double var = 0;
   for (std::int64_t f = 0; f < hx; ++f) {
-    mu_all[f] = mom[f] / n;
-    const double v = mom[hx + f] / n - mu_all[f] * mu_all[f];
-    if (v > 0) {
+    mu_all[f] = mom.mean[f];
+    if (mom.var[f] > 0) {
       active.push_back(f);
-      var += v;
+      var += mom.var[f];
     }
   }
   if (active.empty())

@@ -331,6 +331,30 @@ MatrixRF normalize_rows(const MatrixRF& X) {
   return out;
 }
 
+ColumnMoments column_moments(const MatrixRF& X, const Comm& comm) {
+  const Eigen::Index h = X.cols();
+  const auto hs = static_cast<std::size_t>(h);
+  std::vector<double> m(2 * hs + 1, 0.0);  // [sum x | sum x^2 | n]
+  for (Eigen::Index i = 0; i < X.rows(); ++i)
+    for (std::size_t j = 0; j < hs; ++j) {
+      const double x = X(i, static_cast<Eigen::Index>(j));
+      m[j] += x;
+      m[hs + j] += x * x;
+    }
+  m[2 * hs] = static_cast<double>(X.rows());
+  comm.allreduce(m);
+  ColumnMoments c;
+  c.n = m[2 * hs];
+  c.mean.assign(hs, 0.0);
+  c.var.assign(hs, 0.0);
+  if (c.n <= 0) return c;
+  for (std::size_t j = 0; j < hs; ++j) {
+    c.mean[j] = m[j] / c.n;
+    c.var[j] = std::max(0.0, m[hs + j] / c.n - c.mean[j] * c.mean[j]);
+  }
+  return c;
+}
+
 std::uint64_t lloyd_allreduce_bytes(std::int64_t k, std::int64_t h) {
   return static_cast<std::uint64_t>(k * h + k + 2) * sizeof(double);
 }

@@ -33,27 +33,11 @@ namespace {
 
 // Columns whose variance over all rows is positive (the view's unused block is all zero).
 std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm) {
-  const Eigen::Index h = X.cols();
-  std::vector<double> m(static_cast<std::size_t>(2 * h + 1), 0.0);
-  m[0] = static_cast<double>(X.rows());
-  for (Eigen::Index i = 0; i < X.rows(); ++i)
-    for (Eigen::Index j = 0; j < h; ++j) {
-      const double x = X(i, j);
-      m[static_cast<std::size_t>(1 + j)] += x;
-      m[static_cast<std::size_t>(1 + h + j)] += x * x;
-    }
-  comm.allreduce(m);
+  const ColumnMoments m = column_moments(X, comm);
+  const double top = m.var.empty() ? 0.0 : *std::max_element(m.var.begin(), m.var.end());
   std::vector<Eigen::Index> cols;
-  double top = 0;
-  std::vector<double> var(static_cast<std::size_t>(h), 0.0);
-  for (Eigen::Index j = 0; j < h && m[0] > 0; ++j) {
-    const double mean = m[static_cast<std::size_t>(1 + j)] / m[0];
-    var[static_cast<std::size_t>(j)] =
-        std::max(0.0, m[static_cast<std::size_t>(1 + h + j)] / m[0] - mean * mean);
-    top = std::max(top, var[static_cast<std::size_t>(j)]);
-  }
-  for (Eigen::Index j = 0; j < h; ++j)
-    if (var[static_cast<std::size_t>(j)] > 1e-12 * top) cols.push_back(j);
+  for (std::size_t j = 0; j < m.var.size(); ++j)
+    if (m.var[j] > 1e-12 * top) cols.push_back(static_cast<Eigen::Index>(j));
   return cols;
 }
 

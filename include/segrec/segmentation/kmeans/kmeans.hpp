@@ -141,6 +141,15 @@ std::size_t pick_k(const std::vector<SweepRow>& rows, Criterion crit);
 
 /// Rows of X scaled to unit L2 norm (zero rows stay zero).
 MatrixRF normalize_rows(const MatrixRF& X);
+
+/// Global per-column moments of row-partitioned X (one allreduce of 2 h + 1 doubles).
+struct ColumnMoments {
+  double n = 0;              ///< rows, all ranks
+  std::vector<double> mean;  ///< h
+  std::vector<double> var;   ///< h, population variance E[x^2] - mean^2, clamped at 0
+};
+/// Collective. One pass over X in row order (sums of x and x^2 in double).
+ColumnMoments column_moments(const MatrixRF& X, const Comm& comm);
 /// Bytes one rank sends in the per-iteration allreduce: (k*h + k + 2) * 8.
 std::uint64_t lloyd_allreduce_bytes(std::int64_t k, std::int64_t h);
 
