@@ -1,7 +1,8 @@
 // EASE and popularity (train --model-kind): B at the world size against a dense
 // single-process closed form (Eigen's inverse), the lambda chosen on the validation users
 // against a serial run, model.h5 round trip and scoring, exact explanations, the
-// item blocks, and the bad inputs with their messages.
+// item blocks, the distributed Cholesky against Eigen's, and the bad inputs with their
+// messages.
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
@@ -11,6 +12,7 @@
 #include <numeric>
 #include <set>
 
+#include "segrec/core/cholesky.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/io/h5.hpp"
 #include "segrec/personalisation/ease.hpp"
@@ -289,6 +291,34 @@ TEST(EaseMpi, ItemBlocksCoverAndBalance) {
     }
 }
 
+// The block factor at the world size equals Eigen's single-process LLT; uneven last blocks,
+// more blocks than ranks and fewer; a matrix that is not positive definite is refused on
+// every rank (the failing pivot's owner varies with the rank count).
+TEST(EaseMpi, BlockCholeskyMatchesOneProcess) {
+  const Comm c = Comm::world();
+  for (const std::int64_t n : {1, 5, 16, 37, 130}) {
+    Eigen::MatrixXd R(n, n);
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < n; ++j)
+        R(i, j) = std::sin(0.7 * static_cast<double>(i * n + j) + 1.3);
+    const Eigen::MatrixXd A = R * R.transpose() + 0.5 * Eigen::MatrixXd::Identity(n, n);
+    const Eigen::MatrixXd ref = A.llt().matrixL();
+    for (const std::int64_t panel : {4, 16, 256}) {
+      Eigen::MatrixXd F = A;
+      ASSERT_TRUE(linalg::cholesky_blocks(F.data(), n, c, panel));
+      const Eigen::MatrixXd L = F.triangularView<Eigen::Lower>();
+      EXPECT_LT((L - ref).cwiseAbs().maxCoeff(), 1e-9 * ref.cwiseAbs().maxCoeff())
+          << n << " columns, panel " << panel << ", " << c.size() << " ranks";
+      Eigen::MatrixXd bad = A;
+      bad(n - 1, n - 1) = -1.0;             // the last pivot turns negative
+      if (n > 1) bad(n / 2, n / 2) -= 1e6;  // or one half way
+      EXPECT_FALSE(linalg::cholesky_blocks(bad.data(), n, c, panel)) << n << ", " << panel;
+    }
+  }
+  EXPECT_EQ(linalg::cholesky_scratch_bytes(1000, 1), 0);
+  EXPECT_EQ(linalg::cholesky_scratch_bytes(1000, 2, 256), 8 * (1000 * 256 + 1));
+}
+
 TEST(EaseMpi, BadInputsOneClearLine) {
   const Comm c = Comm::world();
   struct Case {
@@ -304,7 +334,8 @@ TEST(EaseMpi, BadInputsOneClearLine) {
       {"ease", "auto", 0,
        "invalid value 'auto' for --l2: choosing lambda needs validation users (--val-users > 0); "
        "or give one lambda"},
-      {"knn", "auto", 0.1, "invalid value 'knn' for --model-kind: use mlp (or bag), sequence, ease or popularity"},
+      {"knn", "auto", 0.1,
+       "invalid value 'knn' for --model-kind: use mlp (or bag), sequence, ease or popularity"},
   };
   for (const auto& k : cases) {
     TrainParams p = ease_params(k.l2, k.val_users);

@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <limits>
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "segrec/core/cholesky.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/personalisation/input_rows.hpp"
@@ -15,7 +15,6 @@
 #ifdef SEGREC_HAVE_OPENBLAS
 // OpenBLAS's LAPACK (Fortran interface; the trailing length of the character argument).
 extern "C" {
-void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
 void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
 }
 #endif
@@ -57,20 +56,6 @@ std::string human_bytes(double b) {
   char out[48];
   std::snprintf(out, sizeof out, "%.3g %s", b, units[u]);
   return out;
-}
-
-// In-place Cholesky of the lower triangle of A (n x n, column-major): false unless positive
-// definite.
-bool cholesky(ColMat& A) {
-#ifdef SEGREC_HAVE_OPENBLAS
-  const int n = static_cast<int>(A.rows());
-  int info = 0;
-  dpotrf_("L", &n, A.data(), &n, &info, 1);
-  return info == 0;
-#else
-  Eigen::LLT<Eigen::Ref<ColMat> > llt(A);
-  return llt.info() == Eigen::Success;
-#endif
 }
 
 }  // namespace
@@ -117,7 +102,8 @@ std::int64_t bytes_per_rank(std::int64_t n, int p) {
 #ifndef SEGREC_HAVE_OPENBLAS
   rhs = static_cast<long double>(n) * kPanel;
 #endif
-  const long double b = 24 * nn + 8 * rhs;
+  const long double b =
+      24 * nn + 8 * rhs + static_cast<long double>(linalg::cholesky_scratch_bytes(n, p));
   return b > static_cast<long double>(std::numeric_limits<std::int64_t>::max())
              ? std::numeric_limits<std::int64_t>::max()
              : static_cast<std::int64_t>(b);
@@ -151,11 +137,12 @@ std::vector<double> gram(std::int64_t n, const std::vector<std::int64_t>& indptr
 std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double lambda,
                          const Comm& comm) {
   SEGREC_ASSERT(std::ssize(G) == n * n && lambda > 0, "ease::solve: bad G or lambda");
-  // F = G + lambda I (G is symmetric: row- and column-major agree), factored in place.
+  // F = G + lambda I (G is symmetric: row- and column-major agree), factored in place, the
+  // factor's flops split over the ranks by column blocks (every rank then holds all of L).
   ColMat F = Eigen::Map<const ColMat>(G.data(), n, n);
   F.diagonal().array() += lambda;
   std::string err;
-  if (!cholesky(F))
+  if (!linalg::cholesky_blocks(F.data(), n, comm))
     err = "ease: G + lambda I is not positive definite (lambda " + std::to_string(lambda) + ")";
   comm.check_all(err, kExitData);
 

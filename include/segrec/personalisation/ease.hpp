@@ -8,21 +8,24 @@
 //
 // How the ranks share the work (the rule, docs/personalisation.md "EASE"):
 // - G: each rank sums x_u x_u^T over its own users; one allreduce gives every rank G.
-// - Cholesky G + lambda I = L L^T: every rank factors the whole matrix (replicated,
-//   n^3/3 flops; with one rank and OPENBLAS_NUM_THREADS > 1 OpenBLAS threads it).
+// - Cholesky G + lambda I = L L^T by column blocks (core/cholesky.hpp): blocks of 256
+//   columns dealt round-robin, each factored by its owner and broadcast, each rank updating
+//   only its own later blocks: n^3 / (3 p) flops per rank, and every rank then holds all of L
+//   (one rank: dpotrf, threaded by OpenBLAS when OPENBLAS_NUM_THREADS > 1).
 // - P by item blocks: rank r owns the columns [c_r, c_{r+1}) and computes only their part
 //   on and below the diagonal, in panels of 128 columns: P[a:, panel] = L_a^-T (L_a^-1 E)
 //   with L_a = L[a:, a:] (two triangular solves, 2 (n - a)^2 x 128 flops, so that column
 //   j costs about 2 (n - j)^2 flops and all of P 2 n^3 / 3, as LAPACK's dpotri); the
 //   boundaries c_r balance those flops over the ranks. One allgather of the blocks (as rows,
 //   P being symmetric) completes P on every rank. With one rank dpotri does it.
-//   Per rank: n^3 / 3 (factor) + 2 n^3 / (3 p) flops.
+//   Per rank: n^3 / (3 p) (factor) + 2 n^3 / (3 p) (inverse) flops.
 // - Every rank forms the whole B (it scores its own validation users with it); model.h5
 //   stores B row-partitioned by the same item blocks.
 // Memory per rank (bytes_per_rank): G and the factor (reused for P) in doubles, two B in
-// floats (the best so far and the next lambda's) and one panel's right-hand sides:
-// 24 n^2 + 8 x 128 n bytes, refused over --max-memory-per-rank (default: the machine's
-// memory): 16 GiB per rank fit about 26,000 items, 64 GiB about 53,000.
+// floats (the best so far and the next lambda's), one panel's right-hand sides and, on more
+// than one rank, the factor's broadcast block: 24 n^2 + 8 x (128 + 256) n bytes, refused over
+// --max-memory-per-rank (default: the machine's memory): 16 GiB per rank fit about 26,000 items, 64
+// GiB about 53,000.
 #pragma once
 
 #include <cstdint>
