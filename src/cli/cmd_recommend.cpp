@@ -74,8 +74,12 @@ class RecommendCommand final : public Command {
     if (!s.segment_users.empty()) {
       std::ostringstream seg;
       seg << "users per segment:";
-      for (std::size_t g = 0; g < s.segment_users.size(); ++g)
+      std::int64_t in_segments = 0;
+      for (std::size_t g = 0; g < s.segment_users.size(); ++g) {
         seg << " " << g << ":" << s.segment_users[g];
+        in_segments += s.segment_users[g];
+      }
+      if (s.users > in_segments) seg << " unsegmented:" << s.users - in_segments;  // -1: noise
       ctx.say(seg.str());
     }
     return 0;

@@ -90,8 +90,17 @@ std::string auto_k(std::int64_t users) {
   return "2:" + std::to_string(top) + (top > 10 ? ":2" : "");
 }
 
-// The options `run` sets for a stage; `users` (-1: not known yet) sizes --k auto.
-std::vector<Option> files_for(const RunParams& p, const std::string& name, std::int64_t users) {
+// The value of option `name` among the options given for a stage ("" when absent).
+std::string given_value(const std::vector<Option>& given, const std::string& name) {
+  for (const auto& [k, v] : given)
+    if (k == name) return v;
+  return "";
+}
+
+// The options `run` sets for a stage; `users` (-1: not known yet) sizes --k auto; `dbscan`:
+// the cluster stage runs DBSCAN, which takes no k.
+std::vector<Option> files_for(const RunParams& p, const std::string& name, std::int64_t users,
+                              bool dbscan) {
   std::vector<Option> s;
   if (name == "ingest") {
     for (const auto& e : p.events) s.emplace_back("events", e);
@@ -105,7 +114,8 @@ std::vector<Option> files_for(const RunParams& p, const std::string& name, std::
          {"out", path(p, "segments.h5")},
          {"data", path(p, "dataset.h5")},
          {"profiles", path(p, "profiles.h5")}};
-    s.emplace_back("k", p.k != "auto" ? p.k : users < 0 ? "2" : auto_k(users));
+    if (!dbscan || p.k != "auto")  // (a --k given with DBSCAN: the stage refuses it)
+      s.emplace_back("k", p.k != "auto" ? p.k : users < 0 ? "2" : auto_k(users));
     if (p.silhouette_sample_defaulted && users > 1000000)
       s.emplace_back("silhouette-sample", "2000");
   } else if (name == "train") {
@@ -262,8 +272,11 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
     if (missing.empty() && !fs::is_regular_file(e)) missing = "events: cannot read '" + e + "'";
   comm.check_all(missing, kExitUsage);
   // Every stage's options are checked before the first stage starts.
+  const auto runs_dbscan = [](const Stage& st) {
+    return st.info.name == "cluster" && given_value(st.given, "algorithm") == "dbscan";
+  };
   for (Stage& st : stages) {
-    st.apply(files_for(p, st.info.name, /*users=*/-1));
+    st.apply(files_for(p, st.info.name, /*users=*/-1, runs_dbscan(st)));
     st.check();
     if (st.info.name == "train")
       for (const auto& kind : kinds) {
@@ -302,7 +315,9 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
   bool upstream_ran = false;
   for (Stage& st : stages) {
     const std::string& name = st.info.name;
-    std::vector<Option> set = files_for(p, name, name == "cluster" ? data_users(p, comm) : -1);
+    const bool dbscan = runs_dbscan(st);
+    std::vector<Option> set =
+        files_for(p, name, name == "cluster" ? data_users(p, comm) : -1, dbscan);
     std::vector<Option> given = st.given;
     if (name == "train" && !kinds.empty()) given.emplace_back("models", p.models);
     const std::string hash = stage_hash(chain, name, given, set);
@@ -329,7 +344,7 @@ int run(const RunParams& p, std::vector<Stage>& stages, const Comm& comm,
       // --previous is not part of the hash: with unchanged inputs the stage is skipped (the
       // ids it would keep are the ones it wrote); a forced re-run starts from the earlier
       // centroids, a fixed point, and keeps them too.
-      if (name == "cluster") {
+      if (name == "cluster" && !dbscan) {  // (DBSCAN has no centroids to start from)
         std::string why;
         const std::string previous = previous_segments(p, comm, why);
         if (!previous.empty()) set.emplace_back("previous", previous);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cluster --algorithm dbscan end to end: generate -> ingest -> profile -> project -> cluster
 # at 1 and 2 ranks (same labels), noise as segment -1 in segments.csv and "unsegmented" in the
-# report, the k-distance curve in the report JSON, -1 refused by train, and bad options.
+# report, the k-distance curve in the report JSON, -1 refused by segment-aware training, the
+# whole `segrec run` with DBSCAN, and bad options.
 source "$(dirname "$0")/lib.sh"
 
 D="$WORK/in"; mkdir -p "$D"
@@ -40,6 +41,22 @@ seg 1 cluster --projection "$D/h.h5" --algorithm dbscan --eps 0.5 --out "$D/f.h5
 expect_fail "train on DBSCAN noise" 2 3 "holds segment -1 outside \[0, [0-9]+\) \(-1 is a user in no segment" \
   train --data "$D/ds.h5" --segments "$D/s1.h5" --personalize segment-input --segment-embedding 4 --epochs 1 \
   --out "$WORK/o/m.h5"
+
+# The whole pipeline with DBSCAN: run passes no --k and no --previous; a model without segment
+# inputs trains beside the noise users, and recommend counts them as unsegmented.
+if seg 2 run --events "$D/ev.csv" --algorithm dbscan --eps auto --min-samples 8 --epochs 1 \
+     --hidden 16 --out "$WORK/run"; then
+  csv_noise=$(awk -F, 'NR > 1 && $2 == -1' "$WORK/run/segments.csv" | wc -l)
+  grep -q "DBSCAN" "$WORK/out" && [[ $csv_noise -gt 0 ]] &&
+    grep -qE "^users per segment: .* unsegmented:$csv_noise$" "$WORK/out" &&
+    [[ -s "$WORK/run/recommendations.csv" ]] &&
+    ok "run --algorithm dbscan: every stage, $csv_noise unsegmented users" ||
+    bad "run --algorithm dbscan: $(grep -E 'DBSCAN|per segment' "$WORK/out")"
+else
+  bad "run --algorithm dbscan: $(tail -3 "$WORK/err")"
+fi
+expect_fail "run: --k with dbscan" 1 2 "--k cannot be used with --algorithm dbscan" \
+  run --events "$D/ev.csv" --algorithm dbscan --eps 1 --k 4 --out "$WORK/o/r"
 
 OUT="$WORK/o/x.h5"
 for np in 1; do

@@ -12,6 +12,16 @@
 
 namespace segrec {
 
+namespace {
+
+// Without a segment-aware model (an input or heads) the segments only group the validation
+// figures, and a user in no segment (-1, DBSCAN noise) is counted in the whole only.
+bool unsegmented_allowed(const TrainParams& p, const TrainModes& modes) {
+  return modes.personalize == TrainModes::Personalize::kNone && !p.compare_personalize;
+}
+
+}  // namespace
+
 void check_data(const TrainParams& p, const TrainModes& modes, const TrainData& d,
                 const Comm& comm) {
   std::string err;
@@ -32,12 +42,13 @@ void check_data(const TrainParams& p, const TrainModes& modes, const TrainData& 
     for (std::size_t k = 0; err.empty() && k < d.dense.size(); ++k)
       if (!std::isfinite(d.dense[k])) err = "the projection holds a non-finite value";
   }
-  if (err.empty() && (modes.personalize != TrainModes::Personalize::kNone ||
-                      p.compare_personalize || !d.segments.empty())) {
+  const bool noise_ok = unsegmented_allowed(p, modes);
+  if (err.empty() && (!noise_ok || !d.segments.empty())) {
     if (d.n_segments <= 0 || static_cast<std::int64_t>(d.segments.size()) != n)
       err = "--personalize " + p.personalize + " needs a segment label for every user";
     for (std::size_t k = 0; err.empty() && k < d.segments.size(); ++k)
-      if (d.segments[k] < 0 || d.segments[k] >= d.n_segments)
+      if ((d.segments[k] < 0 && !(noise_ok && d.segments[k] == -1)) ||
+          d.segments[k] >= d.n_segments)
         err = "segment label " + std::to_string(d.segments[k]) + " outside [0, " +
               std::to_string(d.n_segments) + ")";
   }
@@ -83,7 +94,7 @@ TrainData load_train_data(const TrainParams& p, const Comm& comm) {
   if (modes.reads_segments) {
     const h5::File f = h5::File::open(p.segments, comm, kSegmentsFormat);
     const UserRowsSpec spec{p.segments, "/labels", ds.n_users, 0, p.data, &ds.user_ids};
-    d.segments = read_user_labels(f, spec, b, comm, d.n_segments);  // -1 (noise) rejected
+    d.segments = read_user_labels(f, spec, b, comm, d.n_segments, unsegmented_allowed(p, modes));
     if (d.n_segments <= 0)
       throw DataError("'" + p.segments + "': attribute k must be positive", true);
   }
