@@ -174,7 +174,7 @@ TEST(TiedKMeans, TheWhiteningTravelsWithTheView) {
   if (world.is_root()) std::filesystem::create_directories(dir);
   world.barrier();
   ViewTransform v;
-  v.name = "value";
+  v.view = ClusterView::kValue;
   v.interest_dims = 2;
   v.value_dims = 3;
   v.interest_weight = 0;
@@ -191,7 +191,7 @@ TEST(TiedKMeans, TheWhiteningTravelsWithTheView) {
     }
     const h5::File f = h5::File::open(path, world, kSegmentsFormat);
     const ViewTransform back = read_view(f, "/");
-    EXPECT_EQ(back.name, "value");
+    EXPECT_EQ(back.name(), "value");
     ASSERT_EQ(back.whitened(), whitened);
     if (whitened) {
       EXPECT_EQ(back.whitening, v.whitening);

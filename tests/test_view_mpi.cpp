@@ -131,7 +131,7 @@ TEST(View, AutoFindsTheBlockWithGroups) {
   const auto t = truth();
   for (bool in_interest : {true, false}) {
     const Outcome o = run(in_interest, comm);
-    EXPECT_EQ(o.view.name, in_interest ? "interest" : "value");
+    EXPECT_EQ(o.view.name(), in_interest ? "interest" : "value");
     EXPECT_GT(in_interest ? o.view.gap_interest : o.view.gap_value,
               2 * (in_interest ? o.view.gap_value : o.view.gap_interest));
     EXPECT_EQ(o.k, kGroups) << "gap knee";
@@ -156,14 +156,14 @@ TEST(View, SameAnswerAtAnyRankCount) {
   const Comm comm = Comm::world();
   const Outcome dist = run(false, comm);
   const Outcome serial = run(false, Comm());
-  EXPECT_EQ(dist.view.name, serial.view.name);
+  EXPECT_EQ(dist.view.name(), serial.view.name());
   EXPECT_EQ(dist.k, serial.k);
   EXPECT_EQ(dist.labels, serial.labels);
 }
 
 TEST(View, TransformShapes) {
   ViewTransform v;
-  v.name = "combined";
+  v.view = ClusterView::kCombined;
   v.interest_dims = 2;
   v.value_dims = 1;
   v.normalise_interest = true;

@@ -123,19 +123,18 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   if (from_file && !dbscan) init = read_centroid_file(p.init, comm);
 
   const double t_read = lap();
-  // The view's evidence is taken at one k: the k given, or 8 within the sweep's range
-  // (8 for DBSCAN, which has no k).
+  // The view is a property of the log, not of k: its evidence is taken at k = 8 whatever k
+  // or sweep is asked (and for DBSCAN, which has no k), so a single k and a sweep see the
+  // same view.
   KMeansParams probe_p = p;
   if (dbscan) {
     probe_p.k = std::to_string(kViewProbeK);
     probe_p.algorithm = "auto";
   }
-  const auto ks = probe_p.k_values();
-  const std::int64_t probe = std::clamp<std::int64_t>(kViewProbeK, ks.front(), ks.back());
-  out.view = resolve_view(view, vp, X, interest_dims, value_dims, probe, probe_p,
+  out.view = resolve_view(view, vp, X, interest_dims, value_dims, kViewProbeK, probe_p,
                           dbscan ? probe_p.validate() : modes, comm);
   if (view == ClusterView::kAuto && std::isfinite(out.view.gap_interest))
-    progress::note("cluster", "view " + out.view.name +
+    progress::note("cluster", "view " + out.view.name() +
                                   ": gap at k = " + std::to_string(out.view.probe_k) +
                                   " interest " + json::num(out.view.gap_interest) + ", value " +
                                   json::num(out.view.gap_value));
@@ -143,7 +142,7 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   // auto: tied segments on the value view (kmeans/params.hpp --shape).
   modes.tied = !dbscan && !modes.gmm && !p.spherical &&
                (modes.shape == ClusterShape::kTied ||
-                (modes.shape == ClusterShape::kAuto && out.view.name == "value"));
+                (modes.shape == ClusterShape::kAuto && out.view.view == ClusterView::kValue));
   if (prev && prev->whitening.size() > 0)  // earlier tied segments: back to the view's space
     prev->centroids.centroids =
         unwhiten_rows(prev->centroids.centroids.cast<double>(), prev->whitening).cast<float>();

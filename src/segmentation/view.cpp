@@ -11,6 +11,22 @@
 
 namespace segrec {
 
+const char* to_string(ClusterView v) {
+  switch (v) {
+    case ClusterView::kAuto:
+      return "auto";
+    case ClusterView::kInterest:
+      return "interest";
+    case ClusterView::kValue:
+      return "value";
+    case ClusterView::kCombined:
+      return "combined";
+    case ClusterView::kAll:
+      break;
+  }
+  return "all";
+}
+
 ClusterView ViewParams::validate() const {
   const ClusterView v = parse_mode<ClusterView>(view,
                                                 {{"auto", ClusterView::kAuto},
@@ -39,7 +55,7 @@ void ViewTransform::apply(float* row, std::int64_t h) const {
 }
 
 void ViewTransform::apply(MatrixRF& X) const {
-  if (name == "all" && !whitened()) return;
+  if (view == ClusterView::kAll && !whitened()) return;
   for (Eigen::Index i = 0; i < X.rows(); ++i) apply(X.row(i).data(), X.cols());
 }
 
@@ -58,9 +74,7 @@ ViewTransform make(ClusterView v, const ViewParams& vp, const MatrixRF& X, std::
   t.normalise_interest = v != ClusterView::kValue;
   t.interest_weight = v == ClusterView::kValue ? 0.0 : 1.0;
   t.value_weight = v == ClusterView::kInterest ? 0.0 : 1.0;
-  t.name = v == ClusterView::kInterest ? "interest"
-           : v == ClusterView::kValue  ? "value"
-                                       : "combined";
+  t.view = v;
   if (v == ClusterView::kCombined) {
     MatrixRF Y = X;
     ViewTransform only = t;
@@ -98,6 +112,7 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
     KMeansParams q = p;
     q.n_init = 1;
     q.progress_stage = "view probe";
+    if (modes.init == InitMethod::kFile) q.init = "k-means++";  // (the file's k is not probe_k)
     KMeansResult r = kmeans(Y, k, q, comm);
     if (tied) Y = tied_kmeans(Y, r, q, modes, comm).Z;
     const GapReference ref = gap_reference(Y, p.gap_sample, p.gap_references, p.seed, comm);
@@ -125,7 +140,7 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
 }
 
 void write_view(h5::File& f, const std::string& group, const ViewTransform& v) {
-  f.set_attr(group, "view", v.name);
+  f.set_attr(group, "view", v.name());
   f.set_attr(group, "interest_dims", v.interest_dims);
   f.set_attr(group, "value_dims", v.value_dims);
   f.set_attr(group, "normalise_interest", static_cast<std::int64_t>(v.normalise_interest));
@@ -145,16 +160,21 @@ void write_view(h5::File& f, const std::string& group, const ViewTransform& v) {
 ViewTransform read_view(const h5::File& f, const std::string& group) {
   ViewTransform v;
   if (!f.has_attr(group, "view")) return v;
-  v.name = f.attr_string(group, "view");
+  const std::string name = f.attr_string(group, "view");
+  bool known = false;
+  for (const ClusterView c :
+       {ClusterView::kAll, ClusterView::kInterest, ClusterView::kValue, ClusterView::kCombined})
+    if (name == to_string(c)) {
+      v.view = c;
+      known = true;
+    }
   v.interest_dims = f.attr_int(group, "interest_dims");
   v.value_dims = f.attr_int(group, "value_dims");
   v.normalise_interest = f.attr_int(group, "normalise_interest") != 0;
   v.interest_weight = f.attr_double(group, "interest_weight");
   v.value_weight = f.attr_double(group, "value_weight");
-  const bool ok =
-      (v.name == "all" || v.name == "interest" || v.name == "value" || v.name == "combined") &&
-      v.interest_dims >= 0 && v.value_dims >= 0 && std::isfinite(v.interest_weight) &&
-      std::isfinite(v.value_weight);
+  const bool ok = known && v.interest_dims >= 0 && v.value_dims >= 0 &&
+                  std::isfinite(v.interest_weight) && std::isfinite(v.value_weight);
   if (!ok) throw DataError("'" + f.path() + "': inconsistent view attributes", true);
   if (const std::string w = whitening_path(group); f.exists(w)) {
     const auto shape = f.shape(w);

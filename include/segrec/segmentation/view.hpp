@@ -21,9 +21,9 @@
 // a fixed weighting fail (an activity axis without groups still takes K-means' splits).
 // The larger gap wins; combined when the smaller is at least `combine_ratio` of the larger,
 // unless (shape auto or tied) the value view's gap with tied segments is at least
-// `value_over_interest` times the interest gap: then value. The first comparison is made with spherical segments
-// on both blocks: a value block without the groups sought (a taste-only log) still holds
-// discrete recency and price-tier levels that tied segments score highly.
+// `value_over_interest` times the interest gap: then value. The first comparison is made with
+// spherical segments on both blocks: a value block without the groups sought (a taste-only log)
+// still holds discrete recency and price-tier levels that tied segments score highly.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +38,9 @@ namespace segrec {
 
 enum class ClusterView { kAuto, kInterest, kValue, kCombined, kAll };
 
+/// "auto", "interest", "value", "combined" or "all" (the names segments.h5 stores).
+const char* to_string(ClusterView v);
+
 /// Options of the view (segrec cluster).
 struct ViewParams {
   /// --view: auto | interest | value | combined.
@@ -50,10 +53,10 @@ struct ViewParams {
 
 /// A resolved view: how rows are transformed.
 struct ViewTransform {
-  std::string name = "all";         ///< interest | value | combined | all
-  std::int64_t interest_dims = 0;   ///< columns [0, interest_dims)
-  std::int64_t value_dims = 0;      ///< columns [interest_dims, interest_dims + value_dims)
-  bool normalise_interest = false;  ///< interest part scaled to norm 1 (zero stays zero)
+  ClusterView view = ClusterView::kAll;  ///< interest | value | combined | all (never auto)
+  std::int64_t interest_dims = 0;        ///< columns [0, interest_dims)
+  std::int64_t value_dims = 0;           ///< columns [interest_dims, interest_dims + value_dims)
+  bool normalise_interest = false;       ///< interest part scaled to norm 1 (zero stays zero)
   double interest_weight = 1, value_weight = 1;                    ///< 0 = block unused
   double gap_interest = std::numeric_limits<double>::quiet_NaN();  ///< auto: the evidence
   double gap_value = std::numeric_limits<double>::quiet_NaN();
@@ -63,6 +66,7 @@ struct ViewTransform {
   MatrixRD whitening;        ///< tied segments: h x h, applied last; empty: none
 
   bool whitened() const { return whitening.size() > 0; }
+  std::string name() const { return to_string(view); }
 
   /// Local. Transforms rows in place (X: n x h).
   void apply(MatrixRF& X) const;
@@ -86,8 +90,9 @@ void write_view(h5::File& f, const std::string& group, const ViewTransform& v);
 /// Reads them back; a group without them gives the identity view ("all").
 ViewTransform read_view(const h5::File& f, const std::string& group);
 
-/// k at which auto compares the blocks, clamped to the sweep's range. Blocks without groups
-/// gain gap slowly with k (skew and discreteness), so a moderate k separates best.
+/// k at which auto compares the blocks, whatever k or sweep is asked (at most the users).
+/// Blocks without groups gain gap slowly with k (skew and discreteness), so a moderate k
+/// separates best.
 inline constexpr std::int64_t kViewProbeK = 8;
 
 /// Share of the smaller gap against the larger above which auto combines the blocks.

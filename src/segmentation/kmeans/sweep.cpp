@@ -80,7 +80,8 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   const MatrixRF& Xs = p.spherical ? normalised : X;
   const int threads = p.resolved_threads();
   const bool sweep = ks.size() > 1;
-  const bool tied = modes.tied && !modes.gmm;
+  const bool tied = modes.tied;
+  SEGREC_ASSERT(!(tied && modes.gmm), "tied segments and a mixture are exclusive (validate)");
   Criterion crit = modes.resolved_pick();
   if (crit == Criterion::kSilhouette && modes.pick == Criterion::kAuto && p.silhouette_sample == 0)
     crit = Criterion::kGap;
