@@ -271,21 +271,24 @@ TEST(EaseMpi, ExplanationsAreExactLeaveOneOut) {
   }
 }
 
-TEST(EaseMpi, ItemBlocksCoverAndBalance) {
+TEST(EaseMpi, PanelsCoverAndBalance) {
   for (const std::int64_t n : {1, 5, 100, 1682, 20000})
     for (const int p : {1, 2, 3, 4, 8}) {
-      const auto c = ease::column_blocks(n, p);
-      ASSERT_EQ(c.size(), static_cast<std::size_t>(p) + 1);
-      EXPECT_EQ(c.front(), 0);
-      EXPECT_EQ(c.back(), n);
-      for (int r = 0; r < p; ++r) EXPECT_LE(c[r], c[r + 1]);
-      if (n >= 1000 && p > 1) {  // the ranks' triangular-solve flops within 5% of each other
-        double lo = 1e300, hi = 0;
-        for (int r = 0; r < p; ++r) {
-          const double f = ease::block_flops(n, c[r], c[r + 1]);
-          lo = std::min(lo, f);
-          hi = std::max(hi, f);
-        }
+      for (std::int64_t q = 0; q * 128 < n; ++q) {
+        const int r = ease::panel_owner(q, p);
+        ASSERT_TRUE(r >= 0 && r < p) << q << " of " << n << ", " << p << " ranks";
+      }
+      double lo = 1e300, hi = 0, all = 0;
+      for (int r = 0; r < p; ++r) {
+        const double f = ease::rank_flops(n, p, r);
+        lo = std::min(lo, f);
+        hi = std::max(hi, f);
+        all += f;
+      }
+      const auto nd = static_cast<double>(n);
+      // 2 n^3 / 3 as dpotri, plus the panels' discretisation (about n^2 x 128)
+      EXPECT_NEAR(all, 2 * nd * nd * nd / 3 + nd * nd * 128, 0.2 * nd * nd * 128 + 1e7) << n;
+      if (n >= 1000 * p) {  // the ranks' triangular-solve flops within 5% of each other
         EXPECT_LT(hi / lo, 1.05) << n << " items, " << p << " ranks";
       }
     }
@@ -316,7 +319,7 @@ TEST(EaseMpi, BlockCholeskyMatchesOneProcess) {
     }
   }
   EXPECT_EQ(linalg::cholesky_scratch_bytes(1000, 1), 0);
-  EXPECT_EQ(linalg::cholesky_scratch_bytes(1000, 2, 256), 8 * (1000 * 256 + 1));
+  EXPECT_EQ(linalg::cholesky_scratch_bytes(1000, 2, 256), 2 * 8 * (1000 * 256 + 1));
 }
 
 TEST(EaseMpi, BadInputsOneClearLine) {

@@ -40,7 +40,7 @@ bool factor_block(double* a, std::int64_t m, std::int64_t lda) {
 }  // namespace
 
 std::int64_t cholesky_scratch_bytes(std::int64_t n, int ranks, std::int64_t panel) {
-  return ranks > 1 ? 8 * (n * std::min(panel, n) + 1) : 0;
+  return ranks > 1 ? 2 * 8 * (n * std::min(panel, n) + 1) : 0;  // two blocks in turn
 }
 
 bool cholesky_blocks(double* A, std::int64_t n, const Comm& comm, std::int64_t panel) {
@@ -52,37 +52,55 @@ bool cholesky_blocks(double* A, std::int64_t n, const Comm& comm, std::int64_t p
     return ok;
   }
   Eigen::Map<ColMat> M(A, n, n);
-  // buf: the block's L[j0:, j0:j1], column-major, then one status value (1: positive definite).
-  std::vector<double> buf;
-  buf.reserve(static_cast<std::size_t>(n * panel + 1));
   const std::int64_t n_blocks = (n + panel - 1) / panel;
-  for (std::int64_t jb = 0; jb < n_blocks; ++jb) {
+  const auto owner = [&](std::int64_t jb) { return static_cast<int>(jb % p); };
+  // bufs[jb % 2]: block jb's L[j0:, j0:j1], column-major, then one status value (1: positive
+  // definite). Two, so that block jb + 1 is in flight while block jb updates.
+  std::vector<double> bufs[2];
+  // Sizes block jb's buffer; its owner (its columns up to date) factors it into the buffer.
+  const auto prepare = [&](std::int64_t jb) {
     const std::int64_t j0 = jb * panel, w = std::min(panel, n - j0), m = n - j0;
-    const int owner = static_cast<int>(jb % p);
+    std::vector<double>& buf = bufs[jb % 2];
     buf.assign(static_cast<std::size_t>(m * w + 1), 0.0);
-    Eigen::Map<ColMat> L(buf.data(), m, w);
-    if (me == owner) {
-      bool ok = factor_block(A + j0 * n + j0, w, n);
-      if (ok && m > w) {  // rows below: A[j1:, j] L_jj^-T
-        const auto Ljj = M.block(j0, j0, w, w).triangularView<Eigen::Lower>();
-        auto below = M.block(j0 + w, j0, m - w, w);
-        Ljj.transpose().solveInPlace<Eigen::OnTheRight>(below);
-        ok = below.allFinite();
-      }
-      L = M.block(j0, j0, m, w);
-      buf.back() = ok ? 1.0 : 0.0;
+    if (owner(jb) != me) return;
+    bool ok = factor_block(A + j0 * n + j0, w, n);
+    if (ok && m > w) {  // rows below: A[j1:, j] L_jj^-T
+      const auto Ljj = M.block(j0, j0, w, w).triangularView<Eigen::Lower>();
+      auto below = M.block(j0 + w, j0, m - w, w);
+      Ljj.transpose().solveInPlace<Eigen::OnTheRight>(below);
+      ok = below.allFinite();
     }
-    comm.broadcast(std::span<double>(buf), owner);
-    if (buf.back() != 1.0) return false;
-    if (me != owner) M.block(j0, j0, m, w).triangularView<Eigen::Lower>() = L.topRows(w);
-    if (me != owner && m > w) M.block(j0 + w, j0, m - w, w) = L.bottomRows(m - w);
-    // This rank's later blocks: A[c0:, c0:c1] -= L[c0:, :] L[c0:c1, :]^T.
-    for (std::int64_t cb = jb + 1; cb < n_blocks; ++cb) {
-      if (cb % p != me) continue;
-      const std::int64_t c0 = cb * panel, cw = std::min(panel, n - c0), r = c0 - j0;
-      M.block(c0, c0, n - c0, cw).noalias() -=
-          L.middleRows(r, n - c0) * L.middleRows(r, cw).transpose();
+    Eigen::Map<ColMat>(buf.data(), m, w) = M.block(j0, j0, m, w);
+    buf.back() = ok ? 1.0 : 0.0;
+  };
+  // A[c0:, c0:c1] -= L[c0:, :] L[c0:c1, :]^T for block cb and the factor block jb in L.
+  const auto update = [&](std::int64_t cb, std::int64_t jb, const Eigen::Map<ColMat>& L) {
+    const std::int64_t c0 = cb * panel, cw = std::min(panel, n - c0), r = c0 - jb * panel;
+    M.block(c0, c0, n - c0, cw).noalias() -=
+        L.middleRows(r, n - c0) * L.middleRows(r, cw).transpose();
+  };
+  prepare(0);
+  Request flight = comm.ibroadcast(std::span<double>(bufs[0]), owner(0));
+  for (std::int64_t jb = 0; jb < n_blocks; ++jb) {
+    flight.wait();
+    std::vector<double>& buf = bufs[jb % 2];
+    if (buf.back() != 1.0) return false;  // (on every rank; nothing else in flight)
+    const std::int64_t j0 = jb * panel, w = std::min(panel, n - j0), m = n - j0;
+    const Eigen::Map<ColMat> L(buf.data(), m, w);
+    if (me != owner(jb)) {
+      M.block(j0, j0, w, w).triangularView<Eigen::Lower>() = L.topRows(w);
+      if (m > w) M.block(j0 + w, j0, m - w, w) = L.bottomRows(m - w);
     }
+    // Look-ahead: the next block's owner brings it up to date first, factors it and sends it
+    // off while every rank updates the rest of its blocks.
+    const std::int64_t next = jb + 1;
+    if (next < n_blocks) {
+      if (owner(next) == me) update(next, jb, L);
+      prepare(next);
+      flight = comm.ibroadcast(std::span<double>(bufs[next % 2]), owner(next));
+    }
+    for (std::int64_t cb = next + 1; cb < n_blocks; ++cb)
+      if (owner(cb) == me) update(cb, jb, L);
   }
   return true;
 }

@@ -355,6 +355,25 @@ Request Comm::iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t e
   return r;
 }
 
+Request Comm::ibroadcast_raw(void* data, std::size_t bytes, int root) const {
+  Request r;
+  if (!handle_ || bytes == 0) return r;
+  stats_->bcast_calls++;
+  if (rank_ == root) stats_->bcast_bytes += bytes;
+  auto set = std::make_unique<RequestSet>();
+  auto* p = static_cast<char*>(data);
+  for (std::size_t off = 0; off < bytes; off += kMaxChunk) {
+    const auto cnt = static_cast<int>(std::min(kMaxChunk, bytes - off));
+    set->reqs.push_back(MPI_REQUEST_NULL);
+    check_mpi(MPI_Ibcast(p + off, cnt, MPI_BYTE, root, as_mpi(handle_), &set->reqs.back()),
+              "MPI_Ibcast");
+  }
+  r.handle_ = set.release();
+  r.bytes_ = bytes;
+  r.kind_ = static_cast<int>(watchdog::Kind::kBroadcast);
+  return r;
+}
+
 // ---- ring shift ----------------------------------------------------------------------------
 
 Request Comm::ring_shift_raw(const void* send, std::size_t send_bytes, void* recv,

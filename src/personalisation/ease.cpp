@@ -38,11 +38,17 @@ constexpr std::int64_t kPanel = 128;
 
 }  // namespace
 
-double block_flops(std::int64_t n, std::int64_t c0, std::int64_t c1) {
+int panel_owner(std::int64_t q, int p) {
+  const std::int64_t r = q % (2 * std::int64_t{p});
+  return static_cast<int>(r < p ? r : 2 * std::int64_t{p} - 1 - r);
+}
+
+double rank_flops(std::int64_t n, int p, int rank) {
   double f = 0;
-  for (std::int64_t a = c0; a < c1; a += kPanel) {
-    const auto m = static_cast<double>(n - a);
-    f += 2.0 * m * m * static_cast<double>(std::min(kPanel, c1 - a));
+  for (std::int64_t q = 0; q * kPanel < n; ++q) {
+    if (panel_owner(q, p) != rank) continue;
+    const auto m = static_cast<double>(n - q * kPanel);
+    f += 2.0 * m * m * static_cast<double>(std::min(kPanel, n - q * kPanel));
   }
   return f;
 }
@@ -59,41 +65,6 @@ std::string human_bytes(double b) {
 }
 
 }  // namespace
-
-std::vector<std::int64_t> column_blocks(std::int64_t n, int p) {
-  std::vector<std::int64_t> c(static_cast<std::size_t>(p) + 1, n);
-  c[0] = 0;
-  if (p == 1 || n == 0) return c;
-  // Bisection on the flops T per block: the greedy cut (each block as wide as T allows)
-  // ends within p blocks iff T is large enough.
-  const auto cut = [&](double T, std::vector<std::int64_t>& out) {
-    out.assign(static_cast<std::size_t>(p) + 1, n);
-    out[0] = 0;
-    std::int64_t c0 = 0;
-    for (int r = 0; r < p - 1; ++r) {
-      std::int64_t lo = c0, hi = n;  // the largest c1 with flops(c0, c1) <= T
-      while (lo < hi) {
-        const std::int64_t mid = (lo + hi + 1) / 2;
-        if (block_flops(n, c0, mid) <= T)
-          lo = mid;
-        else
-          hi = mid - 1;
-      }
-      out[static_cast<std::size_t>(r) + 1] = c0 = lo;
-    }
-    return block_flops(n, c0, n) <= T;
-  };
-  double lo = 0, hi = block_flops(n, 0, n);
-  for (int it = 0; it < 100 && hi - lo > 0.5; ++it) {
-    const double mid = 0.5 * (lo + hi);
-    if (cut(mid, c))
-      hi = mid;
-    else
-      lo = mid;
-  }
-  cut(hi, c);
-  return c;
-}
 
 std::int64_t bytes_per_rank(std::int64_t n, int p) {
   const long double nn = static_cast<long double>(n) * static_cast<long double>(n);
@@ -148,10 +119,9 @@ std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double la
 
   // P, row-major in F's storage: the rows of panel [a, a + b) hold P[panel, a:] (on and right
   // of the panel's diagonal block), P[a:, panel] = L_a^-T (L_a^-1 E) with L_a = L[a:, a:];
-  // the panels of a rank's item block, then one allgather of the blocks; then the lower
-  // triangle mirrors the upper.
+  // each rank solves its own panels (panel_owner), then every panel is broadcast from its
+  // owner; then the lower triangle mirrors the upper.
   const int p = comm.size();
-  const auto c = column_blocks(n, p);
   Eigen::Map<RowMat> P(F.data(), n, n);
 #ifdef SEGREC_HAVE_OPENBLAS
   if (p == 1) {
@@ -163,12 +133,11 @@ std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double la
   }
 #endif
   if (p > 1 || !kHaveLapack) {
-    const std::int64_t c0 = c[static_cast<std::size_t>(comm.rank())];
-    const std::int64_t c1 = c[static_cast<std::size_t>(comm.rank()) + 1];
-    // A panel's result overwrites F's columns [a, a + b) (as P's rows a.. a + b), which
-    // the later panels (columns >= a + b) no longer read.
-    for (std::int64_t a = c0; a < c1; a += kPanel) {
-      const std::int64_t b = std::min(kPanel, c1 - a), m = n - a;
+    // A panel's result overwrites F's columns [a, a + b) (as P's rows a.. a + b), which this
+    // rank's later panels (columns >= a + b) no longer read.
+    for (std::int64_t a = 0; a < n; a += kPanel) {
+      if (panel_owner(a / kPanel, p) != comm.rank()) continue;
+      const std::int64_t b = std::min(kPanel, n - a), m = n - a;
       ColMat Y = ColMat::Zero(m, b);
       Y.topRows(b).setIdentity();
       const auto La = F.bottomRightCorner(m, m).triangularView<Eigen::Lower>();
@@ -176,11 +145,12 @@ std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double la
       La.adjoint().solveInPlace(Y);  // P[a:, panel]
       P.block(a, a, b, m) = Y.transpose();
     }
-    if (p > 1) {
-      std::vector<std::int64_t> offsets(c.size());
-      for (std::size_t r = 0; r < c.size(); ++r) offsets[r] = c[r] * n;
-      comm.allgather_blocks(std::span<double>(F.data(), static_cast<std::size_t>(n * n)), offsets);
-    }
+    // Every panel from its owner, once all are solved (a rank's L columns are read by its
+    // own panels to their left): F's columns [a, a + b), contiguous (rows above a unused).
+    for (std::int64_t a = 0; a < n && p > 1; a += kPanel)
+      comm.broadcast(std::span<double>(F.data() + a * n,
+                                       static_cast<std::size_t>(std::min(kPanel, n - a) * n)),
+                     panel_owner(a / kPanel, p));
   }
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < i; ++j) P(i, j) = P(j, i);
@@ -214,10 +184,9 @@ void write_linear(h5::File& f, const Model& m, const Comm& comm) {
   f.create_group("/ease");
   f.set_attr("/ease", "l2", m.l2);
   f.set_attr("/ease", "history_weight", m.history_weight);
-  // Each rank writes its item block of rows.
-  const auto c = column_blocks(n, comm.size());
-  const std::int64_t r0 = c[static_cast<std::size_t>(comm.rank())];
-  const std::int64_t r1 = c[static_cast<std::size_t>(comm.rank()) + 1];
+  // Each rank writes its block of rows.
+  const Block rows = block_partition(n, comm.size(), comm.rank());
+  const std::int64_t r0 = rows.begin, r1 = rows.end;
   f.write_rows<float>(
       "/ease/B",
       std::span<const float>(m.item_item.data() + r0 * n, static_cast<std::size_t>((r1 - r0) * n)),

@@ -123,15 +123,16 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   if (from_file && !dbscan) init = read_centroid_file(p.init, comm);
 
   const double t_read = lap();
-  // The view is a property of the log, not of k: its evidence is taken at k = 8 whatever k
-  // or sweep is asked (and for DBSCAN, which has no k), so a single k and a sweep see the
-  // same view.
+  // The view's evidence is taken at one k: the k given, or 8 within the sweep's range
+  // (8 for DBSCAN, which has no k).
   KMeansParams probe_p = p;
   if (dbscan) {
     probe_p.k = std::to_string(kViewProbeK);
     probe_p.algorithm = "auto";
   }
-  out.view = resolve_view(view, vp, X, interest_dims, value_dims, kViewProbeK, probe_p,
+  const auto ks = probe_p.k_values();
+  const std::int64_t probe = std::clamp<std::int64_t>(kViewProbeK, ks.front(), ks.back());
+  out.view = resolve_view(view, vp, X, interest_dims, value_dims, probe, probe_p,
                           dbscan ? probe_p.validate() : modes, comm);
   if (view == ClusterView::kAuto && std::isfinite(out.view.gap_interest))
     progress::note("cluster", "view " + out.view.name() +

@@ -6,10 +6,12 @@
 //   For each block j in order: its owner factors the diagonal block (LAPACK dpotrf, panel^3/3
 //   flops) and solves the rows below it (L[j1:, j] = A[j1:, j] L_jj^-T), and broadcasts
 //   L[j0:, j] ((n - j0) x panel doubles); every rank then updates only its own later blocks,
-//   A[c0:, c] -= L[c0:, j] L[c, j]^T (GEMM). Per rank about n^3 / (3 p) flops, n^2 / 2
-//   doubles received, one panel of n x panel doubles of scratch.
+//   A[c0:, c] -= L[c0:, j] L[c, j]^T (GEMM). Look-ahead: the owner of block j + 1 updates it
+//   first, factors it and starts its broadcast before updating its other blocks, so that no
+//   rank waits for a block's factorisation. Per rank about n^3 / (3 p) flops, n^2 / 2 doubles
+//   received, two blocks of n x panel doubles of scratch.
 // On return every rank holds the whole factor L in the lower triangle of A (the strict upper
-// triangle is left as it was). One rank: LAPACK's dpotrf on the whole matrix.
+// triangle is scratch). One rank: LAPACK's dpotrf on the whole matrix.
 #pragma once
 
 #include <cstdint>

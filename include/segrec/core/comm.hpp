@@ -190,6 +190,14 @@ class Comm {
     return iallreduce_raw(data.data(), data.size(), detail::dtype_id<T>(), sizeof(T), op);
   }
 
+  /// Nonblocking broadcast (MPI_Ibcast): `data` must stay alive, untouched on the root and
+  /// unread elsewhere, until the request completes. Serial: complete at once.
+  template <class T>
+  Request ibroadcast(std::span<T> data, int root = 0) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return ibroadcast_raw(data.data(), data.size() * sizeof(T), root);
+  }
+
   // ---- reduce-scatter and allgather of blocks (sharded updates) -------------
   /// In place. `offsets`: size()+1 ascending element offsets into `data`, the
   /// same on every rank; rank r owns block [offsets[r], offsets[r+1]).
@@ -339,6 +347,7 @@ class Comm {
   void check_block_offsets(const char* what, std::span<const std::int64_t> offsets) const;
   void allreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const;
   Request iallreduce_raw(void* data, std::size_t n, int dtype, std::size_t elem, Op op) const;
+  Request ibroadcast_raw(void* data, std::size_t bytes, int root) const;
   void reduce_scatter_raw(void* data, std::span<const std::int64_t> offsets, int dtype,
                           std::size_t elem, Op op) const;
   void allgather_blocks_raw(void* data, std::span<const std::int64_t> offsets, int dtype,

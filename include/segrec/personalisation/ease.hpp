@@ -12,18 +12,18 @@
 //   columns dealt round-robin, each factored by its owner and broadcast, each rank updating
 //   only its own later blocks: n^3 / (3 p) flops per rank, and every rank then holds all of L
 //   (one rank: dpotrf, threaded by OpenBLAS when OPENBLAS_NUM_THREADS > 1).
-// - P by item blocks: rank r owns the columns [c_r, c_{r+1}) and computes only their part
-//   on and below the diagonal, in panels of 128 columns: P[a:, panel] = L_a^-T (L_a^-1 E)
-//   with L_a = L[a:, a:] (two triangular solves, 2 (n - a)^2 x 128 flops, so that column
-//   j costs about 2 (n - j)^2 flops and all of P 2 n^3 / 3, as LAPACK's dpotri); the
-//   boundaries c_r balance those flops over the ranks. One allgather of the blocks (as rows,
-//   P being symmetric) completes P on every rank. With one rank dpotri does it.
-//   Per rank: n^3 / (3 p) (factor) + 2 n^3 / (3 p) (inverse) flops.
+// - P by panels of 128 columns, dealt to the ranks as a snake (0, 1, ..., p-1, p-1, ..., 0,
+//   0, 1, ...: each rank gets wide and narrow trailing triangles alike): a panel's part on
+//   and below the diagonal is P[a:, panel] = L_a^-T (L_a^-1 E) with L_a = L[a:, a:] (two
+//   triangular solves, 2 (n - a)^2 x 128 flops, so that column j costs about 2 (n - j)^2
+//   flops and all of P 2 n^3 / 3, as LAPACK's dpotri). Then each panel is broadcast from
+//   its owner (as rows, P being symmetric), which completes P on every rank. With one rank
+//   dpotri does it. Per rank: n^3 / (3 p) (factor) + 2 n^3 / (3 p) (inverse) flops.
 // - Every rank forms the whole B (it scores its own validation users with it); model.h5
-//   stores B row-partitioned by the same item blocks.
+//   stores B row-partitioned by block_partition.
 // Memory per rank (bytes_per_rank): G and the factor (reused for P) in doubles, two B in
 // floats (the best so far and the next lambda's), one panel's right-hand sides and, on more
-// than one rank, the factor's broadcast block: 24 n^2 + 8 x (128 + 256) n bytes, refused over
+// than one rank, the factor's two broadcast blocks: 24 n^2 + 8 x (128 + 512) n bytes, refused over
 // --max-memory-per-rank (default: the machine's memory): 16 GiB per rank fit about 26,000 items, 64
 // GiB about 53,000.
 #pragma once
@@ -37,12 +37,11 @@
 
 namespace segrec::ease {
 
-/// Triangular-solve flops of the item block [c0, c1) (panel by panel).
-double block_flops(std::int64_t n, std::int64_t c0, std::int64_t c1);
+/// The rank that solves the inverse's panel q (columns [128 q, 128 q + 128)) on p ranks.
+int panel_owner(std::int64_t q, int p);
 
-/// Item-block boundaries c_0 = 0 <= ... <= c_p = n that balance block_flops over p ranks
-/// (blocks may be empty when n < p).
-std::vector<std::int64_t> column_blocks(std::int64_t n, int p);
+/// Triangular-solve flops of the panels rank `rank` of p solves for n items.
+double rank_flops(std::int64_t n, int p, int rank);
 
 /// Bytes one rank allocates to solve EASE for n items on p ranks (the largest over the ranks).
 std::int64_t bytes_per_rank(std::int64_t n, int p);
@@ -70,7 +69,7 @@ std::vector<double> default_grid();
 mlp::Shape linear_shape(std::int64_t n_items);
 
 /// Collective. model.h5's part of an ease or popularity model (write_model / read_model):
-/// the root attribute model_kind, /ease/B row-partitioned by column_blocks, or
+/// the root attribute model_kind, /ease/B row-partitioned by block_partition, or
 /// /popularity/scores. read_linear throws DataError naming the file on a bad shape.
 void write_linear(h5::File& f, const Model& m, const Comm& comm);
 void read_linear(const h5::File& f, const std::string& path, Model& m);

@@ -90,9 +90,8 @@ void write_view(h5::File& f, const std::string& group, const ViewTransform& v);
 /// Reads them back; a group without them gives the identity view ("all").
 ViewTransform read_view(const h5::File& f, const std::string& group);
 
-/// k at which auto compares the blocks, whatever k or sweep is asked (at most the users).
-/// Blocks without groups gain gap slowly with k (skew and discreteness), so a moderate k
-/// separates best.
+/// k at which auto compares the blocks, clamped to the sweep's range. Blocks without groups
+/// gain gap slowly with k (skew and discreteness), so a moderate k separates best.
 inline constexpr std::int64_t kViewProbeK = 8;
 
 /// Share of the smaller gap against the larger above which auto combines the blocks.
