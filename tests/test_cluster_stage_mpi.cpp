@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "kmeans_reference.hpp"
+#include "scratch_dir.hpp"
 #include "segment_report_fixture.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/ingest/dataset.hpp"
@@ -70,14 +71,7 @@ void write_inputs(const std::string& dir, const Comm& comm, bool poison = false)
 }
 
 std::string make_dir(const std::string& name, const Comm& comm) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string d = std::string(env && *env ? env : "/tmp/segrec_test_stage") + "/" + name;
-  if (comm.is_root()) {
-    std::filesystem::remove_all(d);
-    std::filesystem::create_directories(d);
-  }
-  comm.barrier();
-  return d;
+  return testing_tmp::scratch_dir("cluster_stage/" + name, comm, /*fresh=*/true);
 }
 
 ClusterFiles files_in(const std::string& in, const std::string& out) {
@@ -135,7 +129,8 @@ TEST(ClusterStage, MissingReportInputsBecomeNotes) {
   world.barrier();
   KMeansParams p;
   p.k = "3";
-  const auto out = run_cluster_stage(files_in(dir, dir), p, ViewParams{}, SegmentReportParams{}, world);
+  const auto out =
+      run_cluster_stage(files_in(dir, dir), p, ViewParams{}, SegmentReportParams{}, world);
   ASSERT_EQ(out.notes.size(), 1u);
   EXPECT_NE(out.notes[0].find("dataset.h5"), std::string::npos);
   EXPECT_TRUE(out.data_used.empty());
@@ -160,7 +155,8 @@ TEST(ClusterStage, BadInputsAreCollectiveDataErrors) {
   p.k = "201";
   const std::string ok = make_dir("stage_bad_k", world);
   write_inputs(ok, world);
-  EXPECT_THROW(run_cluster_stage(files_in(ok, ok), p, ViewParams{}, SegmentReportParams{}, world), DataError);
+  EXPECT_THROW(run_cluster_stage(files_in(ok, ok), p, ViewParams{}, SegmentReportParams{}, world),
+               DataError);
   EXPECT_FALSE(std::filesystem::exists(ok + "/segments.h5"));
 }
 

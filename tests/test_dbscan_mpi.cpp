@@ -11,6 +11,7 @@
 #include <random>
 
 #include "kmeans_reference.hpp"
+#include "scratch_dir.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/io/companion.hpp"
 #include "segrec/io/formats.hpp"
@@ -316,10 +317,7 @@ TEST(DbscanMpi, BadOptions) {
 
 TEST(DbscanMpi, UnsegmentedLabelsReadWhereAllowed) {
   const Comm world = Comm::world();
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string dir = std::string(env && *env ? env : "/tmp/segrec_test_dbscan") + "/dbscan";
-  if (world.is_root()) std::filesystem::create_directories(dir);
-  world.barrier();
+  const std::string dir = testing_tmp::scratch_dir("dbscan", world);
   const std::string path = dir + "/labels.h5";
   const std::vector<std::int32_t> all = {0, -1, 1, 1, -1, 0, 1};
   const Block b = block_partition(7, world.size(), world.rank());

@@ -12,6 +12,7 @@
 #include <numeric>
 #include <set>
 
+#include "scratch_dir.hpp"
 #include "segrec/core/cholesky.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/io/h5.hpp"
@@ -24,13 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string tmp_dir(const Comm& c) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/ease_mpi";
-  if (c.is_root()) fs::create_directories(d);
-  c.barrier();
-  return d;
-}
+std::string tmp_dir(const Comm& c) { return testing_tmp::scratch_dir("ease_mpi", c); }
 
 // Users with planted tastes: user u likes a block of items by u % 3, plus one random item;
 // weights 1..4; every 23rd user has no history.

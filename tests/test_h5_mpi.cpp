@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "scratch_dir.hpp"
 #include "segrec/core/comm.hpp"
 #include "segrec/core/error.hpp"
 
@@ -69,12 +70,7 @@ std::vector<T> expected_rows(std::int64_t begin, std::int64_t count, std::int64_
 
 class H5Mpi : public testing::Test {
  protected:
-  void SetUp() override {
-    const char* env = std::getenv("SEGREC_TEST_TMP");
-    dir_ = (env && *env ? fs::path(env) : fs::path("/tmp/segrec-tests")) / "h5";
-    if (comm_.is_root()) fs::create_directories(dir_);
-    comm_.barrier();
-  }
+  void SetUp() override { dir_ = testing_tmp::scratch_dir("h5", comm_); }
 
   // A file name of this test: <dir>/<test>-np<P><suffix>.
   std::string path(const std::string& suffix = ".h5") const {

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "scratch_dir.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/ingest/ingest.hpp"
 #include "segrec/io/h5.hpp"
@@ -22,13 +23,7 @@ using namespace segrec;
 
 namespace {
 
-std::string tmp_dir(const Comm& c) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/ingest_items";
-  if (c.is_root()) fs::create_directories(d);
-  c.barrier();
-  return d;
-}
+std::string tmp_dir(const Comm& c) { return testing_tmp::scratch_dir("ingest_items", c); }
 
 std::string write_file(const Comm& c, const std::string& name, const std::string& text) {
   const std::string path = tmp_dir(c) + "/" + name;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 
+#include "scratch_dir.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/ingest/ingest.hpp"
 
@@ -14,13 +15,7 @@ using namespace segrec;
 
 namespace {
 
-std::string tmp_dir(const Comm& c) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/ingest";
-  if (c.is_root()) fs::create_directories(d);
-  c.barrier();
-  return d;
-}
+std::string tmp_dir(const Comm& c) { return testing_tmp::scratch_dir("ingest", c); }
 
 /// A dataset gathered into global arrays (CSR pointers made global).
 struct Global {

@@ -18,6 +18,7 @@
 
 #include "../src/segmentation/kmeans/internal.hpp"  // sample_indices: the silhouette sample
 #include "kmeans_reference.hpp"
+#include "scratch_dir.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/segmentation/kmeans/init.hpp"
 #include "segrec/segmentation/kmeans/kmeans.hpp"
@@ -31,12 +32,7 @@ using testing_ref::make_blobs;
 using testing_ref::max_rel_diff;
 using testing_ref::naive_kmeans;
 
-std::string scratch_dir() {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  std::string d = env && *env ? env : "/tmp/segrec_test_kmeans";
-  std::filesystem::create_directories(d);
-  return d;
-}
+std::string scratch_dir() { return testing_tmp::scratch_dir("kmeans_unit"); }
 
 KMeansParams params(const std::string& k, const std::string& init = "k-means++") {
   KMeansParams p;

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "kmeans_reference.hpp"
+#include "scratch_dir.hpp"
 #include "segment_report_fixture.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/io/h5.hpp"
@@ -29,13 +30,7 @@ namespace {
 using testing_ref::make_blobs;
 using testing_ref::max_rel_diff;
 
-std::string scratch_dir(const Comm& comm) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  std::string d = std::string(env && *env ? env : "/tmp/segrec_test_kmeans_mpi") + "/kmeans";
-  if (comm.is_root()) std::filesystem::create_directories(d);
-  comm.barrier();
-  return d;
-}
+std::string scratch_dir(const Comm& comm) { return testing_tmp::scratch_dir("kmeans", comm); }
 
 struct Slice {
   MatrixRF local;

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "mlp_fixture.hpp"
+#include "scratch_dir.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/personalisation/mlp.hpp"
 #include "segrec/personalisation/train.hpp"
@@ -34,12 +35,7 @@ using mlp::Loss;
 using mlp::Network;
 using mlp::Shape;
 
-std::string tmp_dir() {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/mlp_unit";
-  fs::create_directories(d);
-  return d;
-}
+std::string tmp_dir() { return testing_tmp::scratch_dir("mlp_unit"); }
 
 // ---- gradient checks -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "scratch_dir.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/ingest/pseudonym.hpp"
 
@@ -20,13 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch_dir() {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  fs::path d = env && *env ? fs::path(env) : fs::path("/tmp/segrec-tests");
-  d /= "unit";
-  fs::create_directories(d);
-  return d;
-}
+fs::path scratch_dir() { return testing_tmp::scratch_dir("unit"); }
 
 // "<scratch>/<test>-<pid>.ini" holding `content`.
 fs::path write_ini(const std::string& content) {

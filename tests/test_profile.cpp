@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 
+#include "scratch_dir.hpp"
 #include "segmentation_fixture.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/segmentation/profile.hpp"
@@ -264,10 +265,7 @@ TEST(Profile, CategoryShares) {
 }
 
 std::string write_temp(const std::string& name, const std::string& text) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::filesystem::path dir = std::filesystem::path(env ? env : "/tmp") / "segrec-profile";
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / name).string();
+  const std::string path = testing_tmp::scratch_dir("profile") + "/" + name;
   std::ofstream(path) << text;
   return path;
 }

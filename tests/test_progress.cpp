@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch_dir.hpp"
 #include "segrec/core/env.hpp"
 #include "segrec/core/error.hpp"
 
@@ -21,10 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string scratch(const std::string& name) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  fs::path dir = env ? fs::path(env) : fs::temp_directory_path() / "segrec_unit";
-  fs::create_directories(dir);
-  const fs::path p = dir / name;
+  const fs::path p = fs::path(testing_tmp::scratch_dir("progress")) / name;
   fs::remove(p);
   return p.string();
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "scratch_dir.hpp"
 #include "segmentation_fixture.hpp"
 #include "segrec/core/quantiles.hpp"
 #include "segrec/segmentation/profile.hpp"
@@ -94,13 +95,7 @@ Dataset priced(Block b, bool prices) {
   return ds;
 }
 
-std::string tmp_dir(const Comm& c) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/rfm";
-  if (c.is_root()) fs::create_directories(d);
-  c.barrier();
-  return d;
-}
+std::string tmp_dir(const Comm& c) { return testing_tmp::scratch_dir("rfm", c); }
 
 ProfileParams params() {
   ProfileParams p;

@@ -15,6 +15,7 @@
 #include <limits>
 #include <sstream>
 
+#include "scratch_dir.hpp"
 #include "segment_report_fixture.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/segmentation/segment_report.hpp"
@@ -95,9 +96,7 @@ TEST(SegmentReport, FloorAndOptionalInputs) {
 
 TEST(SegmentReport, FilesAreWrittenWhole) {
   const Comm comm;
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string dir = std::string(env && *env ? env : "/tmp/segrec_test_report") + "/report";
-  std::filesystem::create_directories(dir);
+  const std::string dir = testing_tmp::scratch_dir("report");
   const auto ds = report_fixture::dataset(0, kUsers);
   const auto stats = report_fixture::stats(0, kUsers);
   const auto labels = report_fixture::labels(0, kUsers);

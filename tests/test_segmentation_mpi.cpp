@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "scratch_dir.hpp"
 #include "segmentation_fixture.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/io/h5.hpp"
@@ -18,13 +19,7 @@ using namespace segrec::test;
 
 namespace {
 
-std::string tmp_dir(const Comm& c) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/segmentation";
-  if (c.is_root()) fs::create_directories(d);
-  c.barrier();
-  return d;
-}
+std::string tmp_dir(const Comm& c) { return testing_tmp::scratch_dir("segmentation", c); }
 
 const std::vector<std::string> kTypes = {"view", "cart", "purchase"};
 const std::vector<double> kWeights = {1, 3, 5};

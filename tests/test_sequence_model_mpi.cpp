@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "rank_checks.hpp"
+#include "scratch_dir.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/personalisation/sequence/train.hpp"
 #include "segrec/personalisation/train/item_exchange.hpp"
@@ -25,13 +26,7 @@ using testing_ranks::rel_diff;
 using testing_seq::block_of;
 using testing_seq::chain_log;
 
-std::string tmp_dir(const Comm& c) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/sequence_mpi";
-  if (c.is_root()) fs::create_directories(d);
-  c.barrier();
-  return d;
-}
+std::string tmp_dir(const Comm& c) { return testing_tmp::scratch_dir("sequence_mpi", c); }
 
 TrainParams base_params() {
   TrainParams p;

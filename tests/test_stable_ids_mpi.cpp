@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "kmeans_reference.hpp"
+#include "scratch_dir.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/io/h5.hpp"
 #include "segrec/segmentation/cluster.hpp"
@@ -41,14 +42,7 @@ std::string uid(std::int64_t g) {
 }
 
 std::string make_dir(const std::string& name, const Comm& comm) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string d = std::string(env && *env ? env : "/tmp/segrec_test_stable") + "/" + name;
-  if (comm.is_root()) {
-    std::filesystem::remove_all(d);
-    std::filesystem::create_directories(d);
-  }
-  comm.barrier();
-  return d;
+  return testing_tmp::scratch_dir("stable_ids/" + name, comm, /*fresh=*/true);
 }
 
 /// projection.h5 of the first n users of one fixed population: 4 blobs in 3 dims (user g in
@@ -129,12 +123,13 @@ TEST(StableIds, RerunOnUnchangedDataKeepsEveryId) {
   const Comm world = Comm::world();
   const std::string dir = make_dir("rerun", world);
   write_projection(dir + "/projection.h5", kUsers, world);
-  const auto first = run_cluster_stage(files(dir, dir + "/segments", ""), params(), ViewParams{}, {}, world);
+  const auto first =
+      run_cluster_stage(files(dir, dir + "/segments", ""), params(), ViewParams{}, {}, world);
   EXPECT_FALSE(first.transitions);
   const std::string csv = slurp(dir + "/segments.csv");
   // --previous is --out itself: read completely before the new file replaces it.
-  const auto again =
-      run_cluster_stage(files(dir, dir + "/segments", dir + "/segments.h5"), params(), ViewParams{}, {}, world);
+  const auto again = run_cluster_stage(files(dir, dir + "/segments", dir + "/segments.h5"),
+                                       params(), ViewParams{}, {}, world);
   ASSERT_TRUE(again.transitions);
   const SegmentTransitions& t = *again.transitions;
   EXPECT_EQ(slurp(dir + "/segments.csv"), csv);
@@ -204,8 +199,8 @@ TEST(StableIds, PermutedPreviousFileIsFollowed) {
   ASSERT_EQ(a.size(), static_cast<std::size_t>(kUsers));
   for (const char* name : {"p", "q"}) {
     const std::string out_path = dir + "/b_" + name;
-    const auto out =
-        run_cluster_stage(files(dir, out_path, dir + "/" + name + ".h5"), params(), ViewParams{}, {}, world);
+    const auto out = run_cluster_stage(files(dir, out_path, dir + "/" + name + ".h5"), params(),
+                                       ViewParams{}, {}, world);
     ASSERT_TRUE(out.transitions);
     EXPECT_EQ(out.transitions->previous_id, (std::vector<std::int32_t>{0, 1, 2, 3})) << name;
     EXPECT_EQ(out.transitions->stayed_share(), 1.0) << name;
@@ -224,7 +219,8 @@ TEST(StableIds, ChangedKKeepsTheIdsItCan) {
   // users), id 4 is new.
   KMeansParams p = params();
   p.k = "5";
-  const auto five = run_cluster_stage(files(dir, dir + "/five", dir + "/a.h5"), p, ViewParams{}, {}, world);
+  const auto five =
+      run_cluster_stage(files(dir, dir + "/five", dir + "/a.h5"), p, ViewParams{}, {}, world);
   ASSERT_TRUE(five.transitions);
   EXPECT_EQ(five.transitions->new_segments(), (std::vector<std::int64_t>{4}));
   EXPECT_TRUE(five.transitions->retired_segments().empty());
@@ -236,7 +232,8 @@ TEST(StableIds, ChangedKKeepsTheIdsItCan) {
   }
   // k 4 -> 3: labels stay in [0, 3), one old id retires.
   p.k = "3";
-  const auto three = run_cluster_stage(files(dir, dir + "/three", dir + "/a.h5"), p, ViewParams{}, {}, world);
+  const auto three =
+      run_cluster_stage(files(dir, dir + "/three", dir + "/a.h5"), p, ViewParams{}, {}, world);
   ASSERT_TRUE(three.transitions);
   EXPECT_EQ(three.transitions->retired_segments().size(), 1u);
   for (const auto& [id, l] : labels_of(dir + "/three.csv")) {
@@ -252,7 +249,8 @@ TEST(StableIds, AddedUsersKeepEveryIdAtAnyRankCount) {
   run_cluster_stage(files(dir, dir + "/a", ""), params(), ViewParams{}, {}, world);
   const std::string dir2 = make_dir("added2", world);
   write_projection(dir2 + "/projection.h5", kUsers + kUsers / 10, world);
-  const auto out = run_cluster_stage(files(dir2, dir2 + "/b", dir + "/a.h5"), params(), ViewParams{}, {}, world);
+  const auto out =
+      run_cluster_stage(files(dir2, dir2 + "/b", dir + "/a.h5"), params(), ViewParams{}, {}, world);
   ASSERT_TRUE(out.transitions);
   const SegmentTransitions& t = *out.transitions;
   EXPECT_EQ(t.common_users, kUsers);

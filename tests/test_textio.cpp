@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch_dir.hpp"
 #include "segrec/core/comm.hpp"
 #include "segrec/core/error.hpp"
 
@@ -25,13 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A scratch directory of this process under $SEGREC_TEST_TMP (or /tmp/segrec-tests).
-fs::path scratch_dir() {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  fs::path d = env && *env ? fs::path(env) : fs::path("/tmp/segrec-tests");
-  d /= "unit";
-  fs::create_directories(d);
-  return d;
-}
+fs::path scratch_dir() { return testing_tmp::scratch_dir("unit"); }
 
 // A file named after the running test and this process.
 fs::path test_file(const std::string& suffix) {

@@ -13,6 +13,7 @@
 #include <numbers>
 
 #include "kmeans_reference.hpp"
+#include "scratch_dir.hpp"
 #include "segrec/core/random.hpp"
 #include "segrec/io/formats.hpp"
 #include "segrec/io/h5.hpp"
@@ -169,10 +170,7 @@ TEST(TiedKMeans, TheWhiteningTravelsWithTheView) {
   // segments.h5 (and the serving bundle, through the same calls) keeps the whitening; a file
   // without one reads back as unwhitened.
   const Comm world = Comm::world();
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string dir = std::string(env && *env ? env : "/tmp/segrec_test_tied") + "/tied";
-  if (world.is_root()) std::filesystem::create_directories(dir);
-  world.barrier();
+  const std::string dir = testing_tmp::scratch_dir("tied", world);
   ViewTransform v;
   v.view = ClusterView::kValue;
   v.interest_dims = 2;

@@ -11,6 +11,7 @@
 
 #include "mlp_fixture.hpp"
 #include "rank_checks.hpp"
+#include "scratch_dir.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/personalisation/mlp.hpp"
@@ -26,13 +27,7 @@ using testing_ranks::rel_diff;
 
 namespace fs = std::filesystem;
 
-std::string tmp_dir(const Comm& c) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const std::string d = std::string(env ? env : "/tmp/segrec-tests") + "/train_mpi";
-  if (c.is_root()) fs::create_directories(d);
-  c.barrier();
-  return d;
-}
+std::string tmp_dir(const Comm& c) { return testing_tmp::scratch_dir("train_mpi", c); }
 
 // Synthetic users with planted tastes: user u prefers a block of items by u % 3,
 // plus noise; weights 1..5; a 4-wide projection and a segment label u % 3.
