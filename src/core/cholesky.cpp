@@ -1,7 +1,6 @@
 #include "segrec/core/cholesky.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
 #include <Eigen/Cholesky>
@@ -48,8 +47,7 @@ bool cholesky_blocks(double* A, std::int64_t n, const Comm& comm, std::int64_t p
   SEGREC_ASSERT(n <= std::int64_t{2147483647}, "cholesky_blocks: n over LAPACK's int");
   const int p = comm.size(), me = comm.rank();
   if (p == 1 || n <= panel) {  // nothing to share: every rank factors the whole (small) matrix
-    const bool ok = n == 0 || factor_block(A, n, n);
-    return ok;
+    return n == 0 || factor_block(A, n, n);
   }
   Eigen::Map<ColMat> M(A, n, n);
   const std::int64_t n_blocks = (n + panel - 1) / panel;

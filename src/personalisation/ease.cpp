@@ -145,8 +145,9 @@ std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double la
       La.adjoint().solveInPlace(Y);  // P[a:, panel]
       P.block(a, a, b, m) = Y.transpose();
     }
-    // Every panel from its owner, once all are solved (a rank's L columns are read by its
-    // own panels to their left): F's columns [a, a + b), contiguous (rows above a unused).
+    // Every panel from its owner, once all are solved (until then this rank's panels read
+    // the L columns of the other ranks' panels to their right): F's columns [a, a + b),
+    // contiguous (the rows above a are not used).
     for (std::int64_t a = 0; a < n && p > 1; a += kPanel)
       comm.broadcast(std::span<double>(F.data() + a * n,
                                        static_cast<std::size_t>(std::min(kPanel, n - a) * n)),

@@ -23,9 +23,9 @@
 //   stores B row-partitioned by block_partition.
 // Memory per rank (bytes_per_rank): G and the factor (reused for P) in doubles, two B in
 // floats (the best so far and the next lambda's), one panel's right-hand sides and, on more
-// than one rank, the factor's two broadcast blocks: 24 n^2 + 8 x (128 + 512) n bytes, refused over
-// --max-memory-per-rank (default: the machine's memory): 16 GiB per rank fit about 26,000 items, 64
-// GiB about 53,000.
+// than one rank, the factor's two broadcast blocks: 24 n^2 + 8 x (128 + 512) n bytes,
+// refused over --max-memory-per-rank (default: the machine's memory): 16 GiB per rank fit
+// about 26,000 items, 64 GiB about 53,000.
 #pragma once
 
 #include <cstdint>
