@@ -66,7 +66,7 @@ constexpr const char* kHelpEpilogue =
     "            6 stalled (a collective waited --stall-timeout seconds: a lost host)\n"
     "environment: SEGREC_CONFIG (default --config), OMP_NUM_THREADS (threads per rank;\n"
     "            else SLURM_CPUS_PER_TASK, else 1), SLURM_JOB_ID (recorded in --log-json),\n"
-    "            OPENBLAS_NUM_THREADS (BLAS threads per rank; default 1)\n";
+    "            OPENBLAS_NUM_THREADS (BLAS threads per rank; default the threads per rank)\n";
 
 void print_program_help(const Comm& comm) {
   if (!comm.is_root()) return;

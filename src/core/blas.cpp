@@ -7,6 +7,8 @@
 #include <fstream>
 #include <string>
 
+#include "segrec/core/env.hpp"
+
 #ifdef SEGREC_HAVE_OPENBLAS
 extern "C" {
 void openblas_set_num_threads(int num_threads);
@@ -60,7 +62,10 @@ void configure(char** argv) {
       // execv failed: carry on with the generic kernel.
     }
   }
-  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) openblas_set_num_threads(1);
+  // The rank's threads (OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else 1), unless the BLAS
+  // is told otherwise.
+  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
+    openblas_set_num_threads(env::default_threads());
 #else
   (void)argv;
 #endif

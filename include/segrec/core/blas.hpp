@@ -8,8 +8,9 @@
 namespace segrec::blas {
 
 /// Called once at start-up, before MPI_Init, with main's argv.
-/// - One BLAS thread per rank (segrec runs one rank per core) unless
-///   $OPENBLAS_NUM_THREADS says otherwise.
+/// - As many BLAS threads per rank as the rank's threads (env::default_threads():
+///   $OMP_NUM_THREADS, else $SLURM_CPUS_PER_TASK, else 1: one rank per core by default)
+///   unless $OPENBLAS_NUM_THREADS says otherwise.
 /// - When OpenBLAS did not recognise the CPU and fell back to a generic kernel
 ///   although the CPU has AVX-512 or AVX2, the process re-executes itself once
 ///   with $OPENBLAS_CORETYPE set to the matching kernel (SkylakeX or Haswell).
