@@ -97,9 +97,11 @@ std::vector<double> gram(std::int64_t n, const std::vector<std::int64_t>& indptr
   std::vector<double> G(static_cast<std::size_t>(n * n), 0.0);
   for (const std::int64_t r : rows)
     for (std::int64_t a = indptr[r]; a < indptr[r + 1]; ++a) {
-      double* row = G.data() + std::int64_t{indices[a]} * n;
+      const std::int32_t i = indices[a];
+      double* row = G.data() + std::int64_t{i} * n;
       const double va = values[a];
-      for (std::int64_t b = indptr[r]; b < indptr[r + 1]; ++b) row[indices[b]] += va * values[b];
+      for (std::int64_t b = indptr[r]; b < indptr[r + 1]; ++b)
+        if (indices[b] >= i) row[indices[b]] += va * values[b];  // the upper triangle only
     }
   comm.allreduce(G);
   return G;
@@ -108,8 +110,9 @@ std::vector<double> gram(std::int64_t n, const std::vector<std::int64_t>& indptr
 std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double lambda,
                          const Comm& comm) {
   SEGREC_ASSERT(std::ssize(G) == n * n && lambda > 0, "ease::solve: bad G or lambda");
-  // F = G + lambda I (G is symmetric: row- and column-major agree), factored in place, the
-  // factor's flops split over the ranks by column blocks (every rank then holds all of L).
+  // F = G + lambda I, factored in place: G's row-major upper triangle is F's column-major
+  // lower one, the triangle the factor reads. Its flops are split over the ranks by column
+  // blocks (every rank then holds all of L).
   ColMat F = Eigen::Map<const ColMat>(G.data(), n, n);
   F.diagonal().array() += lambda;
   std::string err;

@@ -51,13 +51,15 @@ std::int64_t bytes_per_rank(std::int64_t n, int p);
 void check_memory(std::int64_t n, int p, std::int64_t budget);
 
 /// Collective. G = X^T X over the local users `rows` (CSR indptr/indices/values;
-/// values already the history values), summed over the ranks: n x n, row-major, doubles.
+/// values already the history values), summed over the ranks: n x n, row-major, doubles,
+/// its upper triangle (i <= j) only (G is symmetric; the strict lower triangle is zero).
 std::vector<double> gram(std::int64_t n, const std::vector<std::int64_t>& indptr,
                          const std::vector<std::int32_t>& indices, const std::vector<float>& values,
                          const std::vector<std::int64_t>& rows, const Comm& comm);
 
-/// Collective. B for one lambda > 0 from G (n x n, row-major): n x n floats, row-major,
-/// zero diagonal, on every rank. Throws DataError when G + lambda I is not positive definite.
+/// Collective. B for one lambda > 0 from G (n x n, row-major, upper triangle read, as gram
+/// gives it): n x n floats, row-major, zero diagonal, on every rank. Throws DataError when
+/// G + lambda I is not positive definite.
 std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double lambda,
                          const Comm& comm);
 
