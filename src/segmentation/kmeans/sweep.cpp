@@ -91,7 +91,10 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   ClusterRun run;
   run.pick = crit;
   run.tied = tied;
-  std::vector<TiedFit> tied_fits;     // --shape tied: one per k
+  std::vector<TiedFit> tied_fits;  // --shape tied: one per k
+  // --shape tied: the columns the whitening covers, the same for every k
+  const std::vector<Eigen::Index> tied_cols =
+      tied ? varying_columns(Xs, comm) : std::vector<Eigen::Index>{};
   std::vector<KMeansResult> results;  // one per k, until the pick
   std::vector<GmmFit> fits;           // --algorithm gmm: one per k
   // Progress: a sweep in k (each k's runs, its restarts then its gap reference sets, as
@@ -124,7 +127,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     TiedFit tf;
     if (tied) {
       const double before = res.seconds;
-      tf = tied_kmeans(Xs, res, p, modes, comm);
+      tf = tied_kmeans(Xs, tied_cols, res, p, modes, comm);
       run.lloyd_seconds += res.seconds - before;
     }
     // The rows the segments are K-means segments of: the whitened rows when tied.

@@ -12,16 +12,21 @@
 
 namespace segrec {
 
-MatrixRF whiten_rows(const MatrixRF& X, const MatrixRD& whitening) {
+void whiten_rows(const MatrixRF& X, const MatrixRD& whitening, MatrixRF& Z) {
   // In double, by blocks of rows (a bounded temporary; each row's arithmetic is the same
   // wherever it sits).
   constexpr Eigen::Index kBlock = 4096;
-  MatrixRF Z(X.rows(), X.cols());
+  Z.resize(X.rows(), X.cols());
   const MatrixRD Wt = whitening.transpose();
   for (Eigen::Index i = 0; i < X.rows(); i += kBlock) {
     const Eigen::Index m = std::min(kBlock, X.rows() - i);
     Z.middleRows(i, m) = (X.middleRows(i, m).cast<double>() * Wt).cast<float>();
   }
+}
+
+MatrixRF whiten_rows(const MatrixRF& X, const MatrixRD& whitening) {
+  MatrixRF Z;
+  whiten_rows(X, whitening, Z);
   return Z;
 }
 
@@ -29,9 +34,6 @@ MatrixRD unwhiten_rows(const MatrixRD& C, const MatrixRD& whitening) {
   return whitening.partialPivLu().solve(C.transpose()).transpose();
 }
 
-namespace {
-
-// Columns whose variance over all rows is positive (the view's unused block is all zero).
 std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm) {
   const ColumnMoments m = column_moments(X, comm);
   const double top = m.var.empty() ? 0.0 : *std::max_element(m.var.begin(), m.var.end());
@@ -40,6 +42,8 @@ std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm) {
     if (m.var[j] > 1e-12 * top) cols.push_back(static_cast<Eigen::Index>(j));
   return cols;
 }
+
+namespace {
 
 // The whitening of the pooled within-segment covariance of X's columns `cols` under
 // `labels` (k segments): h x h, identity outside cols. Also the segments' means (k x h).
@@ -96,17 +100,21 @@ MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& la
 
 TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
                     const KMeansModes& modes, const Comm& comm) {
-  const std::vector<Eigen::Index> cols = varying_columns(X, comm);
+  return tied_kmeans(X, varying_columns(X, comm), res, p, modes, comm);
+}
+
+TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KMeansResult& res,
+                    const KMeansParams& p, const KMeansModes& modes, const Comm& comm) {
   const auto L = kmeans_detail::make_layout(X.rows(), comm);
   const auto ex = kmeans_detail::exec_of(p, modes);
   TiedFit t;
   MatrixRD means;
   for (int round = 0; round < kMaxTiedRounds; ++round) {
     const MatrixRD W = pooled_whitening(X, res.labels, res.k, cols, means, comm);
-    MatrixRF Z = whiten_rows(X, W);
+    whiten_rows(X, W, t.Z);  // (the previous round's rows are no longer needed)
     const MatrixRD C = means * W.transpose();
     KMeansResult r = kmeans_detail::lloyd_impl(
-        Z, L, C, p, modes, p.tol * kmeans_detail::mean_variance(Z, L, comm), ex, comm);
+        t.Z, L, C, p, modes, p.tol * kmeans_detail::mean_variance(t.Z, L, comm), ex, comm);
     std::int64_t changed = 0;
     for (std::size_t i = 0; i < r.labels.size(); ++i) changed += r.labels[i] != res.labels[i];
     changed = comm.allreduce_value(changed);
@@ -117,7 +125,6 @@ TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
     r.seconds += res.seconds;
     res = std::move(r);
     t.whitening = W;
-    t.Z = std::move(Z);
     t.rounds = round + 1;
     if (changed == 0) {
       t.converged = true;

@@ -13,6 +13,8 @@
 // (view.hpp, ViewTransform::whitening) and taking the nearest centroid.
 #pragma once
 
+#include <vector>
+
 #include <cstdint>
 
 #include "segrec/core/comm.hpp"
@@ -38,9 +40,19 @@ struct TiedFit {
 /// the tied clustering's; res.n_iter adds the Lloyd iterations of every round.
 TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
                     const KMeansModes& modes, const Comm& comm);
+/// The same with X's columns of positive variance given (varying_columns), so that a sweep
+/// finds them once for every k.
+TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KMeansResult& res,
+                    const KMeansParams& p, const KMeansModes& modes, const Comm& comm);
+
+/// Collective. X's columns whose variance over all rows is positive (the view's unused block
+/// is all zero): those the whitening covers.
+std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm);
 
 /// Local. Z = X whitening^T (rows of X whitened).
 MatrixRF whiten_rows(const MatrixRF& X, const MatrixRD& whitening);
+/// Local. The same into Z (resized to X's shape; its storage reused when it fits).
+void whiten_rows(const MatrixRF& X, const MatrixRD& whitening, MatrixRF& Z);
 /// Local. The rows C (m x h) of the whitened space mapped back: C whitening^-T.
 MatrixRD unwhiten_rows(const MatrixRD& C, const MatrixRD& whitening);
 
