@@ -1,8 +1,8 @@
 // EASE and popularity (train --model-kind): B at the world size against a dense
 // single-process closed form (Eigen's inverse), the lambda chosen on the validation users
 // against a serial run, model.h5 round trip and scoring, exact explanations, the
-// item blocks, the distributed Cholesky against Eigen's, and the bad inputs with their
-// messages.
+// inverse's panels over the ranks, the distributed Cholesky against Eigen's, and the bad
+// inputs with their messages.
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
