@@ -55,11 +55,12 @@ bool cholesky_blocks(double* A, std::int64_t n, const Comm& comm, std::int64_t p
   // bufs[jb % 2]: block jb's L[j0:, j0:j1], column-major, then one status value (1: positive
   // definite). Two, so that block jb + 1 is in flight while block jb updates.
   std::vector<double> bufs[2];
-  // Sizes block jb's buffer; its owner (its columns up to date) factors it into the buffer.
+  // Sizes block jb's buffer (its contents are the owner's or the broadcast's); its owner (its
+  // columns up to date) factors it into the buffer.
   const auto prepare = [&](std::int64_t jb) {
     const std::int64_t j0 = jb * panel, w = std::min(panel, n - j0), m = n - j0;
     std::vector<double>& buf = bufs[jb % 2];
-    buf.assign(static_cast<std::size_t>(m * w + 1), 0.0);
+    buf.resize(static_cast<std::size_t>(m * w + 1));
     if (owner(jb) != me) return;
     bool ok = factor_block(A + j0 * n + j0, w, n);
     if (ok && m > w) {  // rows below: A[j1:, j] L_jj^-T
