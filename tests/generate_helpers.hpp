@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch_dir.hpp"
 #include "segrec/core/comm.hpp"
 #include "segrec/ingest/generate.hpp"
 
@@ -23,10 +24,7 @@ inline constexpr const char* kEventsHeader = "user_id,item_id,category,event,tim
 inline constexpr const char* kItemsHeader = "item_id,category,name,price";
 
 inline std::string tmp_path(const std::string& name) {
-  const char* env = std::getenv("SEGREC_TEST_TMP");
-  const fs::path dir = fs::path(env && *env ? env : "/tmp") / "generate";
-  std::error_code ec;  // every rank may race to create it
-  fs::create_directories(dir, ec);
+  const fs::path dir = testing_tmp::scratch_dir("generate");  // (every rank may race to it)
   EXPECT_TRUE(fs::is_directory(dir)) << dir;
   return (dir / name).string();
 }
