@@ -14,6 +14,7 @@ PACKAGES=(
 #   --slurm  a private Slurm cluster for the job-script tests (scripts/slurm-local.sh; srun
 #            --mpi=pmix loads libpmix.so, from libpmix-dev) and the k-sweep plot
 #   --fuzz   clang with libFuzzer (tests/fuzz)
+#   --sanitize  clang, which builds the sanitizer tests in half GCC's time
 for flag in "$@"; do
   case $flag in
     --bench)
@@ -21,8 +22,8 @@ for flag in "$@"; do
                  python3-threadpoolctl python3-faiss python3-torch) ;;
     --slurm) PACKAGES+=(slurmctld slurmd slurm-client munge libpmix-dev util-linux python3 python3-h5py
                         python3-matplotlib) ;;
-    --fuzz) PACKAGES+=(clang) ;;
-    *) echo "setup: unknown flag '$flag' (--bench, --slurm, --fuzz)" >&2; exit 2 ;;
+    --fuzz | --sanitize) PACKAGES+=(clang) ;;
+    *) echo "setup: unknown flag '$flag' (--bench, --slurm, --fuzz, --sanitize)" >&2; exit 2 ;;
   esac
 done
 

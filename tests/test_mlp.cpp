@@ -4,7 +4,9 @@
 // the batch permutation and NDCG; bad values.
 // GCC 12 reports false "may be used uninitialized" warnings inside Eigen's
 // AVX-512 kernels for double.
+#if defined(__GNUC__) && !defined(__clang__)  // a GCC-only warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,9 @@
 // softmax exactly; the negative sampler's draws (keyed, sorted, their weights an unbiased
 // estimate of a sum over all items); the auto loss rule and bad values.
 // GCC 12 reports false "may be used uninitialized" warnings inside Eigen's AVX-512 kernels.
+#if defined(__GNUC__) && !defined(__clang__)  // a GCC-only warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <gtest/gtest.h>
 

@@ -203,7 +203,7 @@ Scope::Scope(const Comm& comm, double timeout_s, const std::string& stage, Handl
   if (!on_stall) on_stall = [rank](const std::string& msg) { end_job(msg, rank); };
   // Poll often enough to fire within 5% of the timeout, at most once a second.
   const double poll = std::clamp(timeout_s / 20, 0.01, 1.0);
-  state_->thread = std::thread([st = state_, timeout_s, poll, rank, on_stall] {
+  state_->thread = std::thread([st = state_, timeout_s, poll, on_stall] {
     Detector d(timeout_s);
     std::unique_lock lock(st->mutex);
     while (!st->stop) {

@@ -1,7 +1,9 @@
 // GCC 12 reports false "(may be) used uninitialized" warnings inside Eigen's
 // AVX-512 kernels (GEMM for double; the _mm512_undefined_* operands of its
 // vectorised exp); they are not about this code.
+#if defined(__GNUC__) && !defined(__clang__)  // a GCC-only warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "segrec/personalisation/mlp.hpp"

@@ -5,7 +5,9 @@
 // row's targets (exact terms), S the batch's negatives and c_j their offsets; the loss is
 // sum_{i in T_u} x_ui (log Z^_u - z_ui). Cost per row: h x (|S| + |T_u|) instead of h x items.
 // GCC 12 reports false "(may be) used uninitialized" warnings inside Eigen's AVX-512 kernels.
+#if defined(__GNUC__) && !defined(__clang__)  // a GCC-only warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <algorithm>

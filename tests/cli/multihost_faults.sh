@@ -16,7 +16,7 @@ seg 3 generate --users 3000 --items 300 --seed 9 --events "$D/ev.csv" &&
   { bad "setup: $(tail -c 600 "$WORK/err")"; finish; exit 1; }
 C=(cluster --projection "$D/h.h5" --k 6 --n-init 1 --tol 0)
 T=(train --data "$D/ds.h5" --hidden 32 --epochs 3 --batch-size 100 --patience 0)
-STALL=20
+STALL=12
 
 # model_digest FILE: the digests of a model's weights and curves (what a resume must reproduce).
 model_digest() { digest "$1" | grep -E '/mlp/|/curves/(train_loss|val_ndcg)'; }

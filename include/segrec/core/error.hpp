@@ -83,10 +83,11 @@ std::string concat(const Args&... args) {
 /// Precondition check for internal invariants: throws segrec::Error with the
 /// source location. User-facing checks throw UsageError/DataError directly with
 /// a message that names the offending value.
-#define SEGREC_ASSERT(cond, ...)                                                                  \
-  do {                                                                                            \
-    if (!(cond))                                                                                  \
-      throw ::segrec::Error(::segrec::detail::concat("internal error at ", __FILE__, ":",         \
-                                                     __LINE__, ": ", #cond, ": ", ##__VA_ARGS__), \
-                            ::segrec::kExitOther);                                                \
+#define SEGREC_ASSERT(cond, ...)                                                               \
+  do {                                                                                         \
+    if (!(cond))                                                                               \
+      throw ::segrec::Error(                                                                   \
+          ::segrec::detail::concat("internal error at ", __FILE__, ":", __LINE__, ": ", #cond, \
+                                   ": " __VA_OPT__(, ) __VA_ARGS__),                           \
+          ::segrec::kExitOther);                                                               \
   } while (0)
