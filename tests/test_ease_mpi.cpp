@@ -1,8 +1,8 @@
 // EASE and popularity (train --model-kind): B at the world size against a dense
 // single-process closed form (Eigen's inverse), the lambda chosen on the validation users
-// against a serial run, model.h5 round trip and scoring, exact explanations, the
-// inverse's panels over the ranks, the distributed Cholesky against Eigen's, and the bad
-// inputs with their messages.
+// against a serial run, the Gram matrix against a dense product, model.h5 round trip and scoring,
+// exact explanations, the inverse's panels over the ranks, the distributed Cholesky against
+// Eigen's, and the bad inputs with their messages.
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
@@ -123,6 +123,44 @@ TEST(EaseMpi, MatchesDenseClosedForm) {
         EXPECT_EQ(r.model.item_item[static_cast<std::size_t>(i * n_items + i)], 0.0f);
     }
   }
+}
+
+// The Gram matrix's upper triangle against the dense X^T X, with each user's items in
+// descending order and one item repeated (its values summed, as one entry of X).
+TEST(EaseMpi, GramMatchesDenseProductWhateverTheItemOrder) {
+  const Comm c = Comm::world();
+  const std::int64_t n_users = 40, n = 23;
+  Eigen::MatrixXd X = Eigen::MatrixXd::Zero(n_users, n);
+  std::vector<std::int64_t> indptr{0}, rows;
+  std::vector<std::int32_t> indices;
+  std::vector<float> values;
+  const Block mine = block_partition(n_users, c.size(), c.rank());
+  for (std::int64_t u = 0; u < n_users; ++u) {
+    const auto h = [&](std::uint64_t j) {
+      return mlp::hash_keys(5, static_cast<std::uint64_t>(u), j);
+    };
+    std::set<std::int32_t> items;
+    for (int j = 0; j < 2 + static_cast<int>(h(99) % 6); ++j)
+      items.insert(static_cast<std::int32_t>(h(j) % n));
+    std::vector<std::pair<std::int32_t, float>> row;
+    for (auto it = items.rbegin(); it != items.rend(); ++it)
+      row.emplace_back(*it, static_cast<float>(1 + h(500 + *it) % 3));
+    row.emplace_back(row.front().first, 0.5f);  // the first item again
+    for (const auto& [i, v] : row) X(u, i) += v;
+    if (u < mine.begin || u >= mine.end) continue;
+    rows.push_back(std::ssize(indptr) - 1);
+    for (const auto& [i, v] : row) {
+      indices.push_back(i);
+      values.push_back(v);
+    }
+    indptr.push_back(std::ssize(indices));
+  }
+  const std::vector<double> G = ease::gram(n, indptr, indices, values, rows, c);
+  const Eigen::MatrixXd ref = X.transpose() * X;
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j)
+      EXPECT_NEAR(G[static_cast<std::size_t>(i * n + j)], j >= i ? ref(i, j) : 0.0, 1e-9)
+          << i << "," << j << " at " << c.size() << " ranks";
 }
 
 TEST(EaseMpi, LambdaChosenOnValidationAsOnOneProcess) {

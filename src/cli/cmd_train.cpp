@@ -98,7 +98,8 @@ class TrainCommand final : public Command {
         "CSV user_id,item_id of held-out items of users in the data: they are left out of "
         "training and scored after it")(
         "hidden", po::value(&p.hidden)->default_value(p.hidden),
-        "hidden layer widths, e.g. 600 or 256,256; none = linear model")(
+        "hidden layer widths, e.g. 600 or 256,256; none = linear model; auto = one layer of "
+        "1000, narrowed in steps of 64 until training fits --max-memory-per-rank")(
         "activation", po::value(&p.activation)->default_value(p.activation), "relu | tanh")(
         "input-dropout", po::value(&p.input_dropout)->default_value(p.input_dropout),
         "share of each user's history dropped from the input (denoising)")(

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <utility>
 
 #include <Eigen/Core>
 
@@ -95,25 +96,64 @@ std::vector<double> gram(std::int64_t n, const std::vector<std::int64_t>& indptr
                          const std::vector<std::int32_t>& indices, const std::vector<float>& values,
                          const std::vector<std::int64_t>& rows, const Comm& comm) {
   std::vector<double> G(static_cast<std::size_t>(n * n), 0.0);
-  for (const std::int64_t r : rows)
-    for (std::int64_t a = indptr[r]; a < indptr[r + 1]; ++a) {
-      const std::int32_t i = indices[a];
-      double* row = G.data() + std::int64_t{i} * n;
-      const double va = values[a];
-      for (std::int64_t b = indptr[r]; b < indptr[r + 1]; ++b)
-        if (indices[b] >= i) row[indices[b]] += va * values[b];  // the upper triangle only
+  std::vector<std::pair<std::int32_t, double>> x;  // one user's (item, value), by item
+  for (const std::int64_t r : rows) {
+    x.clear();
+    for (std::int64_t a = indptr[r]; a < indptr[r + 1]; ++a) x.emplace_back(indices[a], values[a]);
+    std::sort(x.begin(), x.end());
+    std::size_t m = 0;  // a repeated item counts once, with its values summed (a row of X)
+    for (std::size_t a = 0; a < x.size(); ++a)
+      if (m > 0 && x[m - 1].first == x[a].first)
+        x[m - 1].second += x[a].second;
+      else
+        x[m++] = x[a];
+    x.resize(m);
+    for (std::size_t a = 0; a < x.size(); ++a) {  // the upper triangle only: pairs a <= b
+      double* row = G.data() + std::int64_t{x[a].first} * n;
+      const double va = x[a].second;
+      for (std::size_t b = a; b < x.size(); ++b) row[x[b].first] += va * x[b].second;
     }
+  }
   comm.allreduce(G);
   return G;
 }
 
-std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double lambda,
-                         const Comm& comm) {
+namespace {
+
+// B_ij = -P_ij / P_jj (diag 0) from P's upper triangle (P: n x n, row-major, i <= j read):
+// tiles of kTile x kTile, so that the lower tiles read their mirror image (P_ji) from a
+// tile-sized block of rows rather than down whole columns. B: n x n floats, row-major.
+std::vector<float> b_from_upper(const double* P, std::int64_t n) {
+  constexpr std::int64_t kTile = 64;
+  std::vector<double> neg_inv(static_cast<std::size_t>(n));
+  for (std::int64_t j = 0; j < n; ++j) neg_inv[j] = -1.0 / P[j * n + j];
+  std::vector<float> B(static_cast<std::size_t>(n * n));
+  for (std::int64_t i0 = 0; i0 < n; i0 += kTile) {
+    const std::int64_t i1 = std::min(n, i0 + kTile);
+    for (std::int64_t j0 = 0; j0 < n; j0 += kTile) {
+      const std::int64_t j1 = std::min(n, j0 + kTile);
+      for (std::int64_t i = i0; i < i1; ++i) {
+        float* b = B.data() + i * n;
+        const double* row = P + i * n;  // P_ij for j >= i
+        for (std::int64_t j = j0; j < std::min(j1, i); ++j)
+          b[j] = static_cast<float>(P[j * n + i] * neg_inv[j]);
+        for (std::int64_t j = std::max(j0, i); j < j1; ++j)
+          b[j] = static_cast<float>(row[j] * neg_inv[j]);
+        if (i >= j0 && i < j1) b[i] = 0.0f;
+      }
+    }
+  }
+  return B;
+}
+
+}  // namespace
+
+std::vector<float> solve(std::vector<double> G, std::int64_t n, double lambda, const Comm& comm) {
   SEGREC_ASSERT(std::ssize(G) == n * n && lambda > 0, "ease::solve: bad G or lambda");
   // F = G + lambda I, factored in place: G's row-major upper triangle is F's column-major
   // lower one, the triangle the factor reads. Its flops are split over the ranks by column
   // blocks (every rank then holds all of L).
-  ColMat F = Eigen::Map<const ColMat>(G.data(), n, n);
+  Eigen::Map<ColMat> F(G.data(), n, n);
   F.diagonal().array() += lambda;
   std::string err;
   if (!linalg::cholesky_blocks(F.data(), n, comm))
@@ -123,7 +163,7 @@ std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double la
   // P, row-major in F's storage: the rows of panel [a, a + b) hold P[panel, a:] (on and right
   // of the panel's diagonal block), P[a:, panel] = L_a^-T (L_a^-1 E) with L_a = L[a:, a:];
   // each rank solves its own panels (panel_owner), then every panel is broadcast from its
-  // owner; then the lower triangle mirrors the upper.
+  // owner. B then reads P's upper triangle only.
   const int p = comm.size();
   Eigen::Map<RowMat> P(F.data(), n, n);
 #ifdef SEGREC_HAVE_OPENBLAS
@@ -132,7 +172,7 @@ std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double la
     int info = 0;
     dpotri_("L", &ni, F.data(), &ni, &info, 1);  // lower triangle of P, column-major
     SEGREC_ASSERT(info == 0, "ease: dpotri failed");
-    // Column-major lower = row-major upper: the layout the mirror below expects.
+    // Column-major lower = row-major upper: the triangle b_from_upper reads.
   }
 #endif
   if (p > 1 || !kHaveLapack) {
@@ -156,15 +196,7 @@ std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double la
                                        static_cast<std::size_t>(std::min(kPanel, n - a) * n)),
                      panel_owner(a / kPanel, p));
   }
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < i; ++j) P(i, j) = P(j, i);
-
-  std::vector<float> B(static_cast<std::size_t>(n * n));
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < n; ++j)
-      B[static_cast<std::size_t>(i * n + j)] =
-          i == j ? 0.0f : static_cast<float>(-P(i, j) / P(j, j));
-  return B;
+  return b_from_upper(F.data(), n);
 }
 
 mlp::Shape linear_shape(std::int64_t n_items) {

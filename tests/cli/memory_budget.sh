@@ -36,6 +36,29 @@ for np in 1 2; do
     ok "train within 64M (-n $np)" || bad "train within 64M (-n $np): $(tail -3 "$WORK/err")"
 done
 
+# --hidden auto (the default): width 1000 within the limit; under a limit that 1000 exceeds,
+# the widest multiple of 64 that fits, named in the summary line (64 more is refused).
+AUTO=(train --data "$D/ds.h5" --batch-size 100 --epochs 1 --out "$WORK/o/m.h5" --grad-sync allreduce)
+rm -rf "$WORK/o"; mkdir -p "$WORK/o"
+seg 1 "${AUTO[@]}" && grep -qE "^wrote .*: $I-1000-$I .*, hidden 1000 \(auto\)," "$WORK/out" &&
+  ok "auto width 1000 without a limit" || bad "auto width: $(grep wrote "$WORK/out") $(tail -3 "$WORK/err")"
+for np in 1 2; do
+  rm -rf "$WORK/o"; mkdir -p "$WORK/o"
+  w=
+  if seg $np "${AUTO[@]}" --max-memory-per-rank 12M; then
+    w=$(grep -oE "^wrote .*: $I-[0-9]+-$I " "$WORK/out" | sed -E "s/.*: $I-([0-9]+)-$I /\1/")
+    [[ -n $w && $w -lt 1000 && $((w % 64)) -eq 0 ]] &&
+      grep -qE "hidden $w \(auto: the widest of 1000 or a multiple of 64 within --max-memory-per-rank\)" "$WORK/out" &&
+      ok "auto width $w under 12M (-n $np)" || bad "auto width under 12M (-n $np): $(grep wrote "$WORK/out")"
+  else
+    bad "auto width under 12M (-n $np) refused: $(tail -2 "$WORK/err")"
+  fi
+  [[ -n $w ]] && expect_fail "width $w + 64 over 12M" $np 2 \
+    "^segrec: error: train: needs .* over the 12\.0 MiB allowed" "${AUTO[@]}" --hidden $((w + 64)) \
+    --max-memory-per-rank 12M
+done
+rm -rf "$WORK/o"; mkdir -p "$WORK/o"
+
 # cluster: 2000 x 8 floats of /H, split over the ranks; refused before it reads them.
 for np in 1 2; do
   expect_fail "cluster refused" $np 2 \

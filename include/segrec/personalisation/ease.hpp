@@ -59,9 +59,9 @@ std::vector<double> gram(std::int64_t n, const std::vector<std::int64_t>& indptr
 
 /// Collective. B for one lambda > 0 from G (n x n, row-major, upper triangle read, as gram
 /// gives it): n x n floats, row-major, zero diagonal, on every rank. Throws DataError when
-/// G + lambda I is not positive definite.
-std::vector<float> solve(const std::vector<double>& G, std::int64_t n, double lambda,
-                         const Comm& comm);
+/// G + lambda I is not positive definite. G is factored in place: pass std::move(G) when
+/// it is not needed again (the last lambda), a copy otherwise.
+std::vector<float> solve(std::vector<double> G, std::int64_t n, double lambda, const Comm& comm);
 
 /// The geometric lambda grid tried on the validation users when --l2 is auto.
 std::vector<double> default_grid();

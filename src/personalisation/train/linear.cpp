@@ -99,7 +99,7 @@ TrainResult train_linear(const TrainParams& p, const TrainModes& modes, const Tr
     for (std::size_t k = 0; k < values.size(); ++k)
       values[k] = history_value(d.weights[k], log_weight);
     const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<double> G = ease::gram(n, d.indptr, d.indices, values, s.train, comm);
+    std::vector<double> G = ease::gram(n, d.indptr, d.indices, values, s.train, comm);
     const double gram_seconds = seconds_since(t0);
     const std::vector<double> grid = p.l2_values();
     progress::Task task("train", "ease", static_cast<double>(grid.size()), "lambda");
@@ -109,7 +109,8 @@ TrainResult train_linear(const TrainParams& p, const TrainModes& modes, const Tr
     for (std::size_t g = 0; g < grid.size(); ++g) {
       const auto t1 = std::chrono::steady_clock::now();
       std::vector<float>().swap(probe.item_item);  // at most two B at a time (ease.hpp)
-      probe.item_item = ease::solve(G, n, grid[g], comm);
+      // The last lambda factors G itself: no copy of n^2 doubles.
+      probe.item_item = ease::solve(g + 1 < grid.size() ? G : std::move(G), n, grid[g], comm);
       m.seconds.push_back(seconds_since(t1) + (g == 0 ? gram_seconds : 0.0));
       double ndcg = std::numeric_limits<double>::quiet_NaN();
       if (validate) {

@@ -1,6 +1,8 @@
 #include "memory.hpp"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "trainer_impl.hpp"
 
@@ -44,6 +46,33 @@ MemoryNeed train_memory(const TrainParams& p, const TrainModes& modes, const Tra
       .add("batch activations", 3 * rows * (hidden + static_cast<long double>(s.dense_in)),
            sizeof(float));
   return need;
+}
+
+TrainParams resolve_width(const TrainParams& p, const TrainModes& modes, const TrainData& d,
+                          const Comm& comm) {
+  if (p.hidden != "auto") return p;
+  std::vector<std::int64_t> widths{TrainParams::kAutoHidden};
+  for (std::int64_t w = (TrainParams::kAutoHidden - 1) / TrainParams::kAutoHiddenStep *
+                        TrainParams::kAutoHiddenStep;
+       w >= TrainParams::kAutoHiddenStep; w -= TrainParams::kAutoHiddenStep)
+    widths.push_back(w);
+  TrainParams q = p;
+  std::vector<double> need(widths.size());  // bytes per rank at each width, the largest rank's
+  for (std::size_t i = 0; i < widths.size(); ++i) {
+    q.hidden = std::to_string(widths[i]);
+    need[i] = static_cast<double>(train_memory(q, modes, d, comm.size()).bytes());
+  }
+  comm.allreduce(need, Op::kMax);
+  std::size_t pick = 0;
+  const auto budget = static_cast<double>(memory_per_rank());
+  while (pick + 1 < widths.size() && need[pick] > budget) ++pick;
+  q.hidden = std::to_string(widths[pick]);
+  q.width_rule = pick == 0
+                     ? "auto"
+                     : "auto: the widest of " + std::to_string(TrainParams::kAutoHidden) +
+                           " or a multiple of " + std::to_string(TrainParams::kAutoHiddenStep) +
+                           " within --max-memory-per-rank";
+  return q;
 }
 
 void check_train_memory(const TrainParams& p, const TrainModes& modes, const TrainData& d,

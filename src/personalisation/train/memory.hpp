@@ -13,6 +13,13 @@ namespace segrec::train_impl {
 MemoryNeed train_memory(const TrainParams& p, const TrainModes& modes, const TrainData& d,
                         int ranks);
 
+/// Collective. p with --hidden auto resolved (p itself otherwise): one layer of
+/// TrainParams::kAutoHidden units, or the widest multiple of kAutoHiddenStep below it whose
+/// train_memory fits memory_per_rank() on every rank (the narrowest when none does, which
+/// check_train_memory then refuses). Sets width_rule.
+TrainParams resolve_width(const TrainParams& p, const TrainModes& modes, const TrainData& d,
+                          const Comm& comm);
+
 /// Collective. check_memory("train", train_memory(...)) with what to change.
 void check_train_memory(const TrainParams& p, const TrainModes& modes, const TrainData& d,
                         const Comm& comm);

@@ -32,8 +32,10 @@ std::string join_sizes(const std::vector<std::int64_t>& v) {
 std::vector<std::int64_t> TrainParams::hidden_sizes() const {
   std::vector<std::int64_t> out;
   if (hidden == "none") return out;
+  if (hidden == "auto") return {kAutoHidden};
   const auto parts = split_list(hidden);
-  require(!parts.empty(), "hidden", hidden, "give layer widths such as 600 or 256,256 (or none)");
+  require(!parts.empty(), "hidden", hidden,
+          "give layer widths such as 600 or 256,256 (or none, or auto)");
   for (const auto& s : parts) {
     std::size_t used = 0;
     long long v = 0;
@@ -111,6 +113,7 @@ std::string TrainParams::resolved_summary(const TrainModes& m, std::int64_t n_us
   if (loss == mlp::Loss::kSampledSoftmax)
     os << ", " << effective_negatives(n_items) << " negatives" << (negatives > 0 ? "" : " (auto)");
   os << ", hidden " << join_sizes(hidden_sizes());
+  if (!width_rule.empty()) os << " (" << width_rule << ")";
   const std::int64_t b = effective_batch(n_train);
   os << ", batch " << b << (batch_size > 0 ? "" : " (auto)");
   const std::int64_t e = effective_epochs(n_train);

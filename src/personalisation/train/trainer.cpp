@@ -450,11 +450,12 @@ void request_training_stop() { train_impl::g_stop_requested.store(1); }
 bool training_stop_requested() { return train_impl::g_stop_requested.load() != 0; }
 void clear_training_stop() { train_impl::g_stop_requested.store(0); }
 
-TrainResult train(const TrainParams& p, const TrainData& data, const Comm& comm,
+TrainResult train(const TrainParams& given, const TrainData& data, const Comm& comm,
                   const EpochCallback& on_epoch) {
-  const TrainModes modes = p.validate();
-  check_data(p, modes, data, comm);
-  if (modes.model_kind != ModelKind::kMlp) return train_linear(p, modes, data, comm);
+  const TrainModes modes = given.validate();
+  check_data(given, modes, data, comm);
+  if (modes.model_kind != ModelKind::kMlp) return train_linear(given, modes, data, comm);
+  const TrainParams p = train_impl::resolve_width(given, modes, data, comm);
   train_impl::check_train_memory(p, modes, data, comm);
   if (!p.compare_personalize) {
     Trainer t(p, modes, data, comm);

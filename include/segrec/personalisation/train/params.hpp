@@ -76,7 +76,13 @@ struct TrainParams {
   /// Train none, segment-input and segment-heads on the same split and report
   /// their quality side by side (the model written is the --personalize one).
   bool compare_personalize = false;
-  std::string hidden = "1000";      ///< hidden widths, e.g. "1000" or "256,256"; "none" = linear
+  /// hidden widths, e.g. "1000" or "256,256"; "none" = linear; "auto" = one layer of
+  /// kAutoHidden, narrowed by kAutoHiddenStep until training fits --max-memory-per-rank
+  /// (train() resolves it: TrainParams::width_rule then says why)
+  std::string hidden = "auto";
+  static constexpr std::int64_t kAutoHidden = 1000, kAutoHiddenStep = 64;
+  /// Set by train() when it resolved --hidden auto: the rule, for resolved_summary.
+  std::string width_rule;
   std::string activation = "tanh";  ///< relu | tanh
   double input_dropout = 0.5;       ///< share of each user's history dropped from the input
   double dropout = 0;               ///< dropout rate of the hidden layers
@@ -152,7 +158,7 @@ struct TrainParams {
   TrainModes validate() const;
   /// Parsed --l2 (ease): the lambdas to try, ascending.
   std::vector<double> l2_values() const;
-  /// Parsed --hidden.
+  /// Parsed --hidden ("auto": {kAutoHidden}, until train() resolves it).
   std::vector<std::int64_t> hidden_sizes() const;
   /// The checkpoint path ("" when neither --checkpoint nor --out is set).
   std::string checkpoint_path() const;
