@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Many items, item-parallel training (--grad-sync items, the default): the training stage's
 # memory estimate per rank (from --max-memory-per-rank's refusal line) against the measured
-# peak, and seconds per step, at ITEMS items on RANKS ranks with the default --hidden.
+# peak, and seconds per step, at ITEMS items on RANKS ranks at width HIDDEN (default 1000, the
+# width --hidden auto keeps where it fits).
 #
 #   bench/scale/items.sh ITEMS [RANKS=2] [USERS=2*ITEMS] [STEPS=3]
 #   env: SEGREC (default build/segrec), WORK (data folder), KEEP=1 keeps the data,
-#        TRAIN_ARGS (extra train options, e.g. "--hidden 256")
+#        HIDDEN (1000; auto lets train narrow it to the machine's memory),
+#        TRAIN_ARGS (extra train options, e.g. "--loss softmax")
 #
 # Steps: training stopped after 1 step and after 1 + STEPS steps (exit 5, a checkpoint);
 # seconds per step = the difference / STEPS. Peak memory: /usr/bin/time's maximum resident
@@ -31,13 +33,13 @@ if [[ ! -s $D/ds.h5 ]]; then
 fi
 # shellcheck disable=SC2086
 "${MPIRUN[@]}" "$SEGREC" train --data "$D/ds.h5" --out "$D/m.h5" --max-memory-per-rank 100M \
-  ${TRAIN_ARGS:-} 2>&1 | grep '^segrec: error' | sed 's/^segrec: error: /estimate: /' || true
+  --hidden "${HIDDEN:-1000}" ${TRAIN_ARGS:-} 2>&1 | grep '^segrec: error' | sed 's/^segrec: error: /estimate: /' || true
 for n in 1 $((1 + STEPS)); do
   t0=$(date +%s.%N)
   rc=0
   # shellcheck disable=SC2086
   /usr/bin/time -v -o "$D/train_$n.time" "${MPIRUN[@]}" "$SEGREC" train --data "$D/ds.h5" \
-    --stop-after-steps "$n" --out "$D/m$n.h5" ${TRAIN_ARGS:-} >"$D/train_$n.txt" 2>&1 || rc=$?
+    --stop-after-steps "$n" --out "$D/m$n.h5" --hidden "${HIDDEN:-1000}" ${TRAIN_ARGS:-} >"$D/train_$n.txt" 2>&1 || rc=$?
   [[ $rc -eq 5 ]] || { echo "train ($n steps) failed (exit $rc)"; tail -5 "$D/train_$n.txt"; exit 1; }
   t1=$(date +%s.%N)
   printf 'train %d step(s): %.1f s, peak %s MiB per rank (largest rank), load %s\n' "$n" \
