@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "scratch_dir.hpp"
+#include "segrec/core/blas.hpp"
 #include "segrec/core/env.hpp"
 #include "segrec/core/error.hpp"
 
@@ -309,6 +310,43 @@ TEST(Environment, ThreadsFromOmpThenSlurm) {
     ::setenv("SLURM_CPUS_PER_TASK", slurm_s.c_str(), 1);
   else
     ::unsetenv("SLURM_CPUS_PER_TASK");
+}
+
+// BLAS threads for a rank's share of its node: affinity CPUs over the node's ranks, >= 1;
+// NodeThreads applies it only where no thread count was given, and restores the count.
+TEST(Environment, NodeShareOfTheCpus) {
+  EXPECT_EQ(blas::node_share(2, 1), 2);
+  EXPECT_EQ(blas::node_share(16, 4), 4);
+  EXPECT_EQ(blas::node_share(16, 3), 5);
+  EXPECT_EQ(blas::node_share(1, 1), 1);  // bound to one core
+  EXPECT_EQ(blas::node_share(2, 4), 1);  // oversubscribed
+  EXPECT_EQ(blas::node_share(8, 0), 1);
+  EXPECT_GE(env::affinity_cpus(), 1);
+  const int before = blas::threads();
+  std::vector<std::pair<std::string, std::string>> saved;  // the variables, put back at the end
+  for (const char* v : {"OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "OPENBLAS_NUM_THREADS"}) {
+    const char* s = std::getenv(v);
+    saved.emplace_back(v, s ? s : "\x01");
+    ::unsetenv(v);
+  }
+  {
+    const blas::NodeThreads t(1);  // nothing given: this process's CPUs (one rank on the node)
+#ifdef SEGREC_HAVE_OPENBLAS
+    EXPECT_EQ(t.threads(), blas::node_share(env::affinity_cpus(), 1));
+#endif
+    EXPECT_EQ(blas::threads(), t.threads());
+  }
+  EXPECT_EQ(blas::threads(), before);
+  ::setenv("OMP_NUM_THREADS", "1", 1);  // given: the count stays
+  {
+    const blas::NodeThreads t(1);
+    EXPECT_EQ(t.threads(), before);
+  }
+  for (const auto& [v, s] : saved)
+    if (s == "\x01")
+      ::unsetenv(v.c_str());
+    else
+      ::setenv(v.c_str(), s.c_str(), 1);
 }
 
 TEST(Environment, JobId) {

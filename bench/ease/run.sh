@@ -7,7 +7,8 @@
 # Timed: the fit (Gram + factor/inverse + B; segrec's own "fit" line, the peer's perf_counter),
 # best of REPEAT, wall and CPU seconds (all ranks and threads). Configurations:
 #   numpy, 2 BLAS threads | segrec 2 ranks x 1 thread | segrec 1 rank x 2 BLAS threads |
-#   segrec 1 rank x 1 thread
+#   segrec 1 rank x 1 thread | segrec as one process without mpirun and no thread variables
+#   (the BLAS then takes the process's CPUs for the factor and inverse)
 # On a shared machine the wall times are noisy (other builds share the cores): the CPU
 # seconds are the steadier comparison.
 #
@@ -61,10 +62,16 @@ printf '%-30s %9.4f %9.4f %10s %10s %10s\n' "numpy (2 BLAS threads)" "$peer_fit"
   "$peer_ndcg" 1.00 1.00
 
 # One segrec configuration: NP ranks, THREADS BLAS threads per rank; best fit of REPEAT.
+# NP 0: one process without mpirun and nothing set (the default threads).
 run_segrec() {
-  local np=$1 threads=$2 label=$3 best_fit="" best_cpu="" line fit cpu
+  local np=$1 threads=$2 label=$3 best_fit="" best_cpu="" line fit cpu launch
   for _ in $(seq "$REPEAT"); do
-    line=$(OPENBLAS_NUM_THREADS=$threads "${MPI[@]}" -n "$np" "$SEGREC" train --model-kind ease \
+    if [[ $np -eq 0 ]]; then
+      launch=(env -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS -u SLURM_CPUS_PER_TASK)
+    else
+      launch=(env OPENBLAS_NUM_THREADS="$threads" "${MPI[@]}" -n "$np")
+    fi
+    line=$("${launch[@]}" "$SEGREC" train --model-kind ease \
       --l2 "$L2" --val-users 0 --data "$W/ds.h5" --out "$W/ease.h5" | grep '^wrote')
     fit=$(echo "$line" | sed -E 's/.*; fit ([0-9.e-]+) s on.*/\1/')
     cpu=$(echo "$line" | sed -E 's/.* rank\(s\), ([0-9.e-]+) CPU s.*/\1/')
@@ -83,4 +90,5 @@ print(round(json.load(open(sys.argv[1]))["systems"]["model"]["ndcg@100"], 4))' "
 run_segrec 2 1 "segrec 2 ranks x 1 thread"
 run_segrec 1 2 "segrec 1 rank x 2 BLAS threads"
 run_segrec 1 1 "segrec 1 rank x 1 thread"
+run_segrec 0 0 "segrec 1 process, defaults"
 echo "(ratio = numpy / segrec: above 1, segrec is faster; NDCG@100 of the held-out users)"

@@ -71,6 +71,38 @@ void configure(char** argv) {
 #endif
 }
 
+int threads() {
+#ifdef SEGREC_HAVE_OPENBLAS
+  return openblas_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+int node_share(int affinity_cpus, int node_ranks) {
+  return node_ranks > 0 && affinity_cpus > node_ranks ? affinity_cpus / node_ranks : 1;
+}
+
+NodeThreads::NodeThreads(int node_ranks) {
+#ifdef SEGREC_HAVE_OPENBLAS
+  saved_ = threads_ = openblas_get_num_threads();
+  const bool given = std::getenv("OPENBLAS_NUM_THREADS") != nullptr ||
+                     std::string(env::default_threads_source()) != "default";
+  if (!given) {
+    threads_ = node_share(env::affinity_cpus(), node_ranks);
+    if (threads_ != saved_) openblas_set_num_threads(threads_);
+  }
+#else
+  (void)node_ranks;
+#endif
+}
+
+NodeThreads::~NodeThreads() {
+#ifdef SEGREC_HAVE_OPENBLAS
+  if (threads_ != saved_) openblas_set_num_threads(saved_);
+#endif
+}
+
 std::string describe() {
 #ifdef SEGREC_HAVE_OPENBLAS
   const int t = openblas_get_num_threads();

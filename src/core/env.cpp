@@ -1,5 +1,7 @@
 #include "segrec/core/env.hpp"
 
+#include <sched.h>
+
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +30,14 @@ const char* default_threads_source() {
   if (positive("OMP_NUM_THREADS")) return "OMP_NUM_THREADS";
   if (positive("SLURM_CPUS_PER_TASK")) return "SLURM_CPUS_PER_TASK";
   return "default";
+}
+
+int affinity_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  const int n = CPU_COUNT(&set);
+  return n > 0 ? n : 1;
 }
 
 std::string job_id() {

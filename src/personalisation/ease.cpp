@@ -8,6 +8,7 @@
 
 #include <Eigen/Core>
 
+#include "segrec/core/blas.hpp"
 #include "segrec/core/cholesky.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
@@ -155,6 +156,8 @@ std::vector<float> solve(std::vector<double> G, std::int64_t n, double lambda, c
   // blocks (every rank then holds all of L).
   Eigen::Map<ColMat> F(G.data(), n, n);
   F.diagonal().array() += lambda;
+  // The factor and the inverse: BLAS threads for this rank's share of its node's CPUs.
+  const blas::NodeThreads threads(comm.node().size());
   std::string err;
   if (!linalg::cholesky_blocks(F.data(), n, comm))
     err = "ease: G + lambda I is not positive definite (lambda " + std::to_string(lambda) + ")";

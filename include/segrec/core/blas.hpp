@@ -17,6 +17,31 @@ namespace segrec::blas {
 /// A no-op in builds without SEGREC_BLAS.
 void configure(char** argv);
 
+/// The BLAS threads now (1 without SEGREC_BLAS).
+int threads();
+
+/// BLAS threads for a rank's share of its node: its affinity CPUs over the ranks on the node
+/// (node_ranks), at least 1.
+int node_share(int affinity_cpus, int node_ranks);
+
+/// While it lives, the BLAS runs node_share(env::affinity_cpus(), node_ranks) threads, unless
+/// the threads were given ($OPENBLAS_NUM_THREADS, $OMP_NUM_THREADS or $SLURM_CPUS_PER_TASK:
+/// then configure()'s count stays). For the few stages that are one large factorisation
+/// (EASE): a rank alone on its node uses the node's cores there, as numpy would. Restores
+/// the previous count.
+class NodeThreads {
+ public:
+  explicit NodeThreads(int node_ranks);
+  ~NodeThreads();
+  NodeThreads(const NodeThreads&) = delete;
+  NodeThreads& operator=(const NodeThreads&) = delete;
+  /// The BLAS threads while this object lives.
+  int threads() const { return threads_; }
+
+ private:
+  int saved_ = 1, threads_ = 1;
+};
+
 /// "OpenBLAS 0.3.21 (kernel Zen, 1 thread)" or "none (Eigen's own kernels)".
 std::string describe();
 

@@ -13,6 +13,10 @@ int default_threads();
 /// "SLURM_CPUS_PER_TASK" or "default".
 const char* default_threads_source();
 
+/// The CPUs this process may run on (its affinity mask: what mpirun's binding or Slurm's
+/// task affinity left it), at least 1.
+int affinity_cpus();
+
 /// The batch job this process runs in: $SLURM_JOB_ID, with "_<task>" appended for an
 /// array task ($SLURM_ARRAY_TASK_ID); "" outside Slurm.
 std::string job_id();

@@ -11,7 +11,8 @@
 // - Cholesky G + lambda I = L L^T by column blocks (core/cholesky.hpp): blocks of 256
 //   columns dealt round-robin, each factored by its owner and broadcast, each rank updating
 //   only its own later blocks: n^3 / (3 p) flops per rank, and every rank then holds all of L
-//   (one rank: dpotrf, threaded by OpenBLAS with the rank's threads).
+//   (one rank: dpotrf, threaded by OpenBLAS with the rank's threads, or, when none are
+//   given, its share of the node's CPUs: blas::NodeThreads).
 // - P by panels of 128 columns, dealt to the ranks as a snake (0, 1, ..., p-1, p-1, ..., 0,
 //   0, 1, ...: each rank gets wide and narrow trailing triangles alike): a panel's part on
 //   and below the diagonal is P[a:, panel] = L_a^-T (L_a^-1 E) with L_a = L[a:, a:] (two
