@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
@@ -285,12 +286,37 @@ TEST_F(ResetReporter, UnwritableLogIsAnIoError) {
   EXPECT_THROW(configure(o), Error);
 }
 
+// Unsets the named variables for a test's scope and puts back what they held.
+class UnsetEnv {
+ public:
+  explicit UnsetEnv(std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+      const char* v = std::getenv(n);
+      saved_.push_back({n, v != nullptr, v ? v : ""});
+      ::unsetenv(n);
+    }
+  }
+  ~UnsetEnv() {
+    for (const auto& e : saved_)
+      if (e.set)
+        ::setenv(e.name.c_str(), e.value.c_str(), 1);
+      else
+        ::unsetenv(e.name.c_str());
+  }
+  UnsetEnv(const UnsetEnv&) = delete;
+  UnsetEnv& operator=(const UnsetEnv&) = delete;
+
+ private:
+  struct Saved {
+    std::string name;
+    bool set;
+    std::string value;
+  };
+  std::vector<Saved> saved_;
+};
+
 TEST(Environment, ThreadsFromOmpThenSlurm) {
-  const char* omp = std::getenv("OMP_NUM_THREADS");
-  const char* slurm = std::getenv("SLURM_CPUS_PER_TASK");
-  const std::string omp_s = omp ? omp : "", slurm_s = slurm ? slurm : "";
-  ::unsetenv("OMP_NUM_THREADS");
-  ::unsetenv("SLURM_CPUS_PER_TASK");
+  const UnsetEnv env_vars({"OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"});
   EXPECT_EQ(env::default_threads(), 1);
   ::setenv("SLURM_CPUS_PER_TASK", "6", 1);
   EXPECT_EQ(env::default_threads(), 6);
@@ -302,14 +328,6 @@ TEST(Environment, ThreadsFromOmpThenSlurm) {
   EXPECT_STREQ(env::default_threads_source(), "SLURM_CPUS_PER_TASK");
   ::setenv("SLURM_CPUS_PER_TASK", "0", 1);
   EXPECT_EQ(env::default_threads(), 1);
-  if (omp)
-    ::setenv("OMP_NUM_THREADS", omp_s.c_str(), 1);
-  else
-    ::unsetenv("OMP_NUM_THREADS");
-  if (slurm)
-    ::setenv("SLURM_CPUS_PER_TASK", slurm_s.c_str(), 1);
-  else
-    ::unsetenv("SLURM_CPUS_PER_TASK");
 }
 
 // BLAS threads for a rank's share of its node: affinity CPUs over the node's ranks, >= 1;
@@ -323,12 +341,7 @@ TEST(Environment, NodeShareOfTheCpus) {
   EXPECT_EQ(blas::node_share(8, 0), 1);
   EXPECT_GE(env::affinity_cpus(), 1);
   const int before = blas::threads();
-  std::vector<std::pair<std::string, std::string>> saved;  // the variables, put back at the end
-  for (const char* v : {"OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "OPENBLAS_NUM_THREADS"}) {
-    const char* s = std::getenv(v);
-    saved.emplace_back(v, s ? s : "\x01");
-    ::unsetenv(v);
-  }
+  const UnsetEnv env_vars({"OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "OPENBLAS_NUM_THREADS"});
   {
     const blas::NodeThreads t(1);  // nothing given: this process's CPUs (one rank on the node)
 #ifdef SEGREC_HAVE_OPENBLAS
@@ -342,32 +355,15 @@ TEST(Environment, NodeShareOfTheCpus) {
     const blas::NodeThreads t(1);
     EXPECT_EQ(t.threads(), before);
   }
-  for (const auto& [v, s] : saved)
-    if (s == "\x01")
-      ::unsetenv(v.c_str());
-    else
-      ::setenv(v.c_str(), s.c_str(), 1);
 }
 
 TEST(Environment, JobId) {
-  const char* job = std::getenv("SLURM_JOB_ID");
-  const char* task = std::getenv("SLURM_ARRAY_TASK_ID");
-  const std::string job_s = job ? job : "", task_s = task ? task : "";
-  ::unsetenv("SLURM_JOB_ID");
-  ::unsetenv("SLURM_ARRAY_TASK_ID");
+  const UnsetEnv env_vars({"SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID"});
   EXPECT_EQ(env::job_id(), "");
   ::setenv("SLURM_JOB_ID", "4242", 1);
   EXPECT_EQ(env::job_id(), "4242");
   ::setenv("SLURM_ARRAY_TASK_ID", "7", 1);
   EXPECT_EQ(env::job_id(), "4242_7");
-  if (job)
-    ::setenv("SLURM_JOB_ID", job_s.c_str(), 1);
-  else
-    ::unsetenv("SLURM_JOB_ID");
-  if (task)
-    ::setenv("SLURM_ARRAY_TASK_ID", task_s.c_str(), 1);
-  else
-    ::unsetenv("SLURM_ARRAY_TASK_ID");
 }
 
 }  // namespace
