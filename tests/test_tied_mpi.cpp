@@ -7,6 +7,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -47,10 +48,32 @@ MatrixRF slabs(std::int64_t n) {
   return X;
 }
 
+// log det of the pooled within-segment covariance of `labels` (with tied.hpp's ridge).
+double naive_log_det(const MatrixRF& Xf, const std::vector<std::int32_t>& labels, int k) {
+  const MatrixXd X = Xf.cast<double>();
+  MatrixXd mu = MatrixXd::Zero(k, X.cols());
+  std::vector<double> cnt(static_cast<std::size_t>(k), 0);
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    mu.row(labels[i]) += X.row(i);
+    cnt[labels[i]] += 1;
+  }
+  for (int j = 0; j < k; ++j)
+    if (cnt[j] > 0) mu.row(j) /= cnt[j];
+  MatrixXd S = MatrixXd::Zero(X.cols(), X.cols());
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    const Eigen::VectorXd d = (X.row(i) - mu.row(labels[i])).transpose();
+    S += d * d.transpose();
+  }
+  S /= static_cast<double>(X.rows());
+  S.diagonal().array() += kTiedRidge * S.trace() / static_cast<double>(X.cols());
+  return std::log(S.determinant());
+}
+
 struct NaiveTied {
   std::vector<std::int32_t> labels;
   MatrixXd W;
   int rounds = 0;
+  double log_det = 0;  // of the last round's S (with the ridge)
 };
 
 // tied.hpp's rounds on all rows, written plainly.
@@ -73,6 +96,7 @@ NaiveTied naive_tied(const MatrixRF& Xf, std::vector<std::int32_t> labels, int k
     }
     S /= static_cast<double>(n);
     S.diagonal().array() += kTiedRidge * S.trace() / static_cast<double>(h);
+    r.log_det = naive_log_det(Xf, labels, k);
     const MatrixXd L = S.llt().matrixL();
     r.W = L.inverse();
     const MatrixRF Z = (X * r.W.transpose()).cast<float>();
@@ -117,6 +141,7 @@ TEST(TiedKMeans, DistributedEqualsNaiveReference) {
   EXPECT_EQ(res.labels,
             std::vector<std::int32_t>(ref.labels.begin() + b.begin, ref.labels.begin() + b.end));
   EXPECT_LE((fit.whitening - ref.W).cwiseAbs().maxCoeff(), 1e-9);
+  EXPECT_NEAR(fit.log_det, ref.log_det, 1e-9 * std::abs(ref.log_det) + 1e-12);
   EXPECT_GT(ari(ref.labels, truth), 0.99);
   std::int64_t sum = 0;
   for (auto s : res.sizes) sum += s;
@@ -144,6 +169,50 @@ TEST(TiedKMeans, DistributedEqualsNaiveReference) {
   }
   for (int j = 0; j < k; ++j) mu.row(j) /= cnt[j];
   EXPECT_LE((back - mu).cwiseAbs().maxCoeff(), 1e-4);
+}
+
+TEST(TiedKMeans, RestartsKeepTheLowestLogDet) {
+  // Every restart is refined, then the fit with the lowest log det S wins: the winner is a
+  // converged tied fit (the naive rounds from its labels change nothing and give its log det),
+  // it is the minimum of the compared values, and it is the same at any rank count.
+  const Comm world = Comm::world(), serial;
+  const std::int64_t n = 900;
+  const int k = 5;  // more segments than slabs: the restarts' optima differ
+  const MatrixRF X = slabs(n);
+  KMeansParams p;
+  p.k = "5";
+  p.tol = 0;
+  p.n_init = 4;
+  p.seed = 3;
+  const KMeansModes modes = p.validate();
+  KMeansResult whole;
+  const TiedFit one =
+      tied_kmeans_restarts(X, varying_columns(X, serial), k, whole, p, modes, serial);
+  ASSERT_EQ(whole.restart_inertia.size(), 4u);
+  EXPECT_EQ(one.log_det,
+            *std::min_element(whole.restart_inertia.begin(), whole.restart_inertia.end()));
+  EXPECT_EQ(one.log_det, whole.restart_inertia[static_cast<std::size_t>(whole.restart)]);
+  EXPECT_NEAR(one.log_det, naive_log_det(X, whole.labels, k), 1e-9);
+  if (one.converged) {
+    const NaiveTied ref = naive_tied(X, whole.labels, k);
+    EXPECT_EQ(ref.rounds, 1);
+    EXPECT_EQ(ref.labels, whole.labels);
+  }
+  // The restarts were not all alike (else the comparison proves nothing).
+  EXPECT_GT(*std::max_element(whole.restart_inertia.begin(), whole.restart_inertia.end()),
+            one.log_det + 1e-6);
+
+  const Block b = block_partition(n, world.size(), world.rank());
+  const MatrixRF local = X.middleRows(b.begin, b.size());
+  KMeansResult res;
+  int calls = 0;
+  const TiedFit fit = tied_kmeans_restarts(local, varying_columns(local, world), k, res, p, modes,
+                                           world, [&] { ++calls; });
+  EXPECT_EQ(calls, 4);
+  EXPECT_EQ(res.restart, whole.restart);
+  EXPECT_EQ(res.labels, std::vector<std::int32_t>(whole.labels.begin() + b.begin,
+                                                  whole.labels.begin() + b.end));
+  EXPECT_NEAR(fit.log_det, one.log_det, 1e-12 * std::abs(one.log_det) + 1e-12);
 }
 
 TEST(TiedKMeans, ZeroColumnsStayOutOfTheWhitening) {

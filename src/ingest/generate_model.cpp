@@ -244,24 +244,58 @@ std::vector<PlantedSegment> planted_segments(const GenerateParams& p, const Gene
   const bool behaviour = m.structure != GenerateStructure::kTaste;
   if (taste) {
     // Categories are dealt from successive shuffled decks, so segments share a
-    // category only once every category is taken.
+    // category only once every category is taken; and a card that would give a
+    // segment a pair of categories an earlier segment already holds is passed
+    // over while another card allows it, so two segments share at most one
+    // category where the category count allows (16 segments in 20 categories).
+    // Deck: the cards still to deal are deck[next, end); a fresh shuffled deck
+    // is appended when they run out or none of them fits.
     std::vector<int> deck;
     std::size_t next = 0;
-    const auto shuffle_deck = [&] {
-      deck.resize(static_cast<std::size_t>(C));
-      std::iota(deck.begin(), deck.end(), 0);
-      gen::shuffle(deck, r);
-      next = 0;
+    std::vector<char> paired(static_cast<std::size_t>(C) * static_cast<std::size_t>(C), 0);
+    const auto pair_at = [&](int a, int b) -> char& {
+      return paired[static_cast<std::size_t>(a) * static_cast<std::size_t>(C) +
+                    static_cast<std::size_t>(b)];
     };
-    shuffle_deck();
+    const auto append_deck = [&] {
+      std::vector<int> fresh(static_cast<std::size_t>(C));
+      std::iota(fresh.begin(), fresh.end(), 0);
+      gen::shuffle(fresh, r);
+      deck.erase(deck.begin(), deck.begin() + static_cast<std::ptrdiff_t>(next));
+      next = 0;
+      deck.insert(deck.end(), fresh.begin(), fresh.end());
+    };
+    append_deck();
     for (auto& seg : out) {
       const int k = std::min(C, r.uniform() < 0.5 ? 2 : 3);
+      const auto in_segment = [&](int c) {
+        return std::find(seg.categories.begin(), seg.categories.end(), c) != seg.categories.end();
+      };
+      const auto fits = [&](int c) {
+        if (in_segment(c)) return false;
+        return std::none_of(seg.categories.begin(), seg.categories.end(),
+                            [&](int b) { return pair_at(c, b) != 0; });
+      };
+      const auto search = [&](const auto& pred) {
+        return std::find_if(deck.begin() + static_cast<std::ptrdiff_t>(next), deck.end(), pred);
+      };
       while (static_cast<int>(seg.categories.size()) < k) {
-        if (next == deck.size()) shuffle_deck();
-        const int c = deck[next++];
-        if (std::find(seg.categories.begin(), seg.categories.end(), c) == seg.categories.end())
-          seg.categories.push_back(c);
+        auto pick = search(fits);
+        if (pick == deck.end() && deck.size() - next < static_cast<std::size_t>(C)) {
+          append_deck();  // one more full deck to search before giving up the pair rule
+          pick = search(fits);
+        }
+        if (pick == deck.end()) pick = search([&](int c) { return !in_segment(c); });
+        if (pick == deck.end()) {  // every remaining card is in the segment: a fresh deck is not
+          append_deck();
+          pick = search([&](int c) { return !in_segment(c); });
+        }
+        std::iter_swap(deck.begin() + static_cast<std::ptrdiff_t>(next), pick);
+        seg.categories.push_back(deck[next++]);
       }
+      for (std::size_t a = 0; a < seg.categories.size(); ++a)
+        for (std::size_t b = 0; b < seg.categories.size(); ++b)
+          if (a != b) pair_at(seg.categories[a], seg.categories[b]) = 1;
       double total = 0;
       for (int j = 0; j < k; ++j) total += seg.shares.emplace_back(0.5 + r.uniform());
       for (auto& w : seg.shares) w /= total;

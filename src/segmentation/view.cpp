@@ -113,8 +113,13 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
     q.n_init = 1;
     q.progress_stage = "view probe";
     if (modes.init == InitMethod::kFile) q.init = "k-means++";  // (the file's k is not probe_k)
-    KMeansResult r = kmeans(Y, k, q, comm);
-    if (tied) Y = tied_kmeans(Y, r, q, modes, comm).Z;
+    KMeansResult r;
+    if (tied) {  // a tied fit depends on its start: restarts as the sweep's (tied.hpp)
+      q.n_init = p.n_init;
+      Y = tied_kmeans_restarts(Y, varying_columns(Y, comm), k, r, q, q.validate(), comm).Z;
+    } else {
+      r = kmeans(Y, k, q, comm);
+    }
     const GapReference ref = gap_reference(Y, p.gap_sample, p.gap_references, p.seed, comm);
     return gap_statistic(ref, r.inertia, n, k, q, modes, comm).gap;
   };

@@ -25,7 +25,9 @@
 //
 //   taste      The segment sets only taste: 2-3 preferred categories
 //              (seed-chosen, spread so that segments overlap as little as the
-//              category count allows), each user's own shares of them (the
+//              category count allows: no category is repeated before every one
+//              is taken, and no two segments share two categories while another
+//              choice avoids it), each user's own shares of them (the
 //              segment's shares times U(0.7, 1.3), renormalised), a share
 //              `affinity` of the views in them, and in them half of the views
 //              follow the segment's own popularity order (a rotation of the

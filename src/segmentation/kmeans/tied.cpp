@@ -4,6 +4,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -47,9 +48,10 @@ namespace {
 
 // The whitening of the pooled within-segment covariance of X's columns `cols` under
 // `labels` (k segments): h x h, identity outside cols. Also the segments' means (k x h).
+// log_det: log det(S + eps I), the tied classification likelihood's criterion.
 MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& labels,
                           std::int64_t k, const std::vector<Eigen::Index>& cols, MatrixRD& means,
-                          const Comm& comm) {
+                          double& log_det, const Comm& comm) {
   const Eigen::Index h = X.cols(), d = std::ssize(cols);
   // [k*h sums | k counts], then the d x d scatter around the means.
   std::vector<double> buf(static_cast<std::size_t>(k * h + k), 0.0);
@@ -88,6 +90,7 @@ MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& la
     throw DataError("the pooled within-segment covariance of " + std::to_string(k) +
                         " tied segments is not positive definite; use --shape spherical",
                     true);
+  log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
   const Eigen::MatrixXd Linv =
       llt.matrixL().solve(Eigen::MatrixXd::Identity(d, d));  // lower triangular
   MatrixRD W = MatrixRD::Identity(h, h);
@@ -110,7 +113,7 @@ TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KM
   TiedFit t;
   MatrixRD means;
   for (int round = 0; round < kMaxTiedRounds; ++round) {
-    const MatrixRD W = pooled_whitening(X, res.labels, res.k, cols, means, comm);
+    const MatrixRD W = pooled_whitening(X, res.labels, res.k, cols, means, t.log_det, comm);
     whiten_rows(X, W, t.Z);  // (the previous round's rows are no longer needed)
     const MatrixRD C = means * W.transpose();
     KMeansResult r = kmeans_detail::lloyd_impl(
@@ -131,7 +134,44 @@ TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KM
       break;
     }
   }
+  if (!t.converged) {  // the criterion of the final labels (the whitening stays the last round's)
+    MatrixRD unused;
+    pooled_whitening(X, res.labels, res.k, cols, unused, t.log_det, comm);
+  }
   return t;
+}
+
+TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>& cols,
+                             std::int64_t k, KMeansResult& res, const KMeansParams& p,
+                             const KMeansModes& modes, const Comm& comm,
+                             const std::function<void()>& restart_done) {
+  const auto L = kmeans_detail::make_layout(X.rows(), comm);
+  const auto ex = kmeans_detail::exec_of(p, modes);
+  const double tol_abs = p.tol * kmeans_detail::mean_variance(X, L, comm);
+  const int restarts = p.restarts(L.n, k, X.cols());
+  TiedFit best;
+  std::vector<double> compared;
+  double init_s = 0, lloyd_s = 0;
+  for (int r = 0; r < restarts; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const MatrixRF c0 = kmeans_detail::init_centroids(X, k, p, modes, r, comm);
+    init_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    KMeansResult start =
+        kmeans_detail::lloyd_impl(X, L, c0.cast<double>(), p, modes, tol_abs, ex, comm);
+    start.restart = r;
+    TiedFit t = tied_kmeans(X, cols, start, p, modes, comm);
+    lloyd_s += start.seconds;
+    compared.push_back(t.log_det);
+    if (r == 0 || t.log_det < best.log_det) {
+      best = std::move(t);
+      res = std::move(start);
+    }
+    if (restart_done) restart_done();
+  }
+  res.seconds = lloyd_s;
+  res.init_seconds = init_s;
+  res.restart_inertia = std::move(compared);
+  return best;
 }
 
 }  // namespace segrec

@@ -13,6 +13,7 @@
 // (view.hpp, ViewTransform::whitening) and taking the nearest centroid.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include <cstdint>
@@ -33,6 +34,9 @@ struct TiedFit {
   MatrixRF Z;              ///< this rank's rows whitened (n_local x h)
   int rounds = 0;          ///< whitening rounds run
   bool converged = false;  ///< the last round changed no label
+  /// log det of the final labels' pooled within-segment covariance (with its ridge): the
+  /// criterion of the tied classification likelihood, lower is better (restarts compare it).
+  double log_det = 0;
 };
 
 /// Collective. Refines `res` (K-means of X, n_local x h) into tied segments: on return
@@ -44,6 +48,17 @@ TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
 /// finds them once for every k.
 TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KMeansResult& res,
                     const KMeansParams& p, const KMeansModes& modes, const Comm& comm);
+
+/// Collective. Tied segments from p.restarts(n, k, h) starts: restart r is K-means from
+/// init_centroids(restart r) run to convergence, then tied_kmeans. The fit with the lowest
+/// log_det wins (res: its clustering; res.restart_inertia: every restart's log_det). A tied
+/// fit's local optimum depends on its start far more than K-means' does, and Euclidean
+/// inertia does not rank tied fits, so every start is refined before they are compared.
+/// `restart_done` is called after each restart (progress reports only).
+TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>& cols,
+                             std::int64_t k, KMeansResult& res, const KMeansParams& p,
+                             const KMeansModes& modes, const Comm& comm,
+                             const std::function<void()>& restart_done = {});
 
 /// Collective. X's columns whose variance over all rows is positive (the view's unused block
 /// is all zero): those the whitening covers.
