@@ -120,22 +120,15 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     };
     MatrixRF from_previous;
     if (previous) from_previous = centroids_from_previous(Xs, *previous, k, p, comm);
-    const MatrixRF* start = previous ? &from_previous : init;
-    KMeansResult res;
+    KMeansResult res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm,
+                                                      previous ? &from_previous : init, run_done);
+    run.init_seconds += res.init_seconds;
+    run.lloyd_seconds += res.seconds;
     TiedFit tf;
-    if (tied && !start) {  // every restart refined, then compared (tied.hpp)
-      tf = tied_kmeans_restarts(Xs, tied_cols, k, res, p, modes, comm, run_done);
-      run.init_seconds += res.init_seconds;
-      run.lloyd_seconds += res.seconds;
-    } else {
-      res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, start, run_done);
-      run.init_seconds += res.init_seconds;
-      run.lloyd_seconds += res.seconds;
-      if (tied) {
-        const double before = res.seconds;
-        tf = tied_kmeans(Xs, tied_cols, res, p, modes, comm);
-        run.lloyd_seconds += res.seconds - before;
-      }
+    if (tied) {
+      const double before = res.seconds;
+      tf = tied_kmeans(Xs, tied_cols, res, p, modes, comm);
+      run.lloyd_seconds += res.seconds - before;
     }
     // The rows the segments are K-means segments of: the whitened rows when tied.
     const MatrixRF& Xq = tied ? tf.Z : Xs;
