@@ -95,6 +95,20 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   // --shape tied: the columns the whitening covers, the same for every k
   const std::vector<Eigen::Index> tied_cols =
       tied ? varying_columns(Xs, comm) : std::vector<Eigen::Index>{};
+  // Tied segments from K-means' own start (no --previous, no --init): a single k refines every
+  // restart and keeps the lowest log det (tied.hpp); a sweep scans each k with one refinement of
+  // its K-means winner, then refits the chosen k so. (Every k refined from every restart made
+  // the whitened silhouette prefer one segment set apart at k = 2 on behaviour-only logs.)
+  const bool tied_restarts = tied && !previous && !init;
+  // DB, CH and (with a sample) the silhouette of labels on the rows Xq.
+  const auto score = [&](const MatrixRF& Xq, const std::vector<std::int32_t>& labels,
+                         std::int64_t k, ClusterQuality& q) {
+    q.davies_bouldin = davies_bouldin_score(Xq, labels, k, comm);
+    q.calinski_harabasz = calinski_harabasz_score(Xq, labels, k, comm);
+    if (p.silhouette_sample > 0)
+      q.silhouette = silhouette_score(Xq, labels, k, p.silhouette_sample, p.seed, threads, comm,
+                                      &q.silhouette_sample);
+  };
   std::vector<KMeansResult> results;  // one per k, until the pick
   std::vector<GmmFit> fits;           // --algorithm gmm: one per k
   // Progress: a sweep in k (each k's runs, its restarts then its gap reference sets, as
@@ -120,15 +134,22 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     };
     MatrixRF from_previous;
     if (previous) from_previous = centroids_from_previous(Xs, *previous, k, p, comm);
-    KMeansResult res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm,
-                                                      previous ? &from_previous : init, run_done);
-    run.init_seconds += res.init_seconds;
-    run.lloyd_seconds += res.seconds;
+    KMeansResult res;
     TiedFit tf;
-    if (tied) {
-      const double before = res.seconds;
-      tf = tied_kmeans(Xs, tied_cols, res, p, modes, comm);
-      run.lloyd_seconds += res.seconds - before;
+    if (tied_restarts && !sweep) {
+      tf = tied_kmeans_restarts(Xs, tied_cols, k, res, p, modes, comm, run_done);
+      run.init_seconds += res.init_seconds;
+      run.lloyd_seconds += res.seconds;
+    } else {
+      res = kmeans_detail::kmeans_prepared(Xs, k, p, modes, comm, previous ? &from_previous : init,
+                                           run_done);
+      run.init_seconds += res.init_seconds;
+      run.lloyd_seconds += res.seconds;
+      if (tied) {
+        const double before = res.seconds;
+        tf = tied_kmeans(Xs, tied_cols, res, p, modes, comm);
+        run.lloyd_seconds += res.seconds - before;
+      }
     }
     // The rows the segments are K-means segments of: the whitened rows when tied.
     const MatrixRF& Xq = tied ? tf.Z : Xs;
@@ -141,11 +162,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     }
     const auto tq = std::chrono::steady_clock::now();
     ClusterQuality q;
-    q.davies_bouldin = davies_bouldin_score(Xq, res.labels, k, comm);
-    q.calinski_harabasz = calinski_harabasz_score(Xq, res.labels, k, comm);
-    if (p.silhouette_sample > 0)
-      q.silhouette = silhouette_score(Xq, res.labels, k, p.silhouette_sample, p.seed, threads, comm,
-                                      &q.silhouette_sample);
+    score(Xq, res.labels, k, q);
     if (gap) {
       if (tied) ref = gap_reference(Xq, p.gap_sample, p.gap_references, p.seed, comm);
       const GapValue g = gap_statistic(ref, kmeans_inertia, n, k, p, modes, comm, run_done);
@@ -186,6 +203,27 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   run.gmm = std::move(fits[best]);
   run.whitening = std::move(tied_fits[best].whitening);
   run.tied_rounds = tied_fits[best].rounds;
+  const std::int64_t k = run.sweep[best].k;
+  if (tied_restarts && p.restarts(n, k, Xs.cols()) > 1) {  // the chosen k from every restart
+    progress::Task refit("cluster", "k=" + std::to_string(k) + " refit",
+                         static_cast<double>(p.restarts(n, k, Xs.cols())), "run");
+    double done = 0;
+    KMeansResult res;
+    TiedFit tf =
+        tied_kmeans_restarts(Xs, tied_cols, k, res, p, modes, comm, [&] { refit.update(++done); });
+    run.init_seconds += res.init_seconds;
+    run.lloyd_seconds += res.seconds;
+    if (tf.log_det < tied_fits[best].log_det) {
+      const auto tq = std::chrono::steady_clock::now();
+      score(tf.Z, res.labels, k, run.quality);
+      run.quality_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - tq).count();
+      res.n_iter += run.result.n_iter;  // every iteration this k took
+      run.result = std::move(res);
+      run.whitening = std::move(tf.whitening);
+      run.tied_rounds = tf.rounds;
+    }
+  }
   return run;
 }
 
