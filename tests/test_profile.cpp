@@ -86,8 +86,8 @@ TEST(Profile, DenseNamesFollowTheEventTypes) {
   EXPECT_EQ(log[0], 1);  // counts: log1p
   EXPECT_EQ(log[9], 0);  // ratios: linear
   EXPECT_EQ(log[11], 0);
-  EXPECT_EQ(log[13], 1);  // purchase sessions: log1p
-  EXPECT_EQ(log[15], 0);  // shares: linear
+  EXPECT_EQ(log[13], 1);           // purchase sessions: log1p
+  EXPECT_EQ(log[15], kDenseSqrt);  // shares: square root
   // Blocks: shares 0; one volume (views), the ratios but purchase/view, the mean values and
   // the recency 1; the rest restates those: 2.
   const auto blocks = dense_blocks(names);
@@ -262,6 +262,18 @@ TEST(Profile, CategoryShares) {
   EXPECT_EQ(raw(b, m, 1, "category_share:b"), 1.0);
   EXPECT_TRUE(std::isnan(raw(b, m, 2, "category_share:a")));  // only uncategorised items
   EXPECT_EQ(val(b, m, 2, "category_share:a"), 0.0f);
+  // The shares enter standardisation as their square roots: a is sqrt(0.8) and 0 over the
+  // users with categorised events, b sqrt(0.2) and 1; each is centred by its own mean, and
+  // all are divided by one std, the root mean of their variances.
+  const auto ja = col(m, "category_share:a"), jb = col(m, "category_share:b");
+  EXPECT_NEAR(m.dense_mean[ja], std::sqrt(0.8) / 2, 1e-12);
+  EXPECT_NEAR(m.dense_mean[jb], (std::sqrt(0.2) + 1) / 2, 1e-12);
+  const double sa = std::sqrt(0.8) / 2, sb = (1 - std::sqrt(0.2)) / 2;
+  const double pooled = std::sqrt((sa * sa + sb * sb) / 2);
+  EXPECT_NEAR(m.dense_std[ja], pooled, 1e-12);
+  EXPECT_NEAR(m.dense_std[jb], pooled, 1e-12);
+  EXPECT_NEAR(val(b, m, 0, "category_share:a"), m.dense_weight * sa / pooled, 1e-6);
+  EXPECT_NEAR(val(b, m, 1, "category_share:b"), m.dense_weight * sb / pooled, 1e-6);
 }
 
 std::string write_temp(const std::string& name, const std::string& text) {

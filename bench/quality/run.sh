@@ -9,6 +9,8 @@
 # segment-heads. An independent check follows: the `none` model's top 100 for the fold-in
 # histories, computed in numpy from model.h5 (recs_from_model.py), scored by topn_quality.py.
 #   bench/quality/run.sh [RATINGS] [NP] [SEEDS...]   (default: data/ml-100k/u.data, 1 rank, seed 42)
+# WIDTHS="64 192 576 1000": instead, train the `none` model at each hidden width (--hidden) and
+# print its held-out Recall@20 and NDCG@100 (the widths --hidden auto picks under a memory limit).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RATINGS=${1:-/work/shared/data/ml-100k/u.data}
@@ -29,7 +31,16 @@ trap 'rm -rf "$W"' EXIT
 "${MPI[@]}" "$SEGREC" profile -q --data "$W/ds.h5" --out "$W/prof.h5"
 "${MPI[@]}" "$SEGREC" project -q --profiles "$W/prof.h5" --out "$W/proj.h5"
 "${MPI[@]}" "$SEGREC" cluster -q --projection "$W/proj.h5" --k 4:12:2 --out "$W/seg.h5"
+WIDTHS=${WIDTHS:-}
 for seed in "${SEEDS[@]}"; do
+  if [[ -n $WIDTHS ]]; then
+    for w in $WIDTHS; do
+      echo "== seed $seed, $NP rank(s), hidden $w"
+      "${MPI[@]}" "$SEGREC" train --seed "$seed" --hidden "$w" --data "$W/ds.h5" \
+        --test-items "$W/test.csv" --out "$W/model.h5" | grep -v '^epoch'
+    done
+    continue
+  fi
   echo "== seed $seed, $NP rank(s)"
   "${MPI[@]}" "$SEGREC" train --seed "$seed" --data "$W/ds.h5" --segments "$W/seg.h5" \
     --test-items "$W/test.csv" --compare-personalize --out "$W/model.h5" | grep -v '^epoch'

@@ -304,7 +304,7 @@ ProfileBlock finish(const Dataset& ds, const ProfileModel& m, const RawRows& r) 
     if (std::isnan(x)) {
       b.dense_values[i] = 0.0f;  // undefined: the global mean
     } else {
-      const double t = m.dense_log[j] ? signed_log1p(x) : x;
+      const double t = dense_transform(m.dense_log[j], x);
       b.dense_values[i] =
           static_cast<float>((t - m.dense_mean[j]) / m.dense_std[j] * m.dense_weight);
     }
@@ -365,7 +365,7 @@ ProfileModel fit(const Dataset& ds, const ProfileParams& p, std::vector<std::str
     for (std::size_t j = 0; j < nd; ++j) {
       const double x = raw.dense[static_cast<std::size_t>(u) * nd + j];
       if (std::isnan(x)) continue;
-      const double v = m.dense_log[j] ? signed_log1p(x) : x;
+      const double v = dense_transform(m.dense_log[j], x);
       buf[ni + j] += v;
       buf[ni + nd + j] += v * v;
       buf[ni + 2 * nd + j] += 1;
@@ -383,6 +383,18 @@ ProfileModel fit(const Dataset& ds, const ProfileParams& p, std::vector<std::str
     // A constant column carries no information: std 1 keeps it at 0.
     m.dense_std[j] = sd > 1e-12 * std::max(1.0, std::fabs(mean)) ? sd : 1.0;
   }
+  // The square-rooted shares keep their relative scales (the point of the transform): one
+  // std for all of them, the root mean of their variances, so the block's total variance
+  // is still one per column.
+  double var_sum = 0, n_sqrt = 0;
+  for (std::size_t j = 0; j < nd; ++j)
+    if (m.dense_log[j] == kDenseSqrt && buf[ni + 2 * nd + j] > 0) {
+      var_sum += m.dense_std[j] * m.dense_std[j];
+      n_sqrt += 1;
+    }
+  if (n_sqrt > 0)
+    for (std::size_t j = 0; j < nd; ++j)
+      if (m.dense_log[j] == kDenseSqrt) m.dense_std[j] = std::sqrt(var_sum / n_sqrt);
   m.dense_weight = p.dense_weight >= 0 ? p.dense_weight : 0.5 / std::sqrt(static_cast<double>(d));
   m.rfm_edges = fit_rfm_edges(rfm_values(raw.dense, m.dense_names), comm);
   return m;
@@ -399,6 +411,17 @@ void ProfileParams::validate() const {
           "must be a finite number (negative = auto)");
 }
 
+double dense_transform(std::uint8_t code, double x) {
+  switch (code) {
+    case kDenseLog1p:
+      return signed_log1p(x);
+    case kDenseSqrt:
+      return std::sqrt(std::max(0.0, x));
+    default:
+      return x;
+  }
+}
+
 std::vector<std::string> dense_statistic_names(const std::vector<std::string>& event_types,
                                                const std::vector<std::string>& categories,
                                                std::vector<std::uint8_t>* log, bool prices,
@@ -409,7 +432,7 @@ std::vector<std::string> dense_statistic_names(const std::vector<std::string>& e
   std::vector<std::uint8_t> lg(names.size(), 0);
   auto set = [&](std::int64_t i, std::string name, bool heavy_tailed) {
     names[static_cast<std::size_t>(i)] = std::move(name);
-    lg[static_cast<std::size_t>(i)] = heavy_tailed ? 1 : 0;
+    lg[static_cast<std::size_t>(i)] = heavy_tailed ? kDenseLog1p : kDenseLinear;
   };
   for (std::int64_t t = 0; t < L.n_types; ++t) {
     set(L.events() + t, "events:" + event_types[t], true);
@@ -431,8 +454,10 @@ std::vector<std::string> dense_statistic_names(const std::vector<std::string>& e
     set(L.mean_price(), "mean_price", true);
   }
   if (L.position) set(L.price_position(), "price_position", false);
-  for (std::int64_t c = 0; c < L.n_categories; ++c)
+  for (std::int64_t c = 0; c < L.n_categories; ++c) {
     set(L.category_share() + c, "category_share:" + categories[c], false);
+    lg[static_cast<std::size_t>(L.category_share() + c)] = kDenseSqrt;
+  }
   if (log) *log = std::move(lg);
   return names;
 }
@@ -662,6 +687,8 @@ ProfileModel read_profile_model(const h5::File& f) {
   const bool ok =
       f.attr_int("/", "n_items") == m.n_items() && m.idf.size() == ni && m.dense_mean.size() == d &&
       m.dense_std.size() == d && m.dense_log.size() == d && m.dense_block.size() == d &&
+      std::all_of(m.dense_log.begin(), m.dense_log.end(),
+                  [](std::uint8_t c) { return c <= kDenseSqrt; }) &&
       (m.rfm_edges.empty() || m.rfm_edges.size() == kRfmColumns * kRfmEdges) &&
       m.event_weights.size() == m.event_types.size() &&
       (m.item_category.empty() || m.item_category.size() == ni) &&

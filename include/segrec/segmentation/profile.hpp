@@ -34,8 +34,12 @@
 //   purchase, monetary, the counts behind a ratio, purchase/view given purchase/cart,
 //   mean_price given price_position): kept for reports and RFM, left out of the projection,
 //   where redundant activity counts would take the value block's components.
-//   Heavy-tailed statistics go through sign(x) log1p(|x|) first, then every
-//   column is standardised with global mean and std; undefined statistics
+//   Heavy-tailed statistics go through sign(x) log1p(|x|) first, the category shares
+//   through sqrt (the variance-stabilising transform of a proportion: a share estimated from
+//   n events has variance p (1 - p) / n, its square root about 1 / (4 n) whatever p, so a
+//   light user's noise does not swamp the small shares; the Hellinger embedding), then every
+//   column is standardised with global mean and std (the square-rooted shares with one
+//   std, the root mean of their variances, which keeps their relative scales); undefined statistics
 //   (zero denominator) become 0, i.e. the global mean. The part is scaled by
 //   dense_weight.
 //
@@ -95,7 +99,7 @@ struct ProfileModel {
   std::vector<std::int32_t> item_category;  ///< n_items, -1 = none; empty without categories
   std::vector<std::string> categories;      ///< category names, sorted
   std::vector<std::string> dense_names;     ///< d
-  std::vector<std::uint8_t> dense_log;      ///< d: 1 = sign(x) log1p(|x|) before standardising
+  std::vector<std::uint8_t> dense_log;      ///< d: kDense* transform before standardising
   std::vector<std::uint8_t> dense_block;    ///< d: kBlockInterest | kBlockValue | kBlockDescriptive
   /// n_items: price percentile within the item's category (item_price_positions); empty
   /// without item prices and categories.
@@ -134,9 +138,17 @@ struct Profiles {
   ProfileBlock rows;
 };
 
+/// Transforms of the dense columns before standardising (ProfileModel::dense_log, stored as
+/// /dense/log1p: files from before kDenseSqrt hold only 0 and 1).
+inline constexpr std::uint8_t kDenseLinear = 0;  ///< ratios, positions
+inline constexpr std::uint8_t kDenseLog1p = 1;   ///< heavy-tailed: sign(x) log1p(|x|)
+inline constexpr std::uint8_t kDenseSqrt = 2;    ///< category shares: sqrt(x), x in [0, 1]
+/// x through transform `code`.
+double dense_transform(std::uint8_t code, double x);
+
 /// Names of the dense statistics for these event types and categories (and the price
 /// columns when `prices`, price_position when also `price_position`), in column order.
-/// Sets `log` (same length) to 1 for the columns that get sign(x) log1p(|x|).
+/// Sets `log` (same length) to each column's transform (kDense*).
 std::vector<std::string> dense_statistic_names(const std::vector<std::string>& event_types,
                                                const std::vector<std::string>& categories,
                                                std::vector<std::uint8_t>* log = nullptr,
