@@ -511,7 +511,32 @@ TEST(GenerateParams, PlantedSegmentsSpreadOverCategories) {
   // No category is shared before every category is taken.
   EXPECT_EQ(used.size(), std::min<std::size_t>(slots, 20));
   EXPECT_GT(hi, 5 * lo);
-  // Few categories: segments take what there is.
+  // Two segments share at most one category while the categories allow it: 16 segments in
+  // 20 categories, over several seeds (a second deck could repeat a pair before).
+  for (std::uint64_t seed : {1, 7, 42, 99}) {
+    p.segments = 16;
+    p.seed = seed;
+    const auto many = planted_segments(p, GenerateModes{});
+    std::set<int> all;
+    for (std::size_t a = 0; a < many.size(); ++a) {
+      all.insert(many[a].categories.begin(), many[a].categories.end());
+      for (std::size_t b = 0; b < a; ++b) {
+        int shared = 0;
+        for (int c : many[a].categories)
+          shared +=
+              static_cast<int>(std::count(many[b].categories.begin(), many[b].categories.end(), c));
+        EXPECT_LE(shared, 1) << "seed " << seed << ": segments " << b << " and " << a;
+      }
+    }
+    EXPECT_EQ(all.size(), 20u) << "seed " << seed;
+  }
+  // Few categories: segments take what there is, repeating pairs when they must.
+  p.segments = 8;
+  p.categories = 3;
+  for (const auto& s : planted_segments(p, GenerateModes{})) {
+    EXPECT_TRUE(s.categories.size() == 2 || s.categories.size() == 3);
+    EXPECT_EQ(std::set<int>(s.categories.begin(), s.categories.end()).size(), s.categories.size());
+  }
   p.categories = 1;
   for (const auto& s : planted_segments(p, GenerateModes{}))
     EXPECT_EQ(s.categories, std::vector<int>{0});
