@@ -105,15 +105,18 @@ void plain_line(State& s, const std::string& text) {
 
 }  // namespace
 
-std::string format_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+std::string format_bytes(double bytes, int significant) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   int u = 0;
-  while (std::fabs(bytes) >= 1024 && u < 5) {
+  while (std::fabs(bytes) >= 1024 && u < 6) {
     bytes /= 1024;
     ++u;
   }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  char buf[64];
+  if (significant > 0)
+    std::snprintf(buf, sizeof buf, "%.*g %s", significant, bytes, units[u]);
+  else
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
   return buf;
 }
 

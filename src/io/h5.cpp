@@ -2,6 +2,7 @@
 
 #include "segrec/core/fault.hpp"
 #include "segrec/core/memory_budget.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/core/tempfile.hpp"
 #include "segrec/core/watchdog.hpp"
 
@@ -706,13 +707,8 @@ void File::check_read_size(const std::string& name, std::int64_t row_count, std:
                             static_cast<long double>(std::max<std::int64_t>(cols, 0)) *
                             static_cast<long double>(elem_bytes);
   if (bytes > static_cast<long double>(memory_per_rank())) {
-    auto human = [](long double b) {
-      const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-      int u = 0;
-      for (; b >= 1024 && u < 6; ++u) b /= 1024;
-      char out[48];
-      std::snprintf(out, sizeof out, "%.3Lg %s", b, units[u]);
-      return std::string(out);
+    const auto human = [](long double b) {
+      return progress::format_bytes(static_cast<double>(b), 3);
     };
     err = "'" + path_ + "': dataset '" + name + "' needs " + human(bytes) + " on one rank (" +
           std::to_string(row_count) + " x " + std::to_string(cols) + " x " +

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <utility>
 
@@ -12,6 +11,7 @@
 #include "segrec/core/cholesky.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
+#include "segrec/core/progress.hpp"
 #include "segrec/personalisation/input_rows.hpp"
 
 #ifdef SEGREC_HAVE_OPENBLAS
@@ -55,19 +55,6 @@ double rank_flops(std::int64_t n, int p, int rank) {
   return f;
 }
 
-namespace {
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  int u = 0;
-  for (; b >= 1024 && u < 5; ++u) b /= 1024;
-  char out[48];
-  std::snprintf(out, sizeof out, "%.3g %s", b, units[u]);
-  return out;
-}
-
-}  // namespace
-
 std::int64_t bytes_per_rank(std::int64_t n, int p) {
   const long double nn = static_cast<long double>(n) * static_cast<long double>(n);
   // One panel's right-hand sides: n x kPanel doubles (none with dpotri on one rank).
@@ -85,12 +72,13 @@ std::int64_t bytes_per_rank(std::int64_t n, int p) {
 void check_memory(std::int64_t n, int p, std::int64_t budget) {
   const std::int64_t need = bytes_per_rank(n, p);
   if (need <= budget) return;
-  throw DataError(
-      "ease: " + std::to_string(n) + " items need " + human_bytes(static_cast<double>(need)) +
-          " per rank (the Gram matrix, its Cholesky factor and two B: about 24 x " +
-          std::to_string(n) + "^2 bytes), over the " + human_bytes(static_cast<double>(budget)) +
-          " allowed per rank (--max-memory-per-rank); keep fewer items",
-      true);
+  throw DataError("ease: " + std::to_string(n) + " items need " +
+                      progress::format_bytes(static_cast<double>(need), 3) +
+                      " per rank (the Gram matrix, its Cholesky factor and two B: about 24 x " +
+                      std::to_string(n) + "^2 bytes), over the " +
+                      progress::format_bytes(static_cast<double>(budget), 3) +
+                      " allowed per rank (--max-memory-per-rank); keep fewer items",
+                  true);
 }
 
 std::vector<double> gram(std::int64_t n, const std::vector<std::int64_t>& indptr,

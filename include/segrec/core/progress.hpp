@@ -131,8 +131,9 @@ class Task {
   std::string json_fields(const char* event) const;
 };
 
-/// Human formats used by the reports (exposed for tests).
-std::string format_bytes(double bytes);
+/// Human formats used by the reports (exposed for tests). format_bytes: binary units up to
+/// EiB; `significant` 0 gives "512 B" / "1.5 GiB", n > 0 printf's %.ng ("224 GiB", "7.11 PiB").
+std::string format_bytes(double bytes, int significant = 0);
 std::string format_duration(double seconds);
 /// A JSON string literal (quoted, escaped).
 std::string json_string(std::string_view s);
