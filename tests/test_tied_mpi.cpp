@@ -69,6 +69,16 @@ double naive_log_det(const MatrixRF& Xf, const std::vector<std::int32_t>& labels
   return std::log(S.determinant());
 }
 
+// k clusters, n_init restarts, seed; tol 0 (every run to a fixed point).
+KMeansParams exact_params(int k, int n_init, std::uint64_t seed) {
+  KMeansParams p;
+  p.k = std::to_string(k);
+  p.tol = 0;
+  p.n_init = n_init;
+  p.seed = seed;
+  return p;
+}
+
 struct NaiveTied {
   std::vector<std::int32_t> labels;
   MatrixXd W;
@@ -118,11 +128,7 @@ TEST(TiedKMeans, DistributedEqualsNaiveReference) {
   const MatrixRF X = slabs(n);
   std::vector<std::int32_t> truth(n);
   for (std::int64_t i = 0; i < n; ++i) truth[i] = static_cast<std::int32_t>(i % 3);
-  KMeansParams p;
-  p.k = "3";
-  p.tol = 0;
-  p.n_init = 1;
-  p.seed = 5;
+  const KMeansParams p = exact_params(k, 1, 5);
   const KMeansModes modes = p.validate();
   // The same K-means start everywhere (labels do not depend on the rank count).
   const KMeansResult start = kmeans(X, k, p, serial);
@@ -179,11 +185,7 @@ TEST(TiedKMeans, RestartsKeepTheLowestLogDet) {
   const std::int64_t n = 900;
   const int k = 5;  // more segments than slabs: the restarts' optima differ
   const MatrixRF X = slabs(n);
-  KMeansParams p;
-  p.k = "5";
-  p.tol = 0;
-  p.n_init = 4;
-  p.seed = 3;
+  const KMeansParams p = exact_params(k, 4, 3);
   const KMeansModes modes = p.validate();
   KMeansResult whole;
   const TiedFit one =

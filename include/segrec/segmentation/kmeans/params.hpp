@@ -61,7 +61,8 @@ struct KMeansParams {
   int init_rounds = 5;
   /// --oversampling-factor: k-means|| expected points drawn per round; 0 means 2k.
   double oversampling_factor = 0;
-  /// --n-init: restarts with derived seeds; the lowest inertia wins (1 with a centroid file).
+  /// --n-init: restarts with derived seeds; the lowest inertia wins (1 with a centroid file;
+  /// tied segments: the lowest log det of the pooled covariance, tied.hpp).
   /// 0 (default): auto, 3 while n_users * k * h <= 1e8 (a restart then costs well under a
   /// second; on small sets one k-means++ start can merge two segments and split another),
   /// else 1 (measured on large sets: restarts changed the inertia by under 0.01% at up to 3x
