@@ -64,7 +64,8 @@ class Cluster final : public Command {
             po::value(&p_.oversampling_factor)->default_value(p_.oversampling_factor),
             "k-means|| expected draws per round (0: 2k)")(
             "n-init", po::value(&p_.n_init)->default_value(p_.n_init),
-            "restarts; the lowest inertia wins (tied segments: the lowest log det of the pooled covariance) (0: 3 while users * k * dims <= 1e8, else 1)")(
+            "restarts; the lowest inertia wins (tied segments: the lowest log det of the pooled "
+            "covariance) (0: 3 while users * k * dims <= 1e8, else 1)")(
             "restart-iters", po::value(&p_.restart_iters)->default_value(p_.restart_iters),
             "Lloyd iterations of every restart before only the best goes on (0: all run to the "
             "end)")("max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
