@@ -4,8 +4,11 @@
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
+#include <string_view>
 
 #include "command.hpp"
+#include "segrec/core/blas.hpp"
+#include "segrec/core/env.hpp"
 #include "segrec/core/error.hpp"
 #include "segrec/core/params.hpp"
 #include "segrec/core/progress.hpp"
@@ -74,8 +77,8 @@ class Cluster final : public Command {
             "stop when the summed squared centroid shift <= tol * mean feature variance")(
             "spherical", po::bool_switch(&p_.spherical), "cosine k-means on L2-normalised rows")(
             "threads", po::value(&p_.threads)->default_value(p_.threads),
-            "threads per rank (0: $OMP_NUM_THREADS, else $SLURM_CPUS_PER_TASK, else 1); results do "
-            "not depend on it")(
+            "threads per rank (0: $OMP_NUM_THREADS, else $SLURM_CPUS_PER_TASK, else the rank's "
+            "share of its node's CPUs); results do not depend on it")(
             "kernel", po::value(&p_.kernel)->default_value(p_.kernel),
             "assignment kernel: auto, fused (AVX-512 builds) or gemm (for benchmarks)")(
             "algorithm", po::value(&p_.algorithm)->default_value(p_.algorithm),
@@ -177,6 +180,12 @@ class Cluster final : public Command {
   int run(const Context& ctx) override {
     const Comm& comm = ctx.comm;
     check(ctx);
+    // --threads 0 and no thread variable: the rank's share of its node's CPUs, so that one
+    // process uses the machine (the segments do not depend on the count).
+    if (p_.threads == 0 && std::string_view(env::default_threads_source()) == "default") {
+      p_.threads = blas::node_share(env::affinity_cpus(), comm.node().size());
+      dp_.threads = p_.threads;
+    }
     if (csv_.empty()) csv_ = replace_ext(out_, ".csv");
     if (report_.empty()) report_ = replace_ext(out_, "");
     if (method_ == ClusterMethod::kDbscan) return run_dbscan(ctx);

@@ -48,4 +48,23 @@ for np in 1 2; do
   expect_fail "profiles given as data set" $np 3 "is a segrec-profiles file, expected segrec-dataset" \
     profile --data "$D/p1.h5" --out "$OUT"
 done
+
+# cluster's threads: with no thread variable, each rank takes its share of the node's CPUs
+# (nproc: the affinity mask); the segments are those of one thread per rank.
+cpus=$(nproc)
+for np in 1 2; do
+  want=$((cpus > np ? cpus / np : 1))
+  if (unset OMP_NUM_THREADS SLURM_CPUS_PER_TASK
+      seg $np cluster --projection "$D/h1.h5" --k 3 --out "$D/c$np.h5" --segments-csv "$D/c$np.csv") &&
+     grep -q "on $np rank(s) x $want thread(s)" "$WORK/out"; then
+    ok "cluster -n $np: $want thread(s) per rank by default"
+  else
+    bad "cluster -n $np threads (want $want): $(cat "$WORK/out" "$WORK/err")"
+  fi
+done
+OMP_NUM_THREADS=1 seg 1 cluster --projection "$D/h1.h5" --k 3 --out "$D/c1t.h5" \
+  --segments-csv "$D/c1t.csv" && grep -q "x 1 thread(s)" "$WORK/out" &&
+  cmp -s "$D/c1.csv" "$D/c1t.csv" && cmp -s "$D/c1.csv" "$D/c2.csv" &&
+  ok "the same segments with OMP_NUM_THREADS=1 and at 2 ranks" ||
+  bad "segments differ with the thread count: $(cat "$WORK/err")"
 finish
