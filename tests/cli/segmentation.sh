@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # profile and project end to end: generate -> ingest -> profile -> project at 1 and
-# 2 ranks, and their bad-input table (exit code, one error line, nothing left behind).
+# 2 ranks, and their bad-input table (exit code, one error line, nothing left behind);
+# cluster's default thread count.
 source "$(dirname "$0")/lib.sh"
 
 D="$WORK/in"; mkdir -p "$D"
@@ -50,8 +51,8 @@ for np in 1 2; do
 done
 
 # cluster's threads: with no thread variable, each rank takes its share of the node's CPUs
-# (nproc: the affinity mask); the segments are those of one thread per rank.
-cpus=$(nproc)
+# (nproc without OMP_*: the affinity mask); the segments are those of one thread per rank.
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 for np in 1 2; do
   want=$((cpus > np ? cpus / np : 1))
   if (unset OMP_NUM_THREADS SLURM_CPUS_PER_TASK
