@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
-#include <string_view>
 
 #include "command.hpp"
 #include "segrec/core/blas.hpp"
@@ -182,7 +181,7 @@ class Cluster final : public Command {
     check(ctx);
     // --threads 0 and no thread variable: the rank's share of its node's CPUs, so that one
     // process uses the machine (the segments do not depend on the count).
-    if (p_.threads == 0 && std::string_view(env::default_threads_source()) == "default") {
+    if (p_.threads == 0 && !env::threads_given()) {
       p_.threads = blas::node_share(env::affinity_cpus(), comm.node().size());
       dp_.threads = p_.threads;
     }

@@ -86,8 +86,7 @@ int node_share(int affinity_cpus, int node_ranks) {
 NodeThreads::NodeThreads(int node_ranks) {
 #ifdef SEGREC_HAVE_OPENBLAS
   saved_ = threads_ = openblas_get_num_threads();
-  const bool given = std::getenv("OPENBLAS_NUM_THREADS") != nullptr ||
-                     std::string(env::default_threads_source()) != "default";
+  const bool given = std::getenv("OPENBLAS_NUM_THREADS") != nullptr || env::threads_given();
   if (!given) {
     threads_ = node_share(env::affinity_cpus(), node_ranks);
     if (threads_ != saved_) openblas_set_num_threads(threads_);

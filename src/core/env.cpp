@@ -32,6 +32,8 @@ const char* default_threads_source() {
   return "default";
 }
 
+bool threads_given() { return std::strcmp(default_threads_source(), "default") != 0; }
+
 int affinity_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -72,8 +72,7 @@ ProfileModel read_profile_group(const h5::File& f) {
   const auto ni = m.item_ids.size(), d = m.dense_names.size();
   const bool ok = f.attr_int("/profile", "n_items") == m.n_items() && m.idf.size() == ni &&
                   m.dense_mean.size() == d && m.dense_std.size() == d && m.dense_log.size() == d &&
-                  std::all_of(m.dense_log.begin(), m.dense_log.end(),
-                              [](std::uint8_t c) { return c <= kDenseSqrt; }) &&
+                  known_dense_transforms(m.dense_log) &&
                   m.event_weights.size() == m.event_types.size() &&
                   (m.item_category.empty() || m.item_category.size() == ni) &&
                   (m.item_price_position.empty() || m.item_price_position.size() == ni);

@@ -373,6 +373,7 @@ ProfileModel fit(const Dataset& ds, const ProfileParams& p, std::vector<std::str
   comm.allreduce(buf);
   const double n_users = static_cast<double>(ds.n_users);
   for (std::size_t i = 0; i < ni; ++i) m.idf[i] = buf[i] > 0 ? std::log(n_users / buf[i]) : 0.0;
+  double sqrt_var_sum = 0, n_sqrt = 0;  // over the square-rooted shares that are defined
   for (std::size_t j = 0; j < nd; ++j) {
     const double c = buf[ni + 2 * nd + j];
     if (c <= 0) continue;  // never defined: every value is imputed (0)
@@ -382,19 +383,18 @@ ProfileModel fit(const Dataset& ds, const ProfileParams& p, std::vector<std::str
     m.dense_mean[j] = mean;
     // A constant column carries no information: std 1 keeps it at 0.
     m.dense_std[j] = sd > 1e-12 * std::max(1.0, std::fabs(mean)) ? sd : 1.0;
+    if (m.dense_log[j] == kDenseSqrt) {
+      sqrt_var_sum += var;
+      n_sqrt += 1;
+    }
   }
   // The square-rooted shares keep their relative scales (the point of the transform): one
   // std for all of them, the root mean of their variances, so the block's total variance
   // is still one per column.
-  double var_sum = 0, n_sqrt = 0;
-  for (std::size_t j = 0; j < nd; ++j)
-    if (m.dense_log[j] == kDenseSqrt && buf[ni + 2 * nd + j] > 0) {
-      var_sum += m.dense_std[j] * m.dense_std[j];
-      n_sqrt += 1;
-    }
-  if (n_sqrt > 0)
+  const double pooled = n_sqrt > 0 ? std::sqrt(sqrt_var_sum / n_sqrt) : 0.0;
+  if (pooled > 1e-12)
     for (std::size_t j = 0; j < nd; ++j)
-      if (m.dense_log[j] == kDenseSqrt) m.dense_std[j] = std::sqrt(var_sum / n_sqrt);
+      if (m.dense_log[j] == kDenseSqrt) m.dense_std[j] = pooled;
   m.dense_weight = p.dense_weight >= 0 ? p.dense_weight : 0.5 / std::sqrt(static_cast<double>(d));
   m.rfm_edges = fit_rfm_edges(rfm_values(raw.dense, m.dense_names), comm);
   return m;
@@ -422,6 +422,10 @@ double dense_transform(std::uint8_t code, double x) {
   }
 }
 
+bool known_dense_transforms(const std::vector<std::uint8_t>& codes) {
+  return std::all_of(codes.begin(), codes.end(), [](std::uint8_t c) { return c <= kDenseSqrt; });
+}
+
 std::vector<std::string> dense_statistic_names(const std::vector<std::string>& event_types,
                                                const std::vector<std::string>& categories,
                                                std::vector<std::uint8_t>* log, bool prices,
@@ -430,34 +434,32 @@ std::vector<std::string> dense_statistic_names(const std::vector<std::string>& e
                       price_position);
   std::vector<std::string> names(static_cast<std::size_t>(L.size()));
   std::vector<std::uint8_t> lg(names.size(), 0);
-  auto set = [&](std::int64_t i, std::string name, bool heavy_tailed) {
+  auto set = [&](std::int64_t i, std::string name, std::uint8_t transform) {
     names[static_cast<std::size_t>(i)] = std::move(name);
-    lg[static_cast<std::size_t>(i)] = heavy_tailed ? kDenseLog1p : kDenseLinear;
+    lg[static_cast<std::size_t>(i)] = transform;
   };
   for (std::int64_t t = 0; t < L.n_types; ++t) {
-    set(L.events() + t, "events:" + event_types[t], true);
-    set(L.mean_value() + t, "mean_value:" + event_types[t], true);
+    set(L.events() + t, "events:" + event_types[t], kDenseLog1p);
+    set(L.mean_value() + t, "mean_value:" + event_types[t], kDenseLog1p);
   }
-  set(L.distinct_items(), "distinct_items", true);
-  set(L.active_days(), "active_days", true);
-  set(L.sessions(), "sessions", true);
-  if (L.cart_ratio) set(L.cart_view(), "ratio:cart/view", false);
-  if (L.purchase_ratio) set(L.purchase_view(), "ratio:purchase/view", false);
-  if (L.purchase_cart) set(L.purchase_cart_ratio(), "ratio:purchase/cart", false);
-  set(L.days_since_last(), "days_since_last", true);
+  set(L.distinct_items(), "distinct_items", kDenseLog1p);
+  set(L.active_days(), "active_days", kDenseLog1p);
+  set(L.sessions(), "sessions", kDenseLog1p);
+  if (L.cart_ratio) set(L.cart_view(), "ratio:cart/view", kDenseLinear);
+  if (L.purchase_ratio) set(L.purchase_view(), "ratio:purchase/view", kDenseLinear);
+  if (L.purchase_cart) set(L.purchase_cart_ratio(), "ratio:purchase/cart", kDenseLinear);
+  set(L.days_since_last(), "days_since_last", kDenseLog1p);
   if (L.purchase) {
-    set(L.purchase_sessions(), "purchase_sessions", true);
-    set(L.days_since_purchase(), "days_since_purchase", true);
+    set(L.purchase_sessions(), "purchase_sessions", kDenseLog1p);
+    set(L.days_since_purchase(), "days_since_purchase", kDenseLog1p);
   }
   if (L.prices) {
-    set(L.monetary(), "monetary", true);
-    set(L.mean_price(), "mean_price", true);
+    set(L.monetary(), "monetary", kDenseLog1p);
+    set(L.mean_price(), "mean_price", kDenseLog1p);
   }
-  if (L.position) set(L.price_position(), "price_position", false);
-  for (std::int64_t c = 0; c < L.n_categories; ++c) {
-    set(L.category_share() + c, "category_share:" + categories[c], false);
-    lg[static_cast<std::size_t>(L.category_share() + c)] = kDenseSqrt;
-  }
+  if (L.position) set(L.price_position(), "price_position", kDenseLinear);
+  for (std::int64_t c = 0; c < L.n_categories; ++c)
+    set(L.category_share() + c, "category_share:" + categories[c], kDenseSqrt);
   if (log) *log = std::move(lg);
   return names;
 }
@@ -684,16 +686,15 @@ ProfileModel read_profile_model(const h5::File& f) {
   if (f.exists("/items/price_position"))
     m.item_price_position = f.read_all<double>("/items/price_position");
   const auto ni = m.item_ids.size(), d = m.dense_names.size();
-  const bool ok =
-      f.attr_int("/", "n_items") == m.n_items() && m.idf.size() == ni && m.dense_mean.size() == d &&
-      m.dense_std.size() == d && m.dense_log.size() == d && m.dense_block.size() == d &&
-      std::all_of(m.dense_log.begin(), m.dense_log.end(),
-                  [](std::uint8_t c) { return c <= kDenseSqrt; }) &&
-      (m.rfm_edges.empty() || m.rfm_edges.size() == kRfmColumns * kRfmEdges) &&
-      m.event_weights.size() == m.event_types.size() &&
-      (m.item_category.empty() || m.item_category.size() == ni) &&
-      (m.item_price_position.empty() || m.item_price_position.size() == ni) &&
-      f.shape("/users/ids")[0] == m.n_users && f.shape("/sparse/indptr")[0] == m.n_users + 1;
+  const bool ok = f.attr_int("/", "n_items") == m.n_items() && m.idf.size() == ni &&
+                  m.dense_mean.size() == d && m.dense_std.size() == d && m.dense_log.size() == d &&
+                  m.dense_block.size() == d && known_dense_transforms(m.dense_log) &&
+                  (m.rfm_edges.empty() || m.rfm_edges.size() == kRfmColumns * kRfmEdges) &&
+                  m.event_weights.size() == m.event_types.size() &&
+                  (m.item_category.empty() || m.item_category.size() == ni) &&
+                  (m.item_price_position.empty() || m.item_price_position.size() == ni) &&
+                  f.shape("/users/ids")[0] == m.n_users &&
+                  f.shape("/sparse/indptr")[0] == m.n_users + 1;
   if (!ok) throw DataError("'" + f.path() + "': inconsistent profile shapes", true);
   return m;
 }

@@ -13,6 +13,10 @@ int default_threads();
 /// "SLURM_CPUS_PER_TASK" or "default".
 const char* default_threads_source();
 
+/// Whether a variable gives the threads per rank ($OMP_NUM_THREADS or $SLURM_CPUS_PER_TASK):
+/// default_threads_source() is not "default".
+bool threads_given();
+
 /// The CPUs this process may run on (its affinity mask: what mpirun's binding or Slurm's
 /// task affinity left it), at least 1.
 int affinity_cpus();

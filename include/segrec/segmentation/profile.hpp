@@ -145,6 +145,8 @@ inline constexpr std::uint8_t kDenseLog1p = 1;   ///< heavy-tailed: sign(x) log1
 inline constexpr std::uint8_t kDenseSqrt = 2;    ///< category shares: sqrt(x), x in [0, 1]
 /// x through transform `code`.
 double dense_transform(std::uint8_t code, double x);
+/// Whether every code is one of kDense* (what a file read back may hold).
+bool known_dense_transforms(const std::vector<std::uint8_t>& codes);
 
 /// Names of the dense statistics for these event types and categories (and the price
 /// columns when `prices`, price_position when also `price_position`), in column order.
