@@ -49,6 +49,30 @@ inline MatrixRF make_blobs(std::int64_t n, std::int64_t h, int centers, double s
   return X;
 }
 
+/// Four tight blobs of `per` users at x = 0, 10, 20, 30 (y ~ N(0, 1), x noise N(0, 1)), users
+/// interleaved (user i in blob i % 4), and the start of a local optimum of K-means: two
+/// centroids in the first blob, one in the second, one between the last two (k = 4, 2 dims).
+struct LineBlobs {
+  MatrixRF X;
+  MatrixRD trap;   ///< Lloyd from here keeps blob 0 split and blobs 2 and 3 merged
+  MatrixRD truth;  ///< the blob centres
+};
+inline LineBlobs line_blobs(std::int64_t per, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  LineBlobs b;
+  b.X.resize(4 * per, 2);
+  for (std::int64_t i = 0; i < 4 * per; ++i) {
+    b.X(i, 0) = static_cast<float>(10.0 * static_cast<double>(i % 4) + noise(rng));
+    b.X(i, 1) = static_cast<float>(noise(rng));
+  }
+  b.trap.resize(4, 2);
+  b.trap << 0, -0.8, 0, 0.8, 10, 0, 25, 0;
+  b.truth.resize(4, 2);
+  b.truth << 0, 0, 10, 0, 20, 0, 30, 0;
+  return b;
+}
+
 struct NaiveResult {
   std::vector<std::int32_t> labels;
   MatrixRD centroids;

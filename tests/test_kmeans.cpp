@@ -542,6 +542,7 @@ TEST(KMeansInit, ScreenedRestartsGoOnAsTheWinnerAlone) {
       p.spherical = spherical;
       p.n_init = 4;
       p.restart_iters = 3;
+      p.swap_tries = 0;  // the winner alone: no merge-split moves after it
       p.tol = 0;
       const auto r = kmeans(X, 12, p, comm);
       ASSERT_EQ(r.restart_inertia.size(), 4u);
@@ -569,6 +570,66 @@ TEST(KMeansInit, ScreenedRestartsGoOnAsTheWinnerAlone) {
         EXPECT_LE(full.inertia, lloyd(Xs, init_centroids(Xs, 12, p, s, comm), p, comm).inertia)
             << what;
     }
+}
+
+TEST(KMeansSwaps, LeaveALocalOptimum) {
+  // Lloyd from the trap keeps blob 0 split and blobs 2 and 3 under one centroid; one move
+  // (merge the halves of blob 0, split the merged pair at its farthest user) reaches the
+  // blobs, whose fit is Lloyd's from the true centres.
+  const auto b = testing_ref::line_blobs(200, 3);
+  const Comm comm;
+  KMeansParams p = params("4");
+  const KMeansModes m = p.validate();
+  const auto L = kmeans_detail::make_layout(b.X.rows(), comm);
+  const auto ex = kmeans_detail::exec_of(p, m);
+  const double tol = p.tol * kmeans_detail::mean_variance(b.X, L, comm);
+  const auto trapped = kmeans_detail::lloyd_impl(b.X, L, b.trap, p, m, tol, ex, comm);
+  const auto best = kmeans_detail::lloyd_impl(b.X, L, b.truth, p, m, tol, ex, comm);
+  ASSERT_GT(trapped.inertia, 3 * best.inertia);  // the trap holds without moves
+  const auto r = kmeans_detail::swap_refine(b.X, L, trapped, 5, p, m, tol, ex, comm);
+  EXPECT_GE(r.swaps, 1);
+  EXPECT_EQ(r.swap_runs, r.swaps + 5);  // each kept move, then 5 that gain nothing
+  EXPECT_NEAR(r.inertia, best.inertia, 1e-9 * best.inertia);
+  EXPECT_GT(r.n_iter, trapped.n_iter);
+  // One label per blob, four distinct.
+  std::set<std::pair<int, std::int32_t>> pairs;
+  for (std::int64_t i = 0; i < b.X.rows(); ++i)
+    pairs.insert({static_cast<int>(i % 4), r.labels[i]});
+  EXPECT_EQ(pairs.size(), 4u);
+  std::set<std::int32_t> labels(r.labels.begin(), r.labels.end());
+  EXPECT_EQ(labels.size(), 4u);
+  // 0 tries, or a fit no move improves: unchanged.
+  const auto off = kmeans_detail::swap_refine(b.X, L, trapped, 0, p, m, tol, ex, comm);
+  EXPECT_EQ(off.labels, trapped.labels);
+  EXPECT_EQ(off.inertia, trapped.inertia);
+  EXPECT_EQ(off.swap_runs, 0);
+  const auto kept = kmeans_detail::swap_refine(b.X, L, best, 3, p, m, tol, ex, comm);
+  EXPECT_EQ(kept.labels, best.labels);
+  EXPECT_EQ(kept.swaps, 0);
+  EXPECT_EQ(kept.swap_runs, 3);
+}
+
+TEST(KMeansSwaps, AutoRuleAndDefaultPath) {
+  KMeansParams p = params("4");
+  EXPECT_EQ(p.swaps(1000, 2, 8), 0);  // no third segment to split
+  EXPECT_EQ(p.swaps(1000, 16, 32), 5);
+  EXPECT_EQ(p.swaps(1000000, 16, 32), 0);  // users * k * dims > 1e8
+  p.swap_tries = 2;
+  EXPECT_EQ(p.swaps(1000000, 16, 32), 2);
+  // kmeans() with the defaults never ends above its own restarts' best, and a centroid file
+  // (a warm start) is never moved.
+  const auto b = testing_ref::line_blobs(150, 8);
+  const Comm comm;
+  KMeansParams q = params("4");
+  const auto with = kmeans(b.X, 4, q, comm);
+  q.swap_tries = 0;
+  const auto without = kmeans(b.X, 4, q, comm);
+  EXPECT_LE(with.inertia, without.inertia);
+  q.swap_tries = -1;
+  const MatrixRF trap = b.trap.cast<float>();
+  const auto warm = kmeans(b.X, 4, q, comm, &trap);
+  EXPECT_EQ(warm.swap_runs, 0);
+  EXPECT_GT(warm.inertia, 3 * with.inertia);
 }
 
 TEST(KMeans, SphericalClustersByDirection) {

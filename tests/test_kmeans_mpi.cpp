@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../src/segmentation/kmeans/internal.hpp"  // swap_refine from a set start
 #include "kmeans_reference.hpp"
 #include "scratch_dir.hpp"
 #include "segment_report_fixture.hpp"
@@ -54,6 +55,8 @@ void expect_same(const KMeansResult& dist, const KMeansResult& ser, Block b,
   EXPECT_EQ(dist.n_iter, ser.n_iter) << what;
   EXPECT_EQ(dist.restart, ser.restart) << what;
   EXPECT_EQ(dist.relocated, ser.relocated) << what;
+  EXPECT_EQ(dist.swaps, ser.swaps) << what;
+  EXPECT_EQ(dist.swap_runs, ser.swap_runs) << what;
   EXPECT_NEAR(dist.inertia, ser.inertia, 1e-9 * std::max(1.0, ser.inertia)) << what;
 }
 
@@ -119,6 +122,33 @@ TEST(KMeansMpi, RelocationMatchesSerial) {
   if (world.size() > 1) {
     for (std::size_t i = 1; i < dist.iterations.size(); ++i)
       EXPECT_EQ(dist.iterations[i].bytes, lloyd_allreduce_bytes(7, 5));
+  }
+}
+
+TEST(KMeansMpi, SwapsMatchSerial) {
+  // Merge-split moves out of a local optimum: the same moves, labels and inertia at any rank
+  // count, plain and with Hamerly's bounds.
+  const Comm world = Comm::world();
+  const Comm serial;
+  const auto b = testing_ref::line_blobs(250, 5);
+  const Slice s = slice(b.X, world);
+  for (const std::string alg : {"lloyd", "hamerly"}) {
+    KMeansParams p;
+    p.k = "4";
+    p.algorithm = alg;
+    const KMeansModes m = p.validate();
+    const auto run = [&](const MatrixRF& X, const Comm& comm) {
+      const auto L = kmeans_detail::make_layout(X.rows(), comm);
+      const auto ex = kmeans_detail::exec_of(p, m);
+      const double tol = p.tol * kmeans_detail::mean_variance(X, L, comm);
+      return kmeans_detail::swap_refine(
+          X, L, kmeans_detail::lloyd_impl(X, L, b.trap, p, m, tol, ex, comm), 4, p, m, tol, ex,
+          comm);
+    };
+    const auto dist = run(s.local, world);
+    const auto ser = run(b.X, serial);
+    EXPECT_GE(ser.swaps, 1) << alg;
+    expect_same(dist, ser, s.block, "swaps " + alg);
   }
 }
 

@@ -76,6 +76,7 @@ KMeansParams exact_params(int k, int n_init, std::uint64_t seed) {
   p.tol = 0;
   p.n_init = n_init;
   p.seed = seed;
+  p.swap_tries = 0;  // the K-means start the slabs test is built on (no merge-split moves)
   return p;
 }
 

@@ -70,8 +70,12 @@ class Cluster final : public Command {
             "covariance) (0: 3 while users * k * dims <= 1e8, else 1)")(
             "restart-iters", po::value(&p_.restart_iters)->default_value(p_.restart_iters),
             "Lloyd iterations of every restart before only the best goes on (0: all run to the "
-            "end)")("max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
-                    "Lloyd iterations at most")(
+            "end)")("swap-tries", po::value(&p_.swap_tries)->default_value(p_.swap_tries),
+                    "merge-split moves tried after each kept one: merge the cheapest pair, "
+                    "split the largest segment at its farthest user, keep a lower inertia "
+                    "(-1: 5 while users * k * dims <= 1e8, else 0; 0: off)")(
+            "max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
+            "Lloyd iterations at most")(
             "tol", po::value(&p_.tol)->default_value(p_.tol),
             "stop when the summed squared centroid shift <= tol * mean feature variance")(
             "spherical", po::bool_switch(&p_.spherical), "cosine k-means on L2-normalised rows")(

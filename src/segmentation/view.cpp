@@ -111,6 +111,7 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
     t.apply(Y);
     KMeansParams q = p;
     q.n_init = 1;
+    q.swap_tries = 0;  // the thresholds below were measured on fits without merge-split moves
     q.progress_stage = "view probe";
     if (modes.init == InitMethod::kFile) q.init = "k-means++";  // (the file's k is not probe_k)
     KMeansResult r;

@@ -17,7 +17,7 @@ grep -qE "^segrec project: done in .* rank\(s\), peak memory .*; wrote $WORK/h.h
 # --log-json: one object per line; start and end, one progress event per K-means iteration.
 L="$WORK/o/events.jsonl"
 mkdir -p "$WORK/o"
-SLURM_JOB_ID=31337 seg 2 cluster --projection "$WORK/h.h5" --k 2:4 --n-init 2 \
+SLURM_JOB_ID=31337 seg 2 cluster --projection "$WORK/h.h5" --k 2:4 --n-init 2 --swap-tries 0 \
   --out "$WORK/o/s.h5" --log-json "$L" && ok "cluster with --log-json" ||
   bad "cluster --log-json: $(cat "$WORK/err")"
 grep -q "(job 31337)" "$WORK/out" && ok "job id in the summary" || bad "job id: $(tail -1 "$WORK/out")"

@@ -60,9 +60,9 @@ MatrixRF gap_reference_rows(const GapReference& ref, int b, const Comm& comm) {
   for (std::int64_t i = 0; i < blk.size(); ++i) {
     const std::uint64_t row = static_cast<std::uint64_t>(blk.begin + i);
     for (std::int64_t j = 0; j < h; ++j)
-      g[j] = normal(kmeans_detail::key_of(ref.seed, kTagGap, static_cast<std::uint64_t>(b),
-                                          row * static_cast<std::uint64_t>(h) +
-                                              static_cast<std::uint64_t>(j)));
+      g[j] = normal(kmeans_detail::key_of(
+          ref.seed, kTagGap, static_cast<std::uint64_t>(b),
+          row * static_cast<std::uint64_t>(h) + static_cast<std::uint64_t>(j)));
     Z.row(i) = (ref.mean + ref.factor * g).cast<float>().transpose();
   }
   return Z;
@@ -73,13 +73,14 @@ GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, 
                        const std::function<void()>& set_done) {
   KMeansParams q = p;
   q.n_init = 1;
+  q.swap_tries = 0;  // the null has no segments to exchange
   q.progress_stage = "gap reference";
   std::vector<double> logs;
   for (int b = 0; b < ref.sets; ++b) {
     const MatrixRF Z = gap_reference_rows(ref, b, comm);
     q.seed = rng::fold_keys(p.seed, kTagGap, static_cast<std::uint64_t>(b));
-    const KMeansResult r = kmeans_detail::kmeans_prepared(Z, std::min(k, ref.rows), q, modes,
-                                                          comm, nullptr);
+    const KMeansResult r =
+        kmeans_detail::kmeans_prepared(Z, std::min(k, ref.rows), q, modes, comm, nullptr);
     logs.push_back(std::log(std::max(r.inertia, 1e-300) / static_cast<double>(ref.rows)));
     if (set_done) set_done();
   }

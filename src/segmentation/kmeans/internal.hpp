@@ -261,6 +261,12 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init
                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
                         const Comm& comm, int max_iter = -1, bool partial = false,
                         const std::vector<std::int32_t>* labels0 = nullptr);
+/// Collective. Merge-split moves from the converged `cur` (swaps.cpp; p.swap_tries): `tries`
+/// candidate moves after each kept one; returns the fit with the lowest inertia, with
+/// `swaps` and `swap_runs` set. Every rank takes the same decisions.
+KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, int tries,
+                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
+                         const Comm& comm);
 /// Collective. Mean over features of the (population) variance of X's columns.
 double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm);
 /// kmeans() on rows already normalised when p.spherical; `restart_done` is called after

@@ -294,6 +294,8 @@ KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansPara
   best.seconds = lloyd_s;
   best.init_seconds = init_s;
   best.restart_inertia = std::move(compared);
+  if (!init)
+    best = swap_refine(X, L, std::move(best), p.swaps(L.n, k, X.cols()), p, m, tol_abs, ex, comm);
   return best;
 }
 

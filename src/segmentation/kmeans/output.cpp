@@ -224,6 +224,8 @@ void write_segments(const std::string& path, const ClusterRun& run,
   f.set_attr("/", "restart", static_cast<std::int64_t>(r.restart));
   f.set_attr("/", "n_init",
              static_cast<std::int64_t>(std::max<std::size_t>(1, r.restart_inertia.size())));
+  f.set_attr("/", "swaps", static_cast<std::int64_t>(r.swaps));
+  f.set_attr("/", "swap_runs", static_cast<std::int64_t>(r.swap_runs));
   f.set_attr("/", "max_iter", static_cast<std::int64_t>(p.max_iter));
   f.set_attr("/", "tol", p.tol);
   f.set_attr("/", "spherical", static_cast<std::int64_t>(p.spherical));

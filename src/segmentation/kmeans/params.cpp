@@ -128,6 +128,8 @@ KMeansModes KMeansParams::validate() const {
   require(max_iter >= 1, "max-iter", max_iter, "must be at least 1");
   require(restart_iters >= 0, "restart-iters", restart_iters,
           "must be >= 0 (0: every restart runs to max-iter)");
+  require(swap_tries >= -1 && swap_tries <= 1000, "swap-tries", swap_tries,
+          "must be in [-1, 1000] (-1: 5 while users * k * dims <= 1e8, else 0; 0: off)");
   require(std::isfinite(tol) && tol >= 0, "tol", tol, "must be >= 0");
   require(threads >= 0 && threads <= 1024, "threads", threads,
           "must be between 0 ($OMP_NUM_THREADS or 1) and 1024");

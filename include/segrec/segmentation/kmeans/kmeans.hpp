@@ -58,6 +58,8 @@ struct KMeansResult {
   double seconds = 0;  ///< wall time of the Lloyd runs (iterations and final assignment), rank 0
   double init_seconds = 0;              ///< wall time of the initialisations (all restarts), rank 0
   std::vector<double> restart_inertia;  ///< per restart: inertia when it was compared
+  int swaps = 0;                        ///< merge-split moves kept (swaps.cpp)
+  int swap_runs = 0;                    ///< Lloyd runs the merge-split moves took
   std::vector<KMeansIteration> iterations;
 };
 

@@ -74,6 +74,16 @@ struct KMeansParams {
   /// 10 by default: restarts then cost their initialisation and 10 iterations each, not a
   /// whole run each (docs/clustering.md has the measured inertia).
   int restart_iters = 10;
+  /// --swap-tries: after the restarts, merge-split moves (swaps.cpp): the two segments whose
+  /// merge costs the least inertia become one, the segment with the largest within sum of
+  /// squares gains a second centroid at its farthest user, and Lloyd runs again; the result is
+  /// kept when the inertia falls by more than 1e-6 of itself. This many moves (the next
+  /// cheapest pairs) are tried after each kept one before stopping. A restart ends at the
+  /// optimum nearest its start; such a move lets it leave one where two planted segments share
+  /// a centroid while another is split in two. -1 (default): 5 while users * k * dims <= 1e8
+  /// (as the restarts), else 0; 0: off. Never with --previous or a centroid file, nor under tied
+  /// segments (tied.hpp: their fits are ranked by log det, not by inertia).
+  int swap_tries = -1;
   /// --max-iter: Lloyd iterations at most.
   int max_iter = 300;
   /// --tol: stop when the total squared centroid shift of an iteration is at most
@@ -150,6 +160,13 @@ struct KMeansParams {
   int restarts(std::int64_t n, std::int64_t k, std::int64_t h) const {
     if (n_init > 0) return n_init;
     return static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(h) <= 1e8 ? 3 : 1;
+  }
+  /// Merge-split tries for n users, k clusters, h dims: swap_tries, or the auto rule when it
+  /// is -1; 0 below 3 clusters (a move needs a pair to merge and a third segment to split).
+  int swaps(std::int64_t n, std::int64_t k, std::int64_t h) const {
+    if (k < 3) return 0;
+    if (swap_tries >= 0) return swap_tries;
+    return static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(h) <= 1e8 ? 5 : 0;
   }
   /// `threads`, or $OMP_NUM_THREADS, or $SLURM_CPUS_PER_TASK, or 1.
   int resolved_threads() const;

@@ -1,0 +1,103 @@
+// Merge-split moves after Lloyd: leave a local optimum in which two planted segments share one
+// centroid while another segment is cut in two (params.hpp, --swap-tries).
+//
+// A move from the fit (C: k x h, n_j users, S_j within sum of squares of segment j):
+//   merge: the pair (a, b) with the least Ward cost n_a n_b / (n_a + n_b) ||c_a - c_b||^2,
+//          c_a <- the pair's mean;
+//   split: the segment j outside {a, b} with the largest S_j; c_b <- its user farthest from
+//          c_j (the smallest global index on ties);
+// then Lloyd to convergence. The fit is kept when its inertia is below (1 - 1e-6) of the
+// current one; otherwise the next cheapest pair is tried, `tries` pairs in all. Every
+// decision reads global sums, so it is the same on every rank and at any rank count.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+#include "internal.hpp"
+#include "segrec/core/error.hpp"
+
+namespace segrec::kmeans_detail {
+
+namespace {
+constexpr double kMinGain = 1e-6;  // relative inertia drop that keeps a move
+}  // namespace
+
+KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, int tries,
+                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
+                         const Comm& comm) {
+  const std::int64_t k = cur.k, h = X.cols();
+  if (tries <= 0 || k < 3 || L.n <= k) return cur;
+  std::vector<float> dist(static_cast<std::size_t>(L.n_local));
+  std::vector<double> row(static_cast<std::size_t>(h));
+  double seconds = 0;
+  // At most k kept moves: each lowers the inertia, and k bounds the work on a slow descent.
+  while (cur.swaps < k) {
+    const MatrixRF Cf = cur.centroids.cast<float>();
+    std::vector<double> sse(static_cast<std::size_t>(k), 0.0);  // S_j, global
+    for (std::int64_t i = 0; i < L.n_local; ++i) {
+      const std::int32_t j = cur.labels[i];
+      dist[i] = sqdist(X.data() + i * h, Cf.data() + j * h, h);
+      sse[j] += dist[i];
+    }
+    comm.allreduce(sse);
+    // Candidate pairs by Ward cost (then by index, so the order is total).
+    std::vector<std::tuple<double, std::int64_t, std::int64_t>> pairs;
+    for (std::int64_t a = 0; a < k; ++a)
+      for (std::int64_t b = a + 1; b < k; ++b) {
+        const double na = static_cast<double>(cur.sizes[a]);
+        const double nb = static_cast<double>(cur.sizes[b]);
+        if (na + nb == 0) continue;
+        pairs.emplace_back(
+            na * nb / (na + nb) * (cur.centroids.row(a) - cur.centroids.row(b)).squaredNorm(), a,
+            b);
+      }
+    const auto n_try = std::min<std::size_t>(static_cast<std::size_t>(tries), pairs.size());
+    std::partial_sort(pairs.begin(), pairs.begin() + static_cast<std::ptrdiff_t>(n_try),
+                      pairs.end());
+    bool kept = false;
+    for (std::size_t t = 0; t < n_try && !kept; ++t) {
+      const auto [cost, a, b] = pairs[t];
+      std::int64_t split = -1;
+      for (std::int64_t j = 0; j < k; ++j)
+        if (j != a && j != b && cur.sizes[j] >= 2 && (split < 0 || sse[j] > sse[split])) split = j;
+      if (split < 0 || !(sse[split] > 0)) continue;
+      ValueIndex v{-std::numeric_limits<double>::infinity(), INT64_MAX};
+      for (std::int64_t i = 0; i < L.n_local; ++i)
+        if (cur.labels[i] == split && dist[i] > v.value) v = {dist[i], L.begin + i};
+      const ValueIndex far = comm.allreduce_maxloc(v);
+      SEGREC_ASSERT(far.index >= 0 && far.index < L.n, "no user to split segment ", split, " at");
+      const int owner = L.owner(far.index);
+      if (owner == comm.rank())
+        for (std::int64_t f = 0; f < h; ++f) row[f] = X(far.index - L.begin, f);
+      comm.broadcast(std::span<double>(row), owner);
+      const double na = static_cast<double>(cur.sizes[a]);
+      const double nb = static_cast<double>(cur.sizes[b]);
+      MatrixRD C = cur.centroids;
+      C.row(a) = (na * cur.centroids.row(a) + nb * cur.centroids.row(b)) / (na + nb);
+      for (std::int64_t f = 0; f < h; ++f) C(b, f) = row[f];
+      KMeansResult r = lloyd_impl(X, L, C, p, m, tol_abs, ex, comm);
+      seconds += r.seconds;
+      ++cur.swap_runs;
+      if (r.inertia < (1 - kMinGain) * cur.inertia) {
+        r.restart = cur.restart;
+        r.restart_inertia = std::move(cur.restart_inertia);
+        r.n_iter += cur.n_iter;
+        r.relocated += cur.relocated;
+        r.init_seconds = cur.init_seconds;
+        r.swaps = cur.swaps + 1;
+        r.swap_runs = cur.swap_runs;
+        r.iterations.insert(r.iterations.begin(), cur.iterations.begin(), cur.iterations.end());
+        r.seconds = cur.seconds;
+        cur = std::move(r);
+        kept = true;
+      }
+    }
+    if (!kept) break;
+  }
+  cur.seconds += seconds;
+  return cur;
+}
+
+}  // namespace segrec::kmeans_detail
