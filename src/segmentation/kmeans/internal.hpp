@@ -261,6 +261,11 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init
                         const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
                         const Comm& comm, int max_iter = -1, bool partial = false,
                         const std::vector<std::int32_t>* labels0 = nullptr);
+/// Collective. A run stopped by its iteration budget (lloyd_impl with `partial`) goes on to
+/// p.max_iter iterations in all, ending as had it run alone; `r` as is when it converged.
+/// seconds, n_iter, relocations and iterations add up.
+KMeansResult finish_run(const MatrixRF& X, const Layout& L, KMeansResult r, const KMeansParams& p,
+                        const KMeansModes& m, double tol_abs, Exec ex, const Comm& comm);
 /// Collective. Merge-split moves from the converged `cur` (swaps.cpp; p.swap_tries): `tries`
 /// candidate moves after each kept one; returns the fit with the lowest inertia, with
 /// `swaps` and `swap_runs` set. Every rank takes the same decisions.

@@ -246,6 +246,19 @@ KMeansResult lloyd_impl(const MatrixRF& X, const Layout& L, const MatrixRD& init
   return res;
 }
 
+KMeansResult finish_run(const MatrixRF& X, const Layout& L, KMeansResult r, const KMeansParams& p,
+                        const KMeansModes& m, double tol_abs, Exec ex, const Comm& comm) {
+  if (r.converged || r.n_iter >= p.max_iter) return r;
+  KMeansResult more = lloyd_impl(X, L, r.centroids, p, m, tol_abs, ex, comm, p.max_iter - r.n_iter,
+                                 false, &r.labels);
+  more.seconds += r.seconds;
+  more.restart = r.restart;
+  more.n_iter += r.n_iter;
+  more.relocated += r.relocated;
+  more.iterations.insert(more.iterations.begin(), r.iterations.begin(), r.iterations.end());
+  return more;
+}
+
 KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansParams& p,
                              const KMeansModes& m, const Comm& comm, const MatrixRF* init,
                              const std::function<void()>& restart_done) {
@@ -281,17 +294,8 @@ KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansPara
     if (r == 0 || res.inertia < best.inertia) best = std::move(res);
     if (restart_done) restart_done();
   }
-  if (!best.converged && best.n_iter < p.max_iter) {
-    KMeansResult more = lloyd_impl(X, L, best.centroids, p, m, tol_abs, ex, comm,
-                                   p.max_iter - best.n_iter, false, &best.labels);
-    lloyd_s += more.seconds;
-    more.restart = best.restart;
-    more.n_iter += best.n_iter;
-    more.relocated += best.relocated;
-    more.iterations.insert(more.iterations.begin(), best.iterations.begin(), best.iterations.end());
-    best = std::move(more);
-  }
-  best.seconds = lloyd_s;
+  best.seconds = lloyd_s;  // every restart's
+  best = finish_run(X, L, std::move(best), p, m, tol_abs, ex, comm);
   best.init_seconds = init_s;
   best.restart_inertia = std::move(compared);
   if (!init)
