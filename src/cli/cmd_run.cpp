@@ -83,8 +83,9 @@ class RunCommand final : public Command {
            "model-KIND.h5 and models.csv with --models).\n"
            "Stages whose inputs and options are unchanged are skipped (--force).\n"
            "Defaults sized from the data (when not given): --k auto sweeps 2..K_MAX with\n"
-           "K_MAX = clamp(sqrt(users / 10), 4, 20) (step 2 above 10) and picks by silhouette;\n"
-           "the silhouette sample shrinks to 2000 users above 10^6 users.";
+           "K_MAX = clamp(sqrt(users / 10), 4, 20) (step 2 above 10) and picks k by the gap knee\n"
+           "(the silhouette for tied segments), as cluster --pick auto; the silhouette sample\n"
+           "shrinks to 2000 users above 10^6 users.";
   }
 
   void add_options(po::options_description& d) override {
