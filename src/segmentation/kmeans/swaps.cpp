@@ -7,7 +7,7 @@
 //   split: the segment j outside {a, b} with the largest S_j; c_b <- its user farthest from
 //          c_j (the smallest global index on ties);
 // then Lloyd, screened: 3 x --restart-iters iterations, then on to convergence only when the
-// inertia is already below the bar (a tenth of that missed moves on planted data). The fit is
+// inertia is already below the bar (10 iterations missed a move on planted data). The fit is
 // kept when its inertia is below (1 - 1e-6) of the current one; otherwise the next cheapest pair is
 // tried, `tries` pairs in all. Every decision reads global sums, so it is the same on every rank
 // and at any rank count.

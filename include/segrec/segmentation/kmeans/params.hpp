@@ -76,8 +76,9 @@ struct KMeansParams {
   int restart_iters = 10;
   /// --swap-tries: after the restarts, merge-split moves (swaps.cpp): the two segments whose
   /// merge costs the least inertia become one, the segment with the largest within sum of
-  /// squares gains a second centroid at its farthest user, and Lloyd runs again; the result is
-  /// kept when the inertia falls by more than 1e-6 of itself. This many moves (the next
+  /// squares gains a second centroid at its farthest user, and Lloyd runs again (screened: 3 x
+  /// restart_iters iterations, then on only when already lower); the result is kept when the
+  /// inertia falls by more than 1e-6 of itself. This many moves (the next
   /// cheapest pairs) are tried after each kept one before stopping. A restart ends at the
   /// optimum nearest its start; such a move lets it leave one where two planted segments share
   /// a centroid while another is split in two. -1 (default): 5 while users * k * dims <= 1e8
