@@ -11,6 +11,10 @@
 #   bench/quality/run.sh [RATINGS] [NP] [SEEDS...]   (default: data/ml-100k/u.data, 1 rank, seed 42)
 # WIDTHS="64 192 576 1000": instead, train the `none` model at each hidden width (--hidden) and
 # print its held-out Recall@20 and NDCG@100 (the widths --hidden auto picks under a memory limit).
+# LOSSES="softmax sampled-softmax:256": instead, train the `none` model with each loss (LOSS or
+# LOSS:NEGATIVES) and, in the same run, EASE (`--model-kind ease`, --l2 EASE_L2, default 200,
+# scored by `segrec evaluate` on the same held-out users), and print their held-out Recall@20
+# and NDCG@100.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RATINGS=${1:-/work/shared/data/ml-100k/u.data}
@@ -32,7 +36,28 @@ trap 'rm -rf "$W"' EXIT
 "${MPI[@]}" "$SEGREC" project -q --profiles "$W/prof.h5" --out "$W/proj.h5"
 "${MPI[@]}" "$SEGREC" cluster -q --projection "$W/proj.h5" --k 4:12:2 --out "$W/seg.h5"
 WIDTHS=${WIDTHS:-}
+LOSSES=${LOSSES:-}
+if [[ -n $LOSSES ]]; then
+  echo "== EASE, l2 ${EASE_L2:-200}, $NP rank(s)"
+  "${MPI[@]}" "$SEGREC" train -q --model-kind ease --l2 "${EASE_L2:-200}" --val-users 0 \
+    --data "$W/ds.h5" --out "$W/ease.h5"
+  "$SEGREC" evaluate -q --model "$W/ease.h5" --foldin "$W/foldin.csv" --test "$W/test.csv" \
+    --k 100 --json "$W/ease.json" >/dev/null
+  /usr/bin/python3 -c 'import json, sys
+m = json.load(open(sys.argv[1]))["systems"]["model"]
+print("EASE held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k in ("recall@20", "ndcg@100")))' "$W/ease.json"
+fi
 for seed in "${SEEDS[@]}"; do
+  if [[ -n $LOSSES ]]; then
+    for l in $LOSSES; do
+      neg=()
+      [[ $l == *:* ]] && neg=(--negatives "${l#*:}")
+      echo "== seed $seed, $NP rank(s), loss $l"
+      "${MPI[@]}" "$SEGREC" train --seed "$seed" --loss "${l%%:*}" "${neg[@]}" --data "$W/ds.h5" \
+        --test-items "$W/test.csv" --out "$W/model.h5" | grep -v '^epoch'
+    done
+    continue
+  fi
   if [[ -n $WIDTHS ]]; then
     for w in $WIDTHS; do
       echo "== seed $seed, $NP rank(s), hidden $w"
