@@ -11,6 +11,8 @@
 #   bench/quality/run.sh [RATINGS] [NP] [SEEDS...]   (default: data/ml-100k/u.data, 1 rank, seed 42)
 # WIDTHS="64 192 576 1000": instead, train the `none` model at each hidden width (--hidden) and
 # print its held-out Recall@20 and NDCG@100 (the widths --hidden auto picks under a memory limit).
+# FORMAT=csv: RATINGS is a CSV (header; user,item,rating|value,timestamp), as topn_quality.py
+# reads it; interactions with a value >= 4 are kept.
 # LOSSES="softmax sampled-softmax:256": instead, train the `none` model with each loss (LOSS or
 # LOSS:NEGATIVES) and, in the same run, EASE (`--model-kind ease`, --l2 EASE_L2, default 200,
 # scored by `segrec evaluate` on the same held-out users), and print their held-out Recall@20
@@ -29,7 +31,7 @@ MPI=(mpirun -n "$NP" --oversubscribe)
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
-/usr/bin/python3 "$ANCHORS/topn_quality.py" split "$RATINGS" ml100k "$W"
+/usr/bin/python3 "$ANCHORS/topn_quality.py" split "$RATINGS" "${FORMAT:-ml100k}" "$W"
 { cat "$W/train.csv"; tail -n +2 "$W/foldin.csv"; } >"$W/events.csv"
 "${MPI[@]}" "$SEGREC" ingest -q --events "$W/events.csv" --out "$W/ds.h5"
 "${MPI[@]}" "$SEGREC" profile -q --data "$W/ds.h5" --out "$W/prof.h5"
