@@ -1,8 +1,9 @@
 // Tied (Mahalanobis) K-means under mpirun (1, 2 and 4 ranks): the distributed rounds equal a
 // naive single-process reference (two-pass pooled covariance, explicit inverse Cholesky
 // factor, naive Lloyd in the whitened space) from the same K-means labels; slabs that
-// Euclidean K-means cuts across are recovered; a row whitened by the stored view lands on
-// its own segment's centroid, as serving assigns new users.
+// Euclidean K-means cuts across are recovered; a merge-split move leaves a fit with two slabs
+// in one segment; a row whitened by the stored view lands on its own segment's centroid, as
+// serving assigns new users.
 #include <gtest/gtest.h>
 
 #include <Eigen/Cholesky>
@@ -236,6 +237,75 @@ TEST(TiedKMeans, ZeroColumnsStayOutOfTheWhitening) {
   EXPECT_TRUE(fit.whitening.bottomLeftCorner(3, 2).isZero(0));
   EXPECT_TRUE(fit.Z.leftCols(2).isZero(0));
   EXPECT_TRUE(fit.whitening.allFinite());
+}
+
+// `slabs` with m slabs (segment i % m), 4 apart along y.
+MatrixRF slabs_of(std::int64_t n, int m) {
+  MatrixRF X = slabs(n);
+  for (std::int64_t i = 0; i < n; ++i)
+    X(i, 1) += static_cast<float>(4.0 * static_cast<double>(i % m - i % 3));
+  return X;
+}
+
+TEST(TiedSwaps, LeaveALocalOptimum) {
+  // Four slabs, started with slabs 0 and 1 as one segment and slab 3 cut in two along its
+  // length: whitening rounds keep that fit, one merge-split move reaches the slabs. The same
+  // moves, labels and log det at any rank count; 0 tries leave the fit as it was.
+  const Comm world = Comm::world(), serial;
+  const std::int64_t n = 1200;
+  const int k = 4;
+  const MatrixRF X = slabs_of(n, k);
+  std::vector<std::int32_t> truth(n), stuck(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    truth[i] = static_cast<std::int32_t>(i % k);
+    const int slab = static_cast<int>(i % k);
+    stuck[i] = slab <= 1 ? 0 : slab == 2 ? 1 : X(i, 0) < 0 ? 2 : 3;
+  }
+  KMeansParams p = exact_params(k, 1, 5);
+  const KMeansModes modes = p.validate();
+  const auto fit_from = [&](const Comm& c, const MatrixRF& rows,
+                            const std::vector<std::int32_t>& labels, int tries, KMeansResult& res) {
+    res = KMeansResult();
+    res.k = k;
+    res.labels = labels;
+    const auto cols = varying_columns(rows, c);
+    TiedFit fit = tied_kmeans(rows, cols, res, p, modes, c);
+    tied_swap_refine(rows, cols, res, fit, tries, p, modes, c);
+    return fit;
+  };
+  KMeansResult before, after, planted;
+  const TiedFit f0 = fit_from(serial, X, stuck, 0, before);
+  EXPECT_EQ(before.swaps, 0);
+  EXPECT_EQ(before.swap_runs, 0);
+  EXPECT_LT(ari(before.labels, truth), 0.8) << "the start should be a local optimum";
+  const TiedFit f1 = fit_from(serial, X, stuck, 5, after);
+  const TiedFit ft = fit_from(serial, X, truth, 0, planted);
+  EXPECT_GE(after.swaps, 1);
+  EXPECT_GE(after.swap_runs, after.swaps);
+  EXPECT_GT(ari(after.labels, truth), 0.99);
+  EXPECT_LT(f1.log_det, f0.log_det - 0.1);
+  EXPECT_NEAR(f1.log_det, ft.log_det, 1e-9);
+  EXPECT_NEAR(f1.log_det, naive_log_det(X, after.labels, k), 1e-9);
+  // Already at the planted fit: every move is tried and none is kept.
+  KMeansResult again = after;
+  TiedFit f2 = f1;
+  const int runs = again.swap_runs;
+  tied_swap_refine(X, varying_columns(X, serial), again, f2, 5, p, modes, serial);
+  EXPECT_EQ(again.swaps, after.swaps);
+  EXPECT_GT(again.swap_runs, runs);
+  EXPECT_EQ(again.labels, after.labels);
+  EXPECT_EQ(f2.log_det, f1.log_det);
+
+  const Block b = block_partition(n, world.size(), world.rank());
+  const auto part = [&](const std::vector<std::int32_t>& v) {
+    return std::vector<std::int32_t>(v.begin() + b.begin, v.begin() + b.end);
+  };
+  KMeansResult res;
+  const TiedFit fit = fit_from(world, X.middleRows(b.begin, b.size()), part(stuck), 5, res);
+  EXPECT_EQ(res.swaps, after.swaps);
+  EXPECT_EQ(res.swap_runs, after.swap_runs);
+  EXPECT_EQ(res.labels, part(after.labels));
+  EXPECT_NEAR(fit.log_det, f1.log_det, 1e-9 * std::abs(f1.log_det) + 1e-12);
 }
 
 TEST(TiedKMeans, TheWhiteningTravelsWithTheView) {

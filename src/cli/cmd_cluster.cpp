@@ -73,7 +73,8 @@ class Cluster final : public Command {
             "end)")("swap-tries", po::value(&p_.swap_tries)->default_value(p_.swap_tries),
                     "merge-split moves tried after each kept one: merge the cheapest pair, "
                     "split the largest segment at its farthest user, keep a lower inertia "
-                    "(-1: 5 while users * k * dims <= 1e8, else 0; 0: off)")(
+                    "(tied segments: split by 2-means, keep a lower log det) (-1: 5 while "
+                    "users * k * dims <= 1e8, else 0; 0: off)")(
             "max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
             "Lloyd iterations at most")(
             "tol", po::value(&p_.tol)->default_value(p_.tol),

@@ -15,11 +15,14 @@
 #include <functional>
 #include <limits>
 #include <mutex>
+#include <span>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "segrec/core/comm.hpp"
+#include "segrec/core/error.hpp"
 #include "segrec/core/random.hpp"
 #include "segrec/segmentation/kmeans/kmeans.hpp"
 
@@ -272,6 +275,26 @@ KMeansResult finish_run(const MatrixRF& X, const Layout& L, KMeansResult r, cons
 KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, int tries,
                          const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
                          const Comm& comm);
+/// Collective. The user with the largest value over all ranks (`local`: this rank's best,
+/// {-inf, INT64_MAX} when it has none; ties go to the smallest global index), with its row
+/// broadcast by its owner: there `fill(i, row)` writes local row i into `row`.
+template <class Fill>
+ValueIndex broadcast_best_row(ValueIndex local, const Layout& L, std::span<double> row, Fill&& fill,
+                              const Comm& comm) {
+  const ValueIndex best = comm.allreduce_maxloc(local);
+  SEGREC_ASSERT(best.index >= 0 && best.index < L.n, "no user to take");
+  const int owner = L.owner(best.index);
+  if (owner == comm.rank()) fill(best.index - L.begin, row);
+  comm.broadcast(row, owner);
+  return best;
+}
+/// Local. The `tries` pairs (a < b) of r's clusters with the least Ward cost
+/// n_a n_b / (n_a + n_b) ||c_a - c_b||^2, cheapest first (ties by index): merge candidates.
+std::vector<std::tuple<double, std::int64_t, std::int64_t>> cheapest_merges(const KMeansResult& r,
+                                                                            int tries);
+/// Local. cur <- r, a merge-split move kept from cur: cur's restart, restart_inertia,
+/// iterations, n_iter, relocations and times carry over, swaps + 1 (swap_runs: cur's).
+void take_move(KMeansResult& cur, KMeansResult&& r);
 /// Collective. Mean over features of the (population) variance of X's columns.
 double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm);
 /// kmeans() on rows already normalised when p.spherical; `restart_done` is called after

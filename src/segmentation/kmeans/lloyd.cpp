@@ -109,16 +109,15 @@ std::int64_t relocate_empty(const MatrixRF& X, const Layout& L,
   for (const std::int64_t j : empty) {
     ValueIndex v{-std::numeric_limits<double>::infinity(), INT64_MAX};
     if (next < nc) v = {dist[cand[next]], L.begin + cand[next]};
-    const ValueIndex best = comm.allreduce_maxloc(v);
-    SEGREC_ASSERT(best.index >= 0 && best.index < L.n, "no user left to relocate to");
-    const int owner = L.owner(best.index);
-    if (owner == comm.rank()) {
-      const std::int64_t i = cand[next++];
-      SEGREC_ASSERT(L.begin + i == best.index, "relocation candidate mismatch");
-      for (std::int64_t f = 0; f < h; ++f) row[f] = X(i, f);
-      row[h] = labels[i];
-    }
-    comm.broadcast(std::span<double>(row), owner);
+    broadcast_best_row(
+        v, L, std::span<double>(row),
+        [&](std::int64_t i, std::span<double> r) {
+          SEGREC_ASSERT(next < nc && cand[next] == i, "relocation candidate mismatch");
+          ++next;
+          for (std::int64_t f = 0; f < h; ++f) r[f] = X(i, f);
+          r[h] = labels[i];
+        },
+        comm);
     const auto old = static_cast<std::int64_t>(row[h]);
     for (std::int64_t f = 0; f < h; ++f) {
       sums[old * h + f] -= row[f];

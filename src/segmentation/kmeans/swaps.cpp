@@ -18,13 +18,43 @@
 #include <vector>
 
 #include "internal.hpp"
-#include "segrec/core/error.hpp"
 
 namespace segrec::kmeans_detail {
 
 namespace {
 constexpr double kMinGain = 1e-6;  // relative inertia drop that keeps a move
 }  // namespace
+
+std::vector<std::tuple<double, std::int64_t, std::int64_t>> cheapest_merges(const KMeansResult& r,
+                                                                            int tries) {
+  std::vector<std::tuple<double, std::int64_t, std::int64_t>> pairs;
+  for (std::int64_t a = 0; a < r.k; ++a)
+    for (std::int64_t b = a + 1; b < r.k; ++b) {
+      const auto na = static_cast<double>(r.sizes[static_cast<std::size_t>(a)]);
+      const auto nb = static_cast<double>(r.sizes[static_cast<std::size_t>(b)]);
+      if (na + nb == 0) continue;
+      pairs.emplace_back(
+          na * nb / (na + nb) * (r.centroids.row(a) - r.centroids.row(b)).squaredNorm(), a, b);
+    }
+  const auto n_try =
+      std::min<std::size_t>(static_cast<std::size_t>(std::max(tries, 0)), pairs.size());
+  std::partial_sort(pairs.begin(), pairs.begin() + static_cast<std::ptrdiff_t>(n_try), pairs.end());
+  pairs.resize(n_try);
+  return pairs;
+}
+
+void take_move(KMeansResult& cur, KMeansResult&& r) {
+  r.restart = cur.restart;
+  r.restart_inertia = std::move(cur.restart_inertia);
+  r.n_iter += cur.n_iter;
+  r.relocated += cur.relocated;
+  r.init_seconds = cur.init_seconds;
+  r.swaps = cur.swaps + 1;
+  r.swap_runs = cur.swap_runs;
+  r.iterations.insert(r.iterations.begin(), cur.iterations.begin(), cur.iterations.end());
+  r.seconds = cur.seconds;
+  cur = std::move(r);
+}
 
 KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, int tries,
                          const KMeansParams& p, const KMeansModes& m, double tol_abs, Exec ex,
@@ -45,22 +75,9 @@ KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, i
       sse[j] += dist[i];
     }
     comm.allreduce(sse);
-    // Candidate pairs by Ward cost (then by index, so the order is total).
-    std::vector<std::tuple<double, std::int64_t, std::int64_t>> pairs;
-    for (std::int64_t a = 0; a < k; ++a)
-      for (std::int64_t b = a + 1; b < k; ++b) {
-        const double na = static_cast<double>(cur.sizes[a]);
-        const double nb = static_cast<double>(cur.sizes[b]);
-        if (na + nb == 0) continue;
-        pairs.emplace_back(
-            na * nb / (na + nb) * (cur.centroids.row(a) - cur.centroids.row(b)).squaredNorm(), a,
-            b);
-      }
-    const auto n_try = std::min<std::size_t>(static_cast<std::size_t>(tries), pairs.size());
-    std::partial_sort(pairs.begin(), pairs.begin() + static_cast<std::ptrdiff_t>(n_try),
-                      pairs.end());
+    const auto pairs = cheapest_merges(cur, tries);
     bool kept = false;
-    for (std::size_t t = 0; t < n_try && !kept; ++t) {
+    for (std::size_t t = 0; t < pairs.size() && !kept; ++t) {
       const auto [cost, a, b] = pairs[t];
       std::int64_t split = -1;
       for (std::int64_t j = 0; j < k; ++j)
@@ -69,12 +86,12 @@ KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, i
       ValueIndex v{-std::numeric_limits<double>::infinity(), INT64_MAX};
       for (std::int64_t i = 0; i < L.n_local; ++i)
         if (cur.labels[i] == split && dist[i] > v.value) v = {dist[i], L.begin + i};
-      const ValueIndex far = comm.allreduce_maxloc(v);
-      SEGREC_ASSERT(far.index >= 0 && far.index < L.n, "no user to split segment ", split, " at");
-      const int owner = L.owner(far.index);
-      if (owner == comm.rank())
-        for (std::int64_t f = 0; f < h; ++f) row[f] = X(far.index - L.begin, f);
-      comm.broadcast(std::span<double>(row), owner);
+      broadcast_best_row(
+          v, L, std::span<double>(row),
+          [&](std::int64_t i, std::span<double> r) {
+            for (std::int64_t f = 0; f < h; ++f) r[f] = X(i, f);
+          },
+          comm);
       const double na = static_cast<double>(cur.sizes[a]);
       const double nb = static_cast<double>(cur.sizes[b]);
       MatrixRD C = cur.centroids;
@@ -84,20 +101,11 @@ KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, i
       // is below the bar after `screen` iterations stays below it.
       KMeansResult r = lloyd_impl(X, L, C, p, m, tol_abs, ex, comm, screen, screen < p.max_iter);
       ++cur.swap_runs;
-      if (r.inertia < (1 - kMinGain) * cur.inertia)
-        r = finish_run(X, L, std::move(r), p, m, tol_abs, ex, comm);
+      const bool lower = r.inertia < (1 - kMinGain) * cur.inertia;  // finishing only lowers it
+      if (lower) r = finish_run(X, L, std::move(r), p, m, tol_abs, ex, comm);
       seconds += r.seconds;
-      if (r.inertia < (1 - kMinGain) * cur.inertia) {
-        r.restart = cur.restart;
-        r.restart_inertia = std::move(cur.restart_inertia);
-        r.n_iter += cur.n_iter;
-        r.relocated += cur.relocated;
-        r.init_seconds = cur.init_seconds;
-        r.swaps = cur.swaps + 1;
-        r.swap_runs = cur.swap_runs;
-        r.iterations.insert(r.iterations.begin(), cur.iterations.begin(), cur.iterations.end());
-        r.seconds = cur.seconds;
-        cur = std::move(r);
+      if (lower) {
+        take_move(cur, std::move(r));
         kept = true;
       }
     }

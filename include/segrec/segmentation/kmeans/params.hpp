@@ -82,8 +82,8 @@ struct KMeansParams {
   /// cheapest pairs) are tried after each kept one before stopping. A restart ends at the
   /// optimum nearest its start; such a move lets it leave one where two planted segments share
   /// a centroid while another is split in two. -1 (default): 5 while users * k * dims <= 1e8
-  /// (as the restarts), else 0; 0: off. Never with --previous or a centroid file, nor under tied
-  /// segments (tied.hpp: their fits are ranked by log det, not by inertia).
+  /// (as the restarts), else 0; 0: off. Never with --previous or a centroid file. Tied segments
+  /// take their own moves, ranked by log det (tied.hpp, tied_swap_refine), as many.
   int swap_tries = -1;
   /// --max-iter: Lloyd iterations at most.
   int max_iter = 300;

@@ -54,11 +54,27 @@ TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KM
 /// log_det wins (res: its clustering; res.restart_inertia: every restart's log_det). A tied
 /// fit's local optimum depends on its start far more than K-means' does, and Euclidean
 /// inertia does not rank tied fits, so every start is refined before they are compared.
-/// `restart_done` is called after each restart (progress reports only).
+/// The winner then takes tied_swap_refine's moves. `restart_done` is called after each
+/// restart (progress reports only).
 TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>& cols,
                              std::int64_t k, KMeansResult& res, const KMeansParams& p,
                              const KMeansModes& modes, const Comm& comm,
                              const std::function<void()>& restart_done = {});
+
+/// Collective. log det of the pooled within-segment covariance of X's columns `cols` under
+/// `labels` (k segments), with the ridge: TiedFit::log_det of those labels.
+double tied_log_det(const MatrixRF& X, const std::vector<Eigen::Index>& cols,
+                    const std::vector<std::int32_t>& labels, std::int64_t k, const Comm& comm);
+
+/// Collective. Merge-split moves on a converged tied fit (tied_swaps.cpp): the pair of segments
+/// with the least Ward cost on Z merges, a segment with a large within sum of squares is cut in
+/// two by 2-means, then Lloyd and whitening rounds run again; the move is kept when log det
+/// falls. `tries` cheapest pairs are tried after each kept move (p.swaps(n, k, h)), each with
+/// up to 3 segments to split; at most k moves are kept. res.swaps and res.swap_runs count
+/// them. A no-op when tries <= 0 or k < 3.
+void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KMeansResult& res,
+                      TiedFit& fit, int tries, const KMeansParams& p, const KMeansModes& modes,
+                      const Comm& comm);
 
 /// Collective. X's columns whose variance over all rows is positive (the view's unused block
 /// is all zero): those the whitening covers.
