@@ -292,6 +292,13 @@ ValueIndex broadcast_best_row(ValueIndex local, const Layout& L, std::span<doubl
 /// n_a n_b / (n_a + n_b) ||c_a - c_b||^2, cheapest first (ties by index): merge candidates.
 std::vector<std::tuple<double, std::int64_t, std::int64_t>> cheapest_merges(const KMeansResult& r,
                                                                             int tries);
+/// Collective. Each cluster's within sum of squares S_j over all ranks, of X's rows (n_local x
+/// h) around r's centroids under r's labels; `dist` (n_local, when given): each row's squared
+/// distance to its centroid.
+std::vector<double> within_sums(const MatrixRF& X, const Layout& L, const KMeansResult& r,
+                                const Comm& comm, std::vector<float>* dist = nullptr);
+/// Local. r's centroids (k x h) with row a the size-weighted mean of clusters a and b.
+MatrixRD merged_centroids(const KMeansResult& r, std::int64_t a, std::int64_t b);
 /// Local. cur <- r, a merge-split move kept from cur: cur's restart, restart_inertia,
 /// iterations, n_iter, relocations and times carry over, swaps + 1 (swap_runs: cur's).
 void take_move(KMeansResult& cur, KMeansResult&& r);

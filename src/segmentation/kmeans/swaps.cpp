@@ -43,6 +43,29 @@ std::vector<std::tuple<double, std::int64_t, std::int64_t>> cheapest_merges(cons
   return pairs;
 }
 
+std::vector<double> within_sums(const MatrixRF& X, const Layout& L, const KMeansResult& r,
+                                const Comm& comm, std::vector<float>* dist) {
+  const std::int64_t h = X.cols();
+  const MatrixRF Cf = r.centroids.cast<float>();
+  std::vector<double> sse(static_cast<std::size_t>(r.k), 0.0);
+  for (std::int64_t i = 0; i < L.n_local; ++i) {
+    const std::int32_t j = r.labels[static_cast<std::size_t>(i)];
+    const float d = sqdist(X.data() + i * h, Cf.data() + j * h, h);
+    if (dist) (*dist)[static_cast<std::size_t>(i)] = d;
+    sse[static_cast<std::size_t>(j)] += d;
+  }
+  comm.allreduce(sse);
+  return sse;
+}
+
+MatrixRD merged_centroids(const KMeansResult& r, std::int64_t a, std::int64_t b) {
+  const auto na = static_cast<double>(r.sizes[static_cast<std::size_t>(a)]);
+  const auto nb = static_cast<double>(r.sizes[static_cast<std::size_t>(b)]);
+  MatrixRD C = r.centroids;
+  C.row(a) = (na * r.centroids.row(a) + nb * r.centroids.row(b)) / (na + nb);
+  return C;
+}
+
 void take_move(KMeansResult& cur, KMeansResult&& r) {
   r.restart = cur.restart;
   r.restart_inertia = std::move(cur.restart_inertia);
@@ -67,14 +90,7 @@ KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, i
   const int screen = p.restart_iters > 0 ? std::min(3 * p.restart_iters, p.max_iter) : p.max_iter;
   // At most k kept moves: each lowers the inertia, and k bounds the work on a slow descent.
   while (cur.swaps < k) {
-    const MatrixRF Cf = cur.centroids.cast<float>();
-    std::vector<double> sse(static_cast<std::size_t>(k), 0.0);  // S_j, global
-    for (std::int64_t i = 0; i < L.n_local; ++i) {
-      const std::int32_t j = cur.labels[i];
-      dist[i] = sqdist(X.data() + i * h, Cf.data() + j * h, h);
-      sse[j] += dist[i];
-    }
-    comm.allreduce(sse);
+    const std::vector<double> sse = within_sums(X, L, cur, comm, &dist);  // S_j, global
     const auto pairs = cheapest_merges(cur, tries);
     bool kept = false;
     for (std::size_t t = 0; t < pairs.size() && !kept; ++t) {
@@ -92,10 +108,7 @@ KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, i
             for (std::int64_t f = 0; f < h; ++f) r[f] = X(i, f);
           },
           comm);
-      const double na = static_cast<double>(cur.sizes[a]);
-      const double nb = static_cast<double>(cur.sizes[b]);
-      MatrixRD C = cur.centroids;
-      C.row(a) = (na * cur.centroids.row(a) + nb * cur.centroids.row(b)) / (na + nb);
+      MatrixRD C = merged_centroids(cur, a, b);
       for (std::int64_t f = 0; f < h; ++f) C(b, f) = row[f];
       // Screened as a restart: the inertia of Lloyd's iterations only falls, so a move that
       // is below the bar after `screen` iterations stays below it.

@@ -101,14 +101,6 @@ MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& la
 
 }  // namespace
 
-double tied_log_det(const MatrixRF& X, const std::vector<Eigen::Index>& cols,
-                    const std::vector<std::int32_t>& labels, std::int64_t k, const Comm& comm) {
-  MatrixRD means;
-  double log_det = 0;
-  pooled_whitening(X, labels, k, cols, means, log_det, comm);
-  return log_det;
-}
-
 TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
                     const KMeansModes& modes, const Comm& comm) {
   return tied_kmeans(X, varying_columns(X, comm), res, p, modes, comm);
@@ -142,8 +134,10 @@ TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KM
       break;
     }
   }
-  if (!t.converged)  // the criterion of the final labels (the whitening stays the last round's)
-    t.log_det = tied_log_det(X, cols, res.labels, res.k, comm);
+  if (!t.converged) {  // the criterion of the final labels (the whitening stays the last round's)
+    MatrixRD unused;
+    pooled_whitening(X, res.labels, res.k, cols, unused, t.log_det, comm);
+  }
   return t;
 }
 

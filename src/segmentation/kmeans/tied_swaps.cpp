@@ -40,10 +40,11 @@ bool split_segment(const MatrixRF& Z, const std::vector<std::int32_t>& labels, s
                    const RowD& mean, RowD& c0, RowD& c1, const Comm& comm) {
   const Eigen::Index h = Z.cols(), n = Z.rows();
   Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(h, h);
+  RowD z(h);  // one row at a time, in double
   for (Eigen::Index i = 0; i < n; ++i)
     if (labels[static_cast<std::size_t>(i)] == j) {
-      const RowD r = Z.row(i).cast<double>() - mean;
-      cov.noalias() += r.transpose() * r;
+      z = Z.row(i).cast<double>() - mean;
+      cov.noalias() += z.transpose() * z;
     }
   comm.allreduce(cov);
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
@@ -63,7 +64,7 @@ bool split_segment(const MatrixRF& Z, const std::vector<std::int32_t>& labels, s
       const std::int8_t s = side[static_cast<std::size_t>(i)];
       if (s < 0) continue;
       if (it > 0) {
-        const RowD z = Z.row(i).cast<double>();
+        z = Z.row(i).cast<double>();
         const std::int8_t t = (z - c1).squaredNorm() < (z - c0).squaredNorm() ? 1 : 0;
         buf[static_cast<std::size_t>(2 * h + 2)] += t != s;
         side[static_cast<std::size_t>(i)] = t;
@@ -89,7 +90,7 @@ void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, 
                       TiedFit& fit, int tries, const KMeansParams& p, const KMeansModes& modes,
                       const Comm& comm) {
   using namespace kmeans_detail;
-  const std::int64_t k = res.k, h = X.cols();
+  const std::int64_t k = res.k;
   const Layout L = make_layout(X.rows(), comm);
   if (tries <= 0 || k < 3 || L.n <= k) return;
   const Exec ex = exec_of(p, modes);
@@ -98,13 +99,7 @@ void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, 
   double seconds = 0;
   // At most k kept moves: each lowers log det, and k bounds the work on a slow descent.
   while (res.swaps < k) {
-    const MatrixRF Cf = res.centroids.cast<float>();
-    std::vector<double> sse(static_cast<std::size_t>(k), 0.0);  // S_j on Z, global
-    for (std::int64_t i = 0; i < L.n_local; ++i) {
-      const std::int32_t j = res.labels[static_cast<std::size_t>(i)];
-      sse[static_cast<std::size_t>(j)] += sqdist(fit.Z.data() + i * h, Cf.data() + j * h, h);
-    }
-    comm.allreduce(sse);
+    const std::vector<double> sse = within_sums(fit.Z, L, res, comm);  // S_j on Z, global
     const auto pairs = cheapest_merges(res, tries);
     std::vector<std::int64_t> by_sse;  // segments that can be split, largest S_j first
     for (std::int64_t j = 0; j < k; ++j)
@@ -132,10 +127,7 @@ void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, 
           it = splits.emplace(j, std::make_pair(std::move(c0), std::move(c1))).first;
         }
         if (it->second.first.size() == 0) continue;
-        const auto na = static_cast<double>(res.sizes[static_cast<std::size_t>(a)]);
-        const auto nb = static_cast<double>(res.sizes[static_cast<std::size_t>(b)]);
-        MatrixRD C = res.centroids;
-        C.row(a) = (na * res.centroids.row(a) + nb * res.centroids.row(b)) / (na + nb);
+        MatrixRD C = merged_centroids(res, a, b);
         C.row(j) = it->second.first;
         C.row(b) = it->second.second;
         // A short Lloyd run in the current whitening, then whitening rounds to convergence.

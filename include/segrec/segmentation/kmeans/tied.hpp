@@ -61,11 +61,6 @@ TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>&
                              const KMeansModes& modes, const Comm& comm,
                              const std::function<void()>& restart_done = {});
 
-/// Collective. log det of the pooled within-segment covariance of X's columns `cols` under
-/// `labels` (k segments), with the ridge: TiedFit::log_det of those labels.
-double tied_log_det(const MatrixRF& X, const std::vector<Eigen::Index>& cols,
-                    const std::vector<std::int32_t>& labels, std::int64_t k, const Comm& comm);
-
 /// Collective. Merge-split moves on a converged tied fit (tied_swaps.cpp): the pair of segments
 /// with the least Ward cost on Z merges, a segment with a large within sum of squares is cut in
 /// two by 2-means, then Lloyd and whitening rounds run again; the move is kept when log det
