@@ -54,7 +54,7 @@ inline MatrixRF make_blobs(std::int64_t n, std::int64_t h, int centers, double s
 /// centroids in the first blob, one in the second, one between the last two (k = 4, 2 dims).
 struct LineBlobs {
   MatrixRF X;
-  MatrixRD trap;   ///< Lloyd from here keeps blob 0 split and blobs 2 and 3 merged
+  MatrixRD trap;   ///< a start from which Lloyd ends in a poor local optimum
   MatrixRD truth;  ///< the blob centres
 };
 inline LineBlobs line_blobs(std::int64_t per, std::uint64_t seed) {
@@ -70,6 +70,31 @@ inline LineBlobs line_blobs(std::int64_t per, std::uint64_t seed) {
   b.trap << 0, -0.8, 0, 0.8, 10, 0, 25, 0;
   b.truth.resize(4, 2);
   b.truth << 0, 0, 10, 0, 20, 0, 30, 0;
+  return b;
+}
+
+/// Bars 0 and 1 side by side (x = 0 and 6.5, sd 0.3), each uniform in y on [-5, 5]; blobs 2
+/// and 3 round (sd 1) and far (x = 30, 40); `per` rows each, row i in blob i % 4. Lloyd from
+/// `trap` cuts bars 0 and 1 together across y (centroids (3.25, -2.5) and (3.25, 2.5)): a
+/// stable fixed point, as a tilt of the cut by e comes back as 6.5^2 / (2 5^2) e = 0.85 e,
+/// with 1.5x the bars' inertia. Their union spreads most along x (variance 10.6 against
+/// 8.3), so 2-means from its principal axis halves finds the bars.
+inline LineBlobs crossed_blobs(std::int64_t per, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  std::uniform_real_distribution<double> along(-5.0, 5.0);
+  constexpr double kCentre[4] = {0, 6.5, 30, 40};
+  LineBlobs b;
+  b.X.resize(4 * per, 2);
+  for (std::int64_t i = 0; i < 4 * per; ++i) {
+    const bool bar = i % 4 < 2;
+    b.X(i, 0) = static_cast<float>(kCentre[i % 4] + (bar ? 0.3 : 1.0) * noise(rng));
+    b.X(i, 1) = static_cast<float>(bar ? along(rng) : noise(rng));
+  }
+  b.trap.resize(4, 2);
+  b.trap << 3.25, -2.5, 3.25, 2.5, 30, 0, 40, 0;
+  b.truth.resize(4, 2);
+  b.truth << 0, 0, 6.5, 0, 30, 0, 40, 0;
   return b;
 }
 

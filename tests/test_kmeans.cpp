@@ -502,6 +502,7 @@ TEST(KMeansInit, ParallelTopsUpWhenTooFewCandidates) {
 TEST(KMeansInit, RestartsKeepTheLowestInertia) {
   const MatrixRF X = make_blobs(600, 5, 9, 2.0, 35);
   KMeansParams p = params("9", "random");
+  p.swap_tries = 0;  // the restarts alone: no merge-split moves after the winner
   const Comm comm;
   const auto one = kmeans(X, 9, p, comm);
   p.n_init = 6;
@@ -572,41 +573,69 @@ TEST(KMeansInit, ScreenedRestartsGoOnAsTheWinnerAlone) {
     }
 }
 
+// Four blobs (row i in blob i % 4) fit from a trap and from the true centres, k = 4, serial;
+// refine(trapped, tries) runs the moves.
+struct SwapCase {
+  testing_ref::LineBlobs b;
+  Comm comm;
+  KMeansParams p = params("4");
+  KMeansModes m = p.validate();
+  kmeans_detail::Layout L = kmeans_detail::make_layout(b.X.rows(), comm);
+  kmeans_detail::Exec ex = kmeans_detail::exec_of(p, m);
+  double tol = p.tol * kmeans_detail::mean_variance(b.X, L, comm);
+  KMeansResult trapped = kmeans_detail::lloyd_impl(b.X, L, b.trap, p, m, tol, ex, comm);
+  KMeansResult best = kmeans_detail::lloyd_impl(b.X, L, b.truth, p, m, tol, ex, comm);
+
+  explicit SwapCase(testing_ref::LineBlobs blobs) : b(std::move(blobs)) {}
+  KMeansResult refine(const KMeansResult& from, int tries) const {
+    return kmeans_detail::swap_refine(b.X, L, from, tries, p, m, tol, ex, comm);
+  }
+  // One label per blob, four distinct.
+  void expect_blobs(const KMeansResult& r) const {
+    std::set<std::pair<int, std::int32_t>> pairs;
+    for (std::int64_t i = 0; i < b.X.rows(); ++i)
+      pairs.insert({static_cast<int>(i % 4), r.labels[static_cast<std::size_t>(i)]});
+    EXPECT_EQ(pairs.size(), 4u);
+    std::set<std::int32_t> labels(r.labels.begin(), r.labels.end());
+    EXPECT_EQ(labels.size(), 4u);
+  }
+};
+
 TEST(KMeansSwaps, LeaveALocalOptimum) {
   // Lloyd from the trap keeps blob 0 split and blobs 2 and 3 under one centroid; one move
-  // (merge the halves of blob 0, split the merged pair at its farthest user) reaches the
-  // blobs, whose fit is Lloyd's from the true centres.
-  const auto b = testing_ref::line_blobs(200, 3);
-  const Comm comm;
-  KMeansParams p = params("4");
-  const KMeansModes m = p.validate();
-  const auto L = kmeans_detail::make_layout(b.X.rows(), comm);
-  const auto ex = kmeans_detail::exec_of(p, m);
-  const double tol = p.tol * kmeans_detail::mean_variance(b.X, L, comm);
-  const auto trapped = kmeans_detail::lloyd_impl(b.X, L, b.trap, p, m, tol, ex, comm);
-  const auto best = kmeans_detail::lloyd_impl(b.X, L, b.truth, p, m, tol, ex, comm);
-  ASSERT_GT(trapped.inertia, 3 * best.inertia);  // the trap holds without moves
-  const auto r = kmeans_detail::swap_refine(b.X, L, trapped, 5, p, m, tol, ex, comm);
+  // (merge the halves of blob 0, cut blobs 2 and 3 in two by 2-means) reaches the blobs,
+  // whose fit is Lloyd's from the true centres.
+  const SwapCase c(testing_ref::line_blobs(200, 3));
+  ASSERT_GT(c.trapped.inertia, 3 * c.best.inertia);  // the trap holds without moves
+  const auto r = c.refine(c.trapped, 5);
   EXPECT_GE(r.swaps, 1);
-  EXPECT_EQ(r.swap_runs, r.swaps + 5);  // each kept move, then 5 that gain nothing
-  EXPECT_NEAR(r.inertia, best.inertia, 1e-9 * best.inertia);
-  EXPECT_GT(r.n_iter, trapped.n_iter);
-  // One label per blob, four distinct.
-  std::set<std::pair<int, std::int32_t>> pairs;
-  for (std::int64_t i = 0; i < b.X.rows(); ++i)
-    pairs.insert({static_cast<int>(i % 4), r.labels[i]});
-  EXPECT_EQ(pairs.size(), 4u);
-  std::set<std::int32_t> labels(r.labels.begin(), r.labels.end());
-  EXPECT_EQ(labels.size(), 4u);
+  // Each pair's candidates: cut anew, then merged with the widest other cluster split.
+  EXPECT_LE(r.swap_runs, 2 * 5 * (r.swaps + 1));
+  EXPECT_GE(r.swap_runs, r.swaps + 2 * 5);  // each kept move, then 5 pairs that gain nothing
+  EXPECT_NEAR(r.inertia, c.best.inertia, 1e-9 * c.best.inertia);
+  EXPECT_GT(r.n_iter, c.trapped.n_iter);
+  c.expect_blobs(r);
   // 0 tries, or a fit no move improves: unchanged.
-  const auto off = kmeans_detail::swap_refine(b.X, L, trapped, 0, p, m, tol, ex, comm);
-  EXPECT_EQ(off.labels, trapped.labels);
-  EXPECT_EQ(off.inertia, trapped.inertia);
+  const auto off = c.refine(c.trapped, 0);
+  EXPECT_EQ(off.labels, c.trapped.labels);
+  EXPECT_EQ(off.inertia, c.trapped.inertia);
   EXPECT_EQ(off.swap_runs, 0);
-  const auto kept = kmeans_detail::swap_refine(b.X, L, best, 3, p, m, tol, ex, comm);
-  EXPECT_EQ(kept.labels, best.labels);
+  const auto kept = c.refine(c.best, 3);
+  EXPECT_EQ(kept.labels, c.best.labels);
   EXPECT_EQ(kept.swaps, 0);
-  EXPECT_EQ(kept.swap_runs, 3);
+  EXPECT_EQ(kept.swap_runs, 2 * 3);
+}
+
+TEST(KMeansSwaps, CutAPairAnew) {
+  // Two centroids cut bars 0 and 1 together across their long axis; no merge-split move
+  // helps (every other cluster is one blob), but cutting the pair anew from the principal
+  // axis of their union, the first candidate of the cheapest pair, reaches the bars.
+  const SwapCase c(testing_ref::crossed_blobs(500, 5));
+  ASSERT_GT(c.trapped.inertia, 1.3 * c.best.inertia);  // the trap holds without moves
+  const auto r = c.refine(c.trapped, 1);
+  EXPECT_EQ(r.swaps, 1);
+  EXPECT_NEAR(r.inertia, c.best.inertia, 1e-9 * c.best.inertia);
+  c.expect_blobs(r);
 }
 
 TEST(KMeansSwaps, AutoRuleAndDefaultPath) {

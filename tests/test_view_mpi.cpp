@@ -101,6 +101,18 @@ TEST(GapPick, KneeOfTheCurve) {
   std::vector<GapValue> g3;
   for (double v : {1.0, 1.01, 1.02, 1.03, 1.04, 1.05}) g3.push_back({v, 0.01});
   EXPECT_EQ(ks[gap_pick(ks, g3)], 2);
+  // 16 groups, the curve rising 0.05 a step up to 16 and 0.02 after, with one uneven pair of
+  // steps inside (0.01 into 10, 0.08 into 11): the knee is 16, not 9 (a one-step knee's pick:
+  // 0.05 - 0.01 there against 0.05 - 0.02 at 16).
+  std::vector<std::int64_t> ks4;
+  std::vector<GapValue> g4;
+  double v4 = 0;
+  for (std::int64_t k = 2; k <= 20; ++k) {
+    v4 += k == 10 ? 0.01 : k == 11 ? 0.08 : k <= 16 ? 0.05 : 0.02;
+    ks4.push_back(k);
+    g4.push_back({v4, 0.01});
+  }
+  EXPECT_EQ(ks4[gap_pick(ks4, g4)], 16);
 }
 
 TEST(Gap, NearZeroWithoutGroupsLargeWithGroups) {

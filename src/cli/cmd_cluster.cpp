@@ -71,10 +71,10 @@ class Cluster final : public Command {
             "restart-iters", po::value(&p_.restart_iters)->default_value(p_.restart_iters),
             "Lloyd iterations of every restart before only the best goes on (0: all run to the "
             "end)")("swap-tries", po::value(&p_.swap_tries)->default_value(p_.swap_tries),
-                    "merge-split moves tried after each kept one: merge the cheapest pair, "
-                    "split the largest segment at its farthest user, keep a lower inertia "
-                    "(tied segments: split by 2-means, keep a lower log det) (-1: 5 while "
-                    "users * k * dims <= 1e8, else 0; 0: off)")(
+                    "pairs of segments tried after each kept move: cut the pair anew by "
+                    "2-means, or merge it and split the widest other segment by 2-means; keep "
+                    "a lower inertia (tied segments: merge and split, keep a lower log det) "
+                    "(-1: 5 while users * k * dims <= 1e8, else 0; 0: off)")(
             "max-iter", po::value(&p_.max_iter)->default_value(p_.max_iter),
             "Lloyd iterations at most")(
             "tol", po::value(&p_.tol)->default_value(p_.tol),

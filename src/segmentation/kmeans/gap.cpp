@@ -13,6 +13,8 @@ namespace segrec {
 
 namespace {
 constexpr std::uint64_t kTagGap = 0x474150ULL;  // "GAP"
+// Points of the sweep on each side of k over which the knee's slopes are taken (gap.hpp).
+constexpr std::size_t kKneeWindow = 2;
 
 // Standard normal from two keyed uniforms (Box-Muller).
 double normal(std::uint64_t key) {
@@ -98,21 +100,29 @@ GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, 
 std::size_t gap_pick(std::span<const std::int64_t> ks, std::span<const GapValue> g) {
   const std::size_t n = g.size();
   if (n < 2) return 0;
-  // Slope of the gap curve into each k, per unit of k; gap(1) = 0 (the null has the data's
-  // covariance, so one cluster scores exactly 0).
-  std::vector<double> slope(n, std::numeric_limits<double>::quiet_NaN());
-  for (std::size_t i = 0; i < n; ++i) {
-    const double k0 = i > 0 ? static_cast<double>(ks[i - 1]) : 1.0;
-    const double g0 = i > 0 ? g[i - 1].gap : 0.0;
-    if (i > 0 || ks[0] == 2) slope[i] = (g[i].gap - g0) / (static_cast<double>(ks[i]) - k0);
+  // The curve with gap(1) = 0 in front when the sweep starts at 2 (the null has the data's
+  // covariance, so one cluster scores exactly 0): points (x[i], y[i]), i < m.
+  std::vector<double> x, y;
+  if (ks[0] == 2) {
+    x.push_back(1.0);
+    y.push_back(0.0);
   }
+  const std::size_t off = x.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    x.push_back(static_cast<double>(ks[i]));
+    y.push_back(g[i].gap);
+  }
+  const std::size_t m = x.size();
+  const auto slope = [&](std::size_t a, std::size_t b) { return (y[b] - y[a]) / (x[b] - x[a]); };
   std::size_t best = n - 1;
   double best_drop = -std::numeric_limits<double>::infinity();
-  for (std::size_t i = 0; i + 1 < n; ++i) {
-    const double drop = slope[i] - slope[i + 1];
+  for (std::size_t i = std::max<std::size_t>(off, 1); i + 1 < m; ++i) {
+    const std::size_t lo = i >= kKneeWindow ? i - kKneeWindow : 0;
+    const std::size_t hi = std::min(m - 1, i + kKneeWindow);
+    const double drop = slope(lo, i) - slope(i, hi);
     if (std::isfinite(drop) && drop > best_drop) {
       best_drop = drop;
-      best = i;
+      best = i - off;
     }
   }
   return best;

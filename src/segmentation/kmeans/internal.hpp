@@ -293,10 +293,19 @@ ValueIndex broadcast_best_row(ValueIndex local, const Layout& L, std::span<doubl
 std::vector<std::tuple<double, std::int64_t, std::int64_t>> cheapest_merges(const KMeansResult& r,
                                                                             int tries);
 /// Collective. Each cluster's within sum of squares S_j over all ranks, of X's rows (n_local x
-/// h) around r's centroids under r's labels; `dist` (n_local, when given): each row's squared
-/// distance to its centroid.
+/// h) around r's centroids under r's labels.
 std::vector<double> within_sums(const MatrixRF& X, const Layout& L, const KMeansResult& r,
-                                const Comm& comm, std::vector<float>* dist = nullptr);
+                                const Comm& comm);
+/// Collective. The candidate moves of one round from r (Z: n_local x h, the rows r was fit on;
+/// sse: S_j over all ranks), in order: for each of the `tries` cheapest merges (a, b), when
+/// `cut_anew`, the centroids C (k x h) with a, b <- the two 2-means halves of their union; then
+/// for each of the `splits` splittable segments j outside {a, b} with the largest S_j, C with
+/// a <- the pair's mean and j, b <- the two 2-means halves of segment j (swaps.cpp). `keep(C)`
+/// runs the move and says whether it was kept; the round ends at the first kept move (true) or
+/// when none is left (false). The same moves on every rank, at any rank count.
+bool try_moves(const MatrixRF& Z, const KMeansResult& r, const std::vector<double>& sse, int tries,
+               bool cut_anew, int splits, const Comm& comm,
+               const std::function<bool(const MatrixRD&)>& keep);
 /// Local. r's centroids (k x h) with row a the size-weighted mean of clusters a and b.
 MatrixRD merged_centroids(const KMeansResult& r, std::int64_t a, std::int64_t b);
 /// Local. cur <- r, a merge-split move kept from cur: cur's restart, restart_inertia,

@@ -8,13 +8,16 @@
 // columns or correlations, and gap grows as groups separate. se(k) = sd_b * sqrt(1 + 1/B).
 // gap(1) = 0 exactly (one cluster: both inertias are the total variance).
 // Rule: the knee of the gap curve, the k after which the curve's slope drops the most:
-//   k* = argmax_k [ s(k) - s(k') ],  s(k) = (gap(k) - gap(k_prev)) / (k - k_prev)
-// (k_prev, k' the sweep's neighbours of k; k_prev of 2 is 1). While k is below the number
-// of groups, each extra segment separates more groups and the gap climbs steeply; past it,
+//   k* = argmax_k [ s(k_-, k) - s(k, k_+) ],  s(a, b) = (gap(b) - gap(a)) / (b - a)
+// (k_-, k_+: the sweep's values two places before and after k, or its ends; gap(1) = 0 is
+// a point of the curve before a sweep that starts at 2). While k is below the number of
+// groups, each extra segment separates more groups and the gap climbs steeply; past it,
 // segments only split groups and the gap rises slowly (K-means still finds some structure
 // in a group's spread that a Gaussian lacks, so Tibshirani's "first k with gap(k) >=
-// gap(k+1) - se(k+1)" keeps going one or two k too far when se is small). The last k of
-// the sweep is never a knee unless the sweep has one value.
+// gap(k+1) - se(k+1)" keeps going one or two k too far when se is small). Slopes over two
+// steps: one step's rise varies by about a third between neighbouring k (each k is its own
+// local optimum), enough to move a one-step knee on 16 groups. The last k of the sweep is
+// never a knee unless the sweep has one value.
 #pragma once
 
 #include <Eigen/Core>

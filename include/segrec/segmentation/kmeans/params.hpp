@@ -74,14 +74,15 @@ struct KMeansParams {
   /// 10 by default: restarts then cost their initialisation and 10 iterations each, not a
   /// whole run each (docs/clustering.md has the measured inertia).
   int restart_iters = 10;
-  /// --swap-tries: after the restarts, merge-split moves (swaps.cpp): the two segments whose
-  /// merge costs the least inertia become one, the segment with the largest within sum of
-  /// squares gains a second centroid at its farthest user, and Lloyd runs again (screened: 3 x
-  /// restart_iters iterations, then on only when already lower); the result is kept when the
-  /// inertia falls by more than 1e-6 of itself. This many moves (the next
-  /// cheapest pairs) are tried after each kept one before stopping. A restart ends at the
-  /// optimum nearest its start; such a move lets it leave one where two planted segments share
-  /// a centroid while another is split in two. -1 (default): 5 while users * k * dims <= 1e8
+  /// --swap-tries: after the restarts, moves (swaps.cpp) from the pair of segments whose merge
+  /// costs the least inertia: the pair cut anew in two by 2-means on its users, then the pair
+  /// merged into one while the segment with the largest within sum of squares is cut in two
+  /// by 2-means; Lloyd runs again after each (screened: 3 x restart_iters iterations, then on
+  /// only when already lower), and the result is kept when the inertia falls by more than 1e-6
+  /// of itself. This many pairs (the next cheapest) are tried after each kept move before
+  /// stopping. A restart ends at the optimum nearest its start; such moves let it leave one
+  /// where two planted segments share a centroid while another is split in two, or where two
+  /// centroids cut two planted segments across. -1 (default): 5 while users * k * dims <= 1e8
   /// (as the restarts), else 0; 0: off. Never with --previous or a centroid file. Tied segments
   /// take their own moves, ranked by log det (tied.hpp, tied_swap_refine), as many.
   int swap_tries = -1;
