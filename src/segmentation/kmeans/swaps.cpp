@@ -38,52 +38,62 @@ namespace segrec::kmeans_detail {
 
 namespace {
 
-constexpr int kSplits = 1;         // segments (largest S_j first) split per merged pair
-constexpr double kMinGain = 1e-6;  // relative inertia drop that keeps a move
-constexpr int kSplitIters = 20;    // 2-means iterations inside the split segment
+constexpr int kSplits = 1;                  // segments (largest S_j first) split per merged pair
+constexpr double kMinGain = 1e-6;           // relative inertia drop that keeps a move
+constexpr int kSplitIters = 20;             // 2-means iterations inside the split segment
+constexpr Eigen::Index kSplitChunk = 4096;  // rows of a split read at a time
 
 using RowD = Eigen::RowVectorXd;
 
 // Two centroids for the rows of Z labelled j or j2 (j2 = j: one segment): 2-means on those rows
 // from the halves on either side of their principal axis through `mean`, their mean. False
-// when a half is empty. Collective; the result is the same on every rank.
+// when a half is empty. Collective; the result is the same on every rank. The rows are
+// gathered once (m x h floats, m <= this rank's rows) and read in chunks of kSplitChunk,
+// centred on `mean`, in double.
 bool split_segment(const MatrixRF& Z, const std::vector<std::int32_t>& labels, std::int32_t j,
                    std::int32_t j2, const RowD& mean, RowD& c0, RowD& c1, const Comm& comm) {
-  const Eigen::Index h = Z.cols(), n = Z.rows();
-  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(h, h);
-  RowD z(h);  // one row at a time, in double
-  for (Eigen::Index i = 0; i < n; ++i)
-    if (labels[static_cast<std::size_t>(i)] == j || labels[static_cast<std::size_t>(i)] == j2) {
-      z = Z.row(i).cast<double>() - mean;
-      cov.noalias() += z.transpose() * z;
+  const Eigen::Index h = Z.cols();
+  Eigen::Index m = 0;
+  for (Eigen::Index i = 0; i < Z.rows(); ++i)
+    m += labels[static_cast<std::size_t>(i)] == j || labels[static_cast<std::size_t>(i)] == j2;
+  MatrixRF G(m, h);  // this rank's rows in the split, in order
+  for (Eigen::Index i = 0, g = 0; i < Z.rows(); ++i)
+    if (labels[static_cast<std::size_t>(i)] == j || labels[static_cast<std::size_t>(i)] == j2)
+      G.row(g++) = Z.row(i);
+  MatrixRD B;  // rows [a, a + r) of G, centred: r x h
+  const auto for_each_chunk = [&](auto&& f) {
+    for (Eigen::Index a = 0; a < m; a += kSplitChunk) {
+      const Eigen::Index r = std::min(kSplitChunk, m - a);
+      B = G.middleRows(a, r).cast<double>().rowwise() - mean;
+      f(a, r);
     }
+  };
+  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(h, h);
+  for_each_chunk([&](Eigen::Index, Eigen::Index) { cov.noalias() += B.transpose() * B; });
   comm.allreduce(cov);
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
-  Eigen::VectorXd v = eig.eigenvectors().col(h - 1);
+  Eigen::VectorXd w = eig.eigenvectors().col(h - 1);
   Eigen::Index top = 0;  // sign: the largest component positive (the same at any rank count)
-  v.cwiseAbs().maxCoeff(&top);
-  if (v(top) < 0) v = -v;
-  std::vector<std::int8_t> side(static_cast<std::size_t>(n), -1);  // -1: not in segment j
-  for (Eigen::Index i = 0; i < n; ++i)
-    if (labels[static_cast<std::size_t>(i)] == j || labels[static_cast<std::size_t>(i)] == j2)
-      side[static_cast<std::size_t>(i)] = (Z.row(i).cast<double>() - mean).dot(v) > 0 ? 1 : 0;
+  w.cwiseAbs().maxCoeff(&top);
+  if (w(top) < 0) w = -w;
+  double t = 0;  // a row is on side 1 when its centred z has z . w > t
+  std::vector<std::int8_t> side(static_cast<std::size_t>(m), -1);
   // [sums of side 0 (h) | sums of side 1 (h) | count 0 | count 1 | changed]
   std::vector<double> buf(static_cast<std::size_t>(2 * h + 3));
+  Eigen::VectorXd proj;
   for (int it = 0; it <= kSplitIters; ++it) {
     std::fill(buf.begin(), buf.end(), 0.0);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      const std::int8_t s = side[static_cast<std::size_t>(i)];
-      if (s < 0) continue;
-      if (it > 0) {
-        z = Z.row(i).cast<double>();
-        const std::int8_t t = (z - c1).squaredNorm() < (z - c0).squaredNorm() ? 1 : 0;
-        buf[static_cast<std::size_t>(2 * h + 2)] += t != s;
-        side[static_cast<std::size_t>(i)] = t;
+    for_each_chunk([&](Eigen::Index a, Eigen::Index r) {
+      proj.noalias() = B * w;
+      for (Eigen::Index q = 0; q < r; ++q) {
+        const std::int8_t s = proj(q) > t ? 1 : 0;
+        std::int8_t& old = side[static_cast<std::size_t>(a + q)];
+        if (it > 0) buf[static_cast<std::size_t>(2 * h + 2)] += s != old;
+        old = s;
+        Eigen::Map<RowD>(buf.data() + s * h, h) += B.row(q);
+        buf[static_cast<std::size_t>(2 * h + s)] += 1;
       }
-      const auto off = static_cast<std::size_t>(side[static_cast<std::size_t>(i)] * h);
-      for (Eigen::Index f = 0; f < h; ++f) buf[off + static_cast<std::size_t>(f)] += Z(i, f);
-      buf[static_cast<std::size_t>(2 * h + side[static_cast<std::size_t>(i)])] += 1;
-    }
+    });
     comm.allreduce(buf);
     const double n0 = buf[static_cast<std::size_t>(2 * h)];
     const double n1 = buf[static_cast<std::size_t>(2 * h + 1)];
@@ -91,7 +101,12 @@ bool split_segment(const MatrixRF& Z, const std::vector<std::int32_t>& labels, s
     c0 = Eigen::Map<const RowD>(buf.data(), h) / n0;
     c1 = Eigen::Map<const RowD>(buf.data() + h, h) / n1;
     if (it > 0 && buf[static_cast<std::size_t>(2 * h + 2)] == 0) break;
+    // Nearer c1 than c0: |z - c1|^2 < |z - c0|^2, i.e. z . (c1 - c0) > (|c1|^2 - |c0|^2) / 2.
+    w = (c1 - c0).transpose();
+    t = (c1.squaredNorm() - c0.squaredNorm()) / 2;
   }
+  c0 += mean;
+  c1 += mean;
   return true;
 }
 
