@@ -15,13 +15,16 @@ namespace segrec {
 
 void whiten_rows(const MatrixRF& X, const MatrixRD& whitening, MatrixRF& Z) {
   // In double, by blocks of rows (a bounded temporary; each row's arithmetic is the same
-  // wherever it sits).
+  // wherever it sits): the block is cast first, so that the product is one GEMM.
   constexpr Eigen::Index kBlock = 4096;
   Z.resize(X.rows(), X.cols());
   const MatrixRD Wt = whitening.transpose();
+  MatrixRD Xd, Zd;  // a block of rows in double, and its whitened rows
   for (Eigen::Index i = 0; i < X.rows(); i += kBlock) {
     const Eigen::Index m = std::min(kBlock, X.rows() - i);
-    Z.middleRows(i, m) = (X.middleRows(i, m).cast<double>() * Wt).cast<float>();
+    Xd = X.middleRows(i, m).cast<double>();
+    Zd.noalias() = Xd * Wt;
+    Z.middleRows(i, m) = Zd.cast<float>();
   }
 }
 
@@ -45,6 +48,8 @@ std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm) {
 }
 
 namespace {
+
+constexpr Eigen::Index kScatterBlock = 4096;  // rows per GEMM of the pooled scatter
 
 // The whitening of the pooled within-segment covariance of X's columns `cols` under
 // `labels` (k segments): h x h, identity outside cols. Also the segments' means (k x h).
@@ -70,19 +75,21 @@ MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& la
       for (Eigen::Index j = 0; j < h; ++j)
         means(c, j) = buf[static_cast<std::size_t>(c * h + j)] / cnt;
   }
-  std::vector<double> s(static_cast<std::size_t>(d * d), 0.0);
-  Eigen::VectorXd r(d);
-  for (Eigen::Index i = 0; i < X.rows(); ++i) {
-    const auto l = labels[static_cast<std::size_t>(i)];
-    for (Eigen::Index a = 0; a < d; ++a) r(a) = X(i, cols[a]) - means(l, cols[a]);
-    for (Eigen::Index a = 0; a < d; ++a)
-      for (Eigen::Index b = 0; b <= a; ++b) s[static_cast<std::size_t>(a * d + b)] += r(a) * r(b);
+  // The scatter S = sum_i r_i^T r_i, r_i the row's columns `cols` around its segment's mean,
+  // a GEMM per block of kScatterBlock rows (R: rows x d, double).
+  Eigen::MatrixXd S = Eigen::MatrixXd::Zero(d, d);
+  MatrixRD R;
+  for (Eigen::Index i0 = 0; i0 < X.rows(); i0 += kScatterBlock) {
+    const Eigen::Index m = std::min(kScatterBlock, X.rows() - i0);
+    R.resize(m, d);
+    for (Eigen::Index q = 0; q < m; ++q) {
+      const auto l = labels[static_cast<std::size_t>(i0 + q)];
+      for (Eigen::Index a = 0; a < d; ++a) R(q, a) = X(i0 + q, cols[a]) - means(l, cols[a]);
+    }
+    S.noalias() += R.transpose() * R;
   }
-  comm.allreduce(s);
-  Eigen::MatrixXd S(d, d);
-  for (Eigen::Index a = 0; a < d; ++a)
-    for (Eigen::Index b = 0; b <= a; ++b)
-      S(a, b) = S(b, a) = s[static_cast<std::size_t>(a * d + b)] / std::max(n, 1.0);
+  comm.allreduce(S);
+  S /= std::max(n, 1.0);
   const double ridge = kTiedRidge * (d > 0 ? S.trace() / static_cast<double>(d) : 0.0);
   S.diagonal().array() += ridge > 0 ? ridge : 1e-30;
   const Eigen::LLT<Eigen::MatrixXd> llt(S);
