@@ -5,11 +5,10 @@
 // The candidates of a round (try_moves), from the fit (C: k x h, n_j users, S_j within sum of
 // squares of segment j), for each pair (a, b) in order of the least Ward cost
 // n_a n_b / (n_a + n_b) ||c_a - c_b||^2:
-//   cut anew (`cut_anew`): c_a, c_b <- the two halves of a and b's union, by 2-means from the
-//   halves on
-//             either side of its principal axis;
+//   cut anew (when `cut_anew`): c_a, c_b <- the two halves of a and b's union, by 2-means
+//     from the halves on either side of its principal axis;
 //   merge and split: c_a <- the pair's mean; the `splits` segments j outside {a, b} with the
-//             largest S_j in turn: c_j, c_b <- the two halves of j, by the same 2-means.
+//     largest S_j in turn: c_j, c_b <- the two halves of j, by the same 2-means.
 // Here each is followed by Lloyd, screened: 3 x --restart-iters iterations, then on to
 // convergence only when the inertia is already below the bar (10 iterations missed a move on
 // planted data). The fit is kept when its inertia is below (1 - 1e-6) of the current one;
@@ -19,7 +18,7 @@
 // Measured on segrec generate's 16 taste segments (6,000 users, seeds 1-6 and 42, `--k 16`):
 // with the earlier moves (merge, and a second centroid at the user farthest from c_j), 3 of the
 // 7 fits ended above the inertia Lloyd reaches from the planted segments. Cutting the pair anew
-// took 2 of them there (seeds 1 and 3: two segments sharing their main category had been cut
+// took 2 of them there (seeds 1 and 3: pairs of segments sharing a main category had been cut
 // across; ARI 0.83 -> 0.96, 0.90 -> 0.96); the third stays 0.07% above. The 2-means split alone
 // lowered seed 1's inertia by 1.0% (the planted fit: 1.9%). A 2nd and 3rd segment to split
 // changed none of those fits, nor 3 more of 16 segments, and doubled the cost of a sweep on
