@@ -296,6 +296,9 @@ std::vector<std::tuple<double, std::int64_t, std::int64_t>> cheapest_merges(cons
 /// h) around r's centroids under r's labels.
 std::vector<double> within_sums(const MatrixRF& X, const Layout& L, const KMeansResult& r,
                                 const Comm& comm);
+/// Local. Lloyd iterations of a move's first run: 3 x p.restart_iters, at most p.max_iter
+/// (p.max_iter when restart_iters is 0).
+int move_iters(const KMeansParams& p);
 /// Collective. The candidate moves of one round from r (Z: n_local x h, the rows r was fit on;
 /// sse: S_j over all ranks), in order: for each of the `tries` cheapest merges (a, b), when
 /// `cut_anew`, the centroids C (k x h) with a, b <- the two 2-means halves of their union; then

@@ -52,13 +52,15 @@ using RowD = Eigen::RowVectorXd;
 bool split_segment(const MatrixRF& Z, const std::vector<std::int32_t>& labels, std::int32_t j,
                    std::int32_t j2, const RowD& mean, RowD& c0, RowD& c1, const Comm& comm) {
   const Eigen::Index h = Z.cols();
+  const auto in_split = [&](Eigen::Index i) {
+    const std::int32_t l = labels[static_cast<std::size_t>(i)];
+    return l == j || l == j2;
+  };
   Eigen::Index m = 0;
-  for (Eigen::Index i = 0; i < Z.rows(); ++i)
-    m += labels[static_cast<std::size_t>(i)] == j || labels[static_cast<std::size_t>(i)] == j2;
+  for (Eigen::Index i = 0; i < Z.rows(); ++i) m += in_split(i);
   MatrixRF G(m, h);  // this rank's rows in the split, in order
   for (Eigen::Index i = 0, g = 0; i < Z.rows(); ++i)
-    if (labels[static_cast<std::size_t>(i)] == j || labels[static_cast<std::size_t>(i)] == j2)
-      G.row(g++) = Z.row(i);
+    if (in_split(i)) G.row(g++) = Z.row(i);
   MatrixRD B;  // rows [a, a + r) of G, centred: r x h
   const auto for_each_chunk = [&](auto&& f) {
     for (Eigen::Index a = 0; a < m; a += kSplitChunk) {
@@ -163,6 +165,10 @@ void take_move(KMeansResult& cur, KMeansResult&& r) {
   cur = std::move(r);
 }
 
+int move_iters(const KMeansParams& p) {
+  return p.restart_iters > 0 ? std::min(3 * p.restart_iters, p.max_iter) : p.max_iter;
+}
+
 bool try_moves(const MatrixRF& Z, const KMeansResult& r, const std::vector<double>& sse, int tries,
                bool cut_anew, int splits, const Comm& comm,
                const std::function<bool(const MatrixRD&)>& keep) {
@@ -215,7 +221,7 @@ KMeansResult swap_refine(const MatrixRF& X, const Layout& L, KMeansResult cur, i
   const std::int64_t k = cur.k;
   if (tries <= 0 || k < 3 || L.n <= k) return cur;
   double seconds = 0;
-  const int screen = p.restart_iters > 0 ? std::min(3 * p.restart_iters, p.max_iter) : p.max_iter;
+  const int screen = move_iters(p);
   // At most k kept moves: each lowers the inertia, and k bounds the work on a slow descent.
   while (cur.swaps < k) {
     const std::vector<double> sse = within_sums(X, L, cur, comm);  // S_j, global

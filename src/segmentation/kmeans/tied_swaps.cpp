@@ -38,7 +38,7 @@ void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, 
   if (tries <= 0 || k < 3 || L.n <= k) return;
   const Exec ex = exec_of(p, modes);
   KMeansParams short_p = p;  // the first Lloyd run of a move
-  short_p.max_iter = p.restart_iters > 0 ? std::min(3 * p.restart_iters, p.max_iter) : p.max_iter;
+  short_p.max_iter = move_iters(p);
   double seconds = 0;
   // At most k kept moves: each lowers log det, and k bounds the work on a slow descent.
   while (res.swaps < k) {
