@@ -23,6 +23,7 @@
 #include "segrec/segmentation/cluster.hpp"
 #include "segrec/segmentation/profile.hpp"
 #include "segrec/segmentation/project.hpp"
+#include "segrec/segmentation/view.hpp"
 
 namespace segrec {
 namespace {
@@ -158,6 +159,71 @@ TEST(ClusterStage, BadInputsAreCollectiveDataErrors) {
   EXPECT_THROW(run_cluster_stage(files_in(ok, ok), p, ViewParams{}, SegmentReportParams{}, world),
                DataError);
   EXPECT_FALSE(std::filesystem::exists(ok + "/segments.h5"));
+}
+
+// A one-block view clusters the block's columns alone and widens the result (cluster.cpp):
+// the same labels and centroids as K-means on the full-width viewed rows (the other block's
+// columns all 0), centroids 0 outside the block, the whitening the identity there.
+TEST(ClusterStage, OneBlockViewMatchesTheFullWidth) {
+  const Comm world = Comm::world();
+  const Comm serial;
+  constexpr std::int64_t kInterest = 3, kValue = 3, kH = kInterest + kValue;
+  // Interest: structureless noise; value: three blobs along the fixture's segments.
+  const MatrixRF noise = testing_ref::make_blobs(kUsers, kInterest, 1, 0.0, 7);
+  const MatrixRF blobs = testing_ref::make_blobs(kUsers, kValue, 3, 6.0, 8);
+  MatrixRF H(kUsers, kH);
+  H << noise, blobs;
+  for (const char* view : {"value", "interest"}) {
+    SCOPED_TRACE(view);
+    const std::string dir = make_dir(std::string("stage_block_") + view, world);
+    write_inputs(dir, world);
+    const Block b = block_partition(kUsers, world.size(), world.rank());
+    {
+      std::vector<std::string> ids;
+      for (std::int64_t u = b.begin; u < b.end; ++u) ids.push_back("user" + std::to_string(u));
+      const MatrixRF mine = H.middleRows(b.begin, b.size());
+      h5::File f = h5::File::create(dir + "/projection.h5", world, kProjectionFormat);
+      f.write_rows<float>("/H", std::span<const float>(mine.data(), mine.size()), kH);
+      f.create_group("/users");
+      f.write_strings("/users/ids", ids, true);
+      f.set_attr("/", "interest_dims", kInterest);
+      f.set_attr("/", "value_dims", kValue);
+      f.commit();
+    }
+    KMeansParams p;
+    p.k = "2:4";
+    p.silhouette_sample = 64;
+    ViewParams vp;
+    vp.view = view;
+    const auto out = run_cluster_stage(files_in(dir, dir), p, vp, SegmentReportParams{}, world);
+    const KMeansResult& r = out.run.result;
+    const bool tied = std::string(view) == "value";
+    ASSERT_EQ(out.view.whitened(), tied);
+    // The reference: every row viewed at full width, clustered serially.
+    ViewTransform v = out.view;
+    v.whitening.resize(0, 0);
+    MatrixRF X = H;
+    v.apply(X);
+    KMeansModes modes = p.validate();
+    modes.tied = tied;
+    const ClusterRun ref = cluster(X, p, modes, serial);
+    ASSERT_EQ(r.k, ref.result.k);
+    EXPECT_EQ(r.labels, std::vector<std::int32_t>(ref.result.labels.begin() + b.begin,
+                                                  ref.result.labels.begin() + b.end));
+    ASSERT_EQ(r.centroids.cols(), kH);
+    const std::int64_t first = tied ? kInterest : 0, count = tied ? kValue : kInterest;
+    EXPECT_LT((r.centroids - ref.result.centroids).cwiseAbs().maxCoeff(), 1e-5);
+    for (std::int64_t j = 0; j < kH; ++j)
+      if (j < first || j >= first + count) {
+        EXPECT_EQ(r.centroids.col(j).cwiseAbs().maxCoeff(), 0.0) << "column " << j;
+      }
+    if (tied) {
+      ASSERT_EQ(out.view.whitening.rows(), kH);
+      EXPECT_LT((out.view.whitening - ref.whitening).cwiseAbs().maxCoeff(), 1e-9);
+      EXPECT_TRUE(out.view.whitening.topLeftCorner(kInterest, kInterest).isIdentity(0.0));
+      EXPECT_TRUE(out.view.whitening.topRightCorner(kInterest, kValue).isZero(0.0));
+    }
+  }
 }
 
 }  // namespace

@@ -190,8 +190,7 @@ TEST(TiedKMeans, RestartsKeepTheLowestLogDet) {
   const KMeansParams p = exact_params(k, 4, 3);
   const KMeansModes modes = p.validate();
   KMeansResult whole;
-  const TiedFit one =
-      tied_kmeans_restarts(X, varying_columns(X, serial), k, whole, p, modes, serial);
+  const TiedFit one = tied_kmeans_restarts(X, tied_input(X, serial), k, whole, p, modes, serial);
   ASSERT_EQ(whole.restart_inertia.size(), 4u);
   EXPECT_EQ(one.log_det,
             *std::min_element(whole.restart_inertia.begin(), whole.restart_inertia.end()));
@@ -210,8 +209,8 @@ TEST(TiedKMeans, RestartsKeepTheLowestLogDet) {
   const MatrixRF local = X.middleRows(b.begin, b.size());
   KMeansResult res;
   int calls = 0;
-  const TiedFit fit = tied_kmeans_restarts(local, varying_columns(local, world), k, res, p, modes,
-                                           world, [&] { ++calls; });
+  const TiedFit fit = tied_kmeans_restarts(local, tied_input(local, world), k, res, p, modes, world,
+                                           [&] { ++calls; });
   EXPECT_EQ(calls, 4);
   EXPECT_EQ(res.restart, whole.restart);
   EXPECT_EQ(res.labels, std::vector<std::int32_t>(whole.labels.begin() + b.begin,
@@ -268,9 +267,9 @@ TEST(TiedSwaps, LeaveALocalOptimum) {
     res = KMeansResult();
     res.k = k;
     res.labels = labels;
-    const auto cols = varying_columns(rows, c);
-    TiedFit fit = tied_kmeans(rows, cols, res, p, modes, c);
-    tied_swap_refine(rows, cols, res, fit, tries, p, modes, c);
+    const TiedInput in = tied_input(rows, c);
+    TiedFit fit = tied_kmeans(rows, in, res, p, modes, c);
+    tied_swap_refine(rows, in, res, fit, tries, p, modes, c);
     return fit;
   };
   KMeansResult before, after, planted;
@@ -290,7 +289,7 @@ TEST(TiedSwaps, LeaveALocalOptimum) {
   KMeansResult again = after;
   TiedFit f2 = f1;
   const int runs = again.swap_runs;
-  tied_swap_refine(X, varying_columns(X, serial), again, f2, 5, p, modes, serial);
+  tied_swap_refine(X, tied_input(X, serial), again, f2, 5, p, modes, serial);
   EXPECT_EQ(again.swaps, after.swaps);
   EXPECT_GT(again.swap_runs, runs);
   EXPECT_EQ(again.labels, after.labels);

@@ -28,6 +28,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A one-block view leaves the other block's columns 0 (view.hpp), so K-means runs on the
+// block alone: the same distances, centroids and whitening at count / h of the cost. Back to
+// the projection's width: centroids 0 outside the block, the whitening the identity there
+// (so that serving maps full rows).
+void widen_run(ClusterRun& run, std::int64_t first, std::int64_t h) {
+  MatrixRD C = MatrixRD::Zero(run.result.centroids.rows(), h);
+  C.middleCols(first, run.result.centroids.cols()) = run.result.centroids;
+  run.result.centroids = std::move(C);
+  if (run.whitening.size() > 0) {
+    MatrixRD W = MatrixRD::Identity(h, h);
+    W.block(first, first, run.whitening.rows(), run.whitening.cols()) = run.whitening;
+    run.whitening = std::move(W);
+  }
+}
+
 /// `ref` as written in `base_file`'s attribute: as is when it exists, else relative to the
 /// directory of `base_file`; "" when neither exists.
 std::string resolve_reference(const std::string& ref, const std::string& base_file) {
@@ -147,6 +162,20 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   if (prev && prev->whitening.size() > 0)  // earlier tied segments: back to the view's space
     prev->centroids.centroids =
         unwhiten_rows(prev->centroids.centroids.cast<double>(), prev->whitening).cast<float>();
+  // K-means on a one-block view: the block's columns only (widen_run). Not for a mixture,
+  // whose likelihood and BIC count every column, nor a centroid file of another width
+  // (cluster() names the mismatch).
+  const auto [first, count] = out.view.block_columns();
+  const bool narrow = !dbscan && !modes.gmm && count > 0 && count < X.cols() &&
+                      (!from_file || init.cols() == X.cols());
+  std::optional<PreviousCentroids> prev_block;  // the earlier centroids, narrowed the same way
+  if (narrow) {
+    X = MatrixRF(X.middleCols(first, count));
+    if (from_file) init = MatrixRF(init.middleCols(first, count));
+    if (prev)
+      prev_block = PreviousCentroids{MatrixRF(prev->centroids.centroids.middleCols(first, count)),
+                                     prev->centroids.sizes};
+  }
   const double t_view = lap();
   if (dbscan) {
     out.dbscan = segrec::dbscan(X, *dbscan, db_modes, comm);
@@ -155,8 +184,10 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
     out.run.result.k = out.dbscan.k;
     out.run.result.inertia = std::numeric_limits<double>::quiet_NaN();
   } else {
-    out.run =
-        cluster(X, p, modes, comm, from_file ? &init : nullptr, prev ? &prev->centroids : nullptr);
+    const PreviousCentroids* from_prev =
+        prev_block ? &*prev_block : (prev ? &prev->centroids : nullptr);
+    out.run = cluster(X, p, modes, comm, from_file ? &init : nullptr, from_prev);
+    if (narrow) widen_run(out.run, first, out.dims);
     KMeansResult& res = out.run.result;
     const bool tied = out.run.whitening.size() > 0;
     if (prev) {  // ids follow the earlier segments, compared in the view's (unwhitened) space

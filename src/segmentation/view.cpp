@@ -117,7 +117,7 @@ ViewTransform resolve_view(ClusterView view, const ViewParams& vp, const MatrixR
     KMeansResult r;
     if (tied) {  // a tied fit depends on its start: restarts as the sweep's (tied.hpp)
       q.n_init = p.n_init;
-      Y = tied_kmeans_restarts(Y, varying_columns(Y, comm), k, r, q, q.validate(), comm).Z;
+      Y = tied_kmeans_restarts(Y, tied_input(Y, comm), k, r, q, q.validate(), comm).Z;
     } else {
       r = kmeans(Y, k, q, comm);
     }

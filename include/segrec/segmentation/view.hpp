@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "segrec/core/comm.hpp"
 #include "segrec/io/h5.hpp"
@@ -67,6 +68,13 @@ struct ViewTransform {
 
   bool whitened() const { return whitening.size() > 0; }
   std::string name() const { return to_string(view); }
+  /// The columns a one-block view (interest, value) can make nonzero: [first, first + count);
+  /// {0, 0} for the views that use every column (combined, all).
+  std::pair<std::int64_t, std::int64_t> block_columns() const {
+    if (view == ClusterView::kInterest) return {0, interest_dims};
+    if (view == ClusterView::kValue) return {interest_dims, value_dims};
+    return {0, 0};
+  }
 
   /// Local. Transforms rows in place (X: n x h).
   void apply(MatrixRF& X) const;

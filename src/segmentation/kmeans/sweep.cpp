@@ -92,9 +92,8 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   run.pick = crit;
   run.tied = tied;
   std::vector<TiedFit> tied_fits;  // --shape tied: one per k
-  // --shape tied: the columns the whitening covers, the same for every k
-  const std::vector<Eigen::Index> tied_cols =
-      tied ? varying_columns(Xs, comm) : std::vector<Eigen::Index>{};
+  // --shape tied: the moments every whitening round reads, the same for every k
+  const TiedInput tied_in = tied ? tied_input(Xs, comm) : TiedInput{};
   // Tied segments from K-means' own start (no --previous, no --init): a single k refines every
   // restart and keeps the lowest log det (tied.hpp); a sweep scans each k with one refinement of
   // its K-means winner, then refits the chosen k so. (Every k refined from every restart made
@@ -144,7 +143,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     KMeansResult res;
     TiedFit tf;
     if (tied_restarts && !sweep) {
-      tf = tied_kmeans_restarts(Xs, tied_cols, k, res, p, modes, comm, run_done);
+      tf = tied_kmeans_restarts(Xs, tied_in, k, res, p, modes, comm, run_done);
       run.init_seconds += res.init_seconds;
       run.lloyd_seconds += res.seconds;
     } else {
@@ -154,9 +153,9 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
       run.lloyd_seconds += res.seconds;
       if (tied) {
         const double before = res.seconds;
-        tf = tied_kmeans(Xs, tied_cols, res, p, modes, comm);
+        tf = tied_kmeans(Xs, tied_in, res, p, modes, comm);
         if (tied_restarts)  // the scan: one pair per round (the chosen k is refit with all)
-          tied_swap_refine(Xs, tied_cols, res, tf, std::min(1, p.swaps(n, k, Xs.cols())), p, modes,
+          tied_swap_refine(Xs, tied_in, res, tf, std::min(1, p.swaps(n, k, Xs.cols())), p, modes,
                            comm);
         run.lloyd_seconds += res.seconds - before;
       }
@@ -221,7 +220,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     double done = 0;
     KMeansResult res;
     TiedFit tf =
-        tied_kmeans_restarts(Xs, tied_cols, k, res, p, modes, comm, [&] { refit.update(++done); });
+        tied_kmeans_restarts(Xs, tied_in, k, res, p, modes, comm, [&] { refit.update(++done); });
     run.init_seconds += res.init_seconds;
     run.lloyd_seconds += res.seconds;
     if (tf.log_det < tied_fits[best].log_det) {

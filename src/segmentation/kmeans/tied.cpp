@@ -38,27 +38,48 @@ MatrixRD unwhiten_rows(const MatrixRD& C, const MatrixRD& whitening) {
   return whitening.partialPivLu().solve(C.transpose()).transpose();
 }
 
-std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm) {
-  const ColumnMoments m = column_moments(X, comm);
-  const double top = m.var.empty() ? 0.0 : *std::max_element(m.var.begin(), m.var.end());
-  std::vector<Eigen::Index> cols;
-  for (std::size_t j = 0; j < m.var.size(); ++j)
-    if (m.var[j] > 1e-12 * top) cols.push_back(static_cast<Eigen::Index>(j));
-  return cols;
+namespace {
+constexpr Eigen::Index kScatterBlock = 4096;  // rows per GEMM of the scatter
+}  // namespace
+
+TiedInput tied_input(const MatrixRF& X, const Comm& comm) {
+  const Eigen::Index h = X.cols();
+  TiedInput in;
+  std::vector<double> s(static_cast<std::size_t>(h + 1), 0.0);  // [sum x (h) | n]
+  for (Eigen::Index i = 0; i < X.rows(); ++i)
+    for (Eigen::Index j = 0; j < h; ++j) s[static_cast<std::size_t>(j)] += X(i, j);
+  s[static_cast<std::size_t>(h)] = static_cast<double>(X.rows());
+  comm.allreduce(s);
+  in.n = s[static_cast<std::size_t>(h)];
+  const Eigen::VectorXd mean = Eigen::Map<const Eigen::VectorXd>(s.data(), h) / std::max(in.n, 1.0);
+  // The centred scatter, a GEMM per block of kScatterBlock rows (R: rows x h, double).
+  in.cov = Eigen::MatrixXd::Zero(h, h);
+  MatrixRD R;
+  for (Eigen::Index i0 = 0; i0 < X.rows(); i0 += kScatterBlock) {
+    const Eigen::Index m = std::min(kScatterBlock, X.rows() - i0);
+    R = X.middleRows(i0, m).cast<double>();
+    R.rowwise() -= mean.transpose();
+    in.cov.noalias() += R.transpose() * R;
+  }
+  comm.allreduce(in.cov);
+  in.cov /= std::max(in.n, 1.0);
+  in.cov = 0.5 * (in.cov + in.cov.transpose());
+  const double top = h > 0 ? in.cov.diagonal().maxCoeff() : 0.0;
+  for (Eigen::Index j = 0; j < h; ++j)
+    if (in.cov(j, j) > 1e-12 * top) in.cols.push_back(j);
+  return in;
 }
 
 namespace {
 
-constexpr Eigen::Index kScatterBlock = 4096;  // rows per GEMM of the pooled scatter
-
-// The whitening of the pooled within-segment covariance of X's columns `cols` under
+// The whitening of the pooled within-segment covariance of X's columns in.cols under
 // `labels` (k segments): h x h, identity outside cols. Also the segments' means (k x h).
 // log_det: log det(S + eps I), the tied classification likelihood's criterion.
-MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& labels,
-                          std::int64_t k, const std::vector<Eigen::Index>& cols, MatrixRD& means,
+MatrixRD pooled_whitening(const MatrixRF& X, const TiedInput& in,
+                          const std::vector<std::int32_t>& labels, std::int64_t k, MatrixRD& means,
                           double& log_det, const Comm& comm) {
-  const Eigen::Index h = X.cols(), d = std::ssize(cols);
-  // [k*h sums | k counts], then the d x d scatter around the means.
+  const Eigen::Index h = X.cols(), d = std::ssize(in.cols);
+  // [k*h sums | k counts]
   std::vector<double> buf(static_cast<std::size_t>(k * h + k), 0.0);
   for (Eigen::Index i = 0; i < X.rows(); ++i) {
     const auto l = static_cast<std::size_t>(labels[static_cast<std::size_t>(i)]);
@@ -67,10 +88,8 @@ MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& la
   }
   comm.allreduce(buf);
   means = MatrixRD::Zero(k, h);
-  double n = 0;
   for (std::int64_t c = 0; c < k; ++c) {
     const double cnt = buf[static_cast<std::size_t>(k * h + c)];
-    n += cnt;
     if (cnt > 0)
       for (Eigen::Index j = 0; j < h; ++j)
         means(c, j) = buf[static_cast<std::size_t>(c * h + j)] / cnt;
@@ -84,12 +103,12 @@ MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& la
     R.resize(m, d);
     for (Eigen::Index q = 0; q < m; ++q) {
       const auto l = labels[static_cast<std::size_t>(i0 + q)];
-      for (Eigen::Index a = 0; a < d; ++a) R(q, a) = X(i0 + q, cols[a]) - means(l, cols[a]);
+      for (Eigen::Index a = 0; a < d; ++a) R(q, a) = X(i0 + q, in.cols[a]) - means(l, in.cols[a]);
     }
     S.noalias() += R.transpose() * R;
   }
   comm.allreduce(S);
-  S /= std::max(n, 1.0);
+  S /= std::max(in.n, 1.0);
   const double ridge = kTiedRidge * (d > 0 ? S.trace() / static_cast<double>(d) : 0.0);
   S.diagonal().array() += ridge > 0 ? ridge : 1e-30;
   const Eigen::LLT<Eigen::MatrixXd> llt(S);
@@ -102,29 +121,35 @@ MatrixRD pooled_whitening(const MatrixRF& X, const std::vector<std::int32_t>& la
       llt.matrixL().solve(Eigen::MatrixXd::Identity(d, d));  // lower triangular
   MatrixRD W = MatrixRD::Identity(h, h);
   for (Eigen::Index a = 0; a < d; ++a)
-    for (Eigen::Index b = 0; b < d; ++b) W(cols[a], cols[b]) = Linv(a, b);
+    for (Eigen::Index b = 0; b < d; ++b) W(in.cols[a], in.cols[b]) = Linv(a, b);
   return W;
 }
 
 }  // namespace
 
-TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
-                    const KMeansModes& modes, const Comm& comm) {
-  return tied_kmeans(X, varying_columns(X, comm), res, p, modes, comm);
+double whitened_mean_variance(const TiedInput& in, const MatrixRD& whitening) {
+  const Eigen::Index h = in.cov.rows();
+  if (h == 0) return 0;
+  return (whitening * in.cov * whitening.transpose()).trace() / static_cast<double>(h);
 }
 
-TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KMeansResult& res,
+TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
+                    const KMeansModes& modes, const Comm& comm) {
+  return tied_kmeans(X, tied_input(X, comm), res, p, modes, comm);
+}
+
+TiedFit tied_kmeans(const MatrixRF& X, const TiedInput& in, KMeansResult& res,
                     const KMeansParams& p, const KMeansModes& modes, const Comm& comm) {
   const auto L = kmeans_detail::make_layout(X.rows(), comm);
   const auto ex = kmeans_detail::exec_of(p, modes);
   TiedFit t;
   MatrixRD means;
   for (int round = 0; round < kMaxTiedRounds; ++round) {
-    const MatrixRD W = pooled_whitening(X, res.labels, res.k, cols, means, t.log_det, comm);
+    const MatrixRD W = pooled_whitening(X, in, res.labels, res.k, means, t.log_det, comm);
     whiten_rows(X, W, t.Z);  // (the previous round's rows are no longer needed)
     const MatrixRD C = means * W.transpose();
-    KMeansResult r = kmeans_detail::lloyd_impl(
-        t.Z, L, C, p, modes, p.tol * kmeans_detail::mean_variance(t.Z, L, comm), ex, comm);
+    KMeansResult r = kmeans_detail::lloyd_impl(t.Z, L, C, p, modes,
+                                               p.tol * whitened_mean_variance(in, W), ex, comm);
     std::int64_t changed = 0;
     for (std::size_t i = 0; i < r.labels.size(); ++i) changed += r.labels[i] != res.labels[i];
     changed = comm.allreduce_value(changed);
@@ -143,18 +168,18 @@ TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KM
   }
   if (!t.converged) {  // the criterion of the final labels (the whitening stays the last round's)
     MatrixRD unused;
-    pooled_whitening(X, res.labels, res.k, cols, unused, t.log_det, comm);
+    pooled_whitening(X, in, res.labels, res.k, unused, t.log_det, comm);
   }
   return t;
 }
 
-TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>& cols,
-                             std::int64_t k, KMeansResult& res, const KMeansParams& p,
-                             const KMeansModes& modes, const Comm& comm,
-                             const std::function<void()>& restart_done) {
+TiedFit tied_kmeans_restarts(const MatrixRF& X, const TiedInput& in, std::int64_t k,
+                             KMeansResult& res, const KMeansParams& p, const KMeansModes& modes,
+                             const Comm& comm, const std::function<void()>& restart_done) {
   const auto L = kmeans_detail::make_layout(X.rows(), comm);
   const auto ex = kmeans_detail::exec_of(p, modes);
-  const double tol_abs = p.tol * kmeans_detail::mean_variance(X, L, comm);
+  const double tol_abs =
+      p.tol * in.cov.trace() / static_cast<double>(std::max<Eigen::Index>(X.cols(), 1));
   const int restarts = p.restarts(L.n, k, X.cols());
   TiedFit best;
   std::vector<double> compared;
@@ -166,7 +191,7 @@ TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>&
     KMeansResult start =
         kmeans_detail::lloyd_impl(X, L, c0.cast<double>(), p, modes, tol_abs, ex, comm);
     start.restart = r;
-    TiedFit t = tied_kmeans(X, cols, start, p, modes, comm);
+    TiedFit t = tied_kmeans(X, in, start, p, modes, comm);
     lloyd_s += start.seconds;
     compared.push_back(t.log_det);
     if (r == 0 || t.log_det < best.log_det) {
@@ -178,7 +203,7 @@ TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>&
   res.seconds = lloyd_s;
   res.init_seconds = init_s;
   res.restart_inertia = std::move(compared);
-  tied_swap_refine(X, cols, res, best, p.swaps(L.n, k, X.cols()), p, modes, comm);
+  tied_swap_refine(X, in, res, best, p.swaps(L.n, k, X.cols()), p, modes, comm);
   return best;
 }
 

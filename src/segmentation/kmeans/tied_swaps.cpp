@@ -29,8 +29,8 @@ constexpr int kSplits = 3;
 
 }  // namespace
 
-void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KMeansResult& res,
-                      TiedFit& fit, int tries, const KMeansParams& p, const KMeansModes& modes,
+void tied_swap_refine(const MatrixRF& X, const TiedInput& in, KMeansResult& res, TiedFit& fit,
+                      int tries, const KMeansParams& p, const KMeansModes& modes,
                       const Comm& comm) {
   using namespace kmeans_detail;
   const std::int64_t k = res.k;
@@ -43,7 +43,7 @@ void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, 
   // At most k kept moves: each lowers log det, and k bounds the work on a slow descent.
   while (res.swaps < k) {
     const std::vector<double> sse = within_sums(fit.Z, L, res, comm);  // S_j on Z, global
-    const double tol_abs = p.tol * mean_variance(fit.Z, L, comm);
+    const double tol_abs = p.tol * whitened_mean_variance(in, fit.whitening);
     // A short Lloyd run in the current whitening, then whitening rounds to convergence.
     // (Not screened: judged after 30 Lloyd iterations, or after 3 short rounds, the move
     // that took generate's 16 behaviour segments at seed 5 from ARI 0.65 to 0.97 was
@@ -52,7 +52,7 @@ void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, 
         try_moves(fit.Z, res, sse, tries, false, kSplits, comm, [&](const MatrixRD& C) {
           KMeansResult r = lloyd_impl(fit.Z, L, C, short_p, modes, tol_abs, ex, comm);
           ++res.swap_runs;
-          TiedFit tf = tied_kmeans(X, cols, r, p, modes, comm);
+          TiedFit tf = tied_kmeans(X, in, r, p, modes, comm);
           seconds += r.seconds;
           if (!(tf.log_det < fit.log_det - kMinLogDetGain)) return false;
           take_move(res, std::move(r));

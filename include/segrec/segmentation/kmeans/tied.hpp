@@ -39,14 +39,31 @@ struct TiedFit {
   double log_det = 0;
 };
 
+/// What the tied rounds of X read whatever the labels, taken once per X (a sweep shares it
+/// over its k): the columns to whiten, and the covariance that gives the whitened rows' mean
+/// variance (K-means' tolerance scale on Z) without a pass over them.
+struct TiedInput {
+  std::vector<Eigen::Index> cols;  ///< columns whose variance is positive: those whitened
+  Eigen::MatrixXd cov;             ///< Sigma: h x h, population covariance over all rows
+  double n = 0;                    ///< rows over all ranks
+};
+
+/// Collective. Two passes over X (the mean, then the centred scatter by blocks of rows, in
+/// double) and two allreduces. cols: variance above 1e-12 x the largest (the view's unused
+/// block is all zero).
+TiedInput tied_input(const MatrixRF& X, const Comm& comm);
+
+/// Local. The mean column variance of X's rows whitened (trace(W Sigma W^T) / h), without
+/// a pass over them: K-means' tolerance scale on Z.
+double whitened_mean_variance(const TiedInput& in, const MatrixRD& whitening);
+
 /// Collective. Refines `res` (K-means of X, n_local x h) into tied segments: on return
 /// res.labels, res.centroids (in the whitened space), res.sizes and res.inertia (of Z) are
 /// the tied clustering's; res.n_iter adds the Lloyd iterations of every round.
 TiedFit tied_kmeans(const MatrixRF& X, KMeansResult& res, const KMeansParams& p,
                     const KMeansModes& modes, const Comm& comm);
-/// The same with X's columns of positive variance given (varying_columns), so that a sweep
-/// finds them once for every k.
-TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KMeansResult& res,
+/// The same with X's tied_input given, so that a sweep takes it once for every k.
+TiedFit tied_kmeans(const MatrixRF& X, const TiedInput& in, KMeansResult& res,
                     const KMeansParams& p, const KMeansModes& modes, const Comm& comm);
 
 /// Collective. Tied segments from p.restarts(n, k, h) starts: restart r is K-means from
@@ -56,10 +73,9 @@ TiedFit tied_kmeans(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KM
 /// inertia does not rank tied fits, so every start is refined before they are compared.
 /// The winner then takes tied_swap_refine's moves. `restart_done` is called after each
 /// restart (progress reports only).
-TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>& cols,
-                             std::int64_t k, KMeansResult& res, const KMeansParams& p,
-                             const KMeansModes& modes, const Comm& comm,
-                             const std::function<void()>& restart_done = {});
+TiedFit tied_kmeans_restarts(const MatrixRF& X, const TiedInput& in, std::int64_t k,
+                             KMeansResult& res, const KMeansParams& p, const KMeansModes& modes,
+                             const Comm& comm, const std::function<void()>& restart_done = {});
 
 /// Collective. Merge-split moves on a converged tied fit (tied_swaps.cpp): the pair of segments
 /// with the least Ward cost on Z merges, a segment with a large within sum of squares is cut in
@@ -67,13 +83,8 @@ TiedFit tied_kmeans_restarts(const MatrixRF& X, const std::vector<Eigen::Index>&
 /// falls. `tries` cheapest pairs are tried after each kept move (p.swaps(n, k, h)), each with
 /// up to 3 segments to split; at most k moves are kept. res.swaps and res.swap_runs count
 /// them. A no-op when tries <= 0 or k < 3.
-void tied_swap_refine(const MatrixRF& X, const std::vector<Eigen::Index>& cols, KMeansResult& res,
-                      TiedFit& fit, int tries, const KMeansParams& p, const KMeansModes& modes,
-                      const Comm& comm);
-
-/// Collective. X's columns whose variance over all rows is positive (the view's unused block
-/// is all zero): those the whitening covers.
-std::vector<Eigen::Index> varying_columns(const MatrixRF& X, const Comm& comm);
+void tied_swap_refine(const MatrixRF& X, const TiedInput& in, KMeansResult& res, TiedFit& fit,
+                      int tries, const KMeansParams& p, const KMeansModes& modes, const Comm& comm);
 
 /// Local. Z = X whitening^T (rows of X whitened).
 MatrixRF whiten_rows(const MatrixRF& X, const MatrixRD& whitening);
