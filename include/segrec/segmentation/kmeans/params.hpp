@@ -124,10 +124,10 @@ struct KMeansParams {
   /// silhouette_score(sample_size=...)); the exact silhouette when sample >= n_users; 0
   /// disables it. Costs 2 * sample^2 * h flops per k, split over the ranks.
   std::int64_t silhouette_sample = 10000;
-  /// --pick: rule that chooses k in a sweep: gap (the gap statistic against a Gaussian null
-  /// with the data's covariance, 1-SE rule; gap.hpp), silhouette (max), db (Davies-Bouldin,
-  /// min), ch (Calinski-Harabasz, max) or elbow (the k farthest below the straight line
-  /// from the first to the last point of the normalised inertia curve). docs/clustering.md
+  /// --pick: rule that chooses k in a sweep: gap (the knee of the gap statistic's curve
+  /// against a Gaussian null with the data's covariance; gap.hpp), silhouette (max), db
+  /// (Davies-Bouldin, min), ch (Calinski-Harabasz, max) or elbow (the k farthest below the straight
+  /// line from the first to the last point of the normalised inertia curve). docs/clustering.md
   /// compares them on planted data. bic (with --algorithm gmm): the lowest Bayesian
   /// information criterion of the mixture. auto: gap, or silhouette for tied segments (on
   /// planted behaviour logs the gap curve of tied segments keeps rising past the planted k
