@@ -21,6 +21,7 @@
 #include "segrec/ingest/dataset.hpp"
 #include "segrec/io/h5.hpp"
 #include "segrec/segmentation/cluster.hpp"
+#include "segrec/segmentation/dbscan/dbscan.hpp"
 #include "segrec/segmentation/profile.hpp"
 #include "segrec/segmentation/project.hpp"
 #include "segrec/segmentation/view.hpp"
@@ -222,6 +223,19 @@ TEST(ClusterStage, OneBlockViewMatchesTheFullWidth) {
       EXPECT_LT((out.view.whitening - ref.whitening).cwiseAbs().maxCoeff(), 1e-9);
       EXPECT_TRUE(out.view.whitening.topLeftCorner(kInterest, kInterest).isIdentity(0.0));
       EXPECT_TRUE(out.view.whitening.topRightCorner(kInterest, kValue).isZero(0.0));
+      // DBSCAN on the same view: the labels and cluster means of the full-width rows.
+      DbscanParams dp;
+      dp.eps = "1.5";
+      dp.min_samples = 5;
+      const auto db =
+          run_cluster_stage(files_in(dir, dir), p, vp, SegmentReportParams{}, world, &dp);
+      const DbscanResult dref = dbscan(X, dp, dp.validate(), serial);
+      ASSERT_GT(dref.k, 1);
+      EXPECT_EQ(db.dbscan.labels, std::vector<std::int32_t>(dref.labels.begin() + b.begin,
+                                                            dref.labels.begin() + b.end));
+      ASSERT_EQ(db.dbscan.centroids.cols(), kH);
+      EXPECT_LT((db.dbscan.centroids - dref.centroids).cwiseAbs().maxCoeff(), 1e-4);
+      EXPECT_EQ(db.dbscan.centroids.leftCols(kInterest).cwiseAbs().maxCoeff(), 0.0f);
     }
   }
 }

@@ -28,14 +28,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A one-block view leaves the other block's columns 0 (view.hpp), so K-means runs on the
-// block alone: the same distances, centroids and whitening at count / h of the cost. Back to
-// the projection's width: centroids 0 outside the block, the whitening the identity there
-// (so that serving maps full rows).
+// A one-block view leaves the other block's columns 0 (view.hpp), so K-means and DBSCAN run
+// on the block alone: the same distances, centroids and whitening at count / h of the cost.
+// Back to the projection's width: centroids 0 outside the block, the whitening the identity
+// there (so that serving maps full rows).
+template <class M>
+M widen_cols(const M& A, std::int64_t first, std::int64_t h) {
+  M W = M::Zero(A.rows(), h);
+  W.middleCols(first, A.cols()) = A;
+  return W;
+}
+
 void widen_run(ClusterRun& run, std::int64_t first, std::int64_t h) {
-  MatrixRD C = MatrixRD::Zero(run.result.centroids.rows(), h);
-  C.middleCols(first, run.result.centroids.cols()) = run.result.centroids;
-  run.result.centroids = std::move(C);
+  run.result.centroids = widen_cols(run.result.centroids, first, h);
   if (run.whitening.size() > 0) {
     MatrixRD W = MatrixRD::Identity(h, h);
     W.block(first, first, run.whitening.rows(), run.whitening.cols()) = run.whitening;
@@ -162,12 +167,12 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   if (prev && prev->whitening.size() > 0)  // earlier tied segments: back to the view's space
     prev->centroids.centroids =
         unwhiten_rows(prev->centroids.centroids.cast<double>(), prev->whitening).cast<float>();
-  // K-means on a one-block view: the block's columns only (widen_run). Not for a mixture,
-  // whose likelihood and BIC count every column, nor a centroid file of another width
+  // K-means or DBSCAN on a one-block view: the block's columns only (widen_cols). Not for a
+  // mixture, whose likelihood and BIC count every column, nor a centroid file of another width
   // (cluster() names the mismatch).
   const auto [first, count] = out.view.block_columns();
-  const bool narrow = !dbscan && !modes.gmm && count > 0 && count < X.cols() &&
-                      (!from_file || init.cols() == X.cols());
+  const bool narrow =
+      !modes.gmm && count > 0 && count < X.cols() && (!from_file || init.cols() == X.cols());
   std::optional<PreviousCentroids> prev_block;  // the earlier centroids, narrowed the same way
   if (narrow) {
     X = MatrixRF(X.middleCols(first, count));
@@ -179,6 +184,7 @@ ClusterOutcome run_cluster_stage(const ClusterFiles& files, const KMeansParams& 
   const double t_view = lap();
   if (dbscan) {
     out.dbscan = segrec::dbscan(X, *dbscan, db_modes, comm);
+    if (narrow) out.dbscan.centroids = widen_cols(out.dbscan.centroids, first, out.dims);
     out.run.result.labels = out.dbscan.labels;  // -1: noise
     out.run.result.sizes = out.dbscan.sizes;
     out.run.result.k = out.dbscan.k;
