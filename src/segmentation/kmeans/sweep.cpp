@@ -92,7 +92,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   run.pick = crit;
   run.tied = tied;
   std::vector<TiedFit> tied_fits;  // --shape tied: one per k
-  // --shape tied: the moments every whitening round reads, the same for every k
+  // --shape tied: the columns and covariance every whitening round reads, the same for every k
   const TiedInput tied_in = tied ? tied_input(Xs, comm) : TiedInput{};
   // Tied segments from K-means' own start (no --previous, no --init): a single k refines every
   // restart and keeps the lowest log det (tied.hpp); a sweep scans each k with one refinement of
