@@ -26,29 +26,13 @@ double normal(std::uint64_t key) {
 
 GapReference gap_reference(const MatrixRF& X, std::int64_t sample, int sets, std::uint64_t seed,
                            const Comm& comm) {
-  const std::int64_t h = X.cols();
-  // One allreduce: [n | sum (h) | sum of outer products (h x h)].
-  std::vector<double> buf(static_cast<std::size_t>(1 + h + h * h), 0.0);
-  buf[0] = static_cast<double>(X.rows());
-  Eigen::Map<Eigen::VectorXd> s(buf.data() + 1, h);
-  Eigen::Map<Eigen::MatrixXd> ss(buf.data() + 1 + h, h, h);
-  constexpr Eigen::Index kRows = 4096;  // rows cast to double at a time
-  for (Eigen::Index r = 0; r < X.rows(); r += kRows) {
-    const Eigen::MatrixXd Xd = X.middleRows(r, std::min(kRows, X.rows() - r)).cast<double>();
-    s += Xd.colwise().sum().transpose();
-    ss += Xd.transpose() * Xd;
-  }
-  comm.allreduce(buf);
-  const double n = buf[0];
+  const kmeans_detail::RowCovariance rc = kmeans_detail::row_covariance(X, comm);
   GapReference r;
   r.sets = sets;
   r.seed = seed;
-  r.rows = std::min<std::int64_t>(sample, static_cast<std::int64_t>(n));
-  r.mean = n > 0 ? Eigen::VectorXd(s / n) : Eigen::VectorXd::Zero(h);
-  Eigen::MatrixXd cov =
-      n > 0 ? Eigen::MatrixXd(ss / n - r.mean * r.mean.transpose()) : Eigen::MatrixXd::Zero(h, h);
-  cov = 0.5 * (cov + cov.transpose());
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
+  r.rows = std::min<std::int64_t>(sample, static_cast<std::int64_t>(rc.n));
+  r.mean = rc.mean;
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(rc.cov);
   const Eigen::VectorXd sd = eig.eigenvalues().cwiseMax(0.0).cwiseSqrt();
   r.factor = eig.eigenvectors() * sd.asDiagonal();
   return r;

@@ -316,6 +316,16 @@ MatrixRD merged_centroids(const KMeansResult& r, std::int64_t a, std::int64_t b)
 void take_move(KMeansResult& cur, KMeansResult&& r);
 /// Collective. Mean over features of the (population) variance of X's columns.
 double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm);
+/// The rows of a row-partitioned X over all ranks: count, column means and population
+/// covariance (h x h).
+struct RowCovariance {
+  double n = 0;
+  Eigen::VectorXd mean;  ///< h
+  Eigen::MatrixXd cov;   ///< h x h, symmetric
+};
+/// Collective. One pass over X (in double, a GEMM per block of 4,096 rows) and one allreduce
+/// of [n | sum x (h) | sum x x^T (h x h)]; cov = sum x x^T / n - mean mean^T.
+RowCovariance row_covariance(const MatrixRF& X, const Comm& comm);
 /// kmeans() on rows already normalised when p.spherical; `restart_done` is called after
 /// each restart's run (progress reports only).
 KMeansResult kmeans_prepared(const MatrixRF& X, std::int64_t k, const KMeansParams& p,

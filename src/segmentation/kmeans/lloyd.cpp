@@ -139,6 +139,29 @@ void normalize_rows_inplace(MatrixRD& C) {
 }  // namespace
 
 // Mean over features of the (population) variance of X's columns, global.
+RowCovariance row_covariance(const MatrixRF& X, const Comm& comm) {
+  const std::int64_t h = X.cols();
+  // One allreduce: [n | sum (h) | sum of outer products (h x h)].
+  std::vector<double> buf(static_cast<std::size_t>(1 + h + h * h), 0.0);
+  buf[0] = static_cast<double>(X.rows());
+  Eigen::Map<Eigen::VectorXd> s(buf.data() + 1, h);
+  Eigen::Map<Eigen::MatrixXd> ss(buf.data() + 1 + h, h, h);
+  constexpr Eigen::Index kRows = 4096;  // rows cast to double at a time
+  for (Eigen::Index r = 0; r < X.rows(); r += kRows) {
+    const Eigen::MatrixXd Xd = X.middleRows(r, std::min(kRows, X.rows() - r)).cast<double>();
+    s += Xd.colwise().sum().transpose();
+    ss += Xd.transpose() * Xd;
+  }
+  comm.allreduce(buf);
+  RowCovariance rc;
+  rc.n = buf[0];
+  rc.mean = rc.n > 0 ? Eigen::VectorXd(s / rc.n) : Eigen::VectorXd::Zero(h);
+  rc.cov = rc.n > 0 ? Eigen::MatrixXd(ss / rc.n - rc.mean * rc.mean.transpose())
+                    : Eigen::MatrixXd::Zero(h, h);
+  rc.cov = 0.5 * (rc.cov + rc.cov.transpose());
+  return rc;
+}
+
 double mean_variance(const MatrixRF& X, const Layout& L, const Comm& comm) {
   const std::int64_t h = X.cols();
   if (L.n == 0 || h == 0) return 0;

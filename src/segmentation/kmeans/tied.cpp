@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "internal.hpp"
@@ -38,32 +39,12 @@ MatrixRD unwhiten_rows(const MatrixRD& C, const MatrixRD& whitening) {
   return whitening.partialPivLu().solve(C.transpose()).transpose();
 }
 
-namespace {
-constexpr Eigen::Index kScatterBlock = 4096;  // rows per GEMM of the scatter
-}  // namespace
-
 TiedInput tied_input(const MatrixRF& X, const Comm& comm) {
   const Eigen::Index h = X.cols();
+  kmeans_detail::RowCovariance rc = kmeans_detail::row_covariance(X, comm);
   TiedInput in;
-  std::vector<double> s(static_cast<std::size_t>(h + 1), 0.0);  // [sum x (h) | n]
-  for (Eigen::Index i = 0; i < X.rows(); ++i)
-    for (Eigen::Index j = 0; j < h; ++j) s[static_cast<std::size_t>(j)] += X(i, j);
-  s[static_cast<std::size_t>(h)] = static_cast<double>(X.rows());
-  comm.allreduce(s);
-  in.n = s[static_cast<std::size_t>(h)];
-  const Eigen::VectorXd mean = Eigen::Map<const Eigen::VectorXd>(s.data(), h) / std::max(in.n, 1.0);
-  // The centred scatter, a GEMM per block of kScatterBlock rows (R: rows x h, double).
-  in.cov = Eigen::MatrixXd::Zero(h, h);
-  MatrixRD R;
-  for (Eigen::Index i0 = 0; i0 < X.rows(); i0 += kScatterBlock) {
-    const Eigen::Index m = std::min(kScatterBlock, X.rows() - i0);
-    R = X.middleRows(i0, m).cast<double>();
-    R.rowwise() -= mean.transpose();
-    in.cov.noalias() += R.transpose() * R;
-  }
-  comm.allreduce(in.cov);
-  in.cov /= std::max(in.n, 1.0);
-  in.cov = 0.5 * (in.cov + in.cov.transpose());
+  in.n = rc.n;
+  in.cov = std::move(rc.cov);
   const double top = h > 0 ? in.cov.diagonal().maxCoeff() : 0.0;
   for (Eigen::Index j = 0; j < h; ++j)
     if (in.cov(j, j) > 1e-12 * top) in.cols.push_back(j);
@@ -71,6 +52,8 @@ TiedInput tied_input(const MatrixRF& X, const Comm& comm) {
 }
 
 namespace {
+
+constexpr Eigen::Index kScatterBlock = 4096;  // rows per GEMM of the pooled scatter
 
 // The whitening of the pooled within-segment covariance of X's columns in.cols under
 // `labels` (k segments): h x h, identity outside cols. Also the segments' means (k x h).

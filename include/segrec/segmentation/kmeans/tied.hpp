@@ -48,9 +48,8 @@ struct TiedInput {
   double n = 0;                    ///< rows over all ranks
 };
 
-/// Collective. Two passes over X (the mean, then the centred scatter by blocks of rows, in
-/// double) and two allreduces. cols: variance above 1e-12 x the largest (the view's unused
-/// block is all zero).
+/// Collective. One pass over X and one allreduce (the covariance as the gap statistic takes
+/// it). cols: variance above 1e-12 x the largest (the view's unused block is all zero).
 TiedInput tied_input(const MatrixRF& X, const Comm& comm);
 
 /// Local. The mean column variance of X's rows whitened (trace(W Sigma W^T) / h), without
