@@ -184,6 +184,11 @@ void write_segments(const std::string& path, const ClusterRun& run,
       f.write_replicated<double>("/sweep/log_likelihood", ll);
       f.set_attr("/sweep", "pick_bic", run.sweep[pick_k(run.sweep, Criterion::kBic)].k);
     }
+    if (run.tied) {
+      std::vector<double> log_det;
+      for (const auto& row : run.sweep) log_det.push_back(row.log_det);
+      f.write_replicated<double>("/sweep/log_det", log_det);
+    }
     f.set_attr("/sweep", "pick", std::string(criterion_name(run.pick)));
     // The k each rule would have chosen, for comparison (pick_gap, pick_silhouette, ...).
     for (const auto& [name, crit] :

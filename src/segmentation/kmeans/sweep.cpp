@@ -15,6 +15,7 @@
 #include "segrec/segmentation/kmeans/init.hpp"
 #include "segrec/segmentation/kmeans/quality.hpp"
 #include "segrec/segmentation/kmeans/tied.hpp"
+#include "segrec/segmentation/kmeans/tied_gap.hpp"
 
 namespace segrec {
 
@@ -52,9 +53,17 @@ std::size_t pick_k(const std::vector<SweepRow>& rows, Criterion crit) {
     }
     return best;
   }
+  // Tied segments: the silhouette skips a k that merges groups (tied_gap.hpp).
+  const auto merges = [&](std::size_t i) {
+    if (crit != Criterion::kSilhouette || !std::isfinite(rows[i].log_det)) return false;
+    for (std::size_t j = i + 1; j < std::min(rows.size(), i + 1 + kTiedMergeWindow); ++j)
+      if (rows[j].quality.gap - rows[i].quality.gap > kTiedMergeRise) return true;
+    return false;
+  };
   std::size_t best = 0;
   double best_score = std::numeric_limits<double>::quiet_NaN();
   for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (merges(i)) continue;
     const ClusterQuality& q = rows[i].quality;
     const double score = crit == Criterion::kSilhouette      ? q.silhouette
                          : crit == Criterion::kDaviesBouldin ? -q.davies_bouldin
@@ -86,7 +95,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   if (crit == Criterion::kSilhouette && modes.pick == Criterion::kAuto && p.silhouette_sample == 0)
     crit = Criterion::kGap;
   const bool gap = sweep;  // in every sweep, so that the rules can be compared (/sweep)
-  GapReference ref;        // tied: per k, of the whitened rows
+  GapReference ref;
   if (gap && !tied) ref = gap_reference(Xs, p.gap_sample, p.gap_references, p.seed, comm);
   ClusterRun run;
   run.pick = crit;
@@ -94,6 +103,14 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
   std::vector<TiedFit> tied_fits;  // --shape tied: one per k
   // --shape tied: the columns and covariance every whitening round reads, the same for every k
   const TiedInput tied_in = tied ? tied_input(Xs, comm) : TiedInput{};
+  // --shape tied: the gap of log det (tied_gap.hpp) against the rows' own
+  TiedGapReference tied_ref;
+  double tied_ld1 = 0;
+  if (gap && tied) {
+    tied_ref = tied_gap_reference(std::ssize(tied_in.cols), n, p.gap_sample, p.gap_references,
+                                  p.seed, comm);
+    tied_ld1 = tied_total_log_det(tied_in);
+  }
   // Tied segments from K-means' own start (no --previous, no --init): a single k refines every
   // restart and keeps the lowest log det (tied.hpp); a sweep scans each k with one refinement of
   // its K-means winner, then refits the chosen k so. (Every k refined from every restart made
@@ -173,8 +190,9 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     ClusterQuality q;
     score(Xq, res.labels, k, q);
     if (gap) {
-      if (tied) ref = gap_reference(Xq, p.gap_sample, p.gap_references, p.seed, comm);
-      const GapValue g = gap_statistic(ref, kmeans_inertia, n, k, p, modes, comm, run_done);
+      const GapValue g =
+          tied ? tied_gap_statistic(tied_ref, tf.log_det, tied_ld1, k, p, modes, comm, run_done)
+               : gap_statistic(ref, kmeans_inertia, n, k, p, modes, comm, run_done);
       q.gap = g.gap;
       q.gap_se = g.se;
     }
@@ -193,6 +211,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
       row.bic = fit.bic;
       row.log_likelihood = fit.log_likelihood;
     }
+    if (tied) row.log_det = tf.log_det;
     run.sweep.push_back(row);
     fits.push_back(std::move(fit));
     tf.Z = MatrixRF();  // only the whitening is kept

@@ -55,6 +55,20 @@ namespace {
 
 constexpr Eigen::Index kScatterBlock = 4096;  // rows per GEMM of the pooled scatter
 
+// Cholesky of S + eps I (S: d x d covariance of k segments' rows, eps: kTiedRidge x S's mean
+// variance).
+Eigen::LLT<Eigen::MatrixXd> ridged_llt(Eigen::MatrixXd S, std::int64_t k) {
+  const Eigen::Index d = S.rows();
+  const double ridge = kTiedRidge * (d > 0 ? S.trace() / static_cast<double>(d) : 0.0);
+  S.diagonal().array() += ridge > 0 ? ridge : 1e-30;
+  Eigen::LLT<Eigen::MatrixXd> llt(S);
+  if (llt.info() != Eigen::Success)
+    throw DataError("the pooled within-segment covariance of " + std::to_string(k) +
+                        " tied segments is not positive definite; use --shape spherical",
+                    true);
+  return llt;
+}
+
 // The whitening of the pooled within-segment covariance of X's columns in.cols under
 // `labels` (k segments): h x h, identity outside cols. Also the segments' means (k x h).
 // log_det: log det(S + eps I), the tied classification likelihood's criterion.
@@ -92,13 +106,7 @@ MatrixRD pooled_whitening(const MatrixRF& X, const TiedInput& in,
   }
   comm.allreduce(S);
   S /= std::max(in.n, 1.0);
-  const double ridge = kTiedRidge * (d > 0 ? S.trace() / static_cast<double>(d) : 0.0);
-  S.diagonal().array() += ridge > 0 ? ridge : 1e-30;
-  const Eigen::LLT<Eigen::MatrixXd> llt(S);
-  if (llt.info() != Eigen::Success)
-    throw DataError("the pooled within-segment covariance of " + std::to_string(k) +
-                        " tied segments is not positive definite; use --shape spherical",
-                    true);
+  const Eigen::LLT<Eigen::MatrixXd> llt = ridged_llt(std::move(S), k);
   log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
   const Eigen::MatrixXd Linv =
       llt.matrixL().solve(Eigen::MatrixXd::Identity(d, d));  // lower triangular
@@ -109,6 +117,15 @@ MatrixRD pooled_whitening(const MatrixRF& X, const TiedInput& in,
 }
 
 }  // namespace
+
+double tied_total_log_det(const TiedInput& in) {
+  const auto d = std::ssize(in.cols);
+  Eigen::MatrixXd S(d, d);
+  for (Eigen::Index a = 0; a < d; ++a)
+    for (Eigen::Index b = 0; b < d; ++b) S(a, b) = in.cov(in.cols[a], in.cols[b]);
+  const Eigen::LLT<Eigen::MatrixXd> llt = ridged_llt(std::move(S), 1);
+  return 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+}
 
 double whitened_mean_variance(const TiedInput& in, const MatrixRD& whitening) {
   const Eigen::Index h = in.cov.rows();

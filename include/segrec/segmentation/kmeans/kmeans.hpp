@@ -83,6 +83,9 @@ struct SweepRow {
   /// n_iter stay K-means' (the gap and elbow rules read the K-means curve).
   double bic = std::numeric_limits<double>::quiet_NaN();
   double log_likelihood = std::numeric_limits<double>::quiet_NaN();
+  /// --shape tied: log det of the pooled within-segment covariance (TiedFit::log_det; NaN
+  /// otherwise).
+  double log_det = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// The centroids of an earlier clustering that every k starts from (`cluster --previous`,

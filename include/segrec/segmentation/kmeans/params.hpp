@@ -130,8 +130,10 @@ struct KMeansParams {
   /// line from the first to the last point of the normalised inertia curve). docs/clustering.md
   /// compares them on planted data. bic (with --algorithm gmm): the lowest Bayesian
   /// information criterion of the mixture. auto: gap, or silhouette for tied segments (on
-  /// planted behaviour logs the gap curve of tied segments keeps rising past the planted k
-  /// while the silhouette peaks at it: docs/clustering.md).
+  /// planted behaviour logs the gap curve of tied segments rises unevenly past the planted k
+  /// while the silhouette peaks at it: docs/clustering.md). For tied segments the gap is that
+  /// of log det (tied_gap.hpp), and the silhouette skips a k after which that gap still rises
+  /// by more than 1 within two steps (a k whose segments merge groups).
   std::string pick = "auto";
   /// --shape: spherical (K-means' Euclidean segments), tied (segments sharing one
   /// within-segment covariance: Mahalanobis K-means, tied.hpp) or auto (tied on the value

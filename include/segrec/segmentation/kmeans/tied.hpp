@@ -52,6 +52,10 @@ struct TiedInput {
 /// it). cols: variance above 1e-12 x the largest (the view's unused block is all zero).
 TiedInput tied_input(const MatrixRF& X, const Comm& comm);
 
+/// Local. log det(Sigma + eps I) over in.cols, eps as for the segments' covariance: the log det
+/// of one segment, against which a k-segment fit's TiedFit::log_det is measured (tied_gap.hpp).
+double tied_total_log_det(const TiedInput& in);
+
 /// Local. The mean column variance of X's rows whitened (trace(W Sigma W^T) / h), without
 /// a pass over them: K-means' tolerance scale on Z.
 double whitened_mean_variance(const TiedInput& in, const MatrixRD& whitening);

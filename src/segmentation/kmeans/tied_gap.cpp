@@ -1,0 +1,60 @@
+// The gap statistic of tied segments (tied_gap.hpp).
+#include "segrec/segmentation/kmeans/tied_gap.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "internal.hpp"
+
+namespace segrec {
+
+namespace {
+constexpr std::uint64_t kTagTiedGap = 0x544741ULL;  // "TGA"
+}  // namespace
+
+TiedGapReference tied_gap_reference(std::int64_t d, std::int64_t n, std::int64_t sample, int sets,
+                                    std::uint64_t seed, const Comm& comm) {
+  GapReference g;  // N(0, I_d)
+  g.mean = Eigen::VectorXd::Zero(d);
+  g.factor = Eigen::MatrixXd::Identity(d, d);
+  g.rows = std::min(sample, n);
+  g.sets = sets;
+  g.seed = rng::fold_keys(seed, kTagTiedGap, 0);
+  TiedGapReference r;
+  for (int b = 0; b < sets; ++b) {
+    r.rows.push_back(gap_reference_rows(g, b, comm));
+    r.inputs.push_back(tied_input(r.rows.back(), comm));
+    r.ld1.push_back(tied_total_log_det(r.inputs.back()));
+  }
+  return r;
+}
+
+GapValue tied_gap_statistic(const TiedGapReference& ref, double ld_k, double ld_1, std::int64_t k,
+                            const KMeansParams& p, const KMeansModes& modes, const Comm& comm,
+                            const std::function<void()>& set_done) {
+  KMeansParams q = p;
+  q.n_init = 1;
+  q.swap_tries = 0;  // the null has no segments to exchange
+  q.progress_stage = "gap reference";
+  std::vector<double> drops;  // ld_k - ld_1 of each set
+  for (std::size_t b = 0; b < ref.rows.size(); ++b) {
+    const std::int64_t m = comm.allreduce_value(static_cast<std::int64_t>(ref.rows[b].rows()));
+    q.seed = rng::fold_keys(p.seed, kTagTiedGap, static_cast<std::uint64_t>(b) + 1);
+    KMeansResult r =
+        kmeans_detail::kmeans_prepared(ref.rows[b], std::min(k, m), q, modes, comm, nullptr);
+    const TiedFit t = tied_kmeans(ref.rows[b], ref.inputs[b], r, q, modes, comm);
+    drops.push_back(t.log_det - ref.ld1[b]);
+    if (set_done) set_done();
+  }
+  double mean = 0, var = 0;
+  for (double v : drops) mean += v;
+  mean /= static_cast<double>(drops.size());
+  for (double v : drops) var += (v - mean) * (v - mean);
+  var /= static_cast<double>(drops.size());
+  GapValue v;
+  v.gap = mean - (ld_k - ld_1);
+  v.se = std::sqrt(var) * std::sqrt(1.0 + 1.0 / static_cast<double>(drops.size()));
+  return v;
+}
+
+}  // namespace segrec

@@ -1,0 +1,127 @@
+// The gap statistic of tied segments under mpirun (1, 2 and 4 ranks): about 0 on rows without
+// groups; unchanged by an invertible linear map of the rows (log det against the rows' own);
+// the same at any rank count as in one process; and the silhouette of a tied sweep skipping the
+// k that merges groups, on two pairs of groups where each k's own whitening makes the merged
+// pairs look compact (the silhouette alone prefers 2).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "kmeans_reference.hpp"
+#include "segrec/core/random.hpp"
+#include "segrec/segmentation/kmeans/tied_gap.hpp"
+
+namespace segrec {
+namespace {
+
+double gauss(std::uint64_t key) {
+  const double u1 = 1.0 - rng::unit_uniform(rng::splitmix64(key));
+  const double u2 = rng::unit_uniform(rng::splitmix64(key ^ 0x9e37ULL));
+  return std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2);
+}
+
+// n x 3 rows: groups of unit-variance noise around `centres` (row i in group i % groups),
+// mapped by A (3 x 3).
+MatrixRF grouped(std::int64_t n, const Eigen::MatrixXd& centres, const Eigen::Matrix3d& A) {
+  MatrixRF X(n, 3);
+  for (std::int64_t i = 0; i < n; ++i) {
+    Eigen::Vector3d x = centres.row(i % centres.rows()).transpose();
+    for (int j = 0; j < 3; ++j) x[j] += gauss(rng::fold_keys(23, static_cast<std::uint64_t>(i), j));
+    X.row(i) = (A * x).cast<float>().transpose();
+  }
+  return X;
+}
+
+Eigen::Matrix3d skew() {
+  Eigen::Matrix3d A;
+  A << 3, 0, 0, 1.5, 0.5, 0, -2, 1, 4;  // det 6: stretched and sheared
+  return A;
+}
+
+KMeansParams sweep_params(const std::string& k) {
+  KMeansParams p;
+  p.k = k;
+  p.seed = 7;
+  p.gap_sample = 3000;
+  return p;
+}
+
+// The sweep of X's rows split over the world's ranks, as tied segments.
+ClusterRun tied_sweep(const MatrixRF& X, const std::string& k, const Comm& comm) {
+  const KMeansParams p = sweep_params(k);
+  KMeansModes modes = p.validate();
+  modes.tied = true;
+  const Block b = block_partition(X.rows(), comm.size(), comm.rank());
+  return cluster(X.middleRows(b.begin, b.size()), p, modes, comm);
+}
+
+std::vector<double> gaps(const ClusterRun& run) {
+  std::vector<double> g;
+  for (const auto& r : run.sweep) g.push_back(r.quality.gap);
+  return g;
+}
+
+TEST(TiedGap, NearZeroWithoutGroups) {
+  // One correlated Gaussian cloud: every k only cuts it, as the reference's cuts do.
+  const Comm world = Comm::world();
+  const MatrixRF X = grouped(4000, Eigen::MatrixXd::Zero(1, 3), skew());
+  const ClusterRun run = tied_sweep(X, "2:5", world);
+  for (const auto& r : run.sweep) {
+    EXPECT_LT(std::abs(r.quality.gap), 0.15) << "k = " << r.k;
+    EXPECT_GT(r.quality.gap_se, 0) << "k = " << r.k;
+  }
+}
+
+TEST(TiedGap, LinearMapsAndRankCountsLeaveItUnchanged) {
+  // Four groups 6 apart: the tied fits at k = 4 find them whatever the map, and log det
+  // against the rows' own cancels the map's 2 log |det A| (log 36 = 3.6, if it did not).
+  const Comm world = Comm::world(), serial;
+  Eigen::MatrixXd c(4, 3);
+  c << 0, 0, 0, 6, 0, 0, 0, 6, 0, 0, 0, 6;
+  const MatrixRF X = grouped(2000, c, Eigen::Matrix3d::Identity());
+  const MatrixRF Y = grouped(2000, c, skew());
+  const ClusterRun rx = tied_sweep(X, "2:6", world), ry = tied_sweep(Y, "2:6", world);
+  const std::vector<double> gx = gaps(rx), gy = gaps(ry);
+  // At k = 4 both fits are the groups (at other k the K-means starts, Euclidean, differ).
+  ASSERT_EQ(rx.sweep[2].k, 4);
+  EXPECT_NEAR(gx[2], gy[2], 1e-4);
+  // The gap climbs until the 4 groups are apart, then barely.
+  EXPECT_GT(gx[2] - gx[0], 2.0);
+  EXPECT_LT(std::abs(gx[4] - gx[2]), 0.5);
+  EXPECT_EQ(rx.result.k, 4);
+  // The reference rows and fits are keyed by global row index: one process gives the same.
+  const ClusterRun one = tied_sweep(Y, "2:6", serial);
+  const std::vector<double> g1 = gaps(one);
+  for (std::size_t i = 0; i < g1.size(); ++i)
+    EXPECT_NEAR(g1[i], gy[i], 1e-9 * (1 + std::abs(g1[i]))) << "k = " << one.sweep[i].k;
+}
+
+TEST(TiedGap, SilhouetteSkipsAKThatMergesGroups) {
+  // Two pairs of groups: the pairs 20 apart along x, each pair's groups 8 apart along y.
+  // At k = 2 each segment holds a pair, its whitening shrinks y by the pair's spread (sd 4.1),
+  // and the two segments look far apart and compact: a higher silhouette than the 4 groups'.
+  // Splitting the pairs shrinks the determinant 17-fold, which no cut of a Gaussian does.
+  const Comm world = Comm::world();
+  Eigen::MatrixXd c(4, 3);
+  c << -10, -4, 0, -10, 4, 0, 10, -4, 0, 10, 4, 0;
+  const MatrixRF X = grouped(2400, c, Eigen::Matrix3d::Identity());
+  const ClusterRun run = tied_sweep(X, "2:6", world);
+  ASSERT_EQ(run.sweep.size(), 5u);
+  std::size_t top = 0;
+  for (std::size_t i = 1; i < run.sweep.size(); ++i)
+    if (run.sweep[i].quality.silhouette > run.sweep[top].quality.silhouette) top = i;
+  EXPECT_EQ(run.sweep[top].k, 2) << "the silhouette alone should prefer the merged pairs";
+  EXPECT_GT(run.sweep[2].quality.gap - run.sweep[0].quality.gap, kTiedMergeRise);
+  EXPECT_EQ(run.pick, Criterion::kSilhouette);
+  EXPECT_EQ(run.result.k, 4);
+  std::vector<std::int32_t> truth(static_cast<std::size_t>(X.rows()));
+  for (std::size_t i = 0; i < truth.size(); ++i) truth[i] = static_cast<std::int32_t>(i % 4);
+  const Block b = block_partition(X.rows(), world.size(), world.rank());
+  const std::vector<std::int32_t> mine(truth.begin() + b.begin, truth.begin() + b.end);
+  EXPECT_GT(testing_ref::ari(run.result.labels, mine), 0.99);
+}
+
+}  // namespace
+}  // namespace segrec
