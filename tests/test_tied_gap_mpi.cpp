@@ -113,7 +113,9 @@ TEST(TiedGap, SilhouetteSkipsAKThatMergesGroups) {
   for (std::size_t i = 1; i < run.sweep.size(); ++i)
     if (run.sweep[i].quality.silhouette > run.sweep[top].quality.silhouette) top = i;
   EXPECT_EQ(run.sweep[top].k, 2) << "the silhouette alone should prefer the merged pairs";
-  EXPECT_GT(run.sweep[2].quality.gap - run.sweep[0].quality.gap, kTiedMergeRise);
+  EXPECT_TRUE(tied_merges_groups(run.sweep, 0));
+  EXPECT_TRUE(tied_merges_groups(run.sweep, 1));
+  EXPECT_FALSE(tied_merges_groups(run.sweep, 2));
   EXPECT_EQ(run.pick, Criterion::kSilhouette);
   EXPECT_EQ(run.result.k, 4);
   std::vector<std::int32_t> truth(static_cast<std::size_t>(X.rows()));
@@ -121,6 +123,39 @@ TEST(TiedGap, SilhouetteSkipsAKThatMergesGroups) {
   const Block b = block_partition(X.rows(), world.size(), world.rank());
   const std::vector<std::int32_t> mine(truth.begin() + b.begin, truth.begin() + b.end);
   EXPECT_GT(testing_ref::ari(run.result.labels, mine), 0.99);
+}
+
+// Rows k = 2.. with the given gap curve.
+std::vector<SweepRow> curve(const std::vector<double>& gap) {
+  std::vector<SweepRow> rows;
+  for (std::size_t i = 0; i < gap.size(); ++i) {
+    SweepRow r;
+    r.k = static_cast<std::int64_t>(i) + 2;
+    r.quality.gap = gap[i];
+    r.log_det = 0;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+TEST(TiedGap, MergingIsARiseAboveTheTailsRise) {
+  // k = 2..8; the upper half's steps (k = 5..8) rise by 0.1: rises up to max(0.3, 4 x 0.1 x
+  // steps) pass. From k = 2: +1.0 in one step (> 0.4): merges. From k = 3: +1.0 in one step.
+  // From k = 4: +0.1, +0.2: not.
+  const auto plateau = curve({1, 2, 3, 3.1, 3.2, 3.3, 3.4});
+  EXPECT_TRUE(tied_merges_groups(plateau, 0));
+  EXPECT_TRUE(tied_merges_groups(plateau, 1));
+  for (std::size_t i = 2; i < plateau.size(); ++i) EXPECT_FALSE(tied_merges_groups(plateau, i));
+  // A steady rise of 0.5 per k (shapes whose every cut shrinks the determinant alike): the tail
+  // allows 2 per step, so nothing merges.
+  const auto steady = curve({1, 1.5, 2, 2.5, 3, 3.5, 4});
+  for (std::size_t i = 0; i < steady.size(); ++i) EXPECT_FALSE(tied_merges_groups(steady, i));
+  // A flat tail: the floor alone; +0.31 over two steps merges, +0.29 does not.
+  const auto flat = curve({0, 0.29, 0.31, 0.31, 0.31, 0.31});
+  EXPECT_TRUE(tied_merges_groups(flat, 0));
+  EXPECT_FALSE(tied_merges_groups(flat, 1));
+  // The last k has no step after it.
+  EXPECT_FALSE(tied_merges_groups(flat, flat.size() - 1));
 }
 
 }  // namespace

@@ -55,10 +55,8 @@ std::size_t pick_k(const std::vector<SweepRow>& rows, Criterion crit) {
   }
   // Tied segments: the silhouette skips a k that merges groups (tied_gap.hpp).
   const auto merges = [&](std::size_t i) {
-    if (crit != Criterion::kSilhouette || !std::isfinite(rows[i].log_det)) return false;
-    for (std::size_t j = i + 1; j < std::min(rows.size(), i + 1 + kTiedMergeWindow); ++j)
-      if (rows[j].quality.gap - rows[i].quality.gap > kTiedMergeRise) return true;
-    return false;
+    return crit == Criterion::kSilhouette && std::isfinite(rows[i].log_det) &&
+           tied_merges_groups(rows, i);
   };
   std::size_t best = 0;
   double best_score = std::numeric_limits<double>::quiet_NaN();

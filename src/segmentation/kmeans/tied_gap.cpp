@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "internal.hpp"
 
@@ -55,6 +56,26 @@ GapValue tied_gap_statistic(const TiedGapReference& ref, double ld_k, double ld_
   v.gap = mean - (ld_k - ld_1);
   v.se = std::sqrt(var) * std::sqrt(1.0 + 1.0 / static_cast<double>(drops.size()));
   return v;
+}
+
+bool tied_merges_groups(const std::vector<SweepRow>& rows, std::size_t i) {
+  // The tail rise: the median of the upper half's steps, per unit of k, at least 0.
+  std::vector<double> steps;
+  for (std::size_t j = rows.size() / 2; j + 1 < rows.size(); ++j)
+    steps.push_back((rows[j + 1].quality.gap - rows[j].quality.gap) /
+                    static_cast<double>(rows[j + 1].k - rows[j].k));
+  double tail = 0;
+  if (!steps.empty()) {
+    std::sort(steps.begin(), steps.end());
+    const std::size_t m = steps.size();
+    tail = std::max(0.0, m % 2 ? steps[m / 2] : (steps[m / 2 - 1] + steps[m / 2]) / 2);
+  }
+  for (std::size_t j = i + 1; j < std::min(rows.size(), i + 1 + kTiedMergeWindow); ++j) {
+    const double allowed = std::max(
+        kTiedMergeFloor, kTiedMergeFactor * tail * static_cast<double>(rows[j].k - rows[i].k));
+    if (rows[j].quality.gap - rows[i].quality.gap > allowed) return true;
+  }
+  return false;
 }
 
 }  // namespace segrec

@@ -8,10 +8,13 @@
 // standard normal stands for every Gaussian: gap(1) = 0, gap ~ 0 for data without groups, and
 // each segment that separates groups, rather than cutting one, raises the gap by log of how
 // much it shrinks the determinant beyond what cutting a Gaussian does.
-// A silhouette pick on tied segments skips a k after which the gap still rises by more than
-// kTiedMergeRise within kTiedMergeWindow steps (pick_k): such a k merges groups. (Each k's
-// silhouette is taken in its own whitening, which a merge inflates along the direction between
-// the merged groups, so that they look compact.)
+// A silhouette pick on tied segments skips a k that merges groups (pick_k): one after which the
+// gap still rises, within kTiedMergeWindow steps of the sweep, by more than both
+// kTiedMergeFloor and kTiedMergeFactor x the rise that cutting the groups' own shapes gives
+// (the median rise per unit of k over the upper half of the sweep: 0 on Gaussian groups, whose
+// cuts are a Gaussian's, and 0.1-0.3 on skewed activity statistics). (Each k's silhouette is
+// taken in its own whitening, which a merge inflates along the direction between the merged
+// groups, so that they look compact.)
 #pragma once
 
 #include <cstdint>
@@ -25,10 +28,15 @@
 
 namespace segrec {
 
-/// The rise of the tied gap (the determinant e times smaller than a Gaussian's cuts give)
-/// within kTiedMergeWindow steps of the sweep past k that marks k as merging groups.
-inline constexpr double kTiedMergeRise = 1.0;
+/// What marks k as merging groups (above): the rise of the tied gap past k within
+/// kTiedMergeWindow steps above both the floor (the determinant 1.35 times smaller than a
+/// Gaussian's cuts give) and kTiedMergeFactor x the sweep's tail rise per unit of k.
+inline constexpr double kTiedMergeFloor = 0.3;
+inline constexpr double kTiedMergeFactor = 4.0;
 inline constexpr std::size_t kTiedMergeWindow = 2;
+
+/// Whether row i of a tied sweep (rows: ascending k, gap set) merges groups (above).
+bool tied_merges_groups(const std::vector<SweepRow>& rows, std::size_t i);
 
 /// The B reference sets, kept for every k of a sweep.
 struct TiedGapReference {
