@@ -127,6 +127,14 @@ double tied_total_log_det(const TiedInput& in) {
   return 2.0 * llt.matrixLLT().diagonal().array().log().sum();
 }
 
+double pooled_log_det(const MatrixRF& X, const TiedInput& in,
+                      const std::vector<std::int32_t>& labels, std::int64_t k, const Comm& comm) {
+  MatrixRD unused;
+  double log_det = 0;
+  pooled_whitening(X, in, labels, k, unused, log_det, comm);
+  return log_det;
+}
+
 double whitened_mean_variance(const TiedInput& in, const MatrixRD& whitening) {
   const Eigen::Index h = in.cov.rows();
   if (h == 0) return 0;
@@ -166,10 +174,8 @@ TiedFit tied_kmeans(const MatrixRF& X, const TiedInput& in, KMeansResult& res,
       break;
     }
   }
-  if (!t.converged) {  // the criterion of the final labels (the whitening stays the last round's)
-    MatrixRD unused;
-    pooled_whitening(X, in, res.labels, res.k, unused, t.log_det, comm);
-  }
+  if (!t.converged)  // the criterion of the final labels (the whitening stays the last round's)
+    t.log_det = pooled_log_det(X, in, res.labels, res.k, comm);
   return t;
 }
 

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "internal.hpp"
 
@@ -41,10 +40,9 @@ GapValue tied_gap_statistic(const TiedGapReference& ref, double ld_k, double ld_
   for (std::size_t b = 0; b < ref.rows.size(); ++b) {
     const std::int64_t m = comm.allreduce_value(static_cast<std::int64_t>(ref.rows[b].rows()));
     q.seed = rng::fold_keys(p.seed, kTagTiedGap, static_cast<std::uint64_t>(b) + 1);
-    KMeansResult r =
+    const KMeansResult r =
         kmeans_detail::kmeans_prepared(ref.rows[b], std::min(k, m), q, modes, comm, nullptr);
-    const TiedFit t = tied_kmeans(ref.rows[b], ref.inputs[b], r, q, modes, comm);
-    drops.push_back(t.log_det - ref.ld1[b]);
+    drops.push_back(pooled_log_det(ref.rows[b], ref.inputs[b], r.labels, r.k, comm) - ref.ld1[b]);
     if (set_done) set_done();
   }
   double mean = 0, var = 0;
@@ -59,22 +57,8 @@ GapValue tied_gap_statistic(const TiedGapReference& ref, double ld_k, double ld_
 }
 
 bool tied_merges_groups(const std::vector<SweepRow>& rows, std::size_t i) {
-  // The tail rise: the median of the upper half's steps, per unit of k, at least 0.
-  std::vector<double> steps;
-  for (std::size_t j = rows.size() / 2; j + 1 < rows.size(); ++j)
-    steps.push_back((rows[j + 1].quality.gap - rows[j].quality.gap) /
-                    static_cast<double>(rows[j + 1].k - rows[j].k));
-  double tail = 0;
-  if (!steps.empty()) {
-    std::sort(steps.begin(), steps.end());
-    const std::size_t m = steps.size();
-    tail = std::max(0.0, m % 2 ? steps[m / 2] : (steps[m / 2 - 1] + steps[m / 2]) / 2);
-  }
-  for (std::size_t j = i + 1; j < std::min(rows.size(), i + 1 + kTiedMergeWindow); ++j) {
-    const double allowed = std::max(
-        kTiedMergeFloor, kTiedMergeFactor * tail * static_cast<double>(rows[j].k - rows[i].k));
-    if (rows[j].quality.gap - rows[i].quality.gap > allowed) return true;
-  }
+  for (std::size_t j = i + 1; j < std::min(rows.size(), i + 1 + kTiedMergeWindow); ++j)
+    if (rows[j].quality.gap - rows[i].quality.gap > kTiedMergeRise) return true;
   return false;
 }
 

@@ -133,7 +133,7 @@ struct KMeansParams {
   /// planted behaviour logs the gap curve of tied segments rises unevenly past the planted k
   /// while the silhouette peaks at it: docs/clustering.md). For tied segments the gap is that
   /// of log det (tied_gap.hpp), and the silhouette skips a k after which that gap still rises
-  /// by more than 1 within two steps (a k whose segments merge groups).
+  /// steeply (a k whose segments merge groups; tied_merges_groups).
   std::string pick = "auto";
   /// --shape: spherical (K-means' Euclidean segments), tied (segments sharing one
   /// within-segment covariance: Mahalanobis K-means, tied.hpp) or auto (tied on the value

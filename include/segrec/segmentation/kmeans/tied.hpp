@@ -52,6 +52,11 @@ struct TiedInput {
 /// it). cols: variance above 1e-12 x the largest (the view's unused block is all zero).
 TiedInput tied_input(const MatrixRF& X, const Comm& comm);
 
+/// Collective. log det(S + eps I) of X's pooled within-segment covariance under `labels` (k
+/// segments) over in.cols: TiedFit::log_det of those labels.
+double pooled_log_det(const MatrixRF& X, const TiedInput& in,
+                      const std::vector<std::int32_t>& labels, std::int64_t k, const Comm& comm);
+
 /// Local. log det(Sigma + eps I) over in.cols, eps as for the segments' covariance: the log det
 /// of one segment, against which a k-segment fit's TiedFit::log_det is measured (tied_gap.hpp).
 double tied_total_log_det(const TiedInput& in);

@@ -8,13 +8,13 @@
 // standard normal stands for every Gaussian: gap(1) = 0, gap ~ 0 for data without groups, and
 // each segment that separates groups, rather than cutting one, raises the gap by log of how
 // much it shrinks the determinant beyond what cutting a Gaussian does.
-// A silhouette pick on tied segments skips a k that merges groups (pick_k): one after which the
-// gap still rises, within kTiedMergeWindow steps of the sweep, by more than both
-// kTiedMergeFloor and kTiedMergeFactor x the rise that cutting the groups' own shapes gives
-// (the median rise per unit of k over the upper half of the sweep: 0 on Gaussian groups, whose
-// cuts are a Gaussian's, and 0.1-0.3 on skewed activity statistics). (Each k's silhouette is
-// taken in its own whitening, which a merge inflates along the direction between the merged
-// groups, so that they look compact.)
+// Each set is fitted by K-means from one start. Tied rounds on the sets as well moved the curve
+// by 0.1-0.3 (docs/clustering.md) and made a sweep 30-45% slower, without changing a pick of
+// the rule below on the logs measured.
+// A silhouette pick on tied segments skips a k after which the gap still rises by more than
+// kTiedMergeRise within kTiedMergeWindow steps of the sweep (pick_k): such a k merges groups.
+// (Each k's silhouette is taken in its own whitening, which a merge inflates along the
+// direction between the merged groups, so that they look compact.)
 #pragma once
 
 #include <cstdint>
@@ -28,11 +28,9 @@
 
 namespace segrec {
 
-/// What marks k as merging groups (above): the rise of the tied gap past k within
-/// kTiedMergeWindow steps above both the floor (the determinant 1.35 times smaller than a
-/// Gaussian's cuts give) and kTiedMergeFactor x the sweep's tail rise per unit of k.
-inline constexpr double kTiedMergeFloor = 0.3;
-inline constexpr double kTiedMergeFactor = 4.0;
+/// The rise of the tied gap past k, within kTiedMergeWindow steps, that marks k as merging
+/// groups: the next fits' determinant e times smaller than a Gaussian's cuts give.
+inline constexpr double kTiedMergeRise = 1.0;
 inline constexpr std::size_t kTiedMergeWindow = 2;
 
 /// Whether row i of a tied sweep (rows: ascending k, gap set) merges groups (above).
@@ -50,8 +48,8 @@ TiedGapReference tied_gap_reference(std::int64_t d, std::int64_t n, std::int64_t
                                     std::uint64_t seed, const Comm& comm);
 
 /// Collective. gap(k) for data whose k-segment tied fit has log det `ld_k` and whose rows have
-/// `ld_1` (tied_total_log_det); each reference set is fitted as the data (K-means, one start,
-/// then tied rounds). `set_done` is called after each set (progress reports only).
+/// `ld_1` (tied_total_log_det); each reference set is fitted by K-means from one start. `set_done`
+/// is called after each set (progress reports only).
 GapValue tied_gap_statistic(const TiedGapReference& ref, double ld_k, double ld_1, std::int64_t k,
                             const KMeansParams& p, const KMeansModes& modes, const Comm& comm,
                             const std::function<void()>& set_done = {});
