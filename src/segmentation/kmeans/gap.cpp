@@ -54,13 +54,30 @@ MatrixRF gap_reference_rows(const GapReference& ref, int b, const Comm& comm) {
   return Z;
 }
 
-GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, std::int64_t k,
-                       const KMeansParams& p, const KMeansModes& modes, const Comm& comm,
-                       const std::function<void()>& set_done) {
+KMeansParams gap_reference_params(const KMeansParams& p) {
   KMeansParams q = p;
   q.n_init = 1;
   q.swap_tries = 0;  // the null has no segments to exchange
   q.progress_stage = "gap reference";
+  return q;
+}
+
+GapValue gap_of(std::span<const double> reference, double data) {
+  double mean = 0, var = 0;
+  for (double l : reference) mean += l;
+  mean /= static_cast<double>(reference.size());
+  for (double l : reference) var += (l - mean) * (l - mean);
+  var /= static_cast<double>(reference.size());
+  GapValue v;
+  v.gap = mean - data;
+  v.se = std::sqrt(var) * std::sqrt(1.0 + 1.0 / static_cast<double>(reference.size()));
+  return v;
+}
+
+GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, std::int64_t k,
+                       const KMeansParams& p, const KMeansModes& modes, const Comm& comm,
+                       const std::function<void()>& set_done) {
+  KMeansParams q = gap_reference_params(p);
   std::vector<double> logs;
   for (int b = 0; b < ref.sets; ++b) {
     const MatrixRF Z = gap_reference_rows(ref, b, comm);
@@ -70,15 +87,7 @@ GapValue gap_statistic(const GapReference& ref, double inertia, std::int64_t n, 
     logs.push_back(std::log(std::max(r.inertia, 1e-300) / static_cast<double>(ref.rows)));
     if (set_done) set_done();
   }
-  double mean = 0, var = 0;
-  for (double l : logs) mean += l;
-  mean /= static_cast<double>(logs.size());
-  for (double l : logs) var += (l - mean) * (l - mean);
-  var /= static_cast<double>(logs.size());
-  GapValue v;
-  v.gap = mean - std::log(std::max(inertia, 1e-300) / static_cast<double>(n));
-  v.se = std::sqrt(var) * std::sqrt(1.0 + 1.0 / static_cast<double>(logs.size()));
-  return v;
+  return gap_of(logs, std::log(std::max(inertia, 1e-300) / static_cast<double>(n)));
 }
 
 std::size_t gap_pick(std::span<const std::int64_t> ks, std::span<const GapValue> g) {

@@ -2,7 +2,6 @@
 #include "segrec/segmentation/kmeans/tied_gap.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 #include "internal.hpp"
 
@@ -32,10 +31,7 @@ TiedGapReference tied_gap_reference(std::int64_t d, std::int64_t n, std::int64_t
 GapValue tied_gap_statistic(const TiedGapReference& ref, double ld_k, double ld_1, std::int64_t k,
                             const KMeansParams& p, const KMeansModes& modes, const Comm& comm,
                             const std::function<void()>& set_done) {
-  KMeansParams q = p;
-  q.n_init = 1;
-  q.swap_tries = 0;  // the null has no segments to exchange
-  q.progress_stage = "gap reference";
+  KMeansParams q = gap_reference_params(p);
   std::vector<double> drops;  // ld_k - ld_1 of each set
   for (std::size_t b = 0; b < ref.rows.size(); ++b) {
     const std::int64_t m = comm.allreduce_value(static_cast<std::int64_t>(ref.rows[b].rows()));
@@ -45,15 +41,7 @@ GapValue tied_gap_statistic(const TiedGapReference& ref, double ld_k, double ld_
     drops.push_back(pooled_log_det(ref.rows[b], ref.inputs[b], r.labels, r.k, comm) - ref.ld1[b]);
     if (set_done) set_done();
   }
-  double mean = 0, var = 0;
-  for (double v : drops) mean += v;
-  mean /= static_cast<double>(drops.size());
-  for (double v : drops) var += (v - mean) * (v - mean);
-  var /= static_cast<double>(drops.size());
-  GapValue v;
-  v.gap = mean - (ld_k - ld_1);
-  v.se = std::sqrt(var) * std::sqrt(1.0 + 1.0 / static_cast<double>(drops.size()));
-  return v;
+  return gap_of(drops, ld_k - ld_1);
 }
 
 bool tied_merges_groups(const std::vector<SweepRow>& rows, std::size_t i) {

@@ -52,6 +52,13 @@ struct GapValue {
   double se = 0;
 };
 
+/// Local. The parameters a reference set is clustered with: p's, one start, no moves.
+KMeansParams gap_reference_params(const KMeansParams& p);
+
+/// Local. gap = mean(reference) - data, se = sd(reference) * sqrt(1 + 1/B) (B values, one per
+/// reference set, of what `data` is for the data: log inertia, or log det for tied segments).
+GapValue gap_of(std::span<const double> reference, double data);
+
 /// Collective. gap(k) for data whose K-means inertia at k is `inertia` over `n` rows; the
 /// reference sets are clustered with p and modes (one start each); `set_done` is called
 /// after each (progress reports only).
