@@ -56,8 +56,8 @@ namespace {
 constexpr Eigen::Index kScatterBlock = 4096;  // rows per GEMM of the pooled scatter
 
 // Cholesky of S + eps I (S: d x d covariance of k segments' rows, eps: kTiedRidge x S's mean
-// variance).
-Eigen::LLT<Eigen::MatrixXd> ridged_llt(Eigen::MatrixXd S, std::int64_t k) {
+// variance), and its log det.
+Eigen::LLT<Eigen::MatrixXd> ridged_llt(Eigen::MatrixXd S, std::int64_t k, double& log_det) {
   const Eigen::Index d = S.rows();
   const double ridge = kTiedRidge * (d > 0 ? S.trace() / static_cast<double>(d) : 0.0);
   S.diagonal().array() += ridge > 0 ? ridge : 1e-30;
@@ -66,6 +66,7 @@ Eigen::LLT<Eigen::MatrixXd> ridged_llt(Eigen::MatrixXd S, std::int64_t k) {
     throw DataError("the pooled within-segment covariance of " + std::to_string(k) +
                         " tied segments is not positive definite; use --shape spherical",
                     true);
+  log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
   return llt;
 }
 
@@ -106,8 +107,7 @@ MatrixRD pooled_whitening(const MatrixRF& X, const TiedInput& in,
   }
   comm.allreduce(S);
   S /= std::max(in.n, 1.0);
-  const Eigen::LLT<Eigen::MatrixXd> llt = ridged_llt(std::move(S), k);
-  log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+  const Eigen::LLT<Eigen::MatrixXd> llt = ridged_llt(std::move(S), k, log_det);
   const Eigen::MatrixXd Linv =
       llt.matrixL().solve(Eigen::MatrixXd::Identity(d, d));  // lower triangular
   MatrixRD W = MatrixRD::Identity(h, h);
@@ -123,8 +123,9 @@ double tied_total_log_det(const TiedInput& in) {
   Eigen::MatrixXd S(d, d);
   for (Eigen::Index a = 0; a < d; ++a)
     for (Eigen::Index b = 0; b < d; ++b) S(a, b) = in.cov(in.cols[a], in.cols[b]);
-  const Eigen::LLT<Eigen::MatrixXd> llt = ridged_llt(std::move(S), 1);
-  return 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+  double log_det = 0;
+  ridged_llt(std::move(S), 1, log_det);
+  return log_det;
 }
 
 double pooled_log_det(const MatrixRF& X, const TiedInput& in,

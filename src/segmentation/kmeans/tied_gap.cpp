@@ -34,7 +34,7 @@ GapValue tied_gap_statistic(const TiedGapReference& ref, double ld_k, double ld_
   KMeansParams q = gap_reference_params(p);
   std::vector<double> drops;  // ld_k - ld_1 of each set
   for (std::size_t b = 0; b < ref.rows.size(); ++b) {
-    const std::int64_t m = comm.allreduce_value(static_cast<std::int64_t>(ref.rows[b].rows()));
+    const auto m = static_cast<std::int64_t>(ref.inputs[b].n);  // rows over all ranks
     q.seed = rng::fold_keys(p.seed, kTagTiedGap, static_cast<std::uint64_t>(b) + 1);
     const KMeansResult r =
         kmeans_detail::kmeans_prepared(ref.rows[b], std::min(k, m), q, modes, comm, nullptr);
