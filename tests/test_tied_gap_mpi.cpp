@@ -2,7 +2,8 @@
 // groups; unchanged by an invertible linear map of the rows (log det against the rows' own);
 // the same at any rank count as in one process; and the silhouette of a tied sweep skipping the
 // k that merges groups, on two pairs of groups where each k's own whitening makes the merged
-// pairs look compact (the silhouette alone prefers 2).
+// pairs look compact (the silhouette alone prefers 2); and its skipping a k whose bimodal segment
+// a later k resolves, on six pairs of groups whose splits the gap reads as small.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "kmeans_reference.hpp"
 #include "segrec/core/random.hpp"
+#include "segrec/segmentation/kmeans/split_dip.hpp"
 #include "segrec/segmentation/kmeans/tied_gap.hpp"
 
 namespace segrec {
@@ -124,6 +126,67 @@ TEST(TiedGap, SilhouetteSkipsAKThatMergesGroups) {
   const Block b = block_partition(X.rows(), world.size(), world.rank());
   const std::vector<std::int32_t> mine(truth.begin() + b.begin, truth.begin() + b.end);
   EXPECT_GT(testing_ref::ari(run.result.labels, mine), 0.99);
+}
+
+// n x 8 rows: 12 Gaussian groups sharing one covariance, in 6 pairs (pair centres sd 6, each
+// pair's groups 5 apart in a random direction), group sizes 1 : 2 : 3 in turn, mapped by a
+// random 8 x 8 matrix plus 2 I. labels: each row's group.
+MatrixRF paired_groups(std::int64_t n, std::vector<std::int32_t>& labels) {
+  constexpr int d = 8, pairs = 6;
+  const auto g = [](std::uint64_t a, std::uint64_t b) { return gauss(rng::fold_keys(a, b)); };
+  Eigen::MatrixXd A(d, d), C(2 * pairs, d);
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) A(i, j) = g(1, i * d + j) + (i == j ? 2 : 0);
+  for (int p = 0; p < pairs; ++p) {
+    Eigen::RowVectorXd centre(d), off(d);
+    for (int j = 0; j < d; ++j) centre[j] = 6 * g(2, p * d + j), off[j] = g(3, p * d + j);
+    off *= 2.5 / off.norm();
+    C.row(2 * p) = centre + off;
+    C.row(2 * p + 1) = centre - off;
+  }
+  // Rows cycle through 24 slots: group j takes 1, 2 or 3 of them (j % 3 + 1): 24 = 12 * 2.
+  std::vector<std::int32_t> slot;
+  for (int j = 0; j < 2 * pairs; ++j) slot.insert(slot.end(), j % 3 + 1, j);
+  MatrixRF X(n, d);
+  labels.resize(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int32_t j = slot[static_cast<std::size_t>(i) % slot.size()];
+    labels[i] = j;
+    Eigen::VectorXd z(d);
+    for (int f = 0; f < d; ++f) z[f] = g(4, static_cast<std::uint64_t>(i * d + f));
+    X.row(i) = (A * (z + C.row(j).transpose())).cast<float>().transpose();
+  }
+  return X;
+}
+
+TEST(TiedGap, SilhouetteSkipsAKWhoseBimodalSegmentALaterKResolves) {
+  // The pairs' splits each lower the determinant too little for the gap's rise (below 1 within
+  // two steps), and the silhouette alone stops short of 12; the segments below 12 hold pairs,
+  // bimodal along their 2-means axes, until 12 resolves them all.
+  const Comm world = Comm::world(), serial;
+  std::vector<std::int32_t> truth;
+  const MatrixRF X = paired_groups(4800, truth);
+  const ClusterRun run = tied_sweep(X, "2:14", world);
+  ASSERT_EQ(run.sweep.size(), 13u);
+  std::size_t top = 0;  // the silhouette with only the gap's skip
+  for (std::size_t i = 1; i < run.sweep.size(); ++i)
+    if (!tied_merges_groups(run.sweep, i) &&
+        (tied_merges_groups(run.sweep, top) ||
+         run.sweep[i].quality.silhouette > run.sweep[top].quality.silhouette))
+      top = i;
+  EXPECT_LT(run.sweep[top].k, 12) << "the silhouette and the gap's skip alone should stop short";
+  EXPECT_TRUE(split_resolved_later(run.sweep, top));
+  for (std::size_t i = 10; i < run.sweep.size(); ++i)
+    EXPECT_LT(run.sweep[i].quality.split_dip, kSplitDipBimodal) << "k = " << run.sweep[i].k;
+  EXPECT_EQ(run.result.k, 12);
+  const Block b = block_partition(X.rows(), world.size(), world.rank());
+  const std::vector<std::int32_t> mine(truth.begin() + b.begin, truth.begin() + b.end);
+  EXPECT_GT(testing_ref::ari(run.result.labels, mine), 0.95);
+  // The sample, its labels and the dips are the same in one process.
+  const ClusterRun one = tied_sweep(X, "2:14", serial);
+  for (std::size_t i = 0; i < one.sweep.size(); ++i)
+    EXPECT_NEAR(one.sweep[i].quality.split_dip, run.sweep[i].quality.split_dip, 1e-9)
+        << "k = " << one.sweep[i].k;
 }
 
 // Rows k = 2.. with the given gap curve.

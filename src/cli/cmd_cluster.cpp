@@ -116,7 +116,7 @@ class Cluster final : public Command {
             "(Davies-Bouldin), "
             "ch (Calinski-Harabasz), elbow, bic (gmm: the mixture's lowest BIC), or auto (gap; "
             "silhouette for tied segments, skipping a k whose segments merge groups by the gap "
-            "of log det)")(
+            "of log det or by a bimodal segment that a later k resolves)")(
             "shape", po::value(&p_.shape)->default_value(p_.shape),
             "segments' shape: spherical (K-means, Euclidean), tied (one shared within-segment "
             "covariance: Mahalanobis K-means), or auto (tied on the value view, else "

@@ -155,7 +155,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
   if (!run.sweep.empty()) {
     f.create_group("/sweep");
     std::vector<std::int64_t> ks, iters;
-    std::vector<double> in, sil, db, ch, gap, gap_se;
+    std::vector<double> in, sil, db, ch, gap, gap_se, dip;
     for (const auto& row : run.sweep) {
       ks.push_back(row.k);
       iters.push_back(row.n_iter);
@@ -165,6 +165,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
       ch.push_back(row.quality.calinski_harabasz);
       gap.push_back(row.quality.gap);
       gap_se.push_back(row.quality.gap_se);
+      dip.push_back(row.quality.split_dip);
     }
     f.write_replicated<std::int64_t>("/sweep/k", ks);
     f.write_replicated<std::int64_t>("/sweep/n_iter", iters);
@@ -174,6 +175,7 @@ void write_segments(const std::string& path, const ClusterRun& run,
     f.write_replicated<double>("/sweep/calinski_harabasz", ch);
     f.write_replicated<double>("/sweep/gap", gap);
     f.write_replicated<double>("/sweep/gap_se", gap_se);
+    f.write_replicated<double>("/sweep/split_dip", dip);
     if (run.gmm.fitted) {
       std::vector<double> bic, ll;
       for (const auto& row : run.sweep) {

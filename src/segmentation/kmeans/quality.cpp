@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "internal.hpp"
 #include "segrec/segmentation/kmeans/quality.hpp"
+#include "segrec/segmentation/kmeans/split_dip.hpp"
 
 namespace segrec {
 
@@ -54,27 +56,45 @@ LabelMeans label_means(const MatrixRF& X, std::span<const std::int32_t> labels, 
   return m;
 }
 
+/// The silhouette's sample (`sample` users keyed by the seed and the global index, ascending):
+/// their rows (S x h) and labels, on every rank (collective).
+std::pair<MatrixRF, std::vector<std::int64_t>> sampled_rows(const MatrixRF& X, const Layout& L,
+                                                            std::span<const std::int32_t> labels,
+                                                            std::int64_t sample, std::uint64_t seed,
+                                                            const Comm& comm) {
+  auto ids = sample_indices(L, sample, key_of(seed, kTagSilhouette), comm);
+  std::sort(ids.begin(), ids.end());
+  const auto S = static_cast<std::int64_t>(ids.size());
+  MatrixRF P = fetch_rows(X, L, ids, X.cols(), comm);
+  std::vector<std::int64_t> plab(static_cast<std::size_t>(S), 0);
+  for (std::int64_t s = 0; s < S; ++s)
+    if (L.mine(ids[s])) plab[s] = labels[ids[s] - L.begin];
+  comm.allreduce(plab);
+  return {std::move(P), std::move(plab)};
+}
+
 }  // namespace
+
+double split_dip_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
+                       std::int64_t sample, std::uint64_t seed, const Comm& comm) {
+  if (sample <= 0) return nan();
+  const Layout L = make_layout(X.rows(), comm);
+  const auto [P, plab] = sampled_rows(X, L, labels, sample, seed, comm);
+  return split_dip(P, plab, k);
+}
 
 double silhouette_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
                         std::int64_t sample, std::uint64_t seed, int threads, const Comm& comm,
                         std::int64_t* sample_used) {
   if (sample_used) *sample_used = 0;
   const Layout L = make_layout(X.rows(), comm);
-  const std::int64_t h = X.cols();
   std::vector<std::int64_t> sizes(static_cast<std::size_t>(k), 0);
   for (const auto j : labels) sizes[j] += 1;
   comm.allreduce(sizes);
   const auto nonempty = std::count_if(sizes.begin(), sizes.end(), [](auto c) { return c > 0; });
   if (sample <= 0 || nonempty < 2 || nonempty >= L.n) return nan();
-  auto ids = sample_indices(L, sample, key_of(seed, kTagSilhouette), comm);
-  std::sort(ids.begin(), ids.end());
-  const auto S = static_cast<std::int64_t>(ids.size());
-  const MatrixRF P = fetch_rows(X, L, ids, h, comm);  // S x h, on every rank
-  std::vector<std::int64_t> plab(static_cast<std::size_t>(S), 0);
-  for (std::int64_t s = 0; s < S; ++s)
-    if (L.mine(ids[s])) plab[s] = labels[ids[s] - L.begin];
-  comm.allreduce(plab);
+  const auto [P, plab] = sampled_rows(X, L, labels, sample, seed, comm);
+  const auto S = static_cast<std::int64_t>(plab.size());
   std::vector<std::int64_t> scount(static_cast<std::size_t>(k), 0);  // per cluster, in sample
   for (const auto l : plab) scount[l] += 1;
   if (std::count_if(scount.begin(), scount.end(), [](auto c) { return c > 0; }) < 2) return nan();

@@ -14,6 +14,7 @@
 #include "segrec/segmentation/kmeans/gap.hpp"
 #include "segrec/segmentation/kmeans/init.hpp"
 #include "segrec/segmentation/kmeans/quality.hpp"
+#include "segrec/segmentation/kmeans/split_dip.hpp"
 #include "segrec/segmentation/kmeans/tied.hpp"
 #include "segrec/segmentation/kmeans/tied_gap.hpp"
 
@@ -53,10 +54,10 @@ std::size_t pick_k(const std::vector<SweepRow>& rows, Criterion crit) {
     }
     return best;
   }
-  // Tied segments: the silhouette skips a k that merges groups (tied_gap.hpp).
+  // Tied segments: the silhouette skips a k that merges groups (tied_gap.hpp, split_dip.hpp).
   const auto merges = [&](std::size_t i) {
     return crit == Criterion::kSilhouette && std::isfinite(rows[i].log_det) &&
-           tied_merges_groups(rows, i);
+           (tied_merges_groups(rows, i) || split_resolved_later(rows, i));
   };
   std::size_t best = 0;
   double best_score = std::numeric_limits<double>::quiet_NaN();
@@ -129,6 +130,7 @@ ClusterRun cluster(const MatrixRF& X, const KMeansParams& p, const KMeansModes& 
     if (p.silhouette_sample > 0)
       q.silhouette = silhouette_score(Xq, labels, k, p.silhouette_sample, p.seed, threads, comm,
                                       &q.silhouette_sample);
+    if (sweep) q.split_dip = split_dip_score(Xq, labels, k, p.silhouette_sample, p.seed, comm);
   };
   std::vector<KMeansResult> results;  // one per k, until the pick
   std::vector<GmmFit> fits;           // --algorithm gmm: one per k

@@ -71,6 +71,9 @@ struct ClusterQuality {
   double calinski_harabasz = std::numeric_limits<double>::quiet_NaN();
   double gap = std::numeric_limits<double>::quiet_NaN();     ///< gap statistic (gap.hpp)
   double gap_se = std::numeric_limits<double>::quiet_NaN();  ///< its standard error
+  /// The largest sqrt(m) dip of a segment's 2-means split in the silhouette's sample
+  /// (split_dip.hpp; sweeps only)
+  double split_dip = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// One row of a k sweep.

@@ -133,7 +133,8 @@ struct KMeansParams {
   /// planted behaviour logs the gap curve of tied segments rises unevenly past the planted k
   /// while the silhouette peaks at it: docs/clustering.md). For tied segments the gap is that
   /// of log det (tied_gap.hpp), and the silhouette skips a k after which that gap still rises
-  /// steeply (a k whose segments merge groups; tied_merges_groups).
+  /// steeply (a k whose segments merge groups; tied_merges_groups), or one of whose segments is
+  /// bimodal along its 2-means axis until a later k resolves it for good (split_dip.hpp).
   std::string pick = "auto";
   /// --shape: spherical (K-means' Euclidean segments), tied (segments sharing one
   /// within-segment covariance: Mahalanobis K-means, tied.hpp) or auto (tied on the value

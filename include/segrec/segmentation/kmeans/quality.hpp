@@ -17,6 +17,10 @@ namespace segrec {
 double silhouette_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
                         std::int64_t sample, std::uint64_t seed, int threads, const Comm& comm,
                         std::int64_t* sample_used = nullptr);
+/// split_dip (split_dip.hpp) of the silhouette's sample of `sample` users (collective; NaN when
+/// sample <= 0).
+double split_dip_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
+                       std::int64_t sample, std::uint64_t seed, const Comm& comm);
 /// Davies-Bouldin index over non-empty clusters (centroids = means of the labelled users).
 double davies_bouldin_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
                             const Comm& comm);
