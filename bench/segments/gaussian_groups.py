@@ -2,7 +2,7 @@
 """Writes a projection.h5 that `segrec cluster` reads, of Gaussian groups sharing one random
 covariance, and truth.csv (user_id,segment): the check of how `--shape tied` chooses k on
 groups whose within-group shape is the model's own (docs/clustering.md, "The silhouette's
-collapses").
+collapses" and "Bimodal segments").
 8 dims, N users (default 6,000) in K groups of unequal sizes (3% at least); centres at random
 (`flat`, sd 3) or in K / 2 pairs (pair centres sd 6, each pair's groups 5 apart); noise
 Gaussian, Student t (5 degrees, unit variance) or log-normal (standardised); all rows mapped
