@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <limits>
 #include <span>
-#include <utility>
 #include <vector>
 
 #include "internal.hpp"
@@ -57,11 +56,15 @@ LabelMeans label_means(const MatrixRF& X, std::span<const std::int32_t> labels, 
 }
 
 /// The silhouette's sample (`sample` users keyed by the seed and the global index, ascending):
-/// their rows (S x h) and labels, on every rank (collective).
-std::pair<MatrixRF, std::vector<std::int64_t>> sampled_rows(const MatrixRF& X, const Layout& L,
-                                                            std::span<const std::int32_t> labels,
-                                                            std::int64_t sample, std::uint64_t seed,
-                                                            const Comm& comm) {
+/// their rows and labels, on every rank.
+struct SampledRows {
+  MatrixRF rows;                     // S x h
+  std::vector<std::int64_t> labels;  // S
+};
+
+/// Collective.
+SampledRows sampled_rows(const MatrixRF& X, const Layout& L, std::span<const std::int32_t> labels,
+                         std::int64_t sample, std::uint64_t seed, const Comm& comm) {
   auto ids = sample_indices(L, sample, key_of(seed, kTagSilhouette), comm);
   std::sort(ids.begin(), ids.end());
   const auto S = static_cast<std::int64_t>(ids.size());
@@ -79,8 +82,8 @@ double split_dip_score(const MatrixRF& X, std::span<const std::int32_t> labels, 
                        std::int64_t sample, std::uint64_t seed, const Comm& comm) {
   if (sample <= 0) return nan();
   const Layout L = make_layout(X.rows(), comm);
-  const auto [P, plab] = sampled_rows(X, L, labels, sample, seed, comm);
-  return split_dip(P, plab, k);
+  const SampledRows sampled = sampled_rows(X, L, labels, sample, seed, comm);
+  return split_dip(sampled.rows, sampled.labels, k);
 }
 
 double silhouette_score(const MatrixRF& X, std::span<const std::int32_t> labels, std::int64_t k,
@@ -93,7 +96,9 @@ double silhouette_score(const MatrixRF& X, std::span<const std::int32_t> labels,
   comm.allreduce(sizes);
   const auto nonempty = std::count_if(sizes.begin(), sizes.end(), [](auto c) { return c > 0; });
   if (sample <= 0 || nonempty < 2 || nonempty >= L.n) return nan();
-  const auto [P, plab] = sampled_rows(X, L, labels, sample, seed, comm);
+  const SampledRows sampled = sampled_rows(X, L, labels, sample, seed, comm);
+  const MatrixRF& P = sampled.rows;  // S x h
+  const std::vector<std::int64_t>& plab = sampled.labels;
   const auto S = static_cast<std::int64_t>(plab.size());
   std::vector<std::int64_t> scount(static_cast<std::size_t>(k), 0);  // per cluster, in sample
   for (const auto l : plab) scount[l] += 1;
